@@ -1,0 +1,14 @@
+// The contract every `egret` subcommand module implements (see ./commands/).
+export interface CliCommand {
+  /** The word after `egret`, e.g. "detect". */
+  name: string;
+  /** One line shown in `egret --help`. */
+  summary: string;
+  /** Runs the command; resolves to the process exit code. Throw UsageError for bad flags. */
+  run(argv: string[]): Promise<number>;
+}
+
+/** A mistake in how the command was called: printed without a stack, exit code 2. */
+export class UsageError extends Error {
+  readonly exitCode = 2;
+}
