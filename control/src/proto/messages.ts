@@ -1,0 +1,168 @@
+// TypeScript shapes of the egret.v1 messages as @grpc/proto-loader presents them with the options
+// in ./index.ts: field names exactly as in the .proto (snake_case), 64-bit integers as JS numbers,
+// enums as their string names (numbers are also accepted when sending), bytes as Buffer
+// (any Uint8Array is accepted when sending), and every field present on decode (defaults filled).
+// Keep in step with proto/egret/v1/*.proto; the proto lint test checks every field is named here.
+
+export type Verdict = "VERDICT_UNSPECIFIED" | "VERDICT_ALLOW" | "VERDICT_DENY" | "VERDICT_ALERT" | "VERDICT_WOULD_DENY";
+
+export type Reason =
+  | "REASON_UNSPECIFIED"
+  | "REASON_ALLOWED"
+  | "REASON_DENIED_BY_RULE"
+  | "REASON_ALERT_BY_RULE"
+  | "REASON_DEFAULT_DENY"
+  | "REASON_PROTOCOL_MISMATCH"
+  | "REASON_SNI_UNVERIFIED"
+  | "REASON_HOST_UNVERIFIED"
+  | "REASON_UNATTRIBUTED"
+  | "REASON_LOOKUP_TIMEOUT"
+  | "REASON_CONTROL_UNAVAILABLE"
+  | "REASON_NOT_SELECTED"
+  | "REASON_DETECTION_TIMEOUT"
+  | "REASON_INTERNAL_ERROR";
+
+export type PolicyMode = "POLICY_MODE_UNSPECIFIED" | "POLICY_MODE_ENFORCE" | "POLICY_MODE_MONITOR";
+export type DnsTransport = "DNS_TRANSPORT_UNSPECIFIED" | "DNS_TRANSPORT_UDP" | "DNS_TRANSPORT_TCP";
+export type WatchRequestType =
+  | "WATCH_REQUEST_TYPE_UNSPECIFIED"
+  | "WATCH_REQUEST_TYPE_SUBSCRIBE"
+  | "WATCH_REQUEST_TYPE_ACK"
+  | "WATCH_REQUEST_TYPE_NACK";
+export type WatchResponseType = "WATCH_RESPONSE_TYPE_UNSPECIFIED" | "WATCH_RESPONSE_TYPE_SNAPSHOT" | "WATCH_RESPONSE_TYPE_DELTA";
+export type LookupResult =
+  | "LOOKUP_RESULT_UNSPECIFIED"
+  | "LOOKUP_RESULT_FOUND"
+  | "LOOKUP_RESULT_NOT_FOUND"
+  | "LOOKUP_RESULT_UNKNOWN_POD";
+
+/** Bytes as received (Buffer) or as sent (any Uint8Array). */
+export type Bytes = Uint8Array;
+
+export interface ResolvedName {
+  name: string;
+  cname_chain: string[];
+  expires_unix_ms: number;
+}
+
+export interface Resolution {
+  ip: Bytes;
+  names: ResolvedName[];
+  expires_unix_ms: number;
+}
+
+export interface WatchRequest {
+  type: WatchRequestType;
+  pod_name: string;
+  pod_namespace: string;
+  pod_ips: Bytes[];
+  instance_id: string;
+  resume_epoch: string;
+  resume_version: number;
+  response_version: number;
+  response_nonce: string;
+  error_detail: string;
+}
+
+export interface WatchResponse {
+  type: WatchResponseType;
+  epoch: string;
+  version: number;
+  base_version: number;
+  nonce: string;
+  policy: Bytes;
+  policy_hash: string;
+  pod_selected: boolean;
+  upserts: Resolution[];
+  removals: Bytes[];
+  server_time_unix_ms: number;
+}
+
+export interface LookupRequest {
+  source_ip: Bytes;
+  destination_ip: Bytes;
+  pod_name: string;
+  pod_namespace: string;
+  wait_ms: number;
+  instance_id: string;
+}
+
+export interface LookupResponse {
+  result: LookupResult;
+  resolution: Resolution | null;
+  server_time_unix_ms: number;
+}
+
+export interface VerdictEvent {
+  time_unix_ms: number;
+  pod_name: string;
+  pod_namespace: string;
+  source_ip: Bytes;
+  source_port: number;
+  destination_ip: Bytes;
+  destination_port: number;
+  names: string[];
+  protocol: string;
+  sni: string;
+  host: string;
+  verdict: Verdict;
+  reason: Reason;
+  policy: string;
+  rule: string;
+  mode: PolicyMode;
+  matched_name: string;
+  instance_id: string;
+  detail: string;
+}
+
+export interface ReportRequest {
+  events: VerdictEvent[];
+  dropped_events: number;
+}
+
+export interface ReportResponse {
+  accepted_events: number;
+  rejected_events: number;
+}
+
+export interface DnsAnswer {
+  ip: Bytes;
+  ttl_seconds: number;
+}
+
+export interface Observation {
+  pod_ip: Bytes;
+  query_name: string;
+  query_type: number;
+  rcode: number;
+  cname_chain: string[];
+  answers: DnsAnswer[];
+  resolver_ip: Bytes;
+  resolver_port: number;
+  transport: DnsTransport;
+  observed_unix_ms: number;
+  interface_name: string;
+}
+
+export interface ObserveRequest {
+  agent_id: string;
+  sequence: number;
+  observations: Observation[];
+  replay: boolean;
+}
+
+export interface ObserveResponse {
+  acked_sequence: number;
+  accepted_observations: number;
+  rejected_observations: number;
+  server_id: string;
+}
+
+/** What a sender writes: every field optional (proto3 defaults apply), bytes as any Uint8Array. */
+export type Outgoing<T> = T extends Uint8Array
+  ? Uint8Array
+  : T extends (infer E)[]
+    ? Outgoing<E>[]
+    : T extends object
+      ? { [K in keyof T]?: Outgoing<T[K]> | null }
+      : T;
