@@ -1,0 +1,329 @@
+// Link-layer → IP → TCP/UDP decoding of one captured frame. Pure and zero-copy: the payload is a
+// view into the frame. Frames that carry nothing we decode return null and, when a counter object
+// is passed, count the reason (DropReason).
+
+/** Link types decodeFrame understands (pcap-linktype(7) numbers). */
+export const LinkType = {
+  NULL: 0, // BSD loopback: 4-byte address family in the capturing host's byte order
+  ETHERNET: 1,
+  PPP: 9,
+  FDDI: 10,
+  RAW_12: 12, // DLT_RAW on most platforms
+  RAW_14: 14, // DLT_RAW on OpenBSD
+  PPP_HDLC: 50,
+  PPP_ETHER: 51, // PPPoE session payload
+  RAW: 101,
+  LOOP: 108, // OpenBSD loopback: address family in network byte order
+  LINUX_SLL: 113,
+  IPV4: 228,
+  IPV6: 229,
+  LINUX_SLL2: 276,
+} as const;
+
+export type DropReason =
+  | "unsupported-link-type"
+  | "truncated-link-header"
+  | "not-ip" // ARP, LLDP, 802.3/LLC, … — nothing wrong, just not ours
+  | "truncated-ip-header"
+  | "bad-ip-header"
+  | "ip-fragment" // non-first IPv4/IPv6 fragment (not reassembled)
+  | "unsupported-transport" // ICMP, SCTP, ESP, …
+  | "truncated-transport-header"
+  | "bad-transport-header";
+
+export type DropCounts = Partial<Record<DropReason, number>>;
+
+export interface TcpHeader {
+  /** Sequence number (unsigned 32-bit). */
+  seq: number;
+  /** Acknowledgement number (unsigned 32-bit; meaningful when flags & ACK). */
+  ack: number;
+  /** The 9 flag bits: FIN=0x01 SYN=0x02 RST=0x04 PSH=0x08 ACK=0x10 URG=0x20 ECE=0x40 CWR=0x80 NS=0x100. */
+  flags: number;
+  window: number;
+}
+
+export const TcpFlag = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80 } as const;
+
+export interface DecodedPacket {
+  ipVersion: 4 | 6;
+  /** Textual addresses: dotted quad, or RFC 5952 IPv6 (no brackets). */
+  src: string;
+  dst: string;
+  /** Raw address bytes (length 4 or 16), views into the frame. */
+  srcIp: Uint8Array;
+  dstIp: Uint8Array;
+  proto: "tcp" | "udp";
+  srcPort: number;
+  dstPort: number;
+  /** Transport payload (view). Link-layer padding is trimmed using the IP length fields. */
+  payload: Uint8Array;
+  /**
+   * Payload bytes the IP/UDP headers announce; larger than payload.length when the frame was cut
+   * by the capture's snap length, or for the first fragment of a fragmented datagram.
+   */
+  payloadLength: number;
+  /** First fragment of a fragmented IP datagram: the payload is incomplete. */
+  fragmented: boolean;
+  tcp?: TcpHeader;
+  /** IP TTL / hop limit. */
+  ttl: number;
+}
+
+function drop(counts: DropCounts | undefined, reason: DropReason): null {
+  if (counts) counts[reason] = (counts[reason] ?? 0) + 1;
+  return null;
+}
+
+const ETHERTYPE_IPV4 = 0x0800;
+const ETHERTYPE_IPV6 = 0x86dd;
+const ETHERTYPE_VLAN = 0x8100;
+const ETHERTYPE_QINQ = 0x88a8;
+const ETHERTYPE_QINQ_OLD = 0x9100;
+const ETHERTYPE_PPPOE_SESSION = 0x8864;
+const PPP_IPV4 = 0x0021;
+const PPP_IPV6 = 0x0057;
+const MAX_VLAN_TAGS = 4;
+
+/**
+ * Decodes one frame of the given link type down to TCP or UDP. Returns null (counting the reason
+ * in `drops` when given) for anything else. Never throws.
+ */
+export function decodeFrame(linkType: number, data: Uint8Array, drops?: DropCounts): DecodedPacket | null {
+  const ipOffset = linkPayloadOffset(linkType, data, drops);
+  if (ipOffset < 0) return null;
+  return decodeIp(data.subarray(ipOffset), drops);
+}
+
+/** Offset of the IP header in a frame, or -1 (counted) when there is none. */
+function linkPayloadOffset(linkType: number, d: Uint8Array, drops?: DropCounts): number {
+  switch (linkType) {
+    case LinkType.ETHERNET: {
+      if (d.length < 14) return drop(drops, "truncated-link-header") ?? -1;
+      return etherTypePayload(d, 12, drops);
+    }
+    case LinkType.LINUX_SLL: {
+      if (d.length < 16) return drop(drops, "truncated-link-header") ?? -1;
+      return etherTypePayload(d, 14, drops);
+    }
+    case LinkType.LINUX_SLL2: {
+      if (d.length < 20) return drop(drops, "truncated-link-header") ?? -1;
+      const type = (d[0]! << 8) | d[1]!;
+      return ipByEtherType(type, 20, drops);
+    }
+    case LinkType.RAW:
+    case LinkType.RAW_12:
+    case LinkType.RAW_14:
+    case LinkType.IPV4:
+    case LinkType.IPV6:
+      return 0;
+    case LinkType.NULL:
+    case LinkType.LOOP: {
+      if (d.length < 4) return drop(drops, "truncated-link-header") ?? -1;
+      // The family value differs per OS (AF_INET6 is 10, 24, 28 or 30) and byte order; the IP
+      // version nibble is authoritative, so only reject families that are certainly not IP.
+      const le = d[0]! | (d[1]! << 8) | (d[2]! << 16) | (d[3]! << 24);
+      const be = (d[0]! << 24) | (d[1]! << 16) | (d[2]! << 8) | d[3]!;
+      const isIp = (f: number) => f === 2 || f === 10 || f === 24 || f === 28 || f === 30;
+      return isIp(le) || isIp(be) ? 4 : drop(drops, "not-ip") ?? -1;
+    }
+    case LinkType.FDDI:
+      // Frame control, destination, source, then an 802.2 LLC/SNAP header.
+      if (d.length < 13) return drop(drops, "truncated-link-header") ?? -1;
+      return snapPayload(d, 13, drops);
+    case LinkType.PPP:
+    case LinkType.PPP_HDLC:
+      return pppPayload(d, 0, drops);
+    case LinkType.PPP_ETHER:
+      if (d.length < 6) return drop(drops, "truncated-link-header") ?? -1;
+      return pppPayload(d, 6, drops);
+    default:
+      return drop(drops, "unsupported-link-type") ?? -1;
+  }
+}
+
+function etherTypePayload(d: Uint8Array, typeOffset: number, drops?: DropCounts): number {
+  let off = typeOffset;
+  let type = (d[off]! << 8) | d[off + 1]!;
+  for (let tags = 0; type === ETHERTYPE_VLAN || type === ETHERTYPE_QINQ || type === ETHERTYPE_QINQ_OLD; tags++) {
+    if (tags >= MAX_VLAN_TAGS) return drop(drops, "not-ip") ?? -1;
+    off += 4;
+    if (off + 2 > d.length) return drop(drops, "truncated-link-header") ?? -1;
+    type = (d[off]! << 8) | d[off + 1]!;
+  }
+  // A value up to 1500 is an 802.3 length: an LLC header follows, possibly SNAP with an EtherType.
+  if (type <= 1500) return snapPayload(d, off + 2, drops);
+  if (type === ETHERTYPE_PPPOE_SESSION) {
+    if (off + 2 + 6 > d.length) return drop(drops, "truncated-link-header") ?? -1;
+    return pppPayload(d, off + 2 + 6, drops);
+  }
+  return ipByEtherType(type, off + 2, drops);
+}
+
+/** 802.2 LLC + SNAP (AA AA 03, OUI 000000) carrying an EtherType; anything else is not IP. */
+function snapPayload(d: Uint8Array, off: number, drops?: DropCounts): number {
+  if (off + 8 > d.length) return drop(drops, "not-ip") ?? -1;
+  if (d[off] !== 0xaa || d[off + 1] !== 0xaa || d[off + 2] !== 0x03 || d[off + 3] !== 0 || d[off + 4] !== 0 || d[off + 5] !== 0) {
+    return drop(drops, "not-ip") ?? -1;
+  }
+  return ipByEtherType((d[off + 6]! << 8) | d[off + 7]!, off + 8, drops);
+}
+
+function ipByEtherType(type: number, payloadOffset: number, drops?: DropCounts): number {
+  return type === ETHERTYPE_IPV4 || type === ETHERTYPE_IPV6 ? payloadOffset : drop(drops, "not-ip") ?? -1;
+}
+
+function pppPayload(d: Uint8Array, off: number, drops?: DropCounts): number {
+  // Optional HDLC address/control bytes 0xff 0x03; protocol field may be compressed to 1 byte.
+  if (off + 2 <= d.length && d[off] === 0xff && d[off + 1] === 0x03) off += 2;
+  if (off >= d.length) return drop(drops, "truncated-link-header") ?? -1;
+  let proto: number;
+  if (d[off]! & 1) {
+    proto = d[off]!;
+    off += 1;
+  } else {
+    if (off + 2 > d.length) return drop(drops, "truncated-link-header") ?? -1;
+    proto = (d[off]! << 8) | d[off + 1]!;
+    off += 2;
+  }
+  return proto === PPP_IPV4 || proto === PPP_IPV6 ? off : drop(drops, "not-ip") ?? -1;
+}
+
+const IPPROTO_TCP = 6;
+const IPPROTO_UDP = 17;
+
+/** Decodes a packet starting at the IP header (IPv4 or IPv6, by version nibble). */
+export function decodeIp(ip: Uint8Array, drops?: DropCounts): DecodedPacket | null {
+  if (ip.length < 1) return drop(drops, "truncated-ip-header");
+  const version = ip[0]! >> 4;
+  if (version === 4) return decodeIpv4(ip, drops);
+  if (version === 6) return decodeIpv6(ip, drops);
+  return drop(drops, "bad-ip-header");
+}
+
+function decodeIpv4(ip: Uint8Array, drops?: DropCounts): DecodedPacket | null {
+  if (ip.length < 20) return drop(drops, "truncated-ip-header");
+  const ihl = (ip[0]! & 0x0f) * 4;
+  const totalLength = (ip[2]! << 8) | ip[3]!;
+  if (ihl < 20 || totalLength < ihl) return drop(drops, "bad-ip-header");
+  if (ip.length < ihl) return drop(drops, "truncated-ip-header");
+  const fragField = (ip[6]! << 8) | ip[7]!;
+  const moreFragments = (fragField & 0x2000) !== 0;
+  if ((fragField & 0x1fff) !== 0) return drop(drops, "ip-fragment");
+  // TCP segmentation offload captures show total length 0: trust the captured bytes then.
+  const end = totalLength === 0 ? ip.length : Math.min(totalLength, ip.length);
+  const announced = totalLength === 0 ? ip.length - ihl : totalLength - ihl;
+  return decodeTransport(ip[9]!, 4, ip.subarray(12, 16), ip.subarray(16, 20), ip.subarray(ihl, Math.max(ihl, end)), announced, moreFragments, ip[8]!, drops);
+}
+
+const V6_HOP_BY_HOP = 0;
+const V6_ROUTING = 43;
+const V6_FRAGMENT = 44;
+const V6_AH = 51;
+const V6_DEST_OPTS = 60;
+const V6_MOBILITY = 135;
+const V6_HIP = 139;
+const V6_SHIM6 = 140;
+const MAX_V6_EXTENSIONS = 16;
+
+function decodeIpv6(ip: Uint8Array, drops?: DropCounts): DecodedPacket | null {
+  if (ip.length < 40) return drop(drops, "truncated-ip-header");
+  const payloadLength = (ip[4]! << 8) | ip[5]!;
+  // Payload length 0 means a jumbogram (or TSO): use the captured bytes.
+  const end = payloadLength === 0 ? ip.length : Math.min(40 + payloadLength, ip.length);
+  const announcedEnd = payloadLength === 0 ? ip.length : 40 + payloadLength;
+  let next = ip[6]!;
+  let off = 40;
+  let fragmented = false;
+  for (let i = 0; ; i++) {
+    if (i > MAX_V6_EXTENSIONS) return drop(drops, "bad-ip-header");
+    if (next === V6_HOP_BY_HOP || next === V6_ROUTING || next === V6_DEST_OPTS || next === V6_MOBILITY || next === V6_HIP || next === V6_SHIM6) {
+      if (off + 2 > end) return drop(drops, "truncated-ip-header");
+      const len = (ip[off + 1]! + 1) * 8;
+      next = ip[off]!;
+      off += len;
+    } else if (next === V6_AH) {
+      if (off + 2 > end) return drop(drops, "truncated-ip-header");
+      const len = (ip[off + 1]! + 2) * 4;
+      next = ip[off]!;
+      off += len;
+    } else if (next === V6_FRAGMENT) {
+      if (off + 8 > end) return drop(drops, "truncated-ip-header");
+      const fragOffset = ((ip[off + 2]! << 8) | ip[off + 3]!) >> 3;
+      if (fragOffset !== 0) return drop(drops, "ip-fragment");
+      fragmented = fragmented || (ip[off + 3]! & 1) !== 0;
+      next = ip[off]!;
+      off += 8;
+    } else break;
+    if (off > end) return drop(drops, "truncated-ip-header");
+  }
+  return decodeTransport(next, 6, ip.subarray(8, 24), ip.subarray(24, 40), ip.subarray(off, end), announcedEnd - off, fragmented, ip[7]!, drops);
+}
+
+function decodeTransport(
+  proto: number, ipVersion: 4 | 6, srcIp: Uint8Array, dstIp: Uint8Array, seg: Uint8Array, announced: number,
+  fragmented: boolean, ttl: number, drops?: DropCounts,
+): DecodedPacket | null {
+  if (proto === IPPROTO_TCP) {
+    if (seg.length < 20) return drop(drops, "truncated-transport-header");
+    const dataOffset = (seg[12]! >> 4) * 4;
+    if (dataOffset < 20) return drop(drops, "bad-transport-header");
+    if (seg.length < dataOffset) return drop(drops, "truncated-transport-header");
+    const payload = seg.subarray(dataOffset);
+    return {
+      ipVersion, src: formatIp(srcIp), dst: formatIp(dstIp), srcIp, dstIp, proto: "tcp",
+      srcPort: (seg[0]! << 8) | seg[1]!, dstPort: (seg[2]! << 8) | seg[3]!,
+      payload, payloadLength: Math.max(payload.length, announced - dataOffset), fragmented, ttl,
+      tcp: {
+        seq: readU32(seg, 4), ack: readU32(seg, 8),
+        flags: ((seg[12]! & 1) << 8) | seg[13]!,
+        window: (seg[14]! << 8) | seg[15]!,
+      },
+    };
+  }
+  if (proto === IPPROTO_UDP) {
+    if (seg.length < 8) return drop(drops, "truncated-transport-header");
+    const udpLength = (seg[4]! << 8) | seg[5]!;
+    // Length 0 is legal for UDP over IPv6 jumbograms; otherwise it must cover the header.
+    if (udpLength !== 0 && udpLength < 8) return drop(drops, "bad-transport-header");
+    const claimed = udpLength === 0 ? Math.max(seg.length, announced) - 8 : udpLength - 8;
+    const payload = seg.subarray(8, 8 + Math.min(claimed, seg.length - 8));
+    return {
+      ipVersion, src: formatIp(srcIp), dst: formatIp(dstIp), srcIp, dstIp, proto: "udp",
+      srcPort: (seg[0]! << 8) | seg[1]!, dstPort: (seg[2]! << 8) | seg[3]!,
+      payload, payloadLength: Math.max(payload.length, claimed), fragmented, ttl,
+    };
+  }
+  return drop(drops, "unsupported-transport");
+}
+
+function readU32(b: Uint8Array, off: number): number {
+  return ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
+}
+
+/** Formats 4 or 16 address bytes: dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run "::"). */
+export function formatIp(a: Uint8Array): string {
+  if (a.length === 4) return `${a[0]}.${a[1]}.${a[2]}.${a[3]}`;
+  if (a.length !== 16) throw new RangeError(`an IP address has 4 or 16 bytes, not ${a.length}`);
+  const words: number[] = [];
+  for (let i = 0; i < 16; i += 2) words.push((a[i]! << 8) | a[i + 1]!);
+  // IPv4-mapped ::ffff:a.b.c.d keeps the dotted tail (RFC 5952 §5).
+  if (words.slice(0, 5).every((w) => w === 0) && words[5] === 0xffff) return `::ffff:${a[12]}.${a[13]}.${a[14]}.${a[15]}`;
+  let bestStart = -1;
+  let bestLen = 1; // a single zero word is not compressed
+  for (let i = 0; i < 8; ) {
+    if (words[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && words[j] === 0) j++;
+    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(":");
+  if (bestStart < 0) return hex(words);
+  return `${hex(words.slice(0, bestStart))}::${hex(words.slice(bestStart + bestLen))}`;
+}
+
+/** "ip:port", with IPv6 addresses in brackets. */
+export function formatEndpoint(ip: string, port: number): string {
+  return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
