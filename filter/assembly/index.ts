@@ -4,5 +4,6 @@ import { registerRootContextFactory } from "./abi/registry";
 import { createMinimalRoot } from "./minimal/filter";
 
 // Tool exports (pure logic the CLI runs from this same module) — one line per module:
+export * from "./tools/engine";
 
 registerRootContextFactory(createMinimalRoot);

@@ -1,0 +1,377 @@
+// The compiled policy snapshot of one pod: format, decoder and verified read-only accessors.
+// Produced by control/src/policy/compile.ts (keep both in step; bump FORMAT_VERSION on change).
+//
+// Format v1, all integers little-endian:
+//   header (44 bytes)
+//     0 u32 magic "EGP1"      4 u16 format version (1)   6 u16 flags (bit 0: pod selected)
+//     8 u32 total length     12 u32 FNV-1a 32 of bytes [16, total)
+//    16 u16 policy count     18 u16 protocol label count  20 u32 rule count
+//    24 u32 pattern count    28 u32 cidr count            32 u32 port-range count
+//    36 u32 strings length   40 u16 cluster cidr count    42 u16 reserved (0)
+//   protocol labels  count × 8:  u32 off, u16 len, u16 0          (into strings)
+//   policies         count × 24: u32 refOff, u16 refLen, u8 tier (0 Admin, 1 namespaced, 2 Baseline),
+//                                u8 mode (1 Enforce, 2 Monitor), u32 firstRule, u32 ruleCount,
+//                                u32 graceSeconds, u8 unattributed (0 unset, 1 Deny, 2 Alert, 3 Allow),
+//                                u8 kind (0 cluster, 1 namespaced), u16 0
+//   rules            count × 44: u8 action (1 Allow, 2 Deny, 3 Alert), u8 fields (RULE_* bits),
+//                                u16 policy, u32 nameOff, u16 nameLen (0: unnamed), u16 index in policy,
+//                                u32 patternStart, u32 patternCount, u32 cidrStart, u32 cidrCount,
+//                                u32 portStart, u32 portCount, u64 protocol bits (over the label table)
+//   patterns         count × 8:  u8 kind (0 exact, 1 "*." one label, 2 "**." one or more), u8 0,
+//                                u16 len, u32 off — the name, or the suffix after the wildcard label
+//   cidrs            count × 20: u8 family (4|6), u8 prefix (0…128 over the 16-byte IPv4-mapped
+//                                address), u8 except (1: excludes from the preceding include), u8 0,
+//                                u64 hi, u64 lo (address halves as big-endian integers)
+//   cluster cidrs    count × 20: same, except = 0 (defines `external`)
+//   port ranges      count × 4:  u16 first, u16 last (inclusive)
+//   strings          bytes (policy refs, rule names, patterns, protocol labels; lowercase ASCII)
+// The sections exactly fill `total length`. Policies are in evaluation order and partition the
+// rules in order; every rule's ranges lie inside their tables.
+import { protocolIdOfLabel } from "./protocols";
+
+// @ts-ignore: decorator
+@inline export const SNAPSHOT_MAGIC: u32 = 0x31504745; // "EGP1"
+// @ts-ignore: decorator
+@inline export const FORMAT_VERSION: u32 = 1;
+// @ts-ignore: decorator
+@inline export const HEADER_SIZE: u32 = 44;
+// @ts-ignore: decorator
+@inline export const PROTOCOL_ENTRY_SIZE: u32 = 8;
+// @ts-ignore: decorator
+@inline export const POLICY_ENTRY_SIZE: u32 = 24;
+// @ts-ignore: decorator
+@inline export const RULE_ENTRY_SIZE: u32 = 44;
+// @ts-ignore: decorator
+@inline export const PATTERN_ENTRY_SIZE: u32 = 8;
+// @ts-ignore: decorator
+@inline export const CIDR_ENTRY_SIZE: u32 = 20;
+// @ts-ignore: decorator
+@inline export const PORT_ENTRY_SIZE: u32 = 4;
+
+// Bounds a snapshot may not exceed (a corrupt count must not drive a huge allocation).
+// @ts-ignore: decorator
+@inline export const MAX_SNAPSHOT_BYTES: u32 = 32 << 20;
+// @ts-ignore: decorator
+@inline const MAX_POLICIES: u32 = 4096;
+// @ts-ignore: decorator
+@inline const MAX_RULES: u32 = 65535;
+// @ts-ignore: decorator
+@inline const MAX_PROTOCOL_LABELS: u32 = 64;
+// @ts-ignore: decorator
+@inline const MAX_GRACE_SECONDS: u32 = 86400 * 7;
+
+// Rule field bits (which `to`/`ports`/`protocols` fields the rule sets).
+// @ts-ignore: decorator
+@inline export const RULE_DOMAINS: u32 = 1;
+// @ts-ignore: decorator
+@inline export const RULE_CIDRS: u32 = 2;
+// @ts-ignore: decorator
+@inline export const RULE_EXTERNAL: u32 = 4;
+// @ts-ignore: decorator
+@inline export const RULE_PORTS: u32 = 8;
+// @ts-ignore: decorator
+@inline export const RULE_PROTOCOLS: u32 = 16;
+
+// @ts-ignore: decorator
+@inline export const ACTION_ALLOW: u8 = 1;
+// @ts-ignore: decorator
+@inline export const ACTION_DENY: u8 = 2;
+// @ts-ignore: decorator
+@inline export const ACTION_ALERT: u8 = 3;
+// @ts-ignore: decorator
+@inline export const MODE_ENFORCE: u8 = 1;
+// @ts-ignore: decorator
+@inline export const MODE_MONITOR: u8 = 2;
+// @ts-ignore: decorator
+@inline export const PATTERN_EXACT: u8 = 0;
+// @ts-ignore: decorator
+@inline export const PATTERN_ONE_LABEL: u8 = 1;
+// @ts-ignore: decorator
+@inline export const PATTERN_MULTI_LABEL: u8 = 2;
+
+// Decode error codes (lastDecodeError()); 0 = none.
+export const enum DecodeError {
+  None = 0, TooShort = 1, BadMagic = 2, BadVersion = 3, LengthMismatch = 4, Checksum = 5,
+  Limit = 6, Layout = 7, BadString = 8, UnknownProtocol = 9, BadPolicy = 10, BadRule = 11,
+  BadPattern = 12, BadCidr = 13, BadPort = 14, TooLarge = 15,
+}
+
+let decodeError: i32 = 0;
+let decodeErrorOffset: i32 = 0;
+
+/** Why the last decodeSnapshot() returned null (DecodeError), 0 after a success. */
+export function lastDecodeError(): i32 { return decodeError; }
+/** Byte offset in the snapshot where the last decode failed (best effort). */
+export function lastDecodeErrorOffset(): i32 { return decodeErrorOffset; }
+
+function fail(code: DecodeError, offset: u32): PolicySnapshot | null {
+  decodeError = code;
+  decodeErrorOffset = <i32>offset;
+  return null;
+}
+
+/** FNV-1a, 32 bit, over [ptr, ptr+len). */
+export function fnv1a32(ptr: usize, len: usize): u32 {
+  let h: u32 = 0x811c9dc5;
+  for (let i: usize = 0; i < len; i++) {
+    h ^= <u32>load<u8>(ptr + i);
+    h *= 0x01000193;
+  }
+  return h;
+}
+
+/**
+ * A decoded, verified snapshot: an owned copy of the bytes plus section offsets and the per-rule
+ * protocol masks remapped to detector ids. Immutable after decode; every offset the engine reads
+ * was checked by the decoder, so evaluation needs no bounds checks.
+ */
+export class PolicySnapshot {
+  /** False when no policy selects the pod: nothing is enforced. */
+  selected: bool = false;
+  policyCount: i32 = 0;
+  ruleCount: i32 = 0;
+  clusterCidrCount: i32 = 0;
+  /** Largest per-policy resolution grace; keep expired resolutions at least this long. */
+  maxGraceSeconds: i32 = 0;
+  /** True when every policy is in Monitor mode (default-deny becomes would-deny). */
+  allMonitor: bool = false;
+  // Owned bytes and absolute addresses of each section inside them.
+  raw: StaticArray<u8>;
+  base: usize = 0;
+  policies: usize = 0;
+  rules: usize = 0;
+  patterns: usize = 0;
+  cidrs: usize = 0;
+  clusterCidrs: usize = 0;
+  ports: usize = 0;
+  strings: usize = 0;
+  /** Per rule: allowed detector protocol ids as bits. */
+  ruleProtocols: StaticArray<u64>;
+
+  constructor(raw: StaticArray<u8>, ruleCount: i32) {
+    this.raw = raw;
+    this.base = changetype<usize>(raw);
+    this.ruleProtocols = new StaticArray<u64>(ruleCount);
+  }
+
+  // Policy accessors (i < policyCount).
+  @inline policyTier(i: i32): u8 { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 6); }
+  @inline policyMode(i: i32): u8 { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 7); }
+  @inline policyFirstRule(i: i32): i32 { return <i32>load<u32>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 8); }
+  @inline policyRuleCount(i: i32): i32 { return <i32>load<u32>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 12); }
+  @inline policyGrace(i: i32): i32 { return <i32>load<u32>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 16); }
+  @inline policyUnattributed(i: i32): u8 { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 20); }
+  @inline policyKind(i: i32): u8 { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 21); }
+  /** Address and length of the policy's reference ("name" or "namespace/name"). */
+  @inline policyRefPtr(i: i32): usize { return this.strings + <usize>load<u32>(this.policies + <usize>i * POLICY_ENTRY_SIZE); }
+  @inline policyRefLen(i: i32): i32 { return <i32>load<u16>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 4); }
+
+  // Rule accessors (r < ruleCount; r is the global rule index).
+  @inline ruleAddr(r: i32): usize { return this.rules + <usize>r * RULE_ENTRY_SIZE; }
+  @inline ruleAction(r: i32): u8 { return load<u8>(this.ruleAddr(r)); }
+  @inline ruleFields(r: i32): u32 { return <u32>load<u8>(this.ruleAddr(r), 1); }
+  @inline rulePolicy(r: i32): i32 { return <i32>load<u16>(this.ruleAddr(r), 2); }
+  @inline ruleNamePtr(r: i32): usize { return this.strings + <usize>load<u32>(this.ruleAddr(r), 4); }
+  @inline ruleNameLen(r: i32): i32 { return <i32>load<u16>(this.ruleAddr(r), 8); }
+  @inline ruleIndexInPolicy(r: i32): i32 { return <i32>load<u16>(this.ruleAddr(r), 10); }
+  @inline rulePatternStart(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), 12); }
+  @inline rulePatternCount(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), 16); }
+  @inline ruleCidrStart(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), 20); }
+  @inline ruleCidrCount(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), 24); }
+  @inline rulePortStart(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), 28); }
+  @inline rulePortCount(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), 32); }
+  @inline ruleProtocolMask(r: i32): u64 { return unchecked(this.ruleProtocols[r]); }
+
+  // Pattern, CIDR and port entries.
+  @inline patternKind(p: i32): u8 { return load<u8>(this.patterns + <usize>p * PATTERN_ENTRY_SIZE); }
+  @inline patternLen(p: i32): i32 { return <i32>load<u16>(this.patterns + <usize>p * PATTERN_ENTRY_SIZE, 2); }
+  @inline patternPtr(p: i32): usize { return this.strings + <usize>load<u32>(this.patterns + <usize>p * PATTERN_ENTRY_SIZE, 4); }
+  @inline cidrAddr(c: i32): usize { return this.cidrs + <usize>c * CIDR_ENTRY_SIZE; }
+  @inline clusterCidrAddr(c: i32): usize { return this.clusterCidrs + <usize>c * CIDR_ENTRY_SIZE; }
+  @inline portFirst(p: i32): u32 { return <u32>load<u16>(this.ports + <usize>p * PORT_ENTRY_SIZE); }
+  @inline portLast(p: i32): u32 { return <u32>load<u16>(this.ports + <usize>p * PORT_ENTRY_SIZE, 2); }
+
+  /** The policy's reference as a string (reporting path only: allocates). */
+  policyName(i: i32): string {
+    if (i < 0 || i >= this.policyCount) return "";
+    return String.UTF8.decodeUnsafe(this.policyRefPtr(i), <usize>this.policyRefLen(i));
+  }
+
+  /** The rule's label for reports: its name, or "#N" (0-based index in its policy). Allocates. */
+  ruleLabel(r: i32): string {
+    if (r < 0 || r >= this.ruleCount) return "";
+    const n = this.ruleNameLen(r);
+    if (n > 0) return String.UTF8.decodeUnsafe(this.ruleNamePtr(r), <usize>n);
+    return "#" + this.ruleIndexInPolicy(r).toString();
+  }
+}
+
+// Checks [off, off+len) lies inside the strings section and holds printable ASCII.
+function stringOk(strings: usize, stringsLen: u32, off: u32, len: u32): bool {
+  if (<u64>off + <u64>len > <u64>stringsLen) return false;
+  for (let i: u32 = 0; i < len; i++) {
+    const c = load<u8>(strings + <usize>(off + i));
+    if (c < 0x21 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+function cidrEntryOk(addr: usize, allowExcept: bool): bool {
+  const family = load<u8>(addr);
+  const prefix = <u32>load<u8>(addr, 1);
+  const isExcept = load<u8>(addr, 2);
+  if (load<u8>(addr, 3) != 0 || isExcept > 1 || (isExcept == 1 && !allowExcept)) return false;
+  if (prefix > 128) return false;
+  if (family == 4) {
+    // IPv4 entries live inside ::ffff:0:0/96.
+    if (prefix < 96 || load<u64>(addr, 4) != 0 || (load<u64>(addr, 12) >> 32) != 0xffff) return false;
+  } else if (family != 6) return false;
+  return true;
+}
+
+/**
+ * Decodes and verifies a snapshot from [ptr, ptr+len). Allocates (root context only). Returns null
+ * on any inconsistency (see lastDecodeError()); never traps on any input.
+ */
+export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
+  decodeError = 0;
+  decodeErrorOffset = 0;
+  if (len < HEADER_SIZE) return fail(DecodeError.TooShort, 0);
+  if (len > MAX_SNAPSHOT_BYTES) return fail(DecodeError.TooLarge, 0);
+  if (load<u32>(ptr) != SNAPSHOT_MAGIC) return fail(DecodeError.BadMagic, 0);
+  if (<u32>load<u16>(ptr, 4) != FORMAT_VERSION) return fail(DecodeError.BadVersion, 4);
+  if (load<u32>(ptr, 8) != len) return fail(DecodeError.LengthMismatch, 8);
+  if (fnv1a32(ptr + 16, <usize>(len - 16)) != load<u32>(ptr, 12)) return fail(DecodeError.Checksum, 12);
+
+  const flags = <u32>load<u16>(ptr, 6);
+  const policyCount = <u32>load<u16>(ptr, 16);
+  const protocolCount = <u32>load<u16>(ptr, 18);
+  const ruleCount = load<u32>(ptr, 20);
+  const patternCount = load<u32>(ptr, 24);
+  const cidrCount = load<u32>(ptr, 28);
+  const portCount = load<u32>(ptr, 32);
+  const stringsLen = load<u32>(ptr, 36);
+  const clusterCidrCount = <u32>load<u16>(ptr, 40);
+  if (flags > 1 || load<u16>(ptr, 42) != 0) return fail(DecodeError.BadVersion, 6);
+  if (policyCount > MAX_POLICIES || ruleCount > MAX_RULES || protocolCount > MAX_PROTOCOL_LABELS) return fail(DecodeError.Limit, 16);
+
+  // Section layout in u64 so corrupt counts cannot overflow.
+  const offProtocols: u64 = HEADER_SIZE;
+  const offPolicies: u64 = offProtocols + <u64>protocolCount * PROTOCOL_ENTRY_SIZE;
+  const offRules: u64 = offPolicies + <u64>policyCount * POLICY_ENTRY_SIZE;
+  const offPatterns: u64 = offRules + <u64>ruleCount * RULE_ENTRY_SIZE;
+  const offCidrs: u64 = offPatterns + <u64>patternCount * PATTERN_ENTRY_SIZE;
+  const offClusterCidrs: u64 = offCidrs + <u64>cidrCount * CIDR_ENTRY_SIZE;
+  const offPorts: u64 = offClusterCidrs + <u64>clusterCidrCount * CIDR_ENTRY_SIZE;
+  const offStrings: u64 = offPorts + <u64>portCount * PORT_ENTRY_SIZE;
+  if (offStrings + <u64>stringsLen != <u64>len) return fail(DecodeError.Layout, 20);
+
+  // From here on every section is inside the buffer; copy it so the caller may free its bytes.
+  const raw = new StaticArray<u8>(<i32>len);
+  memory.copy(changetype<usize>(raw), ptr, <usize>len);
+  const snap = new PolicySnapshot(raw, <i32>ruleCount);
+  const base = snap.base;
+  snap.selected = (flags & 1) != 0;
+  snap.policyCount = <i32>policyCount;
+  snap.ruleCount = <i32>ruleCount;
+  snap.clusterCidrCount = <i32>clusterCidrCount;
+  snap.policies = base + <usize>offPolicies;
+  snap.rules = base + <usize>offRules;
+  snap.patterns = base + <usize>offPatterns;
+  snap.cidrs = base + <usize>offCidrs;
+  snap.clusterCidrs = base + <usize>offClusterCidrs;
+  snap.ports = base + <usize>offPorts;
+  snap.strings = base + <usize>offStrings;
+  const strings = snap.strings;
+
+  // Protocol label table → detector ids.
+  const protocolIds = new StaticArray<i32>(<i32>protocolCount);
+  for (let i: u32 = 0; i < protocolCount; i++) {
+    const e = base + <usize>offProtocols + <usize>i * PROTOCOL_ENTRY_SIZE;
+    const off = load<u32>(e);
+    const n = <u32>load<u16>(e, 4);
+    const at = <u32>(offProtocols + <u64>i * PROTOCOL_ENTRY_SIZE);
+    if (n == 0 || load<u16>(e, 6) != 0 || !stringOk(strings, stringsLen, off, n)) return fail(DecodeError.BadString, at);
+    const id = protocolIdOfLabel(strings + <usize>off, <i32>n);
+    if (id < 0 || id >= 64) return fail(DecodeError.UnknownProtocol, at);
+    unchecked(protocolIds[i] = id);
+  }
+
+  // Policies partition the rules in order.
+  let nextRule: u32 = 0;
+  let maxGrace: u32 = 0;
+  let allMonitor = policyCount > 0;
+  for (let i: u32 = 0; i < policyCount; i++) {
+    const e = snap.policies + <usize>i * POLICY_ENTRY_SIZE;
+    const at = <u32>(offPolicies + <u64>i * POLICY_ENTRY_SIZE);
+    const refOff = load<u32>(e);
+    const refLen = <u32>load<u16>(e, 4);
+    const tier = load<u8>(e, 6);
+    const mode = load<u8>(e, 7);
+    const first = load<u32>(e, 8);
+    const count = load<u32>(e, 12);
+    const grace = load<u32>(e, 16);
+    const unattributed = load<u8>(e, 20);
+    const kind = load<u8>(e, 21);
+    if (refLen == 0 || !stringOk(strings, stringsLen, refOff, refLen)) return fail(DecodeError.BadString, at);
+    if (tier > 2 || mode < 1 || mode > 2 || unattributed > 3 || kind > 1 || load<u16>(e, 22) != 0) return fail(DecodeError.BadPolicy, at);
+    if (first != nextRule || <u64>first + <u64>count > <u64>ruleCount || grace > MAX_GRACE_SECONDS) return fail(DecodeError.BadPolicy, at);
+    nextRule = first + count;
+    if (grace > maxGrace) maxGrace = grace;
+    if (mode != MODE_MONITOR) allMonitor = false;
+  }
+  if (nextRule != ruleCount) return fail(DecodeError.BadPolicy, <u32>offPolicies);
+  snap.maxGraceSeconds = <i32>maxGrace;
+  snap.allMonitor = allMonitor;
+
+  // Rules.
+  let policyIndex: u32 = 0;
+  for (let r: u32 = 0; r < ruleCount; r++) {
+    const e = snap.rules + <usize>r * RULE_ENTRY_SIZE;
+    const at = <u32>(offRules + <u64>r * RULE_ENTRY_SIZE);
+    while (policyIndex < policyCount && <u32>snap.policyFirstRule(<i32>policyIndex) + <u32>snap.policyRuleCount(<i32>policyIndex) <= r) policyIndex++;
+    const action = load<u8>(e);
+    const fields = <u32>load<u8>(e, 1);
+    const owner = <u32>load<u16>(e, 2);
+    const nameOff = load<u32>(e, 4);
+    const nameLen = <u32>load<u16>(e, 8);
+    const indexInPolicy = <u32>load<u16>(e, 10);
+    const pStart = load<u32>(e, 12), pCount = load<u32>(e, 16);
+    const cStart = load<u32>(e, 20), cCount = load<u32>(e, 24);
+    const oStart = load<u32>(e, 28), oCount = load<u32>(e, 32);
+    const protoBits = load<u64>(e, 36);
+    if (action < 1 || action > 3 || fields > 31 || owner != policyIndex) return fail(DecodeError.BadRule, at);
+    if (indexInPolicy != r - <u32>snap.policyFirstRule(<i32>owner)) return fail(DecodeError.BadRule, at + 10);
+    if (nameLen > 0 && !stringOk(strings, stringsLen, nameOff, nameLen)) return fail(DecodeError.BadString, at + 4);
+    // Each field bit must agree with its table range; ranges must lie inside their tables.
+    if (((fields & RULE_DOMAINS) != 0) != (pCount > 0) || <u64>pStart + <u64>pCount > <u64>patternCount) return fail(DecodeError.BadRule, at + 12);
+    if (((fields & RULE_CIDRS) != 0) != (cCount > 0) || <u64>cStart + <u64>cCount > <u64>cidrCount) return fail(DecodeError.BadRule, at + 20);
+    if (((fields & RULE_PORTS) != 0) != (oCount > 0) || <u64>oStart + <u64>oCount > <u64>portCount) return fail(DecodeError.BadRule, at + 28);
+    if (((fields & RULE_PROTOCOLS) != 0) != (protoBits != 0)) return fail(DecodeError.BadRule, at + 36);
+    if (protocolCount < 64 && (protoBits >> protocolCount) != 0) return fail(DecodeError.BadRule, at + 36);
+    let mask: u64 = 0;
+    for (let b: u32 = 0; b < protocolCount; b++) {
+      if ((protoBits >> b) & 1) mask |= (<u64>1) << <u64>unchecked(protocolIds[b]);
+    }
+    unchecked(snap.ruleProtocols[r] = mask);
+    // A rule's CIDR list starts with an include.
+    for (let c: u32 = 0; c < cCount; c++) {
+      if (!cidrEntryOk(snap.cidrAddr(<i32>(cStart + c)), c > 0)) return fail(DecodeError.BadCidr, <u32>(offCidrs + <u64>(cStart + c) * CIDR_ENTRY_SIZE));
+    }
+  }
+  for (let p: u32 = 0; p < patternCount; p++) {
+    const e = snap.patterns + <usize>p * PATTERN_ENTRY_SIZE;
+    const kind = load<u8>(e);
+    const n = <u32>load<u16>(e, 2);
+    if (kind > 2 || load<u8>(e, 1) != 0 || n == 0 || n > 253 || !stringOk(strings, stringsLen, load<u32>(e, 4), n)) {
+      return fail(DecodeError.BadPattern, <u32>(offPatterns + <u64>p * PATTERN_ENTRY_SIZE));
+    }
+  }
+  for (let c: u32 = 0; c < clusterCidrCount; c++) {
+    if (!cidrEntryOk(snap.clusterCidrAddr(<i32>c), false)) return fail(DecodeError.BadCidr, <u32>(offClusterCidrs + <u64>c * CIDR_ENTRY_SIZE));
+  }
+  for (let o: u32 = 0; o < portCount; o++) {
+    if (snap.portFirst(<i32>o) > snap.portLast(<i32>o)) return fail(DecodeError.BadPort, <u32>(offPorts + <u64>o * PORT_ENTRY_SIZE));
+  }
+  return snap;
+}
