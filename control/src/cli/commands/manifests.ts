@@ -1,0 +1,78 @@
+// `egret manifests`: prints the Kubernetes/Istio install for this build of Egret, with the sha256
+// of the egret.wasm that this image's control service serves filled into the EnvoyFilter.
+import { writeFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import type { CliCommand } from "../command.js";
+import { UsageError } from "../command.js";
+import { renderInstall, sha256File, toYaml } from "../../deploy/render.js";
+
+const ROOT = new URL("../../../../../", import.meta.url);
+
+const HELP = `usage: egret manifests [options]
+
+Renders manifests/ (namespace, CRDs, RBAC, control, agent, EnvoyFilter) for this build.
+
+  --image REF               image for control and agent (default ghcr.io/egret-dev/egret:<version>)
+  --wasm FILE               module whose sha256 goes into the EnvoyFilter (default: the built egret.wasm)
+  --selector KEY=VALUE      only pods with this label get the filter (repeatable)
+  --delivery ecds|volume    module delivery (default ecds: istio-agent downloads it from control)
+  --istio-root-namespace NS Istio's root namespace for the mesh-wide EnvoyFilter (default istio-system)
+  --set KEY=JSON            override a plugin configuration key, e.g. --set lookup_timeout_ms=500 (repeatable)
+  -o, --output FILE         write to FILE instead of stdout
+`;
+
+export const command: CliCommand = {
+  name: "manifests",
+  summary: "print the Kubernetes/Istio install manifests for this build",
+  async run(argv) {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        options: {
+          image: { type: "string" }, wasm: { type: "string" }, selector: { type: "string", multiple: true },
+          delivery: { type: "string" }, "istio-root-namespace": { type: "string" }, set: { type: "string", multiple: true },
+          output: { type: "string", short: "o" }, help: { type: "boolean", short: "h" },
+        },
+        strict: true, allowPositionals: false,
+      }));
+    } catch (err) {
+      throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
+    }
+    if (values.help) { process.stdout.write(HELP); return 0; }
+    const delivery = values.delivery ?? "ecds";
+    if (delivery !== "ecds" && delivery !== "volume") throw new UsageError(`--delivery must be ecds or volume (got "${delivery}")`);
+    const workloadSelector: Record<string, string> = {};
+    for (const s of values.selector ?? []) {
+      const m = /^([A-Za-z0-9./_-]+)=([A-Za-z0-9._-]*)$/.exec(s);
+      if (!m) throw new UsageError(`--selector must be KEY=VALUE with a valid label key and value (got "${s}")`);
+      workloadSelector[m[1]] = m[2];
+    }
+    const pluginConfig: Record<string, unknown> = {};
+    for (const s of values.set ?? []) {
+      const eq = s.indexOf("=");
+      if (eq <= 0) throw new UsageError(`--set must be KEY=JSON (got "${s}")`);
+      try { pluginConfig[s.slice(0, eq)] = JSON.parse(s.slice(eq + 1)); } catch {
+        throw new UsageError(`--set ${s.slice(0, eq)}: value is not JSON (strings need quotes: --set 'failure_mode="open"')`);
+      }
+    }
+    const wasm = values.wasm ?? fileURLToPath(new URL("filter/build/egret.wasm", ROOT));
+    let sha: string;
+    try { sha = sha256File(wasm); } catch (err) {
+      throw new UsageError(`cannot read the wasm module ${wasm}: ${(err as Error).message} (run \`npm run build\` or pass --wasm)`);
+    }
+    const objects = renderInstall({
+      manifestsDir: fileURLToPath(new URL("manifests", ROOT)),
+      wasmSha256: sha,
+      image: values.image,
+      workloadSelector,
+      delivery,
+      istioRootNamespace: values["istio-root-namespace"],
+      pluginConfig: Object.keys(pluginConfig).length > 0 ? pluginConfig : undefined,
+    });
+    const text = `# egret manifests: module sha256 ${sha}\n${toYaml(objects)}`;
+    if (values.output) writeFileSync(values.output, text); else process.stdout.write(text);
+    return 0;
+  },
+};
