@@ -1,0 +1,374 @@
+// Scenario files (istio-tests/scenarios/*.yaml; format in istio-tests/scenarios/README.md):
+// pods with labels, namespaces with labels, inline policies, and steps with expected outcomes.
+// The loader reports every mistake at once, each with file:line:column, the field path, what is
+// wrong and what to write instead.
+import { readFileSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { isIPv4 } from "node:net";
+import { LineCounter, parseDocument, isMap, isSeq, type Document } from "yaml";
+import { isDnsName } from "./world.js";
+
+export const CLIENTS = ["psql", "mariadb", "redis-cli", "curl", "openssl", "tcp"] as const;
+export type ClientName = (typeof CLIENTS)[number];
+export const RESOLVERS = ["dig", "getent", "node"] as const;
+export type ResolverClient = (typeof RESOLVERS)[number];
+export const OUTCOMES = ["connected", "refused"] as const;
+export type Outcome = (typeof OUTCOMES)[number];
+export const VERDICTS = ["allow", "deny", "alert", "would-deny"] as const;
+export const RESTARTABLE = ["control", "agent"] as const;
+
+export interface ScenarioPod {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  /** "namespace/name". */
+  key: string;
+}
+
+export interface AuditExpectation {
+  verdict?: string;
+  reason?: string;
+  policy?: string;
+  rule?: string | number;
+}
+
+export interface ResolveStep {
+  kind: "resolve";
+  title: string;
+  pod: string;
+  name: string;
+  with: ResolverClient;
+  expect: { addresses?: string[]; rcode?: "NOERROR" | "NXDOMAIN" };
+}
+
+export interface ConnectStep {
+  kind: "connect";
+  title: string;
+  pod: string;
+  client: ClientName;
+  /** DNS name (the client resolves it itself) or IPv4 address (a hard-coded destination). */
+  to: string;
+  port?: number;
+  /** curl: "http" or "https" (default https on 443, http otherwise). */
+  scheme?: "http" | "https";
+  path?: string;
+  /** curl: the Host header to send instead of `to` (a claim). */
+  host?: string;
+  /** openssl: the SNI to send instead of `to` (a claim). */
+  sni?: string;
+  /** curl: send the request through this forward proxy (host:port). */
+  proxy?: string;
+  /** tcp: bytes to send once connected (UTF-8 text). */
+  send?: string;
+  expect: { outcome: Outcome } & AuditExpectation;
+}
+
+export interface SleepStep { kind: "sleep"; title: string; ms: number }
+export interface RestartStep { kind: "restart"; title: string; component: (typeof RESTARTABLE)[number] }
+export type Step = ResolveStep | ConnectStep | SleepStep | RestartStep;
+
+export interface Scenario {
+  name: string;
+  file: string;
+  seed?: string;
+  description?: string;
+  namespaces: Record<string, { labels: Record<string, string> }>;
+  pods: ScenarioPod[];
+  /** Inline EgressPolicy / ClusterEgressPolicy objects, exactly as written (validated by control). */
+  policies: unknown[];
+  steps: Step[];
+}
+
+export interface ScenarioProblem { file: string; line?: number; column?: number; path: string; message: string }
+
+/** One or more mistakes in a scenario file; `problems` has them all. */
+export class ScenarioError extends Error {
+  constructor(readonly problems: ScenarioProblem[]) {
+    super(problems.map(formatProblem).join("\n"));
+  }
+}
+
+export function formatProblem(p: ScenarioProblem): string {
+  const at = p.line ? `${p.file}:${p.line}:${p.column ?? 1}` : p.file;
+  return `${at}: ${p.path}: ${p.message}`;
+}
+
+const STEP_ACTIONS = ["resolve", "connect", "sleep", "restart"] as const;
+const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const LABEL_VALUE = /^(|[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$/;
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+type Path = (string | number)[];
+
+class Checker {
+  readonly problems: ScenarioProblem[] = [];
+  constructor(readonly file: string, private readonly doc: Document | undefined, private readonly lines: LineCounter | undefined) {}
+
+  fail(path: Path, message: string): undefined {
+    const pos = this.position(path);
+    this.problems.push({ file: this.file, ...pos, path: formatPath(path), message });
+    return undefined;
+  }
+
+  private position(path: Path): { line?: number; column?: number } {
+    if (!this.doc || !this.lines) return {};
+    // The deepest node that exists along the path: a missing field points at its parent.
+    for (let n = path.length; n >= 0; n--) {
+      const node = n === 0 ? this.doc.contents : this.doc.getIn(path.slice(0, n), true);
+      const range = (node as { range?: [number, number, number] } | undefined)?.range;
+      if (range) { const p = this.lines.linePos(range[0]); return { line: p.line, column: p.col }; }
+    }
+    return {};
+  }
+}
+
+function formatPath(path: Path): string {
+  let out = "";
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : out ? `.${p}` : p;
+  return out || "(top)";
+}
+
+const isObj = (v: unknown): v is Record<string, unknown> => !!v && typeof v === "object" && !Array.isArray(v);
+
+function unknownKeys(c: Checker, obj: Record<string, unknown>, allowed: readonly string[], path: Path): void {
+  for (const k of Object.keys(obj)) {
+    if (!allowed.includes(k)) {
+      const near = allowed.find((a) => a.toLowerCase() === k.toLowerCase() || editDistance(a, k) <= 2);
+      c.fail([...path, k], `unknown field "${k}"${near ? ` (did you mean "${near}"?)` : ""}; allowed: ${allowed.join(", ")}`);
+    }
+  }
+}
+
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+  }
+  return d[a.length]![b.length]!;
+}
+
+function labels(c: Checker, v: unknown, path: Path): Record<string, string> {
+  if (v === undefined) return {};
+  if (!isObj(v)) { c.fail(path, "must be a mapping of label keys to string values, e.g. {app: checkout}"); return {}; }
+  const out: Record<string, string> = {};
+  for (const [k, val] of Object.entries(v)) {
+    if (!LABEL_KEY.test(k)) c.fail([...path, k], `"${k}" is not a valid Kubernetes label key`);
+    const s = typeof val === "number" || typeof val === "boolean" ? String(val) : val;
+    if (typeof s !== "string" || !LABEL_VALUE.test(s)) c.fail([...path, k], `label value must be a string of ≤63 letters, digits, "-", "_" or "." (quote numbers)`);
+    else out[k] = s;
+  }
+  return out;
+}
+
+/** Parses "3s", "500ms", "1.5s" or a number of seconds. */
+export function parseDuration(v: unknown): number | undefined {
+  if (typeof v === "number" && v >= 0 && Number.isFinite(v)) return Math.round(v * 1000);
+  if (typeof v !== "string") return undefined;
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)$/.exec(v.trim());
+  if (!m) return undefined;
+  const n = Number(m[1]);
+  return Math.round(m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : n * 60_000);
+}
+
+const DEFAULT_PORTS: Partial<Record<ClientName, number>> = { psql: 5432, mariadb: 3306, "redis-cli": 6379, openssl: 443 };
+
+function checkStep(c: Checker, raw: unknown, i: number, pods: Set<string>): Step | undefined {
+  const path: Path = ["steps", i];
+  if (!isObj(raw)) return c.fail(path, `must be a mapping with one of ${STEP_ACTIONS.join(", ")}`);
+  const actions = STEP_ACTIONS.filter((a) => a in raw);
+  if (actions.length !== 1) {
+    return c.fail(path, actions.length === 0 ? `needs one action: ${STEP_ACTIONS.join(", ")}` : `has several actions (${actions.join(", ")}); split them into separate steps`);
+  }
+  const action = actions[0]!;
+  const title = typeof raw.title === "string" ? raw.title : "";
+  if (raw.title !== undefined && typeof raw.title !== "string") c.fail([...path, "title"], "must be a string");
+  const podOf = (): string | undefined => {
+    const pod = raw.pod;
+    if (typeof pod !== "string") return c.fail([...path, "pod"], `names the pod running the client as "namespace/name" (one of: ${[...pods].join(", ") || "none declared"})`);
+    if (!pods.has(pod)) return c.fail([...path, "pod"], `"${pod}" is not declared under pods (declared: ${[...pods].join(", ") || "none"})`);
+    return pod;
+  };
+  switch (action) {
+    case "sleep": {
+      unknownKeys(c, raw, ["sleep", "title"], path);
+      const ms = parseDuration(raw.sleep);
+      if (ms === undefined || ms > 600_000) return c.fail([...path, "sleep"], 'must be a duration such as "3s" or "500ms" (at most 10m)');
+      return { kind: "sleep", title: title || `sleep ${raw.sleep}`, ms };
+    }
+    case "restart": {
+      unknownKeys(c, raw, ["restart", "title"], path);
+      if (!RESTARTABLE.includes(raw.restart as never)) return c.fail([...path, "restart"], `must be one of ${RESTARTABLE.join(", ")}`);
+      return { kind: "restart", title: title || `restart ${raw.restart}`, component: raw.restart as RestartStep["component"] };
+    }
+    case "resolve": {
+      unknownKeys(c, raw, ["resolve", "pod", "with", "expect", "title"], path);
+      const pod = podOf();
+      const name = typeof raw.resolve === "string" ? raw.resolve.toLowerCase().replace(/\.$/, "") : "";
+      if (!isDnsName(name)) c.fail([...path, "resolve"], "must be the DNS name to resolve, e.g. db.example.test");
+      const withClient = (raw.with ?? "dig") as ResolverClient;
+      if (!RESOLVERS.includes(withClient)) c.fail([...path, "with"], `must be one of ${RESOLVERS.join(", ")}`);
+      const expect: ResolveStep["expect"] = {};
+      if (raw.expect !== undefined) {
+        if (!isObj(raw.expect)) c.fail([...path, "expect"], "must be a mapping: {addresses: [IP…]} or {rcode: NXDOMAIN}");
+        else {
+          unknownKeys(c, raw.expect, ["addresses", "rcode"], [...path, "expect"]);
+          const a = raw.expect.addresses;
+          if (a !== undefined) {
+            if (!Array.isArray(a) || !a.every((x) => typeof x === "string" && isIPv4(x))) c.fail([...path, "expect", "addresses"], "must be a list of IPv4 addresses");
+            else expect.addresses = a as string[];
+          }
+          if (raw.expect.rcode !== undefined) {
+            if (raw.expect.rcode !== "NOERROR" && raw.expect.rcode !== "NXDOMAIN") c.fail([...path, "expect", "rcode"], "must be NOERROR or NXDOMAIN");
+            else expect.rcode = raw.expect.rcode;
+          }
+        }
+      }
+      if (!pod || !isDnsName(name) || !RESOLVERS.includes(withClient)) return undefined;
+      return { kind: "resolve", title: title || `${pod}: resolve ${name} (${withClient})`, pod, name, with: withClient, expect };
+    }
+    case "connect": {
+      unknownKeys(c, raw, ["connect", "pod", "expect", "title"], path);
+      const pod = podOf();
+      const cp: Path = [...path, "connect"];
+      const spec = raw.connect;
+      if (!isObj(spec)) return c.fail(cp, `must be a mapping: {client: ${CLIENTS.join("|")}, to: NAME|IP, …}`);
+      unknownKeys(c, spec, ["client", "to", "port", "scheme", "path", "host", "sni", "proxy", "send"], cp);
+      const client = spec.client as ClientName;
+      if (!CLIENTS.includes(client)) c.fail([...cp, "client"], `must be one of ${CLIENTS.join(", ")}`);
+      const to = typeof spec.to === "string" ? spec.to.toLowerCase().replace(/\.$/, "") : "";
+      if (!isIPv4(to) && !isDnsName(to)) c.fail([...cp, "to"], "must be a DNS name (the client resolves it) or an IPv4 address (a hard-coded destination)");
+      if (spec.port !== undefined && (typeof spec.port !== "number" || !Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535)) c.fail([...cp, "port"], "must be a TCP port (1-65535)");
+      if (client === "tcp" && spec.port === undefined) c.fail([...cp, "port"], "is required for the tcp client");
+      if (spec.scheme !== undefined && spec.scheme !== "http" && spec.scheme !== "https") c.fail([...cp, "scheme"], "must be http or https");
+      const only = (field: string, clients: ClientName[]) => {
+        if (spec[field] !== undefined && !clients.includes(client)) c.fail([...cp, field], `applies only to the ${clients.join("/")} client`);
+        if (spec[field] !== undefined && typeof spec[field] !== "string") c.fail([...cp, field], "must be a string");
+      };
+      only("scheme", ["curl"]); only("path", ["curl"]); only("host", ["curl"]); only("proxy", ["curl"]);
+      only("sni", ["openssl"]); only("send", ["tcp"]);
+      if (typeof spec.proxy === "string" && !/^[a-z0-9.-]+:\d{1,5}$/i.test(spec.proxy)) c.fail([...cp, "proxy"], 'must be "host:port", e.g. proxy.example.test:3128');
+      if (typeof spec.path === "string" && !spec.path.startsWith("/")) c.fail([...cp, "path"], 'must start with "/"');
+      const ep: Path = [...path, "expect"];
+      const ex = raw.expect;
+      if (!isObj(ex)) return c.fail(ep, `is required: {outcome: connected|refused, verdict?, reason?, policy?, rule?}`);
+      unknownKeys(c, ex, ["outcome", "verdict", "reason", "policy", "rule"], ep);
+      if (!OUTCOMES.includes(ex.outcome as Outcome)) c.fail([...ep, "outcome"], `must be ${OUTCOMES.join(" or ")}`);
+      if (ex.verdict !== undefined && !VERDICTS.includes(ex.verdict as never)) c.fail([...ep, "verdict"], `must be one of ${VERDICTS.join(", ")}`);
+      for (const f of ["reason", "policy"] as const) if (ex[f] !== undefined && typeof ex[f] !== "string") c.fail([...ep, f], "must be a string");
+      if (ex.rule !== undefined && typeof ex.rule !== "string" && typeof ex.rule !== "number") c.fail([...ep, "rule"], "must be the rule's name or index");
+      if (!pod || !CLIENTS.includes(client) || !OUTCOMES.includes(ex.outcome as Outcome)) return undefined;
+      const port = (spec.port as number | undefined) ?? DEFAULT_PORTS[client];
+      const step: ConnectStep = {
+        kind: "connect", title: "", pod, client, to, port,
+        scheme: spec.scheme as ConnectStep["scheme"], path: spec.path as string | undefined, host: spec.host as string | undefined,
+        sni: spec.sni as string | undefined, proxy: spec.proxy as string | undefined, send: spec.send as string | undefined,
+        expect: { outcome: ex.outcome as Outcome, verdict: ex.verdict as string | undefined, reason: ex.reason as string | undefined, policy: ex.policy as string | undefined, rule: ex.rule as string | number | undefined },
+      };
+      step.title = title || `${pod}: ${client} ${to}${port ? `:${port}` : ""}${step.proxy ? ` via ${step.proxy}` : ""}${step.host ? ` Host: ${step.host}` : ""}${step.sni ? ` SNI ${step.sni}` : ""} → ${step.expect.outcome}`;
+      return step;
+    }
+  }
+}
+
+/** Validates an already-parsed scenario object. `doc`/`lines` (optional) give line numbers. */
+export function checkScenario(raw: unknown, file: string, doc?: Document, lines?: LineCounter): Scenario {
+  const c = new Checker(file, doc, lines);
+  if (!isObj(raw)) throw new ScenarioError([{ file, path: "(top)", message: "a scenario is a mapping with name, pods, policies and steps" }]);
+  unknownKeys(c, raw, ["name", "seed", "description", "namespaces", "pods", "policies", "steps"], []);
+  const name = raw.name;
+  if (typeof name !== "string" || !/^[a-z0-9][a-z0-9-]*$/.test(name)) c.fail(["name"], "is required: lowercase letters, digits and dashes, e.g. postgres-only-by-name");
+  for (const f of ["seed", "description"] as const) if (raw[f] !== undefined && typeof raw[f] !== "string") c.fail([f], "must be a string");
+
+  const namespaces: Scenario["namespaces"] = {};
+  if (raw.namespaces !== undefined) {
+    if (!isObj(raw.namespaces)) c.fail(["namespaces"], "must map namespace names to {labels: {…}}");
+    else for (const [ns, v] of Object.entries(raw.namespaces)) {
+      if (!DNS_LABEL.test(ns)) c.fail(["namespaces", ns], "namespace names are DNS labels (lowercase letters, digits, dashes)");
+      if (v !== null && !isObj(v)) { c.fail(["namespaces", ns], "must be a mapping with labels"); continue; }
+      if (v) unknownKeys(c, v, ["labels"], ["namespaces", ns]);
+      namespaces[ns] = { labels: labels(c, v?.labels, ["namespaces", ns, "labels"]) };
+    }
+  }
+
+  const pods: ScenarioPod[] = [];
+  if (!Array.isArray(raw.pods) || raw.pods.length === 0) c.fail(["pods"], "must list at least one pod: [{name, namespace, labels}]");
+  else raw.pods.forEach((p, i) => {
+    if (!isObj(p)) { c.fail(["pods", i], "must be a mapping {name, namespace, labels}"); return; }
+    unknownKeys(c, p, ["name", "namespace", "labels"], ["pods", i]);
+    const pn = p.name, pns = p.namespace ?? "default";
+    if (typeof pn !== "string" || !DNS_LABEL.test(pn)) { c.fail(["pods", i, "name"], "is required: a DNS label, e.g. checkout"); return; }
+    if (typeof pns !== "string" || !DNS_LABEL.test(pns)) { c.fail(["pods", i, "namespace"], "must be a DNS label"); return; }
+    const key = `${pns}/${pn}`;
+    if (pods.some((q) => q.key === key)) c.fail(["pods", i, "name"], `pod ${key} is declared twice`);
+    pods.push({ name: pn, namespace: pns, labels: labels(c, p.labels, ["pods", i, "labels"]), key });
+    namespaces[pns] ??= { labels: {} };
+  });
+  if (pods.length > 200) c.fail(["pods"], "at most 200 pods per scenario (pod addresses are 198.18.1.10-198.18.1.209)");
+
+  const policies: unknown[] = [];
+  if (raw.policies !== undefined && !Array.isArray(raw.policies)) c.fail(["policies"], "must be a list of EgressPolicy / ClusterEgressPolicy objects");
+  else (raw.policies as unknown[] | undefined ?? []).forEach((p, i) => {
+    if (!isObj(p)) { c.fail(["policies", i], "must be a policy object (apiVersion, kind, metadata, spec)"); return; }
+    if (p.apiVersion !== "egret.dev/v1alpha1") c.fail(["policies", i, "apiVersion"], "must be egret.dev/v1alpha1");
+    if (p.kind !== "EgressPolicy" && p.kind !== "ClusterEgressPolicy") c.fail(["policies", i, "kind"], "must be EgressPolicy or ClusterEgressPolicy");
+    if (!isObj(p.metadata) || typeof p.metadata.name !== "string") c.fail(["policies", i, "metadata", "name"], "is required");
+    if (p.kind === "EgressPolicy" && isObj(p.metadata) && typeof p.metadata.namespace !== "string") c.fail(["policies", i, "metadata", "namespace"], "is required for an EgressPolicy");
+    policies.push(p);
+  });
+
+  const podKeys = new Set(pods.map((p) => p.key));
+  const steps: Step[] = [];
+  if (!Array.isArray(raw.steps) || raw.steps.length === 0) c.fail(["steps"], "must list at least one step");
+  else raw.steps.forEach((s, i) => { const st = checkStep(c, s, i, podKeys); if (st) steps.push(st); });
+
+  if (c.problems.length > 0) throw new ScenarioError(c.problems);
+  return {
+    name: name as string, file,
+    seed: raw.seed as string | undefined, description: raw.description as string | undefined,
+    namespaces, pods, policies, steps,
+  };
+}
+
+export function parseScenario(text: string, file: string): Scenario {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    throw new ScenarioError(doc.errors.map((e) => {
+      const p = lines.linePos(e.pos[0]);
+      return { file, line: p.line, column: p.col, path: "(yaml)", message: e.message.split("\n")[0]! };
+    }));
+  }
+  if (!isMap(doc.contents) && !isSeq(doc.contents)) throw new ScenarioError([{ file, path: "(top)", message: "the file is empty; a scenario is a mapping with name, pods, policies and steps" }]);
+  return checkScenario(doc.toJS(), file, doc, lines);
+}
+
+export function loadScenarioFile(file: string): Scenario {
+  let text: string;
+  try { text = readFileSync(file, "utf8"); } catch (e) {
+    throw new ScenarioError([{ file, path: "(file)", message: `cannot read: ${(e as Error).message}` }]);
+  }
+  return parseScenario(text, file);
+}
+
+/** Every scenario file in `dir` (*.yaml except world.yaml), sorted; throws with all problems. */
+export function loadScenarioDir(dir: string): Scenario[] {
+  const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f) && f !== "world.yaml").sort();
+  const out: Scenario[] = [];
+  const problems: ScenarioProblem[] = [];
+  for (const f of files) {
+    try { out.push(loadScenarioFile(join(dir, f))); } catch (e) {
+      if (e instanceof ScenarioError) problems.push(...e.problems); else throw e;
+    }
+  }
+  const seen = new Map<string, string>();
+  for (const s of out) {
+    const other = seen.get(s.name);
+    if (other) problems.push({ file: s.file, path: "name", message: `"${s.name}" is also the name of ${other}; scenario names must be unique` });
+    seen.set(s.name, s.file);
+  }
+  if (problems.length > 0) throw new ScenarioError(problems);
+  return out;
+}
