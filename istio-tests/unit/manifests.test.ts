@@ -1,0 +1,247 @@
+// Offline checks of manifests/: what `kubectl apply` and istiod would reject, and what would
+// silently weaken enforcement, caught before a cluster ever sees the files.
+import { strict as assert } from "node:assert";
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join, relative } from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { parse } from "yaml";
+import { type KubeObject, readYamlObjects, renderKustomization } from "../../control/src/deploy/kustomize.js";
+import { checkMessage, RBAC_NETWORK_TYPE, TYPE_URL_PREFIX, WASM_NETWORK_TYPE } from "../../control/src/deploy/envoy-api.js";
+import { extensionConfigOf, findEnvoyFilter, pluginConfigOf, WASM_SHA_PLACEHOLDER } from "../../control/src/deploy/render.js";
+import { validateObject } from "../lib/k8s-schemas.js";
+
+const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
+const MANIFESTS = join(ROOT, "manifests");
+
+function yamlFiles(dir: string): string[] {
+  const out: string[] = [];
+  for (const e of readdirSync(dir)) {
+    const p = join(dir, e);
+    if (statSync(p).isDirectory()) out.push(...yamlFiles(p));
+    else if (/\.ya?ml$/.test(e)) out.push(p);
+  }
+  return out.sort();
+}
+
+const rendered = renderKustomization(MANIFESTS);
+const byKind = (kind: string): KubeObject[] => rendered.filter((o) => o.kind === kind);
+const one = (kind: string, name: string): KubeObject => {
+  const o = rendered.find((x) => x.kind === kind && x.metadata.name === name);
+  assert.ok(o, `${kind} ${name} is rendered`);
+  return o;
+};
+
+type Container = { name: string; securityContext?: Record<string, unknown>; resources?: { requests?: object; limits?: { memory?: string } };
+  livenessProbe?: unknown; readinessProbe?: unknown; ports?: { name: string; containerPort: number }[]; image: string };
+type PodSpec = { containers: Container[]; securityContext?: Record<string, unknown>; hostNetwork?: boolean; dnsPolicy?: string;
+  tolerations?: { operator?: string }[]; automountServiceAccountToken?: boolean; serviceAccountName?: string; topologySpreadConstraints?: unknown[];
+  hostPID?: boolean; hostIPC?: boolean; volumes?: Record<string, unknown>[] };
+const podSpec = (o: KubeObject): PodSpec => (o.spec as { template: { spec: PodSpec } }).template.spec;
+const podLabels = (o: KubeObject): Record<string, string> => (o.spec as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels;
+
+test("every YAML file under manifests/ parses into Kubernetes objects", () => {
+  const files = yamlFiles(MANIFESTS);
+  assert.ok(files.length >= 8, `found ${files.length} YAML files`);
+  for (const f of files) {
+    if (/kustomization\.ya?ml$/.test(f)) {
+      const k = parse(readFileSync(f, "utf8")) as { kind?: string };
+      assert.ok(k.kind === "Kustomization" || k.kind === "Component", `${relative(ROOT, f)}: kind ${k.kind}`);
+      continue;
+    }
+    const objects = readYamlObjects(f);
+    assert.ok(objects.length > 0, `${relative(ROOT, f)} holds at least one object`);
+  }
+});
+
+test("every CRD file in manifests/crds/ is part of the install", () => {
+  const listed = (parse(readFileSync(join(MANIFESTS, "kustomization.yaml"), "utf8")) as { resources: string[] }).resources;
+  const crdFiles = readdirSync(join(MANIFESTS, "crds")).filter((f) => /\.ya?ml$/.test(f));
+  assert.ok(crdFiles.length >= 2);
+  for (const f of crdFiles) assert.ok(listed.includes(`crds/${f}`), `manifests/kustomization.yaml lists crds/${f}`);
+  const names = byKind("CustomResourceDefinition").map((c) => c.metadata.name).sort();
+  assert.deepEqual(names, ["clusteregresspolicies.egret.dev", "egresspolicies.egret.dev"]);
+});
+
+test("every rendered object validates against the Kubernetes and Istio OpenAPI schemas", async () => {
+  const problems = (await Promise.all(rendered.map((o) => validateObject(o)))).flat();
+  assert.deepEqual(problems, []);
+});
+
+test("the schema check rejects a broken object (so the check above can fail)", async () => {
+  const d = structuredClone(one("Deployment", "egret-control"));
+  (d.spec as Record<string, unknown>).replicas = "two";
+  const problems = await validateObject(d);
+  assert.equal(problems.length, 1);
+  assert.match(problems[0].message, /replicas must be integer/);
+  const ef = structuredClone(findEnvoyFilter(rendered));
+  (ef.spec as { configPatches: { applyTo: string }[] }).configPatches[0].applyTo = "NETWORK_FILTR";
+  assert.equal((await validateObject(ef)).length, 1);
+});
+
+test("the EnvoyFilter's values match Envoy's v3 API field by field", () => {
+  const ef = findEnvoyFilter(rendered);
+  const patches = (ef.spec as { configPatches: { applyTo: string; patch: { value: unknown } }[] }).configPatches;
+  for (const [i, p] of patches.entries()) {
+    const type = p.applyTo === "EXTENSION_CONFIG" ? "envoy.config.core.v3.TypedExtensionConfig" : "envoy.config.listener.v3.Filter";
+    assert.deepEqual(checkMessage(`configPatches[${i}].patch.value`, type, p.patch.value), [], `patch ${i} (${p.applyTo})`);
+  }
+  const ext = extensionConfigOf(ef) as { typed_config: Record<string, unknown> };
+  assert.equal(ext.typed_config["@type"], TYPE_URL_PREFIX + WASM_NETWORK_TYPE);
+});
+
+test("the Envoy API check catches misspelled, misplaced and missing fields", () => {
+  const ext = structuredClone(extensionConfigOf(findEnvoyFilter(rendered))) as { typed_config: { config: Record<string, unknown> } };
+  const vm = ext.typed_config.config.vm_config as Record<string, unknown>;
+  vm.runtim = vm.runtime; delete vm.runtime;
+  ext.typed_config.config.fail_policy = "FAIL_CLOSED";
+  const problems = checkMessage("value", "envoy.config.core.v3.TypedExtensionConfig", ext);
+  const paths = problems.map((p) => p.path).sort();
+  assert.deepEqual(paths, ["value.typed_config.config.fail_policy", "value.typed_config.config.vm_config.runtim", "value.typed_config.config.vm_config.runtime"]);
+  const bad = checkMessage("f", "envoy.config.listener.v3.Filter", { name: "x", config_discovery: { config_source: { ads: {}, initial_fetch_timeout: "0" }, type_urls: [] } });
+  assert.deepEqual(bad.map((p) => p.path), ["f.config_discovery.config_source.initial_fetch_timeout"]);
+});
+
+test("the filter sits before tcp_proxy and the HTTP connection manager in every outbound chain, fail closed", () => {
+  const ef = findEnvoyFilter(rendered);
+  assert.equal(ef.metadata.namespace, "istio-system", "root namespace: applies mesh-wide");
+  assert.equal((ef.spec as Record<string, unknown>).workloadSelector, undefined, "mesh-wide by default");
+  type Patch = { applyTo: string; match?: { context?: string; listener?: { filterChain?: { name?: string; filter?: { name?: string } } } };
+    patch: { operation: string; value: { name: string; config_discovery?: { config_source: { initial_fetch_timeout?: string }; type_urls: string[] } } } };
+  const patches = (ef.spec as { configPatches: Patch[] }).configPatches;
+  const ext = extensionConfigOf(ef) as { name: string; typed_config: { config: { failure_policy?: string; root_id?: string; vm_config: { vm_id?: string } } } };
+  const filters = patches.filter((p) => p.applyTo === "NETWORK_FILTER");
+  const anchors = filters.map((p) => p.match?.listener?.filterChain?.filter?.name).sort();
+  assert.deepEqual(anchors, ["envoy.filters.network.http_connection_manager", "envoy.filters.network.tcp_proxy"]);
+  for (const p of filters) {
+    assert.equal(p.match?.context, "SIDECAR_OUTBOUND");
+    assert.equal(p.match?.listener?.filterChain?.name, undefined, "no chain name: passthrough chains included");
+    assert.equal(p.patch.operation, "INSERT_BEFORE");
+    assert.equal(p.patch.value.name, ext.name, "references the ECDS resource by its name");
+    const cd = p.patch.value.config_discovery!;
+    assert.equal(cd.config_source.initial_fetch_timeout, "0s", "listeners wait for the module");
+    assert.deepEqual(cd.type_urls, [TYPE_URL_PREFIX + WASM_NETWORK_TYPE, TYPE_URL_PREFIX + RBAC_NETWORK_TYPE]);
+  }
+  assert.equal(patches.filter((p) => p.applyTo === "EXTENSION_CONFIG").length, 1, "configuration lives in exactly one place");
+  assert.equal(ext.typed_config.config.failure_policy, "FAIL_CLOSED");
+  assert.equal(ext.typed_config.config.vm_config.vm_id, "egret");
+  const cfg = pluginConfigOf(ef);
+  assert.equal(cfg.failure_mode, "closed");
+  assert.equal(typeof cfg.lookup_timeout_ms, "number");
+  assert.ok(Array.isArray(cfg.forward_proxies));
+});
+
+test("the plugin configuration and module URL point at the control Service's real ports", () => {
+  const ef = findEnvoyFilter(rendered);
+  const cfg = pluginConfigOf(ef) as { control_cluster: string; control_authority: string };
+  const m = /^outbound\|(\d+)\|\|([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local$/.exec(cfg.control_cluster);
+  assert.ok(m, `control_cluster "${cfg.control_cluster}" is an Istio outbound cluster name`);
+  const [, port, svcName, ns] = m;
+  const svc = rendered.find((o) => o.kind === "Service" && o.metadata.name === svcName && o.metadata.namespace === ns);
+  assert.ok(svc, `Service ${ns}/${svcName} exists`);
+  const ports = (svc.spec as { ports: { name: string; port: number; targetPort: string }[] }).ports;
+  const grpc = ports.find((p) => p.port === Number(port));
+  assert.ok(grpc && grpc.name.startsWith("grpc-"), "the gRPC port is named grpc-* so Istio speaks HTTP/2 to it");
+  assert.ok(cfg.control_authority === `${svcName}.${ns}.svc.cluster.local` || cfg.control_authority === `${svcName}.${ns}.svc.cluster.local:${port}`);
+  const code = ((extensionConfigOf(ef).typed_config as { config: { vm_config: { code: { remote: { http_uri: { uri: string }; sha256: string } } } } }).config.vm_config.code.remote);
+  const uri = new URL(code.http_uri.uri);
+  assert.equal(uri.hostname, `${svcName}.${ns}.svc.cluster.local`);
+  const http = ports.find((p) => p.port === Number(uri.port));
+  assert.ok(http && http.name.startsWith("http-"), "module URL uses the Service's HTTP port");
+  assert.equal(uri.pathname, "/wasm/egret.wasm");
+  assert.equal(uri.searchParams.get("sha256"), code.sha256, "the URL changes with the module");
+  assert.equal(code.sha256, WASM_SHA_PLACEHOLDER, "the raw kustomization carries the placeholder that rendering fills");
+  // The Service targets the named container ports of the control pods.
+  const deploy = one("Deployment", "egret-control");
+  const names = podSpec(deploy).containers[0].ports!.map((p) => p.name);
+  for (const p of ports) assert.ok(names.includes(p.targetPort), `targetPort ${p.targetPort} exists on the pod`);
+});
+
+test("control Deployment: 2 replicas, PDB, probes, resources, restricted security context, spread", () => {
+  const d = one("Deployment", "egret-control");
+  const spec = d.spec as { replicas: number; selector: { matchLabels: Record<string, string> } };
+  assert.equal(spec.replicas, 2);
+  const pod = podSpec(d);
+  const labels = podLabels(d);
+  for (const [k, v] of Object.entries(spec.selector.matchLabels)) assert.equal(labels[k], v);
+  const pdb = one("PodDisruptionBudget", "egret-control").spec as { minAvailable: number; selector: { matchLabels: Record<string, string> } };
+  assert.deepEqual(pdb.selector.matchLabels, spec.selector.matchLabels);
+  assert.ok(pdb.minAvailable >= 1 && pdb.minAvailable < spec.replicas, "a drain can proceed and one replica always serves");
+  for (const svc of byKind("Service")) {
+    for (const [k, v] of Object.entries((svc.spec as { selector: Record<string, string> }).selector)) assert.equal(labels[k], v, `${svc.metadata.name} selects the control pods`);
+  }
+  assert.equal(pod.securityContext?.runAsNonRoot, true);
+  assert.deepEqual(pod.securityContext?.seccompProfile, { type: "RuntimeDefault" });
+  assert.ok((pod.topologySpreadConstraints ?? []).length > 0);
+  assert.ok(!pod.hostNetwork && !pod.hostPID && !pod.hostIPC);
+  for (const c of pod.containers) {
+    const sc = c.securityContext ?? {};
+    assert.equal(sc.allowPrivilegeEscalation, false, c.name);
+    assert.equal(sc.readOnlyRootFilesystem, true, c.name);
+    assert.equal(sc.runAsNonRoot, true, c.name);
+    assert.deepEqual(sc.capabilities, { drop: ["ALL"] }, c.name);
+    assert.ok(c.livenessProbe && c.readinessProbe, `${c.name} has probes`);
+    assert.ok(c.resources?.requests && c.resources.limits?.memory, `${c.name} has requests and a memory limit`);
+  }
+  const headless = one("Service", "egret-control-agents").spec as { clusterIP: string; publishNotReadyAddresses: boolean };
+  assert.equal(headless.clusterIP, "None");
+});
+
+test("agent DaemonSet: host network, only NET_RAW, no API token, runs on every node", () => {
+  const ds = one("DaemonSet", "egret-agent");
+  const pod = podSpec(ds);
+  assert.equal(pod.hostNetwork, true);
+  assert.equal(pod.dnsPolicy, "ClusterFirstWithHostNet");
+  assert.ok(!pod.hostPID && !pod.hostIPC);
+  assert.equal(pod.automountServiceAccountToken, false);
+  assert.ok(pod.tolerations?.some((t) => t.operator === "Exists"), "tolerates every taint");
+  for (const c of pod.containers) {
+    const sc = c.securityContext ?? {};
+    assert.deepEqual(sc.capabilities, { drop: ["ALL"], add: ["NET_RAW"] });
+    assert.equal(sc.privileged, false);
+    assert.equal(sc.allowPrivilegeEscalation, false);
+    assert.equal(sc.readOnlyRootFilesystem, true);
+    assert.ok(c.resources?.limits?.memory);
+  }
+  const token = (pod.volumes ?? []).find((v) => v.name === "control-token") as { projected: { sources: { serviceAccountToken: { audience: string } }[] } } | undefined;
+  assert.equal(token?.projected.sources[0].serviceAccountToken.audience, "egret-control");
+  const sa = one("ServiceAccount", "egret-agent") as KubeObject & { automountServiceAccountToken?: boolean };
+  assert.equal(sa.automountServiceAccountToken, false);
+  assert.equal(rendered.filter((o) => /Binding$/.test(o.kind) && JSON.stringify(o).includes("egret-agent")).length, 0, "agent has no RBAC");
+});
+
+test("control RBAC is least privilege: read pods/namespaces/policies, write only status and events", () => {
+  const rules = (one("ClusterRole", "egret-control") as KubeObject & { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] }).rules;
+  const grants = new Set<string>();
+  for (const r of rules) for (const g of r.apiGroups) for (const res of r.resources) for (const v of r.verbs) grants.add(`${g || "core"}/${res}:${v}`);
+  for (const g of grants) assert.ok(!g.includes("*"), `no wildcard (${g})`);
+  const expected = [
+    "core/pods:get", "core/pods:list", "core/pods:watch", "core/namespaces:get", "core/namespaces:list", "core/namespaces:watch",
+    "egret.dev/egresspolicies:get", "egret.dev/egresspolicies:list", "egret.dev/egresspolicies:watch",
+    "egret.dev/clusteregresspolicies:get", "egret.dev/clusteregresspolicies:list", "egret.dev/clusteregresspolicies:watch",
+    "egret.dev/egresspolicies/status:update", "egret.dev/egresspolicies/status:patch",
+    "egret.dev/clusteregresspolicies/status:update", "egret.dev/clusteregresspolicies/status:patch",
+    "core/events:create", "core/events:patch", "events.k8s.io/events:create", "events.k8s.io/events:patch",
+    "authentication.k8s.io/tokenreviews:create",
+  ];
+  assert.deepEqual([...grants].sort(), expected.sort());
+  assert.equal(byKind("Role").length + byKind("RoleBinding").length, 0);
+  const binding = one("ClusterRoleBinding", "egret-control") as KubeObject & { subjects: { kind: string; name: string; namespace: string }[] };
+  assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: "egret-control", namespace: "egret-system" }]);
+});
+
+test("namespace keeps Egret's own pods out of the mesh; every pod says so too", () => {
+  const ns = one("Namespace", "egret-system");
+  assert.equal(ns.metadata.labels?.["istio-injection"], "disabled");
+  for (const o of [...byKind("Deployment"), ...byKind("DaemonSet")]) {
+    assert.equal((o.spec as { template: { metadata: { annotations?: Record<string, string> } } }).template.metadata.annotations?.["sidecar.istio.io/inject"], "false", o.metadata.name);
+    assert.equal(o.metadata.namespace, "egret-system");
+  }
+});
+
+test("the image tag in manifests/ is this package's version", () => {
+  const version = (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+  for (const o of [...byKind("Deployment"), ...byKind("DaemonSet")]) {
+    for (const c of podSpec(o).containers) assert.equal(c.image, `ghcr.io/egret-dev/egret:${version}`);
+  }
+});
