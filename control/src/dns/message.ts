@@ -1,0 +1,225 @@
+// A DNS message parser written for evidence collection: zero-copy (records are offsets into the
+// captured buffer; names are decoded only when the observer asks), bounded (name length, pointer
+// hops, record count), and total — every input yields either a message or a reason code, never an
+// exception. Malformed means "we will not use it as evidence", so the checks are strict: a record
+// overrunning the message, an A record that is not 4 bytes or a CNAME whose target does not fill its
+// rdata all reject the whole message.
+import {
+  CLASS_IN, DNS_HEADER_LEN, MAX_LABEL_LEN, MAX_NAME_WIRE_LEN, MAX_POINTER_HOPS, MAX_RECORDS, RRType,
+} from "./wire.js";
+
+/** Why a message was not parsed. Stable strings: they become metric labels. */
+export type DnsParseError =
+  | "short-header"      // fewer than 12 bytes
+  | "truncated-name"    // a name runs past the end of the message
+  | "bad-label-type"    // label type 0x40/0x80 (obsolete extended / reserved)
+  | "bad-pointer"       // a compression pointer outside the message
+  | "name-loop"         // more than MAX_POINTER_HOPS compression pointers in one name
+  | "name-too-long"     // a decoded name longer than 255 octets
+  | "truncated-record"  // a question or record fixed part or rdata runs past the end
+  | "bad-rdata"         // rdata of a type we read (A, AAAA, CNAME, …) has the wrong shape
+  | "bad-edns"          // OPT record in the additional section not owned by the root, or twice
+  | "too-many-records"; // more than MAX_RECORDS question+resource records
+
+export interface DnsQuestion {
+  /** Offset of the (possibly compressed) name in `DnsMessage.buf`. */
+  readonly nameOffset: number;
+  readonly qtype: number;
+  readonly qclass: number;
+}
+
+export const enum Section { Answer = 1, Authority = 2, Additional = 3 }
+
+export interface DnsRecord {
+  readonly section: Section;
+  readonly nameOffset: number;
+  readonly type: number;
+  readonly rclass: number;
+  /** Unsigned 32-bit wire TTL (RFC 2181 §8 interpretation is the observer's job). */
+  readonly ttl: number;
+  readonly rdataOffset: number;
+  readonly rdataLength: number;
+}
+
+export interface Edns {
+  readonly udpPayloadSize: number;
+  readonly version: number;
+  readonly dnssecOk: boolean;
+}
+
+export interface DnsMessage {
+  /** The message bytes (a view of the captured buffer, not a copy); all offsets index into it. */
+  readonly buf: Uint8Array;
+  readonly id: number;
+  readonly isResponse: boolean;
+  readonly opcode: number;
+  readonly authoritative: boolean;
+  readonly truncated: boolean;
+  readonly recursionDesired: boolean;
+  readonly recursionAvailable: boolean;
+  /** Full response code: header RCODE plus the EDNS0 extended bits (RFC 6891 §6.1.3). */
+  readonly rcode: number;
+  readonly questions: DnsQuestion[];
+  readonly answers: DnsRecord[];
+  readonly authority: DnsRecord[];
+  readonly additional: DnsRecord[];
+  readonly edns: Edns | null;
+}
+
+export type ParseResult =
+  | { readonly ok: true; readonly message: DnsMessage }
+  | { readonly ok: false; readonly error: DnsParseError; readonly offset: number };
+
+/** Negative return values of skipName/readName-style helpers encode these errors. */
+const NAME_ERRORS: DnsParseError[] = ["truncated-name", "bad-label-type", "bad-pointer", "name-loop", "name-too-long"];
+const E_TRUNC = -1, E_LABEL = -2, E_PTR = -3, E_LOOP = -4, E_LONG = -5;
+
+function nameError(code: number): DnsParseError {
+  return NAME_ERRORS[-code - 1]!;
+}
+
+/**
+ * Validates the name at `off` (following compression pointers) and returns the offset just past it
+ * in the original position, or a negative error code. `end` bounds the whole message.
+ */
+export function skipName(buf: Uint8Array, off: number, end: number): number {
+  let pos = off;
+  let after = -1; // where the name ends in place, fixed at the first pointer
+  let hops = 0;
+  let wireLen = 1; // the root label's zero byte
+  for (;;) {
+    if (pos >= end) return E_TRUNC;
+    const len = buf[pos]!;
+    if (len === 0) return after >= 0 ? after : pos + 1;
+    const kind = len & 0xc0;
+    if (kind === 0xc0) {
+      if (pos + 1 >= end) return E_TRUNC;
+      const target = ((len & 0x3f) << 8) | buf[pos + 1]!;
+      if (target >= end) return E_PTR;
+      if (after < 0) after = pos + 2;
+      if (++hops > MAX_POINTER_HOPS) return E_LOOP;
+      pos = target;
+      continue;
+    }
+    if (kind !== 0) return E_LABEL;
+    wireLen += len + 1;
+    if (wireLen > MAX_NAME_WIRE_LEN) return E_LONG;
+    if (pos + 1 + len > end) return E_TRUNC;
+    pos += 1 + len;
+  }
+}
+
+const u16 = (b: Uint8Array, o: number) => (b[o]! << 8) | b[o + 1]!;
+const u32 = (b: Uint8Array, o: number) => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+
+function fail(error: DnsParseError, offset: number): ParseResult {
+  return { ok: false, error, offset };
+}
+
+/**
+ * Parses one DNS message occupying `buf[start, end)`. The result's `buf` is a view of exactly
+ * those bytes (compression pointers are relative to the message start), and offsets index it.
+ */
+export function parseDnsMessage(buf: Uint8Array, start = 0, end = buf.length): ParseResult {
+  try {
+    return parseUnchecked(buf, start, Math.min(end, buf.length));
+  } catch {
+    // Unreachable by construction (every read is bounds-checked); kept so no input can ever
+    // throw past this boundary if a future edit misses a check.
+    return fail("truncated-record", start);
+  }
+}
+
+function parseUnchecked(whole: Uint8Array, start: number, end: number): ParseResult {
+  // Compression pointers are relative to the message start, so work on a view of the message.
+  const buf = start === 0 && end === whole.length ? whole : whole.subarray(start, end);
+  const len = buf.length;
+  if (len < DNS_HEADER_LEN) return fail("short-header", start);
+  const flags = u16(buf, 2);
+  const qd = u16(buf, 4), an = u16(buf, 6), ns = u16(buf, 8), ar = u16(buf, 10);
+  if (qd + an + ns + ar > MAX_RECORDS) return fail("too-many-records", start + 4);
+
+  let pos = DNS_HEADER_LEN;
+  const questions: DnsQuestion[] = [];
+  for (let i = 0; i < qd; i++) {
+    const next = skipName(buf, pos, len);
+    if (next < 0) return fail(nameError(next), start + pos);
+    if (next + 4 > len) return fail("truncated-record", start + next);
+    questions.push({ nameOffset: pos, qtype: u16(buf, next), qclass: u16(buf, next + 2) });
+    pos = next + 4;
+  }
+
+  const sections: DnsRecord[][] = [[], [], []];
+  const counts = [an, ns, ar];
+  let edns: Edns | null = null;
+  let extRcode = 0;
+  for (let s = 0; s < 3; s++) {
+    const out = sections[s]!;
+    const section = (s + 1) as Section;
+    for (let i = 0; i < counts[s]!; i++) {
+      const next = skipName(buf, pos, len);
+      if (next < 0) return fail(nameError(next), start + pos);
+      if (next + 10 > len) return fail("truncated-record", start + next);
+      const type = u16(buf, next);
+      const rclass = u16(buf, next + 2);
+      const ttl = u32(buf, next + 4);
+      const rdLen = u16(buf, next + 8);
+      const rdOff = next + 10;
+      if (rdOff + rdLen > len) return fail("truncated-record", start + next);
+      if (type === RRType.OPT && section === Section.Additional) {
+        // RFC 6891 §6.1.1: one OPT, owned by the root. (An OPT misplaced in another section is
+        // skipped like any record we do not read: it carries no evidence.)
+        if (edns !== null || next !== pos + 1 || buf[pos] !== 0) return fail("bad-edns", start + pos);
+        extRcode = ttl >>> 24;
+        edns = { udpPayloadSize: rclass, version: (ttl >>> 16) & 0xff, dnssecOk: (ttl & 0x8000) !== 0 };
+      } else if (rclass === CLASS_IN && !rdataShapeOk(buf, type, rdOff, rdLen)) {
+        return fail("bad-rdata", start + rdOff);
+      }
+      out.push({
+        section, nameOffset: pos, type, rclass, ttl, rdataOffset: rdOff, rdataLength: rdLen,
+      });
+      pos = rdOff + rdLen;
+    }
+  }
+  return {
+    ok: true,
+    message: {
+      buf,
+      id: u16(buf, 0),
+      isResponse: (flags & 0x8000) !== 0,
+      opcode: (flags >>> 11) & 0xf,
+      authoritative: (flags & 0x0400) !== 0,
+      truncated: (flags & 0x0200) !== 0,
+      recursionDesired: (flags & 0x0100) !== 0,
+      recursionAvailable: (flags & 0x0080) !== 0,
+      rcode: (extRcode << 4) | (flags & 0xf),
+      questions,
+      answers: sections[0]!,
+      authority: sections[1]!,
+      additional: sections[2]!,
+      edns,
+    },
+  };
+}
+
+/** Checks the rdata of the types whose contents we use as evidence or render. */
+function rdataShapeOk(buf: Uint8Array, type: number, off: number, len: number): boolean {
+  switch (type) {
+    case RRType.A:
+      return len === 4;
+    case RRType.AAAA:
+      return len === 16;
+    case RRType.CNAME:
+    case RRType.NS:
+    case RRType.PTR:
+    case RRType.DNAME:
+      return len > 0 && skipName(buf, off, off + len) === off + len;
+    case RRType.MX:
+      return len > 2 && skipName(buf, off + 2, off + len) === off + len;
+    case RRType.SRV:
+      return len > 6 && skipName(buf, off + 6, off + len) === off + len;
+    default:
+      return true; // other types are skipped by length; their contents are never evidence
+  }
+}
+
