@@ -6,7 +6,7 @@
 //   so a manifest never silently renders differently here than under `kubectl kustomize`.
 // Order of operations follows kustomize: resources, then components, then own patches, images.
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { join, relative, resolve } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import { parseAllDocuments } from "yaml";
 import { applyJsonPatch, type PatchOperation } from "./json-patch.js";
 
@@ -153,6 +153,7 @@ function build(dir: string, stack: string[], expectKind: "Kustomization" | "Comp
   const next = [...stack, file];
   let objects: KubeObject[] = [];
   for (const r of (k.resources as string[] | undefined) ?? []) {
+    if (isAbsolute(r)) throw new KustomizeError(`${file}: resource "${r}" must be a relative path (kustomize refuses absolute roots)`);
     const p = resolve(dir, r);
     if (!existsSync(p)) throw new KustomizeError(`${file}: resource "${r}" does not exist (${relative(process.cwd(), p)})`);
     objects.push(...(statSync(p).isDirectory() ? build(p, next, "Kustomization") : readYamlObjects(p)));
