@@ -1,0 +1,105 @@
+// The one catalogue of control-service error codes. Domain code throws ControlError with a code
+// from here; only the gRPC edge (grpc-server.ts) and the HTTP edge map a code's `kind` to a
+// protocol status. Codes are stable (logs and alerts match on them); messages say what to do.
+
+export type ErrorKind = "invalid-argument" | "not-found" | "failed-precondition" | "resource-exhausted" | "unavailable" | "internal";
+
+export const ERROR_CATALOGUE = {
+  // --- Watch -----------------------------------------------------------------------------
+  EGRET_WATCH_SUBSCRIBE_FIRST: {
+    kind: "failed-precondition",
+    message: "the first WatchRequest on a stream must be WATCH_REQUEST_TYPE_SUBSCRIBE",
+  },
+  EGRET_WATCH_DUPLICATE_SUBSCRIBE: {
+    kind: "failed-precondition",
+    message: "a Watch stream subscribes once; open a new stream to watch another pod",
+  },
+  EGRET_WATCH_IDENTITY_MISSING: {
+    kind: "invalid-argument",
+    message: "SUBSCRIBE needs pod_name and pod_namespace (Istio node metadata NAME and NAMESPACE)",
+  },
+  EGRET_WATCH_BAD_REQUEST_TYPE: {
+    kind: "invalid-argument",
+    message: "WatchRequest.type must be SUBSCRIBE, ACK or NACK",
+  },
+  EGRET_WATCH_TOO_MANY_STREAMS: {
+    kind: "resource-exhausted",
+    message: "this replica serves its maximum number of Watch streams; retry on another replica",
+  },
+  // --- Lookup ----------------------------------------------------------------------------
+  EGRET_LOOKUP_BAD_IP: {
+    kind: "invalid-argument",
+    message: "LookupRequest.source_ip and destination_ip must be 4 or 16 bytes",
+  },
+  EGRET_LOOKUP_TOO_MANY_PENDING: {
+    kind: "resource-exhausted",
+    message: "too many Lookups are waiting on this replica; the filter applies its failure mode",
+  },
+  // --- Observe ---------------------------------------------------------------------------
+  EGRET_OBSERVE_AGENT_ID_MISSING: {
+    kind: "invalid-argument",
+    message: "ObserveRequest.agent_id must be set on every batch",
+  },
+  EGRET_OBSERVE_BATCH_TOO_LARGE: {
+    kind: "resource-exhausted",
+    message: "an ObserveRequest batch carries more observations than this replica accepts; send smaller batches",
+  },
+  // --- Report ----------------------------------------------------------------------------
+  EGRET_REPORT_BATCH_TOO_LARGE: {
+    kind: "resource-exhausted",
+    message: "a ReportRequest batch carries more events than this replica accepts; send smaller batches",
+  },
+  // --- Configuration and sources ---------------------------------------------------------
+  EGRET_CONFIG_INVALID: {
+    kind: "invalid-argument",
+    message: "invalid egret control configuration",
+  },
+  EGRET_PODS_FILE_INVALID: {
+    kind: "invalid-argument",
+    message: "the pods file is not valid (see control/src/control/README.md for its format)",
+  },
+  EGRET_POLICY_INVALID: {
+    kind: "invalid-argument",
+    message: "the policy is invalid; the previous version stays in force",
+  },
+  EGRET_KUBERNETES_UNAVAILABLE: {
+    kind: "unavailable",
+    message: "the Kubernetes API is unreachable",
+  },
+  EGRET_NOT_READY: {
+    kind: "unavailable",
+    message: "egret control has not finished its initial sync",
+  },
+  EGRET_SHUTTING_DOWN: {
+    kind: "unavailable",
+    message: "this replica is shutting down; reconnect to another",
+  },
+  EGRET_INTERNAL: {
+    kind: "internal",
+    message: "internal error in egret control",
+  },
+} as const satisfies Record<string, { kind: ErrorKind; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** A typed control-service error: stable code, catalogue message plus specifics, optional cause. */
+export class ControlError extends Error {
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
+    const entry = ERROR_CATALOGUE[code];
+    super(detail ? `${entry.message}: ${detail}` : entry.message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.name = "ControlError";
+    this.code = code;
+    this.kind = entry.kind;
+    this.details = options?.details;
+  }
+}
+
+/** Any thrown value as a ControlError (unknown errors become EGRET_INTERNAL with the cause kept). */
+export function asControlError(err: unknown): ControlError {
+  if (err instanceof ControlError) return err;
+  return new ControlError("EGRET_INTERNAL", err instanceof Error ? err.message : String(err), { cause: err });
+}

@@ -1,0 +1,299 @@
+// The gRPC edge: FilterService (Watch, Lookup, Report) and AgentService (Observe) over
+// @grpc/grpc-js. The only place where ControlError codes become gRPC status codes.
+import * as grpc from "@grpc/grpc-js";
+import type { Logger } from "../common/log.js";
+import {
+  agentServiceDefinition,
+  filterServiceDefinition,
+  type AgentServiceHandlers,
+  type FilterServiceHandlers,
+  type LookupRequest,
+  type LookupResponse,
+  type ObserveRequest,
+  type Outgoing,
+  type ReportRequest,
+  type ReportResponse,
+  type WatchRequest,
+} from "../proto/index.js";
+import { asControlError, ControlError, type ErrorKind } from "./errors.js";
+import type { WatchHub, Subscription } from "./hub.js";
+import type { LookupService } from "./lookup.js";
+import type { ControlMetrics } from "./metrics.js";
+import type { ReportSink } from "./reports.js";
+import { normalizeName, type ResolutionStore } from "./store.js";
+
+const STATUS_OF: Record<ErrorKind, grpc.status> = {
+  "invalid-argument": grpc.status.INVALID_ARGUMENT,
+  "not-found": grpc.status.NOT_FOUND,
+  "failed-precondition": grpc.status.FAILED_PRECONDITION,
+  "resource-exhausted": grpc.status.RESOURCE_EXHAUSTED,
+  unavailable: grpc.status.UNAVAILABLE,
+  internal: grpc.status.INTERNAL,
+};
+
+/** A ControlError (or anything thrown) as a gRPC status; the code travels in trailing metadata. */
+export function toStatus(err: unknown): Partial<grpc.StatusObject> {
+  const e = asControlError(err);
+  const metadata = new grpc.Metadata();
+  metadata.set("egret-error-code", e.code);
+  return { code: STATUS_OF[e.kind], details: `${e.code}: ${e.message}`, metadata };
+}
+
+export interface GrpcLimits {
+  /** Longest Lookup wait honoured (ms), whatever the caller asks. */
+  maxLookupWaitMs: number;
+  /** Wait used when the caller sets neither wait_ms nor a deadline (ms). */
+  defaultLookupWaitMs: number;
+  maxObservationsPerBatch: number;
+  maxEventsPerBatch: number;
+}
+
+export const DEFAULT_GRPC_LIMITS: GrpcLimits = {
+  maxLookupWaitMs: 5_000,
+  defaultLookupWaitMs: 250,
+  maxObservationsPerBatch: 10_000,
+  maxEventsPerBatch: 10_000,
+};
+
+export interface GrpcEdgeOptions {
+  hub: WatchHub;
+  lookups: LookupService;
+  store: ResolutionStore;
+  reports: ReportSink;
+  metrics: ControlMetrics;
+  log: Logger;
+  serverId: string;
+  limits?: Partial<GrpcLimits>;
+  /** Accept calls only once true (initial sync done); Watch/Lookup get UNAVAILABLE before. */
+  isReady: () => boolean;
+}
+
+export class GrpcEdge {
+  private readonly server: grpc.Server;
+  private readonly limits: GrpcLimits;
+  private readonly openCalls = new Set<grpc.ServerDuplexStream<unknown, unknown>>();
+  private shuttingDown = false;
+
+  constructor(private readonly o: GrpcEdgeOptions) {
+    this.limits = { ...DEFAULT_GRPC_LIMITS, ...o.limits };
+    this.server = new grpc.Server({
+      "grpc.keepalive_time_ms": 30_000,
+      "grpc.keepalive_timeout_ms": 10_000,
+      "grpc.keepalive_permit_without_calls": 1,
+      "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+    });
+    const filter: FilterServiceHandlers = {
+      Watch: (call) => this.watch(call),
+      Lookup: (call, callback) => void this.lookup(call, callback),
+      Report: (call, callback) => this.report(call, callback),
+    };
+    const agent: AgentServiceHandlers = { Observe: (call) => this.observe(call) };
+    this.server.addService(filterServiceDefinition(), filter);
+    this.server.addService(agentServiceDefinition(), agent);
+  }
+
+  /** Binds `address` ("0.0.0.0:9090", "127.0.0.1:0"); resolves to the bound port. */
+  listen(address: string): Promise<number> {
+    return new Promise((resolve, reject) =>
+      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+    );
+  }
+
+  /** Ends every stream with UNAVAILABLE (clients reconnect elsewhere) and stops the server. */
+  async close(graceMs = 2_000): Promise<void> {
+    this.shuttingDown = true;
+    for (const call of this.openCalls) call.emit("error", toStatus(new ControlError("EGRET_SHUTTING_DOWN")));
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.server.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.server.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  // ---- Watch ---------------------------------------------------------------------------------
+
+  private watch(call: grpc.ServerDuplexStream<WatchRequest, unknown>): void {
+    const stream = call as grpc.ServerDuplexStream<unknown, unknown>;
+    if (this.refuse(call)) return;
+    this.openCalls.add(stream);
+    let subscription: Subscription | undefined;
+    let finished = false;
+    const finish = (err?: unknown) => {
+      if (finished) return;
+      finished = true;
+      this.openCalls.delete(stream);
+      subscription?.close();
+      if (err) {
+        this.o.log.info({ err: asControlError(err).message }, "watch: ending stream");
+        call.emit("error", toStatus(err));
+      } else if (!call.cancelled) call.end();
+    };
+    call.on("data", (req: WatchRequest) => {
+      try {
+        if (req.type === "WATCH_REQUEST_TYPE_SUBSCRIBE") {
+          if (subscription) throw new ControlError("EGRET_WATCH_DUPLICATE_SUBSCRIBE");
+          if (!req.pod_name || !req.pod_namespace) throw new ControlError("EGRET_WATCH_IDENTITY_MISSING");
+          subscription = this.o.hub.subscribe(
+            {
+              namespace: req.pod_namespace,
+              name: req.pod_name,
+              instanceId: req.instance_id,
+              resumeEpoch: req.resume_epoch || undefined,
+              resumeVersion: req.resume_version || undefined,
+            },
+            { send: (m) => call.write(m), onDrain: (cb) => call.on("drain", cb) },
+          );
+        } else if (!subscription) {
+          throw new ControlError("EGRET_WATCH_SUBSCRIBE_FIRST");
+        } else if (req.type === "WATCH_REQUEST_TYPE_ACK") {
+          subscription.ack(req.response_version, req.response_nonce);
+        } else if (req.type === "WATCH_REQUEST_TYPE_NACK") {
+          subscription.nack(req.response_version, req.response_nonce, req.error_detail);
+        } else {
+          throw new ControlError("EGRET_WATCH_BAD_REQUEST_TYPE", String(req.type));
+        }
+      } catch (err) {
+        finish(err);
+      }
+    });
+    call.on("end", () => finish());
+    call.on("cancelled", () => finish());
+    call.on("error", () => finish());
+  }
+
+  // ---- Lookup --------------------------------------------------------------------------------
+
+  private async lookup(
+    call: grpc.ServerUnaryCall<LookupRequest, unknown>,
+    callback: grpc.sendUnaryData<Outgoing<LookupResponse>>,
+  ): Promise<void> {
+    try {
+      if (this.shuttingDown) throw new ControlError("EGRET_SHUTTING_DOWN");
+      if (!this.o.isReady()) throw new ControlError("EGRET_NOT_READY");
+      const req = call.request;
+      const deadline = call.getDeadline();
+      const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
+      const untilDeadline = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : Infinity;
+      let wait = req.wait_ms > 0 ? Math.min(req.wait_ms, untilDeadline) : untilDeadline;
+      if (wait === Infinity) wait = this.limits.defaultLookupWaitMs;
+      wait = Math.min(wait, this.limits.maxLookupWaitMs);
+      const abort = new AbortController();
+      call.on("cancelled", () => abort.abort());
+      const answer = await this.o.lookups.lookup(req.source_ip, req.destination_ip, wait, abort.signal);
+      if (call.cancelled) return;
+      callback(null, { result: answer.result, resolution: answer.resolution ?? null, server_time_unix_ms: Date.now() });
+    } catch (err) {
+      this.o.metrics.lookups.inc({ result: "error" });
+      callback(toStatus(err) as grpc.ServiceError, null);
+    }
+  }
+
+  // ---- Report --------------------------------------------------------------------------------
+
+  private report(
+    call: grpc.ServerReadableStream<ReportRequest, unknown>,
+    callback: grpc.sendUnaryData<Outgoing<ReportResponse>>,
+  ): void {
+    let accepted = 0;
+    let rejected = 0;
+    let failed = false;
+    call.on("data", (req) => {
+      if (failed) return;
+      if (req.events.length > this.limits.maxEventsPerBatch) {
+        failed = true;
+        callback(toStatus(new ControlError("EGRET_REPORT_BATCH_TOO_LARGE", `${req.events.length} > ${this.limits.maxEventsPerBatch}`)) as grpc.ServiceError, null);
+        return;
+      }
+      const r = this.o.reports.recordBatch(req.events, req.dropped_events);
+      accepted += r.accepted;
+      rejected += r.rejected;
+    });
+    call.on("end", () => {
+      if (!failed) callback(null, { accepted_events: accepted, rejected_events: rejected });
+    });
+    call.on("error", () => undefined);
+  }
+
+  // ---- Observe -------------------------------------------------------------------------------
+
+  private observe(call: grpc.ServerDuplexStream<ObserveRequest, unknown>): void {
+    const stream = call as grpc.ServerDuplexStream<unknown, unknown>;
+    if (this.shuttingDown) {
+      call.emit("error", toStatus(new ControlError("EGRET_SHUTTING_DOWN")));
+      return;
+    }
+    // Observations are accepted before the initial sync: the store is keyed by pod IP, and
+    // dropping them would lose resolutions the agent will not resend.
+    this.openCalls.add(stream);
+    this.o.metrics.agentStreams.inc();
+    let lastSequence = 0;
+    let agentId = "";
+    let finished = false;
+    const finish = (err?: unknown) => {
+      if (finished) return;
+      finished = true;
+      this.openCalls.delete(stream);
+      this.o.metrics.agentStreams.dec();
+      if (err) call.emit("error", toStatus(err));
+      else if (!call.cancelled) call.end();
+    };
+    call.on("data", (batch: ObserveRequest) => {
+      try {
+        if (!batch.agent_id) throw new ControlError("EGRET_OBSERVE_AGENT_ID_MISSING");
+        if (batch.observations.length > this.limits.maxObservationsPerBatch) {
+          throw new ControlError("EGRET_OBSERVE_BATCH_TOO_LARGE", `${batch.observations.length} > ${this.limits.maxObservationsPerBatch}`);
+        }
+        if (agentId && agentId !== batch.agent_id) this.o.log.warn({ agentId, now: batch.agent_id }, "observe: agent_id changed on one stream");
+        agentId = batch.agent_id;
+        if (lastSequence > 0 && batch.sequence > lastSequence + 1) {
+          this.o.metrics.observeSequenceGaps.inc();
+          this.o.log.warn({ agent: agentId, after: lastSequence, got: batch.sequence }, "observe: batches missing");
+        }
+        lastSequence = Math.max(lastSequence, batch.sequence);
+        this.o.metrics.observeBatches.inc({ kind: batch.replay ? "replay" : "live" });
+        let accepted = 0;
+        let rejected = 0;
+        for (const obs of batch.observations) {
+          if (obs.rcode !== 0 || obs.answers.length === 0) {
+            // Negative answers (NXDOMAIN/NODATA) attribute nothing; counted for visibility.
+            if (normalizeName(obs.query_name) === undefined || (obs.pod_ip.length !== 4 && obs.pod_ip.length !== 16)) {
+              rejected++;
+              this.o.metrics.observations.inc({ outcome: "invalid" });
+            } else {
+              accepted++;
+              this.o.metrics.observations.inc({ outcome: "negative" });
+            }
+            continue;
+          }
+          const outcome = this.o.store.record(obs.pod_ip, {
+            queryName: obs.query_name,
+            cnameChain: obs.cname_chain,
+            answers: obs.answers.map((a) => ({ ip: a.ip, ttlSeconds: a.ttl_seconds })),
+            observedUnixMs: obs.observed_unix_ms,
+          });
+          this.o.metrics.observations.inc({ outcome });
+          if (outcome === "stored" || outcome === "stale") accepted++;
+          else rejected++;
+        }
+        call.write({ acked_sequence: batch.sequence, accepted_observations: accepted, rejected_observations: rejected, server_id: this.o.serverId });
+      } catch (err) {
+        finish(err);
+      }
+    });
+    call.on("end", () => finish());
+    call.on("cancelled", () => finish());
+    call.on("error", () => finish());
+  }
+
+  private refuse(call: grpc.ServerDuplexStream<unknown, unknown>): boolean {
+    const err = this.shuttingDown ? new ControlError("EGRET_SHUTTING_DOWN") : !this.o.isReady() ? new ControlError("EGRET_NOT_READY") : undefined;
+    if (!err) return false;
+    call.emit("error", toStatus(err));
+    return true;
+  }
+}

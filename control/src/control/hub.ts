@@ -1,0 +1,459 @@
+// The Watch hub: for every pod some filter watches, the compiled policy and the pod's resolutions,
+// versioned, and the subscribers (Watch streams) that receive them as a SNAPSHOT then DELTAs.
+//
+// Level-based: a change (store entry, policy, labels, namespace labels) only marks what is dirty
+// — an IP of the pod, or its policy — and a flush on the next macrotask bumps the pod's version
+// and records WHICH keys changed (not their contents). A subscriber at version v receives the
+// union of keys changed since v, read back from the current state. So coalescing, back-pressure
+// and resume all fall out of one rule: "send what differs between v and now".
+// Versions come from one counter per hub (epoch), so a version is never reused by another pod
+// or by a re-created pod state; a resume is honoured only for a version this pod issued and
+// still has history for, else the subscriber gets a SNAPSHOT.
+import { randomBytes } from "node:crypto";
+import type { Logger } from "../common/log.js";
+import { bytesToIp, ipToBytes } from "../proto/ip.js";
+import type { Outgoing, Resolution, WatchResponse } from "../proto/messages.js";
+import type { ControlMetrics } from "./metrics.js";
+import type { CompiledPod, PolicyApi, Policy } from "./policy-api.js";
+import type { PolicyCatalog, PolicyChange } from "./policies.js";
+import { podKeyOf, type PodRecord, type PodRegistry, type RegistryChange } from "./pods.js";
+import type { ResolutionStore } from "./store.js";
+import { ControlError } from "./errors.js";
+
+export interface HubLimits {
+  /** Versions of per-pod history kept for resume. */
+  historyVersions: number;
+  /** How long a pod's state outlives its last subscriber (resume window), ms. */
+  retainMs: number;
+  /** Watch streams this replica serves at once. */
+  maxStreams: number;
+}
+
+export const DEFAULT_HUB_LIMITS: HubLimits = { historyVersions: 256, retainMs: 10 * 60_000, maxStreams: 50_000 };
+
+/** Where a subscriber's responses go (a Watch stream, or a test double). */
+export interface WatchSink {
+  /** Queues a response; false means "buffer full": wait for onDrain before sending more. */
+  send(response: Outgoing<WatchResponse>): boolean;
+  onDrain(callback: () => void): void;
+}
+
+export interface SubscribeRequest {
+  namespace: string;
+  name: string;
+  instanceId: string;
+  resumeEpoch?: string;
+  resumeVersion?: number;
+}
+
+export interface Subscription {
+  ack(version: number, nonce: string): void;
+  nack(version: number, nonce: string, detail: string): void;
+  close(): void;
+}
+
+interface LogEntry {
+  version: number;
+  ips: Set<string>;
+  policy: boolean;
+}
+
+class Subscriber {
+  sentVersion = 0;
+  lastSentType: "snapshot" | "delta" | undefined;
+  ackedVersion = 0;
+  needSnapshot = true;
+  blocked = false;
+  closed = false;
+  constructor(
+    readonly sink: WatchSink,
+    readonly instanceId: string,
+  ) {}
+}
+
+class PodWatch {
+  version = 0;
+  logBase = 0;
+  log: LogEntry[] = [];
+  compiled?: CompiledPod;
+  podIps: string[] = [];
+  readonly subscribers = new Set<Subscriber>();
+  dirtyIps = new Set<string>();
+  dirtyPolicy = false;
+  flushScheduled = false;
+  retainTimer?: NodeJS.Timeout;
+  constructor(readonly key: string) {}
+}
+
+export interface HubOptions {
+  store: ResolutionStore;
+  registry: PodRegistry;
+  catalog: PolicyCatalog;
+  policyApi: PolicyApi;
+  log: Logger;
+  metrics: ControlMetrics;
+  now?: () => number;
+  limits?: Partial<HubLimits>;
+  clusterCidrs?: string[];
+  /** Fixed epoch (tests); a random one per process otherwise. */
+  epoch?: string;
+}
+
+export class WatchHub {
+  readonly epoch: string;
+  private readonly limits: HubLimits;
+  private readonly now: () => number;
+  private readonly pods = new Map<string, PodWatch>();
+  /** Store pod key (pod IP) → watched pod. */
+  private readonly ipOwners = new Map<string, PodWatch>();
+  /** Subscribers waiting for their pod to become known. */
+  private readonly pending = new Map<string, Set<{ sub: Subscriber; req: SubscribeRequest }>>();
+  private counter = 0;
+  private streams = 0;
+  private readonly unsubscribers: (() => void)[] = [];
+
+  constructor(private readonly o: HubOptions) {
+    this.epoch = o.epoch ?? randomBytes(8).toString("hex");
+    this.limits = { ...DEFAULT_HUB_LIMITS, ...o.limits };
+    this.now = o.now ?? Date.now;
+    this.unsubscribers.push(
+      o.store.subscribe((podIpKey, ip) => {
+        const pw = this.ipOwners.get(podIpKey);
+        if (!pw) return;
+        pw.dirtyIps.add(bytesToIp(ip)!);
+        this.schedule(pw);
+      }),
+      o.registry.onChange((c) => this.onRegistryChange(c)),
+      o.catalog.onChange((c) => this.onPolicyChange(c)),
+    );
+  }
+
+  get streamCount(): number {
+    return this.streams;
+  }
+
+  /** Watched pod keys ("namespace/name") — for status and tests. */
+  watchedPods(): string[] {
+    return [...this.pods.keys()];
+  }
+
+  /** The compiled policy currently served for a watched pod. */
+  compiledFor(namespace: string, name: string): CompiledPod | undefined {
+    return this.pods.get(podKeyOf(namespace, name))?.compiled;
+  }
+
+  subscribe(req: SubscribeRequest, sink: WatchSink): Subscription {
+    if (this.streams >= this.limits.maxStreams) throw new ControlError("EGRET_WATCH_TOO_MANY_STREAMS", `${this.streams} open`);
+    this.streams++;
+    this.o.metrics.watchStreams.set(this.streams);
+    const sub = new Subscriber(sink, req.instanceId);
+    const key = podKeyOf(req.namespace, req.name);
+    sink.onDrain(() => {
+      sub.blocked = false;
+      const pw = this.pods.get(key);
+      if (pw && pw.subscribers.has(sub)) this.sendTo(pw, sub);
+    });
+    const pod = this.o.registry.get(req.namespace, req.name);
+    if (pod) this.attach(pod, sub, req);
+    else {
+      this.o.log.info({ pod: key, instance: req.instanceId }, "watch: pod not known yet; the snapshot follows when it is");
+      let set = this.pending.get(key);
+      if (!set) this.pending.set(key, (set = new Set()));
+      set.add({ sub, req });
+    }
+    return {
+      ack: (version) => {
+        sub.ackedVersion = Math.max(sub.ackedVersion, version);
+        this.o.metrics.watchAcks.inc({ kind: "ack" });
+      },
+      nack: (version, _nonce, detail) => {
+        this.o.metrics.watchAcks.inc({ kind: "nack" });
+        this.o.log.warn({ pod: key, instance: req.instanceId, version, detail }, "watch: filter rejected a version");
+        const pw = this.pods.get(key);
+        sub.needSnapshot = true;
+        // Re-sending the very snapshot that was refused would loop; wait for the next change then.
+        if (pw && !(sub.lastSentType === "snapshot" && version === pw.version)) this.sendTo(pw, sub);
+      },
+      close: () => this.detach(key, sub),
+    };
+  }
+
+  /** Stops every timer and listener (service shutdown). */
+  close(): void {
+    for (const u of this.unsubscribers) u();
+    for (const pw of this.pods.values()) if (pw.retainTimer) clearTimeout(pw.retainTimer);
+    this.pods.clear();
+    this.ipOwners.clear();
+    this.pending.clear();
+  }
+
+  // ---- subscription lifecycle ----------------------------------------------------------
+
+  private attach(pod: PodRecord, sub: Subscriber, req: SubscribeRequest): void {
+    const key = podKeyOf(pod.namespace, pod.name);
+    let pw = this.pods.get(key);
+    if (!pw) {
+      pw = new PodWatch(key);
+      pw.version = pw.logBase = this.nextVersion();
+      this.pods.set(key, pw);
+      this.setPodIps(pw, pod.ips);
+      pw.compiled = this.compile(pod, undefined);
+    }
+    if (pw.retainTimer) {
+      clearTimeout(pw.retainTimer);
+      pw.retainTimer = undefined;
+    }
+    pw.subscribers.add(sub);
+    if (req.resumeEpoch || req.resumeVersion) {
+      const resumable = req.resumeEpoch === this.epoch && req.resumeVersion !== undefined && this.covers(pw, req.resumeVersion);
+      this.o.metrics.watchResumes.inc({ outcome: resumable ? "delta" : "snapshot" });
+      if (resumable) {
+        sub.sentVersion = req.resumeVersion!;
+        sub.needSnapshot = false;
+        if (sub.sentVersion === pw.version) {
+          // Nothing changed: confirm the resume with an empty DELTA (base_version == version).
+          sub.lastSentType = "delta";
+          this.o.metrics.watchResponses.inc({ type: "delta" });
+          if (!sub.sink.send({ ...this.base(pw), type: "WATCH_RESPONSE_TYPE_DELTA", base_version: pw.version })) sub.blocked = true;
+          return;
+        }
+      }
+    }
+    this.sendTo(pw, sub);
+  }
+
+  private detach(key: string, sub: Subscriber): void {
+    if (sub.closed) return;
+    sub.closed = true;
+    this.streams--;
+    this.o.metrics.watchStreams.set(this.streams);
+    const waiting = this.pending.get(key);
+    if (waiting) {
+      for (const w of waiting) if (w.sub === sub) waiting.delete(w);
+      if (waiting.size === 0) this.pending.delete(key);
+    }
+    const pw = this.pods.get(key);
+    if (!pw || !pw.subscribers.delete(sub) || pw.subscribers.size > 0) return;
+    pw.retainTimer = setTimeout(() => this.forget(pw), this.limits.retainMs);
+    pw.retainTimer.unref();
+  }
+
+  private forget(pw: PodWatch): void {
+    if (pw.subscribers.size > 0) return;
+    this.pods.delete(pw.key);
+    for (const ip of pw.podIps) if (this.ipOwners.get(ip) === pw) this.ipOwners.delete(ip);
+  }
+
+  private setPodIps(pw: PodWatch, ips: string[]): void {
+    for (const ip of pw.podIps) if (this.ipOwners.get(ip) === pw) this.ipOwners.delete(ip);
+    pw.podIps = [...ips];
+    for (const ip of ips) this.ipOwners.set(ip, pw);
+  }
+
+  private nextVersion(): number {
+    return ++this.counter;
+  }
+
+  private covers(pw: PodWatch, version: number): boolean {
+    if (version === pw.logBase) return true;
+    return pw.log.some((e) => e.version === version);
+  }
+
+  // ---- change intake -----------------------------------------------------------------------
+
+  private onRegistryChange(c: RegistryChange): void {
+    if (c.kind === "namespace") {
+      for (const pw of this.pods.values()) if (pw.key.startsWith(c.name + "/")) this.markPolicy(pw);
+      return;
+    }
+    const waiting = c.after ? this.pending.get(c.key) : undefined;
+    if (waiting && c.after) {
+      this.pending.delete(c.key);
+      for (const { sub, req } of waiting) if (!sub.closed) this.attach(c.after, sub, req);
+    }
+    const pw = this.pods.get(c.key);
+    if (!pw) return;
+    if (!c.after) {
+      // Pod deleted: its subscribers keep their last state; nothing more will change.
+      this.setPodIps(pw, []);
+      return;
+    }
+    const ipsChanged = c.after.ips.join(",") !== pw.podIps.join(",");
+    if (ipsChanged) {
+      this.setPodIps(pw, c.after.ips);
+      for (const sub of pw.subscribers) sub.needSnapshot = true;
+    }
+    this.markPolicy(pw);
+    if (ipsChanged) this.schedule(pw, true);
+  }
+
+  private onPolicyChange(changes: PolicyChange[]): void {
+    for (const pw of this.pods.values()) {
+      const pod = this.podOf(pw);
+      if (!pod) continue;
+      const ns = this.o.registry.namespaceLabels(pod.namespace);
+      const identity = { namespace: pod.namespace, name: pod.name, labels: pod.labels, ips: pod.ips };
+      const affected = changes.some((ch) =>
+        [ch.before, ch.after].some((p: Policy | undefined) => p !== undefined && this.selects(p, identity, ns)),
+      );
+      if (affected) this.markPolicy(pw);
+    }
+  }
+
+  private selects(p: Policy, pod: { namespace: string; name: string; labels: Record<string, string>; ips: string[] }, ns: Record<string, string>): boolean {
+    try {
+      return this.o.policyApi.policySelectsPod(p, pod, ns);
+    } catch (err) {
+      this.o.log.error({ err, policy: p.ref }, "policySelectsPod failed; recompiling to be safe");
+      return true;
+    }
+  }
+
+  private podOf(pw: PodWatch): PodRecord | undefined {
+    const slash = pw.key.indexOf("/");
+    return this.o.registry.get(pw.key.slice(0, slash), pw.key.slice(slash + 1));
+  }
+
+  private markPolicy(pw: PodWatch): void {
+    pw.dirtyPolicy = true;
+    this.schedule(pw);
+  }
+
+  private schedule(pw: PodWatch, force = false): void {
+    if (pw.flushScheduled) return;
+    pw.flushScheduled = true;
+    setImmediate(() => this.flush(pw, force));
+  }
+
+  private compile(pod: PodRecord, previous: CompiledPod | undefined): CompiledPod | undefined {
+    try {
+      const compiled = this.o.policyApi.compilePodSnapshot(
+        this.o.catalog.active(),
+        { namespace: pod.namespace, name: pod.name, labels: pod.labels, ips: pod.ips },
+        this.o.registry.namespaceLabels(pod.namespace),
+        this.o.clusterCidrs ? { clusterCidrs: this.o.clusterCidrs } : undefined,
+      );
+      this.o.metrics.policyCompiles.inc({ outcome: compiled.hash === previous?.hash ? "unchanged" : "changed" });
+      return compiled;
+    } catch (err) {
+      this.o.metrics.policyCompiles.inc({ outcome: "error" });
+      this.o.log.error({ err, pod: `${pod.namespace}/${pod.name}` }, "compiling the pod's policy failed; keeping the previous one");
+      return previous;
+    }
+  }
+
+  private flush(pw: PodWatch, force: boolean): void {
+    pw.flushScheduled = false;
+    if (!this.pods.has(pw.key)) return;
+    let policyChanged = false;
+    if (pw.dirtyPolicy) {
+      pw.dirtyPolicy = false;
+      const pod = this.podOf(pw);
+      if (pod) {
+        const next = this.compile(pod, pw.compiled);
+        if (next && next.hash !== pw.compiled?.hash) {
+          pw.compiled = next;
+          policyChanged = true;
+        } else if (next && pw.compiled && next.selected !== pw.compiled.selected) {
+          pw.compiled = next;
+          policyChanged = true;
+        }
+      }
+    }
+    if (!policyChanged && pw.dirtyIps.size === 0 && !force) return;
+    pw.version = this.nextVersion();
+    pw.log.push({ version: pw.version, ips: pw.dirtyIps, policy: policyChanged });
+    pw.dirtyIps = new Set();
+    while (pw.log.length > this.limits.historyVersions) pw.logBase = pw.log.shift()!.version;
+    for (const sub of pw.subscribers) this.sendTo(pw, sub);
+  }
+
+  // ---- responses ---------------------------------------------------------------------------
+
+  private sendTo(pw: PodWatch, sub: Subscriber): void {
+    if (sub.blocked || sub.closed) return;
+    if (!sub.needSnapshot && sub.sentVersion === pw.version) return;
+    let response: Outgoing<WatchResponse> | undefined;
+    if (!sub.needSnapshot) response = this.delta(pw, sub.sentVersion);
+    if (!response) response = this.snapshot(pw);
+    sub.needSnapshot = false;
+    sub.sentVersion = pw.version;
+    sub.lastSentType = response.type === "WATCH_RESPONSE_TYPE_SNAPSHOT" ? "snapshot" : "delta";
+    this.o.metrics.watchResponses.inc({ type: sub.lastSentType });
+    if (!sub.sink.send(response)) sub.blocked = true;
+  }
+
+  private base(pw: PodWatch): Outgoing<WatchResponse> {
+    return {
+      epoch: this.epoch,
+      version: pw.version,
+      nonce: `${this.epoch}-${pw.version}-${randomBytes(4).toString("hex")}`,
+      pod_selected: pw.compiled?.selected ?? false,
+      server_time_unix_ms: this.now(),
+    };
+  }
+
+  private snapshot(pw: PodWatch): Outgoing<WatchResponse> {
+    const byIp = new Map<string, Resolution>();
+    for (const podIp of pw.podIps) for (const r of this.o.store.entriesOf(podIp)) mergeInto(byIp, r);
+    return {
+      ...this.base(pw),
+      type: "WATCH_RESPONSE_TYPE_SNAPSHOT",
+      base_version: 0,
+      policy: pw.compiled?.bytes ?? new Uint8Array(0),
+      policy_hash: pw.compiled?.hash ?? "",
+      upserts: [...byIp.values()],
+    };
+  }
+
+  /** The DELTA from `from` to the current version, or undefined when history does not reach back. */
+  private delta(pw: PodWatch, from: number): Outgoing<WatchResponse> | undefined {
+    if (!this.covers(pw, from)) return undefined;
+    const ips = new Set<string>();
+    let policy = false;
+    for (const e of pw.log) {
+      if (e.version <= from) continue;
+      for (const ip of e.ips) ips.add(ip);
+      policy ||= e.policy;
+    }
+    const upserts: Resolution[] = [];
+    const removals: Uint8Array[] = [];
+    for (const ip of ips) {
+      const bytes = ipToBytes(ip);
+      const merged = new Map<string, Resolution>();
+      for (const podIp of pw.podIps) {
+        const r = this.o.store.get(podIp, bytes);
+        if (r) mergeInto(merged, r);
+      }
+      const r = merged.get(ip);
+      if (r) upserts.push(r);
+      else removals.push(bytes);
+    }
+    return {
+      ...this.base(pw),
+      type: "WATCH_RESPONSE_TYPE_DELTA",
+      base_version: from,
+      policy: policy ? pw.compiled?.bytes : undefined,
+      policy_hash: policy ? pw.compiled?.hash : "",
+      upserts,
+      removals,
+    };
+  }
+}
+
+/** Adds `r` to the map keyed by IP text, merging names when a pod has several IPs. */
+function mergeInto(map: Map<string, Resolution>, r: Resolution): void {
+  const key = bytesToIp(r.ip)!;
+  const existing = map.get(key);
+  if (!existing) {
+    map.set(key, r);
+    return;
+  }
+  const names = new Map(existing.names.map((n) => [n.name, n]));
+  for (const n of r.names) {
+    const other = names.get(n.name);
+    if (!other || other.expires_unix_ms < n.expires_unix_ms) names.set(n.name, n);
+  }
+  const merged = [...names.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  map.set(key, { ip: r.ip, names: merged, expires_unix_ms: Math.max(existing.expires_unix_ms, r.expires_unix_ms) });
+}

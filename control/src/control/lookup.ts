@@ -1,0 +1,131 @@
+// Lookup: "which names did the pod at source IP S resolve to destination IP D?" Answers at once
+// from the store; otherwise parks the question until the observation lands (the store notifies
+// every change of (pod, ip)) or the wait ends. This is what makes the filter's hold safe: the app
+// got its DNS answer at the instant the agent saw it, so the observation is in flight.
+import { bytesToIp } from "../proto/ip.js";
+import type { LookupResult, Resolution } from "../proto/messages.js";
+import { ControlError } from "./errors.js";
+import type { ControlMetrics } from "./metrics.js";
+import type { PodRegistry } from "./pods.js";
+import type { ResolutionStore } from "./store.js";
+
+export interface LookupAnswer {
+  result: Exclude<LookupResult, "LOOKUP_RESULT_UNSPECIFIED">;
+  resolution?: Resolution;
+}
+
+interface Waiter {
+  podKeys: string[];
+  dest: Uint8Array;
+  finish: (answer: LookupAnswer) => void;
+}
+
+export class LookupService {
+  /** "podKey>destIp" → waiters. */
+  private readonly waiting = new Map<string, Set<Waiter>>();
+  private pendingCount = 0;
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly store: ResolutionStore,
+    private readonly registry: PodRegistry,
+    private readonly metrics: ControlMetrics,
+    private readonly limits: { maxPending: number } = { maxPending: 100_000 },
+    private readonly now: () => number = Date.now,
+  ) {
+    this.unsubscribe = store.subscribe((podKey, ip) => {
+      const set = this.waiting.get(`${podKey}>${bytesToIp(ip)}`);
+      if (!set) return;
+      for (const w of [...set]) {
+        const r = this.find(w.podKeys, w.dest);
+        if (r) w.finish({ result: "LOOKUP_RESULT_FOUND", resolution: r });
+      }
+    });
+  }
+
+  get pending(): number {
+    return this.pendingCount;
+  }
+
+  /**
+   * Answers at once when known; else waits up to `waitMs` (resolve NOT_FOUND / UNKNOWN_POD
+   * then). `signal` aborts the wait (the caller went away); the promise then resolves NOT_FOUND.
+   */
+  lookup(sourceIp: Uint8Array, destIp: Uint8Array, waitMs: number, signal?: AbortSignal): Promise<LookupAnswer> {
+    const source = bytesToIp(sourceIp);
+    const dest = bytesToIp(destIp);
+    if (source === undefined || dest === undefined) {
+      throw new ControlError("EGRET_LOOKUP_BAD_IP", `source_ip ${sourceIp.length} bytes, destination_ip ${destIp.length} bytes`);
+    }
+    // A pod may resolve from one of its IPs and connect from another (dual stack).
+    const pod = this.registry.byIp(source);
+    const podKeys = pod && pod.ips.length > 0 ? [source, ...pod.ips.filter((ip) => ip !== source)] : [source];
+    const known = this.find(podKeys, destIp);
+    if (known) {
+      this.metrics.lookups.inc({ result: "found" });
+      return Promise.resolve({ result: "LOOKUP_RESULT_FOUND", resolution: known });
+    }
+    const unknownAnswer = (): LookupAnswer => ({
+      result: this.registry.byIp(source) || this.store.entriesOf(source).length > 0 ? "LOOKUP_RESULT_NOT_FOUND" : "LOOKUP_RESULT_UNKNOWN_POD",
+    });
+    if (waitMs <= 0 || signal?.aborted) {
+      const a = unknownAnswer();
+      this.metrics.lookups.inc({ result: a.result === "LOOKUP_RESULT_NOT_FOUND" ? "not_found" : "unknown_pod" });
+      return Promise.resolve(a);
+    }
+    if (this.pendingCount >= this.limits.maxPending) {
+      throw new ControlError("EGRET_LOOKUP_TOO_MANY_PENDING", `${this.pendingCount} waiting`);
+    }
+    const started = this.now();
+    return new Promise<LookupAnswer>((resolve) => {
+      const keys = podKeys.map((k) => `${k}>${dest}`);
+      let done = false;
+      const waiter: Waiter = {
+        podKeys,
+        dest: destIp,
+        finish: (answer) => {
+          if (done) return;
+          done = true;
+          clearTimeout(timer);
+          signal?.removeEventListener("abort", onAbort);
+          for (const k of keys) {
+            const set = this.waiting.get(k);
+            set?.delete(waiter);
+            if (set?.size === 0) this.waiting.delete(k);
+          }
+          this.pendingCount--;
+          this.metrics.lookupsPending.set(this.pendingCount);
+          const waited = (this.now() - started) / 1000;
+          this.metrics.lookupWait.observe(waited);
+          const label =
+            answer.result === "LOOKUP_RESULT_FOUND" ? "found_after_wait" : answer.result === "LOOKUP_RESULT_NOT_FOUND" ? "not_found" : "unknown_pod";
+          this.metrics.lookups.inc({ result: label });
+          resolve(answer);
+        },
+      };
+      const onAbort = () => waiter.finish({ result: "LOOKUP_RESULT_NOT_FOUND" });
+      const timer = setTimeout(() => waiter.finish(unknownAnswer()), waitMs);
+      signal?.addEventListener("abort", onAbort, { once: true });
+      for (const k of keys) {
+        let set = this.waiting.get(k);
+        if (!set) this.waiting.set(k, (set = new Set()));
+        set.add(waiter);
+      }
+      this.pendingCount++;
+      this.metrics.lookupsPending.set(this.pendingCount);
+    });
+  }
+
+  close(): void {
+    this.unsubscribe();
+    for (const set of this.waiting.values()) for (const w of [...set]) w.finish({ result: "LOOKUP_RESULT_NOT_FOUND" });
+  }
+
+  private find(podKeys: string[], dest: Uint8Array): Resolution | undefined {
+    for (const k of podKeys) {
+      const r = this.store.get(k, dest);
+      if (r) return r;
+    }
+    return undefined;
+  }
+}

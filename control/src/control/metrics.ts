@@ -1,0 +1,127 @@
+// Every Prometheus metric egret control exports, declared in one place, on a registry owned by
+// the service instance (no global default registry: tests run several services in one process).
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export function createControlMetrics(options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics) collectDefaultMetrics({ register: registry, prefix: "egret_control_process_" });
+  const r = [registry];
+  return {
+    registry,
+    verdicts: new Counter({
+      name: "egret_control_verdicts_total",
+      help: "Verdict events reported by filters, by verdict, reason, policy, rule and mode",
+      labelNames: ["verdict", "reason", "policy", "rule", "mode"] as const,
+      registers: r,
+    }),
+    reportEventsRejected: new Counter({
+      name: "egret_control_report_events_rejected_total",
+      help: "Verdict events refused (malformed), by cause",
+      labelNames: ["cause"] as const,
+      registers: r,
+    }),
+    reportEventsDroppedByFilters: new Counter({
+      name: "egret_control_report_events_dropped_by_filters_total",
+      help: "Verdict events filters say they dropped before sending (their buffer was full)",
+      registers: r,
+    }),
+    observations: new Counter({
+      name: "egret_control_observations_total",
+      help: "DNS observations received from agents, by outcome (stored, negative, or the rejection reason)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    observeBatches: new Counter({
+      name: "egret_control_observe_batches_total",
+      help: "Observation batches received, by kind (live, replay) ",
+      labelNames: ["kind"] as const,
+      registers: r,
+    }),
+    observeSequenceGaps: new Counter({
+      name: "egret_control_observe_sequence_gaps_total",
+      help: "Batches whose sequence number skipped ahead (batches lost between agent and replica)",
+      registers: r,
+    }),
+    agentStreams: new Gauge({ name: "egret_control_agent_streams", help: "Open Observe streams", registers: r }),
+    resolutionEntries: new Gauge({ name: "egret_control_resolution_entries", help: "Entries (pod, ip, name) in the resolution store", registers: r }),
+    resolutionPods: new Gauge({ name: "egret_control_resolution_pods", help: "Pod IPs holding resolutions", registers: r }),
+    resolutionEvictions: new Counter({
+      name: "egret_control_resolution_evictions_total",
+      help: "Resolution entries evicted by a bound (names_per_ip, ips_per_name, per_pod, total)",
+      labelNames: ["bound"] as const,
+      registers: r,
+    }),
+    resolutionExpired: new Counter({ name: "egret_control_resolution_expired_total", help: "Resolution entries expired", registers: r }),
+    watchStreams: new Gauge({ name: "egret_control_watch_streams", help: "Open Watch streams", registers: r }),
+    watchResponses: new Counter({
+      name: "egret_control_watch_responses_total",
+      help: "Watch responses sent, by type (snapshot, delta)",
+      labelNames: ["type"] as const,
+      registers: r,
+    }),
+    watchAcks: new Counter({
+      name: "egret_control_watch_acks_total",
+      help: "Watch acknowledgements received, by kind (ack, nack)",
+      labelNames: ["kind"] as const,
+      registers: r,
+    }),
+    watchResumes: new Counter({
+      name: "egret_control_watch_resumes_total",
+      help: "Watch subscriptions that asked to resume, by outcome (delta, snapshot)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    lookups: new Counter({
+      name: "egret_control_lookups_total",
+      help: "Lookups answered, by result (found, found_after_wait, not_found, unknown_pod, error)",
+      labelNames: ["result"] as const,
+      registers: r,
+    }),
+    lookupWait: new Histogram({
+      name: "egret_control_lookup_wait_seconds",
+      help: "Time a Lookup waited for its observation (only Lookups that waited)",
+      buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+      registers: r,
+    }),
+    lookupsPending: new Gauge({ name: "egret_control_lookups_pending", help: "Lookups waiting for an observation", registers: r }),
+    policyCompiles: new Counter({
+      name: "egret_control_policy_compiles_total",
+      help: "Per-pod snapshot compilations, by outcome (changed, unchanged, error)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    policies: new Gauge({
+      name: "egret_control_policies",
+      help: "Policies known, by state (accepted, invalid_keeping_previous, invalid)",
+      labelNames: ["state"] as const,
+      registers: r,
+    }),
+    pods: new Gauge({ name: "egret_control_pods", help: "Pods known (with at least one IP)", registers: r }),
+    informerRestarts: new Counter({
+      name: "egret_control_informer_restarts_total",
+      help: "Kubernetes informer restarts after an error, by resource",
+      labelNames: ["resource"] as const,
+      registers: r,
+    }),
+    statusWrites: new Counter({
+      name: "egret_control_policy_status_writes_total",
+      help: "Policy status updates written to Kubernetes, by outcome (ok, error)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    kubeEvents: new Counter({
+      name: "egret_control_kubernetes_events_total",
+      help: "Kubernetes Events for denies, by outcome (posted, rate_limited, error)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    fileReloads: new Counter({
+      name: "egret_control_file_reloads_total",
+      help: "File-mode reloads, by outcome (ok, error)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+  };
+}
+
+export type ControlMetrics = ReturnType<typeof createControlMetrics>;

@@ -1,0 +1,126 @@
+// Which pods exist, their labels and IPs, and each namespace's labels — fed by the Kubernetes
+// informers or by the pods file — and the IP → pod map used to attribute DNS observations and
+// Lookups. Listeners hear about every change so the hub can recompile only what it affects.
+import { isIP } from "node:net";
+import { bytesToIp, ipToBytes } from "../proto/ip.js";
+
+export interface PodRecord {
+  namespace: string;
+  name: string;
+  labels: Record<string, string>;
+  /** Canonical text form ("198.18.1.10", "2001:db8::a"). */
+  ips: string[];
+  uid?: string;
+}
+
+export type RegistryChange =
+  | { kind: "pod"; key: string; before?: PodRecord; after?: PodRecord }
+  | { kind: "namespace"; name: string; before?: Record<string, string>; after?: Record<string, string> };
+
+export const podKeyOf = (namespace: string, name: string) => `${namespace}/${name}`;
+
+/** Canonical text of an IP given as text, or undefined if it is not one. */
+export function canonicalIp(ip: string): string | undefined {
+  if (isIP(ip) === 0) return undefined;
+  return bytesToIp(ipToBytes(ip));
+}
+
+function sameLabels(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
+  const ka = Object.keys(a ?? {});
+  if (ka.length !== Object.keys(b ?? {}).length) return false;
+  return ka.every((k) => a![k] === b?.[k]);
+}
+
+function samePod(a: PodRecord | undefined, b: PodRecord | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.uid === b.uid && sameLabels(a.labels, b.labels) && a.ips.length === b.ips.length && a.ips.every((ip, i) => ip === b.ips[i]);
+}
+
+export class PodRegistry {
+  private readonly pods = new Map<string, PodRecord>();
+  private readonly byIpMap = new Map<string, string>();
+  private readonly namespaces = new Map<string, Record<string, string>>();
+  private readonly listeners = new Set<(change: RegistryChange) => void>();
+
+  onChange(listener: (change: RegistryChange) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  get(namespace: string, name: string): PodRecord | undefined {
+    return this.pods.get(podKeyOf(namespace, name));
+  }
+
+  /** The pod that owns `ip` (text or 4/16 bytes), if any. */
+  byIp(ip: string | Uint8Array): PodRecord | undefined {
+    const text = typeof ip === "string" ? canonicalIp(ip) : bytesToIp(ip);
+    if (text === undefined) return undefined;
+    const key = this.byIpMap.get(text);
+    return key === undefined ? undefined : this.pods.get(key);
+  }
+
+  namespaceLabels(namespace: string): Record<string, string> {
+    return this.namespaces.get(namespace) ?? {};
+  }
+
+  all(): PodRecord[] {
+    return [...this.pods.values()];
+  }
+
+  inNamespace(namespace: string): PodRecord[] {
+    return this.all().filter((p) => p.namespace === namespace);
+  }
+
+  namespaceNames(): string[] {
+    return [...this.namespaces.keys()];
+  }
+
+  /** Adds or replaces a pod (IPs are canonicalized; unparsable ones dropped). No-op if unchanged. */
+  upsertPod(pod: PodRecord): void {
+    const ips = [...new Set(pod.ips.map(canonicalIp).filter((x): x is string => x !== undefined))];
+    const after: PodRecord = { ...pod, labels: { ...pod.labels }, ips };
+    const key = podKeyOf(pod.namespace, pod.name);
+    const before = this.pods.get(key);
+    if (samePod(before, after)) return;
+    if (before) for (const ip of before.ips) if (this.byIpMap.get(ip) === key) this.byIpMap.delete(ip);
+    this.pods.set(key, after);
+    for (const ip of ips) this.byIpMap.set(ip, key);
+    this.emit({ kind: "pod", key, before, after });
+  }
+
+  deletePod(namespace: string, name: string): void {
+    const key = podKeyOf(namespace, name);
+    const before = this.pods.get(key);
+    if (!before) return;
+    this.pods.delete(key);
+    for (const ip of before.ips) if (this.byIpMap.get(ip) === key) this.byIpMap.delete(ip);
+    this.emit({ kind: "pod", key, before });
+  }
+
+  setNamespace(name: string, labels: Record<string, string>): void {
+    const before = this.namespaces.get(name);
+    if (before && sameLabels(before, labels)) return;
+    this.namespaces.set(name, { ...labels });
+    this.emit({ kind: "namespace", name, before, after: { ...labels } });
+  }
+
+  deleteNamespace(name: string): void {
+    const before = this.namespaces.get(name);
+    if (!before) return;
+    this.namespaces.delete(name);
+    this.emit({ kind: "namespace", name, before });
+  }
+
+  /** Makes the registry equal to the given state (file reload, relist), emitting only real changes. */
+  replaceAll(pods: PodRecord[], namespaces: Record<string, Record<string, string>>): void {
+    for (const [name, labels] of Object.entries(namespaces)) this.setNamespace(name, labels);
+    const keep = new Set(pods.map((p) => podKeyOf(p.namespace, p.name)));
+    for (const p of this.all()) if (!keep.has(podKeyOf(p.namespace, p.name))) this.deletePod(p.namespace, p.name);
+    for (const p of pods) this.upsertPod(p);
+    for (const name of this.namespaceNames()) if (!(name in namespaces)) this.deleteNamespace(name);
+  }
+
+  private emit(change: RegistryChange): void {
+    for (const l of this.listeners) l(change);
+  }
+}

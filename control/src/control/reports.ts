@@ -1,0 +1,115 @@
+// Verdict reports from filters become: one JSON audit line per event, Prometheus counters by
+// verdict/reason/policy/rule/mode, and (Kubernetes mode) rate-limited Events on the pod for
+// denies. Malformed events are counted and dropped, never thrown.
+import { bytesToIp } from "../proto/ip.js";
+import type { VerdictEvent } from "../proto/messages.js";
+import type { ControlMetrics } from "./metrics.js";
+
+/** Where audit lines go: stdout, a file stream, or a test array. */
+export interface AuditWriter {
+  write(line: string): void;
+}
+
+/** Kubernetes Events for denies (k8s mode); absent in file mode. */
+export interface DenyEventSink {
+  denied(event: AuditRecord): void;
+}
+
+/** The audit line, one JSON object per verdict. `kind` tells it apart from log lines. */
+export interface AuditRecord {
+  kind: "egret.verdict";
+  time: string;
+  pod: string;
+  src: string;
+  dst: string;
+  names: string[];
+  protocol: string;
+  sni: string;
+  host: string;
+  verdict: string;
+  reason: string;
+  policy: string;
+  rule: string;
+  mode: string;
+  matched_name: string;
+  instance: string;
+  detail: string;
+}
+
+/** "REASON_DENIED_BY_RULE" → "denied-by-rule" (the design's spelling). */
+export function enumLabel(value: string, prefix: string): string {
+  return (value.startsWith(prefix) ? value.slice(prefix.length) : value).toLowerCase().replace(/_/g, "-");
+}
+
+function hostPort(ip: Uint8Array, port: number): string {
+  const text = bytesToIp(ip) ?? "";
+  return text.includes(":") ? `[${text}]:${port}` : `${text}:${port}`;
+}
+
+// Bounded label values keep a hostile or buggy filter from exploding metric cardinality.
+const LABEL_MAX = 128;
+const clip = (s: string) => (s.length > LABEL_MAX ? s.slice(0, LABEL_MAX) : s);
+
+export class ReportSink {
+  accepted = 0;
+  rejected = 0;
+
+  constructor(
+    private readonly audit: AuditWriter,
+    private readonly metrics: ControlMetrics,
+    private readonly events?: DenyEventSink,
+  ) {}
+
+  /** Records one batch; returns how many events were accepted and rejected. */
+  recordBatch(events: VerdictEvent[], droppedByFilter: number): { accepted: number; rejected: number } {
+    if (droppedByFilter > 0) this.metrics.reportEventsDroppedByFilters.inc(droppedByFilter);
+    let accepted = 0;
+    let rejected = 0;
+    for (const e of events) {
+      const cause = this.problem(e);
+      if (cause) {
+        rejected++;
+        this.metrics.reportEventsRejected.inc({ cause });
+        continue;
+      }
+      accepted++;
+      this.record(e);
+    }
+    this.accepted += accepted;
+    this.rejected += rejected;
+    return { accepted, rejected };
+  }
+
+  private problem(e: VerdictEvent): string | undefined {
+    if (e.verdict === "VERDICT_UNSPECIFIED" || typeof e.verdict !== "string" || !e.verdict.startsWith("VERDICT_")) return "verdict";
+    if (e.reason === "REASON_UNSPECIFIED" || typeof e.reason !== "string" || !e.reason.startsWith("REASON_")) return "reason";
+    if (e.destination_ip.length !== 4 && e.destination_ip.length !== 16) return "destination_ip";
+    if (e.destination_port > 65535 || e.source_port > 65535) return "port";
+    return undefined;
+  }
+
+  private record(e: VerdictEvent): void {
+    const rec: AuditRecord = {
+      kind: "egret.verdict",
+      time: new Date(e.time_unix_ms > 0 ? e.time_unix_ms : Date.now()).toISOString(),
+      pod: e.pod_namespace || e.pod_name ? `${e.pod_namespace}/${e.pod_name}` : "",
+      src: e.source_ip.length ? hostPort(e.source_ip, e.source_port) : "",
+      dst: hostPort(e.destination_ip, e.destination_port),
+      names: e.names,
+      protocol: e.protocol,
+      sni: e.sni,
+      host: e.host,
+      verdict: enumLabel(e.verdict, "VERDICT_"),
+      reason: enumLabel(e.reason, "REASON_"),
+      policy: e.policy,
+      rule: e.rule,
+      mode: e.mode === "POLICY_MODE_UNSPECIFIED" ? "" : enumLabel(e.mode, "POLICY_MODE_"),
+      matched_name: e.matched_name,
+      instance: e.instance_id,
+      detail: e.detail,
+    };
+    this.audit.write(JSON.stringify(rec) + "\n");
+    this.metrics.verdicts.inc({ verdict: rec.verdict, reason: rec.reason, policy: clip(rec.policy), rule: clip(rec.rule), mode: rec.mode });
+    if (this.events && (e.verdict === "VERDICT_DENY" || e.verdict === "VERDICT_WOULD_DENY")) this.events.denied(rec);
+  }
+}
