@@ -1,0 +1,79 @@
+// Reading verdicts back from egret control's JSON audit log (one object per line), to check a
+// scenario step's expected verdict, reason, policy and rule.
+import { existsSync, readFileSync } from "node:fs";
+import type { AuditExpectation } from "./scenario.js";
+
+export interface AuditEntry {
+  time?: number;
+  pod?: string;
+  sourceIp?: string;
+  destinationIp?: string;
+  destinationPort?: number;
+  verdict?: string;
+  reason?: string;
+  policy?: string;
+  rule?: string;
+  names?: string[];
+  raw: Record<string, unknown>;
+}
+
+const str = (v: unknown): string | undefined => (typeof v === "string" && v !== "" ? v : typeof v === "number" ? String(v) : undefined);
+
+function splitHostPort(v: unknown): { ip?: string; port?: number } {
+  const s = str(v);
+  if (!s) return {};
+  const m = /^\[?([0-9a-fA-F:.]+?)\]?:(\d+)$/.exec(s);
+  return m ? { ip: m[1], port: Number(m[2]) } : { ip: s };
+}
+
+/** Normalises one audit object; field names follow the Report message, with common spellings. */
+export function toAuditEntry(o: Record<string, unknown>): AuditEntry {
+  const dst = splitHostPort(o.destination ?? o.dst ?? o.server ?? o.destination_address);
+  const src = splitHostPort(o.source ?? o.src ?? o.client ?? o.source_address);
+  const pod = str(o.pod) ?? (str(o.pod_namespace ?? o.podNamespace) && str(o.pod_name ?? o.podName) ? `${str(o.pod_namespace ?? o.podNamespace)}/${str(o.pod_name ?? o.podName)}` : undefined);
+  const verdict = str(o.verdict)?.toLowerCase().replace(/^verdict_/, "").replace(/_/g, "-");
+  const reason = str(o.reason)?.toLowerCase().replace(/^reason_/, "").replace(/_/g, "-");
+  const t = o.time ?? o.ts ?? o.timestamp;
+  return {
+    time: typeof t === "number" ? t : typeof t === "string" ? Date.parse(t) : undefined,
+    pod,
+    sourceIp: src.ip ?? str(o.source_ip ?? o.src_ip),
+    destinationIp: dst.ip ?? str(o.destination_ip ?? o.dst_ip),
+    destinationPort: dst.port ?? (typeof (o.destination_port ?? o.dst_port) === "number" ? Number(o.destination_port ?? o.dst_port) : undefined),
+    verdict, reason,
+    policy: str(o.policy),
+    rule: str(o.rule ?? o.rule_name ?? o.ruleName),
+    names: Array.isArray(o.names) ? o.names.filter((n): n is string => typeof n === "string") : undefined,
+    raw: o,
+  };
+}
+
+/** Parses the audit log from byte `offset`; lines that are not JSON objects are skipped. */
+export function readAudit(file: string, offset = 0): AuditEntry[] {
+  if (!existsSync(file)) return [];
+  const text = readFileSync(file).subarray(offset).toString("utf8");
+  const out: AuditEntry[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      const o = JSON.parse(line) as unknown;
+      if (o && typeof o === "object" && !Array.isArray(o) && ("verdict" in o || "reason" in o)) out.push(toAuditEntry(o as Record<string, unknown>));
+    } catch { /* a partial last line: read again next poll */ }
+  }
+  return out;
+}
+
+/** Differences between an entry and what the step expects ("reason: want x, got y"), empty if none. */
+export function auditMismatches(e: AuditEntry, want: AuditExpectation): string[] {
+  const out: string[] = [];
+  const cmp = (field: keyof AuditExpectation, got: string | undefined) => {
+    const w = want[field];
+    if (w === undefined) return;
+    if (String(w) !== got) out.push(`${field}: want ${w}, got ${got ?? "(none)"}`);
+  };
+  cmp("verdict", e.verdict);
+  cmp("reason", e.reason);
+  cmp("policy", e.policy);
+  cmp("rule", e.rule);
+  return out;
+}

@@ -1,0 +1,148 @@
+// Scenario steps as real client programs run inside a pod's network namespace (as root, so their
+// TCP goes through the REDIRECT to the sidecar, like an application's would).
+import { fileURLToPath } from "node:url";
+import { isIPv4 } from "node:net";
+import { run, type RunResult } from "./exec.js";
+import { findProgram } from "./services/programs.js";
+import type { ConnectStep, ResolveStep } from "./scenario.js";
+import type { World } from "./world.js";
+
+/** Client programs per scenario client name, with their Debian packages. */
+export const CLIENT_PROGRAMS: Record<ConnectStep["client"] | ResolveStep["with"], [string, string][]> = {
+  psql: [["psql", "postgresql-client"]],
+  mariadb: [["mariadb", "mariadb-client"]],
+  "redis-cli": [["redis-cli", "redis-tools"]],
+  curl: [["curl", "curl"]],
+  openssl: [["openssl", "openssl"]],
+  tcp: [],
+  dig: [["dig", "dnsutils"]],
+  getent: [["getent", "libc-bin"]],
+  node: [],
+};
+
+const CLIENT_TIMEOUT_MS = 30_000;
+/** What a working server answers; a client that prints it reached the real service. */
+const MARKER = "egret-mesh-ok";
+
+export interface ConnectResult {
+  outcome: "connected" | "refused";
+  command: string;
+  /** The client's output, trimmed, for failure messages. */
+  output: string;
+}
+
+export interface ResolveResult {
+  rcode: string;
+  addresses: string[];
+  command: string;
+  output: string;
+}
+
+export interface ClientEnv {
+  netns: string;
+  world: World;
+  /** PEM file trusted for the web service's certificate. */
+  caFile: string;
+}
+
+function inPod(env: ClientEnv, cmd: string, args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<RunResult> {
+  return run("ip", ["netns", "exec", env.netns, cmd, ...args], { timeoutMs: CLIENT_TIMEOUT_MS, env: { ...process.env, ...extraEnv } });
+}
+
+function hostPort(step: ConnectStep, port: number): string {
+  return `${step.to}:${port}`;
+}
+
+export async function runConnect(env: ClientEnv, step: ConnectStep): Promise<ConnectResult> {
+  let r: RunResult;
+  let ok: (r: RunResult) => boolean;
+  switch (step.client) {
+    case "psql":
+      r = await inPod(env, findProgram("psql", "postgresql-client"), ["-h", step.to, "-p", String(step.port), "-U", "postgres", "-d", "postgres", "-w", "-tA", "-c", `select '${MARKER}'`], { PGCONNECT_TIMEOUT: "10", PGSSLMODE: "disable" });
+      ok = (x) => x.code === 0 && x.stdout.includes(MARKER);
+      break;
+    case "mariadb":
+      r = await inPod(env, findProgram("mariadb", "mariadb-client"), ["--no-defaults", "-h", step.to, "-P", String(step.port), "-u", "root", "--connect-timeout=10", "--skip-ssl", "-N", "-e", `select '${MARKER}'`]);
+      ok = (x) => x.code === 0 && x.stdout.includes(MARKER);
+      break;
+    case "redis-cli":
+      r = await inPod(env, findProgram("redis-cli", "redis-tools"), ["-h", step.to, "-p", String(step.port), "ECHO", MARKER]);
+      ok = (x) => x.code === 0 && x.stdout.includes(MARKER);
+      break;
+    case "curl": {
+      const scheme = step.scheme ?? (step.port === undefined || step.port === 443 ? "https" : "http");
+      const port = step.port ?? (scheme === "https" ? 443 : 80);
+      const url = `${scheme}://${hostPort(step, port)}${step.path ?? "/"}`;
+      const args = ["-sS", "--max-time", "15", "--cacert", env.caFile, "-o", "-", url];
+      if (step.host) args.push("-H", `Host: ${step.host}`);
+      if (step.proxy) args.push("--proxy", `http://${step.proxy}`);
+      r = await inPod(env, findProgram("curl", "curl"), args);
+      ok = (x) => x.code === 0 && x.stdout.startsWith("egret-mesh-web");
+      break;
+    }
+    case "openssl": {
+      const args = ["s_client", "-connect", hostPort(step, step.port ?? 443), "-CAfile", env.caFile, "-verify_return_error", "-brief"];
+      const sni = step.sni ?? (isIPv4(step.to) ? undefined : step.to);
+      if (sni) args.push("-servername", sni);
+      r = await run("ip", ["netns", "exec", env.netns, findProgram("openssl", "openssl"), ...args], { timeoutMs: CLIENT_TIMEOUT_MS, input: "" });
+      ok = (x) => x.code === 0 && /Verification: OK|Verify return code: 0/.test(x.stdout + x.stderr);
+      break;
+    }
+    case "tcp": {
+      const probe = fileURLToPath(new URL("./probes/tcp-probe.js", import.meta.url));
+      const payload = Buffer.from(step.send ?? "", "utf8").toString("base64");
+      r = await inPod(env, process.execPath, [probe, step.to, String(step.port), payload]);
+      ok = (x) => x.code === 0 && x.stdout.includes('"connected":true');
+      break;
+    }
+  }
+  return { outcome: ok(r) ? "connected" : "refused", command: r.command, output: (r.stdout + r.stderr).trim().slice(-800) };
+}
+
+export async function runResolve(env: ClientEnv, step: ResolveStep): Promise<ResolveResult> {
+  switch (step.with) {
+    case "dig": {
+      const r = await inPod(env, findProgram("dig", "dnsutils"), ["+time=2", "+tries=2", step.name, "A"]);
+      const rcode = /status: ([A-Z]+)/.exec(r.stdout)?.[1] ?? (r.code === 0 ? "NOERROR" : "TIMEOUT");
+      const answer = r.stdout.split(";; ANSWER SECTION:")[1]?.split("\n\n")[0] ?? "";
+      const addresses = [...answer.matchAll(/\sIN\s+A\s+(\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1]!);
+      return { rcode, addresses, command: r.command, output: r.stdout.trim().slice(-800) };
+    }
+    case "getent": {
+      const r = await inPod(env, "getent", ["ahostsv4", step.name]);
+      const addresses = [...new Set(r.stdout.split("\n").map((l) => l.split(/\s+/)[0]!).filter((a) => isIPv4(a)))];
+      return { rcode: r.code === 0 ? "NOERROR" : r.code === 2 ? "NXDOMAIN" : `exit ${r.code}`, addresses, command: r.command, output: r.stdout.trim() };
+    }
+    case "node": {
+      const script = `require("dns").promises.lookup(process.argv[1], { all: true, family: 4 })
+        .then((a) => console.log(JSON.stringify({ rcode: "NOERROR", addresses: a.map((x) => x.address) })))
+        .catch((e) => console.log(JSON.stringify({ rcode: e.code === "ENOTFOUND" ? "NXDOMAIN" : e.code, addresses: [] })));`;
+      const r = await inPod(env, process.execPath, ["-e", script, step.name]);
+      try {
+        const j = JSON.parse(r.stdout.trim()) as { rcode: string; addresses: string[] };
+        return { ...j, command: r.command, output: r.stdout.trim() };
+      } catch {
+        return { rcode: `exit ${r.code}`, addresses: [], command: r.command, output: (r.stdout + r.stderr).trim() };
+      }
+    }
+  }
+}
+
+/**
+ * The address a connect step reaches (the proxy's, when it goes through one), from the world's
+ * records — used to find the step's verdict in the audit log.
+ */
+export function expectedDestination(world: World, step: ConnectStep): { ip?: string; port: number } {
+  const target = step.proxy ? step.proxy.split(":")[0]! : step.to;
+  const port = step.proxy ? Number(step.proxy.split(":")[1]) : step.port ?? ((step.scheme ?? "https") === "https" ? 443 : 80);
+  return { ip: isIPv4(target) ? target : worldAddress(world, target), port };
+}
+
+/** Follows the world's CNAME and wildcard records to an A record's address. */
+export function worldAddress(world: World, name: string, depth = 0): string | undefined {
+  if (depth > 8) return undefined;
+  const exact = world.records.find((r) => r.name === name);
+  const wild = exact ?? world.records.find((r) => r.name.startsWith("*.") && name.endsWith(r.name.slice(1)) && !name.slice(0, name.length - r.name.length + 1).includes("."));
+  if (!wild) return undefined;
+  return wild.type === "A" ? wild.value : worldAddress(world, wild.value, depth + 1);
+}

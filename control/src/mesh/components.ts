@@ -1,0 +1,129 @@
+// Egret's own processes in the mesh — `egret control` (file mode) and `egret agent` in the node
+// namespace, one `egret sidecar` per pod (as uid 1337, listening where Envoy's 15001 would) — and
+// the check that tells a scenario run which of them exist yet, so it can skip with a reason
+// instead of faking a pass. Every command line the mesh uses is built here, in one place.
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { ManagedProcess } from "./process.js";
+import { SIDECAR_PORT, SIDECAR_UID, type MeshNetwork, type PodNetwork } from "./netns.js";
+import { tcpOpen } from "./services/context.js";
+
+export const CONTROL_GRPC_PORT = 15010;
+export const CONTROL_HTTP_PORT = 15014;
+export const AGENT_HTTP_PORT = 15020;
+export const SIDECAR_ADMIN_PORT = 15000;
+/** The gRPC cluster name the filter's plugin configuration refers to (as in the manifests). */
+export const CONTROL_CLUSTER = "outbound|15010||egret-control.egret-system.svc.cluster.local";
+export const CONTROL_AUTHORITY = "egret-control.egret-system.svc.cluster.local";
+
+export interface Repo {
+  root: string;
+  /** bin/egret.js */
+  egret: string;
+  wasm: string;
+}
+
+export function repoAt(root: string): Repo {
+  return { root, egret: join(root, "bin/egret.js"), wasm: join(root, "filter/build/egret.wasm") };
+}
+
+/** Why the full chain cannot run yet (a component not built or not written), or undefined. */
+export function missingComponents(repo: Repo): string[] {
+  const missing: string[] = [];
+  const cmd = (name: string) => existsSync(join(repo.root, `dist/control/src/cli/commands/${name}.js`));
+  if (!existsSync(repo.wasm)) missing.push("filter/build/egret.wasm is not built (npm run build)");
+  if (!cmd("control")) missing.push("`egret control` (file mode) does not exist yet");
+  if (!cmd("agent")) missing.push("`egret agent` does not exist yet");
+  if (!cmd("sidecar")) missing.push("`egret sidecar` does not exist yet");
+  const index = join(repo.root, "filter/assembly/index.ts");
+  if (existsSync(index) && !/egress/.test(readFileSync(index, "utf8"))) {
+    missing.push("egret.wasm does not register the enforcement filter (filter/assembly/egress/) yet");
+  }
+  return missing;
+}
+
+export interface MeshFiles {
+  policyDir: string;
+  podsFile: string;
+  auditLog: string;
+  logDir: string;
+}
+
+function egretIn(ns: string, repo: Repo, args: string[]): [string, string[]] {
+  return ["ip", ["netns", "exec", ns, process.execPath, repo.egret, ...args]];
+}
+
+/** `egret control` in file mode, serving gRPC and HTTP on the node's gateway address. */
+export async function startControl(net: MeshNetwork, repo: Repo, files: MeshFiles, clusterCidrs: string[]): Promise<ManagedProcess> {
+  const [cmd, args] = egretIn(net.nodeNs, repo, [
+    "control",
+    "--policies", files.policyDir,
+    "--pods", files.podsFile,
+    "--grpc-listen", `${net.gateway}:${CONTROL_GRPC_PORT}`,
+    "--http-listen", `${net.gateway}:${CONTROL_HTTP_PORT}`,
+    "--audit-log", files.auditLog,
+    ...clusterCidrs.flatMap((c) => ["--cluster-cidr", c]),
+  ]);
+  const p = ManagedProcess.start({ name: "egret control", cmd, args, logFile: join(files.logDir, "control.log"), env: { ...process.env, EGRET_LOG_LEVEL: "debug" } });
+  await p.waitReady(() => httpOk(net.nodeNs, `http://${net.gateway}:${CONTROL_HTTP_PORT}/readyz`), 30_000, "ready (/readyz)");
+  return p;
+}
+
+/** `egret agent` capturing DNS on every pod link of the node. */
+export async function startAgent(net: MeshNetwork, repo: Repo, files: MeshFiles, resolver: string): Promise<ManagedProcess> {
+  const [cmd, args] = egretIn(net.nodeNs, repo, [
+    "agent",
+    "--interface", `${net.prefix}p+`,
+    "--trusted-resolver", resolver,
+    "--control", `${net.gateway}:${CONTROL_GRPC_PORT}`,
+    "--http-listen", `${net.gateway}:${AGENT_HTTP_PORT}`,
+    "--min-ttl", "0",
+  ]);
+  const p = ManagedProcess.start({ name: "egret agent", cmd, args, logFile: join(files.logDir, "agent.log"), env: { ...process.env, EGRET_LOG_LEVEL: "debug" } });
+  await p.waitReady(() => httpOk(net.nodeNs, `http://${net.gateway}:${AGENT_HTTP_PORT}/healthz`), 30_000, "healthy (/healthz)");
+  return p;
+}
+
+export interface SidecarIdentity {
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+}
+
+/** Plugin configuration of the enforcement filter (filter/assembly/egress/README.md). */
+export function pluginConfig(forwardProxies: string[]): string {
+  return JSON.stringify({
+    control_cluster: CONTROL_CLUSTER,
+    control_authority: CONTROL_AUTHORITY,
+    failure_mode: "closed",
+    lookup_timeout_ms: 1000,
+    forward_proxies: forwardProxies,
+  });
+}
+
+/** `egret sidecar` inside the pod as uid 1337, behind the pod's REDIRECT. */
+export async function startSidecar(net: MeshNetwork, pod: PodNetwork, id: SidecarIdentity, repo: Repo, files: MeshFiles, forwardProxies: string[]): Promise<ManagedProcess> {
+  const args = [
+    "netns", "exec", pod.netns, "setpriv", `--reuid=${SIDECAR_UID}`, `--regid=${SIDECAR_UID}`, "--clear-groups",
+    process.execPath, repo.egret, "sidecar",
+    "--listen", `127.0.0.1:${SIDECAR_PORT}`,
+    "--admin-listen", `127.0.0.1:${SIDECAR_ADMIN_PORT}`,
+    "--wasm", repo.wasm,
+    "--plugin-config", pluginConfig(forwardProxies),
+    "--pod-name", id.name,
+    "--pod-namespace", id.namespace,
+    "--pod-ip", pod.ip,
+    ...Object.entries(id.labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]),
+    "--grpc-cluster", `${CONTROL_CLUSTER}=${net.gateway}:${CONTROL_GRPC_PORT}`,
+  ];
+  const p = ManagedProcess.start({ name: `egret sidecar ${id.namespace}/${id.name}`, cmd: "ip", args, logFile: join(files.logDir, `sidecar-${id.namespace}-${id.name}.log`) });
+  await p.waitReady(() => tcpOpen(pod.netns, "127.0.0.1", SIDECAR_PORT), 30_000, `listening on ${SIDECAR_PORT}`);
+  return p;
+}
+
+/** HTTP GET from inside a namespace; true on a 2xx status. */
+async function httpOk(ns: string, url: string): Promise<boolean> {
+  const { run } = await import("./exec.js");
+  const r = await run("ip", ["netns", "exec", ns, "curl", "-fsS", "--max-time", "2", "-o", "/dev/null", url], { timeoutMs: 4000 });
+  return r.code === 0;
+}

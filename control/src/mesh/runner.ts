@@ -1,0 +1,196 @@
+// The scenario runner: one mesh cluster (network + outside services) shared by every scenario,
+// and per scenario its pods, `egret control` with the scenario's policies, `egret agent`, one
+// `egret sidecar` per pod; then the steps, each checked against its expectation (the client's
+// outcome, and the verdict in the audit log); then teardown — always, even on failure.
+import { mkdirSync, writeFileSync, statSync, rmSync, existsSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import { MeshCluster } from "./cluster.js";
+import { ManagedProcess, sleep } from "./process.js";
+import { SIDECAR_PORT, SIDECAR_UID } from "./netns.js";
+import { webCaPath } from "./services/index.js";
+import { runConnect, runResolve, expectedDestination, type ClientEnv } from "./clients.js";
+import { readAudit, auditMismatches, type AuditEntry } from "./audit.js";
+import { missingComponents, startAgent, startControl, startSidecar, type MeshFiles, type Repo } from "./components.js";
+import type { ConnectStep, Scenario, Step } from "./scenario.js";
+import type { World } from "./world.js";
+
+/** How long a verdict may take to reach the audit log after the client finished. */
+const AUDIT_WAIT_MS = 10_000;
+const POD_BASE = 10;
+
+export interface StepResult {
+  step: Step;
+  ok: boolean;
+  /** What happened, one line: "connected", "refused (reason default-deny)", … */
+  summary: string;
+  /** Why it failed, with the client's command and output and the audit entries seen. */
+  detail?: string;
+  audit?: AuditEntry;
+}
+
+export interface ScenarioResult {
+  scenario: Scenario;
+  /** Set when the scenario could not run at all on this machine / in this tree. */
+  skipped?: string;
+  ok: boolean;
+  steps: StepResult[];
+  /** Logs of the egret components for this scenario (kept when a step fails). */
+  logDir: string;
+}
+
+export interface RunnerOptions {
+  prefix: string;
+  world: World;
+  repo: Repo;
+  /** Called with a line per step as it completes (progress output). */
+  onStep?: (scenario: Scenario, r: StepResult) => void;
+  /** Keep the cluster's scratch directory (logs) after close(). */
+  keepWorkDir?: boolean;
+}
+
+export class ScenarioRunner {
+  private constructor(readonly cluster: MeshCluster, private readonly opts: RunnerOptions) {}
+
+  static async start(opts: RunnerOptions): Promise<ScenarioRunner> {
+    const cluster = await MeshCluster.start({ prefix: opts.prefix, world: opts.world });
+    return new ScenarioRunner(cluster, opts);
+  }
+
+  async close(): Promise<void> {
+    await this.cluster.destroy({ keepWorkDir: this.opts.keepWorkDir });
+  }
+
+  async run(scenario: Scenario): Promise<ScenarioResult> {
+    const logDir = join(this.cluster.workDir, "scenarios", scenario.name);
+    const missing = missingComponents(this.opts.repo);
+    if (missing.length > 0) return { scenario, ok: false, steps: [], logDir, skipped: missing.join("; ") };
+    mkdirSync(join(logDir, "policies"), { recursive: true });
+    const files: MeshFiles = { policyDir: join(logDir, "policies"), podsFile: join(logDir, "pods.yaml"), auditLog: join(logDir, "audit.log"), logDir };
+    const { net, world } = this.cluster;
+    writeFileSync(join(files.policyDir, "policies.yaml"), scenario.policies.map((p) => stringify(p)).join("---\n"));
+    writeFileSync(files.auditLog, "");
+
+    const processes: ManagedProcess[] = [];
+    const results: StepResult[] = [];
+    let control: ManagedProcess | undefined;
+    let agent: ManagedProcess | undefined;
+    try {
+      const pods = [];
+      for (const [i, p] of scenario.pods.entries()) {
+        const podNet = await net.addPod(p.key, `198.18.1.${POD_BASE + i}`);
+        await net.redirectOutbound(podNet, { port: SIDECAR_PORT, exemptUid: SIDECAR_UID, exemptDestinations: [{ ip: world.resolver, port: 53 }] });
+        pods.push({ spec: p, net: podNet });
+      }
+      writeFileSync(files.podsFile, stringify({
+        namespaces: Object.entries(scenario.namespaces).map(([name, v]) => ({ name, labels: v.labels })),
+        pods: pods.map((p) => ({ name: p.spec.name, namespace: p.spec.namespace, labels: p.spec.labels, ips: [p.net.ip] })),
+      }));
+      const forwardProxies = world.services.filter((s) => s.kind === "forward-proxy").flatMap((s) => s.addresses.map((a) => `${a}:${s.port}`));
+
+      control = await startControl(net, this.opts.repo, files, world.clusterCidrs);
+      agent = await startAgent(net, this.opts.repo, files, world.resolver);
+      for (const p of pods) processes.push(await startSidecar(net, p.net, p.spec, this.opts.repo, files, forwardProxies));
+
+      for (const step of scenario.steps) {
+        let r: StepResult;
+        try {
+          r = await this.runStep(scenario, step, files, {
+            restartControl: async () => {
+              control!.killNow();
+              await control!.waitExit();
+              control = await startControl(net, this.opts.repo, files, world.clusterCidrs);
+            },
+            restartAgent: async () => {
+              agent!.killNow();
+              await agent!.waitExit();
+              agent = await startAgent(net, this.opts.repo, files, world.resolver);
+            },
+          });
+        } catch (e) {
+          r = { step, ok: false, summary: "error", detail: (e as Error).message };
+        }
+        results.push(r);
+        this.opts.onStep?.(scenario, r);
+        if (!r.ok && step.kind === "restart") break; // later steps would only repeat this failure
+      }
+    } catch (e) {
+      results.push({ step: { kind: "sleep", title: "start egret components", ms: 0 }, ok: false, summary: "error", detail: (e as Error).message });
+    } finally {
+      await Promise.all([...processes, control, agent].filter((p): p is ManagedProcess => !!p).map((p) => p.stop()));
+      for (const p of scenario.pods) await net.removePod(p.key);
+    }
+    const ok = results.length === scenario.steps.length && results.every((r) => r.ok);
+    if (ok && !this.opts.keepWorkDir) rmSync(logDir, { recursive: true, force: true });
+    return { scenario, ok, steps: results, logDir };
+  }
+
+  private async runStep(scenario: Scenario, step: Step, files: MeshFiles, restart: { restartControl(): Promise<void>; restartAgent(): Promise<void> }): Promise<StepResult> {
+    switch (step.kind) {
+      case "sleep":
+        await sleep(step.ms);
+        return { step, ok: true, summary: `slept ${step.ms} ms` };
+      case "restart":
+        await (step.component === "control" ? restart.restartControl() : restart.restartAgent());
+        return { step, ok: true, summary: `${step.component} restarted` };
+      case "resolve": {
+        const r = await runResolve(this.clientEnv(step.pod), step);
+        const problems: string[] = [];
+        if (step.expect.rcode && r.rcode !== step.expect.rcode) problems.push(`rcode: want ${step.expect.rcode}, got ${r.rcode}`);
+        if (step.expect.addresses && [...r.addresses].sort().join(",") !== [...step.expect.addresses].sort().join(",")) {
+          problems.push(`addresses: want ${step.expect.addresses.join(", ")}, got ${r.addresses.join(", ") || "(none)"}`);
+        }
+        const summary = `${r.rcode} ${r.addresses.join(", ")}`.trim();
+        return problems.length === 0 ? { step, ok: true, summary } : { step, ok: false, summary, detail: `${problems.join("; ")}\n$ ${r.command}\n${r.output}` };
+      }
+      case "connect":
+        return this.runConnectStep(step, files);
+    }
+  }
+
+  private async runConnectStep(step: ConnectStep, files: MeshFiles): Promise<StepResult> {
+    const auditOffset = statSync(files.auditLog).size;
+    const r = await runConnect(this.clientEnv(step.pod), step);
+    const problems: string[] = [];
+    if (r.outcome !== step.expect.outcome) problems.push(`outcome: want ${step.expect.outcome}, got ${r.outcome}`);
+    let entry: AuditEntry | undefined;
+    const wantsAudit = step.expect.verdict || step.expect.reason || step.expect.policy || step.expect.rule !== undefined;
+    if (wantsAudit) {
+      const pod = this.cluster.net.pod(step.pod);
+      const dst = expectedDestination(this.cluster.world, step);
+      const matches = (e: AuditEntry) =>
+        (e.pod === step.pod || e.sourceIp === pod.ip) && (!dst.ip || e.destinationIp === dst.ip) && (e.destinationPort === undefined || e.destinationPort === dst.port);
+      const deadline = Date.now() + AUDIT_WAIT_MS;
+      let seen: AuditEntry[] = [];
+      while (!entry && Date.now() < deadline) {
+        seen = readAudit(files.auditLog, auditOffset);
+        entry = seen.find(matches);
+        if (!entry) await sleep(100);
+      }
+      if (!entry) problems.push(`no verdict for ${step.pod} → ${dst.ip ?? "?"}:${dst.port} in the audit log within ${AUDIT_WAIT_MS} ms (entries seen: ${seen.length})`);
+      else problems.push(...auditMismatches(entry, step.expect));
+    }
+    const summary = `${r.outcome}${entry ? ` (${entry.verdict ?? "?"}, ${entry.reason ?? "?"}${entry.rule ? `, rule ${entry.rule}` : ""})` : ""}`;
+    if (problems.length === 0) return { step, ok: true, summary, audit: entry };
+    return { step, ok: false, summary, audit: entry, detail: `${problems.join("; ")}\n$ ${r.command}\n${r.output}${entry ? `\naudit: ${JSON.stringify(entry.raw)}` : ""}` };
+  }
+
+  private clientEnv(podKey: string): ClientEnv {
+    return { netns: this.cluster.net.pod(podKey).netns, world: this.cluster.world, caFile: webCaPath({ net: this.cluster.net, world: this.cluster.world, workDir: this.cluster.workDir }) };
+  }
+}
+
+/** A failed scenario as text: each failed step with its detail, and where the logs are. */
+export function formatFailure(r: ScenarioResult): string {
+  const lines = [`scenario ${r.scenario.name} (${r.scenario.file}) failed; component logs in ${r.logDir}`];
+  for (const s of r.steps) {
+    lines.push(`  ${s.ok ? "ok  " : "FAIL"} ${s.step.title}: ${s.summary}`);
+    if (!s.ok && s.detail) lines.push(...s.detail.split("\n").map((l) => `         ${l}`));
+  }
+  if (r.steps.length < r.scenario.steps.length) lines.push(`  (${r.scenario.steps.length - r.steps.length} later steps not run)`);
+  for (const f of existsSync(r.logDir) ? readdirSync(r.logDir).filter((n) => n.endsWith(".log")).sort() : []) {
+    const text = readFileSync(join(r.logDir, f), "utf8").trimEnd();
+    if (text) lines.push(`--- ${f} (last lines) ---`, ...text.split("\n").slice(-15));
+  }
+  return lines.join("\n");
+}
