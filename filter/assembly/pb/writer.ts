@@ -153,6 +153,13 @@ export class PbWriter {
     store<u8>(p, <u8>v);
   }
 
+  /** Drops everything written after `pos` (e.g. an event that did not fit) and clears overflow. */
+  rollback(pos: u32): void {
+    this.pos = pos;
+    this.overflow = false;
+    this.depth = 0;
+  }
+
   /** True when the message is complete (all begin() closed) and fits. */
   ok(): bool {
     return !this.overflow && this.depth == 0;

@@ -1,0 +1,124 @@
+// Reporting one decided connection: a VerdictEvent appended to the root's Report batch (sent on
+// the next tick or when the batch is full) and, when `logDecisions` is on, one log line.
+// Encoding writes bytes into the preallocated batch; nothing is allocated unless logging is on.
+import { LogLevel } from "../abi/enums";
+import { log } from "../abi/hostcalls";
+import { protocolLabel } from "../policy/protocols";
+import { formatIp } from "../resolve/ip";
+import { MAX_CANDIDATES } from "../resolve/table";
+import {
+  EV_TIME, EV_POD_NAME, EV_POD_NAMESPACE, EV_SOURCE_IP, EV_SOURCE_PORT, EV_DESTINATION_IP,
+  EV_DESTINATION_PORT, EV_NAMES, EV_PROTOCOL, EV_SNI, EV_HOST, EV_VERDICT, EV_REASON, EV_POLICY,
+  EV_RULE, EV_MODE, EV_MATCHED_NAME, EV_INSTANCE_ID, EV_DETAIL,
+} from "../pb/egret";
+import { EgressRoot, ipToBytes } from "./root";
+import { EgressStream } from "./stream";
+import { REASON_NAMES } from "./metrics";
+
+const IP_SCRATCH = memory.data(32);
+const LABEL_SCRATCH = memory.data(16);
+const DETAIL_SCRATCH = memory.data(64);
+const VERDICT_LABELS: string[] = ["pending", "allow", "deny", "alert", "would-deny"];
+
+export function reportDecision(root: EgressRoot, s: EgressStream, now: i64): void {
+  const rep = root.report;
+  const snap = root.snapshot;
+  const t = root.table;
+  if (rep === null || t === null) return;
+  const w = rep.beginEvent();
+  w.int64(EV_TIME, now);
+  w.string(EV_POD_NAME, root.podName);
+  w.string(EV_POD_NAMESPACE, root.podNamespace);
+  if (s.srcHi != 0 || s.srcLo != 0) {
+    w.bytes(EV_SOURCE_IP, IP_SCRATCH, ipToBytes(s.srcHi, s.srcLo, IP_SCRATCH));
+    w.uint32(EV_SOURCE_PORT, s.srcPort);
+  }
+  w.bytes(EV_DESTINATION_IP, IP_SCRATCH, ipToBytes(s.dstHi, s.dstLo, IP_SCRATCH));
+  w.uint32(EV_DESTINATION_PORT, s.dstPort);
+  const insp = s.inspector;
+  let matchedPtr: usize = 0;
+  let matchedLen: u32 = 0;
+  if (s.viaProxy && insp !== null && insp.targetLen > 0) {
+    if (!insp.targetIsIp) w.bytes(EV_NAMES, insp.targetPtr, insp.targetLen);
+  } else {
+    // The candidate view is recomputed: another connection may have used the table since.
+    const n = t.lookup(s.dstHi, s.dstLo, now, root.graceMs());
+    const cands = changetype<usize>(t.candBuf);
+    for (let i = 0; i < n && i < MAX_CANDIDATES; i++) {
+      const p = <usize>load<u32>(cands + <usize>i * 12);
+      const l = load<u32>(cands + <usize>i * 12 + 4);
+      w.bytes(EV_NAMES, p, l);
+      if (i == s.matchedCandidate) {
+        matchedPtr = p;
+        matchedLen = l;
+      }
+    }
+  }
+  if (insp !== null && insp.protocol >= 0) w.string(EV_PROTOCOL, protocolLabel(insp.protocol));
+  if (insp !== null && insp.sniLen > 0) w.bytes(EV_SNI, insp.sniPtr, insp.sniLen);
+  if (insp !== null && insp.hostLen > 0) w.bytes(EV_HOST, insp.hostPtr, insp.hostLen);
+  w.uint32(EV_VERDICT, s.verdict);
+  w.uint32(EV_REASON, s.reason);
+  if (snap !== null && s.policy >= 0 && s.policy < snap.policyCount) {
+    w.bytes(EV_POLICY, snap.policyRefPtr(s.policy), <u32>snap.policyRefLen(s.policy));
+    w.uint32(EV_MODE, snap.policyMode(s.policy));
+  }
+  if (snap !== null && s.rule >= 0 && s.rule < snap.ruleCount) {
+    const nl = snap.ruleNameLen(s.rule);
+    if (nl > 0) w.bytes(EV_RULE, snap.ruleNamePtr(s.rule), <u32>nl);
+    else w.bytes(EV_RULE, LABEL_SCRATCH, ruleIndexLabel(snap.ruleIndexInPolicy(s.rule)));
+  }
+  if (matchedLen > 0) w.bytes(EV_MATCHED_NAME, matchedPtr, matchedLen);
+  w.string(EV_INSTANCE_ID, root.instanceId);
+  if (s.heldMs > 0) w.bytes(EV_DETAIL, DETAIL_SCRATCH, heldDetail(s.heldMs));
+  if (!rep.endEvent(now)) root.metrics!.reportEventsDropped.increment(1);
+  const cfg = root.config;
+  if (cfg !== null && cfg.logDecisions) logDecision(root, s);
+}
+
+/** "#N" into LABEL_SCRATCH; returns its length. */
+function ruleIndexLabel(i: i32): u32 {
+  store<u8>(LABEL_SCRATCH, 0x23);
+  return 1 + writeDecimal(LABEL_SCRATCH + 1, <u64>i);
+}
+
+/** "held N ms" into DETAIL_SCRATCH. */
+function heldDetail(ms: i64): u32 {
+  const prefix = "held ";
+  for (let i = 0; i < prefix.length; i++) store<u8>(DETAIL_SCRATCH + <usize>i, <u8>prefix.charCodeAt(i));
+  let n = <u32>prefix.length;
+  n += writeDecimal(DETAIL_SCRATCH + n, <u64>(ms < 0 ? 0 : ms));
+  store<u8>(DETAIL_SCRATCH + n++, 0x20);
+  store<u8>(DETAIL_SCRATCH + n++, 0x6d);
+  store<u8>(DETAIL_SCRATCH + n++, 0x73);
+  return n;
+}
+
+function writeDecimal(p: usize, v: u64): u32 {
+  let digits: u32 = 1;
+  let x = v;
+  while (x >= 10) {
+    x /= 10;
+    digits++;
+  }
+  for (let i = digits; i > 0; i--) {
+    store<u8>(p + i - 1, <u8>(0x30 + v % 10));
+    v /= 10;
+  }
+  return digits;
+}
+
+/** Debug log line (allocates; only with logDecisions). */
+function logDecision(root: EgressRoot, s: EgressStream): void {
+  const snap = root.snapshot;
+  const n = formatIp(s.dstHi, s.dstLo, IP_SCRATCH);
+  const dst = String.UTF8.decodeUnsafe(IP_SCRATCH, n);
+  const verdict = s.verdict < <u8>VERDICT_LABELS.length ? VERDICT_LABELS[s.verdict] : "?";
+  const reason = s.reason < <u8>REASON_NAMES.length ? REASON_NAMES[s.reason] : "?";
+  let line = "egret: " + verdict + " " + dst + ":" + s.dstPort.toString() + " reason=" + reason;
+  if (snap !== null && s.policy >= 0) line += " policy=" + snap.policyName(s.policy) + " rule=" + snap.ruleLabel(s.rule);
+  const insp = s.inspector;
+  if (insp !== null && insp.protocol >= 0) line += " protocol=" + protocolLabel(insp.protocol);
+  log(LogLevel.Info, line);
+}
+

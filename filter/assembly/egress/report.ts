@@ -1,0 +1,74 @@
+// The Report batch: verdict events encoded straight into one ReportRequest buffer (field 1,
+// repeated VerdictEvent), so deciding a connection only writes bytes and sending a batch is one
+// grpc_send. When the buffer is full, new events are dropped and counted (dropped_events).
+import { PbWriter } from "../pb/writer";
+import { REPORT_EVENTS, REPORT_DROPPED } from "../pb/egret";
+
+/** Room kept at the end for the dropped_events field. */
+const TRAILER_BYTES: u32 = 16;
+
+export class ReportBatch {
+  private buf: StaticArray<u8>;
+  readonly w: PbWriter = new PbWriter(0, 0);
+  count: i32 = 0;
+  /** Events dropped since the last sent batch. */
+  dropped: u64 = 0;
+  /** Events dropped in total (for the metric). */
+  droppedTotal: u64 = 0;
+  firstAtMs: i64 = 0;
+  private eventStart: u32 = 0;
+  private bodyEnd: u32 = 0;
+
+  constructor(bytes: u32) {
+    this.buf = new StaticArray<u8>(<i32>bytes);
+    this.w.buf = changetype<usize>(this.buf);
+    this.w.cap = bytes - TRAILER_BYTES;
+  }
+
+  ptr(): usize {
+    return changetype<usize>(this.buf);
+  }
+
+  /** Starts an event; write its fields with `w`, then call endEvent(). */
+  beginEvent(): PbWriter {
+    this.eventStart = this.w.pos;
+    this.w.begin(REPORT_EVENTS);
+    return this.w;
+  }
+
+  /** Commits the event, or drops it (counted) when it did not fit. Returns whether it was kept. */
+  endEvent(now: i64): bool {
+    this.w.end();
+    if (!this.w.ok()) {
+      this.w.rollback(this.eventStart);
+      this.dropped++;
+      this.droppedTotal++;
+      return false;
+    }
+    if (this.count == 0) this.firstAtMs = now;
+    this.count++;
+    return true;
+  }
+
+  /** Appends dropped_events and returns the message length. */
+  finish(): u32 {
+    this.bodyEnd = this.w.pos;
+    if (this.dropped > 0) {
+      this.w.cap += TRAILER_BYTES;
+      this.w.uint64(REPORT_DROPPED, this.dropped);
+      this.w.cap -= TRAILER_BYTES;
+    }
+    return this.w.pos;
+  }
+
+  /** Undoes finish() after a failed send. */
+  unfinish(): void {
+    this.w.rollback(this.bodyEnd);
+  }
+
+  clear(): void {
+    this.w.reset();
+    this.count = 0;
+    this.dropped = 0;
+  }
+}

@@ -1,0 +1,588 @@
+// The enforcement filter's root context (one per VM): configuration, the control channel (Watch
+// stream, Lookup calls, Report stream), the flat tables connections read (resolution table and
+// policy snapshot), the registry of held connections with their deadlines, and the report batch.
+//
+// Heavy work happens here, never per connection: decoding Watch responses, rebuilding or patching
+// the table, decoding the policy snapshot (one reference swapped), encoding report batches.
+// Every gRPC answer arrives here (reference/proxy-wasm.md §5); answers about a connection are
+// routed back to it through the pending-slot registry.
+import { RootContext, StreamContext } from "../abi/context";
+import { BufferType, LogLevel, Status } from "../abi/enums";
+import { getBuffer, log, setTickPeriod, setEffectiveContext, lastStatus, currentTimeNanos } from "../abi/hostcalls";
+import { HostBytes } from "../abi/memory";
+import { GrpcMethod, encodeGrpcService, grpcSend, grpcCancel } from "../abi/grpc";
+import { propertyString } from "../abi/properties";
+import { EgressConfig, parseConfig, configError } from "./config";
+import { EgressMetrics } from "./metrics";
+import { nowMs, jitter, seedJitter } from "./clock";
+import { ResolutionTable } from "../resolve/table";
+import { parseIp, ipFromBytes, parsedHi, parsedLo } from "../resolve/ip";
+import { PolicySnapshot, decodeSnapshot, lastDecodeError, lastDecodeErrorOffset } from "../policy/snapshot";
+import { PbWriter } from "../pb/writer";
+import {
+  Span, WatchResponseView, ResolutionView, LookupResponseView, encodeSubscribe, encodeAck, encodeLookup,
+  WATCH_ACK, WATCH_NACK, WATCH_SNAPSHOT, WATCH_DELTA, LOOKUP_FOUND,
+} from "../pb/egret";
+import { ReportBatch } from "./report";
+import { EgressStream } from "./stream";
+import { Inspector, ensureInspectScratch } from "./inspect";
+
+const SERVICE = "egret.v1.FilterService";
+/** Pending-slot kinds: why a connection is registered with the root. */
+export const PENDING_NONE: u8 = 0;
+export const PENDING_LOOKUP: u8 = 1;
+export const PENDING_STARTUP: u8 = 2;
+export const PENDING_DETECT: u8 = 3;
+/** Most connections one VM holds at once (held for Lookup, startup or detection). */
+const MAX_PENDING: i32 = 8192;
+/** How often expired resolutions are swept from the table. */
+const SWEEP_INTERVAL_MS: i64 = 10000;
+const MESSAGE_BUFFER_BYTES: u32 = 64 * 1024;
+
+export const WATCH_IDLE: u8 = 0; // no stream; reconnect at watchRetryAtMs
+export const WATCH_OPEN: u8 = 1; // stream open (may not have received anything yet)
+
+export class EgressRoot extends RootContext {
+  config: EgressConfig | null = null;
+  metrics: EgressMetrics | null = null;
+  table: ResolutionTable | null = null;
+  /** The policy in force; swapped whole when a new one decodes. */
+  snapshot: PolicySnapshot | null = null;
+  /** Policy bytes' hash (from the server) of the snapshot in force. */
+  policyHash: string = "";
+
+  podName: string = "";
+  podNamespace: string = "";
+  instanceId: string = "";
+  /** Pod IPs as 4/16-byte strings for Watch (concatenated) and their lengths. */
+  podIps: StaticArray<u8> = new StaticArray<u8>(16 * 8);
+  podIpLens: StaticArray<u8> = new StaticArray<u8>(8);
+  podIpCount: i32 = 0;
+
+  // Control channel.
+  watchMethod: GrpcMethod | null = null;
+  lookupMethod: GrpcMethod | null = null;
+  reportMethod: GrpcMethod | null = null;
+  watchToken: u32 = 0;
+  watchState: u8 = WATCH_IDLE;
+  /** True once this stream delivered a response (control reachable right now). */
+  watchLive: bool = false;
+  watchRetryAtMs: i64 = 0;
+  watchBackoffMs: u32 = 0;
+  epoch: string = "";
+  version: u64 = 0;
+  /** local clock − server clock, applied to every expiry the server sends. */
+  skewMs: i64 = 0;
+  reportToken: u32 = 0;
+  reportRetryAtMs: i64 = 0;
+  report: ReportBatch | null = null;
+
+  // Held connections: parallel arrays indexed by slot (a free list links unused slots).
+  slotStream: StaticArray<EgressStream | null> = new StaticArray<EgressStream | null>(MAX_PENDING);
+  slotKind: StaticArray<u8> = new StaticArray<u8>(MAX_PENDING);
+  slotToken: StaticArray<u32> = new StaticArray<u32>(MAX_PENDING);
+  slotDeadline: StaticArray<i64> = new StaticArray<i64>(MAX_PENDING);
+  slotNext: StaticArray<i32> = new StaticArray<i32>(MAX_PENDING);
+  slotFree: i32 = 0;
+  /** Highest slot index ever used + 1 (deadline scans stop there). */
+  slotHigh: i32 = 0;
+  pendingCount: i32 = 0;
+
+  lastSweepMs: i64 = 0;
+  /** Detector states not in use (a connection takes one only while it inspects). */
+  private inspectors: Inspector[] = [];
+  // Reused decoders and buffers (allocated once).
+  private watchView: WatchResponseView = new WatchResponseView();
+  private resView: ResolutionView = new ResolutionView();
+  private lookupView: LookupResponseView = new LookupResponseView();
+  private span: Span = new Span();
+  private nameSpan: Span = new Span();
+  private expiresOut: StaticArray<i64> = new StaticArray<i64>(1);
+  private received: HostBytes = new HostBytes();
+  private status: HostBytes = new HostBytes();
+  msgBuf: StaticArray<u8> = new StaticArray<u8>(<i32>MESSAGE_BUFFER_BYTES);
+  msg: PbWriter = new PbWriter(0, 0);
+  /** Scratch for IP bytes in Lookup requests. */
+  ipScratch: StaticArray<u8> = new StaticArray<u8>(32);
+
+  constructor(id: u32) {
+    super(id);
+    this.msg.buf = changetype<usize>(this.msgBuf);
+    this.msg.cap = MESSAGE_BUFFER_BYTES;
+    for (let i = 0; i < MAX_PENDING; i++) unchecked((this.slotNext[i] = i + 1 < MAX_PENDING ? i + 1 : -1));
+  }
+
+  // ---- configuration ---------------------------------------------------------------------
+
+  onConfigure(size: u32): bool {
+    const raw = new HostBytes();
+    const st = getBuffer(BufferType.PluginConfiguration, 0, size == 0 ? 0xffffffff : size, raw);
+    if (st != Status.Ok && st != Status.NotFound) {
+      log(LogLevel.Critical, "egret: cannot read the plugin configuration (status " + (<u32>st).toString() + ")");
+      return false;
+    }
+    const cfg = parseConfig(raw.ptr, raw.len);
+    raw.release();
+    if (cfg === null) {
+      log(LogLevel.Critical, configError);
+      return false;
+    }
+    if (!this.readIdentity()) return false;
+    this.config = cfg;
+    if (this.metrics === null) this.metrics = new EgressMetrics();
+    this.table = new ResolutionTable(cfg.maxResolutions, cfg.resolutionNameBytes);
+    this.report = new ReportBatch(cfg.reportBufferBytes);
+    ensureInspectScratch(cfg.maxInspectBytes);
+    const upstream = encodeGrpcService(cfg.controlCluster, cfg.controlAuthority);
+    this.watchMethod = new GrpcMethod(upstream, SERVICE, "Watch");
+    this.lookupMethod = new GrpcMethod(upstream, SERVICE, "Lookup");
+    this.reportMethod = new GrpcMethod(upstream, SERVICE, "Report");
+    seedJitter(currentTimeNanos() ^ (<u64>this.id << 32));
+    this.instanceId = this.podNamespace + "/" + this.podName + "#" + (currentTimeNanos() % 1000000007).toString(16);
+    this.watchBackoffMs = cfg.watchBackoffInitialMs;
+    setTickPeriod(cfg.tickMs);
+    this.openWatch();
+    this.openReport();
+    log(LogLevel.Info, "egret: configured for pod " + this.podNamespace + "/" + this.podName + ", control " + cfg.controlCluster + ", failure mode " + (cfg.failureMode == 0 ? "closed" : "open"));
+    return true;
+  }
+
+  /** Pod identity from Istio node metadata (xds.node.metadata, or pre-1.33 node.metadata). */
+  private readIdentity(): bool {
+    let name = propertyString("xds", "node", "metadata", "NAME");
+    let ns = propertyString("xds", "node", "metadata", "NAMESPACE");
+    let ips = propertyString("xds", "node", "metadata", "INSTANCE_IPS");
+    if (name === null && ns === null && ips === null) {
+      name = propertyString("node", "metadata", "NAME");
+      ns = propertyString("node", "metadata", "NAMESPACE");
+      ips = propertyString("node", "metadata", "INSTANCE_IPS");
+    }
+    this.podName = name !== null ? name : "";
+    this.podNamespace = ns !== null ? ns : "";
+    this.podIpCount = 0;
+    if (ips !== null) {
+      const parts = ips.split(",");
+      let off = 0;
+      for (let i = 0; i < parts.length && this.podIpCount < 8; i++) {
+        const t = parts[i].trim();
+        const b = String.UTF8.encode(t);
+        if (!parseIp(changetype<usize>(b), <usize>b.byteLength)) continue;
+        const n = ipToBytes(parsedHi, parsedLo, changetype<usize>(this.podIps) + <usize>off);
+        unchecked((this.podIpLens[this.podIpCount++] = <u8>n));
+        off += <i32>n;
+      }
+    }
+    if (this.podName.length == 0 && this.podIpCount == 0) {
+      log(LogLevel.Critical, "egret configuration: the pod identity is unknown: node metadata NAME/NAMESPACE/INSTANCE_IPS are missing (xds.node.metadata); run egret.wasm in an Istio sidecar or give the host node metadata");
+      return false;
+    }
+    return true;
+  }
+
+  newStream(id: u32): StreamContext {
+    return new EgressStream(id, this);
+  }
+
+  // ---- time-driven work -------------------------------------------------------------------
+
+  onTick(): void {
+    const cfg = this.config;
+    if (cfg === null) return;
+    const now = nowMs();
+    if (this.watchState == WATCH_IDLE && now >= this.watchRetryAtMs) this.openWatch();
+    if (this.reportToken == 0 && now >= this.reportRetryAtMs) this.openReport();
+    this.expireHeld(now);
+    const rep = this.report;
+    if (rep !== null && rep.count > 0 && (rep.count >= <i32>cfg.reportBatchSize || now - rep.firstAtMs >= <i64>cfg.reportIntervalMs)) this.flushReport();
+    if (now - this.lastSweepMs >= SWEEP_INTERVAL_MS) {
+      this.lastSweepMs = now;
+      this.sweepTable(now);
+    }
+  }
+
+  /** Keeps expired resolutions as long as the largest policy grace; drops older ones. */
+  sweepTable(now: i64): void {
+    const t = this.table;
+    const m = this.metrics;
+    if (t === null || m === null) return;
+    const before = t.expired;
+    t.sweep(now - this.graceMs());
+    if (t.expired > before) m.tableExpired.increment(<i64>(t.expired - before));
+    this.publishTableGauges();
+  }
+
+  graceMs(): i64 {
+    const s = this.snapshot;
+    return s !== null ? <i64>s.maxGraceSeconds * 1000 : 0;
+  }
+
+  publishTableGauges(): void {
+    const t = this.table;
+    const m = this.metrics;
+    if (t === null || m === null) return;
+    m.tableEntries.record(t.size);
+    m.tableNames.record(t.names.live);
+  }
+
+  private expireHeld(now: i64): void {
+    for (let i = 0; i < this.slotHigh; i++) {
+      const kind = unchecked(this.slotKind[i]);
+      if (kind == PENDING_NONE || now < unchecked(this.slotDeadline[i])) continue;
+      const s = unchecked(this.slotStream[i]);
+      const token = unchecked(this.slotToken[i]);
+      this.releaseSlot(i);
+      if (s === null) continue;
+      if (kind == PENDING_LOOKUP && token != 0) grpcCancel(token);
+      setEffectiveContext(s.id);
+      if (kind == PENDING_LOOKUP) s.onLookupTimeout(now);
+      else if (kind == PENDING_STARTUP) s.onStartupTimeout(now);
+      else s.onDetectTimeout(now);
+    }
+  }
+
+  // ---- held-connection registry ------------------------------------------------------------
+
+  /** Registers a held connection; returns its slot or -1 when the registry is full. */
+  hold(s: EgressStream, kind: u8, token: u32, deadline: i64): i32 {
+    const i = this.slotFree;
+    if (i < 0) return -1;
+    this.slotFree = unchecked(this.slotNext[i]);
+    unchecked((this.slotStream[i] = s));
+    unchecked((this.slotKind[i] = kind));
+    unchecked((this.slotToken[i] = token));
+    unchecked((this.slotDeadline[i] = deadline));
+    if (i + 1 > this.slotHigh) this.slotHigh = i + 1;
+    this.pendingCount++;
+    const m = this.metrics;
+    if (m !== null) m.pendingConnections.record(this.pendingCount);
+    return i;
+  }
+
+  releaseSlot(i: i32): void {
+    if (i < 0 || i >= MAX_PENDING || unchecked(this.slotKind[i]) == PENDING_NONE) return;
+    const s = unchecked(this.slotStream[i]);
+    if (s !== null) s.slot = -1;
+    unchecked((this.slotStream[i] = null));
+    unchecked((this.slotKind[i] = PENDING_NONE));
+    unchecked((this.slotToken[i] = 0));
+    unchecked((this.slotNext[i] = this.slotFree));
+    this.slotFree = i;
+    this.pendingCount--;
+    while (this.slotHigh > 0 && unchecked(this.slotKind[this.slotHigh - 1]) == PENDING_NONE) this.slotHigh--;
+    const m = this.metrics;
+    if (m !== null) m.pendingConnections.record(this.pendingCount);
+  }
+
+  /** Slot of a pending Lookup with this token, or -1. */
+  private slotOfToken(token: u32): i32 {
+    for (let i = 0; i < this.slotHigh; i++) {
+      if (unchecked(this.slotKind[i]) == PENDING_LOOKUP && unchecked(this.slotToken[i]) == token) return i;
+    }
+    return -1;
+  }
+
+  /** A reset detector from the pool (allocates only when the pool is empty). */
+  takeInspector(): Inspector {
+    const insp = this.inspectors.length > 0 ? this.inspectors.pop() : new Inspector();
+    insp.reset();
+    return insp;
+  }
+
+  giveBackInspector(insp: Inspector): void {
+    // Bounded: a burst of concurrent inspections does not pin memory forever.
+    if (this.inspectors.length < 1024) this.inspectors.push(insp);
+  }
+
+  // ---- Lookup ------------------------------------------------------------------------------
+
+  /**
+   * Asks control which names this pod resolved to the destination; returns the call token, or 0
+   * when the call could not be started (control cluster unknown/unavailable).
+   */
+  startLookup(srcHi: u64, srcLo: u64, dstHi: u64, dstLo: u64): u32 {
+    const cfg = this.config;
+    const method = this.lookupMethod;
+    if (cfg === null || method === null) return 0;
+    const ips = changetype<usize>(this.ipScratch);
+    const srcLen = ipToBytes(srcHi, srcLo, ips);
+    const dstLen = ipToBytes(dstHi, dstLo, ips + 16);
+    // Control answers NOT_FOUND a little before our own deadline, so the normal "nothing came"
+    // outcome is an answer rather than a timeout.
+    const margin: u32 = cfg.lookupTimeoutMs / 5 < 50 ? cfg.lookupTimeoutMs / 5 : 50;
+    if (!encodeLookup(this.msg, srcHi == 0 && srcLo == 0 ? 0 : ips, srcHi == 0 && srcLo == 0 ? 0 : srcLen, ips + 16, dstLen, this.podName, this.podNamespace, cfg.lookupTimeoutMs - margin, this.instanceId)) return 0;
+    return method.call(changetype<usize>(this.msgBuf), this.msg.pos, cfg.lookupTimeoutMs + margin);
+  }
+
+  private onLookupAnswer(token: u32, size: u32): void {
+    const slot = this.slotOfToken(token);
+    // Apply what control knows even if the connection already gave up: the next one benefits.
+    const found = this.readGrpcMessage(size) && this.lookupView.decode(this.received.ptr, this.received.len) && this.lookupView.result == LOOKUP_FOUND;
+    const m = this.metrics!;
+    if (found) {
+      this.noteServerTime(this.lookupView.serverTimeMs);
+      this.applyResolution(this.lookupView.resolution.ptr, this.lookupView.resolution.len, nowMs());
+      m.lookupFound.increment(1);
+    } else {
+      m.lookupNotFound.increment(1);
+    }
+    this.received.release();
+    if (slot < 0) return;
+    const s = unchecked(this.slotStream[slot]);
+    this.releaseSlot(slot);
+    if (s === null) return;
+    setEffectiveContext(s.id);
+    s.onLookupDone(nowMs(), found);
+  }
+
+  private onLookupFailed(token: u32, grpcStatus: u32): void {
+    const slot = this.slotOfToken(token);
+    this.metrics!.lookupFailed.increment(1);
+    if (slot < 0) return;
+    const s = unchecked(this.slotStream[slot]);
+    this.releaseSlot(slot);
+    if (s === null) return;
+    setEffectiveContext(s.id);
+    // DEADLINE_EXCEEDED (4) is our own timeout seen from the other side.
+    if (grpcStatus == 4) s.onLookupTimeout(nowMs());
+    else s.onControlUnavailable(nowMs());
+  }
+
+  // ---- Watch -------------------------------------------------------------------------------
+
+  private openWatch(): void {
+    const cfg = this.config;
+    const method = this.watchMethod;
+    if (cfg === null || method === null) return;
+    const token = method.openStream();
+    if (token == 0) {
+      log(LogLevel.Warn, "egret: cannot open Watch to " + cfg.controlCluster + " (status " + (<u32>method.lastStatus).toString() + "); retrying");
+      this.scheduleWatchRetry();
+      return;
+    }
+    if (!encodeSubscribe(this.msg, this.podName, this.podNamespace, this.podIps, this.podIpLens, this.podIpCount, this.instanceId, this.epoch, this.version) ||
+        grpcSend(token, changetype<usize>(this.msgBuf), this.msg.pos) != Status.Ok) {
+      grpcCancel(token);
+      this.scheduleWatchRetry();
+      return;
+    }
+    this.watchToken = token;
+    this.watchState = WATCH_OPEN;
+    this.watchLive = false;
+  }
+
+  private scheduleWatchRetry(): void {
+    const cfg = this.config!;
+    this.watchToken = 0;
+    this.watchState = WATCH_IDLE;
+    this.watchLive = false;
+    const b = this.watchBackoffMs;
+    // Full jitter between b/2 and b, then double up to the cap.
+    this.watchRetryAtMs = nowMs() + <i64>(b / 2 + jitter(b / 2 + 1));
+    const nb = <u64>b * 2;
+    this.watchBackoffMs = nb > <u64>cfg.watchBackoffMaxMs ? cfg.watchBackoffMaxMs : <u32>nb;
+    const m = this.metrics;
+    if (m !== null) m.watchConnected.record(0);
+  }
+
+  /** Control is reachable as far as we know (a Watch response arrived on the open stream). */
+  controlReachable(): bool {
+    return this.watchState == WATCH_OPEN && this.watchLive;
+  }
+
+  private onWatchResponse(size: u32): void {
+    const m = this.metrics!;
+    const v = this.watchView;
+    if (!this.readGrpcMessage(size) || !v.decode(this.received.ptr, this.received.len)) {
+      // Undecodable: we cannot even ACK by version; NACK the last good one so the server resends.
+      this.sendAck(WATCH_NACK, this.version, this.span, "malformed WatchResponse");
+      this.received.release();
+      return;
+    }
+    if (!this.watchLive) {
+      this.watchLive = true;
+      this.watchBackoffMs = this.config!.watchBackoffInitialMs;
+      m.watchConnected.record(1);
+    }
+    const err = this.applyWatchResponse(v);
+    if (err.length > 0) {
+      m.watchNacks.increment(1);
+      log(LogLevel.Warn, "egret: rejecting Watch version " + v.version.toString() + ": " + err);
+      this.sendAck(WATCH_NACK, v.version, v.nonce, err);
+    } else {
+      this.sendAck(WATCH_ACK, v.version, v.nonce, "");
+    }
+    this.received.release();
+    this.publishTableGauges();
+    this.resumeHeld();
+  }
+
+  /** Applies a SNAPSHOT or DELTA; returns "" or why it was rejected (state unchanged then). */
+  private applyWatchResponse(v: WatchResponseView): string {
+    const m = this.metrics!;
+    const t = this.table!;
+    if (v.type != WATCH_SNAPSHOT && v.type != WATCH_DELTA) return "unknown response type " + v.type.toString();
+    if (v.type == WATCH_DELTA && (this.snapshot === null || v.baseVersion != this.version || v.epoch.toString() != this.epoch)) {
+      return "delta from version " + v.baseVersion.toString() + " does not apply to version " + this.version.toString();
+    }
+    // Decode the policy first: a bad policy rejects the whole response, keeping the last good state.
+    let snap: PolicySnapshot | null = null;
+    if (v.policy.len > 0 || v.type == WATCH_SNAPSHOT) {
+      snap = decodeSnapshot(v.policy.ptr, v.policy.len);
+      if (snap === null) return "policy snapshot rejected: error " + lastDecodeError().toString() + " at offset " + lastDecodeErrorOffset().toString();
+    }
+    this.noteServerTime(v.serverTimeMs);
+    const now = nowMs();
+    if (v.type == WATCH_SNAPSHOT) {
+      t.clear();
+      m.watchSnapshots.increment(1);
+    } else {
+      m.watchDeltas.increment(1);
+      v.rewind();
+      while (v.nextRemoval(this.span)) {
+        if (ipFromBytes(this.span.ptr, this.span.len)) t.removeIp(parsedHi, parsedLo);
+      }
+    }
+    v.rewind();
+    const res = this.resView;
+    const evictedBefore = t.evicted;
+    while (v.nextUpsert(res)) this.applyResolutionView(res, now, true);
+    if (t.evicted > evictedBefore) m.tableEvictions.increment(<i64>(t.evicted - evictedBefore));
+    if (snap !== null) {
+      this.snapshot = snap;
+      this.policyHash = v.policyHash.toString();
+      m.policyLoaded.record(1);
+    }
+    this.epoch = v.epoch.toString();
+    this.version = v.version;
+    return "";
+  }
+
+  private sendAck(type: u32, version: u64, nonce: Span, detail: string): void {
+    if (this.watchToken == 0) return;
+    if (encodeAck(this.msg, type, version, nonce, detail)) grpcSend(this.watchToken, changetype<usize>(this.msgBuf), this.msg.pos);
+  }
+
+  private noteServerTime(serverMs: i64): void {
+    if (serverMs > 0) this.skewMs = nowMs() - serverMs;
+  }
+
+  /** Applies an encoded egret.v1.Resolution (Lookup answer): upserts its names. */
+  private applyResolution(ptr: usize, len: u32, now: i64): void {
+    if (this.resView.decode(ptr, len)) this.applyResolutionView(this.resView, now, false);
+  }
+
+  private applyResolutionView(res: ResolutionView, now: i64, replace: bool): void {
+    const t = this.table!;
+    if (!res.valid || !ipFromBytes(res.ip.ptr, res.ip.len)) {
+      this.metrics!.internalErrors.increment(1);
+      return;
+    }
+    const hi = parsedHi;
+    const lo = parsedLo;
+    // A Watch upsert replaces the IP's entry wholesale; a Lookup answer only adds.
+    if (replace) t.removeIp(hi, lo);
+    const name = this.nameSpan;
+    while (res.nextName(name, this.expiresOut)) {
+      if (name.len == 0) continue;
+      let exp = unchecked(this.expiresOut[0]);
+      if (exp == 0) exp = res.expiresMs;
+      if (t.upsert(hi, lo, name.ptr, name.len, name.ptr, name.len, exp + this.skewMs, now) == false) this.metrics!.tableRejected.increment(1);
+    }
+  }
+
+  /** After new resolutions or policy: re-evaluate connections waiting for them. */
+  private resumeHeld(): void {
+    if (this.snapshot === null) return;
+    const now = nowMs();
+    const t = this.table!;
+    for (let i = 0; i < this.slotHigh; i++) {
+      const kind = unchecked(this.slotKind[i]);
+      if (kind != PENDING_STARTUP && kind != PENDING_LOOKUP) continue;
+      const s = unchecked(this.slotStream[i]);
+      if (s === null) continue;
+      if (kind == PENDING_LOOKUP && t.lookup(s.dstHi, s.dstLo, now, this.graceMs()) == 0) continue;
+      const token = unchecked(this.slotToken[i]);
+      this.releaseSlot(i);
+      if (kind == PENDING_LOOKUP && token != 0) grpcCancel(token);
+      setEffectiveContext(s.id);
+      if (kind == PENDING_STARTUP) s.onSnapshotReady(now);
+      else s.onLookupDone(now, true);
+    }
+  }
+
+  // ---- Report ------------------------------------------------------------------------------
+
+  private openReport(): void {
+    const method = this.reportMethod;
+    if (method === null) return;
+    this.reportToken = method.openStream();
+    if (this.reportToken == 0) this.reportRetryAtMs = nowMs() + <i64>this.config!.watchBackoffMaxMs / 4;
+  }
+
+  /** Sends the batch (if the stream is open); on failure the events stay for the next attempt. */
+  flushReport(): void {
+    const rep = this.report;
+    const m = this.metrics;
+    if (rep === null || m === null || rep.count == 0 || this.reportToken == 0) return;
+    const n = rep.count;
+    const len = rep.finish();
+    if (grpcSend(this.reportToken, rep.ptr(), len) == Status.Ok) {
+      m.reportEventsSent.increment(n);
+      m.reportBatches.increment(1);
+      rep.clear();
+    } else {
+      rep.unfinish();
+    }
+  }
+
+  // ---- gRPC callbacks ------------------------------------------------------------------------
+
+  onGrpcReceive(token: u32, size: u32): void {
+    if (token == this.watchToken && token != 0) this.onWatchResponse(size);
+    else if (token == this.reportToken && token != 0) { /* ReportResponse: nothing to do */ }
+    else this.onLookupAnswer(token, size);
+  }
+
+  onGrpcClose(token: u32, grpcStatus: u32): void {
+    const msg = lastStatus(this.status) != 0 ? this.status.toString() : "";
+    this.status.release();
+    if (token == this.watchToken && token != 0) {
+      if (this.config !== null) {
+        log(LogLevel.Warn, "egret: Watch stream closed (grpc-status " + grpcStatus.toString() + (msg.length > 0 ? ": " + msg : "") + "); keeping the last tables, reconnecting");
+        this.metrics!.watchReconnects.increment(1);
+        this.scheduleWatchRetry();
+      }
+      return;
+    }
+    if (token == this.reportToken && token != 0) {
+      this.reportToken = 0;
+      this.reportRetryAtMs = nowMs() + <i64>this.config!.watchBackoffInitialMs;
+      return;
+    }
+    this.onLookupFailed(token, grpcStatus);
+  }
+
+  private readGrpcMessage(size: u32): bool {
+    return getBuffer(BufferType.GrpcReceiveBuffer, 0, size, this.received) == Status.Ok;
+  }
+
+  onDone(): bool {
+    if (this.report !== null) this.flushReport();
+    return true;
+  }
+}
+
+/** Writes 4 (IPv4-mapped) or 16 network-order bytes of the address at `out`; returns the length. */
+export function ipToBytes(hi: u64, lo: u64, out: usize): u32 {
+  if (hi == 0 && (lo >> 32) == 0xffff) {
+    store<u32>(out, bswap<u32>(<u32>lo));
+    return 4;
+  }
+  store<u64>(out, bswap<u64>(hi));
+  store<u64>(out + 8, bswap<u64>(lo));
+  return 16;
+}
+
+export function createEgressRoot(id: u32): RootContext {
+  return new EgressRoot(id);
+}

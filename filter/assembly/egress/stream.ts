@@ -1,0 +1,483 @@
+// One outbound TCP connection through the enforcement filter. It decides once and caches the
+// verdict (like Envoy's network RBAC filter); every later callback returns at once.
+//
+//   on_new_connection ─► destination known? ──no names, verdict depends on names──► hold + Lookup
+//          │                                                                  (deadline: lookupTimeoutMs)
+//          ├─► final verdict (CIDR/port/name, no protocol or claim needed) ──► allow / deny (no SYN)
+//          └─► needs protocol or SNI/Host ──► continue connect, hold client bytes until the
+//              detector answers (deadline: detectTimeoutMs); server-first protocols are judged on
+//              the first server bytes (cannot be held: close on violation).
+//
+// Nothing here allocates per connection except what the ABI layer does to create the context;
+// detector state comes from a pool owned by the root context.
+import { StreamContext } from "../abi/context";
+import { Action, BufferType, LogLevel, PeerType, Status, StreamType } from "../abi/enums";
+import { closeStream, continueStream, readBuffer, log } from "../abi/hostcalls";
+import { HostBytes } from "../abi/memory";
+import { PropertyPath, getProperty } from "../abi/properties";
+import { parseHostPort, parsedHi, parsedLo, parsedPort } from "../resolve/ip";
+import {
+  evaluate, EvalResult, PROTOCOL_PENDING, CLAIM_NONE, CLAIM_SNI, CLAIM_HOST, CANDIDATE_SIZE,
+  FLAG_DEPENDS_ON_NAMES, FLAG_DEPENDS_ON_CLAIM, VERDICT_PENDING, VERDICT_ALLOW, VERDICT_DENY,
+  REASON_PROTOCOL_MISMATCH,
+} from "../policy/engine";
+import { FailureMode } from "./config";
+import { EgressRoot, PENDING_LOOKUP, PENDING_STARTUP, PENDING_DETECT } from "./root";
+import { Inspector, INSPECT_NEED_MORE } from "./inspect";
+import { reportDecision } from "./decision";
+import { nowMs } from "./clock";
+
+// Phases of a connection.
+export const PHASE_NEW: u8 = 0;
+export const PHASE_WAIT_STARTUP: u8 = 1; // held in on_new_connection until the first snapshot
+export const PHASE_WAIT_LOOKUP: u8 = 2; // held in on_new_connection until Lookup answers
+export const PHASE_INSPECT: u8 = 3; // connected; client bytes held until the detector answers
+export const PHASE_DECIDED: u8 = 4;
+
+// egret.v1.Reason values the filter itself assigns (the engine assigns the others).
+export const REASON_LOOKUP_TIMEOUT: u8 = 9;
+export const REASON_CONTROL_UNAVAILABLE: u8 = 10;
+export const REASON_DETECTION_TIMEOUT: u8 = 12;
+export const REASON_INTERNAL_ERROR: u8 = 13;
+
+// Shared per-VM scratch: a VM runs one callback at a time.
+const RESULT = new EvalResult();
+const ADDRESS = new HostBytes();
+const SOURCE_PATH = new PropertyPath(32).seg("source").seg("address");
+const DESTINATION_PATH = new PropertyPath(32).seg("destination").seg("address");
+/** Candidate buffer for traffic through a forward proxy: the one target name. */
+const PROXY_CANDIDATE = memory.data(16);
+
+export class EgressStream extends StreamContext {
+  phase: u8 = PHASE_NEW;
+  /** Index in the root's held-connection registry, -1 when not registered. */
+  slot: i32 = -1;
+  srcHi: u64 = 0;
+  srcLo: u64 = 0;
+  srcPort: u32 = 0;
+  dstHi: u64 = 0;
+  dstLo: u64 = 0;
+  dstPort: u32 = 0;
+  /** The destination is a declared forward proxy: its CONNECT target is what gets evaluated. */
+  viaProxy: bool = false;
+  startMs: i64 = 0;
+  holdStartMs: i64 = 0;
+  /** Milliseconds the connection was held (Lookup/startup) or its bytes held (detection). */
+  heldMs: i64 = 0;
+  lookedUp: bool = false;
+  /** on_downstream_data returned StopIteration: bytes wait in Envoy's buffer. */
+  dataHeld: bool = false;
+  /** Client bytes already given to the detector (Envoy re-offers the accumulated buffer). */
+  clientFed: u32 = 0;
+  serverFed: u32 = 0;
+  inspector: Inspector | null = null;
+
+  // The decision (valid in PHASE_DECIDED).
+  verdict: u8 = VERDICT_PENDING;
+  reason: u8 = 0;
+  policy: i32 = -1;
+  rule: i32 = -1;
+  matchedCandidate: i32 = -1;
+  candCount: i32 = 0;
+
+  get egress(): EgressRoot {
+    return changetype<EgressRoot>(this.root);
+  }
+
+  // ---- host callbacks ------------------------------------------------------------------------
+
+  onNewConnection(): Action {
+    const root = this.egress;
+    const cfg = root.config;
+    if (cfg === null) return this.decideFailure(REASON_INTERNAL_ERROR, true);
+    const now = nowMsCached();
+    this.startMs = now;
+    if (!this.readAddresses()) {
+      root.metrics!.internalErrors.increment(1);
+      return this.decideFailure(REASON_INTERNAL_ERROR, true);
+    }
+    this.viaProxy = cfg.isForwardProxy(this.dstHi, this.dstLo, this.dstPort);
+    if (root.snapshot === null) {
+      // No policy yet (sidecar just started): hold briefly rather than guess.
+      if (cfg.startupWaitMs > 0) {
+        this.slot = root.hold(this, PENDING_STARTUP, 0, now + <i64>cfg.startupWaitMs);
+        if (this.slot >= 0) {
+          this.phase = PHASE_WAIT_STARTUP;
+          this.holdStartMs = now;
+          root.metrics!.holdsStartup.increment(1);
+          return Action.StopIteration;
+        }
+      }
+      return this.decideFailure(REASON_CONTROL_UNAVAILABLE, true);
+    }
+    return this.step(now, true);
+  }
+
+  onDownstreamData(size: u32, endOfStream: bool): Action {
+    if (this.phase == PHASE_DECIDED) return this.verdict == VERDICT_DENY ? Action.StopIteration : Action.Continue;
+    if (this.phase != PHASE_INSPECT) return Action.StopIteration; // cannot happen: reads are disabled while held
+    const insp = this.inspector!;
+    const cfg = this.egress.config!;
+    const limit = cfg.maxInspectBytes;
+    if (size > this.clientFed && this.clientFed < limit) {
+      const want = (size < limit ? size : limit) - this.clientFed;
+      const n = readBuffer(BufferType.DownstreamData, this.clientFed, insp.scratchPtr(), want);
+      if (n > 0) {
+        this.clientFed += <u32>n;
+        insp.feedClient(insp.scratchPtr(), <u32>n);
+      }
+    }
+    if (insp.state == INSPECT_NEED_MORE && (endOfStream || this.clientFed >= limit)) insp.giveUp();
+    if (insp.state == INSPECT_NEED_MORE) {
+      this.dataHeld = true;
+      return Action.StopIteration;
+    }
+    const now = nowMsCached();
+    this.heldMs = now - this.holdStartMs;
+    this.finishInspection(now);
+    // Decided inside this callback: the held bytes go on (or the connection closes) by our return value.
+    this.dataHeld = false;
+    if (this.verdict == VERDICT_DENY) {
+      closeStream(StreamType.Downstream);
+      return Action.StopIteration;
+    }
+    return Action.Continue;
+  }
+
+  onUpstreamData(size: u32, endOfStream: bool): Action {
+    if (this.phase == PHASE_DECIDED) {
+      if (this.verdict != VERDICT_DENY) return Action.Continue;
+      closeStream(StreamType.Downstream);
+      return Action.StopIteration;
+    }
+    if (this.phase != PHASE_INSPECT) return Action.Continue;
+    // Server-first protocols: judged on the first server bytes. They cannot be held (§3.5): the
+    // only way to stop them is to close the connection now.
+    const insp = this.inspector!;
+    const limit = this.egress.config!.maxInspectBytes;
+    if (size > this.serverFed && this.serverFed < limit) {
+      const want = (size < limit ? size : limit) - this.serverFed;
+      const n = readBuffer(BufferType.UpstreamData, this.serverFed, insp.scratchPtr(), want);
+      if (n > 0) {
+        this.serverFed += <u32>n;
+        insp.feedServer(insp.scratchPtr(), <u32>n);
+      }
+    }
+    if (insp.state == INSPECT_NEED_MORE && (endOfStream || this.serverFed >= limit)) insp.giveUp();
+    // A partial greeting passes (the client's own bytes stay held); the verdict comes with the
+    // next server bytes, the client's bytes, or the detection deadline.
+    if (insp.state == INSPECT_NEED_MORE) return Action.Continue;
+    const now = nowMsCached();
+    this.heldMs = now - this.holdStartMs;
+    this.finishInspection(now);
+    if (this.verdict == VERDICT_DENY) {
+      this.egress.metrics!.upstreamCloses.increment(1);
+      closeStream(StreamType.Downstream);
+      return Action.StopIteration;
+    }
+    if (this.dataHeld) {
+      this.dataHeld = false;
+      continueStream(StreamType.Downstream);
+    }
+    return Action.Continue;
+  }
+
+  onDownstreamClose(peer: PeerType): void {
+    this.release();
+  }
+
+  onDone(): bool {
+    this.release();
+    return true;
+  }
+
+  onDelete(): void {
+    this.release();
+  }
+
+  // ---- events routed from the root context (effective context already set) --------------------
+
+  onSnapshotReady(now: i64): void {
+    this.heldMs = now - this.holdStartMs;
+    this.resumeHeld(this.step(now, false));
+  }
+
+  onStartupTimeout(now: i64): void {
+    this.heldMs = now - this.holdStartMs;
+    this.decideFailure(REASON_CONTROL_UNAVAILABLE, false);
+    this.resumeHeld(Action.Continue);
+  }
+
+  onLookupDone(now: i64, found: bool): void {
+    this.heldMs = now - this.holdStartMs;
+    this.recordLookupLatency();
+    this.resumeHeld(this.step(now, false));
+  }
+
+  onLookupTimeout(now: i64): void {
+    this.heldMs = now - this.holdStartMs;
+    this.recordLookupLatency();
+    this.egress.metrics!.lookupTimeout.increment(1);
+    this.resumeHeld(this.stepWithoutControl(now, REASON_LOOKUP_TIMEOUT));
+  }
+
+  onControlUnavailable(now: i64): void {
+    this.heldMs = now - this.holdStartMs;
+    this.recordLookupLatency();
+    this.resumeHeld(this.stepWithoutControl(now, REASON_CONTROL_UNAVAILABLE));
+  }
+
+  onDetectTimeout(now: i64): void {
+    const insp = this.inspector;
+    if (insp === null || this.phase != PHASE_INSPECT) return;
+    this.egress.metrics!.detectTimeouts.increment(1);
+    insp.giveUp();
+    this.heldMs = now - this.holdStartMs;
+    this.finishInspection(now);
+    if (this.verdict == VERDICT_DENY) closeStream(StreamType.Downstream);
+    else if (this.dataHeld) {
+      this.dataHeld = false;
+      continueStream(StreamType.Downstream);
+    }
+  }
+
+  // ---- decision --------------------------------------------------------------------------------
+
+  /**
+   * Evaluates what is known now. From on_new_connection (`inNewConnection`) the returned action is
+   * the callback's result; from a held state the caller turns it into continue/close.
+   */
+  private step(now: i64, inNewConnection: bool): Action {
+    const root = this.egress;
+    const cfg = root.config!;
+    if (this.viaProxy) return this.startInspection(now, inNewConnection);
+    const n = this.evaluateNow(now, PROTOCOL_PENDING, CLAIM_NONE, 0, 0);
+    if ((RESULT.flags & FLAG_DEPENDS_ON_NAMES) != 0 && n == 0 && !this.lookedUp) {
+      // The race: the pod may have just received the DNS answer that control has not pushed yet.
+      this.lookedUp = true;
+      const token = root.startLookup(this.srcHi, this.srcLo, this.dstHi, this.dstLo);
+      if (token != 0) {
+        this.slot = root.hold(this, PENDING_LOOKUP, token, now + <i64>cfg.lookupTimeoutMs);
+        if (this.slot >= 0) {
+          this.phase = PHASE_WAIT_LOOKUP;
+          this.holdStartMs = now;
+          root.metrics!.holdsLookup.increment(1);
+          return Action.StopIteration;
+        }
+        root.metrics!.internalErrors.increment(1);
+        return this.decideFailure(REASON_INTERNAL_ERROR, inNewConnection);
+      }
+      root.metrics!.lookupFailed.increment(1);
+      return this.stepWithoutControl(now, REASON_CONTROL_UNAVAILABLE);
+    }
+    if (RESULT.verdict == VERDICT_PENDING || (RESULT.flags & FLAG_DEPENDS_ON_CLAIM) != 0) return this.startInspection(now, inNewConnection);
+    return this.adopt(now);
+  }
+
+  /** After Lookup timed out or control is unreachable: decide from what the table says. */
+  private stepWithoutControl(now: i64, reason: u8): Action {
+    const cfg = this.egress.config!;
+    const n = this.evaluateNow(now, PROTOCOL_PENDING, CLAIM_NONE, 0, 0);
+    if (n == 0 && (RESULT.flags & FLAG_DEPENDS_ON_NAMES) != 0) {
+      // Names would matter and we could not learn them: the failure mode decides.
+      if (RESULT.verdict == VERDICT_DENY || cfg.failureMode == FailureMode.Open) {
+        return this.decideNow(cfg.failureMode == FailureMode.Open ? VERDICT_ALLOW : VERDICT_DENY, reason, now);
+      }
+    }
+    if (RESULT.verdict == VERDICT_PENDING || (RESULT.flags & FLAG_DEPENDS_ON_CLAIM) != 0) return this.startInspection(now, false);
+    return this.adopt(now);
+  }
+
+  /** Runs the engine; leaves the result in RESULT and returns the candidate count used. */
+  private evaluateNow(now: i64, protocol: i32, claimKind: i32, claimPtr: usize, claimLen: i32): i32 {
+    const root = this.egress;
+    const snap = root.snapshot!;
+    const t = root.table!;
+    const n = t.lookup(this.dstHi, this.dstLo, now, root.graceMs());
+    evaluate(snap, this.dstHi, this.dstLo, this.dstPort, changetype<usize>(t.candBuf), n, protocol, claimKind, claimPtr, claimLen, RESULT);
+    this.candCount = n;
+    return n;
+  }
+
+  private startInspection(now: i64, inNewConnection: bool): Action {
+    const root = this.egress;
+    const cfg = root.config!;
+    this.inspector = root.takeInspector();
+    this.phase = PHASE_INSPECT;
+    this.holdStartMs = now;
+    this.slot = root.hold(this, PENDING_DETECT, 0, now + <i64>cfg.detectTimeoutMs);
+    root.metrics!.holdsDetect.increment(1);
+    if (this.slot < 0) {
+      root.metrics!.internalErrors.increment(1);
+      return this.decideFailure(REASON_INTERNAL_ERROR, inNewConnection);
+    }
+    return Action.Continue; // let tcp_proxy connect; client bytes are held in on_downstream_data
+  }
+
+  /** The detector answered (or gave up): evaluate with protocol and claim, and decide. */
+  private finishInspection(now: i64): void {
+    const root = this.egress;
+    const insp = this.inspector!;
+    if (this.slot >= 0) root.releaseSlot(this.slot);
+    root.metrics!.detectLatencyMs.record(now - this.holdStartMs);
+    const protocol = insp.protocol;
+    if (this.viaProxy) {
+      this.evaluateProxied(now, protocol);
+    } else {
+      let kind = CLAIM_NONE;
+      let ptr: usize = 0;
+      let len: i32 = 0;
+      if (insp.sniLen > 0) {
+        kind = CLAIM_SNI;
+        ptr = insp.sniPtr;
+        len = <i32>insp.sniLen;
+      } else if (insp.hostLen > 0) {
+        kind = CLAIM_HOST;
+        ptr = insp.hostPtr;
+        len = <i32>insp.hostLen;
+      }
+      this.evaluateNow(now, protocol, kind, ptr, len);
+    }
+    if (RESULT.verdict == VERDICT_PENDING) {
+      // The engine still wants a protocol: only possible if the detector gave none.
+      this.decideNow(VERDICT_DENY, REASON_DETECTION_TIMEOUT, now);
+      return;
+    }
+    if (insp.gaveUp && RESULT.verdict == VERDICT_DENY && RESULT.reason == REASON_PROTOCOL_MISMATCH) {
+      this.decideNow(VERDICT_DENY, REASON_DETECTION_TIMEOUT, now);
+      return;
+    }
+    this.adopt(now);
+  }
+
+  /**
+   * Traffic to a declared forward proxy: the proxy resolves and connects to the CONNECT target
+   * (or the absolute URI's host), so that name — not the proxy's own IP — is the destination.
+   * An IP-literal target is evaluated as that IP with no names; a name target as the unspecified
+   * address :: with that one name as its candidate.
+   */
+  private evaluateProxied(now: i64, protocol: i32): void {
+    const root = this.egress;
+    const insp = this.inspector!;
+    if (insp.targetLen == 0) {
+      // Not a proxy request we understand (no CONNECT / absolute URI): judge the proxy itself.
+      this.evaluateNow(now, protocol, CLAIM_NONE, 0, 0);
+      return;
+    }
+    let hi: u64 = 0;
+    let lo: u64 = 0;
+    let n = 0;
+    if (insp.targetIsIp) {
+      hi = insp.targetHi;
+      lo = insp.targetLo;
+    } else {
+      store<u32>(PROXY_CANDIDATE, <u32>insp.targetPtr);
+      store<u32>(PROXY_CANDIDATE + 4, insp.targetLen);
+      store<i32>(PROXY_CANDIDATE + 8, 0);
+      n = 1;
+    }
+    evaluate(root.snapshot!, hi, lo, insp.targetPort, PROXY_CANDIDATE, n, protocol, CLAIM_NONE, 0, 0, RESULT);
+    this.candCount = n;
+  }
+
+  /** Takes the engine's verdict as final. */
+  private adopt(now: i64): Action {
+    this.verdict = RESULT.verdict;
+    this.reason = RESULT.reason;
+    this.policy = RESULT.policy;
+    this.rule = RESULT.rule;
+    this.matchedCandidate = RESULT.matchedCandidate;
+    return this.decided(now);
+  }
+
+  /** A verdict the filter assigns itself (failure mode, timeouts). */
+  private decideNow(verdict: u8, reason: u8, now: i64): Action {
+    this.verdict = verdict;
+    this.reason = reason;
+    this.policy = RESULT.policy;
+    this.rule = RESULT.rule;
+    this.matchedCandidate = -1;
+    return this.decided(now);
+  }
+
+  private decideFailure(reason: u8, inNewConnection: bool): Action {
+    const cfg = this.egress.config;
+    const open = cfg !== null && cfg.failureMode == FailureMode.Open;
+    this.policy = -1;
+    this.rule = -1;
+    this.verdict = open ? VERDICT_ALLOW : VERDICT_DENY;
+    this.reason = reason;
+    this.matchedCandidate = -1;
+    const a = this.decided(nowMsCached());
+    if (!inNewConnection) return a;
+    if (this.verdict == VERDICT_DENY) closeStream(StreamType.Downstream);
+    return a;
+  }
+
+  private decided(now: i64): Action {
+    this.phase = PHASE_DECIDED;
+    const root = this.egress;
+    root.metrics!.decided(this.verdict, this.reason);
+    reportDecision(root, this, now);
+    this.returnInspector();
+    if (this.verdict == VERDICT_DENY) {
+      return Action.StopIteration;
+    }
+    return Action.Continue;
+  }
+
+  /** Continues or closes a connection held in on_new_connection, after an out-of-band decision. */
+  private resumeHeld(action: Action): void {
+    if (this.phase == PHASE_DECIDED) {
+      if (this.verdict == VERDICT_DENY) closeStream(StreamType.Downstream);
+      else continueStream(StreamType.Downstream);
+      return;
+    }
+    if (this.phase == PHASE_INSPECT) {
+      // Inspection starts once tcp_proxy connects: let it.
+      continueStream(StreamType.Downstream);
+      return;
+    }
+    // Still held (another Lookup round started): nothing to do until the next answer.
+  }
+
+  private recordLookupLatency(): void {
+    this.egress.metrics!.lookupLatencyMs.record(this.heldMs);
+  }
+
+  private readAddresses(): bool {
+    if (getProperty(DESTINATION_PATH, ADDRESS) != Status.Ok || !parseHostPort(ADDRESS.ptr, ADDRESS.len)) {
+      ADDRESS.release();
+      log(LogLevel.Warn, "egret: connection without a parseable destination.address");
+      return false;
+    }
+    this.dstHi = parsedHi;
+    this.dstLo = parsedLo;
+    this.dstPort = parsedPort;
+    if (getProperty(SOURCE_PATH, ADDRESS) == Status.Ok && parseHostPort(ADDRESS.ptr, ADDRESS.len)) {
+      this.srcHi = parsedHi;
+      this.srcLo = parsedLo;
+      this.srcPort = parsedPort;
+    }
+    ADDRESS.release();
+    return true;
+  }
+
+  private returnInspector(): void {
+    const insp = this.inspector;
+    if (insp !== null) {
+      this.egress.giveBackInspector(insp);
+      this.inspector = null;
+    }
+  }
+
+  private release(): void {
+    if (this.slot >= 0) this.egress.releaseSlot(this.slot);
+    this.returnInspector();
+  }
+}
+
+// @ts-ignore: decorator
+@inline function nowMsCached(): i64 {
+  return nowMs();
+}
