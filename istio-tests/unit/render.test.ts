@@ -24,7 +24,7 @@ function goldenText(objects: KubeObject[]): string {
     ? { apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata.name }, spec: "(see manifests/crds/)" } as unknown as KubeObject
     : o);
   return "# Rendered manifests/ (kustomization), checked by istio-tests/unit/render.test.ts.\n" +
-    "# Regenerate after an intended change: EGRET_UPDATE_GOLDEN=1 npm test -- (or node --test dist/istio-tests/unit/render.test.js)\n" +
+    "# Regenerate after an intended change: npm run build && EGRET_UPDATE_GOLDEN=1 node scripts/run-tests.mjs --grep istio-tests\n" +
     toYaml(view);
 }
 
@@ -106,6 +106,17 @@ test("renderInstall fills the sha256 everywhere, sets image, selector, root name
     .map((o) => (o.spec as { template: { spec: { containers: { image: string }[] } } }).template.spec.containers[0].image);
   assert.deepEqual(images, Array(2).fill("registry.example:5000/sec/egret@sha256:" + "b".repeat(64)));
   assert.throws(() => renderInstall({ manifestsDir: MANIFESTS, wasmSha256: "abc" }), /64 lowercase hex/);
+});
+
+test("renderInstall replaces the agent's trusted resolvers and adds control's cluster CIDRs", () => {
+  const args = (objects: KubeObject[], kind: string) => (objects.find((o) => o.kind === kind)!.spec as { template: { spec: { containers: { args: string[] }[] } } }).template.spec.containers[0].args;
+  const plain = renderInstall({ manifestsDir: MANIFESTS, wasmSha256: SHA });
+  assert.deepEqual(args(plain, "DaemonSet").filter((a) => a.startsWith("--trusted-resolver=")), ["--trusted-resolver=10.96.0.10"]);
+  assert.deepEqual(args(plain, "Deployment").filter((a) => a.startsWith("--cluster-cidr=")), []);
+  const set = renderInstall({ manifestsDir: MANIFESTS, wasmSha256: SHA, trustedResolvers: ["10.0.0.10", "169.254.20.10"], clusterCidrs: ["10.244.0.0/16"] });
+  assert.deepEqual(args(set, "DaemonSet").filter((a) => a.startsWith("--trusted-resolver=")), ["--trusted-resolver=10.0.0.10", "--trusted-resolver=169.254.20.10"]);
+  assert.deepEqual(args(set, "Deployment").filter((a) => a.startsWith("--cluster-cidr=")), ["--cluster-cidr=10.244.0.0/16"]);
+  assert.equal(args(set, "DaemonSet")[0], "agent", "the subcommand stays first");
 });
 
 test("the kustomize subset refuses what it does not implement, naming file and field", () => {

@@ -29,6 +29,18 @@ export interface InstallOptions {
   istioRootNamespace?: string;
   /** Keys merged over the plugin configuration JSON (e.g. {"lookup_timeout_ms": 500}). */
   pluginConfig?: Record<string, unknown>;
+  /** Cluster DNS addresses as pods see them (agent --trusted-resolver); replaces the default. */
+  trustedResolvers?: string[];
+  /** Pod/service CIDRs, i.e. what `external: true` excludes (control --cluster-cidr). */
+  clusterCidrs?: string[];
+}
+
+/** Replaces every `--flag=…` argument of the workload's first container with the given values. */
+function setFlag(objects: KubeObject[], kind: string, name: string, flag: string, values: string[]): void {
+  const o = objects.find((x) => x.kind === kind && x.metadata.name === name);
+  if (!o) throw new KustomizeError(`no ${kind} ${name} in the rendered manifests`);
+  const c = (o.spec as { template: { spec: { containers: { args?: string[] }[] } } }).template.spec.containers[0];
+  c.args = [...(c.args ?? []).filter((a) => !a.startsWith(`${flag}=`)), ...values.map((v) => `${flag}=${v}`)];
 }
 
 export function sha256Hex(bytes: Uint8Array): string {
@@ -100,6 +112,8 @@ export function renderInstall(opts: InstallOptions): KubeObject[] {
   if (opts.workloadSelector && Object.keys(opts.workloadSelector).length > 0) {
     (ef.spec as Record<string, unknown>).workloadSelector = { labels: { ...opts.workloadSelector } };
   }
+  if (opts.trustedResolvers && opts.trustedResolvers.length > 0) setFlag(objects, "DaemonSet", "egret-agent", "--trusted-resolver", opts.trustedResolvers);
+  if (opts.clusterCidrs && opts.clusterCidrs.length > 0) setFlag(objects, "Deployment", "egret-control", "--cluster-cidr", opts.clusterCidrs);
   if (opts.pluginConfig) {
     const merged = { ...pluginConfigOf(ef), ...opts.pluginConfig };
     (extensionConfigOf(ef).typed_config as WasmPluginConfigJson).config.configuration.value = JSON.stringify(merged, null, 2);

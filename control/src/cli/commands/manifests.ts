@@ -1,6 +1,7 @@
 // `egret manifests`: prints the Kubernetes/Istio install for this build of Egret, with the sha256
 // of the egret.wasm that this image's control service serves filled into the EnvoyFilter.
 import { writeFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { CliCommand } from "../command.js";
@@ -18,6 +19,9 @@ Renders manifests/ (namespace, CRDs, RBAC, control, agent, EnvoyFilter) for this
   --selector KEY=VALUE      only pods with this label get the filter (repeatable)
   --delivery ecds|volume    module delivery (default ecds: istio-agent downloads it from control)
   --istio-root-namespace NS Istio's root namespace for the mesh-wide EnvoyFilter (default istio-system)
+  --trusted-resolver IP     cluster DNS address as pods see it (repeatable; default 10.96.0.10, the
+                            kube-dns Service of kubeadm/kind: kubectl -n kube-system get svc kube-dns)
+  --cluster-cidr CIDR       pod and service ranges, excluded by \`external: true\` rules (repeatable)
   --set KEY=JSON            override a plugin configuration key, e.g. --set lookup_timeout_ms=500 (repeatable)
   -o, --output FILE         write to FILE instead of stdout
 `;
@@ -32,7 +36,8 @@ export const command: CliCommand = {
         args: argv,
         options: {
           image: { type: "string" }, wasm: { type: "string" }, selector: { type: "string", multiple: true },
-          delivery: { type: "string" }, "istio-root-namespace": { type: "string" }, set: { type: "string", multiple: true },
+          delivery: { type: "string" }, "trusted-resolver": { type: "string", multiple: true },
+          "cluster-cidr": { type: "string", multiple: true }, "istio-root-namespace": { type: "string" }, set: { type: "string", multiple: true },
           output: { type: "string", short: "o" }, help: { type: "boolean", short: "h" },
         },
         strict: true, allowPositionals: false,
@@ -57,6 +62,16 @@ export const command: CliCommand = {
         throw new UsageError(`--set ${s.slice(0, eq)}: value is not JSON (strings need quotes: --set 'failure_mode="open"')`);
       }
     }
+    for (const ip of values["trusted-resolver"] ?? []) {
+      if (isIP(ip) === 0) throw new UsageError(`--trusted-resolver must be an IP address (got "${ip}")`);
+    }
+    for (const cidr of values["cluster-cidr"] ?? []) {
+      const [addr, len, extra] = cidr.split("/");
+      const max = isIP(addr ?? "") === 4 ? 32 : isIP(addr ?? "") === 6 ? 128 : -1;
+      if (extra !== undefined || max < 0 || !/^\d+$/.test(len ?? "") || Number(len) > max) {
+        throw new UsageError(`--cluster-cidr must be ADDRESS/PREFIX, e.g. 10.244.0.0/16 (got "${cidr}")`);
+      }
+    }
     const wasm = values.wasm ?? fileURLToPath(new URL("filter/build/egret.wasm", ROOT));
     let sha: string;
     try { sha = sha256File(wasm); } catch (err) {
@@ -69,6 +84,8 @@ export const command: CliCommand = {
       workloadSelector,
       delivery,
       istioRootNamespace: values["istio-root-namespace"],
+      trustedResolvers: values["trusted-resolver"],
+      clusterCidrs: values["cluster-cidr"],
       pluginConfig: Object.keys(pluginConfig).length > 0 ? pluginConfig : undefined,
     });
     const text = `# egret manifests: module sha256 ${sha}\n${toYaml(objects)}`;
