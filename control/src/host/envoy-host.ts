@@ -1,0 +1,206 @@
+// EnvoyHost: runs one proxy-wasm network-filter plugin the way Envoy does in an Istio sidecar
+// (reference/proxy-wasm.md §6.1): a base VM (_start only), a canary VM that must configure
+// successfully (then is discarded), one VM on the "main thread" and one per worker, each with its
+// own root context. Connections are spread over the worker VMs. See README.md for the API.
+import { readFile } from "node:fs/promises";
+import { RealClock, type Clock } from "./clock.js";
+import { StatStore } from "./metrics.js";
+import { SharedData, SharedQueues } from "./shared-state.js";
+import { GrpcChannels } from "./grpc-callouts.js";
+import { linkCheck, LinkError } from "./link.js";
+import { WasmVm } from "./vm.js";
+import { Connection, type ConnectionOptions, type FailurePolicy } from "./connection.js";
+import { int, str, nodeMessage, map, type NodeIdentity, type PropValue } from "./properties.js";
+import type { HostServices, LogEntry } from "./services.js";
+import { logLevelName } from "./hostcalls.js";
+
+export interface EnvoyHostOptions {
+  /** Path to the .wasm file, or its bytes. */
+  wasm: string | Uint8Array;
+  /** Plugin configuration bytes (buffer 7 in proxy_on_configure); strings are UTF-8. */
+  pluginConfig?: string | Uint8Array;
+  /** VM configuration bytes (buffer 6). */
+  vmConfig?: string | Uint8Array;
+  /** Scope of shared data and queues (§6.3). Istio WasmPlugins use "". */
+  vmId?: string;
+  rootId?: string;
+  pluginName?: string;
+  /** Worker VMs (Envoy --concurrency); a main-thread VM is always added. Default 2. */
+  concurrency?: number;
+  /** The pod this sidecar belongs to: xds.node.* properties (§4.3). */
+  node?: NodeIdentity;
+  /** gRPC cluster name → "host:port" (§5). */
+  grpcClusters?: Record<string, string>;
+  clock?: Clock;
+  /** What a failed VM does to connections (§6.2). Default FAIL_CLOSED. */
+  failurePolicy?: FailurePolicy;
+  /** proxy_get_log_level and the level below which proxy_log is dropped. Default 0 (trace). */
+  logLevel?: number;
+  /** WASI environment (VmConfig.environment_variables). */
+  environment?: Record<string, string>;
+  /** Also serve the pre-Envoy-1.33 top-level `node`, `listener_direction` properties (§4.3). */
+  legacyNodeProperties?: boolean;
+  /** Called for every log line (e.g. to forward to pino); logs() keeps the last maxLogEntries. */
+  onLog?: (entry: LogEntry) => void;
+  maxLogEntries?: number;
+}
+
+export interface VmStatus { name: string; failed: boolean; failure?: string; rootContextId: number; liveContexts: number }
+
+export class EnvoyHost {
+  private readonly logEntries: LogEntry[] = [];
+  private droppedLogs = 0;
+  private readonly connections = new Set<Connection>();
+  private nextWorker = 0;
+  private closed = false;
+
+  private constructor(
+    private readonly services: HostServices,
+    private readonly grpc: GrpcChannels,
+    readonly mainVm: WasmVm,
+    readonly workers: WasmVm[],
+    private readonly options: EnvoyHostOptions,
+    private readonly maxLogs: number,
+  ) {}
+
+  /** Loads, links and starts the plugin; rejects when Envoy would refuse it. */
+  static async create(options: EnvoyHostOptions): Promise<EnvoyHost> {
+    const bytes = typeof options.wasm === "string" ? await readWasm(options.wasm) : options.wasm;
+    const link = linkCheck(bytes);
+    let module: WebAssembly.Module;
+    try { module = await WebAssembly.compile(new Uint8Array(bytes)); } catch (e) { throw new LinkError(`invalid WebAssembly module: ${(e as Error).message}`); }
+    const concurrency = options.concurrency ?? 2;
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new Error(`concurrency must be an integer from 1 to 64, got ${concurrency}`);
+    const logLevel = options.logLevel ?? 0;
+    const maxLogs = options.maxLogEntries ?? 10_000;
+    const grpc = new GrpcChannels(options.grpcClusters ?? {});
+    let host: EnvoyHost | undefined;
+    const pending: LogEntry[] = [];
+    const services: HostServices = {
+      clock: options.clock ?? new RealClock(),
+      stats: new StatStore(),
+      sharedData: new SharedData(),
+      queues: new SharedQueues(),
+      grpc,
+      vmId: options.vmId ?? "",
+      vmConfig: toBytes(options.vmConfig),
+      pluginConfig: toBytes(options.pluginConfig),
+      environment: options.environment ?? {},
+      logLevel,
+      rootProperties: rootProperties(options),
+      link: { abi: link.abi, imports: link.imports },
+      log: (entry) => (host ? host.record(entry) : pending.push(entry)),
+      onVmFailed: () => undefined,
+    };
+    const fail = (vm: WasmVm, why: string): never => {
+      grpc.close();
+      const lines = pending.filter((e) => e.level >= 3).map((e) => `  [${e.vm}] ${logLevelName(e.level)}: ${e.message}`).join("\n");
+      throw new Error(`plugin rejected in the ${vm.name} VM: ${why}${lines ? `\n${lines}` : ""}`);
+    };
+    // Base VM: _start only (§6.1).
+    const base = new WasmVm("base", services, module);
+    if (!base.start()) fail(base, base.failure ?? "start failed");
+    // Canary: must configure; its side effects stay, the VM is discarded.
+    const canary = new WasmVm("canary", services, module);
+    if (!canary.start()) fail(canary, canary.failure ?? "start failed");
+    const canaryRoot = canary.createRoot();
+    canary.shutdown();
+    if (!canaryRoot.ok) fail(canary, canaryRoot.reason ?? "configure failed");
+    const vms: WasmVm[] = [];
+    for (const name of ["main", ...Array.from({ length: concurrency }, (_, i) => `worker-${i}`)]) {
+      const vm = new WasmVm(name, services, module);
+      if (!vm.start()) fail(vm, vm.failure ?? "start failed");
+      const r = vm.createRoot();
+      if (!r.ok) fail(vm, r.reason ?? "configure failed");
+      vms.push(vm);
+    }
+    host = new EnvoyHost(services, grpc, vms[0], vms.slice(1), options, maxLogs);
+    for (const e of pending) host.record(e);
+    return host;
+  }
+
+  /** Opens a downstream connection on a worker VM (round-robin unless `worker` is given). */
+  openConnection(options: ConnectionOptions): Connection {
+    if (this.closed) throw new Error("EnvoyHost is closed");
+    const index = options.worker ?? this.nextWorker++ % this.workers.length;
+    const vm = this.workers[index];
+    if (!vm) throw new Error(`no worker ${index}: concurrency is ${this.workers.length}`);
+    const c = new Connection(vm, options, this.options.failurePolicy ?? "FAIL_CLOSED", (done) => this.connections.delete(done));
+    this.connections.add(c);
+    c.open();
+    return c;
+  }
+
+  /** Live connections. */
+  get openConnections(): number { return this.connections.size; }
+
+  /** Log lines (oldest first), optionally only those at `minLevel` or above. */
+  logs(minLevel = 0): LogEntry[] { return this.logEntries.filter((e) => e.level >= minLevel); }
+
+  /** Log messages as plain strings (handy in assertions). */
+  logLines(minLevel = 0): string[] { return this.logs(minLevel).map((e) => e.message); }
+
+  clearLogs(): void { this.logEntries.length = 0; }
+
+  /** Value of `wasmcustom.<name>` (counter/gauge; histogram → sample count). */
+  metric(name: string): number | undefined { return this.services.stats.get(name); }
+
+  /** Every custom stat: full Envoy name → value. */
+  metrics(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const s of this.services.stats.stats.values()) out.set(s.name, s.kind === "histogram" ? s.sampleCount : Number(s.value));
+    return out;
+  }
+
+  /** Prometheus text as Envoy's /stats/prometheus renders the wasmcustom namespace (§8). */
+  prometheus(): string { return this.services.stats.prometheus(); }
+
+  /** Shared data as the VMs see it (§6.3). */
+  sharedData(key: string): { value: Buffer; cas: number } | undefined { return this.services.sharedData.get(this.services.vmId, key); }
+
+  vmStatus(): VmStatus[] {
+    return [this.mainVm, ...this.workers].map((vm) => ({ name: vm.name, failed: vm.failed, failure: vm.failure, rootContextId: vm.rootContextId, liveContexts: vm.contexts.size }));
+  }
+
+  get droppedLogCount(): number { return this.droppedLogs; }
+
+  /** Closes every connection, stops ticks, cancels callouts, deletes the root contexts. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const c of [...this.connections]) c.abort();
+    for (const vm of [this.mainVm, ...this.workers]) vm.shutdown();
+    this.grpc.close();
+  }
+
+  private record(entry: LogEntry): void {
+    this.logEntries.push(entry);
+    if (this.logEntries.length > this.maxLogs) { this.logEntries.shift(); this.droppedLogs++; }
+    this.options.onLog?.(entry);
+  }
+}
+
+async function readWasm(path: string): Promise<Uint8Array> {
+  try {
+    return new Uint8Array(await readFile(path));
+  } catch (e) {
+    throw new Error(`cannot read wasm module ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message} (build it with npm run build)`);
+  }
+}
+
+function toBytes(v: string | Uint8Array | undefined): Buffer {
+  if (v === undefined) return Buffer.alloc(0);
+  return typeof v === "string" ? Buffer.from(v, "utf8") : Buffer.from(v);
+}
+
+/** Properties every context sees (§4.3): plugin identity and the Istio node. */
+function rootProperties(o: EnvoyHostOptions): Map<string, PropValue> {
+  const m = new Map<string, PropValue>();
+  m.set("plugin_name", str(o.pluginName ?? "egret"));
+  m.set("plugin_root_id", str(o.rootId ?? "egret"));
+  m.set("plugin_vm_id", str(o.vmId ?? ""));
+  const node = nodeMessage(o.node ?? {});
+  m.set("xds", map({ node, listener_direction: int(2), cluster_name: undefined }));
+  if (o.legacyNodeProperties) { m.set("node", node); m.set("listener_direction", int(2)); }
+  return m;
+}
