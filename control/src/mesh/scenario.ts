@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { isIPv4 } from "node:net";
 import { LineCounter, parseDocument, isMap, isSeq, type Document } from "yaml";
 import { isDnsName } from "./world.js";
+import { validatePolicyObject } from "../policy/index.js";
 
 export const CLIENTS = ["psql", "mariadb", "redis-cli", "curl", "openssl", "tcp"] as const;
 export type ClientName = (typeof CLIENTS)[number];
@@ -110,7 +111,7 @@ class Checker {
     return undefined;
   }
 
-  private position(path: Path): { line?: number; column?: number } {
+  position(path: Path): { line?: number; column?: number } {
     if (!this.doc || !this.lines) return {};
     // The deepest node that exists along the path: a missing field points at its parent.
     for (let n = path.length; n >= 0; n--) {
@@ -312,10 +313,19 @@ export function checkScenario(raw: unknown, file: string, doc?: Document, lines?
   if (raw.policies !== undefined && !Array.isArray(raw.policies)) c.fail(["policies"], "must be a list of EgressPolicy / ClusterEgressPolicy objects");
   else (raw.policies as unknown[] | undefined ?? []).forEach((p, i) => {
     if (!isObj(p)) { c.fail(["policies", i], "must be a policy object (apiVersion, kind, metadata, spec)"); return; }
+    const before = c.problems.length;
     if (p.apiVersion !== "egret.dev/v1alpha1") c.fail(["policies", i, "apiVersion"], "must be egret.dev/v1alpha1");
     if (p.kind !== "EgressPolicy" && p.kind !== "ClusterEgressPolicy") c.fail(["policies", i, "kind"], "must be EgressPolicy or ClusterEgressPolicy");
     if (!isObj(p.metadata) || typeof p.metadata.name !== "string") c.fail(["policies", i, "metadata", "name"], "is required");
     if (p.kind === "EgressPolicy" && isObj(p.metadata) && typeof p.metadata.namespace !== "string") c.fail(["policies", i, "metadata", "namespace"], "is required for an EgressPolicy");
+    // The same validator as `egret validate` and control: a scenario never ships a policy that
+    // control would reject.
+    const { diagnostics } = c.problems.length === before ? validatePolicyObject(p, { file }) : { diagnostics: [] };
+    for (const d of diagnostics) {
+      if (d.severity !== "error") continue;
+      const segs = d.path ? d.path.split(/\.|\[|\]/).filter(Boolean).map((x) => (/^\d+$/.test(x) ? Number(x) : x)) : [];
+      c.fail(["policies", i, ...segs], `${d.message}${d.hint ? ` (${d.hint})` : ""}`);
+    }
     policies.push(p);
   });
 

@@ -105,6 +105,21 @@ test("policies need apiVersion, kind and metadata", () => {
   assert.deepEqual(p.map((x) => x.path), ["policies[0].apiVersion", "policies[0].kind", "policies[0].metadata.name"]);
 });
 
+test("policy contents go through egret's own validator, positioned in the scenario file", () => {
+  const policy = `policies:
+  - apiVersion: egret.dev/v1alpha1
+    kind: EgressPolicy
+    metadata: {name: p, namespace: shop}
+    spec:
+      podSelector: {}
+      rules:
+        - {action: Allow, to: {domains: ["a.*.example.test"]}}`;
+  const p = problemsOf(GOOD.replace("policies: []", policy));
+  assert.equal(p.length, 1, JSON.stringify(p));
+  assert.match(p[0]!.path, /^policies\[0\]\.spec\.rules\[0\]\.to\.domains/);
+  assert.equal(p[0]!.line, 12, "the line of the offending rule in the scenario file");
+});
+
 test("YAML syntax errors carry their position", () => {
   const p = problemsOf("name: x\npods: [\n");
   assert.equal(p[0]!.path, "(yaml)");
