@@ -1,0 +1,193 @@
+// `egret agent`: the node's source of DNS evidence. Wiring only — capture (libpcap) → decode
+// (../pcap) → DNS pipeline and observer (../dns) → observation store (replay) → one stream per
+// control replica. Every piece gets its clock, limits and logger from here, so tests can drive the
+// agent with injected frames and a fake clock.
+import { decodeFrame, type DropCounts } from "../pcap/index.js";
+import { DnsObserver, type DnsObservation } from "../dns/observer.js";
+import { DnsPipeline } from "../dns/pipeline.js";
+import type { Logger } from "../common/log.js";
+import { dnsBpfFilter, LiveCapture, readSocketDrops, type Frame } from "./capture.js";
+import { ControlTargets } from "./control-targets.js";
+import { ReplicaStream } from "./replica-stream.js";
+import { ObservationStore } from "./store.js";
+
+export interface AgentOptions {
+  /** Stable id of this agent process, sent with every batch ("<node>/<boot id>"). */
+  agentId: string;
+  log: Logger;
+  now?(): number;
+  capture: {
+    /** Interface names / globs, or ["any"]. Empty: no live capture (frames come from ingestFrame). */
+    interfaces: readonly string[];
+    bufferBytes: number;
+    rescanMs: number;
+  };
+  dns: {
+    ports: readonly number[];
+    trustedResolvers: readonly string[];
+    podCidrs: readonly string[];
+    minTtlSec: number;
+    maxTtlSec: number;
+    queryTimeoutMs: number;
+    maxPendingPerPod: number;
+    maxPendingTotal: number;
+  };
+  store: { maxPerPod: number; maxTotal: number; negativeTtlSec: number };
+  control: {
+    addresses: readonly string[];
+    service?: string;
+    resolveEveryMs: number;
+    maxBatch: number;
+    window: number;
+    maxQueue: number;
+    ackTimeoutMs: number;
+    connectTimeoutMs: number;
+  };
+  /** Called for every accepted observation (tests, debugging). */
+  onObservation?(obs: DnsObservation): void;
+}
+
+export const DROP_POLL_MS = 10_000;
+
+export class Agent {
+  readonly observer: DnsObserver;
+  readonly pipeline: DnsPipeline;
+  readonly store: ObservationStore;
+  readonly frameDrops: DropCounts = {};
+  captureDrops = 0;
+  /** Called with each acknowledged batch's latency (the metrics histogram). */
+  onBatchAcked: ((replica: string, seconds: number) => void) | undefined;
+  private capture: LiveCapture | undefined;
+  private targets: ControlTargets | undefined;
+  private readonly streams = new Map<string, ReplicaStream>();
+  private dropTimer: NodeJS.Timeout | undefined;
+  private injectedFrames = 0;
+  private readonly now: () => number;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.now = opts.now ?? Date.now;
+    if (opts.dns.trustedResolvers.length === 0) {
+      throw new Error("no trusted resolver: give --trusted-resolver IP (the cluster DNS Service IP and, with --interface any, its endpoints)");
+    }
+    this.store = new ObservationStore({ now: this.now, ...opts.store });
+    this.observer = new DnsObserver({
+      now: this.now,
+      trustedResolvers: opts.dns.trustedResolvers,
+      podCidrs: opts.dns.podCidrs,
+      minTtlSec: opts.dns.minTtlSec,
+      maxTtlSec: opts.dns.maxTtlSec,
+      queryTimeoutMs: opts.dns.queryTimeoutMs,
+      maxPendingPerPod: opts.dns.maxPendingPerPod,
+      maxPendingTotal: opts.dns.maxPendingTotal,
+      onObservation: (obs) => this.onObservation(obs),
+    });
+    this.pipeline = new DnsPipeline(this.observer, { dnsPorts: opts.dns.ports });
+  }
+
+  async start(): Promise<void> {
+    if (this.opts.capture.interfaces.length > 0) {
+      this.capture = new LiveCapture({
+        interfaces: this.opts.capture.interfaces,
+        filter: dnsBpfFilter(this.opts.dns.ports),
+        bufferBytes: this.opts.capture.bufferBytes,
+        rescanMs: this.opts.capture.rescanMs,
+        log: this.opts.log,
+        onFrame: (f) => this.ingestFrame(f),
+      });
+      this.capture.start();
+      this.dropTimer = setInterval(() => void this.pollDrops(), DROP_POLL_MS);
+      this.dropTimer.unref();
+    }
+    this.targets = new ControlTargets({
+      addresses: this.opts.control.addresses,
+      ...(this.opts.control.service ? { service: this.opts.control.service } : {}),
+      resolveEveryMs: this.opts.control.resolveEveryMs,
+      log: this.opts.log,
+      onChange: (addresses) => this.setReplicas(addresses),
+    });
+    await this.targets.start();
+  }
+
+  stop(): void {
+    this.capture?.stop();
+    this.targets?.stop();
+    if (this.dropTimer) clearInterval(this.dropTimer);
+    for (const s of this.streams.values()) s.close();
+    this.streams.clear();
+  }
+
+  /** One captured frame (live capture calls this; tests may too). Never throws on its contents. */
+  ingestFrame(frame: Frame): void {
+    if (!this.capture) this.injectedFrames++;
+    const pkt = decodeFrame(frame.linkType, frame.data, this.frameDrops);
+    if (!pkt) return;
+    this.pipeline.push(pkt, { time: frame.time, iface: frame.iface });
+  }
+
+  replicas(): ReplicaStream[] {
+    return [...this.streams.values()];
+  }
+
+  get capturedFrames(): number {
+    return (this.capture?.frames ?? 0) + this.injectedFrames;
+  }
+
+  get truncatedFrames(): number {
+    return this.capture?.truncatedFrames ?? 0;
+  }
+
+  get captureInterfaces(): number {
+    return this.capture?.interfaces.length ?? 0;
+  }
+
+  health(): { ok: boolean; interfaces: string[]; failedInterfaces: Record<string, string>; replicas: Record<string, boolean> } {
+    const interfaces = this.capture?.interfaces ?? [];
+    const ok = this.opts.capture.interfaces.length === 0 || interfaces.length > 0;
+    return {
+      ok,
+      interfaces,
+      failedInterfaces: Object.fromEntries(this.capture?.failures ?? []),
+      replicas: Object.fromEntries([...this.streams].map(([a, s]) => [a, s.stats.connected])),
+    };
+  }
+
+  private onObservation(obs: DnsObservation): void {
+    this.store.add(obs);
+    for (const s of this.streams.values()) s.push(obs);
+    this.opts.onObservation?.(obs);
+  }
+
+  private setReplicas(addresses: string[]): void {
+    const wanted = new Set(addresses);
+    for (const [a, s] of this.streams) {
+      if (!wanted.has(a)) {
+        s.close();
+        this.streams.delete(a);
+        this.opts.log.info({ replica: a }, "control replica removed");
+      }
+    }
+    for (const a of wanted) {
+      if (this.streams.has(a)) continue;
+      const s = new ReplicaStream({
+        address: a,
+        agentId: this.opts.agentId,
+        log: this.opts.log,
+        replaySource: () => this.store.valid(),
+        maxBatch: this.opts.control.maxBatch,
+        window: this.opts.control.window,
+        maxQueue: this.opts.control.maxQueue,
+        ackTimeoutMs: this.opts.control.ackTimeoutMs,
+        connectTimeoutMs: this.opts.control.connectTimeoutMs,
+        now: this.now,
+        onBatchAcked: (replica, seconds) => this.onBatchAcked?.(replica, seconds),
+      });
+      this.streams.set(a, s);
+      s.start();
+    }
+  }
+
+  private async pollDrops(): Promise<void> {
+    const d = await readSocketDrops();
+    if (d !== undefined) this.captureDrops = Math.max(this.captureDrops, d);
+  }
+}

@@ -1,0 +1,259 @@
+// One agent → control replica stream (AgentService.Observe): batches observations as soon as the
+// in-flight window allows (no added latency: batching happens under load), keeps a bounded window
+// of unacknowledged batches (back-pressure), reconnects with jittered exponential backoff, and on
+// every (re)connect replays the agent's still-valid observations (replay = true) before live ones.
+import type * as grpc from "@grpc/grpc-js";
+import type { DnsObservation } from "../dns/observer.js";
+import { RRType } from "../dns/wire.js";
+import { createAgentClient, ipToBytes, type AgentServiceClient, type ObserveRequest, type ObserveResponse, type Outgoing, type Observation } from "../proto/index.js";
+import type { Logger } from "../common/log.js";
+
+export const INITIAL_BACKOFF_MS = 200;
+export const MAX_BACKOFF_MS = 10_000;
+export const BACKOFF_MULTIPLIER = 2;
+export const BACKOFF_JITTER = 0.2;
+
+export interface ReplicaStreamOptions {
+  address: string;
+  agentId: string;
+  log: Logger;
+  /** Still-valid observations to replay after each (re)connect, oldest first. */
+  replaySource(): DnsObservation[];
+  maxBatch: number;
+  /** Unacknowledged batches allowed in flight. */
+  window: number;
+  /** Observations waiting to be sent; beyond it the oldest are dropped (they are still replayed). */
+  maxQueue: number;
+  /** A batch unacknowledged this long means the stream is stuck: reconnect. */
+  ackTimeoutMs: number;
+  connectTimeoutMs: number;
+  now(): number;
+  /** Called with each acknowledged batch's latency (send → ack) in seconds. */
+  onBatchAcked?(address: string, seconds: number, observations: number, replay: boolean): void;
+  /** Injected for tests; defaults to the generated AgentService client. */
+  createClient?(address: string): AgentServiceClient;
+}
+
+export interface ReplicaStreamStats {
+  connected: boolean;
+  connects: number;
+  sent: number;
+  acked: number;
+  replayed: number;
+  dropped: number;
+  queued: number;
+  inFlightBatches: number;
+}
+
+interface InFlight {
+  sentAt: number;
+  count: number;
+  replay: boolean;
+}
+
+interface Pending {
+  obs: DnsObservation;
+  replay: boolean;
+}
+
+/** The API form of an observation: A/AAAA of the final name of the chain. */
+export function toProto(o: DnsObservation): Outgoing<Observation> {
+  const final = o.cnameChain.length > 0 ? o.cnameChain[o.cnameChain.length - 1] : o.qname;
+  const answers: { ip: Uint8Array; ttl_seconds: number }[] = [];
+  for (const a of o.answers) {
+    if ((a.typeCode === RRType.A || a.typeCode === RRType.AAAA) && a.name === final && typeof a.data === "string") {
+      answers.push({ ip: ipToBytes(a.data), ttl_seconds: a.ttl });
+    }
+  }
+  return {
+    pod_ip: ipToBytes(o.podIp),
+    query_name: o.qname,
+    query_type: o.qtype,
+    rcode: o.rcode,
+    cname_chain: o.cnameChain,
+    answers,
+    resolver_ip: ipToBytes(o.resolver),
+    resolver_port: o.resolverPort,
+    transport: o.transport === "tcp" ? "DNS_TRANSPORT_TCP" : "DNS_TRANSPORT_UDP",
+    observed_unix_ms: Math.round(o.time),
+    interface_name: o.iface ?? "",
+  };
+}
+
+export class ReplicaStream {
+  readonly stats: ReplicaStreamStats = { connected: false, connects: 0, sent: 0, acked: 0, replayed: 0, dropped: 0, queued: 0, inFlightBatches: 0 };
+  private client: AgentServiceClient | undefined;
+  private call: grpc.ClientDuplexStream<Outgoing<ObserveRequest>, ObserveResponse> | undefined;
+  private queue: Pending[] = [];
+  private queueHead = 0;
+  private readonly inFlight = new Map<number, InFlight>();
+  private sequence = 0;
+  private backoffMs = INITIAL_BACKOFF_MS;
+  private timer: NodeJS.Timeout | undefined;
+  private ackTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private writable = true;
+
+  constructor(private readonly opts: ReplicaStreamOptions) {}
+
+  get address(): string {
+    return this.opts.address;
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  /** Queues a live observation; sent at once if the window allows. */
+  push(obs: DnsObservation): void {
+    if (this.closed) return;
+    if (!this.stats.connected) return; // replayed from the store on connect
+    this.enqueue({ obs, replay: false });
+    this.pump();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.ackTimer) clearInterval(this.ackTimer);
+    this.teardown();
+  }
+
+  private enqueue(p: Pending): void {
+    if (this.queue.length - this.queueHead >= this.opts.maxQueue) {
+      this.queueHead++;
+      this.stats.dropped++;
+    }
+    this.queue.push(p);
+    this.stats.queued = this.queue.length - this.queueHead;
+  }
+
+  private connect(): void {
+    if (this.closed) return;
+    const client = (this.opts.createClient ?? createAgentClient)(this.opts.address);
+    this.client = client;
+    client.waitForReady(Date.now() + this.opts.connectTimeoutMs, (err) => {
+      if (this.closed || this.client !== client) return;
+      if (err) {
+        this.opts.log.debug({ replica: this.opts.address, err: err.message }, "control replica not reachable");
+        this.retry();
+        return;
+      }
+      this.openStream(client);
+    });
+  }
+
+  private openStream(client: AgentServiceClient): void {
+    const call = client.Observe();
+    this.call = call;
+    this.sequence = 0;
+    this.inFlight.clear();
+    this.writable = true;
+    this.stats.connected = true;
+    this.stats.connects++;
+    // Replay replaces whatever was queued: the store holds everything still valid.
+    this.queue = this.opts.replaySource().map((obs) => ({ obs, replay: true }));
+    this.queueHead = Math.max(0, this.queue.length - this.opts.maxQueue);
+    this.stats.dropped += this.queueHead;
+    this.stats.queued = this.queue.length - this.queueHead;
+    this.opts.log.info({ replica: this.opts.address, replay: this.stats.queued }, "connected to control replica");
+    call.on("data", (resp: ObserveResponse) => this.onAck(resp));
+    call.on("drain", () => {
+      this.writable = true;
+      this.pump();
+    });
+    const onEnd = (err?: Error) => {
+      if (this.call !== call) return;
+      this.opts.log.warn({ replica: this.opts.address, err: err?.message ?? "stream ended" }, "control replica stream lost; reconnecting");
+      this.retry();
+    };
+    call.on("error", (err: Error) => onEnd(err));
+    call.on("end", () => onEnd());
+    this.ackTimer = setInterval(() => this.checkAcks(), Math.max(100, Math.floor(this.opts.ackTimeoutMs / 4)));
+    this.ackTimer.unref();
+    this.pump();
+  }
+
+  private pump(): void {
+    const call = this.call;
+    if (!call || !this.stats.connected) return;
+    while (this.writable && this.inFlight.size < this.opts.window && this.queueHead < this.queue.length) {
+      const first = this.queue[this.queueHead]!;
+      const batch: DnsObservation[] = [];
+      // A batch is all-replay or all-live, so the flag means what it says.
+      while (batch.length < this.opts.maxBatch && this.queueHead < this.queue.length && this.queue[this.queueHead]!.replay === first.replay) {
+        batch.push(this.queue[this.queueHead++]!.obs);
+      }
+      const sequence = ++this.sequence;
+      const observations: Outgoing<Observation>[] = [];
+      for (const o of batch) {
+        try {
+          observations.push(toProto(o));
+        } catch (err) {
+          this.opts.log.error({ err: (err as Error).message, qname: o.qname }, "observation not encodable; dropped");
+        }
+      }
+      this.inFlight.set(sequence, { sentAt: this.opts.now(), count: batch.length, replay: first.replay });
+      this.writable = call.write({ agent_id: this.opts.agentId, sequence, observations, replay: first.replay });
+      this.stats.sent += batch.length;
+      if (first.replay) this.stats.replayed += batch.length;
+    }
+    if (this.queueHead > 4096 && this.queueHead * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.queueHead);
+      this.queueHead = 0;
+    }
+    this.stats.queued = this.queue.length - this.queueHead;
+    this.stats.inFlightBatches = this.inFlight.size;
+  }
+
+  private onAck(resp: ObserveResponse): void {
+    const acked = Number(resp.acked_sequence);
+    const now = this.opts.now();
+    for (const [seq, b] of this.inFlight) {
+      if (seq > acked) break;
+      this.inFlight.delete(seq);
+      this.stats.acked += b.count;
+      this.opts.onBatchAcked?.(this.opts.address, (now - b.sentAt) / 1000, b.count, b.replay);
+    }
+    this.backoffMs = INITIAL_BACKOFF_MS; // a working stream resets the backoff
+    this.pump();
+  }
+
+  private checkAcks(): void {
+    const oldest = this.inFlight.values().next().value as InFlight | undefined;
+    if (oldest && this.opts.now() - oldest.sentAt > this.opts.ackTimeoutMs) {
+      this.opts.log.warn({ replica: this.opts.address }, "control replica stopped acknowledging; reconnecting");
+      this.retry();
+    }
+  }
+
+  private retry(): void {
+    this.teardown();
+    if (this.closed) return;
+    const jitter = 1 + (Math.random() * 2 - 1) * BACKOFF_JITTER;
+    const delay = Math.round(this.backoffMs * jitter);
+    this.backoffMs = Math.min(MAX_BACKOFF_MS, this.backoffMs * BACKOFF_MULTIPLIER);
+    this.timer = setTimeout(() => this.connect(), delay);
+    this.timer.unref();
+  }
+
+  private teardown(): void {
+    this.stats.connected = false;
+    this.stats.inFlightBatches = 0;
+    if (this.ackTimer) clearInterval(this.ackTimer);
+    this.ackTimer = undefined;
+    const call = this.call;
+    this.call = undefined;
+    if (call) {
+      call.removeAllListeners();
+      call.on("error", () => {}); // cancel() emits a CANCELLED error we do not care about
+      call.cancel();
+    }
+    this.client?.close();
+    this.client = undefined;
+    this.inFlight.clear();
+    this.queue = [];
+    this.queueHead = 0;
+    this.stats.queued = 0;
+  }
+}

@@ -1,0 +1,177 @@
+// `egret agent`: the node agent (DaemonSet). Flags are documented in control/src/agent/README.md.
+import { readFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { parseArgs } from "node:util";
+import { Agent, type AgentOptions } from "../../agent/agent.js";
+import { createAgentMetrics, serveMetrics } from "../../agent/metrics.js";
+import { createLogger } from "../../common/log.js";
+import { UsageError, type CliCommand } from "../command.js";
+
+const HELP = `usage: egret agent --trusted-resolver IP... (--control HOST:PORT... | --control-service NAME:PORT) [options]
+
+Captures DNS on this node with libpcap and streams the answers pods receive to every control replica.
+
+capture
+  --interface NAME|GLOB     interface or pattern to capture on, repeatable ("veth*", "cali*"), or
+                            "any" (default: any)
+  --dns-port N              DNS server port, repeatable (default 53); the kernel BPF filter is
+                            "(udp or tcp) and (port N ...)"
+  --capture-buffer-mb N     kernel capture buffer per interface (default 16)
+  --rescan-ms MS            how often interface patterns are re-evaluated (default 5000)
+evidence
+  --trusted-resolver IP     resolver address or CIDR whose answers count (repeatable, required)
+  --pod-cidr CIDR           pod address range (repeatable); queries from elsewhere are ignored and a
+                            "response" from a pod address is rejected as sent-by-pod
+  --min-ttl S, --max-ttl S  clamp answer TTLs (default 0 and 604800)
+  --query-timeout-ms MS     forget unanswered queries (default 10000)
+  --max-pending-per-pod N   pending queries per pod (default 1024)
+  --max-pending N           pending queries in total (default 262144)
+replay store
+  --max-observations-per-pod N   still-valid observations kept per pod for replay (default 4096)
+  --max-observations N           ... in total (default 262144)
+  --negative-ttl S               how long NXDOMAIN/NODATA answers are replayed (default 30)
+control
+  --control HOST:PORT       a control replica (repeatable)
+  --control-service NAME:PORT   headless Service resolving to every replica, re-resolved periodically
+  --control-resolve-ms MS   re-resolution interval (default 10000)
+  --batch-size N            observations per batch at most (default 256)
+  --window N                unacknowledged batches in flight per replica (default 8)
+  --queue N                 observations queued per replica before the oldest are dropped (default 100000)
+  --ack-timeout-ms MS       reconnect when a batch is not acknowledged in time (default 15000)
+identity and metrics
+  --node-name NAME          node name (default $NODE_NAME, else the host name)
+  --metrics-address H:P     Prometheus /metrics and /healthz (default 0.0.0.0:9102; port 0 = any)
+`;
+
+const OPTIONS = {
+  interface: { type: "string", multiple: true },
+  "dns-port": { type: "string", multiple: true },
+  "capture-buffer-mb": { type: "string" },
+  "rescan-ms": { type: "string" },
+  "trusted-resolver": { type: "string", multiple: true },
+  "pod-cidr": { type: "string", multiple: true },
+  "min-ttl": { type: "string" },
+  "max-ttl": { type: "string" },
+  "query-timeout-ms": { type: "string" },
+  "max-pending-per-pod": { type: "string" },
+  "max-pending": { type: "string" },
+  "max-observations-per-pod": { type: "string" },
+  "max-observations": { type: "string" },
+  "negative-ttl": { type: "string" },
+  control: { type: "string", multiple: true },
+  "control-service": { type: "string" },
+  "control-resolve-ms": { type: "string" },
+  "batch-size": { type: "string" },
+  window: { type: "string" },
+  queue: { type: "string" },
+  "ack-timeout-ms": { type: "string" },
+  "node-name": { type: "string" },
+  "metrics-address": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function bootId(): string {
+  try {
+    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim().slice(0, 8);
+  } catch {
+    return "noboot";
+  }
+}
+
+export const command: CliCommand = {
+  name: "agent",
+  summary: "node agent: capture DNS answers to pods (libpcap) and stream them to control",
+  async run(argv) {
+    let values: Record<string, string | string[] | boolean | undefined>;
+    try {
+      ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+    } catch (err) {
+      throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
+    }
+    if (values.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    const int = (name: string, fallback: number, min = 0): number => {
+      const v = values[name];
+      if (v === undefined) return fallback;
+      if (typeof v !== "string" || !/^\d+$/.test(v) || Number(v) < min) throw new UsageError(`--${name} must be an integer >= ${min}, got "${String(v)}"`);
+      return Number(v);
+    };
+    const list = (name: string): string[] => (values[name] as string[] | undefined) ?? [];
+    const ports = (list("dns-port").length ? list("dns-port") : ["53"]).map((p) => {
+      if (!/^\d+$/.test(p) || Number(p) < 1 || Number(p) > 65535) throw new UsageError(`--dns-port must be 1..65535, got "${p}"`);
+      return Number(p);
+    });
+    let metricsHost = "0.0.0.0", metricsPort = 9102;
+    if (typeof values["metrics-address"] === "string") {
+      const m = /^\[([^\]]+)\]:(\d+)$/.exec(values["metrics-address"]) ?? /^([^:]*):(\d+)$/.exec(values["metrics-address"]);
+      if (!m || Number(m[2]) > 65535) throw new UsageError(`--metrics-address: "${values["metrics-address"]}" is not host:port (port 0 = any free port)`);
+      metricsHost = m[1] || "0.0.0.0";
+      metricsPort = Number(m[2]);
+    }
+    const nodeName = (values["node-name"] as string | undefined) ?? process.env.NODE_NAME ?? hostname();
+    const log = createLogger("agent");
+    const minTtlSec = int("min-ttl", 0);
+    const maxTtlSec = int("max-ttl", 604_800);
+    if (maxTtlSec < minTtlSec) throw new UsageError(`--max-ttl (${maxTtlSec}) is below --min-ttl (${minTtlSec})`);
+    const options: AgentOptions = {
+      agentId: `${nodeName}/${bootId()}/${process.pid}`,
+      log,
+      capture: {
+        interfaces: list("interface").length ? list("interface") : ["any"],
+        bufferBytes: int("capture-buffer-mb", 16, 1) * 2 ** 20,
+        rescanMs: int("rescan-ms", 5000, 100),
+      },
+      dns: {
+        ports,
+        trustedResolvers: list("trusted-resolver"),
+        podCidrs: list("pod-cidr"),
+        minTtlSec, maxTtlSec,
+        queryTimeoutMs: int("query-timeout-ms", 10_000, 1),
+        maxPendingPerPod: int("max-pending-per-pod", 1024, 1),
+        maxPendingTotal: int("max-pending", 262_144, 1),
+      },
+      store: {
+        maxPerPod: int("max-observations-per-pod", 4096, 1),
+        maxTotal: int("max-observations", 262_144, 1),
+        negativeTtlSec: int("negative-ttl", 30),
+      },
+      control: {
+        addresses: list("control"),
+        ...(typeof values["control-service"] === "string" ? { service: values["control-service"] } : {}),
+        resolveEveryMs: int("control-resolve-ms", 10_000, 100),
+        maxBatch: int("batch-size", 256, 1),
+        window: int("window", 8, 1),
+        maxQueue: int("queue", 100_000, 1),
+        ackTimeoutMs: int("ack-timeout-ms", 15_000, 100),
+        connectTimeoutMs: 5_000,
+      },
+    };
+    if (options.control.addresses.length === 0 && !options.control.service) {
+      throw new UsageError(`give at least one --control HOST:PORT or --control-service NAME:PORT\n\n${HELP}`);
+    }
+    let agent: Agent;
+    try {
+      agent = new Agent(options);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const { registry, batchLatency } = createAgentMetrics(agent);
+    agent.onBatchAcked = (replica, seconds) => batchLatency.labels(replica).observe(seconds);
+    await agent.start();
+    const { server, port } = await serveMetrics(agent, registry, metricsHost, metricsPort);
+    log.info({ agentId: options.agentId, interfaces: agent.health().interfaces, metricsPort: port, trusted: options.dns.trustedResolvers }, "egret agent running");
+    await new Promise<void>((resolve) => {
+      const stop = (sig: string) => {
+        log.info({ signal: sig }, "stopping");
+        resolve();
+      };
+      process.once("SIGTERM", () => stop("SIGTERM"));
+      process.once("SIGINT", () => stop("SIGINT"));
+    });
+    agent.stop();
+    await new Promise((r) => server.close(r));
+    return 0;
+  },
+};
