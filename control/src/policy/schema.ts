@@ -118,6 +118,9 @@ function toDiagnostic(kind: PolicyKind, obj: unknown, e: ErrorObject): Diagnosti
       const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map(String);
       const guess = typeof value === "string" ? didYouMean(value, allowed) : undefined;
       const isProtocol = path.includes("protocols");
+      if (path.includes("ports") && field === "protocol") {
+        return diag("error", "bad-enum", where, `"${String(value)}" is not a valid protocol: Egret controls TCP connections only`, "remove protocol (TCP is implied); UDP traffic is not filtered by the sidecar");
+      }
       return diag("error", isProtocol ? "unknown-protocol" : "bad-enum", where, `${JSON.stringify(value)} is not a valid ${field && typeof path[path.length - 1] === "string" ? field : isProtocol ? "protocol" : "value"}`,
         `${guess ? `did you mean "${guess}"? ` : ""}allowed: ${allowed.join(", ")}`);
     }
@@ -127,7 +130,8 @@ function toDiagnostic(kind: PolicyKind, obj: unknown, e: ErrorObject): Diagnosti
       if (path.includes("cidrs") && typeof value === "string") hint = `write each entry as a mapping: - cidr: ${value}`;
       if (expected === "integer" && typeof value === "string" && /^\d+$/.test(value)) hint = `remove the quotes: ${value}`;
       if (expected === "boolean" && typeof value === "string") hint = `write true or false without quotes`;
-      return diag("error", "wrong-type", where, `expected ${expected === "object" ? "a mapping" : expected === "array" ? "a list" : `a ${expected}`}, found ${describe(value)}`, hint);
+      const article = /^[aeiou]/.test(expected) ? "an" : "a";
+      return diag("error", "wrong-type", where, `expected ${expected === "object" ? "a mapping" : expected === "array" ? "a list" : `${article} ${expected}`}, found ${describe(value)}`, hint);
     }
     case "minimum": case "maximum": {
       const limit = (e.params as { limit: number }).limit;

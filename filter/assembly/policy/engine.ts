@@ -248,7 +248,7 @@ export function evaluate(
 
   let cidrCovered = false;       // some rule's CIDRs contain the destination
   let mismatchRule: i32 = -1;    // first Allow/Alert rule that failed only on the protocol
-  let unverifiedRule: i32 = -1;  // first domain rule passed over because the claim is unsupported
+  let unverifiedRule: i32 = -1;  // first Allow/Alert domain rule passed over: unsupported claim
   let external: i32 = -1;        // lazily computed: 1 external, 0 inside the cluster
 
   for (let p = 0; p < snap.policyCount; p++) {
@@ -269,7 +269,9 @@ export function evaluate(
       matchedCandidate = -1;
       if (fields & RULE_DOMAINS) {
         if (claimUnsupported) {
-          if (unverifiedRule < 0) unverifiedRule = r;
+          // Remember the first rule the claim might have been aiming at (not a Deny: failing to
+          // match a Deny rule is not why a connection ends up denied).
+          if (unverifiedRule < 0 && snap.ruleAction(r) != ACTION_DENY) unverifiedRule = r;
           out.flags |= FLAG_DEPENDS_ON_NAMES;
           trace(p, r, TRACE_CLAIM_UNVERIFIED, 0);
           continue;
