@@ -14,6 +14,9 @@ export interface AuditEntry {
   policy?: string;
   rule?: string;
   names?: string[];
+  protocol?: string;
+  sni?: string;
+  host?: string;
   raw: Record<string, unknown>;
 }
 
@@ -44,6 +47,7 @@ export function toAuditEntry(o: Record<string, unknown>): AuditEntry {
     policy: str(o.policy),
     rule: str(o.rule ?? o.rule_name ?? o.ruleName),
     names: Array.isArray(o.names) ? o.names.filter((n): n is string => typeof n === "string") : undefined,
+    protocol: str(o.protocol), sni: str(o.sni), host: str(o.host),
     raw: o,
   };
 }

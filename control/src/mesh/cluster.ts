@@ -12,7 +12,8 @@ export interface MeshClusterOptions {
   world: World;
   /** Service names to start (default: all of the world's). DNS always starts. */
   services?: readonly string[];
-  exitHook?: boolean;
+  /** See MeshNetworkOptions.handleSignals. */
+  handleSignals?: boolean;
 }
 
 export class MeshCluster {
@@ -32,7 +33,7 @@ export class MeshCluster {
         prefix: opts.prefix,
         outsideAddresses: outsideAddresses(opts.world),
         resolver: opts.world.resolver,
-        exitHook: opts.exitHook,
+        handleSignals: opts.handleSignals,
       });
       const services = await startServices({ net, world: opts.world, workDir }, opts.world, opts.services);
       return new MeshCluster(net, opts.world, workDir, services);

@@ -83,12 +83,16 @@ export async function cleanupStale(prefix: string): Promise<string[]> {
 }
 
 const tracked = new Set<string>();
-let hookInstalled = false;
-function track(ns: string): void {
+let exitHookInstalled = false;
+let signalHookInstalled = false;
+function track(ns: string, handleSignals: boolean): void {
   tracked.add(ns);
-  if (!hookInstalled) {
-    hookInstalled = true;
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
     process.on("exit", () => { for (const n of tracked) deleteNamespaceSync(n); });
+  }
+  if (handleSignals && !signalHookInstalled) {
+    signalHookInstalled = true;
     for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
       process.once(sig, () => {
         for (const n of tracked) deleteNamespaceSync(n);
@@ -109,10 +113,11 @@ export interface MeshNetworkOptions {
   resolver?: string;
   gateway?: string;
   /**
-   * Install the exit/signal hook that deletes the namespaces when the process ends. Tests want
-   * it; a caller with its own signal handling (the demo) may turn it off and call destroy().
+   * Delete the namespaces and exit on SIGINT/SIGTERM/SIGHUP (default true). A caller with its own
+   * signal handling (the demo) turns it off and calls destroy(). Namespaces are deleted at
+   * process exit either way.
    */
-  exitHook?: boolean;
+  handleSignals?: boolean;
 }
 
 export class MeshNetwork {
@@ -123,7 +128,7 @@ export class MeshNetwork {
   readonly resolver: string | undefined;
   private readonly pods = new Map<string, PodNetwork>();
   private nextPodIndex = 1;
-  private readonly exitHook: boolean;
+  private readonly handleSignals: boolean;
 
   private constructor(opts: MeshNetworkOptions) {
     this.prefix = opts.prefix;
@@ -131,7 +136,7 @@ export class MeshNetwork {
     this.outsideNs = `${opts.prefix}-out`;
     this.gateway = opts.gateway ?? DEFAULT_GATEWAY;
     this.resolver = opts.resolver;
-    this.exitHook = opts.exitHook ?? true;
+    this.handleSignals = opts.handleSignals ?? true;
   }
 
   /** Cleans stale namespaces with this prefix, then builds the node and outside namespaces. */
@@ -215,7 +220,7 @@ export class MeshNetwork {
 
   private async addNamespace(ns: string): Promise<void> {
     await mustRun("ip", ["netns", "add", ns]);
-    if (this.exitHook) track(ns);
+    track(ns, this.handleSignals);
     await this.sh(ns, "ip", "link", "set", "lo", "up");
   }
 

@@ -2,22 +2,20 @@
 // and per scenario its pods, `egret control` with the scenario's policies, `egret agent`, one
 // `egret sidecar` per pod; then the steps, each checked against its expectation (the client's
 // outcome, and the verdict in the audit log); then teardown — always, even on failure.
-import { mkdirSync, writeFileSync, statSync, rmSync, existsSync, readdirSync, readFileSync } from "node:fs";
+import { statSync, rmSync, existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { stringify } from "yaml";
 import { MeshCluster } from "./cluster.js";
-import { ManagedProcess, sleep } from "./process.js";
-import { SIDECAR_PORT, SIDECAR_UID } from "./netns.js";
+import { sleep } from "./process.js";
+import { EgretSession } from "./session.js";
 import { webCaPath } from "./services/index.js";
 import { runConnect, runResolve, expectedDestination, type ClientEnv } from "./clients.js";
 import { readAudit, auditMismatches, type AuditEntry } from "./audit.js";
-import { missingComponents, startAgent, startControl, startSidecar, type MeshFiles, type Repo } from "./components.js";
+import { missingComponents, type MeshFiles, type Repo } from "./components.js";
 import type { ConnectStep, Scenario, Step } from "./scenario.js";
 import type { World } from "./world.js";
 
 /** How long a verdict may take to reach the audit log after the client finished. */
 const AUDIT_WAIT_MS = 10_000;
-const POD_BASE = 10;
 
 export interface StepResult {
   step: Step;
@@ -65,48 +63,14 @@ export class ScenarioRunner {
     const logDir = join(this.cluster.workDir, "scenarios", scenario.name);
     const missing = missingComponents(this.opts.repo);
     if (missing.length > 0) return { scenario, ok: false, steps: [], logDir, skipped: missing.join("; ") };
-    mkdirSync(join(logDir, "policies"), { recursive: true });
-    const files: MeshFiles = { policyDir: join(logDir, "policies"), podsFile: join(logDir, "pods.yaml"), auditLog: join(logDir, "audit.log"), logDir };
-    const { net, world } = this.cluster;
-    writeFileSync(join(files.policyDir, "policies.yaml"), scenario.policies.map((p) => stringify(p)).join("---\n"));
-    writeFileSync(files.auditLog, "");
-
-    const processes: ManagedProcess[] = [];
     const results: StepResult[] = [];
-    let control: ManagedProcess | undefined;
-    let agent: ManagedProcess | undefined;
+    let session: EgretSession | undefined;
     try {
-      const pods = [];
-      for (const [i, p] of scenario.pods.entries()) {
-        const podNet = await net.addPod(p.key, `198.18.1.${POD_BASE + i}`);
-        await net.redirectOutbound(podNet, { port: SIDECAR_PORT, exemptUid: SIDECAR_UID, exemptDestinations: [{ ip: world.resolver, port: 53 }] });
-        pods.push({ spec: p, net: podNet });
-      }
-      writeFileSync(files.podsFile, stringify({
-        namespaces: Object.entries(scenario.namespaces).map(([name, v]) => ({ name, labels: v.labels })),
-        pods: pods.map((p) => ({ name: p.spec.name, namespace: p.spec.namespace, labels: p.spec.labels, ips: [p.net.ip] })),
-      }));
-      const forwardProxies = world.services.filter((s) => s.kind === "forward-proxy").flatMap((s) => s.addresses.map((a) => `${a}:${s.port}`));
-
-      control = await startControl(net, this.opts.repo, files, world.clusterCidrs);
-      agent = await startAgent(net, this.opts.repo, files, world.resolver);
-      for (const p of pods) processes.push(await startSidecar(net, p.net, p.spec, this.opts.repo, files, forwardProxies));
-
+      session = await EgretSession.start(this.cluster, this.opts.repo, scenario, logDir);
       for (const step of scenario.steps) {
         let r: StepResult;
         try {
-          r = await this.runStep(scenario, step, files, {
-            restartControl: async () => {
-              control!.killNow();
-              await control!.waitExit();
-              control = await startControl(net, this.opts.repo, files, world.clusterCidrs);
-            },
-            restartAgent: async () => {
-              agent!.killNow();
-              await agent!.waitExit();
-              agent = await startAgent(net, this.opts.repo, files, world.resolver);
-            },
-          });
+          r = await this.runStep(session, step);
         } catch (e) {
           r = { step, ok: false, summary: "error", detail: (e as Error).message };
         }
@@ -117,21 +81,20 @@ export class ScenarioRunner {
     } catch (e) {
       results.push({ step: { kind: "sleep", title: "start egret components", ms: 0 }, ok: false, summary: "error", detail: (e as Error).message });
     } finally {
-      await Promise.all([...processes, control, agent].filter((p): p is ManagedProcess => !!p).map((p) => p.stop()));
-      for (const p of scenario.pods) await net.removePod(p.key);
+      await session?.stop();
     }
     const ok = results.length === scenario.steps.length && results.every((r) => r.ok);
     if (ok && !this.opts.keepWorkDir) rmSync(logDir, { recursive: true, force: true });
     return { scenario, ok, steps: results, logDir };
   }
 
-  private async runStep(scenario: Scenario, step: Step, files: MeshFiles, restart: { restartControl(): Promise<void>; restartAgent(): Promise<void> }): Promise<StepResult> {
+  private async runStep(session: EgretSession, step: Step): Promise<StepResult> {
     switch (step.kind) {
       case "sleep":
         await sleep(step.ms);
         return { step, ok: true, summary: `slept ${step.ms} ms` };
       case "restart":
-        await (step.component === "control" ? restart.restartControl() : restart.restartAgent());
+        await (step.component === "control" ? session.restartControl() : session.restartAgent());
         return { step, ok: true, summary: `${step.component} restarted` };
       case "resolve": {
         const r = await runResolve(this.clientEnv(step.pod), step);
@@ -144,7 +107,7 @@ export class ScenarioRunner {
         return problems.length === 0 ? { step, ok: true, summary } : { step, ok: false, summary, detail: `${problems.join("; ")}\n$ ${r.command}\n${r.output}` };
       }
       case "connect":
-        return this.runConnectStep(step, files);
+        return this.runConnectStep(step, session.files);
     }
   }
 

@@ -1,0 +1,96 @@
+// Egret running on a mesh cluster for one set of pods and policies: the pods' namespaces with
+// their REDIRECT, `egret control` (file mode) with those policies, `egret agent`, one
+// `egret sidecar` per pod. Used by the scenario runner (one session per scenario) and the demo.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { stringify } from "yaml";
+import type { MeshCluster } from "./cluster.js";
+import type { ManagedProcess } from "./process.js";
+import { SIDECAR_PORT, SIDECAR_UID, type PodNetwork } from "./netns.js";
+import { startAgent, startControl, startSidecar, type MeshFiles, type Repo } from "./components.js";
+import type { ScenarioPod } from "./scenario.js";
+
+/** Pods get 198.18.1.10, .11, … in declaration order. */
+export const POD_ADDRESS_BASE = 10;
+
+export interface SessionSpec {
+  pods: ScenarioPod[];
+  namespaces: Record<string, { labels: Record<string, string> }>;
+  policies: unknown[];
+}
+
+export class EgretSession {
+  private readonly sidecars: ManagedProcess[] = [];
+  private control: ManagedProcess | undefined;
+  private agent: ManagedProcess | undefined;
+  private readonly pods = new Map<string, PodNetwork>();
+
+  private constructor(readonly cluster: MeshCluster, readonly repo: Repo, readonly files: MeshFiles) {}
+
+  /** Starts everything; on failure stops what started and rethrows (logs stay in `dir`). */
+  static async start(cluster: MeshCluster, repo: Repo, spec: SessionSpec, dir: string): Promise<EgretSession> {
+    mkdirSync(join(dir, "policies"), { recursive: true });
+    const files: MeshFiles = { policyDir: join(dir, "policies"), podsFile: join(dir, "pods.yaml"), auditLog: join(dir, "audit.log"), logDir: dir };
+    writeFileSync(join(files.policyDir, "policies.yaml"), spec.policies.map((p) => stringify(p)).join("---\n"));
+    writeFileSync(files.auditLog, "");
+    const s = new EgretSession(cluster, repo, files);
+    try {
+      await s.startAll(spec);
+    } catch (e) {
+      await s.stop();
+      throw e;
+    }
+    return s;
+  }
+
+  private async startAll(spec: SessionSpec): Promise<void> {
+    const { net, world } = this.cluster;
+    for (const [i, p] of spec.pods.entries()) {
+      const podNet = await net.addPod(p.key, `198.18.1.${POD_ADDRESS_BASE + i}`);
+      this.pods.set(p.key, podNet);
+      await net.redirectOutbound(podNet, { port: SIDECAR_PORT, exemptUid: SIDECAR_UID, exemptDestinations: [{ ip: world.resolver, port: 53 }] });
+    }
+    writeFileSync(this.files.podsFile, stringify({
+      namespaces: Object.entries(spec.namespaces).map(([name, v]) => ({ name, labels: v.labels })),
+      pods: spec.pods.map((p) => ({ name: p.name, namespace: p.namespace, labels: p.labels, ips: [this.pods.get(p.key)!.ip] })),
+    }));
+    this.control = await startControl(net, this.repo, this.files, world.clusterCidrs);
+    this.agent = await startAgent(net, this.repo, this.files, world.resolver);
+    const forwardProxies = world.services.filter((s) => s.kind === "forward-proxy").flatMap((s) => s.addresses.map((a) => `${a}:${s.port}`));
+    for (const p of spec.pods) {
+      this.sidecars.push(await startSidecar(net, this.pods.get(p.key)!, p, this.repo, this.files, forwardProxies));
+    }
+  }
+
+  pod(key: string): PodNetwork {
+    const p = this.pods.get(key);
+    if (!p) throw new Error(`no pod ${key} in this session`);
+    return p;
+  }
+
+  /** Kills control (SIGKILL, as a crash) and starts it again with the same files. */
+  async restartControl(): Promise<void> {
+    this.control?.killNow();
+    await this.control?.waitExit();
+    this.control = await startControl(this.cluster.net, this.repo, this.files, this.cluster.world.clusterCidrs);
+  }
+
+  async restartAgent(): Promise<void> {
+    this.agent?.killNow();
+    await this.agent?.waitExit();
+    this.agent = await startAgent(this.cluster.net, this.repo, this.files, this.cluster.world.resolver);
+  }
+
+  /** Throws if a component died (with its log tail). */
+  assertRunning(): void {
+    for (const p of [this.control, this.agent, ...this.sidecars]) p?.assertRunning();
+  }
+
+  /** Stops every component and removes the pods. Safe to call twice. */
+  async stop(): Promise<void> {
+    const procs = [...this.sidecars, this.agent, this.control].filter((p): p is ManagedProcess => !!p);
+    await Promise.all(procs.map((p) => p.stop()));
+    for (const key of [...this.pods.keys()]) await this.cluster.net.removePod(key);
+    this.pods.clear();
+  }
+}
