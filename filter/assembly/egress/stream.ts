@@ -87,14 +87,21 @@ export class EgressStream extends StreamContext {
   // ---- host callbacks ------------------------------------------------------------------------
 
   onNewConnection(): Action {
+    const action = this.newConnection();
+    // Denied in on_new_connection: close before tcp_proxy ever connects (no SYN leaves).
+    if (this.phase == PHASE_DECIDED && this.verdict == VERDICT_DENY) closeStream(StreamType.Downstream);
+    return action;
+  }
+
+  private newConnection(): Action {
     const root = this.egress;
     const cfg = root.config;
-    if (cfg === null) return this.decideFailure(REASON_INTERNAL_ERROR, true);
+    if (cfg === null) return this.decideFailure(REASON_INTERNAL_ERROR);
     const now = nowMsCached();
     this.startMs = now;
     if (!this.readAddresses()) {
       root.metrics!.internalErrors.increment(1);
-      return this.decideFailure(REASON_INTERNAL_ERROR, true);
+      return this.decideFailure(REASON_INTERNAL_ERROR);
     }
     this.viaProxy = cfg.isForwardProxy(this.dstHi, this.dstLo, this.dstPort);
     if (root.snapshot === null) {
@@ -108,9 +115,9 @@ export class EgressStream extends StreamContext {
           return Action.StopIteration;
         }
       }
-      return this.decideFailure(REASON_CONTROL_UNAVAILABLE, true);
+      return this.decideFailure(REASON_CONTROL_UNAVAILABLE);
     }
-    return this.step(now, true);
+    return this.step(now);
   }
 
   onDownstreamData(size: u32, endOfStream: bool): Action {
@@ -199,19 +206,19 @@ export class EgressStream extends StreamContext {
 
   onSnapshotReady(now: i64): void {
     this.heldMs = now - this.holdStartMs;
-    this.resumeHeld(this.step(now, false));
+    this.resumeHeld(this.step(now));
   }
 
   onStartupTimeout(now: i64): void {
     this.heldMs = now - this.holdStartMs;
-    this.decideFailure(REASON_CONTROL_UNAVAILABLE, false);
+    this.decideFailure(REASON_CONTROL_UNAVAILABLE);
     this.resumeHeld(Action.Continue);
   }
 
   onLookupDone(now: i64, found: bool): void {
     this.heldMs = now - this.holdStartMs;
     this.recordLookupLatency();
-    this.resumeHeld(this.step(now, false));
+    this.resumeHeld(this.step(now));
   }
 
   onLookupTimeout(now: i64): void {
@@ -244,13 +251,13 @@ export class EgressStream extends StreamContext {
   // ---- decision --------------------------------------------------------------------------------
 
   /**
-   * Evaluates what is known now. From on_new_connection (`inNewConnection`) the returned action is
+   * Evaluates what is known now. From on_new_connection the returned action is
    * the callback's result; from a held state the caller turns it into continue/close.
    */
-  private step(now: i64, inNewConnection: bool): Action {
+  private step(now: i64): Action {
     const root = this.egress;
     const cfg = root.config!;
-    if (this.viaProxy) return this.startInspection(now, inNewConnection);
+    if (this.viaProxy) return this.startInspection(now);
     const n = this.evaluateNow(now, PROTOCOL_PENDING, CLAIM_NONE, 0, 0);
     if ((RESULT.flags & FLAG_DEPENDS_ON_NAMES) != 0 && n == 0 && !this.lookedUp) {
       // The race: the pod may have just received the DNS answer that control has not pushed yet.
@@ -265,12 +272,12 @@ export class EgressStream extends StreamContext {
           return Action.StopIteration;
         }
         root.metrics!.internalErrors.increment(1);
-        return this.decideFailure(REASON_INTERNAL_ERROR, inNewConnection);
+        return this.decideFailure(REASON_INTERNAL_ERROR);
       }
       root.metrics!.lookupFailed.increment(1);
       return this.stepWithoutControl(now, REASON_CONTROL_UNAVAILABLE);
     }
-    if (RESULT.verdict == VERDICT_PENDING || (RESULT.flags & FLAG_DEPENDS_ON_CLAIM) != 0) return this.startInspection(now, inNewConnection);
+    if (RESULT.verdict == VERDICT_PENDING || (RESULT.flags & FLAG_DEPENDS_ON_CLAIM) != 0) return this.startInspection(now);
     return this.adopt(now);
   }
 
@@ -284,7 +291,7 @@ export class EgressStream extends StreamContext {
         return this.decideNow(cfg.failureMode == FailureMode.Open ? VERDICT_ALLOW : VERDICT_DENY, reason, now);
       }
     }
-    if (RESULT.verdict == VERDICT_PENDING || (RESULT.flags & FLAG_DEPENDS_ON_CLAIM) != 0) return this.startInspection(now, false);
+    if (RESULT.verdict == VERDICT_PENDING || (RESULT.flags & FLAG_DEPENDS_ON_CLAIM) != 0) return this.startInspection(now);
     return this.adopt(now);
   }
 
@@ -299,7 +306,7 @@ export class EgressStream extends StreamContext {
     return n;
   }
 
-  private startInspection(now: i64, inNewConnection: bool): Action {
+  private startInspection(now: i64): Action {
     const root = this.egress;
     const cfg = root.config!;
     this.inspector = root.takeInspector();
@@ -309,7 +316,7 @@ export class EgressStream extends StreamContext {
     root.metrics!.holdsDetect.increment(1);
     if (this.slot < 0) {
       root.metrics!.internalErrors.increment(1);
-      return this.decideFailure(REASON_INTERNAL_ERROR, inNewConnection);
+      return this.decideFailure(REASON_INTERNAL_ERROR);
     }
     return Action.Continue; // let tcp_proxy connect; client bytes are held in on_downstream_data
   }
@@ -400,7 +407,7 @@ export class EgressStream extends StreamContext {
     return this.decided(now);
   }
 
-  private decideFailure(reason: u8, inNewConnection: bool): Action {
+  private decideFailure(reason: u8): Action {
     const cfg = this.egress.config;
     const open = cfg !== null && cfg.failureMode == FailureMode.Open;
     this.policy = -1;
@@ -408,10 +415,7 @@ export class EgressStream extends StreamContext {
     this.verdict = open ? VERDICT_ALLOW : VERDICT_DENY;
     this.reason = reason;
     this.matchedCandidate = -1;
-    const a = this.decided(nowMsCached());
-    if (!inNewConnection) return a;
-    if (this.verdict == VERDICT_DENY) closeStream(StreamType.Downstream);
-    return a;
+    return this.decided(nowMsCached());
   }
 
   private decided(now: i64): Action {
