@@ -19,3 +19,14 @@ export interface PolicyApi {
   compilePodSnapshot(policies: Policy[], pod: PodIdentity, namespaceLabels: Record<string, string>, options?: { clusterCidrs?: string[] }): CompiledPod;
   formatDiagnostic(d: Diagnostic): string;
 }
+
+import * as policy from "../policy/index.js";
+
+/** The real policy module (control/src/policy/). */
+export const defaultPolicyApi: PolicyApi = {
+  loadPolicyFiles: (paths) => policy.loadPolicyFiles(paths),
+  validatePolicyObject: (obj, source) => policy.validatePolicyObject(obj, source),
+  policySelectsPod: (p, pod, ns) => policy.policySelectsPod(p, pod, ns),
+  compilePodSnapshot: (ps, pod, ns, options) => policy.compilePodSnapshot(ps, pod, ns, options),
+  formatDiagnostic: (d) => policy.formatDiagnostic(d),
+};

@@ -1,0 +1,166 @@
+// `egret control`: the control service. Kubernetes mode (--kubernetes) or file mode
+// (--policies PATH… --pods FILE). See control/src/control/README.md.
+import { parseArgs } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
+import { UsageError, type CliCommand } from "../command.js";
+import { createLogger } from "../../common/log.js";
+import { openAuditWriter } from "../../control/audit.js";
+import { fileControlSource } from "../../control/file-source.js";
+import { defaultPolicyApi } from "../../control/policy-api.js";
+import { ControlService, splitHostPort, type ControlSource } from "../../control/service.js";
+import { KubeSource } from "../../k8s/index.js";
+import { createWasmHandler, loadWasmModule } from "../../wasmserve/index.js";
+import type { Route } from "../../control/http-server.js";
+
+const HELP = `usage: egret control (--kubernetes [--kubeconfig FILE] | --policies PATH... --pods FILE) [options]
+
+Serves the egret.v1 gRPC API (FilterService for filters, AgentService for node agents) and an
+HTTP port with /metrics, /healthz, /readyz, /status (and /wasm/egret.wasm with --wasm).
+
+sources (exactly one):
+  --kubernetes              watch Pods, Namespaces, EgressPolicy, ClusterEgressPolicy (in-cluster
+                            config, or --kubeconfig / $KUBECONFIG)
+  --policies PATH           policy file or folder (repeatable), with --pods FILE (YAML: pods with
+                            name, namespace, ips, labels; namespaces with labels); reloaded on change
+
+options:
+  --grpc-listen HOST:PORT   gRPC address (default 0.0.0.0:9090)
+  --http-listen HOST:PORT   HTTP address (default 0.0.0.0:9091; "off" to disable)
+  --audit-log stdout|FILE   verdict audit lines, one JSON object each (default stdout)
+  --cluster-cidr CIDR       in-cluster network for "external: true" rules (repeatable)
+  --wasm FILE               serve this filter module at /wasm/egret.wasm (+ .sha256)
+  --min-ttl SECONDS         floor for DNS TTLs (default 5)
+  --max-ttl SECONDS         ceiling for DNS TTLs (default 86400)
+  --grace SECONDS           added to every TTL (default 30)
+  --max-entries-per-pod N   resolution entries per pod (default 20000)
+  --max-entries N           resolution entries in total (default 2000000)
+  --max-lookup-wait-ms MS   longest Lookup wait honoured (default 5000)
+`;
+
+function int(name: string, value: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(value)})`);
+  return n;
+}
+
+export const command: CliCommand = {
+  name: "control",
+  summary: "run the control service (gRPC API for filters and agents; Kubernetes or file mode)",
+  async run(argv) {
+    let values;
+    try {
+      ({ values } = parseArgs({
+        args: argv,
+        options: {
+          kubernetes: { type: "boolean" },
+          kubeconfig: { type: "string" },
+          policies: { type: "string", multiple: true },
+          pods: { type: "string" },
+          "grpc-listen": { type: "string", default: "0.0.0.0:9090" },
+          "http-listen": { type: "string", default: "0.0.0.0:9091" },
+          "audit-log": { type: "string", default: "stdout" },
+          "cluster-cidr": { type: "string", multiple: true },
+          wasm: { type: "string" },
+          "min-ttl": { type: "string" },
+          "max-ttl": { type: "string" },
+          grace: { type: "string" },
+          "max-entries-per-pod": { type: "string" },
+          "max-entries": { type: "string" },
+          "max-lookup-wait-ms": { type: "string" },
+          help: { type: "boolean", short: "h" },
+        },
+        strict: true,
+        allowPositionals: false,
+      }));
+    } catch (err) {
+      throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
+    }
+    if (values.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    const fileMode = values.policies !== undefined || values.pods !== undefined;
+    if (Boolean(values.kubernetes) === fileMode) throw new UsageError(`choose one source: --kubernetes, or --policies PATH... with --pods FILE\n\n${HELP}`);
+    if (fileMode && (!values.policies || !values.pods)) throw new UsageError("file mode needs both --policies PATH (repeatable) and --pods FILE");
+    const listens: ["grpc-listen" | "http-listen", string][] = [["grpc-listen", values["grpc-listen"]]];
+    if (values["http-listen"] !== "off") listens.push(["http-listen", values["http-listen"]]);
+    for (const [a, address] of listens) {
+      try {
+        splitHostPort(address);
+      } catch (err) {
+        throw new UsageError(`--${a}: ${(err as Error).message}`);
+      }
+    }
+    const storeLimits = {
+      minTtlSeconds: int("min-ttl", values["min-ttl"], 0, 86_400),
+      maxTtlSeconds: int("max-ttl", values["max-ttl"], 1, 7 * 86_400),
+      graceSeconds: int("grace", values.grace, 0, 86_400),
+      maxEntriesPerPod: int("max-entries-per-pod", values["max-entries-per-pod"], 1),
+      maxEntriesTotal: int("max-entries", values["max-entries"], 1),
+    };
+    const limits = Object.fromEntries(Object.entries(storeLimits).filter(([, v]) => v !== undefined));
+    const maxLookupWaitMs = int("max-lookup-wait-ms", values["max-lookup-wait-ms"], 1, 60_000);
+
+    const log = createLogger("control");
+    const routes: Route[] = [];
+    if (values.wasm) {
+      try {
+        routes.push(createWasmHandler(loadWasmModule(values.wasm)));
+      } catch (err) {
+        throw new UsageError(`--wasm: ${(err as Error).message}`);
+      }
+    }
+    let fatal: ((err: unknown) => void) | undefined;
+    let source: ControlSource;
+    if (values.kubernetes) {
+      const kc = new KubeConfig();
+      try {
+        if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
+        else kc.loadFromDefault();
+      } catch (err) {
+        throw new UsageError(`cannot load the Kubernetes configuration: ${(err as Error).message}`);
+      }
+      source = new KubeSource({
+        kubeConfig: kc,
+        policyApi: defaultPolicyApi,
+        log,
+        instance: process.env.POD_NAME,
+        onGiveUp: (err) => fatal?.(err),
+      });
+    } else {
+      source = fileControlSource({ policyPaths: values.policies!, podsFile: values.pods!, policyApi: defaultPolicyApi, log });
+    }
+    const audit = openAuditWriter(values["audit-log"]!);
+    const service = new ControlService({
+      policyApi: defaultPolicyApi,
+      source,
+      log,
+      grpcListen: values["grpc-listen"]!,
+      httpListen: values["http-listen"] === "off" ? undefined : values["http-listen"],
+      audit,
+      clusterCidrs: values["cluster-cidr"],
+      storeLimits: limits,
+      grpcLimits: maxLookupWaitMs ? { maxLookupWaitMs } : undefined,
+      httpRoutes: routes,
+      serverId: process.env.POD_NAME,
+    });
+
+    return await new Promise<number>((resolve) => {
+      let exiting = false;
+      const exit = async (code: number, why: string, err?: unknown) => {
+        if (exiting) return;
+        exiting = true;
+        if (err) log.error({ err: err instanceof Error ? err.message : String(err) }, why);
+        else log.info(why);
+        await service.stop().catch(() => undefined);
+        await audit.close();
+        resolve(code);
+      };
+      fatal = (err) => void exit(1, "giving up: the Kubernetes API has been unreachable too long", err);
+      process.once("SIGTERM", () => void exit(0, "SIGTERM: shutting down"));
+      process.once("SIGINT", () => void exit(0, "SIGINT: shutting down"));
+      service.start().catch((err: unknown) => void exit(1, "egret control failed to start", err));
+    });
+  },
+};

@@ -1,0 +1,244 @@
+// File mode: policies from files or folders, pods and namespace labels from one YAML file,
+// reloaded when any of them changes (fs.watch on the containing folders + debounce, because
+// editors and `kubectl cp`-like tools replace files rather than write them in place).
+//
+// Pods file format (YAML or JSON):
+//   namespaces:                 # optional; namespaces not listed have no labels
+//     - name: shop
+//       labels: { team: shop }
+//   pods:
+//     - name: web-1
+//       namespace: shop
+//       ips: [198.18.1.10]       # or `ip: 198.18.1.10`; IPv4 and/or IPv6
+//       labels: { app: web }
+import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
+import { basename, dirname, resolve } from "node:path";
+import { LineCounter, parseDocument, isNode } from "yaml";
+import type { Logger } from "../common/log.js";
+import { ControlError } from "./errors.js";
+import type { ControlMetrics } from "./metrics.js";
+import type { PolicyApi } from "./policy-api.js";
+import type { PolicyCatalog } from "./policies.js";
+import { canonicalIp, type PodRecord, type PodRegistry } from "./pods.js";
+import type { ControlSource } from "./service.js";
+
+export interface PodsFile {
+  pods: PodRecord[];
+  namespaces: Record<string, Record<string, string>>;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const POD_NAME = /^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/;
+
+/** Parses a pods file; throws ControlError(EGRET_PODS_FILE_INVALID) naming file:line and the field. */
+export function parsePodsFile(text: string, file: string): PodsFile {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  const fail = (path: (string | number)[], what: string, fix: string): never => {
+    const node = path.length ? doc.getIn(path, true) : doc.contents;
+    const offset = isNode(node) && node.range ? node.range[0] : 0;
+    const pos = lines.linePos(offset);
+    const field = path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("") || "(document)";
+    throw new ControlError("EGRET_PODS_FILE_INVALID", `${file}:${pos.line}:${pos.col}: ${field}: ${what} (${fix})`);
+  };
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0];
+    const pos = lines.linePos(e.pos[0]);
+    throw new ControlError("EGRET_PODS_FILE_INVALID", `${file}:${pos.line}:${pos.col}: not valid YAML: ${e.message.split("\n")[0]}`);
+  }
+  const root = (doc.toJS() ?? {}) as unknown;
+  if (typeof root !== "object" || root === null || Array.isArray(root)) fail([], "expected a mapping with `pods` (and optional `namespaces`)", "see the format in control/src/control/README.md");
+  const obj = root as Record<string, unknown>;
+  for (const k of Object.keys(obj)) if (k !== "pods" && k !== "namespaces") fail([k], `unknown key "${k}"`, "only `pods` and `namespaces` are allowed");
+
+  const labelsAt = (value: unknown, path: (string | number)[]): Record<string, string> => {
+    if (value === undefined || value === null) return {};
+    if (typeof value !== "object" || Array.isArray(value)) fail(path, "labels must be a mapping of strings", "write `labels: { key: value }`");
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(value as object)) {
+      if (typeof v !== "string" && typeof v !== "number" && typeof v !== "boolean") fail([...path, k], "a label value must be a string", "quote it");
+      out[k] = String(v);
+    }
+    return out;
+  };
+
+  const namespaces: Record<string, Record<string, string>> = {};
+  if (obj.namespaces !== undefined && obj.namespaces !== null) {
+    if (!Array.isArray(obj.namespaces)) fail(["namespaces"], "must be a list", "write `- name: NS` items with optional `labels`");
+    (obj.namespaces as unknown[]).forEach((n, i) => {
+      const ns = n as Record<string, unknown>;
+      if (typeof ns !== "object" || ns === null || typeof ns.name !== "string" || !DNS_LABEL.test(ns.name)) {
+        fail(["namespaces", i], "each namespace needs a `name` that is a DNS label", "e.g. `name: shop`");
+      }
+      if (ns.name as string in namespaces) fail(["namespaces", i, "name"], `namespace "${ns.name}" is listed twice`, "merge the entries");
+      namespaces[ns.name as string] = labelsAt(ns.labels, ["namespaces", i, "labels"]);
+    });
+  }
+
+  const pods: PodRecord[] = [];
+  const seenPods = new Set<string>();
+  const ipOwner = new Map<string, string>();
+  if (obj.pods !== undefined && obj.pods !== null && !Array.isArray(obj.pods)) fail(["pods"], "must be a list", "write `- name: …` items");
+  ((obj.pods as unknown[] | undefined) ?? []).forEach((p, i) => {
+    if (typeof p !== "object" || p === null || Array.isArray(p)) fail(["pods", i], "each pod must be a mapping", "give name, namespace, ips, labels");
+    const pod = p as Record<string, unknown>;
+    for (const k of Object.keys(pod)) {
+      if (!["name", "namespace", "ip", "ips", "labels"].includes(k)) fail(["pods", i, k], `unknown key "${k}"`, "pods take name, namespace, ip or ips, labels");
+    }
+    if (typeof pod.name !== "string" || !POD_NAME.test(pod.name)) fail(["pods", i, "name"], "a pod needs a `name` (lowercase DNS subdomain)", "e.g. `name: web-1`");
+    if (typeof pod.namespace !== "string" || !DNS_LABEL.test(pod.namespace)) fail(["pods", i, "namespace"], "a pod needs a `namespace` (DNS label)", "e.g. `namespace: shop`");
+    const key = `${pod.namespace}/${pod.name}`;
+    if (seenPods.has(key)) fail(["pods", i, "name"], `pod ${key} is listed twice`, "pod names are unique per namespace");
+    seenPods.add(key);
+    if (pod.ip !== undefined && pod.ips !== undefined) fail(["pods", i, "ip"], "give either `ip` or `ips`, not both", "use `ips: [A, B]` for several");
+    const rawIps: unknown[] = pod.ips !== undefined ? (Array.isArray(pod.ips) ? pod.ips : [Symbol("bad")]) : pod.ip !== undefined ? [pod.ip] : [];
+    if (pod.ips !== undefined && !Array.isArray(pod.ips)) fail(["pods", i, "ips"], "must be a list of IP addresses", "e.g. `ips: [198.18.1.10]`");
+    if (rawIps.length === 0) fail(["pods", i], "a pod needs at least one IP (`ip` or `ips`)", "add the pod's IP address");
+    const ips: string[] = [];
+    rawIps.forEach((ip, j) => {
+      const path = pod.ips !== undefined ? ["pods", i, "ips", j] : ["pods", i, "ip"];
+      const c = typeof ip === "string" ? canonicalIp(ip) : undefined;
+      if (c === undefined) fail(path, `${JSON.stringify(ip)} is not an IP address`, "write an IPv4 or IPv6 address");
+      const owner = ipOwner.get(c!);
+      if (owner !== undefined && owner !== key) fail(path, `IP ${c} is also the IP of ${owner}`, "each pod IP belongs to one pod");
+      ipOwner.set(c!, key);
+      ips.push(c!);
+    });
+    pods.push({ namespace: pod.namespace as string, name: pod.name as string, labels: labelsAt(pod.labels, ["pods", i, "labels"]), ips });
+  });
+  for (const p of pods) namespaces[p.namespace] ??= {};
+  return { pods, namespaces };
+}
+
+export interface FileSourceOptions {
+  policyPaths: string[];
+  podsFile: string;
+  catalog: PolicyCatalog;
+  registry: PodRegistry;
+  policyApi: PolicyApi;
+  log: Logger;
+  metrics: ControlMetrics;
+  debounceMs?: number;
+  /** Called after every reload attempt (tests wait on it). */
+  onReload?: (outcome: { ok: boolean; errors: string[] }) => void;
+}
+
+export class FileSource {
+  private readonly watchers: FSWatcher[] = [];
+  private timer?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(private readonly o: FileSourceOptions) {}
+
+  /** Loads everything once; throws when the pods file is unusable (fail loudly at startup). */
+  start(): { errors: string[]; warnings: string[] } {
+    const result = this.load(true);
+    this.watchAll();
+    return result;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    for (const w of this.watchers) w.close();
+    this.watchers.length = 0;
+  }
+
+  /** Re-reads everything now (also what the watcher does after the debounce). */
+  reload(): { ok: boolean; errors: string[] } {
+    try {
+      const r = this.load(false);
+      const outcome = { ok: r.errors.length === 0, errors: r.errors };
+      this.o.metrics.fileReloads.inc({ outcome: outcome.ok ? "ok" : "error" });
+      this.o.onReload?.(outcome);
+      return outcome;
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.o.log.error({ err: message }, "file mode: reload failed; keeping the previous pods and policies");
+      this.o.metrics.fileReloads.inc({ outcome: "error" });
+      const outcome = { ok: false, errors: [message] };
+      this.o.onReload?.(outcome);
+      return outcome;
+    }
+  }
+
+  private load(initial: boolean): { errors: string[]; warnings: string[] } {
+    let podsText: string;
+    try {
+      podsText = readFileSync(this.o.podsFile, "utf8");
+    } catch (err) {
+      throw new ControlError("EGRET_PODS_FILE_INVALID", `cannot read ${this.o.podsFile}: ${(err as Error).message}`, { cause: err });
+    }
+    const pods = parsePodsFile(podsText, this.o.podsFile);
+    const loaded = this.o.policyApi.loadPolicyFiles(this.o.policyPaths);
+    const r = this.o.catalog.replaceFromFiles(loaded);
+    for (const e of r.errors) this.o.log.error({ diagnostic: e }, "policy error; the previous version of the policy (if any) stays in force");
+    for (const w of r.warnings) this.o.log.warn({ diagnostic: w }, "policy warning");
+    this.o.registry.replaceAll(pods.pods, pods.namespaces);
+    this.o.log.info(
+      { policies: this.o.catalog.active().length, pods: pods.pods.length, errors: r.errors.length, initial },
+      "file mode: loaded policies and pods",
+    );
+    return r;
+  }
+
+  private watchAll(): void {
+    // Watch each containing folder once; react to events that concern our paths.
+    const folders = new Map<string, Set<string> | "all">();
+    const add = (path: string) => {
+      const abs = resolve(path);
+      let isDir = false;
+      try {
+        isDir = statSync(abs).isDirectory();
+      } catch {
+        /* a missing path is watched through its folder, so creating it triggers a reload */
+      }
+      if (isDir) folders.set(abs, "all");
+      else {
+        const dir = dirname(abs);
+        const cur = folders.get(dir);
+        if (cur === "all") return;
+        const set = cur ?? new Set<string>();
+        set.add(basename(abs));
+        folders.set(dir, set);
+      }
+    };
+    for (const p of this.o.policyPaths) add(p);
+    add(this.o.podsFile);
+    for (const [dir, names] of folders) {
+      try {
+        const w = watch(dir, { persistent: false }, (_event, filename) => {
+          if (names !== "all" && filename !== null && !names.has(filename.toString())) return;
+          this.schedule();
+        });
+        w.on("error", (err) => this.o.log.warn({ err: err.message, dir }, "file mode: watcher error"));
+        this.watchers.push(w);
+      } catch (err) {
+        this.o.log.warn({ err: (err as Error).message, dir }, "file mode: cannot watch; changes there need a restart");
+      }
+    }
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      if (!this.closed) this.reload();
+    }, this.o.debounceMs ?? 200);
+  }
+}
+
+/** File mode as a ControlSource for ControlService. */
+export function fileControlSource(o: Omit<FileSourceOptions, "catalog" | "registry" | "metrics">): ControlSource & { reload(): void } {
+  let source: FileSource | undefined;
+  return {
+    async start(ctx) {
+      source = new FileSource({ ...o, catalog: ctx.catalog, registry: ctx.registry, metrics: ctx.metrics });
+      source.start();
+    },
+    notReadyReason: () => undefined,
+    close: () => source?.close(),
+    reload: () => void source?.reload(),
+  };
+}

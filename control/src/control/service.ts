@@ -1,0 +1,229 @@
+// ControlService wires the pieces of `egret control` together. Sources of pods and policies
+// (Kubernetes informers, or files) are plugged in through the small ControlSource interface, so
+// this module depends on neither; the CLI (and tests) choose one.
+//
+//   agents ──Observe──► store ──changes──► hub ──Watch deltas──► filters
+//                         │                 ▲
+//                         └──► lookups ◄────┼──── Lookup
+//   source (k8s | files) ──► registry, catalog ──► hub (recompile affected pods)
+//   filters ──Report──► reports ──► audit lines, metrics, Kubernetes Events
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
+import type { Logger } from "../common/log.js";
+import { GrpcEdge, type GrpcLimits } from "./grpc-server.js";
+import { HttpEdge, type Route } from "./http-server.js";
+import { WatchHub, type HubLimits } from "./hub.js";
+import { LookupService } from "./lookup.js";
+import { createControlMetrics, type ControlMetrics } from "./metrics.js";
+import type { PolicyApi } from "./policy-api.js";
+import { PolicyCatalog } from "./policies.js";
+import { PodRegistry } from "./pods.js";
+import { ReportSink, type AuditWriter, type DenyEventSink } from "./reports.js";
+import { ResolutionStore, type StoreLimits } from "./store.js";
+
+export interface SourceContext {
+  registry: PodRegistry;
+  catalog: PolicyCatalog;
+  metrics: ControlMetrics;
+}
+
+/** Where pods, namespaces and policies come from. */
+export interface ControlSource {
+  /** Starts feeding registry and catalog; resolves once the first full state is in (or rejects). */
+  start(ctx: SourceContext): Promise<void>;
+  /** undefined when synced; otherwise why not (shown by /readyz). */
+  notReadyReason(): string | undefined;
+  close(): Promise<void> | void;
+  /** Kubernetes Events for denies, when the source has a cluster to post them to. */
+  denyEvents?: DenyEventSink;
+}
+
+export interface ControlServiceOptions {
+  policyApi: PolicyApi;
+  source: ControlSource;
+  log: Logger;
+  /** "host:port" for gRPC; port 0 picks a free one. */
+  grpcListen: string;
+  /** "host:port" for HTTP (/metrics, /healthz, /readyz, /status); omit to run without. */
+  httpListen?: string;
+  audit: AuditWriter;
+  now?: () => number;
+  clusterCidrs?: string[];
+  storeLimits?: Partial<StoreLimits>;
+  hubLimits?: Partial<HubLimits>;
+  grpcLimits?: Partial<GrpcLimits>;
+  maxPendingLookups?: number;
+  /** Expiry sweep period (ms). */
+  sweepIntervalMs?: number;
+  epoch?: string;
+  serverId?: string;
+  httpRoutes?: Route[];
+  metrics?: ControlMetrics;
+}
+
+export class ControlService {
+  readonly metrics: ControlMetrics;
+  readonly store: ResolutionStore;
+  readonly registry = new PodRegistry();
+  readonly catalog: PolicyCatalog;
+  readonly hub: WatchHub;
+  readonly lookups: LookupService;
+  readonly reports: ReportSink;
+  readonly serverId: string;
+  private readonly grpc: GrpcEdge;
+  private http?: HttpEdge;
+  private sweepTimer?: NodeJS.Timeout;
+  private synced = false;
+  private syncError?: string;
+  private stopped = false;
+
+  constructor(private readonly o: ControlServiceOptions) {
+    this.metrics = o.metrics ?? createControlMetrics({ defaultMetrics: true });
+    this.serverId = o.serverId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
+    this.store = new ResolutionStore({ now: o.now, limits: o.storeLimits });
+    this.catalog = new PolicyCatalog(o.policyApi);
+    this.hub = new WatchHub({
+      store: this.store,
+      registry: this.registry,
+      catalog: this.catalog,
+      policyApi: o.policyApi,
+      log: o.log,
+      metrics: this.metrics,
+      now: o.now,
+      limits: o.hubLimits,
+      clusterCidrs: o.clusterCidrs,
+      epoch: o.epoch,
+    });
+    this.lookups = new LookupService(this.store, this.registry, this.metrics, { maxPending: o.maxPendingLookups ?? 100_000 }, o.now);
+    this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents);
+    this.grpc = new GrpcEdge({
+      hub: this.hub,
+      lookups: this.lookups,
+      store: this.store,
+      reports: this.reports,
+      metrics: this.metrics,
+      log: o.log,
+      serverId: this.serverId,
+      limits: o.grpcLimits,
+      isReady: () => this.notReadyReason() === undefined,
+    });
+    // A pod IP that leaves a pod (deleted, or IP changed) takes that pod's resolutions with it.
+    this.registry.onChange((c) => {
+      if (c.kind !== "pod" || !c.before) return;
+      const kept = new Set(c.after?.ips ?? []);
+      for (const ip of c.before.ips) if (!kept.has(ip)) this.store.dropPod(ip);
+    });
+    this.catalog.onState(() => this.updatePolicyGauges());
+  }
+
+  /** Binds the ports, then syncs the source (ready after it). Resolves to the bound ports. */
+  async start(): Promise<{ grpcPort: number; httpPort?: number }> {
+    const grpcPort = await this.grpc.listen(this.o.grpcListen);
+    let httpPort: number | undefined;
+    if (this.o.httpListen) {
+      this.http = new HttpEdge({
+        registry: this.metrics.registry,
+        notReadyReason: () => this.notReadyReason(),
+        status: () => this.status(),
+        routes: this.o.httpRoutes,
+      });
+      const [host, port] = splitHostPort(this.o.httpListen);
+      httpPort = await this.http.listen(port, host);
+    }
+    this.sweepTimer = setInterval(() => this.sweep(), this.o.sweepIntervalMs ?? 1000);
+    this.sweepTimer.unref();
+    try {
+      await this.o.source.start({ registry: this.registry, catalog: this.catalog, metrics: this.metrics });
+      this.synced = true;
+      this.o.log.info({ grpcPort, httpPort, serverId: this.serverId, epoch: this.hub.epoch }, "egret control ready");
+    } catch (err) {
+      this.syncError = err instanceof Error ? err.message : String(err);
+      throw err;
+    }
+    return { grpcPort, httpPort };
+  }
+
+  notReadyReason(): string | undefined {
+    if (this.stopped) return "shutting down";
+    if (this.syncError) return `initial sync failed: ${this.syncError}`;
+    if (!this.synced) return "initial sync of pods and policies in progress";
+    return this.o.source.notReadyReason();
+  }
+
+  /** Drops expired resolutions (the hub turns them into removal deltas). */
+  sweep(): number {
+    const n = this.store.sweep();
+    if (n > 0) this.metrics.resolutionExpired.inc(n);
+    const c = this.store.counters;
+    const size = this.store.size;
+    this.metrics.resolutionEntries.set(size.entries);
+    this.metrics.resolutionPods.set(size.pods);
+    this.syncEvictionCounter("names_per_ip", c.evictedNamesPerIp);
+    this.syncEvictionCounter("ips_per_name", c.evictedIpsPerName);
+    this.syncEvictionCounter("per_pod", c.evictedPerPod);
+    this.syncEvictionCounter("total", c.evictedTotal);
+    this.metrics.pods.set(this.registry.all().length);
+    return n;
+  }
+
+  status(): unknown {
+    return {
+      serverId: this.serverId,
+      epoch: this.hub.epoch,
+      ready: this.notReadyReason() ?? "ready",
+      store: this.store.size,
+      watchStreams: this.hub.streamCount,
+      watchedPods: this.hub.watchedPods(),
+      pendingLookups: this.lookups.pending,
+      pods: this.registry.all().length,
+      policies: this.catalog.all().map((s) => ({
+        key: s.key,
+        ref: s.active?.ref,
+        inForce: s.active !== undefined,
+        invalid: s.invalid?.messages,
+        warnings: s.warnings.length ? s.warnings : undefined,
+      })),
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.lookups.close();
+    await this.grpc.close();
+    this.hub.close();
+    await this.o.source.close();
+    await this.http?.close();
+  }
+
+  private readonly evictionSeen: Record<string, number> = {};
+  private syncEvictionCounter(bound: string, total: number): void {
+    const delta = total - (this.evictionSeen[bound] ?? 0);
+    if (delta > 0) this.metrics.resolutionEvictions.inc({ bound }, delta);
+    this.evictionSeen[bound] = total;
+  }
+
+  private updatePolicyGauges(): void {
+    let accepted = 0;
+    let keeping = 0;
+    let invalid = 0;
+    for (const s of this.catalog.all()) {
+      if (!s.invalid) accepted++;
+      else if (s.active) keeping++;
+      else invalid++;
+    }
+    this.metrics.policies.set({ state: "accepted" }, accepted);
+    this.metrics.policies.set({ state: "invalid_keeping_previous" }, keeping);
+    this.metrics.policies.set({ state: "invalid" }, invalid);
+  }
+}
+
+/** "host:port", "[v6]:port" or ":port" → [host, port]. */
+export function splitHostPort(address: string): [string, number] {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address);
+  if (!m) throw new Error(`expected HOST:PORT, got ${JSON.stringify(address)}`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new Error(`port out of range in ${JSON.stringify(address)}`);
+  return [m[1] ?? (m[2] || "0.0.0.0"), port];
+}

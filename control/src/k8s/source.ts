@@ -1,0 +1,187 @@
+// Kubernetes mode: four supervised informers (Pods, Namespaces, EgressPolicy,
+// ClusterEgressPolicy) feed the pod registry and the policy catalog; a status writer and a deny
+// Event recorder write back. Ready only after all four have listed once.
+import {
+  CoreV1Api,
+  CustomObjectsApi,
+  PatchStrategy,
+  setHeaderOptions,
+  type KubeConfig,
+  type KubernetesListObject,
+  type KubernetesObject,
+  type V1Namespace,
+  type V1Pod,
+} from "@kubernetes/client-node";
+import type { Logger } from "../common/log.js";
+import type { PolicyApi } from "../control/policy-api.js";
+import type { DenyEventSink as DenySink } from "../control/reports.js";
+import type { ControlSource, SourceContext } from "../control/service.js";
+import { namespaceLabelsOf, podRecordOf } from "./convert.js";
+import { DenyEventRecorder, type EventClient, type EventLimits } from "./events.js";
+import { PolicyStatusWriter, type StatusClient } from "./status.js";
+import { SupervisedInformer, type BackoffOptions } from "./supervise.js";
+
+export const POLICY_GROUP = "egret.dev";
+export const POLICY_VERSION = "v1alpha1";
+
+export interface KubeSourceOptions {
+  kubeConfig: KubeConfig;
+  policyApi: PolicyApi;
+  log: Logger;
+  /** Called when an informer gives up after a long outage: the process should exit non-zero. */
+  onGiveUp: (err: unknown) => void;
+  backoff?: Partial<BackoffOptions>;
+  eventLimits?: Partial<EventLimits>;
+  statusDebounceMs?: number;
+  /** Who posts Events (reportingInstance). */
+  instance?: string;
+  /** Write policy status (default true; replicas may all write — the content is identical). */
+  writeStatus?: boolean;
+}
+
+/** client-node adapters for status and events. */
+export function kubeClients(kc: KubeConfig, instance: string): { status: StatusClient; events: EventClient } {
+  const custom = kc.makeApiClient(CustomObjectsApi);
+  const core = kc.makeApiClient(CoreV1Api);
+  const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+  return {
+    status: {
+      async patchStatus(kind, namespace, name, status) {
+        const body = { status };
+        if (kind === "ClusterEgressPolicy") {
+          await custom.patchClusterCustomObjectStatus({ group: POLICY_GROUP, version: POLICY_VERSION, plural: "clusteregresspolicies", name, body }, merge);
+        } else {
+          await custom.patchNamespacedCustomObjectStatus(
+            { group: POLICY_GROUP, version: POLICY_VERSION, namespace: namespace ?? "", plural: "egresspolicies", name, body },
+            merge,
+          );
+        }
+      },
+    },
+    events: {
+      async createEvent(e) {
+        await core.createNamespacedEvent({
+          namespace: e.namespace,
+          body: {
+            metadata: { generateName: `${e.podName}.egret-`, namespace: e.namespace },
+            involvedObject: { apiVersion: "v1", kind: "Pod", name: e.podName, namespace: e.namespace },
+            reason: e.reason,
+            message: e.message,
+            type: "Warning",
+            count: e.count,
+            firstTimestamp: e.firstTimestamp,
+            lastTimestamp: e.lastTimestamp,
+            source: { component: "egret-control" },
+            reportingComponent: "egret.dev/control",
+            reportingInstance: instance,
+          },
+        });
+      },
+    },
+  };
+}
+
+export class KubeSource implements ControlSource {
+  /** Forwards to the recorder created at start() (reports may arrive only after it). */
+  readonly denyEvents: DenySink = { denied: (rec) => this.recorder?.denied(rec) };
+  private recorder?: DenyEventRecorder;
+  private readonly informers: SupervisedInformer<KubernetesObject>[] = [];
+  private statusWriter?: PolicyStatusWriter;
+  private readonly clients: { status: StatusClient; events: EventClient };
+
+  constructor(private readonly o: KubeSourceOptions) {
+    this.clients = kubeClients(o.kubeConfig, o.instance ?? "egret-control");
+  }
+
+  async start(ctx: SourceContext): Promise<void> {
+    const { registry, catalog, metrics } = ctx;
+    this.recorder = new DenyEventRecorder(this.clients.events, this.o.log, metrics, { limits: this.o.eventLimits });
+    const kc = this.o.kubeConfig;
+    const core = kc.makeApiClient(CoreV1Api);
+    const custom = kc.makeApiClient(CustomObjectsApi);
+    const common = {
+      kubeConfig: kc,
+      log: this.o.log,
+      backoff: this.o.backoff,
+      onGiveUp: this.o.onGiveUp,
+    };
+    const add = <T extends KubernetesObject>(inf: SupervisedInformer<T>) => this.informers.push(inf as unknown as SupervisedInformer<KubernetesObject>);
+
+    add(
+      new SupervisedInformer<V1Namespace>({
+        ...common,
+        name: "namespaces",
+        path: "/api/v1/namespaces",
+        list: () => core.listNamespace(),
+        onUpsert: (ns) => registry.setNamespace(ns.metadata!.name!, namespaceLabelsOf(ns)),
+        onDelete: (ns) => registry.deleteNamespace(ns.metadata!.name!),
+        onRestart: () => metrics.informerRestarts.inc({ resource: "namespaces" }),
+      }),
+    );
+    add(
+      new SupervisedInformer<V1Pod>({
+        ...common,
+        name: "pods",
+        path: "/api/v1/pods",
+        list: () => core.listPodForAllNamespaces(),
+        onUpsert: (pod) => {
+          const rec = podRecordOf(pod);
+          if (rec) registry.upsertPod(rec);
+          else if (pod.metadata?.namespace && pod.metadata.name) registry.deletePod(pod.metadata.namespace, pod.metadata.name);
+        },
+        onDelete: (pod) => registry.deletePod(pod.metadata!.namespace!, pod.metadata!.name!),
+        onRestart: () => metrics.informerRestarts.inc({ resource: "pods" }),
+      }),
+    );
+    for (const [kind, plural] of [
+      ["EgressPolicy", "egresspolicies"],
+      ["ClusterEgressPolicy", "clusteregresspolicies"],
+    ] as const) {
+      add(
+        new SupervisedInformer<KubernetesObject>({
+          ...common,
+          name: plural,
+          path: `/apis/${POLICY_GROUP}/${POLICY_VERSION}/${plural}`,
+          list: async () =>
+            (await custom.listClusterCustomObject({ group: POLICY_GROUP, version: POLICY_VERSION, plural })) as KubernetesListObject<KubernetesObject>,
+          // List items may lack kind/apiVersion; the validator needs them.
+          onUpsert: (obj) => catalog.applyObject({ ...obj, apiVersion: `${POLICY_GROUP}/${POLICY_VERSION}`, kind }),
+          onDelete: (obj) => catalog.deleteObject(kind, obj.metadata?.namespace, obj.metadata?.name ?? ""),
+          onRestart: () => metrics.informerRestarts.inc({ resource: plural }),
+        }),
+      );
+    }
+    if (this.o.writeStatus !== false) {
+      this.statusWriter = new PolicyStatusWriter({
+        client: this.clients.status,
+        catalog,
+        registry,
+        policyApi: this.o.policyApi,
+        log: this.o.log,
+        metrics,
+        debounceMs: this.o.statusDebounceMs,
+      });
+    }
+    // Namespaces first so pods compile with their namespace labels on the first pass.
+    await this.informers[0].start();
+    await Promise.all(this.informers.slice(1).map((i) => i.start()));
+    this.o.log.info("kubernetes: initial sync done (pods, namespaces, egresspolicies, clusteregresspolicies)");
+  }
+
+  notReadyReason(): string | undefined {
+    const pending = this.informers.filter((i) => !i.synced);
+    if (this.informers.length === 0) return "informers not started";
+    if (pending.length === 0) return undefined;
+    return `waiting for the first list of ${pending.length} resource(s)`;
+  }
+
+  /** Writes pending statuses now (tests). */
+  flushStatus(): Promise<void> {
+    return this.statusWriter?.flush() ?? Promise.resolve();
+  }
+
+  async close(): Promise<void> {
+    this.statusWriter?.close();
+    await Promise.all(this.informers.map((i) => i.stop()));
+  }
+}

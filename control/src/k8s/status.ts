@@ -1,0 +1,140 @@
+// Writes each policy's status: Accepted condition (True, or False with the validator's
+// message — the previous version staying in force is said in the message), selectedPods,
+// ruleCount, observedGeneration. Debounced, and skipped when nothing changed, so status writes
+// (which come back as watch events) cannot loop.
+import type { Logger } from "../common/log.js";
+import type { ControlMetrics } from "../control/metrics.js";
+import type { PolicyApi } from "../control/policy-api.js";
+import type { PolicyCatalog, PolicyState } from "../control/policies.js";
+import type { PodRegistry } from "../control/pods.js";
+
+export interface PolicyStatus {
+  observedGeneration?: number;
+  selectedPods: number;
+  ruleCount: number;
+  conditions: { type: "Accepted"; status: "True" | "False"; reason: string; message: string; lastTransitionTime: string; observedGeneration?: number }[];
+}
+
+/** How the status reaches the API (client-node in production; a fake in unit tests). */
+export interface StatusClient {
+  patchStatus(kind: string, namespace: string | undefined, name: string, status: PolicyStatus): Promise<void>;
+}
+
+const MESSAGE_MAX = 4_000;
+
+export class PolicyStatusWriter {
+  private readonly dirty = new Set<string>();
+  private readonly written = new Map<string, { key: string; transition: string; accepted: string }>();
+  private timer?: NodeJS.Timeout;
+  private flushing = false;
+  private readonly unsubscribe: (() => void)[] = [];
+
+  constructor(
+    private readonly o: {
+      client: StatusClient;
+      catalog: PolicyCatalog;
+      registry: PodRegistry;
+      policyApi: PolicyApi;
+      log: Logger;
+      metrics: ControlMetrics;
+      debounceMs?: number;
+      now?: () => number;
+    },
+  ) {
+    this.unsubscribe.push(
+      o.catalog.onState((s) => this.mark(s.key)),
+      // Selected-pod counts move with pods, labels and namespace labels.
+      o.registry.onChange(() => {
+        for (const s of o.catalog.all()) this.mark(s.key);
+      }),
+    );
+  }
+
+  close(): void {
+    for (const u of this.unsubscribe) u();
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** Computes the status a policy should have now. */
+  statusOf(state: PolicyState, previousTransition?: { transition: string; accepted: string }): PolicyStatus {
+    const active = state.active;
+    let selected = 0;
+    if (active) {
+      for (const pod of this.o.registry.all()) {
+        try {
+          if (this.o.policyApi.policySelectsPod(active, pod, this.o.registry.namespaceLabels(pod.namespace))) selected++;
+        } catch {
+          /* counted as not selected; the compiler logs the same problem */
+        }
+      }
+    }
+    const accepted = state.invalid ? "False" : "True";
+    let message: string;
+    let reason: string;
+    if (state.invalid) {
+      reason = active ? "InvalidPreviousInForce" : "Invalid";
+      message =
+        state.invalid.messages.join("\n") +
+        (active ? "\nThe previous valid version of this policy stays in force." : "\nThis policy is not in force.");
+    } else {
+      reason = "Accepted";
+      message = state.warnings.length ? `accepted with warnings:\n${state.warnings.join("\n")}` : "the policy is valid and in force";
+    }
+    if (message.length > MESSAGE_MAX) message = message.slice(0, MESSAGE_MAX - 1) + "…";
+    const transition =
+      previousTransition && previousTransition.accepted === accepted ? previousTransition.transition : new Date((this.o.now ?? Date.now)()).toISOString();
+    return {
+      observedGeneration: state.generation,
+      selectedPods: selected,
+      ruleCount: active?.rules.length ?? 0,
+      conditions: [{ type: "Accepted", status: accepted, reason, message, lastTransitionTime: transition, observedGeneration: state.generation }],
+    };
+  }
+
+  private mark(key: string): void {
+    this.dirty.add(key);
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, this.o.debounceMs ?? 250);
+    this.timer.unref?.();
+  }
+
+  /** Writes every dirty status that differs from what was last written. */
+  async flush(): Promise<void> {
+    if (this.flushing) {
+      // A flush is running; run again after it.
+      if (!this.timer) this.timer = setTimeout(() => ((this.timer = undefined), void this.flush()), this.o.debounceMs ?? 250);
+      return;
+    }
+    this.flushing = true;
+    try {
+      const keys = [...this.dirty];
+      this.dirty.clear();
+      for (const key of keys) {
+        const state = this.o.catalog.get(key);
+        if (!state) {
+          this.written.delete(key);
+          continue;
+        }
+        const prev = this.written.get(key);
+        const status = this.statusOf(state, prev);
+        const { lastTransitionTime, ...cond } = status.conditions[0];
+        const comparable = JSON.stringify({ ...status, conditions: [cond] });
+        if (prev?.key === comparable) continue;
+        try {
+          await this.o.client.patchStatus(state.kind, state.namespace, state.name, status);
+          this.written.set(key, { key: comparable, transition: lastTransitionTime, accepted: cond.status });
+          this.o.metrics.statusWrites.inc({ outcome: "ok" });
+        } catch (err) {
+          this.o.metrics.statusWrites.inc({ outcome: "error" });
+          this.o.log.warn({ policy: key, err: err instanceof Error ? err.message : String(err) }, "writing policy status failed; will retry");
+          this.mark(key);
+        }
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+}

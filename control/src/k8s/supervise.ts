@@ -1,0 +1,141 @@
+// A @kubernetes/client-node informer under supervision. client-node's ListWatch relists on 410
+// Gone and reconnects when a watch ends, but after any other error it stops for good (it calls
+// the error handlers and returns): we restart it with jittered exponential backoff, report
+// "synced" only after the first successful list, and give up (so the process exits and
+// Kubernetes restarts it) after a bounded outage.
+import { makeInformer, type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache } from "@kubernetes/client-node";
+import type { Logger } from "../common/log.js";
+
+export interface BackoffOptions {
+  initialMs: number;
+  maxMs: number;
+  /** Give up when failing continuously this long (ms); 0 = never. */
+  giveUpAfterMs: number;
+}
+
+export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1_000, maxMs: 30_000, giveUpAfterMs: 5 * 60_000 };
+
+export interface SupervisedInformerOptions<T extends KubernetesObject> {
+  name: string;
+  kubeConfig: KubeConfig;
+  path: string;
+  list: () => Promise<KubernetesListObject<T>>;
+  onUpsert: (obj: T) => void;
+  onDelete: (obj: T) => void;
+  log: Logger;
+  onRestart?: () => void;
+  onGiveUp: (err: unknown) => void;
+  backoff?: Partial<BackoffOptions>;
+  now?: () => number;
+}
+
+export class SupervisedInformer<T extends KubernetesObject> {
+  private readonly informer: Informer<T> & ObjectCache<T>;
+  private readonly backoff: BackoffOptions;
+  private readonly now: () => number;
+  private syncedOnce = false;
+  private failingSince?: number;
+  private attempt = 0;
+  private errorDuringStart = false;
+  private restartTimer?: NodeJS.Timeout;
+  private stopped = false;
+  private readonly syncWaiters: (() => void)[] = [];
+  lastError?: string;
+
+  constructor(private readonly o: SupervisedInformerOptions<T>) {
+    this.backoff = { ...DEFAULT_BACKOFF, ...o.backoff };
+    this.now = o.now ?? Date.now;
+    const list = async () => {
+      const result = await o.list();
+      this.healthy();
+      return result;
+    };
+    this.informer = makeInformer(o.kubeConfig, o.path, list);
+    this.informer.on("add", (obj) => this.event(() => o.onUpsert(obj)));
+    this.informer.on("update", (obj) => this.event(() => o.onUpsert(obj)));
+    this.informer.on("delete", (obj) => this.event(() => o.onDelete(obj)));
+    this.informer.on("error", (err) => this.failed(err));
+  }
+
+  get synced(): boolean {
+    return this.syncedOnce;
+  }
+
+  /** Objects currently in the informer's cache. */
+  list(): readonly T[] {
+    return this.informer.list();
+  }
+
+  /** Starts; resolves after the first successful list (retrying with backoff until then). */
+  start(): Promise<void> {
+    const synced = new Promise<void>((resolve) => this.syncWaiters.push(resolve));
+    void this.run();
+    return synced;
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    await this.informer.stop();
+  }
+
+  private async run(): Promise<void> {
+    if (this.stopped) return;
+    this.errorDuringStart = false;
+    try {
+      await this.informer.start();
+    } catch (err) {
+      this.failed(err);
+      return;
+    }
+    if (!this.errorDuringStart && this.syncedOnce) {
+      this.failingSince = undefined;
+      this.attempt = 0;
+    }
+  }
+
+  private event(apply: () => void): void {
+    try {
+      apply();
+    } catch (err) {
+      this.o.log.error({ err, informer: this.o.name }, "informer handler failed");
+    }
+  }
+
+  private healthy(): void {
+    this.failingSince = undefined;
+    this.attempt = 0;
+    this.lastError = undefined;
+    if (!this.syncedOnce) {
+      // The list is applied right after listFn returns; report synced once that has happened.
+      setImmediate(() => {
+        this.syncedOnce = true;
+        for (const w of this.syncWaiters.splice(0)) w();
+      });
+    }
+  }
+
+  private failed(err: unknown): void {
+    this.errorDuringStart = true;
+    if (this.stopped) return;
+    const message = err instanceof Error ? err.message : String(err);
+    this.lastError = message;
+    this.failingSince ??= this.now();
+    if (this.backoff.giveUpAfterMs > 0 && this.now() - this.failingSince >= this.backoff.giveUpAfterMs) {
+      this.o.log.error({ informer: this.o.name, err: message }, "informer: giving up after a long outage");
+      this.o.onGiveUp(err);
+      return;
+    }
+    if (this.restartTimer) return;
+    const base = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** this.attempt);
+    const delay = Math.round(base * (0.8 + Math.random() * 0.4));
+    this.attempt++;
+    this.o.log.warn({ informer: this.o.name, err: message, retryInMs: delay }, "informer failed; restarting");
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      this.o.onRestart?.();
+      void this.run();
+    }, delay);
+    this.restartTimer.unref?.();
+  }
+}
