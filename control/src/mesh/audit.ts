@@ -81,3 +81,29 @@ export function auditMismatches(e: AuditEntry, want: AuditExpectation): string[]
   cmp("rule", e.rule);
   return out;
 }
+
+export interface VerdictQuery {
+  podKey: string;
+  podIp: string;
+  destinationIp?: string;
+  destinationPort: number;
+}
+
+/** The first entry after `offset` for this pod and destination (by pod name or source address). */
+export function findVerdict(entries: AuditEntry[], q: VerdictQuery): AuditEntry | undefined {
+  return entries.find((e) =>
+    (e.pod === q.podKey || e.sourceIp === q.podIp) &&
+    (!q.destinationIp || e.destinationIp === q.destinationIp) &&
+    (e.destinationPort === undefined || e.destinationPort === q.destinationPort));
+}
+
+/** Polls the audit log until the verdict for `q` appears after `offset`, or `timeoutMs` passes. */
+export async function waitForVerdict(file: string, offset: number, q: VerdictQuery, timeoutMs: number): Promise<{ entry?: AuditEntry; seen: number }> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const seen = readAudit(file, offset);
+    const entry = findVerdict(seen, q);
+    if (entry || Date.now() >= deadline) return { entry, seen: seen.length };
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}

@@ -9,7 +9,7 @@ import { sleep } from "./process.js";
 import { EgretSession } from "./session.js";
 import { webCaPath } from "./services/index.js";
 import { runConnect, runResolve, expectedDestination, type ClientEnv } from "./clients.js";
-import { readAudit, auditMismatches, type AuditEntry } from "./audit.js";
+import { auditMismatches, waitForVerdict, type AuditEntry } from "./audit.js";
 import { missingComponents, type MeshFiles, type Repo } from "./components.js";
 import type { ConnectStep, Scenario, Step } from "./scenario.js";
 import type { World } from "./world.js";
@@ -121,16 +121,9 @@ export class ScenarioRunner {
     if (wantsAudit) {
       const pod = this.cluster.net.pod(step.pod);
       const dst = expectedDestination(this.cluster.world, step);
-      const matches = (e: AuditEntry) =>
-        (e.pod === step.pod || e.sourceIp === pod.ip) && (!dst.ip || e.destinationIp === dst.ip) && (e.destinationPort === undefined || e.destinationPort === dst.port);
-      const deadline = Date.now() + AUDIT_WAIT_MS;
-      let seen: AuditEntry[] = [];
-      while (!entry && Date.now() < deadline) {
-        seen = readAudit(files.auditLog, auditOffset);
-        entry = seen.find(matches);
-        if (!entry) await sleep(100);
-      }
-      if (!entry) problems.push(`no verdict for ${step.pod} → ${dst.ip ?? "?"}:${dst.port} in the audit log within ${AUDIT_WAIT_MS} ms (entries seen: ${seen.length})`);
+      const found = await waitForVerdict(files.auditLog, auditOffset, { podKey: step.pod, podIp: pod.ip, destinationIp: dst.ip, destinationPort: dst.port }, AUDIT_WAIT_MS);
+      entry = found.entry;
+      if (!entry) problems.push(`no verdict for ${step.pod} → ${dst.ip ?? "?"}:${dst.port} in the audit log within ${AUDIT_WAIT_MS} ms (entries seen: ${found.seen})`);
       else problems.push(...auditMismatches(entry, step.expect));
     }
     const summary = `${r.outcome}${entry ? ` (${entry.verdict ?? "?"}, ${entry.reason ?? "?"}${entry.rule ? `, rule ${entry.rule}` : ""})` : ""}`;
