@@ -1,0 +1,248 @@
+// istio-tests against a real cluster: kind + Istio (istioctl) + Egret (this checkout's image and
+// `egret manifests`), the outside world in a container on kind's network, then every scenario
+// file: its namespaces, pods and policies are applied, its steps run in the pods with real
+// clients, and each connection's verdict is checked in the control service's audit log.
+//   istio-tests/run [--scenario NAME]… [--keep] [--reuse] [--cluster NAME] [--require-cluster]
+// Where no cluster can be created (no Docker engine, no kind, …) it says why and exits 0 with
+// every scenario counted as skipped; --require-cluster makes that exit 1 (for CI machines that
+// are expected to run it).
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import { CommandError, mustRun, run } from "../../../control/src/mesh/exec.js";
+import { loadScenarioDir, type ConnectStep, type Scenario, type Step } from "../../../control/src/mesh/scenario.js";
+import { loadWorld, type World } from "../../../control/src/mesh/world.js";
+import { expectedDestination } from "../../../control/src/mesh/clients.js";
+import { toYaml } from "../../../control/src/deploy/render.js";
+import { clusterUnavailableReasons } from "./preflight.js";
+import { corefileWithWorld, webCertificateNames, worldBundle, WORLD_MOUNT } from "./world-bundle.js";
+import { APP_CONTAINER, scenarioObjects } from "./objects.js";
+import { auditVerdict, connectCommand, resolveCommand } from "./clients.js";
+
+const ROOT = fileURLToPath(new URL("../../../../", import.meta.url));
+const SCENARIOS = join(ROOT, "istio-tests", "scenarios");
+const EGRET_IMAGE = "egret:istio-tests";
+const WORLD_IMAGE = "egret-world:istio-tests";
+const LONG = 15 * 60_000;
+
+function log(msg: string): void { process.stdout.write(`istio-tests: ${msg}\n`); }
+
+async function sh(cmd: string, args: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<string> {
+  return (await mustRun(cmd, args, { timeoutMs: opts.timeoutMs ?? 120_000, input: opts.input })).stdout;
+}
+
+async function kubectl(args: string[], opts: { timeoutMs?: number; input?: string } = {}): Promise<string> {
+  return sh("kubectl", args, opts);
+}
+
+/** Polls `fn` until it returns a value, or throws after the deadline (no fixed sleeps). */
+async function eventually<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 60_000, intervalMs = 1000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try { const v = await fn(); if (v !== undefined) return v; } catch (err) { last = err; }
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+interface Options { cluster: string; keep: boolean; reuse: boolean; scenarios: string[] }
+
+async function createCluster(o: Options, work: string): Promise<void> {
+  const existing = (await sh("kind", ["get", "clusters"])).split("\n").includes(o.cluster);
+  if (existing && !o.reuse) throw new Error(`a kind cluster named ${o.cluster} already exists: delete it (kind delete cluster --name ${o.cluster}) or pass --reuse`);
+  if (!existing) {
+    const config = join(work, "kind.yaml");
+    writeFileSync(config, "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n");
+    log(`creating kind cluster ${o.cluster}`);
+    await sh("kind", ["create", "cluster", "--name", o.cluster, "--config", config, "--wait", "5m"], { timeoutMs: LONG });
+  }
+  await sh("kubectl", ["config", "use-context", `kind-${o.cluster}`]);
+}
+
+async function buildImages(o: Options): Promise<void> {
+  log("building the egret image (Dockerfile) and the world/toolbox image (istio-tests/world/Dockerfile)");
+  await sh("docker", ["build", "-t", EGRET_IMAGE, ROOT], { timeoutMs: LONG });
+  await sh("docker", ["build", "-t", WORLD_IMAGE, "-f", join(ROOT, "istio-tests", "world", "Dockerfile"), ROOT], { timeoutMs: LONG });
+  for (const image of [EGRET_IMAGE, WORLD_IMAGE]) await sh("kind", ["load", "docker-image", image, "--name", o.cluster], { timeoutMs: LONG });
+}
+
+/** Starts the outside world on kind's network and routes its addresses through it. */
+async function startWorld(o: Options, world: World, work: string): Promise<{ caPem: string; container: string }> {
+  const dir = join(work, "world");
+  rmSync(dir, { recursive: true, force: true });
+  await sh("mkdir", ["-p", dir]);
+  for (const [name, text] of Object.entries(worldBundle(world))) writeFileSync(join(dir, name), text, { mode: 0o755 });
+  const san = [...webCertificateNames(world).map((n) => `DNS:${n}`), ...world.services.filter((s) => s.kind === "web").flatMap((s) => s.addresses.map((a) => `IP:${a}`))].join(",");
+  await sh("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=egret-mesh-web",
+    "-addext", `subjectAltName=${san}`, "-keyout", join(dir, "web-key.pem"), "-out", join(dir, "web-cert.pem")]);
+  const container = `${o.cluster}-world`;
+  await run("docker", ["rm", "-f", container]);
+  await sh("docker", ["run", "-d", "--name", container, "--network", "kind", "--cap-add", "NET_ADMIN", "-v", `${dir}:${WORLD_MOUNT}:ro`, WORLD_IMAGE, "sh", `${WORLD_MOUNT}/start.sh`]);
+  const ip = (await sh("docker", ["inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", container])).trim();
+  await eventually("the world container to start its servers", async () => (await sh("docker", ["logs", container])).includes("egret-world ready") ? true : undefined, 120_000);
+  for (const node of (await sh("kind", ["get", "nodes", "--name", o.cluster])).split("\n").filter(Boolean)) {
+    for (const cidr of worldRoutes(world)) await sh("docker", ["exec", node, "ip", "route", "replace", cidr, "via", ip]);
+  }
+  const corefile = JSON.parse(await kubectl(["-n", "kube-system", "get", "configmap", "coredns", "-o", "json"])) as { data: { Corefile: string } };
+  const patched = { ...corefile, data: { ...corefile.data, Corefile: corefileWithWorld(corefile.data.Corefile, world) } };
+  await kubectl(["apply", "-f", "-"], { input: JSON.stringify(patched) });
+  await kubectl(["-n", "kube-system", "rollout", "restart", "deployment/coredns"]);
+  await kubectl(["-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s"], { timeoutMs: 200_000 });
+  return { caPem: (await sh("cat", [join(dir, "web-cert.pem")])), container };
+}
+
+/** /32 routes for every world address (the kind network itself stays untouched). */
+function worldRoutes(world: World): string[] {
+  return [...new Set([world.resolver, ...world.services.flatMap((s) => s.addresses)])].map((a) => `${a}/32`);
+}
+
+async function installIstioAndEgret(world: World): Promise<void> {
+  log("installing Istio (istioctl, minimal profile, outbound ALLOW_ANY)");
+  await sh("istioctl", ["install", "-y", "--set", "profile=minimal", "--set", "meshConfig.outboundTrafficPolicy.mode=ALLOW_ANY"], { timeoutMs: LONG });
+  const dnsIp = (await kubectl(["-n", "kube-system", "get", "service", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"])).trim();
+  const proxies = world.services.filter((s) => s.kind === "forward-proxy").map((s) => `${s.addresses[0]}:${s.port}`);
+  log(`installing Egret (egret manifests --image ${EGRET_IMAGE} --trusted-resolver ${dnsIp})`);
+  const manifests = await sh(process.execPath, [join(ROOT, "bin", "egret.js"), "manifests", "--image", EGRET_IMAGE, "--trusted-resolver", dnsIp,
+    "--cluster-cidr", "10.244.0.0/16", "--cluster-cidr", "10.96.0.0/12", "--set", `forward_proxies=${JSON.stringify(proxies)}`]);
+  await kubectl(["apply", "--server-side", "-f", "-"], { input: manifests, timeoutMs: 120_000 });
+  await kubectl(["-n", "egret-system", "rollout", "status", "deployment/egret-control", "--timeout=300s"], { timeoutMs: 320_000 });
+  await kubectl(["-n", "egret-system", "rollout", "status", "daemonset/egret-agent", "--timeout=300s"], { timeoutMs: 320_000 });
+}
+
+interface Tally { passed: number; failed: number; skipped: number; failures: string[] }
+
+async function controlLogsSince(since: string): Promise<string[]> {
+  const out = await kubectl(["-n", "egret-system", "logs", "-l", "app.kubernetes.io/component=control", "--since-time", since, "--tail=-1", "--prefix=false"], { timeoutMs: 60_000 });
+  return out.split("\n").filter((l) => l.startsWith("{"));
+}
+
+async function runStep(s: Scenario, step: Step, world: World): Promise<string | undefined> {
+  const exec = (pod: string, argv: string[], input?: string) => {
+    const [ns, name] = pod.split("/");
+    return run("kubectl", ["-n", ns!, "exec", "-i", name!, "-c", APP_CONTAINER, "--", ...argv], { timeoutMs: 60_000, input });
+  };
+  switch (step.kind) {
+    case "sleep": await new Promise((r) => setTimeout(r, step.ms)); return undefined;
+    case "restart": {
+      const target = step.component === "control" ? "deployment/egret-control" : "daemonset/egret-agent";
+      await kubectl(["-n", "egret-system", "rollout", "restart", target]);
+      await kubectl(["-n", "egret-system", "rollout", "status", target, "--timeout=300s"], { timeoutMs: 320_000 });
+      return undefined;
+    }
+    case "resolve": {
+      const c = resolveCommand(step);
+      const r = await exec(step.pod, c.argv);
+      const got = c.parse(r.code ?? 1, r.stdout);
+      if (step.expect.rcode && got.rcode !== step.expect.rcode) return `rcode ${got.rcode}, expected ${step.expect.rcode}`;
+      if (step.expect.addresses && [...got.addresses].sort().join(",") !== [...step.expect.addresses].sort().join(",")) {
+        return `addresses ${got.addresses.join(",") || "(none)"}, expected ${step.expect.addresses.join(",")}`;
+      }
+      return undefined;
+    }
+    case "connect": {
+      const since = new Date(Date.now() - 1000).toISOString();
+      const c = connectCommand(step);
+      const r = await exec(step.pod, c.argv, c.input);
+      const outcome = c.succeeded(r.code ?? 1, r.stdout, r.stderr) ? "connected" : "refused";
+      if (outcome !== step.expect.outcome) return `${outcome}, expected ${step.expect.outcome} (${r.command}: ${(r.stdout + r.stderr).trim().slice(-300)})`;
+      const { outcome: _o, ...audit } = step.expect;
+      if (Object.keys(audit).length === 0) return undefined;
+      const [namespace, name] = step.pod.split("/") as [string, string];
+      const dst = expectedDestination(world, step as ConnectStep);
+      const found = await eventually("the connection's audit line", async () => auditVerdict(await controlLogsSince(since), { namespace, name }, dst, audit), 30_000)
+        .catch((err: Error) => ({ ok: false, line: "", mismatches: [err.message] }));
+      return found.ok ? undefined : `audit: ${found.mismatches.join("; ")}${found.line ? ` in ${found.line}` : ""}`;
+    }
+  }
+}
+
+async function runScenario(s: Scenario, world: World, caPem: string, t: Tally): Promise<void> {
+  log(`scenario ${s.name} (${s.file})`);
+  const objects = scenarioObjects(s, WORLD_IMAGE, caPem);
+  const namespaces = objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name);
+  try {
+    const nonPolicy = objects.filter((o) => o.apiVersion !== "egret.dev/v1alpha1");
+    await kubectl(["apply", "-f", "-"], { input: toYaml(nonPolicy) });
+    for (const ns of namespaces) await kubectl(["-n", ns, "wait", "--for=condition=Ready", "pod", "--all", "--timeout=300s"], { timeoutMs: 320_000 });
+    const policies = objects.filter((o) => o.apiVersion === "egret.dev/v1alpha1");
+    if (policies.length > 0) {
+      await kubectl(["apply", "-f", "-"], { input: toYaml(policies) });
+      for (const p of policies) {
+        const ref = p.kind === "EgressPolicy" ? ["-n", p.metadata.namespace!, "egresspolicy", p.metadata.name] : ["clusteregresspolicy", p.metadata.name];
+        await kubectl(["wait", ...ref, "--for=condition=Accepted", "--timeout=60s"], { timeoutMs: 70_000 });
+      }
+    }
+    for (const [i, step] of s.steps.entries()) {
+      const label = `${s.name} step ${i + 1}: ${step.title}`;
+      const failure = await runStep(s, step, world).catch((err: Error) => err instanceof CommandError ? err.message : String(err));
+      if (failure) { t.failed++; t.failures.push(`${label}: ${failure}`); log(`FAIL ${label}: ${failure}`); }
+      else { t.passed++; log(`ok   ${label}`); }
+    }
+  } catch (err) {
+    const remaining = s.steps.length;
+    t.failed += remaining;
+    t.failures.push(`${s.name}: setup failed: ${(err as Error).message}`);
+    log(`FAIL ${s.name}: setup failed: ${(err as Error).message}`);
+  } finally {
+    for (const p of objects.filter((o) => o.kind === "ClusterEgressPolicy")) await run("kubectl", ["delete", "clusteregresspolicy", p.metadata.name, "--ignore-not-found"]);
+    for (const ns of namespaces) await run("kubectl", ["delete", "namespace", ns, "--ignore-not-found", "--wait=true"], { timeoutMs: 300_000 });
+  }
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: {
+    cluster: { type: "string", default: "egret-istio-tests" }, keep: { type: "boolean", default: false },
+    reuse: { type: "boolean", default: false }, scenario: { type: "string", multiple: true }, "require-cluster": { type: "boolean", default: false },
+    help: { type: "boolean", short: "h" },
+  } });
+  if (values.help) {
+    process.stdout.write("usage: istio-tests/run [--scenario NAME]… [--keep] [--reuse] [--cluster NAME] [--require-cluster]\n");
+    return 0;
+  }
+  const world = loadWorld(join(SCENARIOS, "world.yaml"));
+  let scenarios = loadScenarioDir(SCENARIOS);
+  if (values.scenario) {
+    const unknown = values.scenario.filter((n) => !scenarios.some((s) => s.name === n));
+    if (unknown.length > 0) { process.stderr.write(`istio-tests: no scenario named ${unknown.join(", ")} (have: ${scenarios.map((s) => s.name).join(", ")})\n`); return 2; }
+    scenarios = scenarios.filter((s) => values.scenario!.includes(s.name));
+  }
+  const steps = scenarios.reduce((n, s) => n + s.steps.length, 0);
+  const reasons = clusterUnavailableReasons();
+  if (reasons.length > 0) {
+    log(`SKIPPED: no Kubernetes cluster can be created on this machine:\n${reasons.map((r) => `  - ${r}`).join("\n")}`);
+    log(`${scenarios.length} scenarios (${steps} steps) were not run. The offline checks (istio-tests/unit, in npm test) do not need a cluster.`);
+    process.stdout.write(`0 passed, 0 failed, ${steps} skipped\n`);
+    return values["require-cluster"] ? 1 : 0;
+  }
+  const o: Options = { cluster: values.cluster!, keep: values.keep!, reuse: values.reuse!, scenarios: values.scenario ?? [] };
+  const work = mkdtempSync(join(tmpdir(), "egret-istio-tests-"));
+  const t: Tally = { passed: 0, failed: 0, skipped: 0, failures: [] };
+  let world_: { container: string } | undefined;
+  try {
+    await createCluster(o, work);
+    await buildImages(o);
+    const w = await startWorld(o, world, work);
+    world_ = w;
+    await installIstioAndEgret(world);
+    for (const s of scenarios) await runScenario(s, world, w.caPem, t);
+  } catch (err) {
+    log(`setup failed: ${(err as Error).message}`);
+    t.failed += Math.max(0, steps - t.passed - t.failed);
+  } finally {
+    if (!o.keep) {
+      if (world_) await run("docker", ["rm", "-f", world_.container]);
+      if (!o.reuse) await run("kind", ["delete", "cluster", "--name", o.cluster], { timeoutMs: 300_000 });
+    } else log(`kept cluster ${o.cluster} (kubectl --context kind-${o.cluster}); delete it with: kind delete cluster --name ${o.cluster}`);
+    rmSync(work, { recursive: true, force: true });
+  }
+  for (const f of t.failures) log(`failed: ${f}`);
+  process.stdout.write(`${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped\n`);
+  return t.failed > 0 ? 1 : 0;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main(process.argv.slice(2)).then((code) => process.exit(code), (err: Error) => { process.stderr.write(`istio-tests: ${err.stack ?? err.message}\n`); process.exit(1); });
+}
