@@ -4,7 +4,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { fileURLToPath } from "node:url";
 import { filterServiceDefinition, ipToBytes, bytesToIp } from "../../src/proto/index.js";
-import { EnvoyHost, ManualClock, type Connection } from "../../src/host/index.js";
+import { EnvoyHost, ManualClock, type Clock, type Connection } from "../../src/host/index.js";
 import { loadPolicyText, compilePodSnapshot, formatDiagnostic } from "../../src/policy/index.js";
 
 export const CONTROL_CLUSTER = "outbound|9090||egret-control.egret-system.svc.cluster.local";
@@ -199,12 +199,14 @@ export interface WorldOptions {
   /** Do not wait for the first snapshot (startup and outage tests). */
   noWait?: boolean;
   prepare?: (control: FakeControl) => void;
+  /** Default: a ManualClock that tests advance with tick(). */
+  clock?: Clock;
 }
 
 let nextPort = 40000;
 
 export async function egressWorld(o: WorldOptions): Promise<World> {
-  const clock = new ManualClock();
+  const clock = (o.clock ?? new ManualClock()) as ManualClock;
   const nowMs = () => Number(clock.nowNs() / 1_000_000n);
   const pod = o.pod ?? DEFAULT_POD;
   const control = new FakeControl(nowMs);
@@ -232,9 +234,9 @@ export async function egressWorld(o: WorldOptions): Promise<World> {
   return {
     host, control, clock, pod, metric,
     connect: (destination) => host.openConnection({ source: `${pod.ip}:${nextPort++ % 20000 + 40000}`, destination }),
-    tick: (ms = 50) => clock.advance(ms),
+    tick: (ms = 50) => { if (clock instanceof ManualClock) clock.advance(ms); },
     async events(n) {
-      return eventually(() => { clock.advance(20); return control.events.length >= n && control.events; }, `${n} report events`);
+      return eventually(() => { if (clock instanceof ManualClock) clock.advance(20); return control.events.length >= n && control.events; }, `${n} report events`);
     },
     async close() {
       await host.close();
