@@ -113,7 +113,8 @@ test("renderInstall replaces the agent's trusted resolvers and adds control's cl
   const plain = renderInstall({ manifestsDir: MANIFESTS, wasmSha256: SHA });
   assert.deepEqual(args(plain, "DaemonSet").filter((a) => a.startsWith("--trusted-resolver=")), ["--trusted-resolver=10.96.0.10"]);
   assert.deepEqual(args(plain, "Deployment").filter((a) => a.startsWith("--cluster-cidr=")), []);
-  const set = renderInstall({ manifestsDir: MANIFESTS, wasmSha256: SHA, trustedResolvers: ["10.0.0.10", "169.254.20.10"], clusterCidrs: ["10.244.0.0/16"] });
+  const set = renderInstall({ manifestsDir: MANIFESTS, wasmSha256: SHA, trustedResolvers: ["10.0.0.10", "169.254.20.10"], clusterCidrs: ["10.244.0.0/16"], podCidrs: ["10.244.0.0/16"] });
+  assert.deepEqual(args(set, "DaemonSet").filter((a) => a.startsWith("--pod-cidr=")), ["--pod-cidr=10.244.0.0/16"]);
   assert.deepEqual(args(set, "DaemonSet").filter((a) => a.startsWith("--trusted-resolver=")), ["--trusted-resolver=10.0.0.10", "--trusted-resolver=169.254.20.10"]);
   assert.deepEqual(args(set, "Deployment").filter((a) => a.startsWith("--cluster-cidr=")), ["--cluster-cidr=10.244.0.0/16"]);
   assert.equal(args(set, "DaemonSet")[0], "agent", "the subcommand stays first");

@@ -33,6 +33,8 @@ export interface InstallOptions {
   trustedResolvers?: string[];
   /** Pod/service CIDRs, i.e. what `external: true` excludes (control --cluster-cidr). */
   clusterCidrs?: string[];
+  /** Pod address ranges: the agent ignores queries from elsewhere and rejects "answers" from pods. */
+  podCidrs?: string[];
 }
 
 /** Replaces every `--flag=…` argument of the workload's first container with the given values. */
@@ -113,6 +115,7 @@ export function renderInstall(opts: InstallOptions): KubeObject[] {
     (ef.spec as Record<string, unknown>).workloadSelector = { labels: { ...opts.workloadSelector } };
   }
   if (opts.trustedResolvers && opts.trustedResolvers.length > 0) setFlag(objects, "DaemonSet", "egret-agent", "--trusted-resolver", opts.trustedResolvers);
+  if (opts.podCidrs && opts.podCidrs.length > 0) setFlag(objects, "DaemonSet", "egret-agent", "--pod-cidr", opts.podCidrs);
   if (opts.clusterCidrs && opts.clusterCidrs.length > 0) setFlag(objects, "Deployment", "egret-control", "--cluster-cidr", opts.clusterCidrs);
   if (opts.pluginConfig) {
     const merged = { ...pluginConfigOf(ef), ...opts.pluginConfig };

@@ -22,6 +22,8 @@ Renders manifests/ (namespace, CRDs, RBAC, control, agent, EnvoyFilter) for this
   --trusted-resolver IP     cluster DNS address as pods see it (repeatable; default 10.96.0.10, the
                             kube-dns Service of kubeadm/kind: kubectl -n kube-system get svc kube-dns)
   --cluster-cidr CIDR       pod and service ranges, excluded by \`external: true\` rules (repeatable)
+  --pod-cidr CIDR           pod address range for the agent: queries from elsewhere are ignored and
+                            "answers" sent by a pod are rejected (repeatable; recommended)
   --set KEY=JSON            override a plugin configuration key, e.g. --set lookup_timeout_ms=500 (repeatable)
   -o, --output FILE         write to FILE instead of stdout
 `;
@@ -37,7 +39,7 @@ export const command: CliCommand = {
         options: {
           image: { type: "string" }, wasm: { type: "string" }, selector: { type: "string", multiple: true },
           delivery: { type: "string" }, "trusted-resolver": { type: "string", multiple: true },
-          "cluster-cidr": { type: "string", multiple: true }, "istio-root-namespace": { type: "string" }, set: { type: "string", multiple: true },
+          "cluster-cidr": { type: "string", multiple: true }, "pod-cidr": { type: "string", multiple: true }, "istio-root-namespace": { type: "string" }, set: { type: "string", multiple: true },
           output: { type: "string", short: "o" }, help: { type: "boolean", short: "h" },
         },
         strict: true, allowPositionals: false,
@@ -65,11 +67,11 @@ export const command: CliCommand = {
     for (const ip of values["trusted-resolver"] ?? []) {
       if (isIP(ip) === 0) throw new UsageError(`--trusted-resolver must be an IP address (got "${ip}")`);
     }
-    for (const cidr of values["cluster-cidr"] ?? []) {
+    for (const cidr of [...(values["cluster-cidr"] ?? []), ...(values["pod-cidr"] ?? [])]) {
       const [addr, len, extra] = cidr.split("/");
       const max = isIP(addr ?? "") === 4 ? 32 : isIP(addr ?? "") === 6 ? 128 : -1;
       if (extra !== undefined || max < 0 || !/^\d+$/.test(len ?? "") || Number(len) > max) {
-        throw new UsageError(`--cluster-cidr must be ADDRESS/PREFIX, e.g. 10.244.0.0/16 (got "${cidr}")`);
+        throw new UsageError(`--cluster-cidr and --pod-cidr take ADDRESS/PREFIX, e.g. 10.244.0.0/16 (got "${cidr}")`);
       }
     }
     const wasm = values.wasm ?? fileURLToPath(new URL("filter/build/egret.wasm", ROOT));
@@ -86,6 +88,7 @@ export const command: CliCommand = {
       istioRootNamespace: values["istio-root-namespace"],
       trustedResolvers: values["trusted-resolver"],
       clusterCidrs: values["cluster-cidr"],
+      podCidrs: values["pod-cidr"],
       pluginConfig: Object.keys(pluginConfig).length > 0 ? pluginConfig : undefined,
     });
     const text = `# egret manifests: module sha256 ${sha}\n${toYaml(objects)}`;
