@@ -39,6 +39,9 @@ export function toStatus(err: unknown): Partial<grpc.StatusObject> {
   return { code: STATUS_OF[e.kind], details: `${e.code}: ${e.message}`, metadata };
 }
 
+/** How much earlier than the caller's deadline a waiting Lookup answers (at most 10% of the wait). */
+const DEADLINE_MARGIN_MS = 20;
+
 export interface GrpcLimits {
   /** Longest Lookup wait honoured (ms), whatever the caller asks. */
   maxLookupWaitMs: number;
@@ -178,7 +181,9 @@ export class GrpcEdge {
       const req = call.request;
       const deadline = call.getDeadline();
       const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
-      const untilDeadline = Number.isFinite(deadlineMs) ? Math.max(0, deadlineMs - Date.now()) : Infinity;
+      // Answer a little before the caller's deadline so NOT_FOUND arrives rather than DEADLINE_EXCEEDED.
+      const remaining = deadlineMs - Date.now();
+      const untilDeadline = Number.isFinite(deadlineMs) ? Math.max(0, remaining - Math.min(DEADLINE_MARGIN_MS, remaining / 10)) : Infinity;
       let wait = req.wait_ms > 0 ? Math.min(req.wait_ms, untilDeadline) : untilDeadline;
       if (wait === Infinity) wait = this.limits.defaultLookupWaitMs;
       wait = Math.min(wait, this.limits.maxLookupWaitMs);
