@@ -127,23 +127,23 @@ test("the filter sits before tcp_proxy and the HTTP connection manager in every 
   assert.equal(ext.typed_config.config.failure_policy, "FAIL_CLOSED");
   assert.equal(ext.typed_config.config.vm_config.vm_id, "egret");
   const cfg = pluginConfigOf(ef);
-  assert.equal(cfg.failure_mode, "closed");
-  assert.equal(typeof cfg.lookup_timeout_ms, "number");
-  assert.ok(Array.isArray(cfg.forward_proxies));
+  assert.equal(cfg.failureMode, "closed");
+  assert.equal(typeof cfg.lookupTimeoutMs, "number");
+  assert.ok(Array.isArray(cfg.forwardProxies));
 });
 
 test("the plugin configuration and module URL point at the control Service's real ports", () => {
   const ef = findEnvoyFilter(rendered);
-  const cfg = pluginConfigOf(ef) as { control_cluster: string; control_authority: string };
-  const m = /^outbound\|(\d+)\|\|([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local$/.exec(cfg.control_cluster);
-  assert.ok(m, `control_cluster "${cfg.control_cluster}" is an Istio outbound cluster name`);
+  const cfg = pluginConfigOf(ef) as { controlCluster: string; controlAuthority: string };
+  const m = /^outbound\|(\d+)\|\|([a-z0-9-]+)\.([a-z0-9-]+)\.svc\.cluster\.local$/.exec(cfg.controlCluster);
+  assert.ok(m, `controlCluster "${cfg.controlCluster}" is an Istio outbound cluster name`);
   const [, port, svcName, ns] = m;
   const svc = rendered.find((o) => o.kind === "Service" && o.metadata.name === svcName && o.metadata.namespace === ns);
   assert.ok(svc, `Service ${ns}/${svcName} exists`);
   const ports = (svc.spec as { ports: { name: string; port: number; targetPort: string }[] }).ports;
   const grpc = ports.find((p) => p.port === Number(port));
   assert.ok(grpc && grpc.name.startsWith("grpc-"), "the gRPC port is named grpc-* so Istio speaks HTTP/2 to it");
-  assert.ok(cfg.control_authority === `${svcName}.${ns}.svc.cluster.local` || cfg.control_authority === `${svcName}.${ns}.svc.cluster.local:${port}`);
+  assert.equal(cfg.controlAuthority, `${svcName}.${ns}.svc.cluster.local:${port}`);
   const code = ((extensionConfigOf(ef).typed_config as { config: { vm_config: { code: { remote: { http_uri: { uri: string }; sha256: string } } } } }).config.vm_config.code.remote);
   const uri = new URL(code.http_uri.uri);
   assert.equal(uri.hostname, `${svcName}.${ns}.svc.cluster.local`);

@@ -89,7 +89,7 @@ test("components: workload selector narrows the EnvoyFilter; wasm-volume loads t
 test("renderInstall fills the sha256 everywhere, sets image, selector, root namespace and plugin overrides", () => {
   const objects = renderInstall({
     manifestsDir: MANIFESTS, wasmSha256: SHA, image: "registry.example:5000/sec/egret@sha256:" + "b".repeat(64),
-    workloadSelector: { team: "payments" }, istioRootNamespace: "mesh-root", pluginConfig: { lookup_timeout_ms: 500 },
+    workloadSelector: { team: "payments" }, istioRootNamespace: "mesh-root", pluginConfig: { lookupTimeoutMs: 500 },
   });
   const text = toYaml(objects);
   assert.ok(!text.includes(WASM_SHA_PLACEHOLDER), "no placeholder left");
@@ -100,8 +100,8 @@ test("renderInstall fills the sha256 everywhere, sets image, selector, root name
   assert.equal(remote.sha256, SHA);
   assert.ok(remote.http_uri.uri.endsWith(`?sha256=${SHA}`));
   const cfg = pluginConfigOf(ef);
-  assert.equal(cfg.lookup_timeout_ms, 500);
-  assert.equal(cfg.failure_mode, "closed", "other keys kept");
+  assert.equal(cfg.lookupTimeoutMs, 500);
+  assert.equal(cfg.failureMode, "closed", "other keys kept");
   const images = objects.filter((o) => o.kind === "Deployment" || o.kind === "DaemonSet")
     .map((o) => (o.spec as { template: { spec: { containers: { image: string }[] } } }).template.spec.containers[0].image);
   assert.deepEqual(images, Array(2).fill("registry.example:5000/sec/egret@sha256:" + "b".repeat(64)));

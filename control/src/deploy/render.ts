@@ -27,7 +27,7 @@ export interface InstallOptions {
   delivery?: "ecds" | "volume";
   /** Istio's root namespace (meshConfig.rootNamespace), where the mesh-wide EnvoyFilter lives. */
   istioRootNamespace?: string;
-  /** Keys merged over the plugin configuration JSON (e.g. {"lookup_timeout_ms": 500}). */
+  /** Keys merged over the plugin configuration JSON (e.g. {"lookupTimeoutMs": 500}). */
   pluginConfig?: Record<string, unknown>;
   /** Cluster DNS addresses as pods see them (agent --trusted-resolver); replaces the default. */
   trustedResolvers?: string[];

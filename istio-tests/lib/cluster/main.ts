@@ -106,7 +106,7 @@ async function installIstioAndEgret(world: World): Promise<void> {
   const proxies = world.services.filter((s) => s.kind === "forward-proxy").map((s) => `${s.addresses[0]}:${s.port}`);
   log(`installing Egret (egret manifests --image ${EGRET_IMAGE} --trusted-resolver ${dnsIp})`);
   const manifests = await sh(process.execPath, [join(ROOT, "bin", "egret.js"), "manifests", "--image", EGRET_IMAGE, "--trusted-resolver", dnsIp,
-    "--cluster-cidr", "10.244.0.0/16", "--cluster-cidr", "10.96.0.0/12", "--pod-cidr", "10.244.0.0/16", "--set", `forward_proxies=${JSON.stringify(proxies)}`]);
+    "--cluster-cidr", "10.244.0.0/16", "--cluster-cidr", "10.96.0.0/12", "--pod-cidr", "10.244.0.0/16", "--set", `forwardProxies=${JSON.stringify(proxies)}`]);
   await kubectl(["apply", "--server-side", "-f", "-"], { input: manifests, timeoutMs: 120_000 });
   await kubectl(["-n", "egret-system", "rollout", "status", "deployment/egret-control", "--timeout=300s"], { timeoutMs: 320_000 });
   await kubectl(["-n", "egret-system", "rollout", "status", "daemonset/egret-agent", "--timeout=300s"], { timeoutMs: 320_000 });

@@ -24,7 +24,7 @@ Renders manifests/ (namespace, CRDs, RBAC, control, agent, EnvoyFilter) for this
   --cluster-cidr CIDR       pod and service ranges, excluded by \`external: true\` rules (repeatable)
   --pod-cidr CIDR           pod address range for the agent: queries from elsewhere are ignored and
                             "answers" sent by a pod are rejected (repeatable; recommended)
-  --set KEY=JSON            override a plugin configuration key, e.g. --set lookup_timeout_ms=500 (repeatable)
+  --set KEY=JSON            override a plugin configuration key, e.g. --set lookupTimeoutMs=500 (repeatable)
   -o, --output FILE         write to FILE instead of stdout
 `;
 
@@ -61,7 +61,7 @@ export const command: CliCommand = {
       const eq = s.indexOf("=");
       if (eq <= 0) throw new UsageError(`--set must be KEY=JSON (got "${s}")`);
       try { pluginConfig[s.slice(0, eq)] = JSON.parse(s.slice(eq + 1)); } catch {
-        throw new UsageError(`--set ${s.slice(0, eq)}: value is not JSON (strings need quotes: --set 'failure_mode="open"')`);
+        throw new UsageError(`--set ${s.slice(0, eq)}: value is not JSON (strings need quotes: --set 'failureMode="open"')`);
       }
     }
     for (const ip of values["trusted-resolver"] ?? []) {
