@@ -251,7 +251,7 @@ test("the race: a connection to an IP control learns while the connection is hel
     assert.equal(c.closed, false);
     const [e] = await w.events(1);
     assert.deepEqual([e!.verdict, e!.names], ["allow", ["api.example.com"]]);
-    assert.match(e!.detail, /^held \d+ ms$/);
+    assert.match(e!.detail, /^lookup held \d+ ms$/);
   }));
 
 test("a pushed Watch delta releases a held connection without waiting for Lookup", () =>

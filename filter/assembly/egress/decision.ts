@@ -70,7 +70,7 @@ export function reportDecision(root: EgressRoot, s: EgressStream, now: i64): voi
   }
   if (matchedLen > 0) w.bytes(EV_MATCHED_NAME, matchedPtr, matchedLen);
   w.string(EV_INSTANCE_ID, root.instanceId);
-  if (s.heldMs > 0) w.bytes(EV_DETAIL, DETAIL_SCRATCH, heldDetail(s.heldMs));
+  if (s.lookupHeldMs >= 0) w.bytes(EV_DETAIL, DETAIL_SCRATCH, heldDetail(s.lookupHeldMs));
   if (!rep.endEvent(now)) root.metrics!.reportEventsDropped.increment(1);
   const cfg = root.config;
   if (cfg !== null && cfg.logDecisions) logDecision(root, s);
@@ -82,9 +82,9 @@ function ruleIndexLabel(i: i32): u32 {
   return 1 + writeDecimal(LABEL_SCRATCH + 1, <u64>i);
 }
 
-/** "held N ms" into DETAIL_SCRATCH. */
+/** "lookup held N ms" into DETAIL_SCRATCH. */
 function heldDetail(ms: i64): u32 {
-  const prefix = "held ";
+  const prefix = "lookup held ";
   for (let i = 0; i < prefix.length; i++) store<u8>(DETAIL_SCRATCH + <usize>i, <u8>prefix.charCodeAt(i));
   let n = <u32>prefix.length;
   n += writeDecimal(DETAIL_SCRATCH + n, <u64>(ms < 0 ? 0 : ms));

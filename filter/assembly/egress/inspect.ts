@@ -2,7 +2,8 @@
 // and server bytes, and once the detector is final exposes the protocol and the claims the policy
 // engine verifies (SNI, Host) or evaluates (a forward proxy's CONNECT target / absolute URI).
 // Inspectors are pooled by the root context, so connections allocate none in steady state.
-import { Detector, PROXY_CONNECT, PROXY_ABSOLUTE } from "../detect/detector";
+import { Detector } from "../detect/detector";
+import { PROXY_CONNECT, PROXY_ABSOLUTE } from "../detect/claims";
 import { PROTO_NEED_MORE } from "../detect/protocols";
 import { parseIp, parsedHi, parsedLo } from "../resolve/ip";
 
@@ -61,13 +62,13 @@ export class Inspector {
 
   feedClient(ptr: usize, len: u32): void {
     if (this.state != INSPECT_NEED_MORE) return;
-    const r = this.detector.feedClient(ptr, len);
+    const r = this.detector.feedClient(ptr, <i32>len);
     if (r != PROTO_NEED_MORE) this.finish(r);
   }
 
   feedServer(ptr: usize, len: u32): void {
     if (this.state != INSPECT_NEED_MORE) return;
-    const r = this.detector.feedServer(ptr, len);
+    const r = this.detector.feedServer(ptr, <i32>len);
     if (r != PROTO_NEED_MORE) this.finish(r);
   }
 

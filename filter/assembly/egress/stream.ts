@@ -65,6 +65,8 @@ export class EgressStream extends StreamContext {
   /** Milliseconds the connection was held (Lookup/startup) or its bytes held (detection). */
   heldMs: i64 = 0;
   lookedUp: bool = false;
+  /** Milliseconds the connection was held for Lookup (-1: no Lookup). */
+  lookupHeldMs: i64 = -1;
   /** on_downstream_data returned StopIteration: bytes wait in Envoy's buffer. */
   dataHeld: bool = false;
   /** Client bytes already given to the detector (Envoy re-offers the accumulated buffer). */
@@ -446,6 +448,7 @@ export class EgressStream extends StreamContext {
   }
 
   private recordLookupLatency(): void {
+    this.lookupHeldMs = this.heldMs;
     this.egress.metrics!.lookupLatencyMs.record(this.heldMs);
   }
 
