@@ -9,6 +9,8 @@ import { SIDECAR_PORT, SIDECAR_UID, type MeshNetwork, type PodNetwork } from "./
 import { tcpOpen } from "./services/context.js";
 
 export const CONTROL_GRPC_PORT = 15010;
+/** Where pods get their addresses (session.ts). */
+export const POD_CIDR = "198.18.1.0/24";
 export const CONTROL_HTTP_PORT = 15014;
 export const AGENT_HTTP_PORT = 15020;
 export const SIDECAR_ADMIN_PORT = 15000;
@@ -63,6 +65,9 @@ export async function startControl(net: MeshNetwork, repo: Repo, files: MeshFile
     "--http-listen", `${net.gateway}:${CONTROL_HTTP_PORT}`,
     "--audit-log", files.auditLog,
     ...clusterCidrs.flatMap((c) => ["--cluster-cidr", c]),
+    // Scenarios state TTL grace in their policies (resolutionGraceSeconds); no global extra.
+    "--min-ttl", "1",
+    "--grace", "0",
   ]);
   const p = ManagedProcess.start({ name: "egret control", cmd, args, logFile: join(files.logDir, "control.log"), env: { ...process.env, EGRET_LOG_LEVEL: "debug" } });
   await p.waitReady(() => httpOk(net.nodeNs, `http://${net.gateway}:${CONTROL_HTTP_PORT}/readyz`), 30_000, "ready (/readyz)");
@@ -73,10 +78,13 @@ export async function startControl(net: MeshNetwork, repo: Repo, files: MeshFile
 export async function startAgent(net: MeshNetwork, repo: Repo, files: MeshFiles, resolver: string): Promise<ManagedProcess> {
   const [cmd, args] = egretIn(net.nodeNs, repo, [
     "agent",
-    "--interface", `${net.prefix}p+`,
+    "--interface", `${net.prefix}p*`,
+    "--rescan-ms", "200",
     "--trusted-resolver", resolver,
+    "--pod-cidr", POD_CIDR,
     "--control", `${net.gateway}:${CONTROL_GRPC_PORT}`,
-    "--http-listen", `${net.gateway}:${AGENT_HTTP_PORT}`,
+    "--metrics-address", `${net.gateway}:${AGENT_HTTP_PORT}`,
+    "--node-name", `${net.prefix}-node`,
     "--min-ttl", "0",
   ]);
   const p = ManagedProcess.start({ name: "egret agent", cmd, args, logFile: join(files.logDir, "agent.log"), env: { ...process.env, EGRET_LOG_LEVEL: "debug" } });
