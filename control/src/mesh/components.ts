@@ -98,14 +98,20 @@ export interface SidecarIdentity {
   labels: Record<string, string>;
 }
 
-/** Plugin configuration of the enforcement filter (filter/assembly/egress/README.md). */
+/**
+ * Plugin configuration of the enforcement filter (filter/assembly/egress/config.ts). Production
+ * values except: a longer Lookup hold (many processes share two CPUs here, and a false deny from a
+ * slow machine would be a wrong test result) and faster report batches so verdicts reach the
+ * audit log promptly.
+ */
 export function pluginConfig(forwardProxies: string[]): string {
   return JSON.stringify({
-    control_cluster: CONTROL_CLUSTER,
-    control_authority: CONTROL_AUTHORITY,
-    failure_mode: "closed",
-    lookup_timeout_ms: 1000,
-    forward_proxies: forwardProxies,
+    controlCluster: CONTROL_CLUSTER,
+    controlAuthority: `${CONTROL_AUTHORITY}:${CONTROL_GRPC_PORT}`,
+    failureMode: "closed",
+    lookupTimeoutMs: 2000,
+    reportIntervalMs: 100,
+    forwardProxies,
   });
 }
 
