@@ -1,0 +1,313 @@
+// An in-test Kubernetes API server: just enough of the real HTTP API for egret control's
+// informers, status writes and Events, with the real protocol details — lists carry a
+// resourceVersion; `?watch=true&resourceVersion=N` streams chunked JSON lines of ADDED /
+// MODIFIED / DELETED / BOOKMARK events after N; a resourceVersion older than the compaction
+// point gets a 410 Gone (as an ERROR event in the stream, like the real server, or as an HTTP
+// status); status subresources accept PUT and merge PATCH; Events accept POST. Tests inject
+// faults (failing requests, dropped watches, compaction) to drive the client's recovery paths.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { KubeConfig } from "@kubernetes/client-node";
+
+export type Collection = "namespaces" | "pods" | "egresspolicies" | "clusteregresspolicies" | "events";
+
+interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata: { name: string; namespace?: string; resourceVersion?: string; generation?: number; uid?: string; generateName?: string; [k: string]: unknown };
+  [k: string]: unknown;
+}
+
+interface WatchEvent {
+  rv: number;
+  collection: Collection;
+  type: "ADDED" | "MODIFIED" | "DELETED";
+  object: KubeObject;
+}
+
+interface OpenWatch {
+  collection: Collection;
+  res: ServerResponse;
+  bookmarks: boolean;
+  timer?: NodeJS.Timeout;
+}
+
+const KINDS: Record<Collection, { apiVersion: string; kind: string; namespaced: boolean }> = {
+  namespaces: { apiVersion: "v1", kind: "Namespace", namespaced: false },
+  pods: { apiVersion: "v1", kind: "Pod", namespaced: true },
+  events: { apiVersion: "v1", kind: "Event", namespaced: true },
+  egresspolicies: { apiVersion: "egret.dev/v1alpha1", kind: "EgressPolicy", namespaced: true },
+  clusteregresspolicies: { apiVersion: "egret.dev/v1alpha1", kind: "ClusterEgressPolicy", namespaced: false },
+};
+
+export interface RequestRecord {
+  method: string;
+  collection?: Collection;
+  watch: boolean;
+  resourceVersion?: string;
+  status: number;
+}
+
+export class FakeKube {
+  private server!: Server;
+  private rv = 100;
+  private compactedRv = 0;
+  private readonly objects = new Map<Collection, Map<string, KubeObject>>();
+  private readonly log: WatchEvent[] = [];
+  private readonly watches = new Set<OpenWatch>();
+  private readonly paused = new Set<Collection>();
+  private readonly faults: { collection: Collection; watch: boolean | "any"; status: number; remaining: number }[] = [];
+  readonly requests: RequestRecord[] = [];
+  /** How 410 Gone is delivered on a watch: an ERROR event in a 200 stream (real server) or HTTP 410. */
+  goneAs: "event" | "status" = "event";
+  bookmarkIntervalMs = 200;
+  port = 0;
+
+  async start(): Promise<this> {
+    this.server = createServer((req, res) => this.handle(req, res));
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    for (const w of this.watches) this.endWatch(w);
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  kubeConfig(): KubeConfig {
+    const kc = new KubeConfig();
+    kc.loadFromOptions({
+      clusters: [{ name: "fake", server: `http://127.0.0.1:${this.port}`, skipTLSVerify: true }],
+      users: [{ name: "egret", token: "test-token" }],
+      contexts: [{ name: "fake", cluster: "fake", user: "egret" }],
+      currentContext: "fake",
+    });
+    return kc;
+  }
+
+  // ---- test controls -------------------------------------------------------------------
+
+  /** Creates or replaces an object (bumps generation when anything but status changes). */
+  upsert(collection: Collection, obj: KubeObject): KubeObject {
+    const map = this.map(collection);
+    const key = this.key(collection, obj.metadata.namespace, obj.metadata.name);
+    const existing = map.get(key);
+    const { status: _s, ...specPart } = obj;
+    const { status: _e, ...existingSpec } = existing ?? ({} as KubeObject);
+    const specChanged = !existing || JSON.stringify({ ...specPart, metadata: undefined }) !== JSON.stringify({ ...existingSpec, metadata: undefined });
+    const stored: KubeObject = {
+      ...obj,
+      apiVersion: KINDS[collection].apiVersion,
+      kind: KINDS[collection].kind,
+      status: obj.status ?? existing?.status,
+      metadata: {
+        ...obj.metadata,
+        uid: existing?.metadata.uid ?? `uid-${collection}-${obj.metadata.name}`,
+        generation: (existing?.metadata.generation ?? 0) + (specChanged ? 1 : 0),
+        resourceVersion: String(++this.rv),
+      },
+    };
+    map.set(key, stored);
+    this.publish({ rv: this.rv, collection, type: existing ? "MODIFIED" : "ADDED", object: stored });
+    return stored;
+  }
+
+  delete(collection: Collection, namespace: string | undefined, name: string): void {
+    const map = this.map(collection);
+    const key = this.key(collection, namespace, name);
+    const existing = map.get(key);
+    if (!existing) return;
+    map.delete(key);
+    const object = { ...existing, metadata: { ...existing.metadata, resourceVersion: String(++this.rv) } };
+    this.publish({ rv: this.rv, collection, type: "DELETED", object });
+  }
+
+  get(collection: Collection, namespace: string | undefined, name: string): KubeObject | undefined {
+    return this.map(collection).get(this.key(collection, namespace, name));
+  }
+
+  list(collection: Collection): KubeObject[] {
+    return [...this.map(collection).values()];
+  }
+
+  /** The next `count` list (watch=false), watch (true) or any requests for `collection` fail with `status`. */
+  failNext(collection: Collection, watch: boolean | "any", status: number, count = 1): void {
+    this.faults.push({ collection, watch, status, remaining: count });
+  }
+
+  /** Ends every open watch stream (the clients reconnect from their last resourceVersion). */
+  dropWatches(): void {
+    this.paused.clear();
+    for (const w of [...this.watches]) this.endWatch(w);
+  }
+
+  /** Open watches on `collection` stop receiving events and bookmarks (a stalled connection). */
+  pauseWatches(collection: Collection): void {
+    this.paused.add(collection);
+  }
+
+  /** Forgets history up to now: watches from an older resourceVersion get 410 Gone. */
+  compact(): void {
+    this.compactedRv = this.rv;
+    this.log.length = 0;
+  }
+
+  // ---- HTTP ----------------------------------------------------------------------------
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const route = this.route(url.pathname);
+    const watch = url.searchParams.get("watch") === "true";
+    const rvParam = url.searchParams.get("resourceVersion") ?? undefined;
+    const record: RequestRecord = { method: req.method ?? "GET", collection: route?.collection, watch, resourceVersion: rvParam, status: 200 };
+    this.requests.push(record);
+    const reply = (status: number, body: unknown) => {
+      record.status = status;
+      res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
+    };
+    if (!route) return reply(404, status(404, "NotFound", `no route for ${url.pathname}`));
+    const fault = this.faults.find((f) => f.remaining > 0 && f.collection === route.collection && (f.watch === "any" || f.watch === watch) && req.method === "GET");
+    if (fault) {
+      fault.remaining--;
+      return reply(fault.status, status(fault.status, "InternalError", "injected fault"));
+    }
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString()));
+    req.on("end", () => {
+      try {
+        if (req.method === "GET" && !route.name) return watch ? this.watch(route.collection, rvParam, url, res, record) : reply(200, this.listBody(route.collection));
+        if (req.method === "GET" && route.name) {
+          const obj = this.get(route.collection, route.namespace, route.name);
+          return obj ? reply(200, obj) : reply(404, status(404, "NotFound", `${route.name} not found`));
+        }
+        if (req.method === "POST" && route.collection === "events" && !route.name) {
+          const obj = JSON.parse(body) as KubeObject;
+          const name = obj.metadata.name ?? `${obj.metadata.generateName ?? "event-"}${++this.rv}`;
+          return reply(201, this.upsert("events", { ...obj, metadata: { ...obj.metadata, name, namespace: route.namespace } }));
+        }
+        if ((req.method === "PATCH" || req.method === "PUT") && route.name && route.subresource === "status") {
+          const existing = this.get(route.collection, route.namespace, route.name);
+          if (!existing) return reply(404, status(404, "NotFound", `${route.name} not found`));
+          const ct = req.headers["content-type"] ?? "";
+          if (req.method === "PATCH" && !ct.startsWith("application/merge-patch+json")) {
+            return reply(415, status(415, "UnsupportedMediaType", `unsupported patch type ${ct}`));
+          }
+          const patch = JSON.parse(body) as { status?: unknown };
+          const updated = { ...existing, status: req.method === "PUT" ? patch.status : mergePatch(existing.status, patch.status) };
+          const stored = this.upsert(route.collection, updated);
+          stored.metadata.generation = existing.metadata.generation; // status writes never bump generation
+          return reply(200, stored);
+        }
+        reply(405, status(405, "MethodNotAllowed", `${req.method} ${url.pathname}`));
+      } catch (err) {
+        reply(400, status(400, "BadRequest", (err as Error).message));
+      }
+    });
+  }
+
+  private route(path: string): { collection: Collection; namespace?: string; name?: string; subresource?: string } | undefined {
+    const parts = path.split("/").filter(Boolean);
+    let rest: string[];
+    if (parts[0] === "api" && parts[1] === "v1") rest = parts.slice(2);
+    else if (parts[0] === "apis" && parts[1] === "egret.dev" && parts[2] === "v1alpha1") rest = parts.slice(3);
+    else return undefined;
+    let namespace: string | undefined;
+    if (rest[0] === "namespaces" && rest.length >= 3) {
+      namespace = rest[1];
+      rest = rest.slice(2);
+    }
+    const collection = rest[0] as Collection;
+    if (!(collection in KINDS)) return undefined;
+    return { collection, namespace, name: rest[1], subresource: rest[2] };
+  }
+
+  private listBody(collection: Collection) {
+    return {
+      apiVersion: KINDS[collection].apiVersion,
+      kind: `${KINDS[collection].kind}List`,
+      metadata: { resourceVersion: String(this.rv) },
+      // Real lists of built-in kinds omit kind/apiVersion on items; keep them for CRs only.
+      items: this.list(collection).map((o) => (KINDS[collection].apiVersion === "v1" ? { ...o, kind: undefined, apiVersion: undefined } : o)),
+    };
+  }
+
+  private watch(collection: Collection, rvParam: string | undefined, url: URL, res: ServerResponse, record: RequestRecord): void {
+    const from = rvParam ? Number(rvParam) : this.rv;
+    if (from < this.compactedRv) {
+      const gone = status(410, "Expired", `too old resource version: ${from} (${this.compactedRv})`);
+      record.status = 410;
+      if (this.goneAs === "status") {
+        res.writeHead(410, { "content-type": "application/json" }).end(JSON.stringify(gone));
+      } else {
+        res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+        res.end(JSON.stringify({ type: "ERROR", object: gone }) + "\n");
+      }
+      return;
+    }
+    res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
+    const w: OpenWatch = { collection, res, bookmarks: url.searchParams.get("allowWatchBookmarks") === "true" };
+    this.watches.add(w);
+    for (const e of this.log) if (e.collection === collection && e.rv > from) this.send(w, e.type, e.object);
+    // Bookmarks keep the client's inactivity timer fed and move its resourceVersion forward.
+    w.timer = setInterval(() => {
+      this.send(w, "BOOKMARK", { apiVersion: KINDS[collection].apiVersion, kind: KINDS[collection].kind, metadata: { name: "", resourceVersion: String(this.rv) } });
+    }, this.bookmarkIntervalMs);
+    res.on("close", () => {
+      clearInterval(w.timer);
+      this.watches.delete(w);
+    });
+  }
+
+  private publish(e: WatchEvent): void {
+    this.log.push(e);
+    for (const w of this.watches) if (w.collection === e.collection) this.send(w, e.type, e.object);
+  }
+
+  private send(w: OpenWatch, type: string, object: unknown): void {
+    if (this.paused.has(w.collection) || w.res.writableEnded) return;
+    w.res.write(JSON.stringify({ type, object }) + "\n");
+  }
+
+  private endWatch(w: OpenWatch): void {
+    clearInterval(w.timer);
+    this.watches.delete(w);
+    if (!w.res.writableEnded) w.res.end();
+  }
+
+  private map(collection: Collection): Map<string, KubeObject> {
+    let m = this.objects.get(collection);
+    if (!m) this.objects.set(collection, (m = new Map()));
+    return m;
+  }
+
+  private key(collection: Collection, namespace: string | undefined, name: string): string {
+    return KINDS[collection].namespaced ? `${namespace}/${name}` : name;
+  }
+}
+
+function status(code: number, reason: string, message: string) {
+  return { apiVersion: "v1", kind: "Status", status: "Failure", code, reason, message, metadata: {} };
+}
+
+/** RFC 7386 JSON merge patch. */
+function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== "object" || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target && typeof target === "object" && !Array.isArray(target) ? { ...(target as object) } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+/** Builders for the objects tests create. */
+export const kube = {
+  namespace: (name: string, labels: Record<string, string> = {}): KubeObject => ({ metadata: { name, labels } }),
+  pod: (namespace: string, name: string, ip: string, labels: Record<string, string>, extra: { hostNetwork?: boolean; phase?: string } = {}): KubeObject => ({
+    metadata: { name, namespace, labels },
+    spec: { containers: [{ name: "app", image: "app" }], hostNetwork: extra.hostNetwork },
+    status: { phase: extra.phase ?? "Running", podIP: ip, podIPs: [{ ip }] },
+  }),
+};
