@@ -101,8 +101,8 @@ export interface SidecarIdentity {
 /**
  * Plugin configuration of the enforcement filter (filter/assembly/egress/config.ts). Production
  * values except: a longer Lookup hold (many processes share two CPUs here, and a false deny from a
- * slow machine would be a wrong test result) and faster report batches so verdicts reach the
- * audit log promptly.
+ * slow machine would be a wrong test result), faster report batches so verdicts reach the
+ * audit log promptly, and a log line per decision in the sidecar's log for failure reports.
  */
 export function pluginConfig(forwardProxies: string[]): string {
   return JSON.stringify({
@@ -112,6 +112,7 @@ export function pluginConfig(forwardProxies: string[]): string {
     lookupTimeoutMs: 2000,
     reportIntervalMs: 100,
     forwardProxies,
+    logDecisions: true,
   });
 }
 
