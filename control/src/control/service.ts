@@ -80,7 +80,15 @@ export class ControlService {
   constructor(private readonly o: ControlServiceOptions) {
     this.metrics = o.metrics ?? createControlMetrics({ defaultMetrics: true });
     this.serverId = o.serverId ?? `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`;
-    this.store = new ResolutionStore({ now: o.now, limits: o.storeLimits });
+    this.store = new ResolutionStore({
+      now: o.now,
+      limits: o.storeLimits,
+      // A watched pod's policies may ask for a longer grace than the configured one.
+      graceFor: (podIp) => {
+        const pod = this.registry.byIp(podIp);
+        return pod ? this.hub.compiledFor(pod.namespace, pod.name)?.maxGraceSeconds : undefined;
+      },
+    });
     this.catalog = new PolicyCatalog(o.policyApi);
     this.hub = new WatchHub({
       store: this.store,

@@ -22,7 +22,8 @@ export interface StoreLimits {
   minTtlSeconds: number;
   /** TTLs above this are lowered to it (seconds). */
   maxTtlSeconds: number;
-  /** Added to every clamped TTL: apps reuse addresses a little past the TTL (seconds). */
+  /** Added to every clamped TTL: apps reuse addresses a little past the TTL (seconds). A pod whose
+   *  policies ask for more grace (resolutionGraceSeconds) gets theirs (see graceFor). */
   graceSeconds: number;
   /** Names kept per (pod, ip); more evict the soonest-expiring name. */
   maxNamesPerIp: number;
@@ -138,8 +139,14 @@ export class ResolutionStore {
     invalidAnswers: 0,
   };
 
-  constructor(options: { now?: () => number; limits?: Partial<StoreLimits>; initialCapacity?: number } = {}) {
+  /** Grace for a pod (seconds), when it differs from limits.graceSeconds (e.g. its policies ask for more). */
+  private readonly graceFor?: (podKey: string) => number | undefined;
+
+  constructor(
+    options: { now?: () => number; limits?: Partial<StoreLimits>; initialCapacity?: number; graceFor?: (podKey: string) => number | undefined } = {},
+  ) {
     this.now = options.now ?? Date.now;
+    this.graceFor = options.graceFor;
     this.limits = { ...DEFAULT_STORE_LIMITS, ...options.limits };
     const l = this.limits;
     if (!(l.minTtlSeconds >= 0 && l.maxTtlSeconds >= l.minTtlSeconds && l.graceSeconds >= 0)) {
@@ -181,6 +188,7 @@ export class ResolutionStore {
     const observed = Math.min(obs.observedUnixMs > 0 ? obs.observedUnixMs : now, now);
     const l = this.limits;
 
+    const grace = Math.max(l.graceSeconds, this.graceFor?.(podKey) ?? 0);
     const podId = this.podIdFor(podKey);
     const changed: Uint8Array[] = [];
     let taken = 0;
@@ -195,7 +203,7 @@ export class ResolutionStore {
         continue;
       }
       const ttl = Math.min(Math.max(answer.ttlSeconds, l.minTtlSeconds), l.maxTtlSeconds);
-      const expiry = observed + (ttl + l.graceSeconds) * 1000;
+      const expiry = observed + (ttl + grace) * 1000;
       if (expiry <= now) {
         stale++;
         continue;
