@@ -1,6 +1,6 @@
 // A mesh cluster: the network (node, outside, pods) plus the outside world's running services and
 // a scratch directory; torn down as one. Egret's own components are started by the runner.
-import { mkdtempSync, rmSync, chmodSync } from "node:fs";
+import { mkdtempSync, rmSync, chmodSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { MeshNetwork } from "./netns.js";
@@ -25,6 +25,11 @@ export class MeshCluster {
   ) {}
 
   static async start(opts: MeshClusterOptions): Promise<MeshCluster> {
+    // Scratch directories of an earlier run with this prefix that was killed before teardown (its
+    // namespaces are removed by MeshNetwork.create the same way).
+    for (const d of readdirSync(tmpdir())) {
+      if (d.startsWith(`egret-mesh-${opts.prefix}-`)) rmSync(join(tmpdir(), d), { recursive: true, force: true });
+    }
     const workDir = mkdtempSync(join(tmpdir(), `egret-mesh-${opts.prefix}-`));
     chmodSync(workDir, 0o755); // database servers run as their own users and need to reach their dirs
     let net: MeshNetwork | undefined;
