@@ -4,6 +4,7 @@ import { registerRootContextFactory } from "./abi/registry";
 import { createMinimalRoot } from "./minimal/filter";
 
 // Tool exports (pure logic the CLI runs from this same module) — one line per module:
+export * from "./tools/detect";
 export * from "./tools/engine";
 
 registerRootContextFactory(createMinimalRoot);

@@ -1,0 +1,104 @@
+// Detects the application protocol of every TCP connection in a capture: reassembles each
+// connection and feeds both directions, in capture order, to the detector compiled into
+// egret.wasm — the same feeding order the filter sees (client bytes as they arrive, server bytes
+// as they arrive). Connections whose start was not captured are run in the detector's midstream
+// mode; a direction with a hole stops being fed (what follows a hole is not its beginning).
+import { decodeCapture, formatEndpoint, TcpReassembler, type DropCounts, type TcpConnection } from "../pcap/index.js";
+import { DetectorEngine, type DetectedClaims, type DetectionSession } from "./wasm-detector.js";
+
+export interface ConnectionDetection {
+  client: string;
+  server: string;
+  protocol: string;
+  claims: DetectedClaims;
+  /** How client/server roles were assigned (see control/src/pcap/README.md). */
+  roleSource: TcpConnection["roleSource"];
+  bytesFromClient: number;
+  bytesFromServer: number;
+  firstTime: number;
+}
+
+export interface CaptureDetection {
+  connections: ConnectionDetection[];
+  captureErrors: number;
+  captureLastError: string | undefined;
+  drops: DropCounts;
+  reassembly: TcpReassembler["stats"];
+}
+
+interface Tracked {
+  session: DetectionSession;
+  clientBroken: boolean;
+  serverBroken: boolean;
+  index: number;
+}
+
+/** Runs detection over a whole capture file's bytes. Throws CaptureFormatError for a non-capture. */
+export function detectCapture(bytes: Uint8Array, engine: DetectorEngine = new DetectorEngine()): CaptureDetection {
+  const drops: DropCounts = {};
+  const { reader, packets } = decodeCapture(bytes, drops);
+  const results: (ConnectionDetection | undefined)[] = [];
+  const tracked = new Map<number, Tracked>();
+  const reassembler = new TcpReassembler({
+    onOpen(conn) {
+      const midstream = conn.roleSource !== "syn" && conn.roleSource !== "syn-ack";
+      tracked.set(conn.id, { session: engine.open(midstream), clientBroken: false, serverBroken: false, index: results.length });
+      results.push(undefined);
+    },
+    onData(conn, dir, data) {
+      const t = tracked.get(conn.id);
+      if (!t || t.session.done) return;
+      if (dir === "fromClient") {
+        if (!t.clientBroken) t.session.feedClient(data);
+      } else if (!t.serverBroken) t.session.feedServer(data);
+    },
+    onGap(conn, dir) {
+      const t = tracked.get(conn.id);
+      if (!t) return;
+      if (dir === "fromClient") t.clientBroken = true;
+      else t.serverBroken = true;
+    },
+    onClose(conn) {
+      const t = tracked.get(conn.id);
+      if (!t) return;
+      tracked.delete(conn.id);
+      const id = t.session.expire();
+      results[t.index] = {
+        client: formatEndpoint(conn.client.ip, conn.client.port),
+        server: formatEndpoint(conn.server.ip, conn.server.port),
+        protocol: engine.protocolName(id),
+        claims: t.session.claims(),
+        roleSource: conn.roleSource,
+        bytesFromClient: conn.bytesFromClient,
+        bytesFromServer: conn.bytesFromServer,
+        firstTime: conn.firstTime,
+      };
+      t.session.close();
+    },
+  });
+  for (const { time, packet } of packets) reassembler.push(packet, time);
+  reassembler.flush();
+  return {
+    connections: results.filter((r): r is ConnectionDetection => r !== undefined),
+    captureErrors: reader.errors,
+    captureLastError: reader.lastError,
+    drops,
+    reassembly: reassembler.stats,
+  };
+}
+
+/** The JSON object `egret detect --json` prints for one connection. */
+export function detectionJson(c: ConnectionDetection): Record<string, unknown> {
+  const target = c.claims.connectTarget === null ? null
+    : c.claims.connectTargetPort === null ? c.claims.connectTarget
+    : formatEndpoint(c.claims.connectTarget, c.claims.connectTargetPort);
+  return {
+    client: c.client,
+    server: c.server,
+    protocol: c.protocol,
+    sni: c.claims.sni,
+    alpn: c.claims.alpn,
+    http_host: c.claims.httpHost,
+    connect_target: target,
+  };
+}
