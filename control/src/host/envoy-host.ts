@@ -104,7 +104,7 @@ export class EnvoyHost {
     const canary = new WasmVm("canary", services, module);
     if (!canary.start()) fail(canary, canary.failure ?? "start failed");
     const canaryRoot = canary.createRoot();
-    canary.shutdown();
+    canary.discard();
     if (!canaryRoot.ok) fail(canary, canaryRoot.reason ?? "configure failed");
     const vms: WasmVm[] = [];
     for (const name of ["main", ...Array.from({ length: concurrency }, (_, i) => `worker-${i}`)]) {

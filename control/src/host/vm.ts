@@ -142,6 +142,14 @@ export class WasmVm {
     }
   }
 
+  /** Drops the VM without further callbacks (the canary, §6.1): timers and callouts stop. */
+  discard(): void {
+    this.setTickPeriod(0);
+    for (const c of this.callouts.values()) c.cancel();
+    this.callouts.clear();
+    this.contexts.clear();
+  }
+
   /** proxy_done from a root that deferred its deletion. */
   rootDone(): number {
     const root = this.contexts.get(this.rootContextId);
