@@ -47,6 +47,18 @@ test("every metric named in docs/operations.md is defined by the filter, control
   }
 });
 
+test("the Grafana dashboard parses and queries only metrics that exist", () => {
+  const dash = JSON.parse(readFileSync(join(ROOT, "docs", "dashboards", "egret-grafana.json"), "utf8")) as { panels: { title: string; targets: { expr: string }[] }[] };
+  assert.ok(dash.panels.length >= 8);
+  for (const p of dash.panels) {
+    for (const t of p.targets) {
+      const names = [...t.expr.matchAll(/\b(egret_[a-z0-9_]+)/g)].map((m) => m[1]);
+      assert.ok(names.length > 0, p.title);
+      for (const n of names) assert.ok(defined(n), `${p.title}: ${n}`);
+    }
+  }
+});
+
 test("every egret manifests option in the install table exists", () => {
   const help = spawnSync(process.execPath, [join(ROOT, "bin", "egret.js"), "manifests", "--help"], { encoding: "utf8" }).stdout;
   const table = doc.split("Options (`egret manifests --help`):")[1]!.split("\n\n")[1]!;
