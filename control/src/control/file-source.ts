@@ -13,7 +13,7 @@
 //       labels: { app: web }
 import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
-import { LineCounter, parseDocument, isNode } from "yaml";
+import { LineCounter, isMap, isNode, isScalar, parseDocument } from "yaml";
 import type { Logger } from "../common/log.js";
 import { ControlError } from "./errors.js";
 import type { ControlMetrics } from "./metrics.js";
@@ -34,8 +34,14 @@ const POD_NAME = /^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/;
 export function parsePodsFile(text: string, file: string): PodsFile {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
-  const fail = (path: (string | number)[], what: string, fix: string): never => {
-    const node = path.length ? doc.getIn(path, true) : doc.contents;
+  /** Throws naming the location of `path` (of its key, with `atKey`, e.g. for unknown keys). */
+  const fail = (path: (string | number)[], what: string, fix: string, atKey = false): never => {
+    let node: unknown = path.length ? doc.getIn(path, true) : doc.contents;
+    if (atKey && path.length > 0) {
+      const parent = path.length > 1 ? doc.getIn(path.slice(0, -1), true) : doc.contents;
+      const last = path[path.length - 1];
+      if (isMap(parent)) node = parent.items.find((p) => isScalar(p.key) && p.key.value === last)?.key ?? node;
+    }
     const offset = isNode(node) && node.range ? node.range[0] : 0;
     const pos = lines.linePos(offset);
     const field = path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("") || "(document)";
@@ -49,7 +55,7 @@ export function parsePodsFile(text: string, file: string): PodsFile {
   const root = (doc.toJS() ?? {}) as unknown;
   if (typeof root !== "object" || root === null || Array.isArray(root)) fail([], "expected a mapping with `pods` (and optional `namespaces`)", "see the format in control/src/control/README.md");
   const obj = root as Record<string, unknown>;
-  for (const k of Object.keys(obj)) if (k !== "pods" && k !== "namespaces") fail([k], `unknown key "${k}"`, "only `pods` and `namespaces` are allowed");
+  for (const k of Object.keys(obj)) if (k !== "pods" && k !== "namespaces") fail([k], `unknown key "${k}"`, "only `pods` and `namespaces` are allowed", true);
 
   const labelsAt = (value: unknown, path: (string | number)[]): Record<string, string> => {
     if (value === undefined || value === null) return {};
@@ -83,7 +89,7 @@ export function parsePodsFile(text: string, file: string): PodsFile {
     if (typeof p !== "object" || p === null || Array.isArray(p)) fail(["pods", i], "each pod must be a mapping", "give name, namespace, ips, labels");
     const pod = p as Record<string, unknown>;
     for (const k of Object.keys(pod)) {
-      if (!["name", "namespace", "ip", "ips", "labels"].includes(k)) fail(["pods", i, k], `unknown key "${k}"`, "pods take name, namespace, ip or ips, labels");
+      if (!["name", "namespace", "ip", "ips", "labels"].includes(k)) fail(["pods", i, k], `unknown key "${k}"`, "pods take name, namespace, ip or ips, labels", true);
     }
     if (typeof pod.name !== "string" || !POD_NAME.test(pod.name)) fail(["pods", i, "name"], "a pod needs a `name` (lowercase DNS subdomain)", "e.g. `name: web-1`");
     if (typeof pod.namespace !== "string" || !DNS_LABEL.test(pod.namespace)) fail(["pods", i, "namespace"], "a pod needs a `namespace` (DNS label)", "e.g. `namespace: shop`");

@@ -1,0 +1,158 @@
+// Unit tests of the control service's parts: pods file parsing, the hub's back-pressure and
+// coalescing, deny Event rate limiting, policy status computation, informer give-up.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { silentLogger } from "../../src/common/log.js";
+import { ControlError } from "../../src/control/errors.js";
+import { parsePodsFile } from "../../src/control/file-source.js";
+import { WatchHub } from "../../src/control/hub.js";
+import { createControlMetrics } from "../../src/control/metrics.js";
+import { defaultPolicyApi } from "../../src/control/policy-api.js";
+import { PolicyCatalog } from "../../src/control/policies.js";
+import { PodRegistry } from "../../src/control/pods.js";
+import { ResolutionStore } from "../../src/control/store.js";
+import type { AuditRecord } from "../../src/control/reports.js";
+import type { Outgoing, WatchResponse } from "../../src/proto/index.js";
+import { bytesToIp, ipToBytes } from "../../src/proto/index.js";
+import { DenyEventRecorder, PolicyStatusWriter, type KubeEvent } from "../../src/k8s/index.js";
+import { eventually } from "../support/control-harness.js";
+
+test("the pods file parser accepts the documented format and canonicalizes IPs", () => {
+  const r = parsePodsFile(
+    "namespaces:\n  - name: shop\n    labels: {team: shop}\npods:\n  - {name: web-1, namespace: shop, ips: ['198.18.1.10', '2001:DB8::0:1'], labels: {app: web, replicas: 3}}\n  - {name: job-1, namespace: batch, ip: 198.18.1.11}\n",
+    "pods.yaml",
+  );
+  assert.deepEqual(r.pods[0], { namespace: "shop", name: "web-1", labels: { app: "web", replicas: "3" }, ips: ["198.18.1.10", "2001:db8::1"] });
+  assert.deepEqual(r.pods[1].ips, ["198.18.1.11"]);
+  assert.deepEqual(r.namespaces, { shop: { team: "shop" }, batch: {} });
+});
+
+test("the pods file parser names file, line, column and field for each kind of mistake", () => {
+  const cases: [string, RegExp][] = [
+    ["pods: [\n", /^.*f\.yaml:\d+:\d+: not valid YAML/],
+    ["- a\n", /f\.yaml:1:1: \(document\): expected a mapping/],
+    ["pod: []\n", /f\.yaml:1:1: pod: unknown key "pod"/],
+    ["pods:\n  - {namespace: shop, ip: 198.18.1.1}\n", /pods\[0\]\.name: a pod needs a `name`/],
+    ["pods:\n  - name: a\n    namespace: Shop\n    ip: 198.18.1.1\n", /f\.yaml:3:16: pods\[0\]\.namespace: a pod needs a `namespace`/],
+    ["pods:\n  - {name: a, namespace: s}\n", /pods\[0\]: a pod needs at least one IP/],
+    ["pods:\n  - {name: a, namespace: s, ips: [1.2.3]}\n", /pods\[0\]\.ips\[0\]: "1\.2\.3" is not an IP address/],
+    ["pods:\n  - {name: a, namespace: s, ip: 1.2.3.4, ips: [1.2.3.5]}\n", /give either `ip` or `ips`/],
+    ["pods:\n  - {name: a, namespace: s, ip: 1.2.3.4}\n  - {name: b, namespace: s, ip: 1.2.3.4}\n", /pods\[1\]\.ip: IP 1\.2\.3\.4 is also the IP of s\/a/],
+    ["pods:\n  - {name: a, namespace: s, ip: 1.2.3.4}\n  - {name: a, namespace: s, ip: 1.2.3.5}\n", /pod s\/a is listed twice/],
+    ["pods:\n  - {name: a, namespace: s, ip: 1.2.3.4, labels: [x]}\n", /labels must be a mapping/],
+    ["pods:\n  - {name: a, namespace: s, ip: 1.2.3.4, image: x}\n", /f\.yaml:2:42: pods\[0\]\.image: unknown key "image"/],
+    ["namespaces: {shop: {}}\n", /namespaces: must be a list/],
+  ];
+  for (const [text, expected] of cases) {
+    assert.throws(
+      () => parsePodsFile(text, "f.yaml"),
+      (err: unknown) => {
+        assert.ok(err instanceof ControlError, String(err));
+        assert.equal(err.code, "EGRET_PODS_FILE_INVALID");
+        assert.match(err.message, expected, JSON.stringify(text));
+        return true;
+      },
+    );
+  }
+});
+
+test("a blocked Watch subscriber gets one coalesced delta after drain, with the union of changes", async () => {
+  const metrics = createControlMetrics();
+  const store = new ResolutionStore({});
+  const registry = new PodRegistry();
+  registry.upsertPod({ namespace: "shop", name: "web-1", labels: {}, ips: ["198.18.1.10"] });
+  const catalog = new PolicyCatalog(defaultPolicyApi);
+  const hub = new WatchHub({ store, registry, catalog, policyApi: defaultPolicyApi, log: silentLogger(), metrics, epoch: "e1" });
+  const sent: Outgoing<WatchResponse>[] = [];
+  let writable = false;
+  let drain: () => void = () => undefined;
+  const sub = hub.subscribe(
+    { namespace: "shop", name: "web-1", instanceId: "t" },
+    { send: (r) => (sent.push(r), writable), onDrain: (cb) => (drain = cb) },
+  );
+  assert.equal(sent.length, 1, "the snapshot is sent even though the buffer is then full");
+  assert.equal(sent[0].type, "WATCH_RESPONSE_TYPE_SNAPSHOT");
+  const record = (name: string, ip: string) =>
+    store.record(ipToBytes("198.18.1.10"), { queryName: name, cnameChain: [], answers: [{ ip: ipToBytes(ip), ttlSeconds: 60 }], observedUnixMs: Date.now() });
+  record("a.example.com", "192.0.2.1");
+  await new Promise((r) => setImmediate(r));
+  record("b.example.com", "192.0.2.2");
+  await new Promise((r) => setImmediate(r));
+  store.dropPod("198.18.1.10"); // both gone again… then one comes back
+  record("c.example.com", "192.0.2.3");
+  await new Promise((r) => setImmediate(r));
+  assert.equal(sent.length, 1, "nothing is written while blocked");
+  writable = true;
+  drain();
+  assert.equal(sent.length, 2);
+  const d = sent[1];
+  assert.equal(d.type, "WATCH_RESPONSE_TYPE_DELTA");
+  assert.equal(d.base_version, sent[0].version);
+  assert.deepEqual(d.upserts!.map((u) => bytesToIp(u!.ip!)), ["192.0.2.3"]);
+  assert.deepEqual(d.removals!.map((ip) => bytesToIp(ip!)).sort(), ["192.0.2.1", "192.0.2.2"]);
+  sub.close();
+  hub.close();
+});
+
+test("deny Events: one per key per interval with the suppressed count, and a global token bucket", async () => {
+  const posted: KubeEvent[] = [];
+  const clock = { t: 1_000_000 };
+  const metrics = createControlMetrics();
+  const rec = new DenyEventRecorder({ createEvent: async (e) => void posted.push(e) }, silentLogger(), metrics, {
+    now: () => clock.t,
+    limits: { perKeyIntervalMs: 60_000, ratePerSecond: 1, burst: 2 },
+  });
+  const audit = (dst: string, verdict = "deny"): AuditRecord => ({
+    kind: "egret.verdict", time: "", pod: "shop/web-1", src: "", dst, names: [], protocol: "", sni: "", host: "",
+    verdict, reason: "default-deny", policy: "shop/p", rule: "", mode: "enforce", matched_name: "", instance: "", detail: "",
+  });
+  rec.denied(audit("192.0.2.1:443"));
+  rec.denied(audit("192.0.2.1:443"));
+  rec.denied(audit("192.0.2.1:443"));
+  rec.denied(audit("192.0.2.2:443"));
+  rec.denied(audit("192.0.2.3:443")); // bucket empty (burst 2)
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(posted.map((e) => e.message.match(/to (\S+):/)![1]), ["192.0.2.1:443", "192.0.2.2:443"]);
+  clock.t += 61_000;
+  rec.denied(audit("192.0.2.1:443", "would-deny"));
+  rec.denied(audit("192.0.2.1:443"));
+  await new Promise((r) => setImmediate(r));
+  assert.equal(posted.length, 4);
+  assert.equal(posted[2].reason, "EgressWouldDeny");
+  assert.equal(posted[3].count, 3, "the two suppressed denies are counted into the next Event");
+  assert.match(posted[3].message, /3 times since/);
+});
+
+test("policy status: Accepted with selected pods; Invalid keeps the previous version and says so", async () => {
+  const registry = new PodRegistry();
+  registry.setNamespace("shop", {});
+  registry.upsertPod({ namespace: "shop", name: "web-1", labels: { app: "web" }, ips: ["198.18.1.10"] });
+  registry.upsertPod({ namespace: "shop", name: "web-2", labels: { app: "web" }, ips: ["198.18.1.11"] });
+  registry.upsertPod({ namespace: "shop", name: "db-1", labels: { app: "db" }, ips: ["198.18.1.12"] });
+  const catalog = new PolicyCatalog(defaultPolicyApi);
+  const writes: { key: string; status: { selectedPods: number; conditions: { status: string; reason: string; message: string }[] } }[] = [];
+  const writer = new PolicyStatusWriter({
+    client: { patchStatus: async (kind, ns, name, status) => void writes.push({ key: `${kind}/${ns}/${name}`, status }) },
+    catalog, registry, policyApi: defaultPolicyApi, log: silentLogger(), metrics: createControlMetrics(), debounceMs: 1,
+  });
+  const obj = (action: string, generation: number) => ({
+    apiVersion: "egret.dev/v1alpha1", kind: "EgressPolicy", metadata: { name: "p", namespace: "shop", generation },
+    spec: { podSelector: { matchLabels: { app: "web" } }, rules: [{ action, to: { domains: ["a.example.com"] } }] },
+  });
+  catalog.applyObject(obj("Allow", 1));
+  await eventually(() => writes.length === 1, "the first status");
+  assert.equal(writes[0].status.selectedPods, 2);
+  assert.deepEqual([writes[0].status.conditions[0].status, writes[0].status.conditions[0].reason], ["True", "Accepted"]);
+  catalog.applyObject(obj("Allow", 1));
+  await writer.flush();
+  assert.equal(writes.length, 1, "an unchanged status is not rewritten");
+  catalog.applyObject(obj("Maybe", 2));
+  await eventually(() => writes.length === 2, "the invalid status");
+  const c = writes[1].status.conditions[0];
+  assert.deepEqual([c.status, c.reason], ["False", "InvalidPreviousInForce"]);
+  assert.equal(catalog.active().length, 1, "the previous version stays in force");
+  registry.deletePod("shop", "web-2");
+  await eventually(() => writes.length === 3, "the selected-pods update");
+  assert.equal(writes[2].status.selectedPods, 1);
+  writer.close();
+});
