@@ -2,7 +2,8 @@
 // connection and feeds both directions, in capture order, to the detector compiled into
 // egret.wasm — the same feeding order the filter sees (client bytes as they arrive, server bytes
 // as they arrive). Connections whose start was not captured are run in the detector's midstream
-// mode; a direction with a hole stops being fed (what follows a hole is not its beginning).
+// mode; a direction with a hole stops being fed (what follows a hole is not its beginning), and a
+// connection left "unknown" with a lost or one-sided direction is judged again in midstream mode.
 import { decodeCapture, formatEndpoint, TcpReassembler, type DropCounts, type TcpConnection } from "../pcap/index.js";
 import { DetectorEngine, type DetectedClaims, type DetectionSession } from "./wasm-detector.js";
 
@@ -28,10 +29,18 @@ export interface CaptureDetection {
 
 interface Tracked {
   session: DetectionSession;
+  midstream: boolean;
   clientBroken: boolean;
   serverBroken: boolean;
   index: number;
+  /** The bytes fed, in order, kept for a midstream replay (bounded by REPLAY_BYTES per direction). */
+  replay: { fromServer: boolean; bytes: Uint8Array }[];
+  replayClient: number;
+  replayServer: number;
 }
+
+/** Per direction, more than the detector inspects (8 KiB client, 2 KiB server). */
+const REPLAY_BYTES = 16384;
 
 /** Runs detection over a whole capture file's bytes. Throws CaptureFormatError for a non-capture. */
 export function detectCapture(bytes: Uint8Array, engine: DetectorEngine = new DetectorEngine()): CaptureDetection {
@@ -42,15 +51,27 @@ export function detectCapture(bytes: Uint8Array, engine: DetectorEngine = new De
   const reassembler = new TcpReassembler({
     onOpen(conn) {
       const midstream = conn.roleSource !== "syn" && conn.roleSource !== "syn-ack";
-      tracked.set(conn.id, { session: engine.open(midstream), clientBroken: false, serverBroken: false, index: results.length });
+      tracked.set(conn.id, {
+        session: engine.open(midstream), midstream, clientBroken: false, serverBroken: false, index: results.length,
+        replay: [], replayClient: 0, replayServer: 0,
+      });
       results.push(undefined);
     },
     onData(conn, dir, data) {
       const t = tracked.get(conn.id);
-      if (!t || t.session.done) return;
-      if (dir === "fromClient") {
-        if (!t.clientBroken) t.session.feedClient(data);
-      } else if (!t.serverBroken) t.session.feedServer(data);
+      if (!t) return;
+      const fromServer = dir === "fromServer";
+      if (fromServer ? t.serverBroken : t.clientBroken) return;
+      const room = REPLAY_BYTES - (fromServer ? t.replayServer : t.replayClient);
+      if (room > 0) {
+        const kept = data.slice(0, room);
+        t.replay.push({ fromServer, bytes: kept });
+        if (fromServer) t.replayServer += kept.length;
+        else t.replayClient += kept.length;
+      }
+      if (t.session.done) return;
+      if (fromServer) t.session.feedServer(data);
+      else t.session.feedClient(data);
     },
     onGap(conn, dir) {
       const t = tracked.get(conn.id);
@@ -62,12 +83,27 @@ export function detectCapture(bytes: Uint8Array, engine: DetectorEngine = new De
       const t = tracked.get(conn.id);
       if (!t) return;
       tracked.delete(conn.id);
-      const id = t.session.expire();
+      let session = t.session;
+      let id = session.expire();
+      // The capture lost a direction's beginning (one-sided capture, hole): judge the bytes again
+      // as mid-connection traffic, as for captures that start mid-flow.
+      const partial = t.clientBroken || t.serverBroken || conn.bytesFromClient === 0 || conn.bytesFromServer === 0;
+      if (id === 0 && !t.midstream && partial && t.replay.length > 0) {
+        session.close();
+        session = engine.open(true);
+        for (const chunk of t.replay) {
+          if (session.done) break;
+          if (chunk.fromServer) session.feedServer(chunk.bytes);
+          else session.feedClient(chunk.bytes);
+        }
+        id = session.expire();
+      }
+      t.session = session;
       results[t.index] = {
         client: formatEndpoint(conn.client.ip, conn.client.port),
         server: formatEndpoint(conn.server.ip, conn.server.port),
         protocol: engine.protocolName(id),
-        claims: t.session.claims(),
+        claims: session.claims(),
         roleSource: conn.roleSource,
         bytesFromClient: conn.bytesFromClient,
         bytesFromServer: conn.bytesFromServer,

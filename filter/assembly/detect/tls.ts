@@ -233,26 +233,27 @@ export function parseSslv2Hello(p: usize, len: i32, claims: Claims): i32 {
 
 /**
  * Mid-connection only: bytes that are a run of well-formed TLS records (any content type).
- * YES after two complete records (or one that ends exactly where the bytes end, once final).
+ * YES once a complete record is followed by another valid record header; LIKELY for a single
+ * complete record that ends exactly where the bytes end.
  */
 export function parseRecordRun(p: usize, len: i32, full: bool): i32 {
   let pos = 0;
   let complete = 0;
+  let headers = 0;
   while (pos < len) {
-    if (pos + 1 <= len) {
-      const t = u8at(p, pos);
-      if (t < 0x14 || t > 0x18) return NO;
-    }
+    const t = u8at(p, pos);
+    if (t < 0x14 || t > 0x18) return NO;
     if (pos + 2 <= len && u8at(p, pos + 1) != 3) return NO;
     if (pos + 3 <= len && u8at(p, pos + 2) > 4) return NO;
     if (pos + 5 > len) break;
     const rl = <i32>be16(p, pos + 3);
     if (rl == 0 || <u32>rl > MAX_RECORD) return NO;
+    headers++;
+    if (complete >= 1) return YES;
     if (pos + 5 + rl > len) break;
     complete++;
     pos += 5 + rl;
   }
-  if (complete >= 2) return YES;
   if (complete == 1) return pos == len ? LIKELY : MAYBE;
   return len >= 5 && full ? NO : MAYBE;
 }

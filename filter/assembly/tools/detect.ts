@@ -5,8 +5,8 @@
 import { Detector } from "../detect/detector";
 import { PROTOCOL_COUNT, protocolName } from "../detect/protocols";
 
-const SCRATCH_SIZE: i32 = 65536;
-const scratch = memory.data(65536);
+const SCRATCH_SIZE: i32 = 16384;
+const scratch = memory.data(16384);
 /** Upper bound on simultaneously open handles (each holds ~10 KiB). */
 const MAX_HANDLES: i32 = 65536;
 const detectors = new Array<Detector | null>();
