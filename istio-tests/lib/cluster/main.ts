@@ -88,7 +88,7 @@ async function startWorld(o: Options, world: World, work: string): Promise<{ caP
   }
   const corefile = JSON.parse(await kubectl(["-n", "kube-system", "get", "configmap", "coredns", "-o", "json"])) as { data: { Corefile: string } };
   const patched = { ...corefile, data: { ...corefile.data, Corefile: corefileWithWorld(corefile.data.Corefile, world) } };
-  await kubectl(["apply", "-f", "-"], { input: JSON.stringify(patched) });
+  await kubectl(["replace", "-f", "-"], { input: JSON.stringify(patched) });
   await kubectl(["-n", "kube-system", "rollout", "restart", "deployment/coredns"]);
   await kubectl(["-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s"], { timeoutMs: 200_000 });
   return { caPem: (await sh("cat", [join(dir, "web-cert.pem")])), container };
