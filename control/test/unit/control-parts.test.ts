@@ -156,3 +156,34 @@ test("policy status: Accepted with selected pods; Invalid keeps the previous ver
   assert.equal(writes[2].status.selectedPods, 1);
   writer.close();
 });
+
+test("a supervised informer restarts with backoff and gives up after a bounded outage", async (t) => {
+  const { FakeKube } = await import("../support/fake-kube.js");
+  const { SupervisedInformer } = await import("../../src/k8s/index.js");
+  const { CoreV1Api } = await import("@kubernetes/client-node");
+  const api = await new FakeKube().start();
+  t.after(() => api.stop());
+  api.failNext("namespaces", "any", 503, 1_000_000);
+  const kc = api.kubeConfig();
+  const core = kc.makeApiClient(CoreV1Api);
+  let restarts = 0;
+  let gaveUp: unknown;
+  const inf = new SupervisedInformer({
+    name: "namespaces",
+    kubeConfig: kc,
+    path: "/api/v1/namespaces",
+    list: () => core.listNamespace(),
+    onUpsert: () => undefined,
+    onDelete: () => undefined,
+    log: silentLogger(),
+    onRestart: () => restarts++,
+    onGiveUp: (err) => (gaveUp = err),
+    backoff: { initialMs: 10, maxMs: 40, giveUpAfterMs: 300 },
+  });
+  t.after(() => inf.stop());
+  void inf.start();
+  await eventually(() => gaveUp !== undefined, "the informer to give up");
+  assert.ok(restarts >= 2, `restarted ${restarts} times before giving up`);
+  assert.equal(inf.synced, false);
+  assert.match(inf.lastError ?? "", /503|Service Unavailable|injected/i);
+});
