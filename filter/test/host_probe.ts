@@ -189,7 +189,7 @@ class ProbeRoot extends RootContext {
 }
 
 function upstreamOf(spec: string): ArrayBuffer {
-  const bar = spec.indexOf("|");
+  const bar = spec.lastIndexOf("|");
   return bar < 0 ? encodeGrpcService(spec, "") : encodeGrpcService(spec.substring(0, bar), spec.substring(bar + 1));
 }
 
