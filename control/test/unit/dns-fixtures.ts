@@ -142,3 +142,42 @@ export function tcpFramed(...messages: Uint8Array[]): Uint8Array {
   }
   return out;
 }
+
+/** An Ethernet + IPv4/IPv6 + UDP frame carrying `payload` (checksums left zero: not verified). */
+export function udpFrame(src: string, dst: string, sport: number, dport: number, payload: Uint8Array): Uint8Array {
+  const v4 = isIPv4(src);
+  const ipLen = v4 ? 20 : 40;
+  const frame = new Uint8Array(14 + ipLen + 8 + payload.length);
+  frame.set([2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1], 0);
+  frame[12] = v4 ? 0x08 : 0x86;
+  frame[13] = v4 ? 0x00 : 0xdd;
+  const ip = 14;
+  const udpLen = 8 + payload.length;
+  if (v4) {
+    frame[ip] = 0x45;
+    const total = 20 + udpLen;
+    frame[ip + 2] = total >> 8;
+    frame[ip + 3] = total & 0xff;
+    frame[ip + 8] = 64;
+    frame[ip + 9] = 17;
+    frame.set(src.split(".").map(Number), ip + 12);
+    frame.set(dst.split(".").map(Number), ip + 16);
+  } else {
+    frame[ip] = 0x60;
+    frame[ip + 4] = udpLen >> 8;
+    frame[ip + 5] = udpLen & 0xff;
+    frame[ip + 6] = 17;
+    frame[ip + 7] = 64;
+    frame.set(ipv6Bytes(src), ip + 8);
+    frame.set(ipv6Bytes(dst), ip + 24);
+  }
+  const u = ip + ipLen;
+  frame[u] = sport >> 8;
+  frame[u + 1] = sport & 0xff;
+  frame[u + 2] = dport >> 8;
+  frame[u + 3] = dport & 0xff;
+  frame[u + 4] = udpLen >> 8;
+  frame[u + 5] = udpLen & 0xff;
+  frame.set(payload, u + 8);
+  return frame;
+}
