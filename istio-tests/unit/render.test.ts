@@ -12,6 +12,8 @@ import { parseAllDocuments } from "yaml";
 import { type KubeObject, KustomizeError, renderKustomization, resourceId } from "../../control/src/deploy/kustomize.js";
 import { extensionConfigOf, findEnvoyFilter, pluginConfigOf, renderInstall, toYaml, WASM_SHA_PLACEHOLDER } from "../../control/src/deploy/render.js";
 import { applyJsonPatch } from "../../control/src/deploy/json-patch.js";
+import { checkMessage } from "../../control/src/deploy/envoy-api.js";
+import { createHash } from "node:crypto";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const MANIFESTS = join(ROOT, "manifests");
@@ -118,6 +120,18 @@ test("renderInstall replaces the agent's trusted resolvers and adds control's cl
   assert.deepEqual(args(set, "DaemonSet").filter((a) => a.startsWith("--trusted-resolver=")), ["--trusted-resolver=10.0.0.10", "--trusted-resolver=169.254.20.10"]);
   assert.deepEqual(args(set, "Deployment").filter((a) => a.startsWith("--cluster-cidr=")), ["--cluster-cidr=10.244.0.0/16"]);
   assert.equal(args(set, "DaemonSet")[0], "agent", "the subcommand stays first");
+});
+
+test("inline delivery carries the exact module bytes in the EnvoyFilter, valid for Envoy's API", () => {
+  const wasm = readFileSync(join(ROOT, "filter", "build", "egret.wasm"));
+  const sha = createHash("sha256").update(wasm).digest("hex");
+  const objects = renderInstall({ manifestsDir: MANIFESTS, wasmSha256: sha, wasm, delivery: "inline" });
+  const ext = extensionConfigOf(findEnvoyFilter(objects));
+  assert.deepEqual(checkMessage("value", "envoy.config.core.v3.TypedExtensionConfig", ext), []);
+  const code = (ext.typed_config as { config: { vm_config: { code: { local: { inline_bytes: string } } } } }).config.vm_config.code;
+  assert.deepEqual(Object.keys(code), ["local"]);
+  assert.ok(Buffer.from(code.local.inline_bytes, "base64").equals(wasm));
+  assert.throws(() => renderInstall({ manifestsDir: MANIFESTS, wasmSha256: SHA, wasm, delivery: "inline" }), /sha256 differs/);
 });
 
 test("the kustomize subset refuses what it does not implement, naming file and field", () => {

@@ -23,8 +23,13 @@ export interface InstallOptions {
   image?: string;
   /** Only pods with these labels get the filter (EnvoyFilter workloadSelector). */
   workloadSelector?: Record<string, string>;
-  /** ecds (istio-agent downloads from control; default) or volume (file mounted into sidecars). */
-  delivery?: "ecds" | "volume";
+  /**
+   * ecds: istio-agent downloads the module from control (default); inline: the module's bytes
+   * travel inside the EnvoyFilter (needs `wasm`); volume: a file mounted into each sidecar.
+   */
+  delivery?: "ecds" | "inline" | "volume";
+  /** The module itself; required for inline delivery (its sha256 must be wasmSha256). */
+  wasm?: Uint8Array;
   /** Istio's root namespace (meshConfig.rootNamespace), where the mesh-wide EnvoyFilter lives. */
   istioRootNamespace?: string;
   /** Keys merged over the plugin configuration JSON (e.g. {"lookupTimeoutMs": 500}). */
@@ -111,6 +116,13 @@ export function renderInstall(opts: InstallOptions): KubeObject[] {
   objects = objects.map((o) => replaceStrings(o, WASM_SHA_PLACEHOLDER, opts.wasmSha256) as KubeObject);
   const ef = findEnvoyFilter(objects);
   if (opts.istioRootNamespace) ef.metadata.namespace = opts.istioRootNamespace;
+  if (opts.delivery === "inline") {
+    if (!opts.wasm) throw new KustomizeError("inline delivery needs the module bytes");
+    if (sha256Hex(opts.wasm) !== opts.wasmSha256) throw new KustomizeError("inline delivery: the module's sha256 differs from wasmSha256");
+    (extensionConfigOf(ef).typed_config as WasmPluginConfigJson).config.vm_config.code = {
+      local: { inline_bytes: Buffer.from(opts.wasm).toString("base64") },
+    };
+  }
   if (opts.workloadSelector && Object.keys(opts.workloadSelector).length > 0) {
     (ef.spec as Record<string, unknown>).workloadSelector = { labels: { ...opts.workloadSelector } };
   }

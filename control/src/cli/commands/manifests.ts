@@ -1,12 +1,12 @@
 // `egret manifests`: prints the Kubernetes/Istio install for this build of Egret, with the sha256
 // of the egret.wasm that this image's control service serves filled into the EnvoyFilter.
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { CliCommand } from "../command.js";
 import { UsageError } from "../command.js";
-import { renderInstall, sha256File, toYaml } from "../../deploy/render.js";
+import { renderInstall, sha256Hex, toYaml } from "../../deploy/render.js";
 
 const ROOT = new URL("../../../../../", import.meta.url);
 
@@ -17,7 +17,10 @@ Renders manifests/ (namespace, CRDs, RBAC, control, agent, EnvoyFilter) for this
   --image REF               image for control and agent (default ghcr.io/egret-dev/egret:<version>)
   --wasm FILE               module whose sha256 goes into the EnvoyFilter (default: the built egret.wasm)
   --selector KEY=VALUE      only pods with this label get the filter (repeatable)
-  --delivery ecds|volume    module delivery (default ecds: istio-agent downloads it from control)
+  --delivery ecds|inline|volume
+                            module delivery: ecds (default) istio-agent downloads it from control;
+                            inline: the module travels inside the EnvoyFilter; volume: a file
+                            mounted into each sidecar (docs/operations.md "Wasm delivery")
   --istio-root-namespace NS Istio's root namespace for the mesh-wide EnvoyFilter (default istio-system)
   --trusted-resolver IP     cluster DNS address as pods see it (repeatable; default 10.96.0.10, the
                             kube-dns Service of kubeadm/kind: kubectl -n kube-system get svc kube-dns)
@@ -49,7 +52,7 @@ export const command: CliCommand = {
     }
     if (values.help) { process.stdout.write(HELP); return 0; }
     const delivery = values.delivery ?? "ecds";
-    if (delivery !== "ecds" && delivery !== "volume") throw new UsageError(`--delivery must be ecds or volume (got "${delivery}")`);
+    if (delivery !== "ecds" && delivery !== "inline" && delivery !== "volume") throw new UsageError(`--delivery must be ecds, inline or volume (got "${delivery}")`);
     const workloadSelector: Record<string, string> = {};
     for (const s of values.selector ?? []) {
       const m = /^([A-Za-z0-9./_-]+)=([A-Za-z0-9._-]*)$/.exec(s);
@@ -76,7 +79,8 @@ export const command: CliCommand = {
     }
     const wasm = values.wasm ?? fileURLToPath(new URL("filter/build/egret.wasm", ROOT));
     let sha: string;
-    try { sha = sha256File(wasm); } catch (err) {
+    let wasmBytes: Uint8Array;
+    try { wasmBytes = readFileSync(wasm); sha = sha256Hex(wasmBytes); } catch (err) {
       throw new UsageError(`cannot read the wasm module ${wasm}: ${(err as Error).message} (run \`npm run build\` or pass --wasm)`);
     }
     const objects = renderInstall({
@@ -85,6 +89,7 @@ export const command: CliCommand = {
       image: values.image,
       workloadSelector,
       delivery,
+      wasm: wasmBytes,
       istioRootNamespace: values["istio-root-namespace"],
       trustedResolvers: values["trusted-resolver"],
       clusterCidrs: values["cluster-cidr"],
