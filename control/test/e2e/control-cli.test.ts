@@ -131,3 +131,53 @@ test("egret control serves, reloads on file change, survives SIGKILL + restart, 
   assert.equal(await exited(control.child), 0);
   assert.equal(readFileSync(join(dir, "audit.log"), "utf8"), "", "no verdicts were reported in this test");
 });
+
+test("egret control --kubernetes --kubeconfig runs against an API server and writes policy status", async (t) => {
+  const { FakeKube, kube } = await import("../support/fake-kube.js");
+  const api = await new FakeKube().start();
+  const dir = mkdtempSync(join(tmpdir(), "egE-cli-"));
+  let child: ChildProcess | undefined;
+  t.after(async () => {
+    if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    await api.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  api.upsert("namespaces", kube.namespace("shop"));
+  api.upsert("pods", kube.pod("shop", "web-1", "198.18.1.10", { app: "web" }));
+  api.upsert("egresspolicies", {
+    apiVersion: "egret.dev/v1alpha1",
+    kind: "EgressPolicy",
+    metadata: { name: "web-egress", namespace: "shop" },
+    spec: { podSelector: { matchLabels: { app: "web" } }, rules: [{ action: "Allow", to: { domains: ["api.example.com"] } }] },
+  });
+  const kubeconfig = join(dir, "kubeconfig");
+  writeFileSync(
+    kubeconfig,
+    [
+      "apiVersion: v1",
+      "kind: Config",
+      `clusters: [{name: fake, cluster: {server: "http://127.0.0.1:${api.port}", insecure-skip-tls-verify: true}}]`,
+      "users: [{name: egret, user: {token: test-token}}]",
+      "contexts: [{name: fake, context: {cluster: fake, user: egret}}]",
+      "current-context: fake",
+    ].join("\n"),
+  );
+  child = spawn(process.execPath, [bin, "control", "--kubernetes", "--kubeconfig", kubeconfig, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const lines: string[] = [];
+  child.stdout!.on("data", (d: Buffer) => lines.push(...d.toString().split("\n")));
+  const ready = await eventually(
+    () => lines.map((l) => (l.startsWith("{") ? (JSON.parse(l) as Record<string, unknown>) : {})).find((l) => l.msg === "egret control ready"),
+    "control to be ready",
+    30_000,
+  );
+  assert.equal((await fetch(`http://127.0.0.1:${ready.httpPort}/readyz`)).status, 200);
+  const w = new WatchClient(`127.0.0.1:${ready.grpcPort}`, { namespace: "shop", name: "web-1" });
+  t.after(() => w.close());
+  await eventually(() => w.responses.length >= 1, "the snapshot");
+  assert.equal(w.selected, true);
+  await eventually(() => (api.get("egresspolicies", "shop", "web-egress")?.status as { selectedPods?: number } | undefined)?.selectedPods === 1, "the policy status");
+  child.kill("SIGTERM");
+  assert.equal(await exited(child), 0);
+});
