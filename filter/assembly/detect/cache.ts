@@ -153,6 +153,35 @@ function isRedisOnly(p: usize, t: i32): bool {
   return false;
 }
 
+/**
+ * Inline commands people type (health checks, telnet/nc sessions) with their arity:
+ * name, minimum and maximum argument count (-1: no maximum), first argument numeric.
+ */
+const INLINE_NAMES: StaticArray<string> = [
+  "ping", "echo", "auth", "select", "info", "quit", "hello", "dbsize", "time", "role", "monitor", "flushall",
+  "flushdb", "del", "exists", "keys", "type", "ttl", "mget", "mset", "hget", "hset", "hgetall", "lpush", "rpush",
+  "lpop", "rpop", "lrange", "sadd", "smembers", "zadd", "expire", "scan", "subscribe", "publish", "client", "config",
+];
+const INLINE_MIN: StaticArray<i32> = [0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 3, 1, 2, 2, 1, 1, 3, 2, 1, 3, 2, 1, 1, 2, 1, 1];
+const INLINE_MAX: StaticArray<i32> = [1, 1, 2, 1, 8, 0, 6, 0, 0, 0, 0, 1, 1, -1, -1, 1, 1, 1, -1, -1, 2, -1, 1, -1, -1, 2, 2, 3, -1, 1, -1, 3, 7, -1, 2, -1, -1];
+const INLINE_NUMERIC_FIRST: StaticArray<bool> = [
+  false, false, false, true, false, false, true, false, false, false, false, false, false, false, false, false, false, false,
+  false, false, false, false, false, false, false, false, false, false, false, false, false, false, true, false, false, false, false,
+];
+
+function inlineShapeMatches(p: usize, n: i32): bool {
+  const args = n - 1;
+  for (let i = 0; i < INLINE_NAMES.length; i++) {
+    if (!tokenIsNoCase(p, 0, unchecked(INLINE_NAMES[i]))) continue;
+    const lo = unchecked(INLINE_MIN[i]);
+    const hi = unchecked(INLINE_MAX[i]);
+    if (args < lo || (hi >= 0 && args > hi)) return false;
+    if (unchecked(INLINE_NUMERIC_FIRST[i]) && args > 0 && !tokenIsNumber(p, 1, 20)) return false;
+    return true;
+  }
+  return false;
+}
+
 /** memcached storage command: <cmd> <key> <flags> <exptime> <bytes> [cas unique] [noreply]. */
 function memcachedStorage(p: usize, n: i32, withCas: bool): bool {
   const base = withCas ? 6 : 5;
@@ -204,8 +233,11 @@ export function classifyTextCommand(p: usize, lineEnd: i32): i32 {
   }
   if (tokenIs(p, 0, "quit") || tokenIs(p, 0, "shutdown")) return n == 1 ? TEXT_AMBIGUOUS : NO;
   if (tokenIs(p, 0, "watch")) return TEXT_AMBIGUOUS;
-  // Anything else must be a Redis command (any case).
-  if (isRedisOnly(p, 0)) return TEXT_REDIS;
+  // Anything else must be a Redis command (any case). Inline commands with a known shape are
+  // Redis outright; other Redis command words wait for a RESP reply (plain text often starts
+  // with words like "hello" or "info").
+  if (inlineShapeMatches(p, n)) return TEXT_REDIS;
+  if (isRedisOnly(p, 0)) return TEXT_AMBIGUOUS;
   if (tokenIsNoCase(p, 0, "get")) return n == 2 ? TEXT_REDIS : NO;
   if (tokenIsNoCase(p, 0, "set")) return n >= 3 ? TEXT_REDIS : NO;
   if (tokenIsNoCase(p, 0, "incr") || tokenIsNoCase(p, 0, "decr")) return n == 2 ? TEXT_REDIS : NO;

@@ -121,6 +121,13 @@ function endsWithOtherProtocolVersion(p: usize, s: i32, e: i32): bool {
   return !(slash - w == 4 && matchAscii(p, e, w, "HTTP"));
 }
 
+/** A loose line's first word must still look like a request target or an HTTP version. */
+function looksLikeRequestTarget(p: usize, t0: i32, e: i32): bool {
+  if (t0 >= e) return false;
+  const c = u8at(p, t0);
+  return c == 0x2f || c == 0x2a || matchAsciiNoCase(p, e, t0, "http");
+}
+
 /** Skips a run of spaces/tabs (RFC 9112 §3: recipients may split on whitespace runs). */
 function skipBlanks(p: usize, i: i32, e: i32): i32 {
   while (i < e && (u8at(p, i) == 0x20 || u8at(p, i) == 0x09) && i < e) i++;
@@ -164,7 +171,7 @@ function requestLine(p: usize, s: i32, e: i32, claims: Claims, parser: HttpReque
   claims.proxyForm = PROXY_NONE;
   if (!strict) {
     if (t1 > t0 && v0 == e && isHttp09Method(p, s, methodLen) && u8at(p, t0) == 0x2f) return YES; // HTTP/0.9 style
-    if (!standard || endsWithOtherProtocolVersion(p, s, e)) return NO;
+    if (!standard || endsWithOtherProtocolVersion(p, s, e) || !looksLikeRequestTarget(p, t0, e)) return NO;
     parser.loose = true;
     if (methodLen == 7 && matchAscii(p, e, s, "CONNECT")) claims.proxyForm = PROXY_CONNECT; // no usable target
     return LIKELY;
