@@ -115,6 +115,9 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
     now: () => clock.ms,
     metrics: createControlMetrics({ defaultMetrics: false }),
     sweepIntervalMs: 3_600_000,
+    // Replay feeds every observation up to "now" before a connection opens: what control does not
+    // know yet, it never will — answer Lookups at once instead of waiting in real time.
+    grpcLimits: { maxLookupWaitMs: 0 },
   });
   const { grpcPort } = await service.start();
   const observer = new DnsObserver({
@@ -136,9 +139,9 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
   const hosts = new Map<string, Promise<EnvoyHost>>();
   const config = {
     controlCluster: CONTROL_CLUSTER,
-    // Replay: control answers from a store that already holds everything up to "now", so a short
-    // Lookup wait is enough; generous detection so the capture's own pacing decides.
-    lookupTimeoutMs: 50,
+    // Deadlines run in capture time; a generous Lookup deadline keeps real-time gRPC jitter from
+    // ever deciding a verdict (control answers at once, see grpcLimits above).
+    lookupTimeoutMs: 5000,
     detectTimeoutMs: 5000,
     reportIntervalMs: 10,
     reportBatchSize: 1000,

@@ -71,7 +71,7 @@ export class EgressRoot extends RootContext {
   watchBackoffMs: u32 = 0;
   epoch: string = "";
   version: u64 = 0;
-  /** local clock − server clock, applied to every expiry the server sends. */
+  /** local clock − server clock (from Watch responses), applied to every expiry the server sends. */
   skewMs: i64 = 0;
   reportToken: u32 = 0;
   reportRetryAtMs: i64 = 0;
@@ -319,7 +319,7 @@ export class EgressRoot extends RootContext {
     const found = this.readGrpcMessage(size) && this.lookupView.decode(this.received.ptr, this.received.len) && this.lookupView.result == LOOKUP_FOUND;
     const m = this.metrics!;
     if (found) {
-      this.noteServerTime(this.lookupView.serverTimeMs);
+      // Expiries are corrected with the Watch stream's skew estimate (one consistent source).
       this.applyResolution(this.lookupView.resolution.ptr, this.lookupView.resolution.len, nowMs());
       m.lookupFound.increment(1);
     } else {
