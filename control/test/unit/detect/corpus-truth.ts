@@ -62,10 +62,13 @@ export interface CorpusFlow {
   /** Whether `truth` is content-based (DPI or the hint): then `unknown` counts as a miss. */
   required: boolean;
   hasPayload: boolean;
+  /** nDPI's TLS SNI and ALPN offer (from the ClientHello), when it saw them. */
+  sni: string | null;
+  alpns: string[] | null;
 }
 
 interface IndexFlow {
-  proto: string; client: string; server: string; ndpi: string; confidence: string;
+  proto: string; client: string; server: string; ndpi: string; confidence: string; sni?: string | null; alpns?: string | null;
   c2s_bytes: number; s2c_bytes: number; first_c2s_payload_hex: string | null; first_s2c_payload_hex: string | null;
 }
 interface IndexEntry { pcap: string; flows: IndexFlow[]; intended_protocol_hint?: string }
@@ -101,7 +104,8 @@ export function loadCorpusFlows(): CorpusFlow[] {
           truth = ndpiLabel === "http-carried" ? undefined : ndpiLabel;
           required = truth !== undefined && IN_SCOPE.has(truth);
         }
-        out.push({ pcap: e.pcap, dir, client: f.client, server: f.server, ndpi: f.ndpi, confidence: f.confidence, hint: e.intended_protocol_hint, truth, required, hasPayload });
+        out.push({ pcap: e.pcap, dir, client: f.client, server: f.server, ndpi: f.ndpi, confidence: f.confidence, hint: e.intended_protocol_hint, truth, required, hasPayload,
+          sni: f.sni ? f.sni : null, alpns: f.alpns ? f.alpns.split(/[;,]/) : null });
       }
     }
   }
