@@ -1,0 +1,179 @@
+// A real TCP proxy around the proxy-wasm host: each accepted connection goes through the filter
+// exactly as in Envoy's outbound listener (host/connection.ts), and tcp_proxy's part — connecting
+// upstream, copying bytes, half-closes — is done with real sockets here.
+import net from "node:net";
+import { EventEmitter } from "node:events";
+import type { EnvoyHost, Connection, CloseInfo } from "../host/index.js";
+import type { Logger } from "../common/log.js";
+import { originalDestination } from "./original-dst.js";
+import { parseProxyV1 } from "./proxy-protocol.js";
+
+/** How the sidecar learns where a connection was going. */
+export type DestinationMode =
+  | { kind: "original-dst" } // iptables REDIRECT + SO_ORIGINAL_DST (where Envoy's 15001 sits)
+  | { kind: "fixed"; target: string } // every connection goes to one upstream
+  | { kind: "proxy-protocol" }; // PROXY v1 header names it
+
+export interface SidecarProxyOptions {
+  host: EnvoyHost;
+  listenHost: string;
+  listenPort: number;
+  mode: DestinationMode;
+  logger: Logger;
+  /** Upstream connect timeout (tcp_proxy connect_timeout). */
+  connectTimeoutMs?: number;
+  /** Time allowed for a PROXY header. */
+  headerTimeoutMs?: number;
+}
+
+/** What happened to one connection (emitted as "connection-closed"). */
+export interface ConnectionSummary {
+  source: string;
+  destination: string;
+  bytesUpstream: number;
+  bytesDownstream: number;
+  close: CloseInfo;
+  upstreamConnected: boolean;
+}
+
+export interface SidecarStats { accepted: number; active: number; rejected: number; upstreamConnectFailures: number }
+
+export class SidecarProxy extends EventEmitter<{ "connection-closed": [ConnectionSummary] }> {
+  readonly stats: SidecarStats = { accepted: 0, active: 0, rejected: 0, upstreamConnectFailures: 0 };
+  private server?: net.Server;
+  private readonly sockets = new Set<net.Socket>();
+  private listenAddress?: string;
+
+  constructor(private readonly o: SidecarProxyOptions) { super(); }
+
+  /** Starts listening; resolves with the bound "ip:port". */
+  async start(): Promise<string> {
+    const server = net.createServer({ pauseOnConnect: true, allowHalfOpen: true }, (s) => this.accept(s));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.o.listenPort, this.o.listenHost, () => { server.off("error", reject); resolve(); });
+    });
+    const a = server.address() as net.AddressInfo;
+    this.listenAddress = a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+    return this.listenAddress;
+  }
+
+  /** Stops accepting, closes every connection, resolves when the listener is closed. */
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+
+  private accept(socket: net.Socket): void {
+    this.stats.accepted++;
+    this.sockets.add(socket);
+    socket.on("close", () => this.sockets.delete(socket));
+    socket.on("error", () => undefined); // reported through "close"
+    const source = socket.remoteFamily === "IPv6" ? `[${socket.remoteAddress}]:${socket.remotePort}` : `${socket.remoteAddress}:${socket.remotePort}`;
+    const mode = this.o.mode;
+    if (mode.kind === "proxy-protocol") { this.readProxyHeader(socket); return; }
+    let destination: string;
+    try {
+      destination = mode.kind === "fixed" ? mode.target : originalDestination(socket);
+    } catch (e) {
+      this.reject(socket, `no original destination: ${(e as Error).message}`);
+      return;
+    }
+    if (destination === this.listenAddress) { this.reject(socket, "connection addressed to the sidecar itself (not redirected)"); return; }
+    this.run(socket, source, destination, Buffer.alloc(0));
+  }
+
+  private readProxyHeader(socket: net.Socket): void {
+    let buf = Buffer.alloc(0);
+    const timer = setTimeout(() => this.reject(socket, "PROXY header timeout"), this.o.headerTimeoutMs ?? 5000);
+    const onData = (chunk: Buffer): void => {
+      buf = Buffer.concat([buf, chunk]);
+      const h = parseProxyV1(buf);
+      if (h === undefined) return;
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.pause();
+      if ("error" in h) { this.reject(socket, h.error); return; }
+      this.run(socket, h.source, h.destination, Buffer.from(h.rest));
+    };
+    socket.on("data", onData);
+    socket.resume();
+  }
+
+  private reject(socket: net.Socket, why: string): void {
+    this.stats.rejected++;
+    this.o.logger.warn({ remote: `${socket.remoteAddress}:${socket.remotePort}`, reason: why }, "connection rejected");
+    socket.destroy();
+  }
+
+  /** Wires one client socket to a host connection and, when the filter lets it, an upstream. */
+  private run(socket: net.Socket, source: string, destination: string, early: Buffer): void {
+    let c: Connection;
+    try {
+      c = this.o.host.openConnection({ source, destination, autoConnectUpstream: false });
+    } catch (e) {
+      this.reject(socket, (e as Error).message);
+      return;
+    }
+    this.stats.active++;
+    let upstream: net.Socket | undefined;
+    let upstreamConnected = false;
+    let bytesUp = 0, bytesDown = 0;
+
+    // Reads stay disabled until tcp_proxy has its upstream (§3.2): the socket is paused until then.
+    const connectUpstream = (): void => {
+      const { host, port } = splitTarget(destination);
+      const up = net.connect({ host, port, allowHalfOpen: true });
+      upstream = up;
+      const timer = setTimeout(() => { up.destroy(); if (!upstreamConnected) { this.stats.upstreamConnectFailures++; c.upstreamConnectFailed("upstream_connect_timeout"); } }, this.o.connectTimeoutMs ?? 10_000);
+      up.on("connect", () => {
+        clearTimeout(timer);
+        upstreamConnected = true;
+        c.upstreamConnected(`${up.localAddress}:${up.localPort}`);
+        if (!c.closed) socket.resume();
+      });
+      up.on("data", (d: Buffer) => c.upstreamData(d));
+      up.on("end", () => c.upstreamData(Buffer.alloc(0), true));
+      up.on("error", (e: NodeJS.ErrnoException) => {
+        clearTimeout(timer);
+        if (!upstreamConnected) { this.stats.upstreamConnectFailures++; c.upstreamConnectFailed(`upstream_connect_failed:${e.code ?? e.message}`); }
+        else c.upstreamClose(`upstream_error:${e.code ?? e.message}`);
+      });
+      up.on("close", () => { if (upstreamConnected) c.upstreamClose("upstream_closed"); });
+      up.on("drain", () => socket.resume());
+    };
+    // A Continue from on_new_connection asks for the upstream inside openConnection(), before
+    // listeners exist: honour that request here, later ones through the event.
+    c.on("upstream-connect", connectUpstream);
+    if (c.upstreamConnectRequested && !c.closed) connectUpstream();
+    c.on("upstream-data", (d) => { bytesUp += d.length; if (upstream && !upstream.write(d)) socket.pause(); });
+    c.on("upstream-end", () => upstream?.end());
+    c.on("downstream-data", (d) => { bytesDown += d.length; if (!socket.write(d)) upstream?.pause(); });
+    c.on("downstream-end", () => socket.end());
+    socket.on("drain", () => upstream?.resume());
+    socket.on("data", (d: Buffer) => c.downstreamData(d));
+    socket.on("end", () => c.downstreamData(Buffer.alloc(0), true));
+    socket.on("close", () => c.downstreamClose());
+    c.on("close", (info) => {
+      this.stats.active--;
+      // FlushWrite: what was already written to the client still goes out, then FIN.
+      if (info.by === "filter" || info.by === "vm-failed" || info.by === "upstream") socket.end(); else socket.destroy();
+      if (upstream) { if (info.by === "downstream" && info.detail === "both_half_closed") upstream.end(); else upstream.destroy(); }
+      setTimeout(() => socket.destroy(), 1000).unref();
+      this.emit("connection-closed", { source, destination, bytesUpstream: bytesUp, bytesDownstream: bytesDown, close: info, upstreamConnected });
+    });
+    if (early.length > 0) c.downstreamData(early);
+    if (c.closed) socket.end();
+  }
+}
+
+function splitTarget(addr: string): { host: string; port: number } {
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(addr) ?? /^([^:]+):(\d+)$/.exec(addr);
+  if (!m) throw new Error(`invalid destination ${addr}`);
+  return { host: m[1], port: Number(m[2]) };
+}
