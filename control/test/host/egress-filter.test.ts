@@ -365,3 +365,32 @@ test("rejects bad plugin configuration with a message naming the field", async (
       (e: Error) => /on_configure returned false/.test(e.message) && message.test(e.message), config);
   }
 });
+
+test("memory stays flat over 30,000 decided connections once the GC reached steady state (no leak per connection)", () =>
+  withWorld({ policy: POLICY, resolutions: [["203.0.113.10", "api.example.com", 86_400], ["198.51.100.9", "other.example.net", 86_400]], config: { reportBufferBytes: 65536 } }, async (w) => {
+    const hello = clientHello("api.example.com");
+    const bad = clientHello("evil.example.com");
+    const round = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const ok = w.connect("203.0.113.10:443");
+        ok.downstreamData(hello);
+        ok.downstreamClose();
+        const no = w.connect("198.51.100.9:443");
+        no.downstreamData(bad);
+        const held = w.connect("198.19.1.12:6379"); // held for Lookup (deny-by-name rule ahead), then abandoned
+        held.downstreamClose();
+        if (i % 100 === 0) w.tick(20); // report batches go out; ticks run
+      }
+    };
+    const vm = w.host.workers[0]!;
+    round(5000); // 15,000 connections: the incremental GC settles on its working heap
+    const before = vm.memory.buffer.byteLength;
+    round(5000);
+    const after = vm.memory.buffer.byteLength;
+    assert.equal(w.host.openConnections, 0, "every connection closed");
+    assert.ok(after <= before, `wasm memory grew from ${before} to ${after} bytes`);
+    assert.equal(w.host.vmStatus().filter((s) => s.failed).length, 0, "no VM trapped");
+    assert.equal(w.metric("egret_connections_allow"), 10_000);
+    assert.equal(w.metric("egret_decisions_sni_unverified"), 10_000);
+    assert.equal(w.metric("egret_pending_connections"), 0, "abandoned holds are released");
+  }));
