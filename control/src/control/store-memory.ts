@@ -3,8 +3,9 @@
 //
 // Workload (stated so the figure can be compared): pods of 1,000 entries each (n/1000 pods,
 // IPv4 pod addresses 10.x.y.z), each entry a distinct destination IPv4 address with one name
-// and, for one entry in four, a one-element CNAME chain; names are drawn from a pool of n/10
-// distinct names (many pods resolve the same names), chains from a pool of n/100.
+// and, for one entry in four, a one-element CNAME chain; names are drawn from a pool of
+// n × nameRatio distinct names (default 0.1: many pods resolve the same names; 1 = every entry
+// a different name, the worst case), chains from a pool of n/100.
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { ResolutionStore } from "./store.js";
@@ -31,13 +32,15 @@ function used(): number {
   return m.heapUsed + m.arrayBuffers;
 }
 
-export function measureStoreMemory(n: number): StoreMemoryResult {
+export function measureStoreMemory(n: number, options: { nameRatio?: number } = {}): StoreMemoryResult {
   const perPod = 1000;
-  const nameCount = Math.max(1, Math.floor(n / 10));
+  const nameCount = Math.max(1, Math.floor(n * (options.nameRatio ?? 0.1)));
   const chainCount = Math.max(1, Math.floor(n / 100));
   // Names are built before the baseline so only the store's own copies count.
-  const names = Array.from({ length: nameCount }, (_, i) => `svc-${i}.api${i % 97}.example.com`);
-  const chains = Array.from({ length: chainCount }, (_, i) => [`edge-${i}.cdn.example.net`]);
+  // Flat strings (as decoded from protobuf), so V8 flattening ropes during the run cannot shrink
+  // the baseline and hide the store's own cost.
+  const names = JSON.parse(JSON.stringify(Array.from({ length: nameCount }, (_, i) => `svc-${i}.api${i % 97}.example.com`))) as string[];
+  const chains = JSON.parse(JSON.stringify(Array.from({ length: chainCount }, (_, i) => [`edge-${i}.cdn.example.net`]))) as string[][];
   const ttl = 300;
   const before = used();
   const store = new ResolutionStore({

@@ -1,9 +1,10 @@
 // The resolution store: for every pod (keyed by the pod's IP), which names it resolved to which
 // IPs, with the CNAME chain and the expiry (observed time + clamped TTL + grace).
 //
-// Layout (compact: ~100 bytes per entry at 1,000,000 entries, see measureStoreMemory):
-//   slot   = one (pod, ip) pair: struct-of-arrays columns, found through one Map per family
-//            (IPv4 key = podId * 2^32 + address as a number; IPv6 key = string);
+// Layout (compact: ~70–105 bytes per entry at 1,000,000 entries, see measureStoreMemory):
+//   slot   = one (pod, ip) pair: struct-of-arrays columns; IPv4 slots are found through an
+//            open-addressing table of slot numbers (keys compared in the columns: 4 bytes per
+//            table cell), IPv6 slots through a Map keyed by text (IPv6 is the rarer case);
 //   record = one name under a slot: name id, CNAME-chain id (both interned), expiry;
 //            a slot's records form a singly linked list (few names per IP).
 // Every slot sits on two LRU lists (its pod's and the global one) ordered by last update, so
@@ -72,7 +73,6 @@ export interface StoreCounters {
 export type StoreListener = (podKey: string, ip: Uint8Array) => void;
 
 const NONE = -1;
-const TWO32 = 2 ** 32;
 const MAX_NAME_LENGTH = 253;
 
 /** Lowercase, drop the trailing dot; undefined when it cannot be a DNS name. */
@@ -103,7 +103,7 @@ export class ResolutionStore {
   private slotCap = 0;
   private sPod = new Uint32Array(0);
   private sFamily = new Uint8Array(0); // 0 = free, 4, 6
-  private sIp = new Uint32Array(0); // 4 words per slot; IPv4 uses word 0
+  private sIp = new Uint32Array(0); // IPv4 address as a u32 (IPv6 addresses live in v6Addr)
   private sFirst = new Int32Array(0);
   private sCount = new Uint8Array(0);
   private sExpiry = new Float64Array(0); // earliest expiry among the slot's names (sweep key); 0 when free
@@ -115,8 +115,11 @@ export class ResolutionStore {
   private freeSlot = NONE;
   private gHead = NONE;
   private gTail = NONE;
-  private readonly v4Index = new Map<number, number>();
+  /** Linear-probing table of IPv4 slot numbers (NONE = empty), hashed on (pod, address). */
+  private v4Table = new Int32Array(1024).fill(NONE);
+  private v4Count = 0;
   private readonly v6Index = new Map<string, number>();
+  private readonly v6Addr = new Map<number, Uint8Array>();
 
   private recCap = 0;
   private rName = new Uint32Array(0);
@@ -355,8 +358,57 @@ export class ResolutionStore {
     this.freePods.push(podId);
   }
 
-  private v4Key(podId: number, ip: Uint8Array): number {
-    return podId * TWO32 + (((ip[0] << 24) | (ip[1] << 16) | (ip[2] << 8) | ip[3]) >>> 0);
+  private static v4Hash(podId: number, addr: number): number {
+    let h = Math.imul(addr ^ Math.imul(podId, 0x9e3779b1), 0x85ebca6b);
+    h ^= h >>> 13;
+    h = Math.imul(h, 0xc2b2ae35);
+    return (h ^ (h >>> 16)) >>> 0;
+  }
+
+  private v4Find(podId: number, addr: number): number {
+    const mask = this.v4Table.length - 1;
+    for (let i = ResolutionStore.v4Hash(podId, addr) & mask; ; i = (i + 1) & mask) {
+      const s = this.v4Table[i];
+      if (s === NONE) return NONE;
+      if (this.sIp[s] === addr && this.sPod[s] === podId) return s;
+    }
+  }
+
+  private v4Insert(s: number): void {
+    if ((this.v4Count + 1) * 2 > this.v4Table.length) this.v4Rehash(this.v4Table.length * 2);
+    const mask = this.v4Table.length - 1;
+    let i = ResolutionStore.v4Hash(this.sPod[s], this.sIp[s]) & mask;
+    while (this.v4Table[i] !== NONE) i = (i + 1) & mask;
+    this.v4Table[i] = s;
+    this.v4Count++;
+  }
+
+  private v4Delete(s: number): void {
+    const mask = this.v4Table.length - 1;
+    let i = ResolutionStore.v4Hash(this.sPod[s], this.sIp[s]) & mask;
+    while (this.v4Table[i] !== s) {
+      if (this.v4Table[i] === NONE) throw new Error("resolution store: IPv4 index lost a slot");
+      i = (i + 1) & mask;
+    }
+    // Backward-shift deletion keeps every probe chain unbroken without tombstones.
+    for (let j = (i + 1) & mask; this.v4Table[j] !== NONE; j = (j + 1) & mask) {
+      const t = this.v4Table[j];
+      const home = ResolutionStore.v4Hash(this.sPod[t], this.sIp[t]) & mask;
+      const movable = i <= j ? home <= i || home > j : home <= i && home > j;
+      if (movable) {
+        this.v4Table[i] = t;
+        i = j;
+      }
+    }
+    this.v4Table[i] = NONE;
+    this.v4Count--;
+  }
+
+  private v4Rehash(size: number): void {
+    const old = this.v4Table;
+    this.v4Table = new Int32Array(size).fill(NONE);
+    this.v4Count = 0;
+    for (const s of old) if (s !== NONE) this.v4Insert(s);
   }
 
   private v6Key(podId: number, ip: Uint8Array): string {
@@ -364,25 +416,17 @@ export class ResolutionStore {
   }
 
   private findSlot(podId: number, ip: Uint8Array): number {
-    if (ip.length === 4) return this.v4Index.get(this.v4Key(podId, ip)) ?? NONE;
+    if (ip.length === 4) return this.v4Find(podId, ((ip[0] << 24) | (ip[1] << 16) | (ip[2] << 8) | ip[3]) >>> 0);
     if (ip.length === 16) return this.v6Index.get(this.v6Key(podId, ip)) ?? NONE;
     return NONE;
   }
 
   private slotIp(s: number): Uint8Array {
     if (this.sFamily[s] === 4) {
-      const v = this.sIp[s * 4];
+      const v = this.sIp[s];
       return Uint8Array.of(v >>> 24, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
     }
-    const out = new Uint8Array(16);
-    for (let w = 0; w < 4; w++) {
-      const v = this.sIp[s * 4 + w];
-      out[w * 4] = v >>> 24;
-      out[w * 4 + 1] = (v >>> 16) & 0xff;
-      out[w * 4 + 2] = (v >>> 8) & 0xff;
-      out[w * 4 + 3] = v & 0xff;
-    }
-    return out;
+    return Uint8Array.from(this.v6Addr.get(s)!);
   }
 
   private view(s: number, now: number): Resolution | undefined {
@@ -491,13 +535,12 @@ export class ResolutionStore {
     this.sExpiry[s] = 0;
     if (ip.length === 4) {
       this.sFamily[s] = 4;
-      this.sIp[s * 4] = ((ip[0] << 24) | (ip[1] << 16) | (ip[2] << 8) | ip[3]) >>> 0;
-      this.v4Index.set(this.v4Key(podId, ip), s);
+      this.sIp[s] = ((ip[0] << 24) | (ip[1] << 16) | (ip[2] << 8) | ip[3]) >>> 0;
+      this.v4Insert(s);
     } else {
       this.sFamily[s] = 6;
-      for (let w = 0; w < 4; w++) {
-        this.sIp[s * 4 + w] = ((ip[w * 4] << 24) | (ip[w * 4 + 1] << 16) | (ip[w * 4 + 2] << 8) | ip[w * 4 + 3]) >>> 0;
-      }
+      this.sIp[s] = 0;
+      this.v6Addr.set(s, Uint8Array.from(ip));
       this.v6Index.set(this.v6Key(podId, ip), s);
     }
     this.appendPod(s, podId);
@@ -515,9 +558,11 @@ export class ResolutionStore {
     }
     this.podEntries[podId] -= this.sCount[s];
     this.entries -= this.sCount[s];
-    const ip = this.slotIp(s);
-    if (this.sFamily[s] === 4) this.v4Index.delete(this.v4Key(podId, ip));
-    else this.v6Index.delete(this.v6Key(podId, ip));
+    if (this.sFamily[s] === 4) this.v4Delete(s);
+    else {
+      this.v6Index.delete(this.v6Key(podId, this.v6Addr.get(s)!));
+      this.v6Addr.delete(s);
+    }
     this.unlinkPod(s, podId);
     this.unlinkGlobal(s);
     this.sFamily[s] = 0;
@@ -604,7 +649,7 @@ export class ResolutionStore {
     };
     this.sPod = grow(this.sPod);
     this.sFamily = grow(this.sFamily);
-    this.sIp = grow(this.sIp, 4);
+    this.sIp = grow(this.sIp);
     this.sFirst = grow(this.sFirst);
     this.sCount = grow(this.sCount);
     this.sExpiry = grow(this.sExpiry);

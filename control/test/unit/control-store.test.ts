@@ -124,29 +124,42 @@ test("dropPod forgets a pod's resolutions and notifies for each IP", () => {
   assert.equal(store.entriesOf("198.18.1.11").length, 1);
 });
 
-test("a store under random churn stays consistent with a simple model", () => {
+test("a store under random churn (IPv4 and IPv6, expiry, dropped pods) stays consistent with a simple model", () => {
   const c = clock();
   const store = new ResolutionStore({ now: c.now, limits: { minTtlSeconds: 1, graceSeconds: 0, maxEntriesPerPod: 1_000_000, maxEntriesTotal: 1_000_000 } });
   const model = new Map<string, number>(); // pod|ip|name -> expiry
   let seed = 7;
   const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) % n);
-  for (let step = 0; step < 5000; step++) {
-    c.t += rnd(3) * 1000;
-    const pod = `198.18.1.${rnd(4)}`;
-    const ip = `192.0.2.${rnd(16)}`;
+  const check = () => {
+    for (const [key, expiry] of model) {
+      const [pod, ip, name] = key.split("|");
+      const got = store.get(pod, ipToBytes(ip))?.names.find((n) => n.name === name);
+      if (expiry <= c.t) assert.equal(got, undefined, key);
+      else assert.equal(got?.expires_unix_ms, expiry, key);
+    }
+  };
+  for (let step = 0; step < 30_000; step++) {
+    c.t += rnd(4) * 250;
+    const pod = `198.18.1.${rnd(8)}`;
+    const n = rnd(3000);
+    const ip = n % 5 === 0 ? `2001:db8::${n.toString(16)}` : `192.0.${n >> 8}.${n & 255}`;
     const name = `n${rnd(8)}.example.com`;
     const ttl = 1 + rnd(20);
     store.record(ipToBytes(pod), { queryName: name, cnameChain: [], answers: [{ ip: ipToBytes(ip), ttlSeconds: ttl }], observedUnixMs: c.t });
     const key = `${pod}|${ip}|${name}`;
     model.set(key, Math.max(model.get(key) ?? 0, c.t + ttl * 1000));
     if (step % 50 === 0) store.sweep();
+    if (step % 997 === 0) {
+      const victim = `198.18.1.${rnd(8)}`;
+      store.dropPod(victim);
+      for (const k of [...model.keys()]) if (k.startsWith(victim + "|")) model.delete(k);
+    }
+    if (step % 5000 === 0) check();
   }
-  for (const [key, expiry] of model) {
-    const [pod, ip, name] = key.split("|");
-    const got = store.get(pod, ipToBytes(ip))?.names.find((n) => n.name === name);
-    if (expiry <= c.t) assert.equal(got, undefined, key);
-    else assert.equal(got?.expires_unix_ms, expiry, key);
-  }
+  check();
+  c.t += 3_600_000;
+  store.sweep();
+  assert.deepEqual(store.size, { entries: 0, ips: 0, pods: 0, names: 0, chains: 0 });
 });
 
 test("measureStoreMemory reports a per-entry figure for a stated workload", () => {
