@@ -159,16 +159,18 @@ export class SidecarProxy extends EventEmitter<{ "connection-closed": [Connectio
     socket.on("data", (d: Buffer) => c.downstreamData(d));
     socket.on("end", () => c.downstreamData(Buffer.alloc(0), true));
     socket.on("close", () => c.downstreamClose());
-    c.on("close", (info) => {
+    const onClose = (info: CloseInfo): void => {
       this.stats.active--;
       // FlushWrite: what was already written to the client still goes out, then FIN.
       if (info.by === "filter" || info.by === "vm-failed" || info.by === "upstream") socket.end(); else socket.destroy();
       if (upstream) { if (info.by === "downstream" && info.detail === "both_half_closed") upstream.end(); else upstream.destroy(); }
       setTimeout(() => socket.destroy(), 1000).unref();
       this.emit("connection-closed", { source, destination, bytesUpstream: bytesUp, bytesDownstream: bytesDown, close: info, upstreamConnected });
-    });
+    };
+    // Like the connect request, a close from on_new_connection happens inside openConnection().
+    if (c.closed) { onClose(c.closeInfo!); return; }
+    c.on("close", onClose);
     if (early.length > 0) c.downstreamData(early);
-    if (c.closed) socket.end();
   }
 }
 
