@@ -17,7 +17,7 @@ const EGRET = join(ROOT, "bin/egret.js");
 const NS = { node: "egC-node", dns: "egC-dns", pod1: "egC-pod1", pod2: "egC-pod2" };
 const POD1 = "198.18.1.10", POD2 = "198.18.1.11";
 const UNBOUND = "198.18.0.53", DNSMASQ = "198.18.0.54", FORGER = "198.18.0.55", UNTRUSTED = "198.18.0.56";
-const CONTROL_PORT = 7443, METRICS_PORT = 9102;
+const CONTROL_PORT = 7443, METRICS_PORT = 9102, ANY_METRICS_PORT = 9103;
 
 function missing(): string | undefined {
   if (process.getuid?.() !== 0) return "needs root (network namespaces)";
@@ -36,7 +36,7 @@ function missing(): string | undefined {
 const skip = missing();
 
 interface Obs {
-  replay: boolean; pod: string; qname: string; qtype: number; rcode: number; chain: string[];
+  agent: string; replay: boolean; pod: string; qname: string; qtype: number; rcode: number; chain: string[];
   answers: [string, number][]; resolver: string; transport: string; iface: string;
 }
 
@@ -80,8 +80,8 @@ function teardown(): void {
   if (tmp) rmSync(tmp, { recursive: true, force: true });
 }
 
-function metrics(): string {
-  return inNs(NS.node, process.execPath, TOOLS, "fetch", `http://127.0.0.1:${METRICS_PORT}/metrics`);
+function metrics(port = METRICS_PORT): string {
+  return inNs(NS.node, process.execPath, TOOLS, "fetch", `http://127.0.0.1:${port}/metrics`);
 }
 
 function rejected(reason: string): number {
@@ -178,10 +178,17 @@ auth-zone:
     "--trusted-resolver", UNBOUND, "--trusted-resolver", DNSMASQ, "--trusted-resolver", FORGER,
     "--pod-cidr", "198.18.1.0/24", "--control", `127.0.0.1:${CONTROL_PORT}`,
     "--metrics-address", `127.0.0.1:${METRICS_PORT}`, "--node-name", "egC-test-node"]);
-  await eventually("agent capturing and connected", () => {
-    const h = JSON.parse(inNs(NS.node, process.execPath, TOOLS, "fetch", `http://127.0.0.1:${METRICS_PORT}/healthz`)) as { ok: boolean; interfaces: string[]; replicas: Record<string, boolean> };
-    return h.ok && h.interfaces.length === 2 && Object.values(h.replicas).every(Boolean) && Object.keys(h.replicas).length === 1;
-  });
+  // A second agent on the "any" device: it sees each packet on several interfaces (pod veth,
+  // bridge, uplink) and must still count every answer once.
+  start(NS.node, [process.execPath, EGRET, "agent", "--interface", "any",
+    "--trusted-resolver", UNBOUND, "--pod-cidr", "198.18.1.0/24", "--control", `127.0.0.1:${CONTROL_PORT}`,
+    "--metrics-address", `127.0.0.1:${ANY_METRICS_PORT}`, "--node-name", "egC-any"]);
+  for (const [port, interfaces] of [[METRICS_PORT, 2], [ANY_METRICS_PORT, 1]] as const) {
+    await eventually(`agent on :${port} capturing and connected`, () => {
+      const h = JSON.parse(inNs(NS.node, process.execPath, TOOLS, "fetch", `http://127.0.0.1:${port}/healthz`)) as { ok: boolean; interfaces: string[]; replicas: Record<string, boolean> };
+      return h.ok && h.interfaces.length === interfaces && Object.values(h.replicas).every(Boolean) && Object.keys(h.replicas).length === 1;
+    });
+  }
   await eventually("unbound serving", () => inNs(NS.dns, "dig", "+short", "+time=1", "+tries=1", `@${UNBOUND}`, "a.egret.test").includes("198.18.50.1"));
 });
 
@@ -189,8 +196,9 @@ after(() => {
   if (!skip) teardown();
 });
 
+/** Observations streamed by the agent capturing on the pod interfaces (egCv*). */
 function find(pred: (o: Obs) => boolean, what: string): Promise<Obs> {
-  return eventually(what, () => observations.find(pred));
+  return eventually(what, () => observations.find((o) => o.agent.startsWith("egC-test-node/") && pred(o)));
 }
 
 const opts = { skip: skip ?? false, timeout: 120_000 };
@@ -270,4 +278,22 @@ test("forged answers are rejected: unsolicited, wrong id, wrong port, wrong ques
   for (const name of ["unsolicited-1", "wrongid-1", "wrongport-1", "wrongq-1", "u.egret", "silent-1", "bank.egret"]) {
     assert.ok(!observations.some((o) => o.qname.startsWith(name)), `${name} must not become evidence`);
   }
+});
+
+test("on the any device, an answer seen on several interfaces is observed once", opts, async () => {
+  const first = observations.length;
+  const dupBefore = Number(/^egret_agent_rejected_total\{reason="duplicate"\} (\d+)$/m.exec(metrics(ANY_METRICS_PORT))?.[1] ?? 0);
+  inNs(NS.pod1, "dig", "+time=2", "+tries=2", `@${UNBOUND}`, "a.egret.test", "A");
+  inNs(NS.pod1, "dig", "+time=3", "+tries=2", `@${UNBOUND}`, "big.egret.test", "A");
+  await eventually("the any-device agent's observations", () =>
+    observations.slice(first).filter((o) => o.agent.startsWith("egC-any/") && o.qname === "big.egret.test" && o.transport === "DNS_TRANSPORT_TCP").length > 0);
+  await eventually("duplicates counted", () =>
+    Number(/^egret_agent_rejected_total\{reason="duplicate"\} (\d+)$/m.exec(metrics(ANY_METRICS_PORT))?.[1] ?? 0) > dupBefore);
+  // Give stragglers a moment, then count: one observation per answer, whatever the copies.
+  await new Promise((r) => setTimeout(r, 500));
+  const any = observations.slice(first).filter((o) => o.agent.startsWith("egC-any/") && !o.replay);
+  const count = (q: string, t: string) => any.filter((o) => o.qname === q && o.transport === t).length;
+  assert.equal(count("big.egret.test", "DNS_TRANSPORT_TCP"), 1);
+  assert.equal(any.filter((o) => o.qname === "big.egret.test" && o.transport === "DNS_TRANSPORT_TCP")[0]!.answers.length, 120);
+  assert.equal(count("a.egret.test", "DNS_TRANSPORT_UDP"), 1);
 });

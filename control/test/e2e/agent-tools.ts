@@ -31,7 +31,7 @@ async function main(): Promise<void> {
           call.on("data", (req: ObserveRequest) => {
             for (const o of req.observations) {
               process.stdout.write(JSON.stringify({
-                replay: req.replay, pod: bytesToIp(o.pod_ip), qname: o.query_name, qtype: o.query_type, rcode: o.rcode,
+                agent: req.agent_id, replay: req.replay, pod: bytesToIp(o.pod_ip), qname: o.query_name, qtype: o.query_type, rcode: o.rcode,
                 chain: o.cname_chain, answers: o.answers.map((a) => [bytesToIp(a.ip), a.ttl_seconds]),
                 resolver: bytesToIp(o.resolver_ip), transport: o.transport, iface: o.interface_name,
               }) + "\n");
