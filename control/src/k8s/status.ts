@@ -43,9 +43,26 @@ export class PolicyStatusWriter {
   ) {
     this.unsubscribe.push(
       o.catalog.onState((s) => this.mark(s.key)),
-      // Selected-pod counts move with pods, labels and namespace labels.
-      o.registry.onChange(() => {
-        for (const s of o.catalog.all()) this.mark(s.key);
+      // Selected-pod counts move with pods, labels and namespace labels. A pod change can only
+      // move the count of policies that select it before or after; namespace changes (rare)
+      // mark every policy.
+      o.registry.onChange((c) => {
+        for (const s of o.catalog.all()) {
+          if (c.kind === "namespace" || !s.active) {
+            if (c.kind === "namespace") this.mark(s.key);
+            continue;
+          }
+          const ns = o.registry.namespaceLabels(c.before?.namespace ?? c.after!.namespace);
+          const selects = (pod: typeof c.before) => {
+            if (!pod) return false;
+            try {
+              return o.policyApi.policySelectsPod(s.active!, pod, ns);
+            } catch {
+              return true;
+            }
+          };
+          if (selects(c.before) || selects(c.after)) this.mark(s.key);
+        }
       }),
     );
   }
