@@ -1,7 +1,8 @@
 // Static checks of the image definition (no Docker engine here): the runtime stage is slim and
 // non-root, and carries every file the code resolves relative to itself at run time.
 import { strict as assert } from "node:assert";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
+import { builtinModules } from "node:module";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -51,4 +52,23 @@ test("the runtime stage copies what the code loads relative to itself", () => {
 test(".dockerignore keeps host builds out of the image", () => {
   const ignored = readFileSync(join(ROOT, ".dockerignore"), "utf8").split("\n").map((l) => l.trim());
   for (const p of ["node_modules", "dist", "filter/build"]) assert.ok(ignored.includes(p), p);
+});
+
+test("everything control/src imports is a production dependency (the image prunes dev dependencies)", () => {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { dependencies: Record<string, string>; optionalDependencies?: Record<string, string> };
+  const prod = new Set([...Object.keys(pkg.dependencies), ...Object.keys(pkg.optionalDependencies ?? {})]);
+  const walk = (dir: string): string[] => readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    e.isDirectory() ? walk(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : []);
+  const used = new Map<string, string>();
+  for (const f of walk(join(ROOT, "control", "src"))) {
+    const text = readFileSync(f, "utf8");
+    for (const m of text.matchAll(/(?:from\s+|import\(\s*|require\(\s*)"([^"]+)"/g)) {
+      const spec = m[1];
+      if (spec.startsWith(".") || spec.startsWith("node:") || builtinModules.includes(spec.split("/")[0])) continue;
+      const name = spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0];
+      used.set(name, f.slice(ROOT.length));
+    }
+  }
+  assert.ok(used.size >= 5);
+  for (const [name, file] of used) assert.ok(prod.has(name), `${name} (imported by ${file}) must be in dependencies, not devDependencies`);
 });
