@@ -161,3 +161,19 @@ test("JSON patch: RFC 6902 operations, escaping and array positions", () => {
   assert.throws(() => applyJsonPatch(doc, [{ op: "add", path: "/a/d~0e/9", value: 1 }]), /out of range/);
   assert.throws(() => applyJsonPatch(doc, [{ op: "test", path: "/a/b~1c", value: 2 }]), /test failed/);
 });
+
+test("egret manifests prints the install with the built module's sha256, valid for the API server", async () => {
+  const wasm = join(ROOT, "filter", "build", "egret.wasm");
+  const sha = createHash("sha256").update(readFileSync(wasm)).digest("hex");
+  const r = spawnSync(process.execPath, [join(ROOT, "bin", "egret.js"), "manifests", "--image", "registry.example/egret:1.2.3", "--selector", "egret.dev/enforce=true"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.ok(r.stdout.startsWith(`# egret manifests: module sha256 ${sha}\n`));
+  const objects = parseAllDocuments(r.stdout).map((d) => d.toJS() as KubeObject).filter(Boolean);
+  const { validateObject } = await import("../lib/k8s-schemas.js");
+  for (const o of objects) assert.deepEqual(await validateObject(o), [], resourceId(o));
+  const remote = (extensionConfigOf(findEnvoyFilter(objects)).typed_config as { config: { vm_config: { code: { remote: { sha256: string } } } } }).config.vm_config.code.remote;
+  assert.equal(remote.sha256, sha);
+  const bad = spawnSync(process.execPath, [join(ROOT, "bin", "egret.js"), "manifests", "--selector", "no-equals"], { encoding: "utf8" });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--selector must be KEY=VALUE/);
+});
