@@ -15,6 +15,7 @@ import {
   type ReportResponse,
   type WatchRequest,
 } from "../proto/index.js";
+import { bytesToIp } from "../proto/ip.js";
 import { asControlError, ControlError, type ErrorKind } from "./errors.js";
 import type { WatchHub, Subscription } from "./hub.js";
 import type { LookupService } from "./lookup.js";
@@ -146,6 +147,7 @@ export class GrpcEdge {
               namespace: req.pod_namespace,
               name: req.pod_name,
               instanceId: req.instance_id,
+              podIps: req.pod_ips.map((ip) => bytesToIp(ip)).filter((ip): ip is string => ip !== undefined),
               resumeEpoch: req.resume_epoch || undefined,
               resumeVersion: req.resume_version || undefined,
             },

@@ -42,6 +42,8 @@ export interface SubscribeRequest {
   namespace: string;
   name: string;
   instanceId: string;
+  /** The IPs the filter says its pod has (canonical text); checked against the registry. */
+  podIps?: string[];
   resumeEpoch?: string;
   resumeVersion?: number;
 }
@@ -204,6 +206,10 @@ export class WatchHub {
       pw.retainTimer = undefined;
     }
     pw.subscribers.add(sub);
+    if (req.podIps && req.podIps.length > 0 && pod.ips.length > 0 && !req.podIps.some((ip) => pod.ips.includes(ip))) {
+      this.o.metrics.watchIdentityMismatches.inc();
+      this.o.log.warn({ pod: key, claimed: req.podIps, known: pod.ips, instance: req.instanceId }, "watch: the filter's pod IPs differ from the pod's; serving the pod by name");
+    }
     if (req.resumeEpoch || req.resumeVersion) {
       const resumable = req.resumeEpoch === this.epoch && req.resumeVersion !== undefined && this.covers(pw, req.resumeVersion);
       this.o.metrics.watchResumes.inc({ outcome: resumable ? "delta" : "snapshot" });

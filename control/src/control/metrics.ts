@@ -71,6 +71,11 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
       labelNames: ["outcome"] as const,
       registers: r,
     }),
+    watchIdentityMismatches: new Counter({
+      name: "egret_control_watch_identity_mismatches_total",
+      help: "SUBSCRIBEs whose pod_ips share no address with the pod's known IPs (misconfiguration or a stale pod)",
+      registers: r,
+    }),
     lookups: new Counter({
       name: "egret_control_lookups_total",
       help: "Lookups answered, by result (found, found_after_wait, not_found, unknown_pod, error)",

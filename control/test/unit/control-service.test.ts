@@ -297,3 +297,16 @@ test("Report turns verdict events into audit lines and counters, and drops malfo
   assert.match(metrics, /egret_control_report_events_rejected_total\{cause="verdict"\} 1/);
   assert.match(metrics, /egret_control_report_events_dropped_by_filters_total 3/);
 });
+
+test("a SUBSCRIBE whose pod IPs do not match the pod is served by name and counted", async (t) => {
+  const f = await fixture(t);
+  const w = new WatchClient(f.address, { ...WEB, ips: ["198.18.9.99"] });
+  t.after(() => w.close());
+  await eventually(() => w.responses.length >= 1, "the snapshot");
+  assert.equal(w.selected, true);
+  assert.match(await f.service.metrics.registry.metrics(), /egret_control_watch_identity_mismatches_total 1/);
+  const ok = new WatchClient(f.address, WEB);
+  t.after(() => ok.close());
+  await eventually(() => ok.responses.length >= 1, "the second snapshot");
+  assert.match(await f.service.metrics.registry.metrics(), /egret_control_watch_identity_mismatches_total 1/);
+});
