@@ -55,7 +55,7 @@ async function createCluster(o: Options, work: string): Promise<void> {
   if (existing && !o.reuse) throw new Error(`a kind cluster named ${o.cluster} already exists: delete it (kind delete cluster --name ${o.cluster}) or pass --reuse`);
   if (!existing) {
     const config = join(work, "kind.yaml");
-    writeFileSync(config, "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n");
+    writeFileSync(config, "kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha4\nnodes:\n- role: control-plane\n- role: worker\n- role: worker\n");
     log(`creating kind cluster ${o.cluster}`);
     await sh("kind", ["create", "cluster", "--name", o.cluster, "--config", config, "--wait", "5m"], { timeoutMs: LONG });
   }
