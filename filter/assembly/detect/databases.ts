@@ -282,7 +282,9 @@ export function parseKafka(p: usize, len: i32): i32 {
   const n = <i32>be32(p, 0);
   const idLen = <i32>(<i16>be16(p, 12));
   if (idLen == -1) return YES; // null client id: nothing more to check in the header
-  if (idLen < 0 || 14 + idLen > 4 + n) return NO;
+  // Every client library names itself ("rdkafka", "producer-1", "sarama", …); an empty id is also
+  // what other length-prefixed protocols with zeroed fields look like (ZooKeeper's connect).
+  if (idLen < 1 || 14 + idLen > 4 + n) return NO;
   for (let i = 14; i < 14 + idLen && i < len; i++) {
     const c = u8at(p, i);
     if (c < 0x20 || c > 0x7e) return NO;
