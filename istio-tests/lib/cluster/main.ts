@@ -6,7 +6,7 @@
 // Where no cluster can be created (no Docker engine, no kind, …) it says why and exits 0 with
 // every scenario counted as skipped; --require-cluster makes that exit 1 (for CI machines that
 // are expected to run it).
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -73,7 +73,7 @@ async function buildImages(o: Options): Promise<void> {
 async function startWorld(o: Options, world: World, work: string): Promise<{ caPem: string; container: string }> {
   const dir = join(work, "world");
   rmSync(dir, { recursive: true, force: true });
-  await sh("mkdir", ["-p", dir]);
+  mkdirSync(dir, { recursive: true });
   for (const [name, text] of Object.entries(worldBundle(world))) writeFileSync(join(dir, name), text, { mode: 0o755 });
   const san = [...webCertificateNames(world).map((n) => `DNS:${n}`), ...world.services.filter((s) => s.kind === "web").flatMap((s) => s.addresses.map((a) => `IP:${a}`))].join(",");
   await sh("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=egret-mesh-web",
@@ -91,7 +91,7 @@ async function startWorld(o: Options, world: World, work: string): Promise<{ caP
   await kubectl(["replace", "-f", "-"], { input: JSON.stringify(patched) });
   await kubectl(["-n", "kube-system", "rollout", "restart", "deployment/coredns"]);
   await kubectl(["-n", "kube-system", "rollout", "status", "deployment/coredns", "--timeout=180s"], { timeoutMs: 200_000 });
-  return { caPem: (await sh("cat", [join(dir, "web-cert.pem")])), container };
+  return { caPem: readFileSync(join(dir, "web-cert.pem"), "utf8"), container };
 }
 
 /** /32 routes for every world address (the kind network itself stays untouched). */
