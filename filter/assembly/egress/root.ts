@@ -273,6 +273,15 @@ export class EgressRoot extends RootContext {
     if (m !== null) m.pendingConnections.record(this.pendingCount);
   }
 
+  /** The connection went away while held: forget it, and cancel its Lookup call if one is in flight. */
+  abandonSlot(i: i32): void {
+    if (i < 0 || i >= MAX_PENDING) return;
+    const token = unchecked(this.slotToken[i]);
+    const kind = unchecked(this.slotKind[i]);
+    this.releaseSlot(i);
+    if (kind == PENDING_LOOKUP && token != 0) grpcCancel(token);
+  }
+
   /** Slot of a pending Lookup with this token, or -1. */
   private slotOfToken(token: u32): i32 {
     for (let i = 0; i < this.slotHigh; i++) {

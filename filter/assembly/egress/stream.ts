@@ -479,7 +479,7 @@ export class EgressStream extends StreamContext {
   }
 
   private release(): void {
-    if (this.slot >= 0) this.egress.releaseSlot(this.slot);
+    if (this.slot >= 0) this.egress.abandonSlot(this.slot);
     this.returnInspector();
   }
 }
