@@ -72,7 +72,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   let session: EgretSession | undefined;
   const started = Date.now();
   try {
-    say(`building the mesh (network namespaces ${DEMO_PREFIX}-*; DNS: ${dnsImplementation()}) …`);
+    say(`building the mesh (network namespaces ${DEMO_PREFIX}*; DNS: ${dnsImplementation()}) …`);
     cluster = await MeshCluster.start({ prefix: DEMO_PREFIX, world: DEMO_WORLD, handleSignals: false });
     say("starting egret control, egret agent and one egret sidecar per pod …");
     session = await EgretSession.start(cluster, repo, { pods: DEMO_PODS, namespaces: DEMO_NAMESPACES, policies: DEMO_POLICIES }, dir);

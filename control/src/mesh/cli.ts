@@ -13,7 +13,7 @@ export const MESH_USAGE = `usage: egret mesh validate [SCENARIO.yaml|FOLDER…]
        egret mesh run [--keep] [SCENARIO.yaml|FOLDER…]
 
 validate  checks scenario files (and the folder's world.yaml): every mistake with file:line:column
-run       builds the mesh in a box (root; network namespaces egG-*), runs the scenarios against
+run       builds the mesh in a box (root; network namespaces egG*), runs the scenarios against
           egret control, agent and sidecars, prints each step, tears everything down
           --keep  keep the scratch directory (component logs, audit log) and print where it is
 Default: istio-tests/scenarios/. Exit status: 0 all good, 1 a failure, 2 bad usage, 3 cannot run here.`;

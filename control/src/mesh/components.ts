@@ -6,7 +6,6 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ManagedProcess } from "./process.js";
 import { SIDECAR_PORT, SIDECAR_UID, type MeshNetwork, type PodNetwork } from "./netns.js";
-import { tcpOpen } from "./services/context.js";
 
 export const CONTROL_GRPC_PORT = 15010;
 /** Where pods get their addresses (session.ts). */
@@ -122,17 +121,18 @@ export async function startSidecar(net: MeshNetwork, pod: PodNetwork, id: Sideca
     "netns", "exec", pod.netns, "setpriv", `--reuid=${SIDECAR_UID}`, `--regid=${SIDECAR_UID}`, "--clear-groups",
     process.execPath, repo.egret, "sidecar",
     "--listen", `127.0.0.1:${SIDECAR_PORT}`,
-    "--admin-listen", `127.0.0.1:${SIDECAR_ADMIN_PORT}`,
+    "--admin", `127.0.0.1:${SIDECAR_ADMIN_PORT}`,
     "--wasm", repo.wasm,
     "--plugin-config", pluginConfig(forwardProxies),
     "--pod-name", id.name,
     "--pod-namespace", id.namespace,
     "--pod-ip", pod.ip,
-    ...Object.entries(id.labels).flatMap(([k, v]) => ["--label", `${k}=${v}`]),
+    ...Object.entries(id.labels).flatMap(([k, v]) => ["--pod-label", `${k}=${v}`]),
     "--grpc-cluster", `${CONTROL_CLUSTER}=${net.gateway}:${CONTROL_GRPC_PORT}`,
   ];
   const p = ManagedProcess.start({ name: `egret sidecar ${id.namespace}/${id.name}`, cmd: "ip", args, logFile: join(files.logDir, `sidecar-${id.namespace}-${id.name}.log`) });
-  await p.waitReady(() => tcpOpen(pod.netns, "127.0.0.1", SIDECAR_PORT), 30_000, `listening on ${SIDECAR_PORT}`);
+  // The admin port is loopback, which the REDIRECT leaves alone; /ready means the listener is up.
+  await p.waitReady(() => httpOk(pod.netns, `http://127.0.0.1:${SIDECAR_ADMIN_PORT}/ready`), 30_000, "ready (/ready)");
   return p;
 }
 

@@ -10,7 +10,7 @@
 // Nothing is created in the caller's namespace: deleting the namespaces removes every link, and
 // teardown kills the processes left inside them first. Names carry a prefix unique to the user
 // of the mesh (tests "egG", demo "egD") so parallel runs never collide.
-import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { mustRun, run, runSync, hasProgram } from "./exec.js";
 
 export const DEFAULT_GATEWAY = "198.18.0.1";
@@ -82,6 +82,67 @@ export async function cleanupStale(prefix: string): Promise<string[]> {
   return stale;
 }
 
+/** Where running meshes record which prefix they hold (one pid file per prefix). */
+export const CLAIM_DIR = "/run/egret-mesh";
+const SLOTS = "0123456789abcdefghijklmnopqrstuvwxyz";
+
+function alive(pid: number): boolean {
+  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === "EPERM"; }
+}
+
+/**
+ * Claims a free prefix `<base><slot>` for this process, so that several runs on one machine
+ * (parallel test suites, a demo) never share namespaces. A slot whose owner died is reclaimed:
+ * its leftover namespaces and processes are removed first. The claim is released by
+ * releasePrefix() and at process exit.
+ */
+export async function claimPrefix(base: string): Promise<string> {
+  mkdirSync(CLAIM_DIR, { recursive: true });
+  for (const slot of SLOTS) {
+    const prefix = `${base}${slot}`;
+    const file = `${CLAIM_DIR}/${prefix}.pid`;
+    if (existsSync(file)) {
+      const owner = Number(readFileSync(file, "utf8").trim());
+      if (owner === process.pid || (owner > 0 && alive(owner))) continue;
+      // Stale: move it aside atomically so that only one process reclaims the slot.
+      const aside = `${file}.${process.pid}.stale`;
+      try { renameSync(file, aside); } catch { continue; }
+      rmSync(aside, { force: true });
+      await cleanupStale(prefix);
+    }
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: "wx" });
+    } catch {
+      continue; // another process took it between our check and our write
+    }
+    claimed.add(prefix);
+    installClaimRelease();
+    return prefix;
+  }
+  throw new Error(`no free mesh prefix ${base}0-${base}z: ${SLOTS.length} meshes are running (see ${CLAIM_DIR})`);
+}
+
+const claimed = new Set<string>();
+let claimReleaseInstalled = false;
+function installClaimRelease(): void {
+  if (claimReleaseInstalled) return;
+  claimReleaseInstalled = true;
+  process.on("exit", () => { for (const p of claimed) releasePrefixSync(p); });
+}
+
+function releasePrefixSync(prefix: string): void {
+  const file = `${CLAIM_DIR}/${prefix}.pid`;
+  try {
+    if (Number(readFileSync(file, "utf8").trim()) === process.pid) rmSync(file, { force: true });
+  } catch { /* already gone */ }
+  claimed.delete(prefix);
+}
+
+/** Gives a claimed prefix back (after its namespaces are deleted). */
+export function releasePrefix(prefix: string): void {
+  releasePrefixSync(prefix);
+}
+
 const tracked = new Set<string>();
 let exitHookInstalled = false;
 let signalHookInstalled = false;
@@ -103,7 +164,10 @@ function track(ns: string, handleSignals: boolean): void {
 }
 
 export interface MeshNetworkOptions {
-  /** Unique prefix for namespace and link names (≤ 5 characters keeps link names ≤ 15). */
+  /**
+   * Base of the namespace and link names (1-4 characters): create() claims `<base><slot>`
+   * (claimPrefix), so concurrent meshes on one machine never collide.
+   */
   prefix: string;
   /** Addresses the outside namespace answers on (services, the DNS server). */
   outsideAddresses: string[];
@@ -141,11 +205,12 @@ export class MeshNetwork {
 
   /** Cleans stale namespaces with this prefix, then builds the node and outside namespaces. */
   static async create(opts: MeshNetworkOptions): Promise<MeshNetwork> {
-    if (!/^[A-Za-z][A-Za-z0-9]{0,4}$/.test(opts.prefix)) {
-      throw new Error(`mesh prefix "${opts.prefix}" must be 1-5 letters/digits starting with a letter (link names are limited to 15 characters)`);
+    if (!/^[A-Za-z][A-Za-z0-9]{0,3}$/.test(opts.prefix)) {
+      throw new Error(`mesh prefix "${opts.prefix}" must be 1-4 letters/digits starting with a letter (link names are limited to 15 characters)`);
     }
-    await cleanupStale(opts.prefix);
-    const net = new MeshNetwork(opts);
+    const prefix = await claimPrefix(opts.prefix);
+    await cleanupStale(prefix);
+    const net = new MeshNetwork({ ...opts, prefix });
     try {
       await net.addNamespace(net.nodeNs);
       await net.sh(net.nodeNs, "sysctl", "-qw", "net.ipv4.ip_forward=1");
@@ -211,6 +276,7 @@ export class MeshNetwork {
   async destroy(): Promise<void> {
     for (const key of [...this.pods.keys()]) await this.removePod(key);
     for (const ns of [this.outsideNs, this.nodeNs]) { deleteNamespaceSync(ns); tracked.delete(ns); }
+    releasePrefix(this.prefix);
   }
 
   /** Runs a command inside a namespace, throwing with its stderr on failure. */

@@ -7,7 +7,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MeshCluster } from "../../src/mesh/cluster.js";
 import { loadWorld } from "../../src/mesh/world.js";
-import { meshUnavailableReason, listNamespaces, cleanupStale, SIDECAR_PORT, SIDECAR_UID } from "../../src/mesh/netns.js";
+import { meshUnavailableReason, listNamespaces, cleanupStale, claimPrefix, releasePrefix, CLAIM_DIR, SIDECAR_PORT, SIDECAR_UID } from "../../src/mesh/netns.js";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { missingServerPrograms, webCaPath } from "../../src/mesh/services/index.js";
 import { runConnect, runResolve, CLIENT_PROGRAMS } from "../../src/mesh/clients.js";
 import { missingPrograms } from "../../src/mesh/services/programs.js";
@@ -114,18 +116,36 @@ test("REDIRECT sends a pod's outbound TCP to port 15001; the sidecar uid and DNS
   }
 });
 
-test("stale namespaces of an interrupted run are cleaned; teardown leaves nothing", { skip, timeout: 60_000 }, async () => {
-  const stalePrefix = "egGx";
-  await mustRun("ip", ["netns", "add", `${stalePrefix}-pod9`]);
-  // A process left running inside, as after a SIGKILLed test run.
-  await mustRun("bash", ["-c", `ip netns exec ${stalePrefix}-pod9 sleep 300 >/dev/null 2>&1 & disown`]);
-  assert.deepEqual(await listNamespaces(stalePrefix), [`${stalePrefix}-pod9`]);
-  assert.deepEqual(await cleanupStale(stalePrefix), [`${stalePrefix}-pod9`]);
-  assert.deepEqual(await listNamespaces(stalePrefix), []);
+/** Alive and not a zombie waiting for a parent that no longer reaps it. */
+function running(pid: number): boolean {
+  try { return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, "utf8")); } catch { return false; }
+}
 
-  const before = await listNamespaces(PREFIX);
+test("a prefix held by a dead run is reclaimed with its leftovers; teardown leaves nothing", { skip, timeout: 60_000 }, async () => {
+  // A run that was SIGKILLed: its claim names a dead pid, its namespace still has a process in it.
+  const dead = spawnSync(process.execPath, ["-e", "process.pid"]).pid!;
+  const base = "egGt";
+  mkdirSync(CLAIM_DIR, { recursive: true });
+  writeFileSync(join(CLAIM_DIR, `${base}0.pid`), `${dead}\n`);
+  await mustRun("ip", ["netns", "add", `${base}0-pod9`]);
+  await mustRun("bash", ["-c", `ip netns exec ${base}0-pod9 sleep 300 >/dev/null 2>&1 & disown`]);
+  const leftover = Number((await mustRun("ip", ["netns", "pids", `${base}0-pod9`])).stdout.trim());
+  try {
+    assert.equal(await claimPrefix(base), `${base}0`, "the dead run's slot is reclaimed");
+    assert.deepEqual(await listNamespaces(`${base}0`), [], "its namespace is gone");
+    assert.ok(!running(leftover), "the process it left is gone");
+    assert.equal(await claimPrefix(base), `${base}1`, "a live claim (ours) is never taken");
+  } finally {
+    releasePrefix(`${base}0`);
+    releasePrefix(`${base}1`);
+    await cleanupStale(`${base}0`);
+  }
+  assert.ok(!existsSync(join(CLAIM_DIR, `${base}0.pid`)));
+
+  const prefix = cluster!.net.prefix;
+  const before = await listNamespaces(prefix);
   await cluster!.net.addPod("t/ephemeral", "198.18.1.203");
-  assert.equal((await listNamespaces(PREFIX)).length, before.length + 1);
+  assert.equal((await listNamespaces(prefix)).length, before.length + 1);
   await cluster!.net.removePod("t/ephemeral");
-  assert.deepEqual(await listNamespaces(PREFIX), before);
+  assert.deepEqual(await listNamespaces(prefix), before);
 });
