@@ -17,7 +17,8 @@ export interface LookupAnswer {
 interface Waiter {
   podKeys: string[];
   dest: Uint8Array;
-  finish: (answer: LookupAnswer) => void;
+  /** Resolves with the answer, or rejects with the error (shutdown). */
+  finish: (answer: LookupAnswer | ControlError) => void;
 }
 
 export class LookupService {
@@ -77,7 +78,7 @@ export class LookupService {
       throw new ControlError("EGRET_LOOKUP_TOO_MANY_PENDING", `${this.pendingCount} waiting`);
     }
     const started = this.now();
-    return new Promise<LookupAnswer>((resolve) => {
+    return new Promise<LookupAnswer>((resolve, reject) => {
       const keys = podKeys.map((k) => `${k}>${dest}`);
       let done = false;
       const waiter: Waiter = {
@@ -95,6 +96,10 @@ export class LookupService {
           }
           this.pendingCount--;
           this.metrics.lookupsPending.set(this.pendingCount);
+          if (answer instanceof ControlError) {
+            reject(answer);
+            return;
+          }
           const waited = (this.now() - started) / 1000;
           this.metrics.lookupWait.observe(waited);
           const label =
@@ -116,9 +121,10 @@ export class LookupService {
     });
   }
 
+  /** Stops; waiting Lookups fail with EGRET_SHUTTING_DOWN (UNAVAILABLE: the filter may ask another replica) rather than a false NOT_FOUND. */
   close(): void {
     this.unsubscribe();
-    for (const set of this.waiting.values()) for (const w of [...set]) w.finish({ result: "LOOKUP_RESULT_NOT_FOUND" });
+    for (const set of this.waiting.values()) for (const w of [...set]) w.finish(new ControlError("EGRET_SHUTTING_DOWN", "Lookup abandoned"));
   }
 
   private find(podKeys: string[], dest: Uint8Array): Resolution | undefined {

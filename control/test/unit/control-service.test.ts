@@ -310,3 +310,20 @@ test("a SUBSCRIBE whose pod IPs do not match the pod is served by name and count
   await eventually(() => ok.responses.length >= 1, "the second snapshot");
   assert.match(await f.service.metrics.registry.metrics(), /egret_control_watch_identity_mismatches_total 1/);
 });
+
+test("a Lookup still waiting when control shuts down fails UNAVAILABLE, not a false NOT_FOUND", async (t) => {
+  const f = await fixture(t);
+  const client = createFilterClient(f.address);
+  t.after(() => client.close());
+  const waiting = lookup(client, { source_ip: ipToBytes("198.18.1.10"), destination_ip: ipToBytes("203.0.113.77"), wait_ms: 30_000 }, 60_000);
+  await eventually(() => f.service.lookups.pending === 1, "the Lookup to be waiting");
+  const outcome = waiting.then(
+    (r) => r,
+    (err: grpc.ServiceError) => err,
+  );
+  await f.stop();
+  const err = await outcome;
+  assert.ok(err instanceof Error, `expected an error, got ${JSON.stringify(err)}`);
+  assert.equal((err as grpc.ServiceError).code, grpc.status.UNAVAILABLE);
+  assert.match(err.message, /EGRET_SHUTTING_DOWN/);
+});
