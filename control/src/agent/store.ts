@@ -22,19 +22,45 @@ export interface ObservationStoreStats {
   expired: number;
 }
 
+interface Entry extends StoredObservation {
+  removed: boolean;
+}
+
+/** FIFO of entries with lazy removal: O(1) amortised push, shift and skip. */
+class Fifo {
+  items: Entry[] = [];
+  head = 0;
+  live = 0;
+
+  push(e: Entry): void {
+    this.items.push(e);
+    this.live++;
+  }
+
+  /** Oldest entry not yet removed. */
+  first(): Entry | undefined {
+    while (this.head < this.items.length && this.items[this.head]!.removed) this.head++;
+    if (this.head > 1024 && this.head * 2 > this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return this.items[this.head];
+  }
+}
+
 export class ObservationStore {
   readonly stats: ObservationStoreStats = { added: 0, evicted: 0, expired: 0 };
-  /** Insertion order = age order (observations arrive in capture order). */
-  private readonly all = new Map<number, StoredObservation>();
-  private readonly byPod = new Map<string, Map<number, StoredObservation>>();
-  private nextKey = 1;
+  /** Arrival order = age order (observations arrive in capture order). */
+  private all = new Fifo();
+  private readonly byPod = new Map<string, Fifo>();
+  private lastPurge = -Infinity;
 
   constructor(private readonly opts: ObservationStoreOptions) {
     if (!(opts.maxPerPod > 0 && opts.maxTotal > 0)) throw new Error("observation store caps must be positive");
   }
 
   get size(): number {
-    return this.all.size;
+    return this.all.live;
   }
 
   /** Expiry of an observation: its longest answer TTL, or the negative TTL. */
@@ -50,20 +76,16 @@ export class ObservationStore {
     if (expiresAt <= this.opts.now()) return;
     this.purgeExpired();
     let pod = this.byPod.get(obs.podIp);
-    if (pod && pod.size >= this.opts.maxPerPod) this.evict(pod.keys().next().value as number, obs.podIp);
-    if (this.all.size >= this.opts.maxTotal) {
-      const [oldest, s] = this.all.entries().next().value as [number, StoredObservation];
-      this.evict(oldest, s.obs.podIp);
-    }
+    if (pod && pod.live >= this.opts.maxPerPod) this.evict(pod.first()!);
+    if (this.all.live >= this.opts.maxTotal) this.evict(this.all.first()!);
     pod = this.byPod.get(obs.podIp);
     if (!pod) {
-      pod = new Map();
+      pod = new Fifo();
       this.byPod.set(obs.podIp, pod);
     }
-    const key = this.nextKey++;
-    const stored = { obs, expiresAt };
-    this.all.set(key, stored);
-    pod.set(key, stored);
+    const entry: Entry = { obs, expiresAt, removed: false };
+    this.all.push(entry);
+    pod.push(entry);
     this.stats.added++;
   }
 
@@ -72,36 +94,55 @@ export class ObservationStore {
     this.purgeExpired();
     const now = this.opts.now();
     const out: DnsObservation[] = [];
-    for (const s of this.all.values()) if (s.expiresAt > now) out.push(s.obs);
+    const items = this.all.items;
+    for (let i = this.all.head; i < items.length; i++) {
+      const e = items[i]!;
+      if (!e.removed && e.expiresAt > now) out.push(e.obs);
+    }
     return out;
   }
 
-  /** Drops expired entries. Expiries are not monotonic (TTLs differ), so this scans everything;
-   *  it runs at most once per second of wall time. */
+  /** Drops expired entries. Expiries are not in arrival order (TTLs differ), so this rebuilds the
+   *  queues; it runs at most once per second of clock time. */
   purgeExpired(): void {
     const now = this.opts.now();
-    if (now - this.lastPurge < 1000) return;
+    if (now - this.lastPurge < 1000 && now >= this.lastPurge) return;
     this.lastPurge = now;
-    for (const [key, s] of this.all) {
-      if (s.expiresAt <= now) {
-        this.remove(key, s.obs.podIp);
+    const next = new Fifo();
+    const items = this.all.items;
+    for (let i = this.all.head; i < items.length; i++) {
+      const e = items[i]!;
+      if (e.removed) continue;
+      if (e.expiresAt <= now) {
+        this.remove(e);
         this.stats.expired++;
+      } else next.push(e);
+    }
+    this.all = next;
+    // Per-pod queues are rebuilt too, so removed entries never accumulate in them.
+    this.byPod.clear();
+    for (const e of next.items) {
+      let pod = this.byPod.get(e.obs.podIp);
+      if (!pod) {
+        pod = new Fifo();
+        this.byPod.set(e.obs.podIp, pod);
       }
+      pod.push(e);
     }
   }
 
-  private lastPurge = -Infinity;
-
-  private evict(key: number, podIp: string): void {
-    this.remove(key, podIp);
+  private evict(e: Entry): void {
+    this.remove(e);
     this.stats.evicted++;
   }
 
-  private remove(key: number, podIp: string): void {
-    this.all.delete(key);
-    const pod = this.byPod.get(podIp);
+  private remove(e: Entry): void {
+    if (e.removed) return;
+    e.removed = true;
+    this.all.live--;
+    const pod = this.byPod.get(e.obs.podIp);
     if (!pod) return;
-    pod.delete(key);
-    if (pod.size === 0) this.byPod.delete(podIp);
+    pod.live--;
+    if (pod.live === 0) this.byPod.delete(e.obs.podIp);
   }
 }

@@ -6,7 +6,7 @@
 //
 // Input is one DNS message at a time (a UDP payload, or one length-framed message of a reassembled
 // TCP stream — see pipeline.ts). Output is `DnsObservation`s through `onObservation`.
-import { BlockList, isIPv4, isIPv6 } from "node:net";
+import { CidrSet } from "./cidr.js";
 import { parseDnsMessage, type DnsMessage, type DnsRecord } from "./message.js";
 import { readName, renderRdata } from "./render.js";
 import { RRType, Rcode, typeName } from "./wire.js";
@@ -145,6 +145,9 @@ export const DEFAULT_OBSERVER_LIMITS = {
   maxCnameChain: 16,
 } as const;
 
+/** Minimum clock advance between two expiry sweeps. */
+const EXPIRE_EVERY_MS = 100;
+
 interface PendingQuery {
   key: string;
   client: string;
@@ -173,31 +176,11 @@ function fnv1a(buf: Uint8Array): number {
   return h >>> 0;
 }
 
-function blockListOf(cidrs: readonly string[], what: string): BlockList {
-  const list = new BlockList();
-  for (const raw of cidrs) {
-    const [addr, bits] = raw.trim().split("/");
-    const family = isIPv4(addr ?? "") ? "ipv4" : isIPv6(addr ?? "") ? "ipv6" : null;
-    if (!family) throw new Error(`${what}: "${raw}" is not an IP address or CIDR (e.g. 10.0.0.10 or 10.244.0.0/16)`);
-    const max = family === "ipv4" ? 32 : 128;
-    const prefix = bits === undefined ? max : Number(bits);
-    if (!Number.isInteger(prefix) || prefix < 0 || prefix > max) {
-      throw new Error(`${what}: "${raw}" has an invalid prefix length (0..${max})`);
-    }
-    list.addSubnet(addr!, prefix, family);
-  }
-  return list;
-}
-
-function contains(list: BlockList, ip: string): boolean {
-  return list.check(ip, isIPv6(ip) ? "ipv6" : "ipv4");
-}
-
 export class DnsObserver {
   readonly stats: DnsObserverStats;
   private readonly opts: Required<Omit<DnsObserverOptions, "podCidrs" | "onObservation" | "onReject" | "trustedResolvers">>;
-  private readonly trusted: BlockList | null;
-  private readonly pods: BlockList | null;
+  private readonly trusted: CidrSet | null;
+  private readonly pods: CidrSet | null;
   private readonly onObservation: (obs: DnsObservation) => void;
   private readonly onReject: ((reason: RejectReason, meta: DnsMessageMeta) => void) | undefined;
   /** The message being processed, for onReject. */
@@ -208,6 +191,7 @@ export class DnsObserver {
   private readonly pendingByClient = new Map<string, Map<string, PendingQuery>>();
   /** Recently answered queries, oldest first. */
   private readonly answered = new Map<string, AnsweredQuery>();
+  private lastExpire = -Infinity;
 
   constructor(options: DnsObserverOptions) {
     this.opts = {
@@ -226,8 +210,8 @@ export class DnsObserver {
     for (const k of ["maxPendingPerPod", "maxPendingTotal", "maxAnsweredRemembered", "maxCnameChain", "queryTimeoutMs"] as const) {
       if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`observer option ${k} must be a positive integer, got ${o[k]}`);
     }
-    this.trusted = options.trustedResolvers ? blockListOf(options.trustedResolvers, "trusted resolver") : null;
-    this.pods = options.podCidrs && options.podCidrs.length > 0 ? blockListOf(options.podCidrs, "pod CIDR") : null;
+    this.trusted = options.trustedResolvers ? new CidrSet(options.trustedResolvers, "trusted resolver") : null;
+    this.pods = options.podCidrs && options.podCidrs.length > 0 ? new CidrSet(options.podCidrs, "pod CIDR") : null;
     this.onObservation = options.onObservation ?? (() => {});
     this.onReject = options.onReject;
     const rejected = {} as Record<RejectReason, number>;
@@ -246,7 +230,10 @@ export class DnsObserver {
   observe(meta: DnsMessageMeta, payload: Uint8Array): DnsObservation | RejectReason | "query" | "ignored" {
     this.stats.messages++;
     this.currentMeta = meta;
-    this.expire();
+    const now = this.opts.now();
+    // Expiry walks the oldest entries; a few times a second is precise enough and keeps the
+    // per-message cost flat.
+    if (now - this.lastExpire >= EXPIRE_EVERY_MS || now < this.lastExpire) this.expire(now);
     const parsed = parseDnsMessage(payload);
     if (!parsed.ok) {
       this.stats.malformedByError[parsed.error] = (this.stats.malformedByError[parsed.error] ?? 0) + 1;
@@ -277,8 +264,8 @@ export class DnsObserver {
 
   private onQuery(meta: DnsMessageMeta, msg: DnsMessage, qname: string): "query" | "ignored" | RejectReason {
     this.stats.queries++;
-    if (this.pods && !contains(this.pods, meta.src)) return this.reject("query-not-from-pod");
-    if (this.trusted && !contains(this.trusted, meta.dst)) return this.reject("query-to-untrusted-resolver");
+    if (this.pods && !this.pods.has(meta.src)) return this.reject("query-not-from-pod");
+    if (this.trusted && !this.trusted.has(meta.dst)) return this.reject("query-to-untrusted-resolver");
     const q = msg.questions[0]!;
     const key = this.key(meta.transport, meta.src, meta.srcPort, meta.dst, meta.dstPort, msg.id, q.qtype, q.qclass, qname);
     // The same query seen again (second interface, or a retransmission): keep the first.
@@ -313,9 +300,9 @@ export class DnsObserver {
 
   private onResponse(meta: DnsMessageMeta, msg: DnsMessage, payload: Uint8Array, qname: string): DnsObservation | RejectReason {
     this.stats.responses++;
-    const isTrusted = this.trusted ? contains(this.trusted, meta.src) : true;
+    const isTrusted = this.trusted ? this.trusted.has(meta.src) : true;
     if (meta.fromPod) return this.reject("sent-by-pod");
-    if (this.pods && contains(this.pods, meta.src) && !(this.trusted && isTrusted)) return this.reject("sent-by-pod");
+    if (this.pods && this.pods.has(meta.src) && !(this.trusted && isTrusted)) return this.reject("sent-by-pod");
     if (!isTrusted) return this.reject("untrusted-resolver");
 
     const q = msg.questions[0]!;
@@ -373,6 +360,7 @@ export class DnsObserver {
 
   /** Forgets queries past their timeout and answered entries past the duplicate window. */
   expire(now = this.opts.now()): void {
+    this.lastExpire = now;
     for (const p of this.pending.values()) {
       if (now - p.time <= this.opts.queryTimeoutMs) break;
       this.drop(p);
