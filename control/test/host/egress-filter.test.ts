@@ -3,7 +3,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
-  egressWorld, eventually, clientHello, httpRequest, pgStartup, connectRequest, sendByteByByte,
+  egressWorld, eventually, clientHello, httpRequest, pgStartup, connectRequest, sendByteByByte, mysqlGreeting,
   type World, type WorldOptions,
 } from "./egress-fixture.js";
 import type { Connection } from "../../src/host/index.js";
@@ -184,6 +184,37 @@ test("shared IP: a verified SNI picks one of the names; without a claim every ca
       ["allow", "api", "api.example.com"], ["deny", "no-evil", "evil.example.com"], ["deny", "no-evil", "evil.example.com"],
     ]);
     assert.deepEqual(ev[0]!.names.slice().sort(), ["api.example.com", "evil.example.com"]);
+  }));
+
+test("server-first protocols are judged on the first server bytes: a violation closes before they reach the client", () =>
+  withWorld({
+    policy: POLICY.replace("    - name: cache-block", "    - {name: mysql, action: Allow, to: {domains: [my.db.example.com]}, protocols: [mysql]}\n    - name: cache-block"),
+    resolutions: [["203.0.113.30", "pg.db.example.com", 300], ["203.0.113.31", "my.db.example.com", 300]],
+  }, async (w) => {
+    const wrong = w.connect("203.0.113.30:3306"); // only postgresql is allowed to pg.db.example.com
+    assert.equal(wrong.upstreamConnectRequested, true, "a protocol rule needs the bytes: connect and wait");
+    wrong.upstreamData(mysqlGreeting());
+    assert.equal(wrong.closed, true);
+    assert.equal(wrong.sentDownstream.length, 0, "the greeting never reached the client");
+    const right = w.connect("203.0.113.31:3306");
+    right.upstreamData(mysqlGreeting());
+    assert.equal(right.closed, false);
+    assert.ok(right.sentDownstream.length > 0);
+    const ev = await w.events(2);
+    assert.deepEqual(ev.map((e) => [e.verdict, e.reason, e.rule, e.protocol]), [["deny", "protocol-mismatch", "db", "mysql"], ["allow", "allowed", "mysql", "mysql"]]);
+    assert.equal(w.metric("egret_upstream_closes"), 1);
+  }));
+
+test("IPv6: resolutions, verdicts and reports work for v6 destinations", () =>
+  withWorld({ policy: POLICY, resolutions: [["2001:db8::10", "api.example.com", 300]] }, async (w) => {
+    const ok = w.connect("[2001:db8::10]:443");
+    ok.downstreamData(clientHello("api.example.com"));
+    assert.equal(ok.closed, false);
+    const no = w.connect("[2001:db8::11]:443");
+    await settled(no);
+    assert.equal(no.closed, true);
+    const ev = await w.events(2);
+    assert.deepEqual(ev.map((e) => [e.destination, e.verdict, e.reason]), [["2001:db8::10:443", "allow", "allowed"], ["2001:db8::11:443", "deny", "unattributed"]]);
   }));
 
 const GRACE = (grace: number) => `

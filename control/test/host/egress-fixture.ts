@@ -290,6 +290,16 @@ export function pgStartup(user = "app", database = "app"): Buffer {
   return b;
 }
 
+/** A MySQL/MariaDB server greeting (Handshake v10): what a server-first protocol sends first. */
+export function mysqlGreeting(version = "8.0.36"): Buffer {
+  const body = Buffer.concat([
+    Buffer.from([10]), Buffer.from(version + "\0"), Buffer.from([1, 0, 0, 0]), Buffer.alloc(8, 0x41), Buffer.from([0]),
+    Buffer.from([0xff, 0xf7]), Buffer.from([0x21]), Buffer.from([0x02, 0x00]), Buffer.from([0xff, 0x81]), Buffer.from([21]),
+    Buffer.alloc(10, 0), Buffer.concat([Buffer.alloc(12, 0x42), Buffer.from([0])]), Buffer.from("mysql_native_password\0"),
+  ]);
+  return Buffer.concat([Buffer.from([body.length & 0xff, (body.length >> 8) & 0xff, body.length >> 16, 0]), body]);
+}
+
 function u16(n: number): Buffer { const b = Buffer.alloc(2); b.writeUInt16BE(n); return b; }
 function u24(n: number): Buffer { return Buffer.from([(n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff]); }
 
