@@ -187,3 +187,32 @@ test("a supervised informer restarts with backoff and gives up after a bounded o
   assert.equal(inf.synced, false);
   assert.match(inf.lastError ?? "", /503|Service Unavailable|injected/i);
 });
+
+test("every catalogued error maps to a gRPC status at the edge and keeps its code and cause", async () => {
+  const grpc = await import("@grpc/grpc-js");
+  const { ERROR_CATALOGUE, asControlError } = await import("../../src/control/errors.js");
+  const { toStatus } = await import("../../src/control/grpc-server.js");
+  for (const code of Object.keys(ERROR_CATALOGUE) as (keyof typeof ERROR_CATALOGUE)[]) {
+    assert.match(code, /^EGRET_[A-Z_]+$/);
+    const st = toStatus(new ControlError(code, "detail"));
+    assert.ok(typeof st.code === "number" && st.code !== grpc.status.OK && st.code !== grpc.status.UNKNOWN, code);
+    assert.match(st.details ?? "", new RegExp(`^${code}: .+: detail$`));
+    assert.deepEqual(st.metadata!.get("egret-error-code"), [code]);
+  }
+  const cause = new TypeError("boom");
+  const wrapped = asControlError(cause);
+  assert.equal(wrapped.code, "EGRET_INTERNAL");
+  assert.equal(wrapped.cause, cause);
+  assert.equal(toStatus(cause).code, grpc.status.INTERNAL);
+});
+
+test("the one metric list: every declared metric is exported on /metrics", async () => {
+  const metrics = createControlMetrics();
+  const text = await metrics.registry.metrics();
+  for (const [field, metric] of Object.entries(metrics)) {
+    if (field === "registry") continue;
+    const name = (metric as unknown as { name: string }).name;
+    assert.match(name, /^egret_control_[a-z_]+$/, field);
+    assert.ok(text.includes(`# HELP ${name} `), `${name} is not exported`);
+  }
+});
