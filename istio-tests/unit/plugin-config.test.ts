@@ -4,6 +4,8 @@
 // every outbound connection of every sidecar, so it must be caught here.
 import { strict as assert } from "node:assert";
 import { existsSync, readFileSync } from "node:fs";
+import { createServer as createH2Server } from "node:http2";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -47,4 +49,35 @@ test("a configuration the enforcement filter cannot use is rejected (so the chec
   assert.match((misspelled as { error: string }).error, /lookupTimeoutMS/);
   const snakeCase = await configure(JSON.stringify({ control_cluster: config.controlCluster }));
   assert.equal(snakeCase.ok, false);
+});
+
+test("with the manifest's configuration the filter opens its Watch with the Service's authority (not the cluster name)", async () => {
+  // A bare HTTP/2 server stands in for egret control and records what the filter's gRPC callout
+  // sends: Istio's server side rejects ":authority: outbound|…" (istio#27918), so the serialized
+  // GrpcService must carry controlAuthority.
+  const seen: { authority?: string; path?: string }[] = [];
+  const server = createH2Server();
+  server.on("stream", (stream, headers) => {
+    seen.push({ authority: headers[":authority"], path: headers[":path"] });
+    stream.respond({ ":status": 200, "content-type": "application/grpc", "grpc-status": "12" }, { endStream: true });
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as AddressInfo).port;
+  let host: EnvoyHost | undefined;
+  try {
+    host = await EnvoyHost.create({
+      wasm: WASM, pluginConfig: JSON.stringify(config), vmId: "egret", rootId: "egret", pluginName: "egret", concurrency: 1,
+      node: { name: "app-0", namespace: "shop", labels: { app: "web" }, instanceIps: ["10.1.0.7"] },
+      grpcClusters: { [String(config.controlCluster)]: `127.0.0.1:${port}` },
+      failurePolicy: "FAIL_CLOSED",
+    });
+    const deadline = Date.now() + 30_000;
+    while (!seen.some((s) => s.path?.startsWith("/egret.v1.FilterService/")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    const call = seen.find((s) => s.path?.startsWith("/egret.v1.FilterService/"));
+    assert.ok(call, `the filter called FilterService (saw ${JSON.stringify(seen)})`);
+    assert.equal(call.authority, config.controlAuthority);
+  } finally {
+    await host?.close();
+    server.close();
+  }
 });
