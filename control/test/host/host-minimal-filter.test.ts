@@ -13,9 +13,9 @@ test("minimal filter: destination logged, metrics counted, destinations streamed
   const received: string[] = [];
   const calls: grpc.ServerDuplexStream<Buffer, Buffer>[] = [];
   const srv = await startGrpcServer({ watch: () => undefined });
-  // The minimal filter uses method Connections on egret.test.Probe: register it too.
+  // The minimal filter reports on egret.minimal.Reporter/Connections: register it too.
   srv.server.addService({
-    Connections: { path: "/egret.test.Probe/Connections", requestStream: true, responseStream: true,
+    Connections: { path: "/egret.minimal.Reporter/Connections", requestStream: true, responseStream: true,
       requestSerialize: (b: Buffer) => b, requestDeserialize: (b: Buffer) => b, responseSerialize: (b: Buffer) => b, responseDeserialize: (b: Buffer) => b },
   } as grpc.ServiceDefinition, {
     Connections: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {

@@ -45,7 +45,7 @@ export class MinimalRoot extends RootContext {
     const cluster = jsonStringField(text, "grpc_cluster");
     if (cluster !== null && cluster.length > 0) {
       const authority = jsonStringField(text, "grpc_authority");
-      this.streamMethod = new GrpcMethod(encodeGrpcService(cluster, authority !== null ? authority : ""), "egret.test.Probe", "Connections");
+      this.streamMethod = new GrpcMethod(encodeGrpcService(cluster, authority !== null ? authority : ""), "egret.minimal.Reporter", "Connections");
       this.streamToken = this.streamMethod!.openStream();
       if (this.streamToken == 0) log(LogLevel.Error, "minimal: cannot open gRPC stream to " + cluster + " (status " + (<u32>this.streamMethod!.lastStatus).toString() + ")");
     }
