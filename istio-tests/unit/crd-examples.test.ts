@@ -2,6 +2,7 @@
 // `kubectl apply` with strict field validation sees them: unknown fields are errors.
 import { strict as assert } from "node:assert";
 import { readdirSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -79,4 +80,11 @@ test("the CRD check rejects a wrong enum, a bad port and a misspelled field", ()
   assert.match(problems, /\/spec\/rules\/0\/action must be equal to one of the allowed values/);
   assert.match(problems, /\/spec\/rules\/0\/ports\/0\/port must be <= 65535/);
   assert.match(problems, /must NOT have additional properties "protocol"/);
+});
+
+test("egret validate (the policy API's own validator, semantic checks included) accepts every example", () => {
+  const files = readdirSync(join(MANIFESTS, "examples")).filter((f) => f.endsWith(".yaml")).map((f) => join(MANIFESTS, "examples", f));
+  const r = spawnSync(process.execPath, [join(ROOT, "bin", "egret.js"), "validate", ...files], { encoding: "utf8", timeout: 60_000 });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, new RegExp(`${files.length} valid polic`));
 });
