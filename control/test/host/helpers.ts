@@ -47,12 +47,12 @@ export async function startGrpcServer(handlers: { check?: UnaryHandler; watch?: 
     Watch: { path: "/egret.test.Probe/Watch", requestStream: true, responseStream: true, ...ident },
   } as grpc.ServiceDefinition, {
     Check: (call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => {
-      seen.push({ method: "Check", authority: String(call.metadata.get(":authority")[0] ?? ""), md: call.metadata, msg: call.request });
+      seen.push({ method: "Check", authority: call.getHost(), md: call.metadata, msg: call.request });
       const r = handlers.check ? handlers.check(call.request, call.metadata) : { reply: Buffer.from("allow") };
       if (r.error) cb({ code: r.error.code, details: r.error.details } as grpc.ServiceError); else cb(null, r.reply);
     },
     Watch: (call: grpc.ServerDuplexStream<Buffer, Buffer>) => {
-      seen.push({ method: "Watch", md: call.metadata });
+      seen.push({ method: "Watch", authority: call.getHost(), md: call.metadata });
       if (handlers.watch) handlers.watch(call); else call.end();
     },
   });

@@ -29,6 +29,7 @@ test("unary call: answer delivered to the root; set_effective_context + continue
     const check = srv.seen.filter((s) => s.method === "Check");
     assert.equal(check.length, 2);
     assert.equal(check[0].md.get("x-probe")[0], "call");
+    assert.equal(check[0].authority, AUTHORITY, "authority from the serialized GrpcService");
     assert.equal(check[0].msg!.toString(), "198.18.0.1:443");
   } finally { await host.close(); srv.server.forceShutdown(); }
 });
@@ -59,6 +60,8 @@ test("plain cluster name: unknown → ParseFailure; known → works with the clu
     const c = host2.openConnection({ source: "10.0.0.1:1000", destination: "198.18.0.1:443" });
     await c.whenUpstreamRequested;
     assert.equal(c.state, "open");
+    // A plain name is also the :authority (what breaks in Istio, istio#27918).
+    assert.equal(srv.seen.find((s) => s.method === "Check")!.authority, "control");
   } finally { await host2.close(); srv.server.forceShutdown(); }
 });
 
