@@ -88,7 +88,6 @@ export class Detector {
   private tlsMode: bool = false;
   private readonly stripper: RecordStripper = new RecordStripper();
   private readonly http: HttpRequestParser = new HttpRequestParser();
-  private readonly verdicts: StaticArray<i32> = new StaticArray<i32>(CLIENT_RECOGNIZERS);
   private alive: u32 = ALL_CLIENT;
   private textKind: i32 = NO;
   private midstream: bool = false;
@@ -233,16 +232,15 @@ export class Detector {
       this.alive = 1 << R_TLS;
     }
     const len = this.clientLen;
-    const alive = this.alive;
+    // In priority order: a confirmation decides unless a more specific format is still possible;
+    // recognizers after an undecided one are not run (they could not decide anyway).
     for (let i = 0; i < CLIENT_RECOGNIZERS; i++) {
-      let v = NO;
-      if (alive & (1 << i)) v = this.runClient(i, p, len, final);
-      if (v == NO) this.alive &= ~(1 << i);
-      unchecked(this.verdicts[i] = v);
-    }
-    for (let i = 0; i < CLIENT_RECOGNIZERS; i++) {
-      const v = unchecked(this.verdicts[i]);
-      if (v == NO) continue;
+      if ((this.alive & (1 << i)) == 0) continue;
+      const v = this.runClient(i, p, len, final);
+      if (v == NO) {
+        this.alive &= ~(1 << i);
+        continue;
+      }
       if (i == R_TEXT && v == YES) {
         if (this.textKind == TEXT_REDIS) return PROTO_REDIS;
         if (this.textKind == TEXT_MEMCACHED) return PROTO_MEMCACHED;
@@ -258,7 +256,7 @@ export class Detector {
         if (v == LIKELY) return unchecked(PROTOCOL_OF[i]);
         continue; // MAYBE at the end: not confirmed
       }
-      return PROTO_NEED_MORE; // a more specific format is still possible
+      return PROTO_NEED_MORE;
     }
     return PROTO_UNKNOWN;
   }

@@ -118,6 +118,9 @@ export function parseClientHello(p: usize, len: i32, claims: Claims, streamBad: 
   if (avail < 6) return MAYBE;
   if (u8at(p, 4) != 3 || u8at(p, 5) > 4) return NO;
   claims.tlsVersion = <i32>be16(p, 4);
+  // Until the whole message is here (or no more will come) the header is all that matters:
+  // walking the partial body on every segment would make tiny segments quadratic.
+  if (!complete && !full) return LIKELY;
   // From here the structure is TLS; what remains decides YES vs. NO and fills the claims.
   const partial = LIKELY;
   let pos = 6 + 32;
