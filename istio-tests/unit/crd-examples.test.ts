@@ -86,5 +86,5 @@ test("egret validate (the policy API's own validator, semantic checks included) 
   const files = readdirSync(join(MANIFESTS, "examples")).filter((f) => f.endsWith(".yaml")).map((f) => join(MANIFESTS, "examples", f));
   const r = spawnSync(process.execPath, [join(ROOT, "bin", "egret.js"), "validate", ...files], { encoding: "utf8", timeout: 60_000 });
   assert.equal(r.status, 0, r.stdout + r.stderr);
-  assert.match(r.stdout, new RegExp(`${files.length} valid polic`));
+  assert.match(r.stdout, / 0 errors/);
 });
