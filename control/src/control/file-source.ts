@@ -152,6 +152,8 @@ export class FileSource {
 
   /** Re-reads everything now (also what the watcher does after the debounce). */
   reload(): { ok: boolean; errors: string[] } {
+    // A path that appeared (or turned from file to folder) since the last load is watched anew.
+    if (!this.closed) this.watchAll();
     try {
       const r = this.load(false);
       const outcome = { ok: r.errors.length === 0, errors: r.errors };
@@ -189,6 +191,8 @@ export class FileSource {
   }
 
   private watchAll(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers.length = 0;
     // Watch each containing folder once; react to events that concern our paths.
     const folders = new Map<string, Set<string> | "all">();
     const add = (path: string) => {
@@ -213,7 +217,8 @@ export class FileSource {
     add(this.o.podsFile);
     for (const [dir, names] of folders) {
       try {
-        const w = watch(dir, { persistent: false }, (_event, filename) => {
+        // Policy folders are loaded recursively, so they are watched recursively.
+        const w = watch(dir, { persistent: false, recursive: names === "all" }, (_event, filename) => {
           if (names !== "all" && filename !== null && !names.has(filename.toString())) return;
           this.schedule();
         });

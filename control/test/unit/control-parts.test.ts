@@ -216,3 +216,33 @@ test("the one metric list: every declared metric is exported on /metrics", async
     assert.ok(text.includes(`# HELP ${name} `), `${name} is not exported`);
   }
 });
+
+test("file mode watches folders recursively and picks up a policy folder created after start", async (t) => {
+  const { mkdtempSync, mkdirSync, writeFileSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const { join } = await import("node:path");
+  const { FileSource } = await import("../../src/control/file-source.js");
+  const { egressPolicy, podsYaml } = await import("../support/control-harness.js");
+  const dir = mkdtempSync(join(tmpdir(), "egE-files-"));
+  const catalog = new PolicyCatalog(defaultPolicyApi);
+  const registry = new PodRegistry();
+  let reloads = 0;
+  const source = new FileSource({
+    policyPaths: [join(dir, "policies")],
+    podsFile: join(dir, "pods.yaml"),
+    catalog, registry, policyApi: defaultPolicyApi, log: silentLogger(), metrics: createControlMetrics(), debounceMs: 20,
+    onReload: () => reloads++,
+  });
+  t.after(() => {
+    source.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  writeFileSync(join(dir, "pods.yaml"), podsYaml([{ name: "web-1", namespace: "shop", ips: ["198.18.1.10"], labels: { app: "web" } }]));
+  source.start();
+  assert.equal(catalog.active().length, 0, "the policy folder does not exist yet");
+  mkdirSync(join(dir, "policies", "team-a"), { recursive: true });
+  await eventually(() => reloads >= 1, "a reload after the folder appeared", 10_000);
+  writeFileSync(join(dir, "policies", "team-a", "web.yaml"), egressPolicy("web-egress", "shop", { app: "web" }, ["api.example.com"]));
+  await eventually(() => catalog.active().length === 1, "the policy in the nested folder", 10_000);
+  assert.equal(registry.get("shop", "web-1")?.ips[0], "198.18.1.10");
+});
