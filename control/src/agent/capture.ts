@@ -3,7 +3,10 @@
 // into user space. Interfaces matching the patterns are re-scanned periodically: pods come and go.
 //
 // `cap` exposes neither packet timestamps nor pcap_stats: the receive time (Date.now) stamps a
-// frame, and kernel drops are read from the packet sockets' sk_drops via `ss` (see readSocketDrops).
+// frame, and kernel drops are read from the packet sockets' sk_drops via `ss` (see readSocketDrops),
+// which does not include ring overflows (tp_drops). `cap` also fixes the snap length at 65535 and
+// sets immediate mode, so libpcap uses a TPACKET_V2 ring of 64 KiB slots: a buffer of N MiB holds
+// only 16*N packets, and bursts longer than that while the event loop is busy are lost.
 import { execFile } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { createRequire } from "node:module";

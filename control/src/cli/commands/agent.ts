@@ -16,7 +16,8 @@ capture
                             "any" (default: any)
   --dns-port N              DNS server port, repeatable (default 53); the kernel BPF filter is
                             "(udp or tcp) and (port N ...)"
-  --capture-buffer-mb N     kernel capture buffer per interface (default 16)
+  --capture-buffer-mb N     kernel capture ring per handle (default 64 with "any", 8 per interface
+                            otherwise); \`cap\` uses 64 KiB slots, so N MiB hold 16*N packets
   --rescan-ms MS            how often interface patterns are re-evaluated (default 5000)
 evidence
   --trusted-resolver IP     resolver address or CIDR whose answers count (repeatable, required)
@@ -120,7 +121,7 @@ export const command: CliCommand = {
       log,
       capture: {
         interfaces: list("interface").length ? list("interface") : ["any"],
-        bufferBytes: int("capture-buffer-mb", 16, 1) * 2 ** 20,
+        bufferBytes: int("capture-buffer-mb", list("interface").length === 0 || list("interface").includes("any") ? 64 : 8, 1) * 2 ** 20,
         rescanMs: int("rescan-ms", 5000, 100),
       },
       dns: {
