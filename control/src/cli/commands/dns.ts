@@ -3,7 +3,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { CaptureFormatError } from "../../pcap/index.js";
-import { REJECT_REASONS, type DnsObservation } from "../../dns/observer.js";
+import { DnsObserver, REJECT_REASONS, type DnsObservation } from "../../dns/observer.js";
 import { analyzeCapture, type OfflineResult } from "../../dns/offline.js";
 import { typeName } from "../../dns/wire.js";
 import { UsageError, type CliCommand } from "../command.js";
@@ -103,6 +103,17 @@ export const command: CliCommand = {
     const maxTtlSec = intFlag(values["max-ttl"], "max-ttl", 0x7fffffff)!;
     if (maxTtlSec < minTtlSec) throw new UsageError(`--max-ttl (${maxTtlSec}) is below --min-ttl (${minTtlSec})`);
 
+    const observerOptions = {
+      trustedResolvers: values["trusted-resolver"] ?? null,
+      podCidrs: values["pod-cidr"] ?? [],
+      minTtlSec, maxTtlSec,
+      queryTimeoutMs: intFlag(values["query-timeout-ms"], "query-timeout-ms", 30_000)!,
+    };
+    try {
+      new DnsObserver({ ...observerOptions, now: () => 0 }); // validates the options before any I/O
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
     let bytes: Buffer;
     try {
       bytes = readFileSync(values.pcap);
@@ -118,10 +129,7 @@ export const command: CliCommand = {
     try {
       result = analyzeCapture(bytes, {
         dnsPorts: ports,
-        trustedResolvers: values["trusted-resolver"] ?? null,
-        podCidrs: values["pod-cidr"] ?? [],
-        minTtlSec, maxTtlSec,
-        queryTimeoutMs: intFlag(values["query-timeout-ms"], "query-timeout-ms", 30_000)!,
+        ...observerOptions,
         onObservation: (o) => {
           out.push(values.json ? JSON.stringify(toJson(o)) : toText(o));
           if (out.length >= 256) flushOut();
@@ -129,7 +137,7 @@ export const command: CliCommand = {
       });
     } catch (err) {
       if (err instanceof CaptureFormatError) throw new Error(`${values.pcap}: ${err.message}`);
-      throw new UsageError((err as Error).message);
+      throw err;
     }
     flushOut();
     const { observer, pipeline } = result;
