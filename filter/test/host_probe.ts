@@ -15,6 +15,7 @@ import { Metric, counter, gauge, histogram } from "../assembly/abi/metrics";
 import { PropertyPath, getProperty, setProperty, propertyString, propertyI64 } from "../assembly/abi/properties";
 import { PairsReader, encodePairs } from "../assembly/abi/pairs";
 import { GrpcMethod, encodeGrpcService, grpcSend, grpcClose, grpcCancel } from "../assembly/abi/grpc";
+import { httpCall, lastHttpCallStatus } from "../assembly/abi/http";
 import { getSharedData, setSharedData, lastCas, registerSharedQueue, resolveSharedQueue, enqueueSharedQueue, dequeueSharedQueue } from "../assembly/abi/shared";
 
 let config = "";
@@ -60,6 +61,7 @@ class ProbeRoot extends RootContext {
   streamMethod: GrpcMethod | null = null;
   streamToken: u32 = 0;
   callOwner: Map<u32, u32> = new Map<u32, u32>();
+  httpCluster: ArrayBuffer | null = null;
 
   onVmStart(size: u32): bool {
     getBuffer(BufferType.VmConfiguration, 0, size, bytes);
@@ -102,6 +104,8 @@ class ProbeRoot extends RootContext {
     if (call !== null) this.callMethod = new GrpcMethod(upstreamOf(call), "egret.test.Probe", "Check", encodePairs(["x-probe"], ["call"]));
     const plain = value("grpc-plain");
     if (plain !== null) this.callMethod = new GrpcMethod(String.UTF8.encode(plain), "egret.test.Probe", "Check");
+    const hc = value("http-call");
+    if (hc !== null) this.httpCluster = String.UTF8.encode(hc);
     const stream = value("grpc-stream");
     if (stream !== null) {
       this.streamMethod = new GrpcMethod(upstreamOf(stream), "egret.test.Probe", "Watch", encodePairs(["x-probe"], ["stream"]));
@@ -182,6 +186,22 @@ class ProbeRoot extends RootContext {
     }
   }
 
+  onHttpCallResponse(token: u32, headers: u32, bodySize: u32, trailers: u32): void {
+    getBuffer(BufferType.HttpCallResponseBody, 0, bodySize, bytes);
+    const body = bytes.toString();
+    const st = getHeaderMapValue(MapType.HttpCallResponseHeaders, ":status", bytes);
+    const status = st == Status.Ok ? bytes.toString() : "<" + (<u32>st).toString() + ">";
+    const code = lastStatus(bytes);
+    bytes.release();
+    info("http response token=" + token.toString() + " headers=" + headers.toString() + " status=" + status + " body=" + body + " trailers=" + trailers.toString() + " get_status=" + code.toString());
+    if (this.callOwner.has(token)) {
+      const conn = this.callOwner.get(token);
+      this.callOwner.delete(token);
+      setEffectiveContext(conn);
+      if (body == "allow") continueStream(StreamType.Downstream); else closeStream(StreamType.Downstream);
+    }
+  }
+
   onDone(): bool { info("root done " + this.id.toString()); return !has("defer-done"); }
   onDelete(): void { info("root delete " + this.id.toString()); }
 
@@ -225,6 +245,14 @@ class ProbeStream extends StreamContext {
       if (token != 0) { r.callOwner.set(token, this.id); return Action.StopIteration; }
       closeStream(StreamType.Downstream);
       return Action.StopIteration;
+    }
+    if (r.httpCluster !== null) {
+      const hdrs = encodePairs([":method", ":path", ":authority", "x-dst"], ["GET", "/check", "policy.local", prop("destination", "address")]);
+      const token = httpCall(r.httpCluster!, hdrs, 0, 0, 5000);
+      const tokenStatus = lastHttpCallStatus;
+      const bad = httpCall(r.httpCluster!, encodePairs([":method"], ["GET"]), 0, 0, 5000);
+      info("http call token=" + token.toString() + " status=" + st(tokenStatus) + " missing-headers=" + bad.toString() + ":" + st(lastHttpCallStatus));
+      if (token != 0) { r.callOwner.set(token, this.id); return Action.StopIteration; }
     }
     if (r.streamToken != 0) {
       path.reset().seg("destination").seg("address");

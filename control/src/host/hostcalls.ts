@@ -7,6 +7,7 @@ import { lookup, serialize, splitPath } from "./properties.js";
 import { MemoryFault, RestrictedCallback, type WasmVm } from "./vm.js";
 import type { WasmImport } from "./wasm-binary.js";
 import { startGrpcCall, startGrpcStream, grpcSend, grpcClose, grpcCancel } from "./grpc-callouts.js";
+import { startHttpCall, httpResponseMap } from "./http-callouts.js";
 import { randomFillSync } from "node:crypto";
 
 type HostFn = (...a: (number | bigint)[]) => number | void;
@@ -58,6 +59,8 @@ function envFunctions(vm: WasmVm): Record<string, HostFn> {
       case BufferType.DownstreamData:
       case BufferType.UpstreamData:
         return { status: Status.Ok, data: stream()?.liveBuffer(type) ?? Buffer.alloc(0) };
+      case BufferType.HttpCallResponseBody:
+        return vm.httpResponse ? { status: Status.Ok, data: vm.httpResponse.body } : { status: Status.NotFound };
       case BufferType.GrpcReceiveBuffer:
         return vm.grpcReceiveBuffer ? { status: Status.Ok, data: vm.grpcReceiveBuffer } : { status: Status.NotFound };
       case BufferType.VmConfiguration:
@@ -73,6 +76,8 @@ function envFunctions(vm: WasmVm): Record<string, HostFn> {
     if (type > 7) return { status: Status.BadArgument };
     if (type < 4) return { status: Status.BadArgument }; // no HTTP maps in a network filter
     if (vm.grpcMetadata && vm.grpcMetadata.type === type) return { status: Status.Ok, pairs: vm.grpcMetadata.pairs };
+    const http = httpResponseMap(vm, type);
+    if (http) return { status: Status.Ok, pairs: http };
     return { status: Status.Ok, pairs: [] }; // absent map → Ok, empty
   };
 
@@ -250,9 +255,13 @@ function envFunctions(vm: WasmVm): Record<string, HostFn> {
     proxy_grpc_close(token) { return grpcClose(vm, n(token)); },
     proxy_grpc_cancel(token) { return grpcCancel(vm, n(token)); },
 
-    proxy_http_call() {
-      s.log({ vm: vm.name, level: 3, message: "proxy_http_call is not emulated by this host", host: true });
-      return Status.Unimplemented;
+    proxy_http_call(upPtr, upLen, hdrPtr, hdrLen, bodyPtr, bodyLen, _trlPtr, _trlLen, timeoutMs, tokenPtr) {
+      const r = startHttpCall(vm, {
+        cluster: vm.readString(n(upPtr), n(upLen)), headers: decodePairs(vm.read(n(hdrPtr), n(hdrLen))),
+        body: vm.read(n(bodyPtr), n(bodyLen)), timeoutMs: n(timeoutMs),
+      });
+      if (r.status === Status.Ok) vm.writeU32(n(tokenPtr), r.token!);
+      return r.status;
     },
     proxy_call_foreign_function(namePtr, nameLen) {
       s.log({ vm: vm.name, level: 1, message: `foreign function ${vm.readString(n(namePtr), n(nameLen))} is not emulated`, host: true });

@@ -52,6 +52,7 @@ export class WasmVm {
   pluginConfigReadable = false;
   grpcReceiveBuffer?: Buffer;
   grpcMetadata?: { type: number; pairs: [Buffer, Buffer][] };
+  httpResponse?: { body: Buffer; headers: [Buffer, Buffer][]; trailers: [Buffer, Buffer][] };
   /** What proxy_get_status reports (the root's last callout outcome). */
   status = { code: 0, message: "" };
   readonly metrics: VmMetrics;

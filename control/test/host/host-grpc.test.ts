@@ -126,3 +126,32 @@ test("stream cancel: token forgotten, no close callback", async () => {
     assert.equal(lines(host, "grpc close", "worker-0").length, 0);
   } finally { await host.close(); srv.server.forceShutdown(); }
 });
+
+// Test HTTP callouts: pseudo-headers required, token ≡ 0 mod 4, response headers/body in maps/buffers (§5, §2.2).
+test("http call: answer in on_http_call_response with :status and body; failure → 0 headers, BrokenConnection", async () => {
+  const http = await import("node:http");
+  const seen: { path?: string; host?: string; dst?: string }[] = [];
+  const server = http.createServer((req, res) => {
+    seen.push({ path: req.url, host: req.headers.host, dst: String(req.headers["x-dst"]) });
+    res.end(String(req.headers["x-dst"]).startsWith("198.18.0.1:") ? "allow" : "deny");
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const host = await probeHost("http-call=policy", { concurrency: 1, grpcClusters: { policy: `127.0.0.1:${port}` } });
+  try {
+    const ok = host.openConnection({ source: "10.0.0.1:1000", destination: "198.18.0.1:443" });
+    const no = host.openConnection({ source: "10.0.0.1:1001", destination: "198.18.0.2:443" });
+    assert.deepEqual(lines(host, "http call token="), ["http call token=4 status=0 missing-headers=0:2", "http call token=8 status=0 missing-headers=0:2"]);
+    await ok.whenUpstreamRequested;
+    assert.equal(ok.state, "open");
+    assert.equal((await no.whenClosed).by, "filter");
+    assert.match(lines(host, "http response token=4")[0], /^http response token=4 headers=\d+ status=200 body=allow trailers=0 get_status=0$/);
+    assert.deepEqual(seen[0], { path: "/check", host: "policy.local", dst: "198.18.0.1:443" });
+  } finally { await host.close(); server.close(); }
+  const dead = await probeHost("http-call=policy", { concurrency: 1, grpcClusters: { policy: "127.0.0.1:1" } });
+  try {
+    const c = dead.openConnection({ source: "10.0.0.1:1000", destination: "198.18.0.1:443" });
+    await c.whenClosed;
+    assert.deepEqual(lines(dead, "http response"), ["http response token=4 headers=0 status=<1> body= trailers=0 get_status=11"]);
+  } finally { await dead.close(); }
+});

@@ -72,3 +72,6 @@
 @external("env", "proxy_grpc_close") export declare function proxy_grpc_close(token: u32): u32;
 // @ts-ignore: decorator
 @external("env", "proxy_grpc_cancel") export declare function proxy_grpc_cancel(token: u32): u32;
+
+// @ts-ignore: decorator
+@external("env", "proxy_http_call") export declare function proxy_http_call(upstream: usize, upstreamLen: usize, headers: usize, headersLen: usize, body: usize, bodyLen: usize, trailers: usize, trailersLen: usize, timeoutMs: u32, retToken: usize): u32;
