@@ -21,12 +21,17 @@ interface Running {
 }
 
 async function startControl(dir: string, grpcPort = 0): Promise<Running> {
-  const child = spawn(
-    process.execPath,
-    [bin, "control", "--policies", join(dir, "policies"), "--pods", join(dir, "pods.yaml"), "--grpc-listen", `127.0.0.1:${grpcPort}`,
-      "--http-listen", "127.0.0.1:0", "--audit-log", join(dir, "audit.log"), "--min-ttl", "1", "--grace", "0"],
-    { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, EGRET_LOG_LEVEL: "debug" } },
-  );
+  return spawnControl([
+    "--policies", join(dir, "policies"), "--pods", join(dir, "pods.yaml"), "--grpc-listen", `127.0.0.1:${grpcPort}`,
+    "--http-listen", "127.0.0.1:0", "--audit-log", join(dir, "audit.log"), "--min-ttl", "1", "--grace", "0",
+  ]);
+}
+
+/** Starts `egret control ARGS` and waits for its "ready" log line (the output is in the error otherwise). */
+async function spawnControl(args: string[]): Promise<Running> {
+  const child = spawn(process.execPath, [bin, "control", ...args], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, EGRET_LOG_LEVEL: "debug" } });
+  let stderr = "";
+  child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   const logs: Record<string, unknown>[] = [];
   let buf = "";
   child.stdout!.on("data", (d: Buffer) => {
@@ -42,7 +47,14 @@ async function startControl(dir: string, grpcPort = 0): Promise<Running> {
       }
     }
   });
-  const ready = await eventually(() => logs.find((l) => l.msg === "egret control ready"), "control to be ready", 30_000, 20);
+  let ready: Record<string, unknown>;
+  try {
+    ready = await eventually(() => logs.find((l) => l.msg === "egret control ready") ?? (child.exitCode !== null && { exited: child.exitCode }), "control to be ready", 60_000, 20);
+  } catch (err) {
+    child.kill("SIGKILL");
+    throw new Error(`${(err as Error).message}; stdout: ${JSON.stringify(logs.slice(-20))}; stderr: ${stderr.slice(-2000)}`);
+  }
+  if ("exited" in ready) throw new Error(`egret control exited ${ready.exited}; stdout: ${JSON.stringify(logs.slice(-20))}; stderr: ${stderr.slice(-2000)}`);
   return { child, logs, grpc: `127.0.0.1:${ready.grpcPort}`, http: `http://127.0.0.1:${ready.httpPort}` };
 }
 
@@ -162,18 +174,10 @@ test("egret control --kubernetes --kubeconfig runs against an API server and wri
       "current-context: fake",
     ].join("\n"),
   );
-  child = spawn(process.execPath, [bin, "control", "--kubernetes", "--kubeconfig", kubeconfig, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"], {
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  const lines: string[] = [];
-  child.stdout!.on("data", (d: Buffer) => lines.push(...d.toString().split("\n")));
-  const ready = await eventually(
-    () => lines.map((l) => (l.startsWith("{") ? (JSON.parse(l) as Record<string, unknown>) : {})).find((l) => l.msg === "egret control ready"),
-    "control to be ready",
-    30_000,
-  );
-  assert.equal((await fetch(`http://127.0.0.1:${ready.httpPort}/readyz`)).status, 200);
-  const w = new WatchClient(`127.0.0.1:${ready.grpcPort}`, { namespace: "shop", name: "web-1" });
+  const running = await spawnControl(["--kubernetes", "--kubeconfig", kubeconfig, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]);
+  child = running.child;
+  assert.equal((await fetch(`${running.http}/readyz`)).status, 200);
+  const w = new WatchClient(running.grpc, { namespace: "shop", name: "web-1" });
   t.after(() => w.close());
   await eventually(() => w.responses.length >= 1, "the snapshot");
   assert.equal(w.selected, true);
