@@ -83,6 +83,9 @@ export class Detector {
   /** No more room: the direction's bytes are final. */
   private clientFull: bool = false;
   private serverFull: bool = false;
+  /** Bytes passed to feedClient/feedServer so far (uncapped). */
+  private clientFedBytes: i64 = 0;
+  private serverFedBytes: i64 = 0;
   private first: i32 = FIRST_NONE;
   /** The client buffer holds TLS handshake bytes (record headers stripped). */
   private tlsMode: bool = false;
@@ -112,6 +115,8 @@ export class Detector {
     this.serverLen = 0;
     this.clientFull = false;
     this.serverFull = false;
+    this.clientFedBytes = 0;
+    this.serverFedBytes = 0;
     this.first = FIRST_NONE;
     this.tlsMode = false;
     this.stripper.reset();
@@ -139,7 +144,9 @@ export class Detector {
 
   /** Client→server bytes, in order. Returns result(). */
   feedClient(ptr: usize, len: i32): i32 {
-    if (this.done || len <= 0) return this.protocol;
+    if (len <= 0) return this.protocol;
+    this.clientFedBytes += len;
+    if (this.done) return this.protocol;
     if (this.first == FIRST_NONE) this.first = FIRST_CLIENT;
     if (!this.clientFull) {
       const base = changetype<usize>(this.clientBuf);
@@ -159,7 +166,9 @@ export class Detector {
 
   /** Server→client bytes, in order. Returns result(). */
   feedServer(ptr: usize, len: i32): i32 {
-    if (this.done || len <= 0) return this.protocol;
+    if (len <= 0) return this.protocol;
+    this.serverFedBytes += len;
+    if (this.done) return this.protocol;
     if (this.first == FIRST_NONE) this.first = FIRST_SERVER;
     if (!this.serverFull) {
       const take = min(len, this.serverCapacity - this.serverLen);
@@ -199,6 +208,12 @@ export class Detector {
   connectTargetPtr(): usize { return changetype<usize>(this.clientBuf) + <usize>this.claims.targetOff; }
   connectTargetLen(): i32 { return this.claims.proxyForm == PROXY_NONE ? 0 : this.claims.targetLen; }
   connectTargetPort(): i32 { return this.claims.proxyForm == PROXY_NONE ? -1 : this.claims.targetPort; }
+  /**
+   * Bytes fed so far per direction. Envoy re-presents the whole accumulated read buffer after a
+   * StopIteration, so the filter feeds only get_buffer_bytes(clientFed(), size - clientFed()).
+   */
+  clientFed(): i64 { return this.clientFedBytes; }
+  serverFed(): i64 { return this.serverFedBytes; }
   /** Bytes buffered per direction (after TLS record stripping for the client). */
   clientBytes(): i32 { return this.clientLen; }
   serverBytes(): i32 { return this.serverLen; }
