@@ -96,6 +96,14 @@ export const command: CliCommand = {
       podCidrs: values["pod-cidr"],
       pluginConfig: Object.keys(pluginConfig).length > 0 ? pluginConfig : undefined,
     });
+    // Defaults that are right only for some clusters: say so on stderr (stdout stays pure YAML).
+    if (!values["trusted-resolver"]) {
+      process.stderr.write("egret manifests: note: the agent trusts DNS answers from 10.96.0.10 only (kubeadm/kind kube-dns); " +
+        "pass --trusted-resolver with your cluster's address (kubectl -n kube-system get svc kube-dns)\n");
+    }
+    if (!values["pod-cidr"]) {
+      process.stderr.write("egret manifests: note: without --pod-cidr the agent cannot reject DNS \"answers\" sent by pods; pass your pod range\n");
+    }
     const text = `# egret manifests: module sha256 ${sha}\n${toYaml(objects)}`;
     if (values.output) writeFileSync(values.output, text); else process.stdout.write(text);
     return 0;
