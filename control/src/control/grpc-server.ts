@@ -70,6 +70,8 @@ export interface GrpcEdgeOptions {
   limits?: Partial<GrpcLimits>;
   /** Accept calls only once true (initial sync done); Watch/Lookup get UNAVAILABLE before. */
   isReady: () => boolean;
+  /** The service clock (server_time_unix_ms); call deadlines stay on real time. */
+  now?: () => number;
 }
 
 export class GrpcEdge {
@@ -193,7 +195,7 @@ export class GrpcEdge {
       call.on("cancelled", () => abort.abort());
       const answer = await this.o.lookups.lookup(req.source_ip, req.destination_ip, wait, abort.signal);
       if (call.cancelled) return;
-      callback(null, { result: answer.result, resolution: answer.resolution ?? null, server_time_unix_ms: Date.now() });
+      callback(null, { result: answer.result, resolution: answer.resolution ?? null, server_time_unix_ms: (this.o.now ?? Date.now)() });
     } catch (err) {
       this.o.metrics.lookups.inc({ result: "error" });
       callback(toStatus(err) as grpc.ServiceError, null);

@@ -114,6 +114,7 @@ export class ControlService {
       serverId: this.serverId,
       limits: o.grpcLimits,
       isReady: () => this.notReadyReason() === undefined,
+      now: o.now,
     });
     // A pod IP that leaves a pod (deleted, or IP changed) takes that pod's resolutions with it.
     this.registry.onChange((c) => {
