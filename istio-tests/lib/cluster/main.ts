@@ -159,7 +159,23 @@ async function runStep(s: Scenario, step: Step, world: World): Promise<string | 
   }
 }
 
-async function runScenario(s: Scenario, world: World, caPem: string, t: Tally): Promise<void> {
+/** What a failed step leaves behind for debugging: the pod's sidecar log and the control logs. */
+async function saveDiagnostics(dir: string, name: string, pod: string): Promise<void> {
+  const [ns, podName] = pod.split("/") as [string, string];
+  const files: [string, string[]][] = [
+    [`${name}.istio-proxy.log`, ["-n", ns, "logs", podName, "-c", "istio-proxy", "--tail=500"]],
+    [`${name}.control.log`, ["-n", "egret-system", "logs", "-l", "app.kubernetes.io/component=control", "--tail=500", "--prefix"]],
+    [`${name}.agent.log`, ["-n", "egret-system", "logs", "-l", "app.kubernetes.io/component=agent", "--tail=200", "--prefix"]],
+    [`${name}.proxy-stats.txt`, ["-n", ns, "exec", podName, "-c", "istio-proxy", "--", "pilot-agent", "request", "GET", "stats/prometheus"]],
+  ];
+  for (const [file, args] of files) {
+    const r = await run("kubectl", args, { timeoutMs: 60_000 });
+    writeFileSync(join(dir, file), r.stdout + r.stderr);
+  }
+  log(`diagnostics for ${name} in ${dir}`);
+}
+
+async function runScenario(s: Scenario, world: World, caPem: string, t: Tally, artifacts: string): Promise<void> {
   log(`scenario ${s.name} (${s.file})`);
   const objects = scenarioObjects(s, WORLD_IMAGE, caPem);
   const namespaces = objects.filter((o) => o.kind === "Namespace").map((o) => o.metadata.name);
@@ -178,7 +194,10 @@ async function runScenario(s: Scenario, world: World, caPem: string, t: Tally): 
     for (const [i, step] of s.steps.entries()) {
       const label = `${s.name} step ${i + 1}: ${step.title}`;
       const failure = await runStep(s, step, world).catch((err: Error) => err instanceof CommandError ? err.message : String(err));
-      if (failure) { t.failed++; t.failures.push(`${label}: ${failure}`); log(`FAIL ${label}: ${failure}`); }
+      if (failure) {
+        t.failed++; t.failures.push(`${label}: ${failure}`); log(`FAIL ${label}: ${failure}`);
+        if ("pod" in step) await saveDiagnostics(artifacts, `${s.name}-step${i + 1}`, step.pod);
+      }
       else { t.passed++; log(`ok   ${label}`); }
     }
   } catch (err) {
@@ -195,11 +214,12 @@ async function runScenario(s: Scenario, world: World, caPem: string, t: Tally): 
 export async function main(argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: {
     cluster: { type: "string", default: "egret-istio-tests" }, keep: { type: "boolean", default: false },
+    artifacts: { type: "string" },
     reuse: { type: "boolean", default: false }, scenario: { type: "string", multiple: true }, "require-cluster": { type: "boolean", default: false },
     help: { type: "boolean", short: "h" },
   } });
   if (values.help) {
-    process.stdout.write("usage: istio-tests/run [--scenario NAME]… [--keep] [--reuse] [--cluster NAME] [--require-cluster]\n");
+    process.stdout.write("usage: istio-tests/run [--scenario NAME]… [--keep] [--reuse] [--cluster NAME] [--artifacts DIR] [--require-cluster]\n");
     return 0;
   }
   const world = loadWorld(join(SCENARIOS, "world.yaml"));
@@ -219,6 +239,9 @@ export async function main(argv: string[]): Promise<number> {
   }
   const o: Options = { cluster: values.cluster!, keep: values.keep!, reuse: values.reuse!, scenarios: values.scenario ?? [] };
   const work = mkdtempSync(join(tmpdir(), "egret-istio-tests-"));
+  // Outlives the run (unlike `work`): logs of failed steps.
+  const artifacts = values.artifacts ?? mkdtempSync(join(tmpdir(), "egret-istio-tests-artifacts-"));
+  mkdirSync(artifacts, { recursive: true });
   const t: Tally = { passed: 0, failed: 0, skipped: 0, failures: [] };
   let world_: { container: string } | undefined;
   try {
@@ -227,7 +250,7 @@ export async function main(argv: string[]): Promise<number> {
     const w = await startWorld(o, world, work);
     world_ = w;
     await installIstioAndEgret(world);
-    for (const s of scenarios) await runScenario(s, world, w.caPem, t);
+    for (const s of scenarios) await runScenario(s, world, w.caPem, t, artifacts);
   } catch (err) {
     log(`setup failed: ${(err as Error).message}`);
     t.failed += Math.max(0, steps - t.passed - t.failed);
