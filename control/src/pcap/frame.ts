@@ -17,6 +17,7 @@ export const LinkType = {
   LINUX_SLL: 113,
   IPV4: 228,
   IPV6: 229,
+  NFLOG: 239, // Linux netfilter log: TLVs, the packet in NFULA_PAYLOAD
   LINUX_SLL2: 276,
 } as const;
 
@@ -68,6 +69,8 @@ export interface DecodedPacket {
   tcp?: TcpHeader;
   /** IP TTL / hop limit. */
   ttl: number;
+  /** Tunnel layers removed to reach this packet (IP-in-IP, GRE, VXLAN, GTP-U, MPLS); 0 for none. */
+  tunnelDepth: number;
 }
 
 function drop(counts: DropCounts | undefined, reason: DropReason): null {
@@ -81,6 +84,8 @@ const ETHERTYPE_VLAN = 0x8100;
 const ETHERTYPE_QINQ = 0x88a8;
 const ETHERTYPE_QINQ_OLD = 0x9100;
 const ETHERTYPE_PPPOE_SESSION = 0x8864;
+const ETHERTYPE_MPLS = 0x8847;
+const ETHERTYPE_MPLS_MULTICAST = 0x8848;
 const PPP_IPV4 = 0x0021;
 const PPP_IPV6 = 0x0057;
 const MAX_VLAN_TAGS = 4;
@@ -90,9 +95,31 @@ const MAX_VLAN_TAGS = 4;
  * in `drops` when given) for anything else. Never throws.
  */
 export function decodeFrame(linkType: number, data: Uint8Array, drops?: DropCounts): DecodedPacket | null {
+  return decodeLink(linkType, data, drops, 0);
+}
+
+/** Tunnels nested deeper than this are dropped as bad headers (loops of crafted encapsulation). */
+const MAX_TUNNEL_DEPTH = 4;
+
+function decodeLink(linkType: number, data: Uint8Array, drops: DropCounts | undefined, depth: number): DecodedPacket | null {
+  if (linkType === LinkType.NFLOG) return decodeNflog(data, drops, depth);
   const ipOffset = linkPayloadOffset(linkType, data, drops);
   if (ipOffset < 0) return null;
-  return decodeIp(data.subarray(ipOffset), drops);
+  return decodeIpAt(data.subarray(ipOffset), drops, depth);
+}
+
+/** NFLOG (pcap-linktype(7)): 4-byte header, then TLVs (host byte order); type 9 is the packet. */
+function decodeNflog(d: Uint8Array, drops: DropCounts | undefined, depth: number): DecodedPacket | null {
+  if (d.length < 4) return drop(drops, "truncated-link-header");
+  let off = 4;
+  while (off + 4 <= d.length) {
+    const len = d[off]! | (d[off + 1]! << 8);
+    const type = d[off + 2]! | (d[off + 3]! << 8);
+    if (len < 4 || off + len > d.length) return drop(drops, "truncated-link-header");
+    if (type === 9) return decodeIpAt(d.subarray(off + 4, off + len), drops, depth);
+    off += (len + 3) & ~3;
+  }
+  return drop(drops, "not-ip");
 }
 
 /** Offset of the IP header in a frame, or -1 (counted) when there is none. */
@@ -153,6 +180,19 @@ function etherTypePayload(d: Uint8Array, typeOffset: number, drops?: DropCounts)
   }
   // A value up to 1500 is an 802.3 length: an LLC header follows, possibly SNAP with an EtherType.
   if (type <= 1500) return snapPayload(d, off + 2, drops);
+  if (type === ETHERTYPE_MPLS || type === ETHERTYPE_MPLS_MULTICAST) {
+    // Label stack entries until bottom-of-stack; then IPv4/IPv6 by version nibble.
+    let p = off + 2;
+    for (let labels = 0; ; labels++) {
+      if (labels >= 8 || p + 4 > d.length) return drop(drops, "truncated-link-header") ?? -1;
+      const bottom = (d[p + 2]! & 1) !== 0;
+      p += 4;
+      if (bottom) break;
+    }
+    if (p >= d.length) return drop(drops, "truncated-link-header") ?? -1;
+    const v = d[p]! >> 4;
+    return v === 4 || v === 6 ? p : drop(drops, "not-ip") ?? -1;
+  }
   if (type === ETHERTYPE_PPPOE_SESSION) {
     if (off + 2 + 6 > d.length) return drop(drops, "truncated-link-header") ?? -1;
     return pppPayload(d, off + 2 + 6, drops);
@@ -194,14 +234,18 @@ const IPPROTO_UDP = 17;
 
 /** Decodes a packet starting at the IP header (IPv4 or IPv6, by version nibble). */
 export function decodeIp(ip: Uint8Array, drops?: DropCounts): DecodedPacket | null {
+  return decodeIpAt(ip, drops, 0);
+}
+
+function decodeIpAt(ip: Uint8Array, drops: DropCounts | undefined, depth: number): DecodedPacket | null {
   if (ip.length < 1) return drop(drops, "truncated-ip-header");
   const version = ip[0]! >> 4;
-  if (version === 4) return decodeIpv4(ip, drops);
-  if (version === 6) return decodeIpv6(ip, drops);
+  if (version === 4) return decodeIpv4(ip, drops, depth);
+  if (version === 6) return decodeIpv6(ip, drops, depth);
   return drop(drops, "bad-ip-header");
 }
 
-function decodeIpv4(ip: Uint8Array, drops?: DropCounts): DecodedPacket | null {
+function decodeIpv4(ip: Uint8Array, drops: DropCounts | undefined, depth: number): DecodedPacket | null {
   if (ip.length < 20) return drop(drops, "truncated-ip-header");
   const ihl = (ip[0]! & 0x0f) * 4;
   const totalLength = (ip[2]! << 8) | ip[3]!;
@@ -213,7 +257,7 @@ function decodeIpv4(ip: Uint8Array, drops?: DropCounts): DecodedPacket | null {
   // TCP segmentation offload captures show total length 0: trust the captured bytes then.
   const end = totalLength === 0 ? ip.length : Math.min(totalLength, ip.length);
   const announced = totalLength === 0 ? ip.length - ihl : totalLength - ihl;
-  return decodeTransport(ip[9]!, 4, ip.subarray(12, 16), ip.subarray(16, 20), ip.subarray(ihl, Math.max(ihl, end)), announced, moreFragments, ip[8]!, drops);
+  return decodeTransport(ip[9]!, 4, ip.subarray(12, 16), ip.subarray(16, 20), ip.subarray(ihl, Math.max(ihl, end)), announced, moreFragments, ip[8]!, drops, depth);
 }
 
 const V6_HOP_BY_HOP = 0;
@@ -226,7 +270,7 @@ const V6_HIP = 139;
 const V6_SHIM6 = 140;
 const MAX_V6_EXTENSIONS = 16;
 
-function decodeIpv6(ip: Uint8Array, drops?: DropCounts): DecodedPacket | null {
+function decodeIpv6(ip: Uint8Array, drops: DropCounts | undefined, depth: number): DecodedPacket | null {
   if (ip.length < 40) return drop(drops, "truncated-ip-header");
   const payloadLength = (ip[4]! << 8) | ip[5]!;
   // Payload length 0 means a jumbogram (or TSO): use the captured bytes.
@@ -257,13 +301,25 @@ function decodeIpv6(ip: Uint8Array, drops?: DropCounts): DecodedPacket | null {
     } else break;
     if (off > end) return drop(drops, "truncated-ip-header");
   }
-  return decodeTransport(next, 6, ip.subarray(8, 24), ip.subarray(24, 40), ip.subarray(off, end), announcedEnd - off, fragmented, ip[7]!, drops);
+  return decodeTransport(next, 6, ip.subarray(8, 24), ip.subarray(24, 40), ip.subarray(off, end), announcedEnd - off, fragmented, ip[7]!, drops, depth);
 }
+
+const IPPROTO_IPIP = 4;
+const IPPROTO_IPV6 = 41;
+const IPPROTO_GRE = 47;
+const UDP_VXLAN = 4789;
+const UDP_GTP_U = 2152;
 
 function decodeTransport(
   proto: number, ipVersion: 4 | 6, srcIp: Uint8Array, dstIp: Uint8Array, seg: Uint8Array, announced: number,
-  fragmented: boolean, ttl: number, drops?: DropCounts,
+  fragmented: boolean, ttl: number, drops: DropCounts | undefined, depth: number,
 ): DecodedPacket | null {
+  if (proto === IPPROTO_IPIP || proto === IPPROTO_IPV6 || proto === IPPROTO_GRE) {
+    if (fragmented) return drop(drops, "ip-fragment");
+    if (depth >= MAX_TUNNEL_DEPTH) return drop(drops, "bad-ip-header");
+    if (proto !== IPPROTO_GRE) return decodeIpAt(seg, drops, depth + 1);
+    return decodeGre(seg, drops, depth + 1);
+  }
   if (proto === IPPROTO_TCP) {
     if (seg.length < 20) return drop(drops, "truncated-transport-header");
     const dataOffset = (seg[12]! >> 4) * 4;
@@ -273,7 +329,7 @@ function decodeTransport(
     return {
       ipVersion, src: formatIp(srcIp), dst: formatIp(dstIp), srcIp, dstIp, proto: "tcp",
       srcPort: (seg[0]! << 8) | seg[1]!, dstPort: (seg[2]! << 8) | seg[3]!,
-      payload, payloadLength: Math.max(payload.length, announced - dataOffset), fragmented, ttl,
+      payload, payloadLength: Math.max(payload.length, announced - dataOffset), fragmented, ttl, tunnelDepth: depth,
       tcp: {
         seq: readU32(seg, 4), ack: readU32(seg, 8),
         flags: ((seg[12]! & 1) << 8) | seg[13]!,
@@ -288,13 +344,61 @@ function decodeTransport(
     if (udpLength !== 0 && udpLength < 8) return drop(drops, "bad-transport-header");
     const claimed = udpLength === 0 ? Math.max(seg.length, announced) - 8 : udpLength - 8;
     const payload = seg.subarray(8, 8 + Math.min(claimed, seg.length - 8));
+    const dport = (seg[2]! << 8) | seg[3]!;
+    if (!fragmented && depth < MAX_TUNNEL_DEPTH) {
+      if (dport === UDP_VXLAN && isVxlan(payload)) return decodeLink(LinkType.ETHERNET, payload.subarray(8), drops, depth + 1);
+      if (dport === UDP_GTP_U) {
+        const inner = gtpPayloadOffset(payload);
+        if (inner > 0) return decodeIpAt(payload.subarray(inner), drops, depth + 1);
+      }
+    }
     return {
       ipVersion, src: formatIp(srcIp), dst: formatIp(dstIp), srcIp, dstIp, proto: "udp",
       srcPort: (seg[0]! << 8) | seg[1]!, dstPort: (seg[2]! << 8) | seg[3]!,
-      payload, payloadLength: Math.max(payload.length, claimed), fragmented, ttl,
+      payload, payloadLength: Math.max(payload.length, claimed), fragmented, ttl, tunnelDepth: depth,
     };
   }
   return drop(drops, "unsupported-transport");
+}
+
+/** GRE (RFC 2784/2890): optional checksum, key and sequence words; IP, Ethernet or ERSPAN II inside. */
+function decodeGre(g: Uint8Array, drops: DropCounts | undefined, depth: number): DecodedPacket | null {
+  if (g.length < 4) return drop(drops, "truncated-transport-header");
+  const flags = (g[0]! << 8) | g[1]!;
+  if ((flags & 0x7) !== 0) return drop(drops, "unsupported-transport"); // version 1 (PPTP) and others
+  const type = (g[2]! << 8) | g[3]!;
+  let off = 4 + (flags & 0x8000 ? 4 : 0) + (flags & 0x2000 ? 4 : 0) + (flags & 0x1000 ? 4 : 0);
+  if (off > g.length) return drop(drops, "truncated-transport-header");
+  if (type === ETHERTYPE_IPV4 || type === ETHERTYPE_IPV6) return decodeIpAt(g.subarray(off), drops, depth);
+  if (type === 0x88be && flags & 0x1000) off += 8; // ERSPAN type II header
+  if (type === 0x6558 || type === 0x88be) return decodeLink(LinkType.ETHERNET, g.subarray(off), drops, depth);
+  return drop(drops, "unsupported-transport");
+}
+
+/** VXLAN (RFC 7348): flags 0x08 (valid VNI), reserved bytes zero, then an Ethernet frame. */
+function isVxlan(p: Uint8Array): boolean {
+  return p.length >= 8 + 14 && p[0] === 0x08 && p[1] === 0 && p[2] === 0 && p[3] === 0 && p[7] === 0;
+}
+
+/** GTP-U G-PDU (3GPP TS 29.281): returns the offset of the inner IP packet, or -1. */
+function gtpPayloadOffset(p: Uint8Array): number {
+  if (p.length < 8 || (p[0]! & 0xf0) !== 0x30 || p[1] !== 0xff) return -1;
+  let off = 8;
+  if (p[0]! & 0x07) {
+    if (p.length < 12) return -1;
+    off = 12;
+    let next = p[11]!;
+    for (let n = 0; next !== 0 && n < 8; n++) { // extension headers, length in 4-byte units
+      if (off >= p.length) return -1;
+      const len = p[off]! * 4;
+      if (len === 0 || off + len > p.length) return -1;
+      next = p[off + len - 1]!;
+      off += len;
+    }
+  }
+  if (off >= p.length) return -1;
+  const v = p[off]! >> 4;
+  return v === 4 || v === 6 ? off : -1;
 }
 
 function readU32(b: Uint8Array, off: number): number {

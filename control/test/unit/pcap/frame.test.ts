@@ -17,6 +17,7 @@ function check(linkType: number, frame: Uint8Array, version: 4 | 6) {
   assert.equal(p.dstPort, 443);
   assert.equal(new TextDecoder().decode(p.payload), "hello");
   assert.deepEqual(p.tcp, { seq: 0xfffffff0, ack: 7, flags: 0x018, window: 512 });
+  assert.equal(p.tunnelDepth, 0);
   if (version === 4) {
     assert.equal(p.src, "198.18.0.1");
     assert.equal(p.dst, "198.18.5.9");
@@ -116,4 +117,40 @@ test("formats IP addresses per RFC 5952 and endpoints with brackets for IPv6", (
   assert.equal(formatIp(v6("20010db8000100010001000100010001")), "2001:db8:1:1:1:1:1:1");
   assert.equal(formatEndpoint("2001:db8::1", 443), "[2001:db8::1]:443");
   assert.equal(formatEndpoint("198.18.0.1", 80), "198.18.0.1:80");
+});
+
+test("removes tunnel layers: IP-in-IP, GRE, VXLAN, GTP-U, MPLS, and reads NFLOG", () => {
+  const inner4 = ipv4("10.0.0.1", "10.0.0.2", 6, tcpSegment(43210, 443, payload, { seq: 0xfffffff0, ack: 7, flags: 0x018, window: 512 }));
+  const expectInner = (p: ReturnType<typeof decodeFrame>, depth: number, what: string) => {
+    assert.ok(p, what);
+    assert.equal(p.src, "10.0.0.1", what);
+    assert.equal(p.dstPort, 443, what);
+    assert.equal(new TextDecoder().decode(p.payload), "hello", what);
+    assert.equal(p.tunnelDepth, depth, what);
+  };
+  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 4, inner4))), 1, "IPv4 in IPv4");
+  const v6inner = ipv6("2001:db8::1", "2001:db8::2", 6, tcpSegment(1, 443, payload));
+  assert.equal(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 41, v6inner)))?.src, "2001:db8::1", "IPv6 in IPv4 (6in4)");
+  const greKeyed = concat([0x20, 0x00, 0x08, 0x00], [0, 0, 0, 42], inner4); // K flag, key, IPv4
+  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 47, greKeyed))), 1, "GRE with key");
+  const greEth = concat([0x00, 0x00, 0x65, 0x58], ethernet(inner4));
+  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 47, greEth))), 1, "GRE transparent Ethernet");
+  const vxlan = udpDatagram(50000, 4789, concat([0x08, 0, 0, 0, 0, 0, 7, 0], ethernet(inner4, [0x8100])));
+  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 17, vxlan))), 1, "VXLAN");
+  const gtp = udpDatagram(2152, 2152, concat([0x34, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x85, 1, 0, 9, 0], inner4)); // E flag, one extension
+  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 17, gtp))), 1, "GTP-U with an extension header");
+  const mpls = concat([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2], [0x88, 0x47], [0, 1, 0, 64], [0, 2, 1, 64], inner4);
+  expectInner(decodeFrame(1, mpls), 0, "two MPLS labels");
+  const nflog = concat([2, 0, 0, 0], [8, 0, 1, 0, 0x08, 0x00, 0, 0], [4 + inner4.length, 0, 9, 0], inner4);
+  expectInner(decodeFrame(LinkType.NFLOG, nflog), 0, "NFLOG");
+  // Not a tunnel after all: a UDP datagram to 4789 that is not VXLAN stays UDP.
+  const notVxlan = decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 17, udpDatagram(1, 4789, [1, 2, 3]))));
+  assert.equal(notVxlan?.proto, "udp");
+  assert.equal(notVxlan.tunnelDepth, 0);
+  // Nesting is bounded.
+  let nested: Uint8Array = inner4;
+  for (let i = 0; i < 6; i++) nested = ipv4("198.18.0.1", "198.18.0.2", 4, nested);
+  const drops: DropCounts = {};
+  assert.equal(decodeFrame(101, nested, drops), null);
+  assert.equal(drops["bad-ip-header"], 1);
 });

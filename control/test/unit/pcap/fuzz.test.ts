@@ -5,7 +5,7 @@ import fc from "fast-check";
 import { CaptureFormatError, decodeCapture, decodeFrame, readCapture, TcpReassembler } from "../../../src/pcap/index.js";
 import { pcapFile, pcapngFile, tcp4Frame } from "./builders.js";
 
-const linkTypes = [0, 1, 9, 10, 12, 14, 50, 51, 101, 108, 113, 228, 229, 276];
+const linkTypes = [0, 1, 9, 10, 12, 14, 50, 51, 101, 108, 113, 228, 229, 239, 276];
 
 test("decodeFrame never throws on random bytes for any link type", () => {
   fc.assert(fc.property(fc.constantFrom(...linkTypes), fc.uint8Array({ maxLength: 200 }), (lt, data) => {
