@@ -3,7 +3,7 @@
 // successfully (then is discarded), one VM on the "main thread" and one per worker, each with its
 // own root context. Connections are spread over the worker VMs. See README.md for the API.
 import { readFile } from "node:fs/promises";
-import { RealClock, type Clock } from "./clock.js";
+import { RealClock, ManualClock, type Clock } from "./clock.js";
 import { StatStore } from "./metrics.js";
 import { SharedData, SharedQueues } from "./shared-state.js";
 import { GrpcChannels } from "./grpc-callouts.js";
@@ -129,6 +129,12 @@ export class EnvoyHost {
     this.connections.add(c);
     c.open();
     return c;
+  }
+
+  /** Advances an injected ManualClock by `ms`, firing due ticks and timers (tests, simulate). */
+  tick(ms: number): void {
+    if (!(this.services.clock instanceof ManualClock)) throw new Error("host.tick() needs EnvoyHostOptions.clock = new ManualClock()");
+    this.services.clock.advance(ms);
   }
 
   /** Live connections. */

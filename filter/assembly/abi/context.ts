@@ -24,13 +24,21 @@ export class RootContext {
   onLog(): void {}
   onDelete(): void {}
 
-  /** Creates the context of a new connection. Override to return your StreamContext subclass. */
+  /**
+   * Creates the context of a new connection. Override to return your StreamContext subclass —
+   * either new, or one handed back to recycleStream earlier (set its `id`), so that a filter can
+   * avoid allocating per connection.
+   */
   newStream(id: u32): StreamContext { return new StreamContext(id, this); }
+
+  /** Called after a stream's onDelete; keep it in a free list to reuse it in newStream. */
+  recycleStream(stream: StreamContext): void {}
 }
 
 /** Per-connection context of a network filter (reference/proxy-wasm.md §3.2). */
 export class StreamContext {
-  constructor(readonly id: u32, readonly root: RootContext) {}
+  /** Writable only so recycled contexts can be re-armed in newStream. */
+  constructor(public id: u32, readonly root: RootContext) {}
 
   /** Return StopIteration to delay tcp_proxy's upstream connect until continueStream/closeStream. */
   onNewConnection(): Action { return Action.Continue; }

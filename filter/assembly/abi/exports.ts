@@ -106,6 +106,12 @@ export function proxy_on_log(id: u32): void {
 }
 
 export function proxy_on_delete(id: u32): void {
-  if (streams.has(id)) { streams.get(id).onDelete(); streams.delete(id); return; }
+  if (streams.has(id)) {
+    const s = streams.get(id);
+    s.onDelete();
+    streams.delete(id);
+    s.root.recycleStream(s);
+    return;
+  }
   if (roots.has(id)) { roots.get(id).onDelete(); roots.delete(id); }
 }
