@@ -212,11 +212,11 @@ export class ResolutionStore {
         continue;
       }
       taken++;
-      this.upsert(podId, answer.ip, name, chain, expiry);
-      changed.push(answer.ip);
+      // A replayed observation the store already holds changes nothing: no delta for watchers.
+      if (this.upsert(podId, answer.ip, name, chain, expiry)) changed.push(answer.ip);
     }
     if (this.podEntries[podId] === 0 && this.podHead[podId] === NONE) this.releasePod(podId);
-    if (changed.length === 0) return this.reject(stale > 0 ? "stale" : "no-answers");
+    if (taken === 0) return this.reject(stale > 0 ? "stale" : "no-answers");
     this.enforceBounds(podId);
     for (const ip of changed) this.emit(podKey, ip);
     return "stored";
@@ -447,7 +447,8 @@ export class ResolutionStore {
     return { ip: this.slotIp(s), names, expires_unix_ms: latest };
   }
 
-  private upsert(podId: number, ip: Uint8Array, name: string, chain: string[], expiry: number): void {
+  /** Adds or refreshes one name under (pod, ip); false when nothing a reader could see changed. */
+  private upsert(podId: number, ip: Uint8Array, name: string, chain: string[], expiry: number): boolean {
     let s = this.findSlot(podId, ip);
     if (s === NONE) s = this.allocSlot(podId, ip);
     else this.touch(s, podId);
@@ -457,14 +458,19 @@ export class ResolutionStore {
       for (let r = this.sFirst[s]; r !== NONE; r = this.rNext[r]) {
         if (this.rName[r] !== nameId) continue;
         // Keep the latest expiry; take the newest chain.
-        if (expiry > this.rExpiry[r]) this.rExpiry[r] = expiry;
+        let changed = false;
+        if (expiry > this.rExpiry[r]) {
+          this.rExpiry[r] = expiry;
+          changed = true;
+        }
         const chainText = chain.join(" ");
         if (chainText !== (this.rChain[r] === 0 ? "" : this.chains.get(this.rChain[r]))) {
           this.chains.release(this.rChain[r]);
           this.rChain[r] = chainText === "" ? 0 : this.chains.acquire(chainText);
+          changed = true;
         }
-        this.recomputeEarliest(s);
-        return;
+        if (changed) this.recomputeEarliest(s);
+        return changed;
       }
     }
     if (this.sCount[s] >= this.limits.maxNamesPerIp) this.evictSoonestName(s, podId);
@@ -478,6 +484,7 @@ export class ResolutionStore {
     this.recomputeEarliest(s);
     this.podEntries[podId]++;
     this.entries++;
+    return true;
   }
 
   private recomputeEarliest(s: number): void {

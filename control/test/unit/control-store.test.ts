@@ -168,3 +168,22 @@ test("measureStoreMemory reports a per-entry figure for a stated workload", () =
   assert.equal(r.pods, 20);
   assert.ok(r.bytesPerEntry > 0 && Number.isFinite(r.bytesPerEntry));
 });
+
+test("re-recording what the store already holds (an agent's replay) notifies nobody", () => {
+  const c = clock();
+  const store = new ResolutionStore({ now: c.now });
+  const changes: string[] = [];
+  store.subscribe((pod, ip) => changes.push(`${pod}>${bytesToIp(ip)}`));
+  const o = obs("a.example.com", ["192.0.2.1", "192.0.2.2"], 60, { cnameChain: ["x.example.net"] });
+  assert.equal(store.record(ipToBytes(POD), o), "stored");
+  assert.equal(changes.length, 2);
+  assert.equal(store.record(ipToBytes(POD), o), "stored");
+  assert.equal(changes.length, 2, "same expiry, same chain: no change");
+  assert.equal(store.record(ipToBytes(POD), { ...o, observedUnixMs: T0 - 1000 }), "stored");
+  assert.equal(changes.length, 2, "an older observation does not shorten the expiry");
+  store.record(ipToBytes(POD), { ...o, cnameChain: ["y.example.net"] });
+  assert.equal(changes.length, 4, "a new chain is a change");
+  c.t += 1000;
+  store.record(ipToBytes(POD), { ...o, observedUnixMs: c.t, answers: [o.answers[0]] });
+  assert.deepEqual(changes.slice(4), [`${POD}>192.0.2.1`], "a later expiry is a change, for that IP only");
+});
