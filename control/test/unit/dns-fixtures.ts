@@ -126,6 +126,7 @@ export function packet(p: {
     payload: p.payload, payloadLength: p.payload.length, fragmented: false,
     ...(p.tcp ? { tcp: { seq: p.tcp.seq >>> 0, ack: p.tcp.ack ?? 0, flags: p.tcp.flags, window: 65535 } } : {}),
     ttl: 64,
+    tunnelDepth: 0,
   };
 }
 

@@ -1,0 +1,77 @@
+// Test that a replica that stops acknowledging holds the agent to its window of in-flight batches,
+// that the send queue is bounded (oldest dropped, counted), and that the ack timeout forces a
+// reconnect that replays the store.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import * as grpc from "@grpc/grpc-js";
+import { ReplicaStream } from "../../src/agent/replica-stream.js";
+import { silentLogger } from "../../src/common/log.js";
+import type { DnsObservation } from "../../src/dns/observer.js";
+import { agentServiceDefinition, type AgentServiceHandlers, type ObserveRequest } from "../../src/proto/index.js";
+
+function obs(i: number): DnsObservation {
+  return {
+    podIp: "198.18.1.10", podPort: 40000, qname: `n${i}.example`, qtype: 1, rcode: 0, cnameChain: [],
+    answers: [{ name: `n${i}.example`, type: "A", typeCode: 1, ttl: 60, data: "198.18.0.1" }],
+    negative: false, truncated: false, resolver: "198.18.0.53", resolverPort: 53, transport: "udp", time: Date.now(), id: i,
+  };
+}
+
+async function eventually(what: string, fn: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+test("window, bounded queue and ack timeout with a replica that stops acknowledging", { timeout: 60_000 }, async (t) => {
+  let acking = true;
+  const streams: ObserveRequest[][] = [];
+  const server = new grpc.Server();
+  const handlers: AgentServiceHandlers = {
+    Observe(call) {
+      const got: ObserveRequest[] = [];
+      streams.push(got);
+      call.on("data", (req: ObserveRequest) => {
+        got.push(req);
+        if (acking) call.write({ acked_sequence: req.sequence });
+      });
+      call.on("error", () => {});
+    },
+  };
+  server.addService(agentServiceDefinition(), handlers);
+  const port = await new Promise<number>((res, rej) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  const stored = [obs(-1)];
+  const stream = new ReplicaStream({
+    address: `127.0.0.1:${port}`, agentId: "t", log: silentLogger(), replaySource: () => stored,
+    maxBatch: 2, window: 3, maxQueue: 10, ackTimeoutMs: 1500, connectTimeoutMs: 2000, now: Date.now,
+  });
+  t.after(() => {
+    stream.close();
+    server.forceShutdown();
+  });
+  stream.start();
+  await eventually("connected and replayed", () => stream.stats.connected && streams[0]?.length === 1);
+  assert.equal(streams[0]![0]!.replay, true);
+  assert.equal(streams[0]![0]!.observations[0]!.query_name, "n-1.example");
+  await eventually("replay acknowledged", () => stream.stats.acked === 1);
+
+  acking = false;
+  for (let i = 0; i < 30; i++) stream.push(obs(i));
+  await eventually("three batches in flight", () => streams[0]!.length === 4);
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(streams[0]!.length, 4, "no batch beyond the window of 3 while unacknowledged");
+  assert.equal(stream.stats.inFlightBatches, 3);
+  assert.equal(stream.stats.queued, 10, "the queue is capped");
+  // Idle stream: each of the first pushes leaves at once, alone (no batching delay).
+  assert.deepEqual(streams[0]!.slice(1).map((b) => b.observations.length), [1, 1, 1]);
+  assert.equal(stream.stats.dropped, 17, "30 pushed - 3 in flight - 10 queued");
+
+  // Unacknowledged past the timeout: reconnect, and replay what the store holds.
+  acking = true;
+  await eventually("reconnected with a replay", () => streams.length >= 2 && (streams[1]?.length ?? 0) >= 1);
+  assert.equal(streams[1]![0]!.replay, true);
+  assert.equal(streams[1]![0]!.sequence, 1);
+  assert.ok(stream.stats.connects >= 2);
+});
