@@ -207,6 +207,16 @@ export class TcpReassembler {
       half.nextSeq = dataSeq;
     }
     if (pkt.payload.length > 0) this.accept(st, dir, half, dataSeq, pkt.payload);
+    // Bytes the segment carried but the capture cut off (snap length, first IP fragment) will
+    // never arrive: if the stream has reached them, skip them now instead of waiting.
+    const missing = pkt.payloadLength - pkt.payload.length;
+    if (missing > 0 && !half.finished && half.nextSeq === ((dataSeq + pkt.payload.length) >>> 0)) {
+      half.nextSeq = (half.nextSeq + missing) >>> 0;
+      conn.gapBytes += missing;
+      this.stats.gapBytes += missing;
+      this.callbacks.onGap?.(conn, dir, missing);
+      this.drain(st, dir, half);
+    }
     if (tcp.flags & TcpFlag.FIN) {
       half.finSeq ??= (dataSeq + pkt.payload.length) >>> 0;
       // A FIN past a hole waits: the missing bytes may still be retransmitted.

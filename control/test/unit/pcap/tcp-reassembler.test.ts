@@ -200,3 +200,20 @@ test("property: deterministic — the same packets give the same callbacks", () 
     { numRuns: 300 },
   );
 });
+
+test("a segment cut by the snap length reports the lost tail at once and the stream goes on", () => {
+  const events: string[] = [];
+  const got: number[] = [];
+  const r = new TcpReassembler({
+    onGap: (_c, dir, n) => events.push(`gap ${dir} ${n}`),
+    onData: (_c, dir, b) => { if (dir === "fromClient") got.push(...b); },
+  });
+  r.push(decodeFrame(1, tcp4Frame(C, 40000, S, 80, [], { seq: 99, flags: SYN }))!, 0);
+  const full = tcp4Frame(C, 40000, S, 80, new Array(100).fill(0x61), { seq: 100, flags: ACK });
+  r.push(decodeFrame(1, full.subarray(0, full.length - 60))!, 1); // 40 of 100 payload bytes captured
+  r.push(decodeFrame(1, tcp4Frame(C, 40000, S, 80, [0x62, 0x63], { seq: 200, flags: ACK }))!, 2);
+  assert.deepEqual(events, ["gap fromClient 60"]);
+  assert.equal(got.length, 42);
+  assert.deepEqual(got.slice(-2), [0x62, 0x63]);
+  assert.equal(r.stats.bufferedBytes, 0);
+});
