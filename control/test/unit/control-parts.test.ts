@@ -246,3 +246,13 @@ test("file mode watches folders recursively and picks up a policy folder created
   await eventually(() => catalog.active().length === 1, "the policy in the nested folder", 10_000);
   assert.equal(registry.get("shop", "web-1")?.ips[0], "198.18.1.10");
 });
+
+test("measureLookupLatency runs real Lookups (known, and released by an observation) and summarizes them", async () => {
+  const { measureLookupLatency } = await import("../../src/control/measure.js");
+  const r = await measureLookupLatency({ samples: 40, warmup: 5 });
+  assert.equal(r.known.samples, 40);
+  assert.equal(r.afterWait.samples, 10);
+  for (const s of [r.known, r.afterWait]) {
+    assert.ok(s.p50Ms > 0 && s.p50Ms <= s.p90Ms && s.p90Ms <= s.p99Ms && s.p99Ms <= s.maxMs && Number.isFinite(s.maxMs));
+  }
+});
