@@ -116,3 +116,12 @@ test("audit matching finds the connection's line and compares verdict, reason, p
   assert.deepEqual(wrong?.mismatches, ["verdict: expected deny, got allow"]);
   assert.equal(auditVerdict(lines, pod, { ip: "198.19.9.9", port: 1 }, { verdict: "deny" }), undefined, "no line yet: keep polling");
 });
+
+test("a step kind the real-cluster runner does not know fails loudly instead of passing", async () => {
+  const { runStep } = await import("../lib/cluster/main.js");
+  const scenario = { name: "x", file: "x.yaml", namespaces: {}, pods: [], policies: [], steps: [] } as unknown as Parameters<typeof runStep>[0];
+  const failure = await runStep(scenario, { kind: "teleport", title: "t" } as unknown as Parameters<typeof runStep>[1], world, new Map());
+  assert.equal(failure, 'step kind "teleport" is not supported by the real-cluster runner yet');
+  const audit = await runStep(scenario, { kind: "audit", title: "a", ref: "nope", expect: {} } as unknown as Parameters<typeof runStep>[1], world, new Map());
+  assert.equal(audit, 'no earlier connect step with id "nope"');
+});

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { CommandError, mustRun, run } from "../../../control/src/mesh/exec.js";
-import { loadScenarioDir, type ConnectStep, type Scenario, type Step } from "../../../control/src/mesh/scenario.js";
+import { loadScenarioDir, type ConnectStep, type ResolveStep, type Scenario, type Step } from "../../../control/src/mesh/scenario.js";
 import { loadWorld, type World } from "../../../control/src/mesh/world.js";
 import { expectedDestination } from "../../../control/src/mesh/clients.js";
 import { toYaml } from "../../../control/src/deploy/render.js";
@@ -112,52 +112,119 @@ async function installIstioAndEgret(world: World): Promise<void> {
   await kubectl(["-n", "egret-system", "rollout", "status", "daemonset/egret-agent", "--timeout=300s"], { timeoutMs: 320_000 });
 }
 
-interface Tally { passed: number; failed: number; skipped: number; failures: string[] }
+interface Tally { passed: number; failed: number; skipped: number; todo: number; failures: string[] }
 
 async function controlLogsSince(since: string): Promise<string[]> {
   const out = await kubectl(["-n", "egret-system", "logs", "-l", "app.kubernetes.io/component=control", "--since-time", since, "--tail=-1", "--prefix=false"], { timeoutMs: 60_000 });
   return out.split("\n").filter((l) => l.startsWith("{"));
 }
 
-async function runStep(s: Scenario, step: Step, world: World): Promise<string | undefined> {
+/** A step as the scenario loader produced it; kinds are matched by name so that step kinds the
+ * runner does not know yet fail loudly instead of passing. */
+type LooseStep = { kind: string; title: string; pod?: string; component?: string; within?: number; ref?: string; id?: string; knownIssue?: string;
+  expect?: Record<string, unknown> };
+
+/** Where a connect step went, for a later `audit` step that names it by id. */
+interface ConnectRecord { pod: string; since: string; dst: { ip?: string; port: number } }
+
+const WORKLOAD: Record<string, string> = { control: "deployment/egret-control", agent: "daemonset/egret-agent" };
+
+async function stopOrStart(component: string, stop: boolean): Promise<void> {
+  if (component === "control") {
+    await kubectl(["-n", "egret-system", "scale", "deployment/egret-control", `--replicas=${stop ? 0 : 2}`]);
+    if (stop) await kubectl(["-n", "egret-system", "wait", "--for=delete", "pod", "-l", "app.kubernetes.io/component=control", "--timeout=120s"], { timeoutMs: 130_000 });
+    else await kubectl(["-n", "egret-system", "rollout", "status", "deployment/egret-control", "--timeout=300s"], { timeoutMs: 320_000 });
+    return;
+  }
+  // A DaemonSet cannot scale to zero: a node selector nothing matches removes its pods.
+  const patch = stop ? '{"spec":{"template":{"spec":{"nodeSelector":{"egret.dev/istio-tests-stopped":"true"}}}}}'
+    : '[{"op":"remove","path":"/spec/template/spec/nodeSelector"}]';
+  await kubectl(["-n", "egret-system", "patch", "daemonset/egret-agent", "--type", stop ? "strategic" : "json", "-p", patch]);
+  if (stop) await kubectl(["-n", "egret-system", "wait", "--for=delete", "pod", "-l", "app.kubernetes.io/component=agent", "--timeout=120s"], { timeoutMs: 130_000 });
+  else await kubectl(["-n", "egret-system", "rollout", "status", "daemonset/egret-agent", "--timeout=300s"], { timeoutMs: 320_000 });
+}
+
+/** Sum of a metric in a pod's sidecar (Envoy stats through pilot-agent). */
+async function sidecarMetric(pod: string, name: string): Promise<number> {
+  const [ns, podName] = pod.split("/") as [string, string];
+  const text = await kubectl(["-n", ns, "exec", podName, "-c", "istio-proxy", "--", "pilot-agent", "request", "GET", "stats/prometheus"], { timeoutMs: 30_000 });
+  return text.split("\n").filter((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`)).reduce((n, l) => n + Number(l.split(/\s+/).pop()), 0);
+}
+
+async function checkAudit(rec: ConnectRecord, expect: Record<string, unknown>, withinMs: number): Promise<string | undefined> {
+  const [namespace, name] = rec.pod.split("/") as [string, string];
+  const { verdict, reason, policy, rule } = expect as { verdict?: string; reason?: string; policy?: string; rule?: string | number };
+  const audit = Object.fromEntries(Object.entries({ verdict, reason, policy, rule }).filter(([, v]) => v !== undefined));
+  if (Object.keys(audit).length === 0) return undefined;
+  const found = await eventually("the connection's audit line", async () => auditVerdict(await controlLogsSince(rec.since), { namespace, name }, rec.dst, audit), withinMs)
+    .catch((err: Error) => ({ ok: false, line: "", mismatches: [err.message] }));
+  return found.ok ? undefined : `audit: ${found.mismatches.join("; ")}${found.line ? ` in ${found.line}` : ""}`;
+}
+
+export async function runStep(s: Scenario, raw: Step, world: World, connects: Map<string, ConnectRecord>): Promise<string | undefined> {
+  const step = raw as unknown as LooseStep;
   const exec = (pod: string, argv: string[], input?: string) => {
     const [ns, name] = pod.split("/");
     return run("kubectl", ["-n", ns!, "exec", "-i", name!, "-c", APP_CONTAINER, "--", ...argv], { timeoutMs: 60_000, input });
   };
   switch (step.kind) {
-    case "sleep": await new Promise((r) => setTimeout(r, step.ms)); return undefined;
+    case "sleep": await new Promise((r) => setTimeout(r, (raw as unknown as SleepStepLike).ms)); return undefined;
     case "restart": {
-      const target = step.component === "control" ? "deployment/egret-control" : "daemonset/egret-agent";
+      const target = WORKLOAD[step.component ?? ""];
+      if (!target) return `cannot restart "${step.component}"`;
       await kubectl(["-n", "egret-system", "rollout", "restart", target]);
       await kubectl(["-n", "egret-system", "rollout", "status", target, "--timeout=300s"], { timeoutMs: 320_000 });
       return undefined;
     }
+    case "stop":
+    case "start":
+      if (!WORKLOAD[step.component ?? ""]) return `cannot ${step.kind} "${step.component}"`;
+      await stopOrStart(step.component!, step.kind === "stop");
+      return undefined;
+    case "await": {
+      // sidecars-connected: every scenario pod's filter has its Watch stream to control up.
+      const pods = s.pods.map((p) => p.key);
+      await eventually("every sidecar's Watch stream to control", async () => {
+        for (const p of pods) if ((await sidecarMetric(p, "egret_watch_connected")) <= 0) return undefined;
+        return true;
+      }, step.within ?? 60_000, 2000).catch((err: Error) => { throw new Error(err.message); });
+      return undefined;
+    }
+    case "audit": {
+      const rec = connects.get(step.ref ?? "");
+      if (!rec) return `no earlier connect step with id "${step.ref}"`;
+      const expect = step.expect ?? {};
+      return checkAudit(rec, expect, typeof expect.within === "number" ? expect.within : 30_000);
+    }
     case "resolve": {
-      const c = resolveCommand(step);
-      const r = await exec(step.pod, c.argv);
+      const r0 = raw as ResolveStep;
+      const c = resolveCommand(r0);
+      const r = await exec(r0.pod, c.argv);
       const got = c.parse(r.code ?? 1, r.stdout);
-      if (step.expect.rcode && got.rcode !== step.expect.rcode) return `rcode ${got.rcode}, expected ${step.expect.rcode}`;
-      if (step.expect.addresses && [...got.addresses].sort().join(",") !== [...step.expect.addresses].sort().join(",")) {
-        return `addresses ${got.addresses.join(",") || "(none)"}, expected ${step.expect.addresses.join(",")}`;
+      if (r0.expect.rcode && got.rcode !== r0.expect.rcode) return `rcode ${got.rcode}, expected ${r0.expect.rcode}`;
+      if (r0.expect.addresses && [...got.addresses].sort().join(",") !== [...r0.expect.addresses].sort().join(",")) {
+        return `addresses ${got.addresses.join(",") || "(none)"}, expected ${r0.expect.addresses.join(",")}`;
       }
       return undefined;
     }
     case "connect": {
+      const c0 = raw as ConnectStep;
       const since = new Date(Date.now() - 1000).toISOString();
-      const c = connectCommand(step);
-      const r = await exec(step.pod, c.argv, c.input);
+      const c = connectCommand(c0);
+      const r = await exec(c0.pod, c.argv, c.input);
+      const rec: ConnectRecord = { pod: c0.pod, since, dst: expectedDestination(world, c0) };
+      if (step.id) connects.set(step.id, rec);
       const outcome = c.succeeded(r.code ?? 1, r.stdout, r.stderr) ? "connected" : "refused";
-      if (outcome !== step.expect.outcome) return `${outcome}, expected ${step.expect.outcome} (${r.command}: ${(r.stdout + r.stderr).trim().slice(-300)})`;
-      const { outcome: _o, ...audit } = step.expect;
-      if (Object.keys(audit).length === 0) return undefined;
-      const [namespace, name] = step.pod.split("/") as [string, string];
-      const dst = expectedDestination(world, step as ConnectStep);
-      const found = await eventually("the connection's audit line", async () => auditVerdict(await controlLogsSince(since), { namespace, name }, dst, audit), 30_000)
-        .catch((err: Error) => ({ ok: false, line: "", mismatches: [err.message] }));
-      return found.ok ? undefined : `audit: ${found.mismatches.join("; ")}${found.line ? ` in ${found.line}` : ""}`;
+      if (outcome !== c0.expect.outcome) return `${outcome}, expected ${c0.expect.outcome} (${r.command}: ${(r.stdout + r.stderr).trim().slice(-300)})`;
+      const { outcome: _o, ...audit } = c0.expect;
+      return checkAudit(rec, audit as Record<string, unknown>, 30_000);
     }
+    default:
+      return `step kind "${step.kind}" is not supported by the real-cluster runner yet`;
   }
 }
+
+type SleepStepLike = { ms: number };
 
 /** What a failed step leaves behind for debugging: the pod's sidecar log and the control logs. */
 async function saveDiagnostics(dir: string, name: string, pod: string): Promise<void> {
@@ -191,12 +258,16 @@ async function runScenario(s: Scenario, world: World, caPem: string, t: Tally, a
         await kubectl(["wait", ...ref, "--for=condition=Accepted", "--timeout=60s"], { timeoutMs: 70_000 });
       }
     }
+    const connects = new Map<string, ConnectRecord>();
     for (const [i, step] of s.steps.entries()) {
       const label = `${s.name} step ${i + 1}: ${step.title}`;
-      const failure = await runStep(s, step, world).catch((err: Error) => err instanceof CommandError ? err.message : String(err));
-      if (failure) {
+      const failure = await runStep(s, step, world, connects).catch((err: Error) => err instanceof CommandError ? err.message : String(err));
+      const knownIssue = (step as unknown as LooseStep).knownIssue;
+      if (failure && knownIssue) { t.todo++; log(`TODO ${label}: ${failure} (known issue: ${knownIssue})`); }
+      else if (failure) {
         t.failed++; t.failures.push(`${label}: ${failure}`); log(`FAIL ${label}: ${failure}`);
-        if ("pod" in step) await saveDiagnostics(artifacts, `${s.name}-step${i + 1}`, step.pod);
+        const pod = (step as { pod?: string }).pod;
+        if (pod) await saveDiagnostics(artifacts, `${s.name}-step${i + 1}`, pod);
       }
       else { t.passed++; log(`ok   ${label}`); }
     }
@@ -242,7 +313,7 @@ export async function main(argv: string[]): Promise<number> {
   // Outlives the run (unlike `work`): logs of failed steps.
   const artifacts = values.artifacts ?? mkdtempSync(join(tmpdir(), "egret-istio-tests-artifacts-"));
   mkdirSync(artifacts, { recursive: true });
-  const t: Tally = { passed: 0, failed: 0, skipped: 0, failures: [] };
+  const t: Tally = { passed: 0, failed: 0, skipped: 0, todo: 0, failures: [] };
   let world_: { container: string } | undefined;
   try {
     await createCluster(o, work);
@@ -262,6 +333,7 @@ export async function main(argv: string[]): Promise<number> {
     rmSync(work, { recursive: true, force: true });
   }
   for (const f of t.failures) log(`failed: ${f}`);
+  if (t.todo > 0) log(`${t.todo} steps demonstrate known issues (TODO), not counted as failures`);
   process.stdout.write(`${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped\n`);
   return t.failed > 0 ? 1 : 0;
 }
