@@ -362,6 +362,7 @@ export class EgressRoot extends RootContext {
     const cfg = this.config;
     const method = this.watchMethod;
     if (cfg === null || method === null) return;
+    if (this.watchToken != 0) grpcCancel(this.watchToken); // reconfigured: one stream per root
     const token = method.openStream();
     if (token == 0) {
       log(LogLevel.Warn, "egret: cannot open Watch to " + cfg.controlCluster + " (status " + (<u32>method.lastStatus).toString() + "); retrying");
@@ -435,7 +436,10 @@ export class EgressRoot extends RootContext {
     }
     // Decode the policy first: a bad policy rejects the whole response, keeping the last good state.
     let snap: PolicySnapshot | null = null;
-    if (v.policy.len > 0 || v.type == WATCH_SNAPSHOT) {
+    if (v.type == WATCH_SNAPSHOT && v.policy.len == 0 && !v.podSelected) {
+      // Control has no compiled policy for this pod and says nothing selects it: not enforced.
+      snap = new PolicySnapshot(new StaticArray<u8>(0), 0);
+    } else if (v.policy.len > 0 || v.type == WATCH_SNAPSHOT) {
       snap = decodeSnapshot(v.policy.ptr, v.policy.len);
       if (snap === null) return "policy snapshot rejected: error " + lastDecodeError().toString() + " at offset " + lastDecodeErrorOffset().toString();
     }
