@@ -11,6 +11,8 @@ const scratch = memory.data(16384);
 const MAX_HANDLES: i32 = 65536;
 const detectors = new Array<Detector | null>();
 const freeHandles = new Array<i32>();
+/** isFree[h]: the handle is in freeHandles (so a double close cannot list it twice). */
+const isFree = new Array<bool>();
 
 function get(h: i32): Detector | null {
   return h >= 0 && h < detectors.length ? unchecked(detectors[h]) : null;
@@ -29,10 +31,12 @@ export function detect_open(midstream: bool): i32 {
   let h: i32;
   if (freeHandles.length > 0) {
     h = freeHandles.pop();
+    unchecked(isFree[h] = false);
   } else {
     if (detectors.length >= MAX_HANDLES) return -1;
     h = detectors.length;
     detectors.push(new Detector());
+    isFree.push(false);
   }
   const d = unchecked(detectors[h])!;
   d.reset();
@@ -43,8 +47,9 @@ export function detect_open(midstream: bool): i32 {
 /** Returns the handle's detector to the pool. */
 export function detect_close(h: i32): void {
   const d = get(h);
-  if (d == null || freeHandles.includes(h)) return;
+  if (d == null || unchecked(isFree[h])) return;
   d.reset();
+  unchecked(isFree[h] = true);
   freeHandles.push(h);
 }
 
