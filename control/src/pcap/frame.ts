@@ -309,6 +309,7 @@ const IPPROTO_IPV6 = 41;
 const IPPROTO_GRE = 47;
 const UDP_VXLAN = 4789;
 const UDP_GTP_U = 2152;
+const UDP_TEREDO = 3544;
 
 function decodeTransport(
   proto: number, ipVersion: 4 | 6, srcIp: Uint8Array, dstIp: Uint8Array, seg: Uint8Array, announced: number,
@@ -350,6 +351,11 @@ function decodeTransport(
       if (dport === UDP_GTP_U) {
         const inner = gtpPayloadOffset(payload);
         if (inner > 0) return decodeIpAt(payload.subarray(inner), drops, depth + 1);
+      }
+      const sport = (seg[0]! << 8) | seg[1]!;
+      if (dport === UDP_TEREDO || sport === UDP_TEREDO) {
+        const inner = teredoPayloadOffset(payload);
+        if (inner >= 0) return decodeIpAt(payload.subarray(inner), drops, depth + 1);
       }
     }
     return {
@@ -399,6 +405,23 @@ function gtpPayloadOffset(p: Uint8Array): number {
   if (off >= p.length) return -1;
   const v = p[off]! >> 4;
   return v === 4 || v === 6 ? off : -1;
+}
+
+/**
+ * Teredo (RFC 4380 §5.1.1): optional authentication (0x0001) and origin indication (0x0000)
+ * headers, then an IPv6 packet whose payload length fits the datagram. Returns its offset or -1.
+ */
+function teredoPayloadOffset(p: Uint8Array): number {
+  let off = 0;
+  if (p.length >= 4 && p[0] === 0 && p[1] === 1) {
+    const idLen = p[2]!;
+    const authLen = p[3]!;
+    off = 4 + idLen + authLen + 8 + 1; // nonce (8) and confirmation byte
+  }
+  if (p.length >= off + 8 && p[off] === 0 && p[off + 1] === 0) off += 8;
+  if (p.length < off + 40 || p[off]! >> 4 !== 6) return -1;
+  const payloadLength = (p[off + 4]! << 8) | p[off + 5]!;
+  return off + 40 + payloadLength === p.length ? off : -1;
 }
 
 function readU32(b: Uint8Array, off: number): number {

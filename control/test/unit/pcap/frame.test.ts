@@ -139,6 +139,8 @@ test("removes tunnel layers: IP-in-IP, GRE, VXLAN, GTP-U, MPLS, and reads NFLOG"
   expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 17, vxlan))), 1, "VXLAN");
   const gtp = udpDatagram(2152, 2152, concat([0x34, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x85, 1, 0, 9, 0], inner4)); // E flag, one extension
   expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 17, gtp))), 1, "GTP-U with an extension header");
+  const teredo = udpDatagram(3544, 40000, concat([0, 0, 0x9c, 0x40, 1, 2, 3, 4], v6inner)); // origin indication, IPv6
+  assert.equal(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 17, teredo)))?.src, "2001:db8::1", "Teredo");
   const mpls = concat([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2], [0x88, 0x47], [0, 1, 0, 64], [0, 2, 1, 64], inner4);
   expectInner(decodeFrame(1, mpls), 0, "two MPLS labels");
   const nflog = concat([2, 0, 0, 0], [8, 0, 1, 0, 0x08, 0x00, 0, 0], [4 + inner4.length, 0, 9, 0], inner4);
