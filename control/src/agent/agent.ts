@@ -119,10 +119,24 @@ export class Agent {
   /** One captured frame (live capture calls this; tests may too). Never throws on its contents. */
   ingestFrame(frame: Frame): void {
     if (!this.capture) this.injectedFrames++;
-    const pkt = decodeFrame(frame.linkType, frame.data, this.frameDrops);
-    if (!pkt) return;
-    this.pipeline.push(pkt, { time: frame.time, iface: frame.iface });
+    try {
+      const pkt = decodeFrame(frame.linkType, frame.data, this.frameDrops);
+      if (!pkt) return;
+      this.pipeline.push(pkt, { time: frame.time, iface: frame.iface });
+    } catch (err) {
+      // A bug must cost one packet, not the node's evidence: count, log (rate-limited), go on.
+      this.internalErrors++;
+      const now = this.now();
+      if (now - this.lastErrorLog > 10_000) {
+        this.lastErrorLog = now;
+        this.opts.log.error({ err: (err as Error).stack ?? String(err), total: this.internalErrors }, "internal error processing a frame");
+      }
+    }
   }
+
+  /** Frames whose processing threw (a bug; see the log). */
+  internalErrors = 0;
+  private lastErrorLog = -Infinity;
 
   replicas(): ReplicaStream[] {
     return [...this.streams.values()];
@@ -142,7 +156,10 @@ export class Agent {
 
   health(): { ok: boolean; interfaces: string[]; failedInterfaces: Record<string, string>; replicas: Record<string, boolean> } {
     const interfaces = this.capture?.interfaces ?? [];
-    const ok = this.opts.capture.interfaces.length === 0 || interfaces.length > 0;
+    // Healthy unless an interface we should capture on cannot be opened (or "any" is not open):
+    // a node without pods yet has nothing to capture and is fine.
+    const wantsAny = this.opts.capture.interfaces.includes("any");
+    const ok = this.opts.capture.interfaces.length === 0 || (wantsAny ? interfaces.length > 0 : (this.capture?.failures.size ?? 0) === 0);
     return {
       ok,
       interfaces,

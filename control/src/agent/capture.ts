@@ -107,13 +107,16 @@ export class LiveCapture {
 
   constructor(private readonly opts: CaptureOptions) {}
 
-  /** Opens every selected interface; throws if none could be opened at start. */
+  /**
+   * Opens every selected interface. Throws when interfaces matched but none could be opened (no
+   * CAP_NET_RAW, bad filter). Patterns matching nothing yet are fine: a node may have no pods.
+   */
   start(): void {
     loadCap();
     this.rescan();
-    if (this.handles.size === 0) {
+    if (this.handles.size === 0 && this.failures.size > 0) {
       const why = [...this.failures].map(([i, e]) => `${i}: ${e}`).join("; ");
-      throw new Error(`no interface to capture on (patterns ${this.opts.interfaces.join(", ")})${why ? `: ${why}` : ""}`);
+      throw new Error(`cannot capture on ${this.opts.interfaces.join(", ")}: ${why}`);
     }
     if (!this.opts.interfaces.includes("any")) {
       this.timer = setInterval(() => this.rescan(), this.opts.rescanMs);
@@ -134,6 +137,7 @@ export class LiveCapture {
   rescan(): void {
     const wanted = new Set(selectInterfaces(this.opts.interfaces));
     for (const name of [...this.handles.keys()]) if (!wanted.has(name)) this.closeHandle(name);
+    for (const name of [...this.failures.keys()]) if (!wanted.has(name)) this.failures.delete(name);
     for (const name of wanted) if (!this.handles.has(name)) this.openHandle(name);
   }
 

@@ -22,7 +22,8 @@ export interface ReplicaStreamOptions {
   maxBatch: number;
   /** Unacknowledged batches allowed in flight. */
   window: number;
-  /** Observations waiting to be sent; beyond it the oldest are dropped (they are still replayed). */
+  /** Live observations waiting to be sent (beyond a replay in progress); beyond it the oldest
+   *  are dropped (counted; they are replayed after the next reconnect). */
   maxQueue: number;
   /** A batch unacknowledged this long means the stream is stuck: reconnect. */
   ackTimeoutMs: number;
@@ -93,6 +94,8 @@ export class ReplicaStream {
   private ackTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private writable = true;
+  /** Replay entries still waiting in the queue (always at its front). */
+  private replayQueued = 0;
 
   constructor(private readonly opts: ReplicaStreamOptions) {}
 
@@ -120,9 +123,12 @@ export class ReplicaStream {
   }
 
   private enqueue(p: Pending): void {
-    if (this.queue.length - this.queueHead >= this.opts.maxQueue) {
-      this.queueHead++;
+    if (this.queue.length - this.queueHead - this.replayQueued >= this.opts.maxQueue) {
       this.stats.dropped++;
+      // Drop the oldest live observation; while a replay is still queued in front, drop the new
+      // one instead (a replay is never cut). Either is replayed after the next reconnect.
+      if (this.replayQueued > 0) return;
+      this.queueHead++;
     }
     this.queue.push(p);
     this.stats.queued = this.queue.length - this.queueHead;
@@ -153,9 +159,9 @@ export class ReplicaStream {
     this.stats.connects++;
     // Replay replaces whatever was queued: the store holds everything still valid.
     this.queue = this.opts.replaySource().map((obs) => ({ obs, replay: true }));
-    this.queueHead = Math.max(0, this.queue.length - this.opts.maxQueue);
-    this.stats.dropped += this.queueHead;
-    this.stats.queued = this.queue.length - this.queueHead;
+    this.queueHead = 0;
+    this.replayQueued = this.queue.length;
+    this.stats.queued = this.queue.length;
     this.opts.log.info({ replica: this.opts.address, replay: this.stats.queued }, "connected to control replica");
     call.on("data", (resp: ObserveResponse) => this.onAck(resp));
     call.on("drain", () => {
@@ -184,6 +190,7 @@ export class ReplicaStream {
       while (batch.length < this.opts.maxBatch && this.queueHead < this.queue.length && this.queue[this.queueHead]!.replay === first.replay) {
         batch.push(this.queue[this.queueHead++]!.obs);
       }
+      if (first.replay) this.replayQueued -= batch.length;
       const sequence = ++this.sequence;
       const observations: Outgoing<Observation>[] = [];
       for (const o of batch) {
@@ -254,6 +261,7 @@ export class ReplicaStream {
     this.inFlight.clear();
     this.queue = [];
     this.queueHead = 0;
+    this.replayQueued = 0;
     this.stats.queued = 0;
   }
 }

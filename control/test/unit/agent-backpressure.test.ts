@@ -42,7 +42,7 @@ test("window, bounded queue and ack timeout with a replica that stops acknowledg
   };
   server.addService(agentServiceDefinition(), handlers);
   const port = await new Promise<number>((res, rej) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
-  const stored = [obs(-1)];
+  let stored = [obs(-1)];
   const stream = new ReplicaStream({
     address: `127.0.0.1:${port}`, agentId: "t", log: silentLogger(), replaySource: () => stored,
     maxBatch: 2, window: 3, maxQueue: 10, ackTimeoutMs: 1500, connectTimeoutMs: 2000, now: Date.now,
@@ -68,10 +68,13 @@ test("window, bounded queue and ack timeout with a replica that stops acknowledg
   assert.deepEqual(streams[0]!.slice(1).map((b) => b.observations.length), [1, 1, 1]);
   assert.equal(stream.stats.dropped, 17, "30 pushed - 3 in flight - 10 queued");
 
-  // Unacknowledged past the timeout: reconnect, and replay what the store holds.
+  // Unacknowledged past the timeout: reconnect, and replay what the store holds — all of it, even
+  // beyond the live queue's cap.
+  stored = Array.from({ length: 25 }, (_, i) => obs(100 + i));
   acking = true;
   await eventually("reconnected with a replay", () => streams.length >= 2 && (streams[1]?.length ?? 0) >= 1);
   assert.equal(streams[1]![0]!.replay, true);
   assert.equal(streams[1]![0]!.sequence, 1);
   assert.ok(stream.stats.connects >= 2);
+  await eventually("the whole replay", () => streams.at(-1)!.filter((b) => b.replay).flatMap((b) => b.observations).length === 25);
 });
