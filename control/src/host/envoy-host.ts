@@ -54,7 +54,8 @@ export class EnvoyHost {
   private nextWorker = 0;
   private closed = false;
 
-  private constructor(
+  /** Internal: use EnvoyHost.create (public only so `InstanceType<typeof EnvoyHost>` works). */
+  constructor(
     private readonly services: HostServices,
     private readonly grpc: GrpcChannels,
     readonly mainVm: WasmVm,
