@@ -3,9 +3,9 @@
 // run this compiled code. evaluate() never allocates and never traps.
 import {
   PolicySnapshot, RULE_DOMAINS, RULE_CIDRS, RULE_EXTERNAL, RULE_PORTS, RULE_PROTOCOLS,
-  ACTION_ALLOW, ACTION_DENY, ACTION_ALERT, MODE_MONITOR,
+  ACTION_ALLOW, ACTION_DENY, ACTION_ALERT, MODE_MONITOR, PATTERN_EXACT, PATTERN_MULTI_LABEL,
 } from "./snapshot";
-import { nameMatches, sameName, cidrContains, isV4Mapped } from "./match";
+import { sameName, cidrContains, isV4Mapped, equalFold, trimmedLength } from "./match";
 
 // Verdicts and reasons use the numbers of proto egret.v1.Verdict / egret.v1.Reason.
 // @ts-ignore: decorator
@@ -169,30 +169,92 @@ function isExternal(snap: PolicySnapshot, hi: u64, lo: u64, isV4: bool): bool {
   return true;
 }
 
+// @ts-ignore: decorator
+@inline function lowerByte(c: u32): u32 {
+  return c - 0x41 < 26 ? c | 0x20 : c;
+}
+
+// Longest name considered (DNS names are at most 253 bytes); longer candidates match nothing.
+// @ts-ignore: decorator
+@inline const MAX_NAME_LENGTH: i32 = 253;
+
+// Records that candidate c (staleness `stale`) matches rule r's domains.
+// @ts-ignore: decorator
+@inline function recordMatch(snap: PolicySnapshot, r: i32, c: i32, stale: i32, stamp: u32): void {
+  if (unchecked(snap.ruleStamp[r]) != stamp) {
+    unchecked(snap.ruleStamp[r] = stamp);
+    unchecked(snap.ruleBestStale[r] = stale);
+    unchecked(snap.ruleBestCandidate[r] = c);
+  } else if (stale < unchecked(snap.ruleBestStale[r])) {
+    unchecked(snap.ruleBestStale[r] = stale);
+    unchecked(snap.ruleBestCandidate[r] = c);
+  }
+}
+
 /**
- * Domain matching for rule r against the candidates that are fresh for the policy's grace (or only
- * the claimed one). Sets matchedCandidate. Returns 1 matched, 0 no match, -1 every candidate stale.
+ * Looks up the suffix [name+start, name+start+len) (hash h) in the pattern index and records a
+ * match for every pattern with that suffix whose kind fits where the suffix starts: `dot` is the
+ * position of the '.' before it (-1: the suffix is the whole name), `firstDot` the name's first '.'.
  */
-function ruleNamesOutcome(snap: PolicySnapshot, r: i32, grace: i32, cands: usize, candCount: i32, claimIndex: i32): i32 {
-  const pStart = snap.rulePatternStart(r);
-  const pEnd = pStart + snap.rulePatternCount(r);
+function matchSuffix(snap: PolicySnapshot, h: u32, name: usize, start: i32, len: i32, dot: i32, firstDot: i32,
+  c: i32, stale: i32, stamp: u32): void {
+  let slot = h & snap.suffixMask;
+  while (true) {
+    let p = unchecked(snap.suffixHeads[slot]);
+    if (p < 0) return;
+    if (unchecked(snap.suffixHashes[slot]) == h && snap.patternLen(p) == len && equalFold(name + <usize>start, snap.patternPtr(p), len)) {
+      // Labels left of the suffix must be non-empty: "a..b.com" never matches "**.b.com".
+      const labelsOk = dot >= 1 && load<u8>(name + <usize>(dot - 1)) != 0x2e && load<u8>(name) != 0x2e;
+      while (p >= 0) {
+        const kind = snap.patternKind(p);
+        const fits = kind == PATTERN_EXACT ? dot < 0 : (labelsOk && (kind == PATTERN_MULTI_LABEL || dot == firstDot));
+        if (fits) recordMatch(snap, unchecked(snap.patternRule[p]), c, stale, stamp);
+        p = unchecked(snap.patternNext[p]);
+      }
+      return;
+    }
+    slot = (slot + 1) & snap.suffixMask;
+  }
+}
+
+/**
+ * Matches every candidate (or only the claimed one) against every domain pattern at once: each
+ * suffix of a name that starts at a label boundary is looked up in the snapshot's suffix index.
+ * Cost: the total length of the names plus one lookup per label, whatever the number of rules.
+ * Results are in snap.ruleStamp / ruleBestStale / ruleBestCandidate for the returned stamp.
+ */
+function indexCandidates(snap: PolicySnapshot, cands: usize, candCount: i32, claimIndex: i32): u32 {
+  const stamp = snap.nextStamp();
   const first = claimIndex >= 0 ? claimIndex : 0;
   const last = claimIndex >= 0 ? claimIndex + 1 : candCount;
-  let fresh = 0;
-  for (let i = first; i < last; i++) {
-    const e = cands + <usize>i * CANDIDATE_SIZE;
-    if (load<i32>(e, 8) > grace) continue;
-    fresh++;
+  for (let c = first; c < last; c++) {
+    const e = cands + <usize>c * CANDIDATE_SIZE;
     const name = <usize>load<u32>(e);
-    const nameLen = <i32>load<u32>(e, 4);
-    for (let p = pStart; p < pEnd; p++) {
-      if (nameMatches(name, nameLen, snap.patternKind(p), snap.patternPtr(p), snap.patternLen(p))) {
-        matchedCandidate = i;
-        return 1;
-      }
+    const len = trimmedLength(name, <i32>load<u32>(e, 4));
+    if (len <= 0 || len > MAX_NAME_LENGTH) continue;
+    const stale = load<i32>(e, 8);
+    let firstDot = -1;
+    for (let i = 0; i < len; i++) if (load<u8>(name + <usize>i) == 0x2e) { firstDot = i; break; }
+    let h: u32 = 0x811c9dc5;
+    for (let i = len - 1; i >= 0; i--) {
+      const ch = lowerByte(<u32>load<u8>(name + <usize>i));
+      if (ch == 0x2e && i < len - 1) matchSuffix(snap, h, name, i + 1, len - i - 1, i, firstDot, c, stale, stamp);
+      h = (h ^ ch) * 0x01000193;
     }
+    matchSuffix(snap, h, name, 0, len, -1, firstDot, c, stale, stamp);
   }
-  return fresh == 0 && last > first ? -1 : 0;
+  return stamp;
+}
+
+/**
+ * Domain matching for rule r from the candidate index: 1 a candidate fresh for this policy's grace
+ * matches (sets matchedCandidate), -1 one matches but is stale beyond the grace, 0 none matches.
+ */
+function ruleNamesOutcome(snap: PolicySnapshot, r: i32, grace: i32, stamp: u32): i32 {
+  if (unchecked(snap.ruleStamp[r]) != stamp) return 0;
+  if (unchecked(snap.ruleBestStale[r]) > grace) return -1;
+  matchedCandidate = unchecked(snap.ruleBestCandidate[r]);
+  return 1;
 }
 
 function rulePortMatches(snap: PolicySnapshot, r: i32, port: u32): bool {
@@ -250,6 +312,7 @@ export function evaluate(
   let mismatchRule: i32 = -1;    // first Allow/Alert rule that failed only on the protocol
   let unverifiedRule: i32 = -1;  // first Allow/Alert domain rule passed over: unsupported claim
   let external: i32 = -1;        // lazily computed: 1 external, 0 inside the cluster
+  let stamp: u32 = 0;            // candidates indexed (lazily, at the first rule with domains)
 
   for (let p = 0; p < snap.policyCount; p++) {
     const grace = snap.policyGrace(p);
@@ -276,7 +339,8 @@ export function evaluate(
           trace(p, r, TRACE_CLAIM_UNVERIFIED, 0);
           continue;
         }
-        const n = ruleNamesOutcome(snap, r, grace, cands, candCount, claimIndex);
+        if (stamp == 0) stamp = indexCandidates(snap, cands, candCount, claimIndex);
+        const n = ruleNamesOutcome(snap, r, grace, stamp);
         if (claimKind == CLAIM_NONE && candCount > 0) out.flags |= FLAG_DEPENDS_ON_CLAIM;
         if (n != 1) {
           out.flags |= FLAG_DEPENDS_ON_NAMES;

@@ -1,5 +1,5 @@
-// Field matchers used by the engine: DNS name patterns, CIDRs, port ranges. No allocation.
-import { PATTERN_EXACT, PATTERN_ONE_LABEL } from "./snapshot";
+// Matchers used by the engine: name comparison and CIDRs. No allocation. (Domain patterns are
+// matched through the snapshot's suffix index, see engine.ts indexCandidates.)
 
 /** ASCII lowercase of one byte. */
 // @ts-ignore: decorator
@@ -27,25 +27,6 @@ export function sameName(a: usize, aLen: i32, b: usize, bLen: i32): bool {
   if (n != trimmedLength(b, bLen)) return false;
   for (let i = 0; i < n; i++) {
     if (lower(<u32>load<u8>(a + <usize>i)) != lower(<u32>load<u8>(b + <usize>i))) return false;
-  }
-  return true;
-}
-
-/**
- * Matches a name (any case, trailing dot tolerated) against one pattern: kind EXACT compares the
- * whole name; ONE_LABEL ("*.suffix") needs exactly one non-empty label before ".suffix";
- * MULTI_LABEL ("**.suffix") one or more. The apex (the suffix itself) never matches a wildcard.
- */
-export function nameMatches(name: usize, nameLen: i32, kind: u8, pat: usize, patLen: i32): bool {
-  const n = trimmedLength(name, nameLen);
-  if (kind == PATTERN_EXACT) return n == patLen && equalFold(name, pat, n);
-  const prefixLen = n - patLen - 1; // bytes before ".suffix"
-  if (prefixLen < 1) return false;
-  if (load<u8>(name + <usize>prefixLen) != 0x2e) return false;
-  if (!equalFold(name + <usize>(prefixLen + 1), pat, patLen)) return false;
-  if (load<u8>(name + <usize>(prefixLen - 1)) == 0x2e || load<u8>(name) == 0x2e) return false; // empty label
-  if (kind == PATTERN_ONE_LABEL) {
-    for (let i = 0; i < prefixLen; i++) if (load<u8>(name + <usize>i) == 0x2e) return false;
   }
   return true;
 }

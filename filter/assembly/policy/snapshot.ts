@@ -58,6 +58,8 @@ import { protocolIdOfLabel } from "./protocols";
 // @ts-ignore: decorator
 @inline const MAX_PROTOCOL_LABELS: u32 = 64;
 // @ts-ignore: decorator
+@inline const MAX_PATTERNS: u32 = 1 << 20;
+// @ts-ignore: decorator
 @inline const MAX_GRACE_SECONDS: u32 = 86400 * 7;
 
 // Rule field bits (which `to`/`ports`/`protocols` fields the rule sets).
@@ -148,10 +150,53 @@ export class PolicySnapshot {
   /** Per rule: allowed detector protocol ids as bits. */
   ruleProtocols: StaticArray<u64>;
 
-  constructor(raw: StaticArray<u8>, ruleCount: i32) {
+  // Suffix index over the domain patterns, so a candidate name is matched against every pattern
+  // at once (one hash lookup per label boundary) instead of pattern by pattern. Patterns with the
+  // same suffix string form a chain: suffixTable holds each chain's head pattern.
+  /** Rule owning each pattern. */
+  patternRule: StaticArray<i32>;
+  /** Next pattern with the same suffix string, -1 at the end of a chain. */
+  patternNext: StaticArray<i32>;
+  /** Open-addressing table (power-of-two size): suffix hash, and chain head pattern (-1 empty). */
+  suffixHashes: StaticArray<u32>;
+  suffixHeads: StaticArray<i32>;
+  suffixMask: u32 = 0;
+
+  // Per-evaluation scratch, valid while ruleStamp[r] == stamp (no clearing between evaluations).
+  stamp: u32 = 0;
+  ruleStamp: StaticArray<u32>;
+  /** Smallest staleSeconds among the candidates matching the rule's domains. */
+  ruleBestStale: StaticArray<i32>;
+  /** The candidate with that staleness. */
+  ruleBestCandidate: StaticArray<i32>;
+
+  constructor(raw: StaticArray<u8>, ruleCount: i32, patternCount: i32 = 0) {
     this.raw = raw;
     this.base = changetype<usize>(raw);
     this.ruleProtocols = new StaticArray<u64>(ruleCount);
+    this.patternRule = new StaticArray<i32>(patternCount);
+    this.patternNext = new StaticArray<i32>(patternCount);
+    let size = 8;
+    while (size < patternCount * 2) size <<= 1;
+    this.suffixHashes = new StaticArray<u32>(size);
+    this.suffixHeads = new StaticArray<i32>(size);
+    this.suffixMask = <u32>(size - 1);
+    this.ruleStamp = new StaticArray<u32>(ruleCount);
+    this.ruleBestStale = new StaticArray<i32>(ruleCount);
+    this.ruleBestCandidate = new StaticArray<i32>(ruleCount);
+    const heads = this.suffixHeads;
+    for (let i = 0; i < size; i++) unchecked(heads[i] = -1);
+  }
+
+  /** Starts a new evaluation's scratch (stamps wrap after 2^32 evaluations: then clear). */
+  nextStamp(): u32 {
+    let s = this.stamp + 1;
+    if (s == 0) {
+      for (let r = 0; r < this.ruleCount; r++) unchecked(this.ruleStamp[r] = 0);
+      s = 1;
+    }
+    this.stamp = s;
+    return s;
   }
 
   // Policy accessors (i < policyCount).
@@ -229,6 +274,37 @@ function cidrEntryOk(addr: usize, allowExcept: bool): bool {
   return true;
 }
 
+/** FNV-1a 32 of [ptr, ptr+len) read from the last byte to the first (suffix hashes grow leftwards). */
+export function suffixHash(ptr: usize, len: i32): u32 {
+  let h: u32 = 0x811c9dc5;
+  for (let i = len - 1; i >= 0; i--) {
+    h ^= <u32>load<u8>(ptr + <usize>i);
+    h *= 0x01000193;
+  }
+  return h;
+}
+
+// Adds pattern p (suffix bytes [text, text+n)) to the suffix index.
+function indexPattern(snap: PolicySnapshot, p: i32, text: usize, n: i32): void {
+  const h = suffixHash(text, n);
+  let slot = h & snap.suffixMask;
+  while (true) {
+    const head = unchecked(snap.suffixHeads[slot]);
+    if (head < 0) {
+      unchecked(snap.suffixHashes[slot] = h);
+      unchecked(snap.suffixHeads[slot] = p);
+      unchecked(snap.patternNext[p] = -1);
+      return;
+    }
+    if (unchecked(snap.suffixHashes[slot]) == h && snap.patternLen(head) == n && memory.compare(snap.patternPtr(head), text, <usize>n) == 0) {
+      unchecked(snap.patternNext[p] = unchecked(snap.patternNext[head]));
+      unchecked(snap.patternNext[head] = p);
+      return;
+    }
+    slot = (slot + 1) & snap.suffixMask;
+  }
+}
+
 /**
  * Decodes and verifies a snapshot from [ptr, ptr+len). Allocates (root context only). Returns null
  * on any inconsistency (see lastDecodeError()); never traps on any input.
@@ -269,7 +345,8 @@ export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
   // From here on every section is inside the buffer; copy it so the caller may free its bytes.
   const raw = new StaticArray<u8>(<i32>len);
   memory.copy(changetype<usize>(raw), ptr, <usize>len);
-  const snap = new PolicySnapshot(raw, <i32>ruleCount);
+  if (patternCount > MAX_PATTERNS) return fail(DecodeError.Limit, 24);
+  const snap = new PolicySnapshot(raw, <i32>ruleCount, <i32>patternCount);
   const base = snap.base;
   snap.selected = (flags & 1) != 0;
   snap.policyCount = <i32>policyCount;
@@ -326,6 +403,7 @@ export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
 
   // Rules.
   let policyIndex: u32 = 0;
+  let nextPattern: u32 = 0;
   for (let r: u32 = 0; r < ruleCount; r++) {
     const e = snap.rules + <usize>r * RULE_ENTRY_SIZE;
     const at = <u32>(offRules + <u64>r * RULE_ENTRY_SIZE);
@@ -344,7 +422,9 @@ export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
     if (indexInPolicy != r - <u32>snap.policyFirstRule(<i32>owner)) return fail(DecodeError.BadRule, at + 10);
     if (nameLen > 0 && !stringOk(strings, stringsLen, nameOff, nameLen)) return fail(DecodeError.BadString, at + 4);
     // Each field bit must agree with its table range; ranges must lie inside their tables.
-    if (((fields & RULE_DOMAINS) != 0) != (pCount > 0) || <u64>pStart + <u64>pCount > <u64>patternCount) return fail(DecodeError.BadRule, at + 12);
+    // Pattern ranges partition the pattern table in rule order (each pattern has one owner).
+    if (((fields & RULE_DOMAINS) != 0) != (pCount > 0) || (pCount > 0 && pStart != nextPattern) || <u64>pStart + <u64>pCount > <u64>patternCount) return fail(DecodeError.BadRule, at + 12);
+    nextPattern += pCount;
     if (((fields & RULE_CIDRS) != 0) != (cCount > 0) || <u64>cStart + <u64>cCount > <u64>cidrCount) return fail(DecodeError.BadRule, at + 20);
     if (((fields & RULE_PORTS) != 0) != (oCount > 0) || <u64>oStart + <u64>oCount > <u64>portCount) return fail(DecodeError.BadRule, at + 28);
     if (((fields & RULE_PROTOCOLS) != 0) != (protoBits != 0)) return fail(DecodeError.BadRule, at + 36);
@@ -354,18 +434,26 @@ export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
       if ((protoBits >> b) & 1) mask |= (<u64>1) << <u64>unchecked(protocolIds[b]);
     }
     unchecked(snap.ruleProtocols[r] = mask);
+    for (let p: u32 = 0; p < pCount; p++) unchecked(snap.patternRule[pStart + p] = <i32>r);
     // A rule's CIDR list starts with an include.
     for (let c: u32 = 0; c < cCount; c++) {
       if (!cidrEntryOk(snap.cidrAddr(<i32>(cStart + c)), c > 0)) return fail(DecodeError.BadCidr, <u32>(offCidrs + <u64>(cStart + c) * CIDR_ENTRY_SIZE));
     }
   }
+  if (nextPattern != patternCount) return fail(DecodeError.BadRule, <u32>offRules);
   for (let p: u32 = 0; p < patternCount; p++) {
     const e = snap.patterns + <usize>p * PATTERN_ENTRY_SIZE;
     const kind = load<u8>(e);
     const n = <u32>load<u16>(e, 2);
-    if (kind > 2 || load<u8>(e, 1) != 0 || n == 0 || n > 253 || !stringOk(strings, stringsLen, load<u32>(e, 4), n)) {
-      return fail(DecodeError.BadPattern, <u32>(offPatterns + <u64>p * PATTERN_ENTRY_SIZE));
+    const at = <u32>(offPatterns + <u64>p * PATTERN_ENTRY_SIZE);
+    if (kind > 2 || load<u8>(e, 1) != 0 || n == 0 || n > 253 || !stringOk(strings, stringsLen, load<u32>(e, 4), n)) return fail(DecodeError.BadPattern, at);
+    // Patterns are stored normalized: lowercase letters, digits, '-', '_', '.'.
+    const text = strings + <usize>load<u32>(e, 4);
+    for (let i: u32 = 0; i < n; i++) {
+      const c = <u32>load<u8>(text + <usize>i);
+      if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e)) return fail(DecodeError.BadPattern, at);
     }
+    indexPattern(snap, <i32>p, text, <i32>n);
   }
   for (let c: u32 = 0; c < clusterCidrCount; c++) {
     if (!cidrEntryOk(snap.clusterCidrAddr(<i32>c), false)) return fail(DecodeError.BadCidr, <u32>(offClusterCidrs + <u64>c * CIDR_ENTRY_SIZE));
