@@ -5,8 +5,17 @@
 // asserted (timing belongs to the benchmarks).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { RealClock } from "../../src/host/index.js";
-import { egressWorld, clientHello } from "./egress-fixture.js";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { RealClock, EnvoyHost } from "../../src/host/index.js";
+import { ControlService } from "../../src/control/service.js";
+import { fileControlSource } from "../../src/control/file-source.js";
+import { defaultPolicyApi } from "../../src/control/policy-api.js";
+import { createControlMetrics } from "../../src/control/metrics.js";
+import { silentLogger } from "../../src/common/log.js";
+import { ipToBytes } from "../../src/proto/index.js";
+import { egressWorld, clientHello, CONTROL_CLUSTER, EGRET_WASM } from "./egress-fixture.js";
 
 const POLICY = `
 apiVersion: egret.dev/v1alpha1
@@ -70,5 +79,63 @@ test(`the race: ${TOTAL} connections opened the instant their DNS answer is obse
     assert.ok(held > 0, "the race really happened: connections were held for Lookup");
   } finally {
     await w.close();
+  }
+});
+
+// The same race against the real control service (file mode): its store, Watch hub (deltas) and
+// Lookup (parked until the observation lands), fed as the agent's Observe stream feeds it.
+test(`the race against the real egret control: connections opened as the agent's observation lands are never denied`, { timeout: 600_000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "egret-race-"));
+  const total = 3000;
+  let service: ControlService | undefined;
+  let host: EnvoyHost | undefined;
+  try {
+    writeFileSync(join(dir, "policy.yaml"), POLICY);
+    writeFileSync(join(dir, "pods.yaml"), "pods:\n  - {name: web-0, namespace: shop, ip: 10.1.0.7, labels: {app: web}}\n");
+    service = new ControlService({
+      policyApi: defaultPolicyApi, log: silentLogger(), grpcListen: "127.0.0.1:0", audit: { write: () => undefined },
+      source: fileControlSource({ policyPaths: [join(dir, "policy.yaml")], podsFile: join(dir, "pods.yaml"), policyApi: defaultPolicyApi, log: silentLogger() }),
+      metrics: createControlMetrics({ defaultMetrics: false }),
+    });
+    const { grpcPort } = await service.start();
+    host = await EnvoyHost.create({
+      wasm: EGRET_WASM, concurrency: 2, clock: new RealClock(),
+      pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, lookupTimeoutMs: Number(process.env.EGRET_RACE_LOOKUP_MS ?? 2000) }),
+      node: { name: "web-0", namespace: "shop", labels: { app: "web" }, instanceIps: ["10.1.0.7"] },
+      grpcClusters: { [CONTROL_CLUSTER]: `127.0.0.1:${grpcPort}` },
+    });
+    const h = host;
+    const metric = (n: string) => h.metric(n) ?? 0;
+    for (const deadline = Date.now() + 30_000; metric("egret_watch_snapshots") < 3 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 5));
+    const store = service.store;
+    let denied = 0;
+    let next = 0;
+    const delays: number[] = [];
+    const one = async (i: number) => {
+      const ip = `10.${210 + (i >> 16)}.${(i >> 8) & 0xff}.${i & 0xff}`;
+      const name = `n${i}.api.example.com`;
+      // What the agent's Observe stream delivers to the store, landing around the connect.
+      const observe = () => store.record(ipToBytes("10.1.0.7"), { queryName: name, cnameChain: [], answers: [{ ip: ipToBytes(ip), ttlSeconds: 300 }], observedUnixMs: Date.now() });
+      const when = i % 3;
+      if (when === 0) observe();
+      const t0 = process.hrtime.bigint();
+      const c = h.openConnection({ source: `10.1.0.7:${20000 + (i % 40000)}`, destination: `${ip}:443` });
+      if (when === 1) observe();
+      if (when === 2) setImmediate(observe);
+      await Promise.race([c.whenUpstreamRequested, c.whenClosed]);
+      delays.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      if (!c.closed) c.downstreamData(clientHello(name));
+      if (c.closed) denied++;
+      c.downstreamClose();
+    };
+    await Promise.all(Array.from({ length: CONCURRENT }, async () => { while (next < total) await one(next++); }));
+    delays.sort((a, b) => a - b);
+    console.log(`race vs real control: ${total} connections, ${denied} denied, ${metric("egret_holds_lookup")} held, ${metric("egret_lookup_found")} Lookups found, p50 ${percentile(delays, 50).toFixed(2)} ms, p99 ${percentile(delays, 99).toFixed(2)} ms`);
+    assert.equal(denied, 0);
+    assert.equal(metric("egret_connections_allow"), total);
+  } finally {
+    await host?.close();
+    await service?.stop();
+    rmSync(dir, { recursive: true, force: true });
   }
 });
