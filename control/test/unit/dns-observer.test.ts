@@ -241,3 +241,18 @@ test("the pipeline reassembles DNS over TCP and feeds the observer", () => {
   push({ ...s, payload: answers.subarray(cut2), tcp: { seq: 9001 + cut2, flags: 0x18 } });
   assert.deepEqual(seen.map((o) => [o.qname, o.transport, o.answers.length]), [["big.example", "tcp", 40], ["two.example", "tcp", 1]]);
 });
+
+test("IPv6 pods and resolvers, through the pipeline", () => {
+  const seen: DnsObservation[] = [];
+  const observer = new DnsObserver({ now: () => 0, trustedResolvers: ["fd00:53::/64"], podCidrs: ["fd00:1::/64"], onObservation: (o) => seen.push(o) });
+  const pipeline = new DnsPipeline(observer);
+  const { query, answer } = queryAndAnswer("v6.example", ["2001:db8::7"], { type: T.AAAA, id: 3 });
+  pipeline.push(packet({ src: "fd00:1::10", dst: "fd00:53::53", sport: 40000, dport: 53, payload: query }), { time: 1 });
+  pipeline.push(packet({ src: "fd00:53::53", dst: "fd00:1::10", sport: 53, dport: 40000, payload: answer }), { time: 2 });
+  pipeline.push(packet({ src: "fd00:1::11", dst: "fd00:1::10", sport: 53, dport: 40000, payload: answer }), { time: 3 });
+  assert.equal(seen.length, 1);
+  assert.equal(seen[0]!.podIp, "fd00:1::10");
+  assert.equal(seen[0]!.resolver, "fd00:53::53");
+  assert.deepEqual(seen[0]!.answers.map((a) => a.data), ["2001:db8::7"]);
+  assert.equal(observer.stats.rejected["sent-by-pod"], 1);
+});
