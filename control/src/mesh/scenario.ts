@@ -61,12 +61,21 @@ export interface ConnectStep {
   proxy?: string;
   /** tcp: bytes to send once connected (UTF-8 text). */
   send?: string;
+  /** Names this connection for a later `audit` step. */
+  id?: string;
   expect: { outcome: Outcome } & AuditExpectation;
 }
 
 export interface SleepStep { kind: "sleep"; title: string; ms: number }
-export interface RestartStep { kind: "restart"; title: string; component: (typeof RESTARTABLE)[number] }
-export type Step = ResolveStep | ConnectStep | SleepStep | RestartStep;
+export interface RestartStep { kind: "restart" | "stop" | "start"; title: string; component: (typeof RESTARTABLE)[number] }
+/** Waits until every sidecar's filter has its Watch stream to control up again. */
+export interface AwaitStep { kind: "await"; title: string; condition: "sidecars-connected"; within: number }
+/** Checks the verdict of an earlier connect step (by its id) that may only be reported later. */
+export interface AuditStep { kind: "audit"; title: string; ref: string; expect: AuditExpectation & { within: number } }
+export type Step = (ResolveStep | ConnectStep | SleepStep | RestartStep | AuditStep | AwaitStep) & {
+  /** A known defect this step demonstrates: a failure is reported as TODO, not as a failure. */
+  knownIssue?: string;
+};
 
 export interface Scenario {
   name: string;
@@ -94,7 +103,8 @@ export function formatProblem(p: ScenarioProblem): string {
   return `${at}: ${p.path}: ${p.message}`;
 }
 
-const STEP_ACTIONS = ["resolve", "connect", "sleep", "restart"] as const;
+const STEP_ACTIONS = ["resolve", "connect", "sleep", "restart", "stop", "start", "audit", "await"] as const;
+const COMMON_STEP_FIELDS = ["title", "knownIssue"] as const;
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^(|[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$/;
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -176,7 +186,14 @@ export function parseDuration(v: unknown): number | undefined {
 
 const DEFAULT_PORTS: Partial<Record<ClientName, number>> = { psql: 5432, mariadb: 3306, "redis-cli": 6379, openssl: 443 };
 
-function checkStep(c: Checker, raw: unknown, i: number, pods: Set<string>): Step | undefined {
+function checkStep(c: Checker, raw: unknown, i: number, pods: Set<string>, ids: Set<string>): Step | undefined {
+  const step = checkStepAction(c, raw, i, pods, ids);
+  if (!step || !isObj(raw) || raw.knownIssue === undefined) return step;
+  if (typeof raw.knownIssue !== "string" || raw.knownIssue.trim() === "") return c.fail(["steps", i, "knownIssue"], "must say what is wrong, in a sentence (the step is then reported as TODO when it fails)");
+  return { ...step, knownIssue: raw.knownIssue };
+}
+
+function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>, ids: Set<string>): Step | undefined {
   const path: Path = ["steps", i];
   if (!isObj(raw)) return c.fail(path, `must be a mapping with one of ${STEP_ACTIONS.join(", ")}`);
   const actions = STEP_ACTIONS.filter((a) => a in raw);
@@ -194,18 +211,39 @@ function checkStep(c: Checker, raw: unknown, i: number, pods: Set<string>): Step
   };
   switch (action) {
     case "sleep": {
-      unknownKeys(c, raw, ["sleep", "title"], path);
+      unknownKeys(c, raw, ["sleep", ...COMMON_STEP_FIELDS], path);
       const ms = parseDuration(raw.sleep);
       if (ms === undefined || ms > 600_000) return c.fail([...path, "sleep"], 'must be a duration such as "3s" or "500ms" (at most 10m)');
       return { kind: "sleep", title: title || `sleep ${raw.sleep}`, ms };
     }
-    case "restart": {
-      unknownKeys(c, raw, ["restart", "title"], path);
-      if (!RESTARTABLE.includes(raw.restart as never)) return c.fail([...path, "restart"], `must be one of ${RESTARTABLE.join(", ")}`);
-      return { kind: "restart", title: title || `restart ${raw.restart}`, component: raw.restart as RestartStep["component"] };
+    case "restart":
+    case "stop":
+    case "start": {
+      unknownKeys(c, raw, [action, ...COMMON_STEP_FIELDS], path);
+      if (!RESTARTABLE.includes(raw[action] as never)) return c.fail([...path, action], `must be one of ${RESTARTABLE.join(", ")}`);
+      return { kind: action, title: title || `${action} ${raw[action]}`, component: raw[action] as RestartStep["component"] };
+    }
+    case "await": {
+      unknownKeys(c, raw, ["await", "within", ...COMMON_STEP_FIELDS], path);
+      if (raw.await !== "sidecars-connected") return c.fail([...path, "await"], "must be sidecars-connected (every sidecar's Watch stream to control is up)");
+      const within = raw.within === undefined ? 60_000 : parseDuration(raw.within);
+      if (within === undefined || within > 300_000) return c.fail([...path, "within"], 'must be a duration such as "60s" (at most 5m)');
+      return { kind: "await", title: title || "sidecars reconnected to control", condition: "sidecars-connected", within };
+    }
+    case "audit": {
+      unknownKeys(c, raw, ["audit", "expect", ...COMMON_STEP_FIELDS], path);
+      const ref = raw.audit;
+      if (typeof ref !== "string" || !ids.has(ref)) return c.fail([...path, "audit"], `must be the id of an earlier connect step (ids so far: ${[...ids].join(", ") || "none"})`);
+      const ex = raw.expect;
+      if (!isObj(ex)) return c.fail([...path, "expect"], "is required: {verdict?, reason?, policy?, rule?, within?}");
+      unknownKeys(c, ex, ["verdict", "reason", "policy", "rule", "within"], [...path, "expect"]);
+      if (ex.verdict !== undefined && !VERDICTS.includes(ex.verdict as never)) c.fail([...path, "expect", "verdict"], `must be one of ${VERDICTS.join(", ")}`);
+      const within = ex.within === undefined ? 30_000 : parseDuration(ex.within);
+      if (within === undefined || within > 300_000) return c.fail([...path, "expect", "within"], 'must be a duration such as "30s" (at most 5m)');
+      return { kind: "audit", title: title || `verdict of ${ref} reported`, ref, expect: { verdict: ex.verdict as string | undefined, reason: ex.reason as string | undefined, policy: ex.policy as string | undefined, rule: ex.rule as string | number | undefined, within } };
     }
     case "resolve": {
-      unknownKeys(c, raw, ["resolve", "pod", "with", "expect", "title"], path);
+      unknownKeys(c, raw, ["resolve", "pod", "with", "expect", ...COMMON_STEP_FIELDS], path);
       const pod = podOf();
       const name = typeof raw.resolve === "string" ? raw.resolve.toLowerCase().replace(/\.$/, "") : "";
       if (!isDnsName(name)) c.fail([...path, "resolve"], "must be the DNS name to resolve, e.g. db.example.test");
@@ -231,7 +269,12 @@ function checkStep(c: Checker, raw: unknown, i: number, pods: Set<string>): Step
       return { kind: "resolve", title: title || `${pod}: resolve ${name} (${withClient})`, pod, name, with: withClient, expect };
     }
     case "connect": {
-      unknownKeys(c, raw, ["connect", "pod", "expect", "title"], path);
+      unknownKeys(c, raw, ["connect", "pod", "expect", "id", ...COMMON_STEP_FIELDS], path);
+      if (raw.id !== undefined) {
+        if (typeof raw.id !== "string" || !/^[a-z0-9][a-z0-9-]*$/.test(raw.id)) c.fail([...path, "id"], "must be a lowercase identifier, e.g. during-outage");
+        else if (ids.has(raw.id)) c.fail([...path, "id"], `"${raw.id}" is already the id of an earlier step`);
+        else ids.add(raw.id);
+      }
       const pod = podOf();
       const cp: Path = [...path, "connect"];
       const spec = raw.connect;
@@ -266,6 +309,7 @@ function checkStep(c: Checker, raw: unknown, i: number, pods: Set<string>): Step
         kind: "connect", title: "", pod, client, to, port,
         scheme: spec.scheme as ConnectStep["scheme"], path: spec.path as string | undefined, host: spec.host as string | undefined,
         sni: spec.sni as string | undefined, proxy: spec.proxy as string | undefined, send: spec.send as string | undefined,
+        id: raw.id as string | undefined,
         expect: { outcome: ex.outcome as Outcome, verdict: ex.verdict as string | undefined, reason: ex.reason as string | undefined, policy: ex.policy as string | undefined, rule: ex.rule as string | number | undefined },
       };
       step.title = title || `${pod}: ${client} ${to}${port ? `:${port}` : ""}${step.proxy ? ` via ${step.proxy}` : ""}${step.host ? ` Host: ${step.host}` : ""}${step.sni ? ` SNI ${step.sni}` : ""} → ${step.expect.outcome}`;
@@ -330,9 +374,10 @@ export function checkScenario(raw: unknown, file: string, doc?: Document, lines?
   });
 
   const podKeys = new Set(pods.map((p) => p.key));
+  const ids = new Set<string>();
   const steps: Step[] = [];
   if (!Array.isArray(raw.steps) || raw.steps.length === 0) c.fail(["steps"], "must list at least one step");
-  else raw.steps.forEach((s, i) => { const st = checkStep(c, s, i, podKeys); if (st) steps.push(st); });
+  else raw.steps.forEach((s, i) => { const st = checkStep(c, s, i, podKeys, ids); if (st) steps.push(st); });
 
   if (c.problems.length > 0) throw new ScenarioError(c.problems);
   return {

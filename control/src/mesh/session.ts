@@ -7,7 +7,9 @@ import { stringify } from "yaml";
 import type { MeshCluster } from "./cluster.js";
 import type { ManagedProcess } from "./process.js";
 import { SIDECAR_PORT, SIDECAR_UID, type PodNetwork } from "./netns.js";
-import { startAgent, startControl, startSidecar, type MeshFiles, type Repo } from "./components.js";
+import { SIDECAR_ADMIN_PORT, startAgent, startControl, startSidecar, type MeshFiles, type Repo } from "./components.js";
+import { run } from "./exec.js";
+import { sleep } from "./process.js";
 import type { ScenarioPod } from "./scenario.js";
 
 /** Pods get 198.18.1.10, .11, … in declaration order. */
@@ -75,10 +77,51 @@ export class EgretSession {
     this.control = await startControl(this.cluster.net, this.repo, this.files, this.cluster.world.clusterCidrs);
   }
 
+  /** Stops control (SIGKILL, as a crash) and leaves it down until startControl(). */
+  async stopControl(): Promise<void> {
+    this.control?.killNow();
+    await this.control?.waitExit();
+    this.control = undefined;
+  }
+
+  async startControl(): Promise<void> {
+    if (this.control?.running) throw new Error("egret control is already running");
+    this.control = await startControl(this.cluster.net, this.repo, this.files, this.cluster.world.clusterCidrs);
+  }
+
+  async stopAgent(): Promise<void> {
+    this.agent?.killNow();
+    await this.agent?.waitExit();
+    this.agent = undefined;
+  }
+
+  async startAgent(): Promise<void> {
+    if (this.agent?.running) throw new Error("egret agent is already running");
+    this.agent = await startAgent(this.cluster.net, this.repo, this.files, this.cluster.world.resolver);
+  }
+
   async restartAgent(): Promise<void> {
     this.agent?.killNow();
     await this.agent?.waitExit();
     this.agent = await startAgent(this.cluster.net, this.repo, this.files, this.cluster.world.resolver);
+  }
+
+  /**
+   * Waits until every sidecar reports its filter's Watch stream up (wasmcustom metric
+   * egret_watch_connected on the admin port); resolves to the milliseconds it took.
+   */
+  async awaitSidecarsConnected(withinMs: number): Promise<number> {
+    const started = Date.now();
+    for (const [key, pod] of this.pods) {
+      for (;;) {
+        const r = await run("ip", ["netns", "exec", pod.netns, "curl", "-fsS", "--max-time", "2", `http://127.0.0.1:${SIDECAR_ADMIN_PORT}/stats/prometheus`], { timeoutMs: 4000 });
+        const m = /^egret_watch_connected\s+(\d+)/m.exec(r.stdout);
+        if (m && Number(m[1]) >= 1) break;
+        if (Date.now() - started > withinMs) throw new Error(`sidecar of ${key} not connected to control after ${withinMs} ms (egret_watch_connected ${m?.[1] ?? "absent"})`);
+        await sleep(200);
+      }
+    }
+    return Date.now() - started;
   }
 
   /** Throws if a component died (with its log tail). */
