@@ -85,9 +85,14 @@ export interface TcpReassemblerStats {
   evictedConnections: number;
   /** RST segments for connections not being tracked (ignored). */
   strayResets: number;
+  /** Segments without SYN that arrived after their connection closed (final ACKs, retransmissions; ignored). */
+  lateSegments: number;
   /** Out-of-order bytes currently held. */
   bufferedBytes: number;
 }
+
+/** How long a closed 4-tuple keeps absorbing late segments (2 × a common MSL). */
+const TIME_WAIT_SECONDS = 120;
 
 /** Segments further than this beyond the expected sequence number are implausible. */
 const MAX_SEQ_JUMP = 1 << 30;
@@ -131,11 +136,16 @@ function isEphemeral(port: number): boolean {
 export class TcpReassembler {
   readonly stats: TcpReassemblerStats = {
     segments: 0, connectionsOpened: 0, connectionsClosed: 0, retransmittedBytes: 0, outOfOrderSegments: 0,
-    gapBytes: 0, droppedSegmentsBufferLimit: 0, droppedSegmentsOutOfWindow: 0, evictedConnections: 0, strayResets: 0, bufferedBytes: 0,
+    gapBytes: 0, droppedSegmentsBufferLimit: 0, droppedSegmentsOutOfWindow: 0, evictedConnections: 0, strayResets: 0, lateSegments: 0, bufferedBytes: 0,
   };
   private readonly limits: TcpReassemblerLimits;
   /** Live connections; Map order = least recently active first (re-inserted on activity). */
   private readonly table = new Map<string, ConnState>();
+  /**
+   * 4-tuples closed by FIN or RST, with the close time: their late non-SYN segments (the last ACK,
+   * retransmissions) belong to the old connection, not a new one. Bounded like the table.
+   */
+  private readonly recentlyClosed = new Map<string, number>();
   private nextId = 1;
 
   constructor(private readonly callbacks: TcpReassemblerCallbacks, limits: Partial<TcpReassemblerLimits> = {}) {
@@ -172,10 +182,18 @@ export class TcpReassembler {
       this.close(st, "port-reused");
       st = undefined;
     }
+    if (!st && !syn) {
+      const closedAt = this.recentlyClosed.get(key);
+      if (closedAt !== undefined && time - closedAt <= TIME_WAIT_SECONDS) {
+        this.stats.lateSegments++;
+        return;
+      }
+    }
     if (!st && tcp.flags & TcpFlag.RST) {
       this.stats.strayResets++;
       return;
     }
+    if (!st) this.recentlyClosed.delete(key);
     if (!st) {
       st = this.open(pkt, key, senderIsA, syn, ack, time);
     } else {
@@ -381,6 +399,12 @@ export class TcpReassembler {
     this.discardPending(st.fromServer);
     st.conn.closeReason = reason;
     this.stats.connectionsClosed++;
+    if (reason === "fin" || reason === "rst") {
+      this.recentlyClosed.set(st.key, st.conn.lastTime);
+      if (this.recentlyClosed.size > this.limits.maxConnections) {
+        this.recentlyClosed.delete(this.recentlyClosed.keys().next().value as string);
+      }
+    }
     this.callbacks.onClose?.(st.conn);
   }
 }

@@ -217,3 +217,18 @@ test("a segment cut by the snap length reports the lost tail at once and the str
   assert.deepEqual(got.slice(-2), [0x62, 0x63]);
   assert.equal(r.stats.bufferedBytes, 0);
 });
+
+test("the final ACK and late retransmissions after a close do not open a phantom connection", () => {
+  const h = harness();
+  handshake(h);
+  h.send(true, "A", { seq: 1001, flags: ACK | PSH });
+  h.send(true, [], { seq: 1002, flags: ACK | FIN });
+  h.send(false, [], { seq: 5001, ack: 1003, flags: ACK | FIN });
+  h.send(true, [], { seq: 1003, ack: 5002, flags: ACK }); // last ACK
+  h.send(true, "A", { seq: 1001, flags: ACK | PSH }); // late retransmission
+  h.r.flush();
+  assert.deepEqual(h.events.filter((e) => e.startsWith("open") || e.startsWith("close")), ["open 1", "close 1 fin"]);
+  assert.equal(h.r.stats.lateSegments, 2);
+  handshake(h, 7000); // a real new connection on the same 4-tuple
+  assert.ok(h.events.includes("open 2"));
+});
