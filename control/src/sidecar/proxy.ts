@@ -8,6 +8,9 @@ import type { Logger } from "../common/log.js";
 import { originalDestination } from "./original-dst.js";
 import { parseProxyV1 } from "./proxy-protocol.js";
 
+/** Envoy's default per_connection_buffer_limit_bytes: reads pause beyond it. */
+const READ_BUFFER_LIMIT = 1 << 20;
+
 /** How the sidecar learns where a connection was going. */
 export type DestinationMode =
   | { kind: "original-dst" } // iptables REDIRECT + SO_ORIGINAL_DST (where Envoy's 15001 sits)
@@ -151,12 +154,20 @@ export class SidecarProxy extends EventEmitter<{ "connection-closed": [Connectio
     // listeners exist: honour that request here, later ones through the event.
     c.on("upstream-connect", connectUpstream);
     if (c.upstreamConnectRequested && !c.closed) connectUpstream();
-    c.on("upstream-data", (d) => { bytesUp += d.length; if (upstream && !upstream.write(d)) socket.pause(); });
+    c.on("upstream-data", (d) => {
+      bytesUp += d.length;
+      if (upstream && !upstream.write(d)) socket.pause();
+      else if (socket.isPaused() && upstreamConnected) socket.resume(); // held bytes released
+    });
     c.on("upstream-end", () => upstream?.end());
     c.on("downstream-data", (d) => { bytesDown += d.length; if (!socket.write(d)) upstream?.pause(); });
     c.on("downstream-end", () => socket.end());
     socket.on("drain", () => upstream?.resume());
-    socket.on("data", (d: Buffer) => c.downstreamData(d));
+    socket.on("data", (d: Buffer) => {
+      c.downstreamData(d);
+      // Like Envoy's per-connection buffer limit: stop reading while the filter holds too much.
+      if (c.heldDownstreamBytes > READ_BUFFER_LIMIT) socket.pause();
+    });
     socket.on("end", () => c.downstreamData(Buffer.alloc(0), true));
     socket.on("close", () => c.downstreamClose());
     const onClose = (info: CloseInfo): void => {
