@@ -145,7 +145,7 @@ export class TcpReassembler {
    * 4-tuples closed by FIN or RST, with the close time: their late non-SYN segments (the last ACK,
    * retransmissions) belong to the old connection, not a new one. Bounded like the table.
    */
-  private readonly recentlyClosed = new Map<string, number>();
+  private readonly recentlyClosed = new Map<string, { time: number; clientIsn: number | undefined }>();
   private nextId = 1;
 
   constructor(private readonly callbacks: TcpReassemblerCallbacks, limits: Partial<TcpReassemblerLimits> = {}) {
@@ -182,9 +182,11 @@ export class TcpReassembler {
       this.close(st, "port-reused");
       st = undefined;
     }
-    if (!st && !syn) {
-      const closedAt = this.recentlyClosed.get(key);
-      if (closedAt !== undefined && time - closedAt <= TIME_WAIT_SECONDS) {
+    if (!st) {
+      const closed = this.recentlyClosed.get(key);
+      // Late segments of a closed connection, including its own SYN retransmitted after a
+      // refusal (same initial sequence number), are not a new connection.
+      if (closed !== undefined && time - closed.time <= TIME_WAIT_SECONDS && (!syn || (!ack && closed.clientIsn === tcp.seq))) {
         this.stats.lateSegments++;
         return;
       }
@@ -400,7 +402,7 @@ export class TcpReassembler {
     st.conn.closeReason = reason;
     this.stats.connectionsClosed++;
     if (reason === "fin" || reason === "rst") {
-      this.recentlyClosed.set(st.key, st.conn.lastTime);
+      this.recentlyClosed.set(st.key, { time: st.conn.lastTime, clientIsn: st.clientIsn });
       if (this.recentlyClosed.size > this.limits.maxConnections) {
         this.recentlyClosed.delete(this.recentlyClosed.keys().next().value as string);
       }

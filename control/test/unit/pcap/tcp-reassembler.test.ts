@@ -232,3 +232,13 @@ test("the final ACK and late retransmissions after a close do not open a phantom
   handshake(h, 7000); // a real new connection on the same 4-tuple
   assert.ok(h.events.includes("open 2"));
 });
+
+test("a refused SYN retried with the same ISN stays one connection attempt", () => {
+  const h = harness();
+  for (let i = 0; i < 3; i++) {
+    h.send(true, [], { seq: 777, flags: SYN });
+    h.send(false, [], { seq: 0, ack: 778, flags: RST | ACK });
+  }
+  assert.deepEqual(h.events, ["open 1", "close 1 rst"]);
+  assert.equal(h.r.stats.lateSegments, 4);
+});
