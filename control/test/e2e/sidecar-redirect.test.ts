@@ -56,11 +56,13 @@ const ECHO = `
 const net = require("net");
 let n = 0;
 net.createServer({ allowHalfOpen: true }, (s) => { n++; console.log("accepted " + s.remoteAddress + " total=" + n); s.on("error", () => {}); s.pipe(s); })
-  .listen(7000, "${SRV_IP}", () => console.log("ready"));`;
+  .listen(7000, "::", () => console.log("ready"));`;
 
-const CLIENT = `
+const POD_IP6 = `2001:2:0:${(id % 0xffff).toString(16)}::1`, SRV_IP6 = `2001:2:0:${(id % 0xffff).toString(16)}::2`; // RFC 5180 benchmarking range
+
+const client = (host: string): string => `
 const net = require("net");
-const s = net.connect({ host: "${SRV_IP}", port: 7000, allowHalfOpen: true });
+const s = net.connect({ host: "${host}", port: 7000, allowHalfOpen: true });
 const parts = [];
 s.on("data", (d) => parts.push(d));
 s.on("error", (e) => { console.log(JSON.stringify({ error: e.code })); process.exit(0); });
@@ -68,8 +70,8 @@ s.on("close", () => { console.log(JSON.stringify({ data: Buffer.concat(parts).to
 s.on("connect", async () => { for (const ch of "hello through REDIRECT") { s.write(ch); await new Promise((r) => setTimeout(r, 2)); } s.end(); });`;
 
 /** Runs the app as CLIENT_UID in the pod namespace (async: the sidecar's output keeps flowing). */
-async function runClient(): Promise<{ data?: string; error?: string }> {
-  const { child, out } = await start(["ip", "netns", "exec", POD, "setpriv", `--reuid=${CLIENT_UID}`, `--regid=${CLIENT_UID}`, "--clear-groups", process.execPath, "-e", CLIENT], /\}\n/, "client");
+async function runClient(host = SRV_IP): Promise<{ data?: string; error?: string }> {
+  const { child, out } = await start(["ip", "netns", "exec", POD, "setpriv", `--reuid=${CLIENT_UID}`, `--regid=${CLIENT_UID}`, "--clear-groups", process.execPath, "-e", client(host)], /\}\n/, "client");
   await new Promise((r) => (child.exitCode !== null ? r(null) : child.once("exit", r)));
   return JSON.parse(out().trim().split("\n").pop()!);
 }
@@ -83,12 +85,27 @@ async function waitFor(text: () => string, re: RegExp, what: string): Promise<vo
   }
 }
 
-const sidecarArgs = (extra: string[]): string[] => ["ip", "netns", "exec", POD, process.execPath, `${root}bin/egret.js`, "sidecar",
-  "--listen", "127.0.0.1:15001", "--pod-name", "web-0", "--pod-namespace", "shop", "--pod-ip", POD_IP, "--concurrency", "1", ...extra];
+const sidecarArgs = (extra: string[], listen = "127.0.0.1:15001"): string[] => ["ip", "netns", "exec", POD, process.execPath, `${root}bin/egret.js`, "sidecar",
+  "--listen", listen, "--pod-name", "web-0", "--pod-namespace", "shop", "--pod-ip", POD_IP, "--concurrency", "1", ...extra];
 
 async function stop(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null) return child.exitCode;
   return new Promise((resolve) => { child.once("exit", (c) => resolve(c)); child.kill("SIGTERM"); });
+}
+
+/** Pod and server namespaces joined by a veth pair, IPv4 and IPv6, with the app's TCP redirected. */
+function setupNamespaces(): void {
+  cleanup();
+  sh("ip", "netns", "add", POD);
+  sh("ip", "netns", "add", SRV);
+  sh("ip", "link", "add", VETH_POD, "netns", POD, "type", "veth", "peer", "name", VETH_SRV, "netns", SRV);
+  sh("ip", "-n", POD, "addr", "add", `${POD_IP}/30`, "dev", VETH_POD);
+  sh("ip", "-n", SRV, "addr", "add", `${SRV_IP}/30`, "dev", VETH_SRV);
+  sh("ip", "-n", POD, "-6", "addr", "add", `${POD_IP6}/64`, "dev", VETH_POD, "nodad");
+  sh("ip", "-n", SRV, "-6", "addr", "add", `${SRV_IP6}/64`, "dev", VETH_SRV, "nodad");
+  for (const [ns, dev] of [[POD, VETH_POD], [SRV, VETH_SRV]]) { sh("ip", "-n", ns, "link", "set", dev, "up"); sh("ip", "-n", ns, "link", "set", "lo", "up"); }
+  sh("ip", "netns", "exec", POD, "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", SRV_IP, "-m", "owner", "--uid-owner", String(CLIENT_UID), "-j", "REDIRECT", "--to-ports", "15001");
+  sh("ip", "netns", "exec", POD, "ip6tables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", SRV_IP6, "-m", "owner", "--uid-owner", String(CLIENT_UID), "-j", "REDIRECT", "--to-ports", "15001");
 }
 
 // Test that the app's connection is redirected, the filter sees the original destination, and the
@@ -97,14 +114,7 @@ test("sidecar in a pod namespace behind iptables REDIRECT forwards to the origin
   assert.ok(existsSync(ADDON), `SO_ORIGINAL_DST addon missing (${ADDON}): ${existsSync(ADDON.replace(/\.node$/, ".status")) ? readFileSync(ADDON.replace(/\.node$/, ".status"), "utf8") : "run npm run build"}`);
   process.once("exit", cleanup);
   try {
-    cleanup();
-    sh("ip", "netns", "add", POD);
-    sh("ip", "netns", "add", SRV);
-    sh("ip", "link", "add", VETH_POD, "netns", POD, "type", "veth", "peer", "name", VETH_SRV, "netns", SRV);
-    sh("ip", "-n", POD, "addr", "add", `${POD_IP}/30`, "dev", VETH_POD);
-    sh("ip", "-n", SRV, "addr", "add", `${SRV_IP}/30`, "dev", VETH_SRV);
-    for (const [ns, dev] of [[POD, VETH_POD], [SRV, VETH_SRV]]) { sh("ip", "-n", ns, "link", "set", dev, "up"); sh("ip", "-n", ns, "link", "set", "lo", "up"); }
-    sh("ip", "netns", "exec", POD, "iptables", "-t", "nat", "-A", "OUTPUT", "-p", "tcp", "-d", SRV_IP, "-m", "owner", "--uid-owner", String(CLIENT_UID), "-j", "REDIRECT", "--to-ports", "15001");
+    setupNamespaces();
 
     const echo = await start(["ip", "netns", "exec", SRV, process.execPath, "-e", ECHO], /ready/, "echo server");
     const sidecar = await start(sidecarArgs(["--wasm", `${root}filter/build/test/host_minimal.wasm`]), /egret sidecar listening/, "egret sidecar");
@@ -115,7 +125,7 @@ test("sidecar in a pod namespace behind iptables REDIRECT forwards to the origin
     await waitFor(sidecar.out, new RegExp(`minimal: connection to ${SRV_IP.replace(/\./g, "\\.")}:7000`), "the filter's log line");
     await waitFor(sidecar.out, /"bytesUpstream":22,"bytesDownstream":22/, "the connection summary");
     // The server saw the sidecar's connection from the pod address.
-    await waitFor(echo.out, new RegExp(`accepted ${POD_IP.replace(/\./g, "\\.")} total=1`), "the server's accept");
+    await waitFor(echo.out, new RegExp(`accepted (::ffff:)?${POD_IP.replace(/\./g, "\\.")} total=1`), "the server's accept");
     assert.equal(await stop(sidecar.child), 0);
 
     const denying = await start(sidecarArgs(["--wasm", `${root}filter/build/test/host_probe.wasm`, "--plugin-config", "close-in-new"]), /egret sidecar listening/, "denying sidecar");
@@ -124,6 +134,27 @@ test("sidecar in a pod namespace behind iptables REDIRECT forwards to the origin
     await waitFor(denying.out, /"detail":"wasm_downstream_close"/, "the filter's close");
     assert.doesNotMatch(echo.out(), /total=2/, "no connection reached the server");
     assert.equal(await stop(denying.child), 0);
+  } finally {
+    cleanup();
+  }
+});
+
+// Test IPv6 (IP6T_SO_ORIGINAL_DST) and a dual-stack listener that also takes IPv4 (SO_ORIGINAL_DST
+// read on an AF_INET6 socket for a v4-mapped client).
+test("dual-stack sidecar: IPv6 and IPv4 redirected connections reach their original destinations", { skip: why() }, async () => {
+  assert.ok(existsSync(ADDON), `SO_ORIGINAL_DST addon missing (${ADDON}); run npm run build`);
+  process.once("exit", cleanup);
+  try {
+    setupNamespaces();
+    // IPv6 REDIRECT of locally generated traffic goes to ::1; IPv4 to 127.0.0.1: listen on both.
+    const echo = await start(["ip", "netns", "exec", SRV, process.execPath, "-e", ECHO], /ready/, "echo server");
+    const sidecar = await start(sidecarArgs(["--wasm", `${root}filter/build/test/host_minimal.wasm`], "[::]:15001"), /egret sidecar listening/, "dual-stack sidecar");
+    assert.deepEqual(await runClient(SRV_IP6), { data: "hello through REDIRECT" });
+    await waitFor(sidecar.out, new RegExp(`minimal: connection to \\[${SRV_IP6.replace(/:/g, ":")}\\]:7000`), "the IPv6 original destination");
+    await waitFor(echo.out, /accepted 2001:2:/, "the server's IPv6 accept");
+    assert.deepEqual(await runClient(SRV_IP), { data: "hello through REDIRECT" });
+    await waitFor(sidecar.out, new RegExp(`minimal: connection to ${SRV_IP.replace(/\./g, "\\.")}:7000`), "the IPv4 original destination");
+    assert.equal(await stop(sidecar.child), 0);
   } finally {
     cleanup();
   }
