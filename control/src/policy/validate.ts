@@ -94,8 +94,9 @@ export function validateWithContext(obj: unknown, ctx: ValidationContext = {}): 
     warn("namespace-ignored", ["metadata", "namespace"], "ClusterEgressPolicy is cluster-scoped; metadata.namespace is ignored", "remove metadata.namespace; use spec.namespaceSelector to choose namespaces");
   }
 
-  // Structure (the CRD's schema).
-  for (const d of schemaDiagnostics(kind, obj)) add(d);
+  // Structure (the CRD's schema). `status` is written by control, not by the user: not checked.
+  const { status: _status, ...userPart } = obj;
+  for (const d of schemaDiagnostics(kind, userPart)) add(d);
   const schemaPaths = new Set(out.filter((d) => d.severity === "error").map((d) => d.path));
   const spec = isObj(obj.spec) ? obj.spec : undefined;
   if (!spec) return { diagnostics: out };

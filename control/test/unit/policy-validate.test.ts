@@ -68,6 +68,17 @@ test("the same validator runs on Kubernetes objects, without positions", () => {
   assert.equal(r.diagnostics[0]!.line, undefined);
 });
 
+test("objects as the API server returns them validate: metadata extras, defaults, status", () => {
+  const r = validatePolicyObject({
+    apiVersion: "egret.dev/v1alpha1", kind: "ClusterEgressPolicy",
+    metadata: { name: "g", uid: "u", resourceVersion: "5", generation: 2, managedFields: [{ manager: "kubectl" }], annotations: { a: "b" } },
+    spec: { tier: "Admin", priority: 500, mode: "Enforce", resolutionGraceSeconds: 60, namespaceSelector: {}, rules: [{ action: "Allow", to: { external: true }, ports: [{ port: 443, protocol: "TCP" }] }] },
+    status: { observedGeneration: 2, selectedPods: 3, conditions: [{ type: "Accepted", status: "True", lastTransitionTime: "not checked", reason: "Valid", message: "ok" }] },
+  });
+  assert.deepEqual(r.diagnostics, []);
+  assert.equal(r.policy!.ref, "g");
+});
+
 test("a valid policy is normalized: defaults, lowercase patterns, refs", () => {
   const r = loadPolicyText(`apiVersion: egret.dev/v1alpha1
 kind: ClusterEgressPolicy
