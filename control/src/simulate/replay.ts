@@ -22,7 +22,10 @@ import { DetectorEngine } from "../detect/wasm-detector.js";
 import { EGRET_WASM } from "../wasm/tools.js";
 import type { Logger } from "../common/log.js";
 import { SimClock } from "./sim-clock.js";
-import { readFileSync } from "node:fs";
+import { readFileSync, mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { parse as parseYaml, stringify as stringifyYaml } from "yaml";
 
 const CONTROL_CLUSTER = "outbound|9090||egret-control.egret-system.svc.cluster.local";
 
@@ -90,12 +93,17 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
   } catch (e) {
     throw new SimulateInputError(`cannot read the pods file ${o.podsFile}: ${(e as Error).message}`);
   }
+  // Control's file mode reads the canonical form; common spellings are accepted and rewritten.
+  const canonicalPods = canonicalPodsYaml(podsText);
   let podsFile;
   try {
-    podsFile = parsePodsFile(podsText, o.podsFile);
+    podsFile = parsePodsFile(canonicalPods ?? podsText, o.podsFile);
   } catch (e) {
     throw new SimulateInputError((e as Error).message);
   }
+  const workDir = mkdtempSync(join(tmpdir(), "egret-simulate-"));
+  const podsPath = canonicalPods === undefined ? o.podsFile : join(workDir, "pods.yaml");
+  if (canonicalPods !== undefined) writeFileSync(podsPath, canonicalPods);
   const podOfIp = new Map<string, { key: string; name: string; namespace: string; labels: Record<string, string>; ips: string[] }>();
   for (const p of podsFile.pods) for (const ip of p.ips) podOfIp.set(ip, { key: `${p.namespace}/${p.name}`, ...p });
 
@@ -108,7 +116,7 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
   const audit: Array<Record<string, any>> = [];
   const service = new ControlService({
     policyApi: defaultPolicyApi,
-    source: fileControlSource({ policyPaths: o.policyPaths, podsFile: o.podsFile, policyApi: defaultPolicyApi, log: o.log }),
+    source: fileControlSource({ policyPaths: o.policyPaths, podsFile: podsPath, policyApi: defaultPolicyApi, log: o.log }),
     log: o.log,
     grpcListen: "127.0.0.1:0",
     audit: { write: (line) => audit.push(JSON.parse(line)) },
@@ -119,7 +127,14 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
     // know yet, it never will — answer Lookups at once instead of waiting in real time.
     grpcLimits: { maxLookupWaitMs: 0 },
   });
-  const { grpcPort } = await service.start();
+  let grpcPort: number;
+  try {
+    ({ grpcPort } = await service.start());
+  } catch (e) {
+    await service.stop().catch(() => undefined);
+    rmSync(workDir, { recursive: true, force: true });
+    throw e;
+  }
   const observer = new DnsObserver({
     now: () => clock.ms,
     trustedResolvers: o.trustedResolvers ?? null,
@@ -206,8 +221,65 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
   } finally {
     for (const h of hosts.values()) await h.then((host) => host.close(), () => undefined);
     await service.stop();
+    rmSync(workDir, { recursive: true, force: true });
   }
-  return join(order, audit, detections);
+  return joinResults(order, audit, detections);
+}
+
+/**
+ * Accepts the spellings people write for PODS.yaml and returns control's canonical form, or
+ * undefined when the text is already canonical (or not YAML at all: control reports that).
+ *   namespaces: [{name, labels}]  |  {ns: {labels: {…}}}  |  {ns: {key: value}}
+ *   pods: [{name, namespace, ip|ips|podIP|podIPs, labels}]  |  {"ns/name": {ip, labels}}
+ */
+export function canonicalPodsYaml(text: string): string | undefined {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof doc !== "object" || doc === null || Array.isArray(doc)) return undefined;
+  const d = doc as Record<string, unknown>;
+  let changed = false;
+  const out: Record<string, unknown> = { ...d };
+  const ns = d.namespaces;
+  if (ns && typeof ns === "object" && !Array.isArray(ns)) {
+    out.namespaces = Object.entries(ns as Record<string, unknown>).map(([name, v]) => {
+      const obj = (v ?? {}) as Record<string, unknown>;
+      const labels = typeof obj === "object" && obj !== null && "labels" in obj ? obj.labels : obj;
+      return { name, labels: labels ?? {} };
+    });
+    changed = true;
+  }
+  const pods = d.pods;
+  if (pods && typeof pods === "object" && !Array.isArray(pods)) {
+    out.pods = Object.entries(pods as Record<string, unknown>).map(([key, v]) => {
+      const [namespace, name] = key.includes("/") ? key.split("/", 2) : ["default", key];
+      return { name, namespace, ...((v ?? {}) as object) };
+    });
+    changed = true;
+  }
+  if (Array.isArray(out.pods)) {
+    out.pods = (out.pods as unknown[]).map((p) => {
+      if (typeof p !== "object" || p === null) return p;
+      const q = { ...(p as Record<string, unknown>) };
+      for (const [from, to] of [["podIP", "ip"], ["podIPs", "ips"], ["address", "ip"]] as const) {
+        if (from in q && !(to in q)) {
+          q[to] = q[from];
+          delete q[from];
+          changed = true;
+        }
+      }
+      if (typeof q.ip === "string" && q.ip.includes(",")) {
+        q.ips = q.ip.split(",").map((s) => s.trim()).filter(Boolean);
+        delete q.ip;
+        changed = true;
+      }
+      return q;
+    });
+  }
+  return changed ? stringifyYaml(out) : undefined;
 }
 
 function buildTimeline(capture: Uint8Array): TimelineEvent[] {
@@ -255,7 +327,7 @@ function detectionsByConnection(capture: Uint8Array): Map<string, ConnectionDete
   return out;
 }
 
-function join(order: Tracked[], audit: Array<Record<string, any>>, detections: Map<string, ConnectionDetection[]>): SimulatedConnection[] {
+function joinResults(order: Tracked[], audit: Array<Record<string, any>>, detections: Map<string, ConnectionDetection[]>): SimulatedConnection[] {
   const reports = new Map<string, Array<Record<string, any>>>();
   for (const r of audit) {
     const k = `${r.src}>${r.dst}`;

@@ -213,3 +213,12 @@ test("egret simulate: JSON lines on stdout; bad input exits non-zero with the re
 test("simulate: input errors name the file", async () => {
   await assert.rejects(simulate(new CaptureScript().bytes(), { pods: "pods:\n  - {name: web-0}\n" }), (e: Error) => e instanceof SimulateInputError && /pods\.yaml:\d+:\d+.*namespace/.test(e.message));
 });
+
+test("simulate: PODS.yaml may list namespaces as a mapping and pods with podIP (rewritten to control's form)", async () => {
+  const cap = new CaptureScript().dns(POD, RESOLVER, "api.example.com", ["203.0.113.10"]).tcp(POD, 40001, "203.0.113.10", 443, clientHello("api.example.com")).bytes();
+  const pods = `namespaces:\n  shop: {labels: {team: payments}}\npods:\n  - {name: web-0, namespace: shop, podIP: ${POD}, labels: {app: web}}\n`;
+  const teamPolicy = POLICY.replace("kind: EgressPolicy\nmetadata: {name: web-egress, namespace: shop}", "kind: ClusterEgressPolicy\nmetadata: {name: payments}")
+    .replace("  podSelector: {matchLabels: {app: web}}", "  namespaceSelector: {matchLabels: {team: payments}}\n  podSelector: {matchLabels: {app: web}}");
+  const [c] = await simulate(cap, { pods, policy: teamPolicy });
+  assert.deepEqual([c!.pod, c!.verdict, c!.policy, c!.rule], ["shop/web-0", "allow", "payments", "api"]);
+});
