@@ -62,6 +62,7 @@ export function detectCapture(bytes: Uint8Array, engine: DetectorEngine = new De
       if (!t) return;
       const fromServer = dir === "fromServer";
       if (fromServer ? t.serverBroken : t.clientBroken) return;
+      if (t.session.done) return;
       const room = REPLAY_BYTES - (fromServer ? t.replayServer : t.replayClient);
       if (room > 0) {
         const kept = data.slice(0, room);
@@ -69,9 +70,10 @@ export function detectCapture(bytes: Uint8Array, engine: DetectorEngine = new De
         if (fromServer) t.replayServer += kept.length;
         else t.replayClient += kept.length;
       }
-      if (t.session.done) return;
       if (fromServer) t.session.feedServer(data);
       else t.session.feedClient(data);
+      // Decided: the replay copy is no longer needed (keeps memory flat on big captures).
+      if (t.session.done) t.replay = [];
     },
     onGap(conn, dir) {
       const t = tracked.get(conn.id);
