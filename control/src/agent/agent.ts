@@ -79,9 +79,12 @@ export class Agent {
       queryTimeoutMs: opts.dns.queryTimeoutMs,
       maxPendingPerPod: opts.dns.maxPendingPerPod,
       maxPendingTotal: opts.dns.maxPendingTotal,
+      maxAnsweredRemembered: opts.dns.maxPendingTotal,
       onObservation: (obs) => this.onObservation(obs),
     });
-    this.pipeline = new DnsPipeline(this.observer, { dnsPorts: opts.dns.ports });
+    // DNS over TCP is rare and short-lived: a tight budget keeps a flood of half-open or
+    // half-sent streams from growing the heap.
+    this.pipeline = new DnsPipeline(this.observer, { dnsPorts: opts.dns.ports, maxTcpConnections: 16_384, maxTcpBufferedBytes: 32 << 20 });
   }
 
   async start(): Promise<void> {

@@ -8,8 +8,14 @@ import type { DnsMessageMeta, DnsObserver } from "./observer.js";
 export interface PipelineOptions {
   /** Server ports that carry DNS (default [53]); a packet is DNS when either port is one of them. */
   dnsPorts?: readonly number[];
-  /** Connections tracked for TCP reassembly. */
+  /** Connections tracked for TCP reassembly (least recently active evicted beyond it). */
   maxTcpConnections?: number;
+  /**
+   * Bytes held in total for DNS-over-TCP: out-of-order segments in the reassembler, plus partial
+   * messages in the framers (each up to 64 KiB). Beyond it, the partial message that overflows is
+   * dropped (counted in tcpOverflows), so many half-sent messages cannot exhaust memory.
+   */
+  maxTcpBufferedBytes?: number;
 }
 
 export interface PacketContext {
@@ -33,6 +39,8 @@ export interface PipelineStats {
   tcpGaps: number;
   /** TCP messages cut short by the end of their connection. */
   tcpPartialMessages: number;
+  /** Partial TCP messages dropped because the buffered-bytes budget was exhausted. */
+  tcpOverflows: number;
 }
 
 /** Reassembles one direction of a DNS-over-TCP stream into length-framed messages. */
@@ -94,7 +102,10 @@ interface TcpFlowState {
 }
 
 export class DnsPipeline {
-  readonly stats: PipelineStats = { packets: 0, dnsPackets: 0, incompleteDatagrams: 0, tcpGaps: 0, tcpPartialMessages: 0 };
+  readonly stats: PipelineStats = { packets: 0, dnsPackets: 0, incompleteDatagrams: 0, tcpGaps: 0, tcpPartialMessages: 0, tcpOverflows: 0 };
+  /** Bytes of partial messages held by all framers. */
+  private framedBytes = 0;
+  private readonly maxFramedBytes: number;
   readonly tcp: TcpReassembler;
   private readonly ports: Set<number>;
   private readonly flows = new Map<number, TcpFlowState>();
@@ -107,6 +118,10 @@ export class DnsPipeline {
       if (!Number.isInteger(p) || p < 1 || p > 65535) throw new Error(`DNS port must be 1..65535, got ${p}`);
     }
     this.ports = new Set(ports);
+    const budget = options.maxTcpBufferedBytes ?? 64 << 20;
+    if (!(budget >= 1 << 17)) throw new Error(`maxTcpBufferedBytes must be at least 128 KiB, got ${budget}`);
+    // Half for out-of-order segments, half for partial messages.
+    this.maxFramedBytes = budget / 2;
     this.tcp = new TcpReassembler({
       onOpen: (conn) => this.flows.set(conn.id, { fromClient: new TcpMessageFramer(), fromServer: new TcpMessageFramer() }),
       onData: (conn, dir, bytes) => this.onTcpData(conn, dir, bytes),
@@ -115,14 +130,22 @@ export class DnsPipeline {
         if (!f) return;
         // Framing is lost: the next bytes are mid-message. Give up on this direction.
         this.stats.tcpGaps++;
-        (dir === "fromClient" ? f.fromClient : f.fromServer).reset();
+        this.resetFramer(dir === "fromClient" ? f.fromClient : f.fromServer);
       },
       onClose: (conn) => {
         const f = this.flows.get(conn.id);
         if (f && (f.fromClient.pending > 0 || f.fromServer.pending > 0)) this.stats.tcpPartialMessages++;
+        if (f) {
+          this.resetFramer(f.fromClient);
+          this.resetFramer(f.fromServer);
+        }
         this.flows.delete(conn.id);
       },
-    }, options.maxTcpConnections ? { maxConnections: options.maxTcpConnections } : {});
+    }, {
+      maxBufferedBytesTotal: budget / 2,
+      maxBufferedBytesPerConnection: Math.min(1 << 20, budget / 4),
+      ...(options.maxTcpConnections ? { maxConnections: options.maxTcpConnections } : {}),
+    });
   }
 
   /** Feeds one decoded packet. Never throws on packet contents. */
@@ -152,7 +175,19 @@ export class DnsPipeline {
     if (!f) return;
     const [from, to] = dir === "fromClient" ? [conn.client, conn.server] : [conn.server, conn.client];
     const meta = this.meta(from.ip, to.ip, from.port, to.port, "tcp", this.ctx);
-    (dir === "fromClient" ? f.fromClient : f.fromServer).push(bytes, (message) => this.observer.observe(meta, message));
+    const framer = dir === "fromClient" ? f.fromClient : f.fromServer;
+    const before = framer.pending;
+    framer.push(bytes, (message) => this.observer.observe(meta, message));
+    this.framedBytes += framer.pending - before;
+    if (this.framedBytes > this.maxFramedBytes) {
+      this.stats.tcpOverflows++;
+      this.resetFramer(framer);
+    }
+  }
+
+  private resetFramer(framer: TcpMessageFramer): void {
+    this.framedBytes -= framer.pending;
+    framer.reset();
   }
 
   private meta(src: string, dst: string, srcPort: number, dstPort: number, transport: "udp" | "tcp", ctx: PacketContext): DnsMessageMeta {

@@ -256,3 +256,23 @@ test("IPv6 pods and resolvers, through the pipeline", () => {
   assert.deepEqual(seen[0]!.answers.map((a) => a.data), ["2001:db8::7"]);
   assert.equal(observer.stats.rejected["sent-by-pod"], 1);
 });
+
+test("half-sent DNS-over-TCP messages cannot exceed the buffered-bytes budget", () => {
+  const observer = new DnsObserver({ now: () => 0, trustedResolvers: null });
+  const pipeline = new DnsPipeline(observer, { maxTcpBufferedBytes: 128 * 1024 });
+  const partial = new Uint8Array(30_000);
+  partial[0] = 0xff; // announces a 65,535-byte message that never completes
+  partial[1] = 0xff;
+  for (let i = 0; i < 4; i++) {
+    const c = { src: POD, dst: RESOLVER, sport: 42000 + i, dport: 53 };
+    pipeline.push(packet({ ...c, payload: new Uint8Array(0), tcp: { seq: 100, flags: 0x02 } }), { time: 1 });
+    pipeline.push(packet({ ...c, payload: partial, tcp: { seq: 101, flags: 0x18 } }), { time: 2 });
+  }
+  assert.ok(pipeline.stats.tcpOverflows >= 1, "the third stream overflows the 64 KiB framing budget");
+  // A complete message on a fresh stream still goes through.
+  const q = tcpFramed(dnsMessage({ id: 5, questions: [{ name: "ok.example", type: T.A }] }));
+  const c = { src: POD, dst: RESOLVER, sport: 43000, dport: 53 };
+  pipeline.push(packet({ ...c, payload: new Uint8Array(0), tcp: { seq: 7, flags: 0x02 } }), { time: 3 });
+  pipeline.push(packet({ ...c, payload: q, tcp: { seq: 8, flags: 0x18 } }), { time: 4 });
+  assert.equal(observer.stats.queries, 1);
+});

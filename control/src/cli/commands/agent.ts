@@ -26,10 +26,10 @@ evidence
   --min-ttl S, --max-ttl S  clamp answer TTLs (default 0 and 604800)
   --query-timeout-ms MS     forget unanswered queries (default 10000)
   --max-pending-per-pod N   pending queries per pod (default 1024)
-  --max-pending N           pending queries in total (default 262144)
+  --max-pending N           pending queries in total (default 65536)
 replay store
-  --max-observations-per-pod N   still-valid observations kept per pod for replay (default 4096)
-  --max-observations N           ... in total (default 262144)
+  --max-observations-per-pod N   still-valid observations kept per pod for replay (default 2048)
+  --max-observations N           ... in total (default 65536)
   --negative-ttl S               how long NXDOMAIN/NODATA answers are replayed (default 30)
 control
   --control HOST:PORT       a control replica (repeatable)
@@ -131,11 +131,11 @@ export const command: CliCommand = {
         minTtlSec, maxTtlSec,
         queryTimeoutMs: int("query-timeout-ms", 10_000, 1),
         maxPendingPerPod: int("max-pending-per-pod", 1024, 1),
-        maxPendingTotal: int("max-pending", 262_144, 1),
+        maxPendingTotal: int("max-pending", 65_536, 1),
       },
       store: {
-        maxPerPod: int("max-observations-per-pod", 4096, 1),
-        maxTotal: int("max-observations", 262_144, 1),
+        maxPerPod: int("max-observations-per-pod", 2048, 1),
+        maxTotal: int("max-observations", 65_536, 1),
         negativeTtlSec: int("negative-ttl", 30),
       },
       control: {
