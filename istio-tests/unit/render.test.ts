@@ -176,4 +176,9 @@ test("egret manifests prints the install with the built module's sha256, valid f
   const bad = spawnSync(process.execPath, [join(ROOT, "bin", "egret.js"), "manifests", "--selector", "no-equals"], { encoding: "utf8" });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--selector must be KEY=VALUE/);
+  // A plugin configuration the filter refuses would close every sidecar's connections: refused here.
+  const refused = spawnSync(process.execPath, [join(ROOT, "bin", "egret.js"), "manifests", "--set", "lookupTimeoutMS=5"], { encoding: "utf8" });
+  assert.equal(refused.status, 2);
+  assert.equal(refused.stdout, "", "nothing rendered");
+  assert.match(refused.stderr, /the filter refuses this plugin configuration[\s\S]*unknown field "lookupTimeoutMS"/);
 });

@@ -6,7 +6,8 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { CliCommand } from "../command.js";
 import { UsageError } from "../command.js";
-import { renderInstall, sha256Hex, toYaml } from "../../deploy/render.js";
+import { findEnvoyFilter, pluginConfigOf, renderInstall, sha256Hex, toYaml } from "../../deploy/render.js";
+import { pluginConfigProblem } from "../../deploy/plugin-check.js";
 
 const ROOT = new URL("../../../../../", import.meta.url);
 
@@ -96,6 +97,11 @@ export const command: CliCommand = {
       podCidrs: values["pod-cidr"],
       pluginConfig: Object.keys(pluginConfig).length > 0 ? pluginConfig : undefined,
     });
+    const config = pluginConfigOf(findEnvoyFilter(objects));
+    const problem = await pluginConfigProblem(wasmBytes, JSON.stringify(config), String(config.controlCluster ?? ""));
+    if (problem) {
+      throw new UsageError(`the filter refuses this plugin configuration, so every sidecar would close its outbound connections; nothing rendered.\n${problem}`);
+    }
     // Defaults that are right only for some clusters: say so on stderr (stdout stays pure YAML).
     if (!values["trusted-resolver"]) {
       process.stderr.write("egret manifests: note: the agent trusts DNS answers from 10.96.0.10 only (kubeadm/kind kube-dns); " +
