@@ -62,7 +62,7 @@ export function detectCapture(bytes: Uint8Array, engine: DetectorEngine = new De
       if (!t) return;
       const fromServer = dir === "fromServer";
       if (fromServer ? t.serverBroken : t.clientBroken) return;
-      if (t.session.done) return;
+      if (t.session.done && t.session.result !== 0) return;
       const room = REPLAY_BYTES - (fromServer ? t.replayServer : t.replayClient);
       if (room > 0) {
         const kept = data.slice(0, room);
@@ -70,10 +70,13 @@ export function detectCapture(bytes: Uint8Array, engine: DetectorEngine = new De
         if (fromServer) t.replayServer += kept.length;
         else t.replayClient += kept.length;
       }
-      if (fromServer) t.session.feedServer(data);
-      else t.session.feedClient(data);
-      // Decided: the replay copy is no longer needed (keeps memory flat on big captures).
-      if (t.session.done) t.replay = [];
+      if (!t.session.done) {
+        if (fromServer) t.session.feedServer(data);
+        else t.session.feedClient(data);
+      }
+      // Decided on a protocol: the replay copy is no longer needed (keeps memory flat on big
+      // captures). An "unknown" keeps it: a midstream replay may still be due at close.
+      if (t.session.done && t.session.result !== 0) t.replay = [];
     },
     onGap(conn, dir) {
       const t = tracked.get(conn.id);
