@@ -61,6 +61,11 @@ export interface SimulateOptions {
   log: Logger;
   /** Extra filter configuration (egress/README.md); defaults suit a replay. */
   filterConfig?: Record<string, unknown>;
+  /**
+   * When no forwardProxies are configured: treat every server that receives a CONNECT or an
+   * absolute-form HTTP request in the capture as a declared forward proxy (default true).
+   */
+  detectProxies?: boolean;
 }
 
 type TimelineEvent =
@@ -152,8 +157,11 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
   const pipeline = new DnsPipeline(observer);
 
   const hosts = new Map<string, Promise<EnvoyHost>>();
+  const declared = o.filterConfig?.forwardProxies;
+  const proxies = declared !== undefined ? undefined : o.detectProxies === false ? [] : proxiesSeen(detections);
   const config = {
     controlCluster: CONTROL_CLUSTER,
+    ...(proxies ? { forwardProxies: proxies } : {}),
     // Deadlines run in capture time; a generous Lookup deadline keeps real-time gRPC jitter from
     // ever deciding a verdict (control answers at once, see grpcLimits above).
     lookupTimeoutMs: 5000,
@@ -325,6 +333,13 @@ function detectionsByConnection(capture: Uint8Array): Map<string, ConnectionDete
     else out.set(k, [c]);
   }
   return out;
+}
+
+/** Servers that received proxy-form requests (CONNECT host:port, or GET http://host/…). */
+function proxiesSeen(detections: Map<string, ConnectionDetection[]>): string[] {
+  const out = new Set<string>();
+  for (const list of detections.values()) for (const d of list) if (d.claims.proxyForm !== null) out.add(d.server);
+  return [...out];
 }
 
 function joinResults(order: Tracked[], audit: Array<Record<string, any>>, detections: Map<string, ConnectionDetection[]>): SimulatedConnection[] {

@@ -183,6 +183,9 @@ spec:
   assert.deepEqual([proxyOwn.pod, proxyOwn.verdict, proxyOwn.reason, proxyOwn.sni], ["office/squid", "allow", "not-selected", "apache.org"], "no policy selects the proxy pod");
   const denied = await simulate(capture, { pods, policy: policy("example.org"), config });
   assert.deepEqual(summary(denied.find((c) => c.server === "192.168.1.146:8080")!), ["192.168.1.146:8080", "deny", "default-deny", null]);
+  // Without a declaration, the proxy is recognised from the CONNECT it receives in the capture.
+  const detected = await simulate(capture, { pods, policy: policy("apache.org") });
+  assert.deepEqual(summary(detected.find((c) => c.server === "192.168.1.146:8080")!), ["192.168.1.146:8080", "allow", "allowed", "site"]);
 });
 
 test("egret simulate: JSON lines on stdout; bad input exits non-zero with the reason", () =>

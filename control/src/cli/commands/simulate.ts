@@ -19,7 +19,9 @@ PODS.yaml lists the pods and namespace labels (the same file \`egret control --p
 Output: one line per TCP connection of the capture (JSON objects with --json):
   {"client":"ip:port","server":"ip:port","pod":"ns/name","names":[…],"protocol":…,"sni":…,
    "verdict":"allow|deny|alert","reason":…,"policy":…,"rule":…}
-Connections from addresses that are not pods are listed with pod null, verdict allow, reason
+Servers that receive CONNECT or absolute-URI requests are treated as declared forward proxies (the
+request's target is what the policy judges) unless --forward-proxy lists them explicitly or
+--no-detect-proxies is given. Connections from addresses that are not pods are listed with pod null, verdict allow, reason
 not-a-pod (no sidecar decides them). A Monitor-mode deny is verdict allow, reason would-deny.`;
 
 function format(c: SimulatedConnection): string {
@@ -40,6 +42,7 @@ export const command: CliCommand = {
       .option("--json", "one JSON object per connection", false)
       .option("--trusted-resolver <ip...>", "believe only answers from these resolvers (default: any server answering a pod's query)")
       .option("--forward-proxy <ip:port...>", "declared HTTP forward proxies: their CONNECT target is evaluated")
+      .option("--no-detect-proxies", "without --forward-proxy, do not treat servers that receive CONNECT / absolute-URI requests as declared proxies")
       .option("--wasm <file>", "egret.wasm to run (default: the built one)")
       .addHelpText("after", HELP_AFTER)
       .exitOverride()
@@ -53,7 +56,7 @@ export const command: CliCommand = {
       }
       throw e;
     }
-    const opts = program.opts<{ policy: string[]; pods: string; pcap: string; json: boolean; trustedResolver?: string[]; forwardProxy?: string[]; wasm?: string }>();
+    const opts = program.opts<{ policy: string[]; pods: string; pcap: string; json: boolean; trustedResolver?: string[]; forwardProxy?: string[]; detectProxies: boolean; wasm?: string }>();
     let capture: Uint8Array;
     try {
       capture = readFileSync(opts.pcap);
@@ -66,6 +69,7 @@ export const command: CliCommand = {
         policyPaths: opts.policy, podsFile: opts.pods, capture, trustedResolvers: opts.trustedResolver ?? null,
         wasm: opts.wasm, log: createLogger("simulate", process.env.EGRET_LOG_LEVEL ?? "error"),
         filterConfig: opts.forwardProxy ? { forwardProxies: opts.forwardProxy } : undefined,
+        detectProxies: opts.detectProxies,
       });
     } catch (e) {
       if (e instanceof SimulateInputError) {
