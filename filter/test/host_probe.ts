@@ -133,6 +133,9 @@ class ProbeRoot extends RootContext {
   onTick(): void {
     this.ticks++;
     info("tick " + this.ticks.toString() + " now_ms=" + (currentTimeNanos() / 1000000).toString());
+    // From the root, close_stream has no connection to act on: proves the effective context of an
+    // earlier callback did not leak into this one.
+    if (has("close-on-tick")) info("tick close=" + st(closeStream(StreamType.Downstream)));
     const stop = value("tick-stop");
     if (stop !== null && this.ticks >= I32.parseInt(stop)) setTickPeriod(0);
   }

@@ -155,3 +155,19 @@ test("http call: answer in on_http_call_response with :status and body; failure 
     assert.deepEqual(lines(dead, "http response"), ["http response token=4 headers=0 status=<1> body= trailers=0 get_status=11"]);
   } finally { await dead.close(); }
 });
+
+// Test that the effective context set in a callback is reset when it returns (§5 SaveRestoreContext).
+test("effective context does not leak from the gRPC callback into a later tick", async () => {
+  const { ManualClock } = await import("../../src/host/index.js");
+  const clock = new ManualClock();
+  const srv = await startGrpcServer({ check: () => ({ reply: Buffer.from("allow") }) });
+  const host = await probeHost(`grpc-call=${CLUSTER}|${AUTHORITY} tick=10 close-on-tick`, { concurrency: 1, clock, grpcClusters: { [CLUSTER]: srv.address } });
+  try {
+    const c = host.openConnection({ source: "10.0.0.1:1000", destination: "198.18.0.1:443", worker: 0 });
+    await c.whenUpstreamRequested;
+    assert.deepEqual(lines(host, "effective=", "worker-0"), ["effective=0 continue=0"]);
+    clock.advance(50);
+    assert.equal(lines(host, "tick close=0", "worker-0").length, 5);
+    assert.equal(c.state, "open", "the tick's close_stream acted on the root, not on the connection");
+  } finally { await host.close(); srv.server.forceShutdown(); }
+});
