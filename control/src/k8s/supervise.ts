@@ -118,7 +118,7 @@ export class SupervisedInformer<T extends KubernetesObject> {
   private failed(err: unknown): void {
     this.errorDuringStart = true;
     if (this.stopped) return;
-    const message = err instanceof Error ? err.message : String(err);
+    const message = describe(err, this.o.path);
     this.lastError = message;
     this.failingSince ??= this.now();
     if (this.backoff.giveUpAfterMs > 0 && this.now() - this.failingSince >= this.backoff.giveUpAfterMs) {
@@ -138,4 +138,17 @@ export class SupervisedInformer<T extends KubernetesObject> {
     }, delay);
     this.restartTimer.unref?.();
   }
+}
+
+/** The error as one line, with what to check for the statuses operators actually hit. */
+export function describe(err: unknown, path: string): string {
+  const base = err instanceof Error ? err.message.split("\n")[0] : String(err);
+  const e = err as { code?: unknown; statusCode?: unknown; cause?: { code?: unknown } };
+  const status = typeof e?.code === "number" ? e.code : typeof e?.statusCode === "number" ? e.statusCode : undefined;
+  if (status === 401) return `${base} (HTTP 401 on ${path}: the service account token was refused)`;
+  if (status === 403) return `${base} (HTTP 403 on ${path}: RBAC must allow list/watch; see manifests/base/control-rbac.yaml)`;
+  if (status === 404 && path.startsWith("/apis/")) return `${base} (HTTP 404 on ${path}: is the CRD installed? kubectl apply -f manifests/crds/)`;
+  if (status !== undefined) return `${base} (HTTP ${status} on ${path})`;
+  const cause = e?.cause?.code;
+  return typeof cause === "string" ? `${base} (${cause} reaching the API server for ${path})` : base;
 }

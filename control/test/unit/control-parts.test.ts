@@ -256,3 +256,12 @@ test("measureLookupLatency runs real Lookups (known, and released by an observat
     assert.ok(s.p50Ms > 0 && s.p50Ms <= s.p90Ms && s.p90Ms <= s.p99Ms && s.p99Ms <= s.maxMs && Number.isFinite(s.maxMs));
   }
 });
+
+test("informer errors are described with what to check", async () => {
+  const { describe } = await import("../../src/k8s/supervise.js");
+  const http = (code: number) => Object.assign(new Error("HTTP-Code: " + code), { code });
+  assert.match(describe(http(403), "/api/v1/pods"), /RBAC must allow list\/watch/);
+  assert.match(describe(http(404), "/apis/egret.dev/v1alpha1/egresspolicies"), /is the CRD installed/);
+  assert.match(describe(http(401), "/api/v1/pods"), /token was refused/);
+  assert.match(describe(Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } }), "/api/v1/pods"), /ECONNREFUSED reaching the API server/);
+});
