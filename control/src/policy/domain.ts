@@ -34,7 +34,7 @@ export function parseDomainPattern(input: string): DomainPattern | ParseProblem 
   }
   let name = text.toLowerCase();
   if (name.endsWith(".")) name = name.slice(0, -1);
-  if (name === "" ) return { message: "empty domain", hint: "write a name such as api.example.com" };
+  if (name === "") return { message: "empty domain", hint: "write a name such as api.example.com" };
   if (name === "*" || name === "**") {
     return { message: `"${input}" would match every name`, hint: "to match any destination, leave out to.domains (or use to.cidrs 0.0.0.0/0 and ::/0); wildcards need a suffix, e.g. *.example.com" };
   }
@@ -49,9 +49,6 @@ export function parseDomainPattern(input: string): DomainPattern | ParseProblem 
   for (const label of suffix.split(".")) {
     const p = labelProblem(label, input);
     if (p) return p;
-  }
-  if (kind !== "exact" && !suffix.includes(".") ) {
-    // "*.com": legal, but almost never intended; reported as a warning by the semantic checks.
   }
   return { text: kind === "exact" ? suffix : `${kind === "one-label" ? "*" : "**"}.${suffix}`, kind, suffix };
 }

@@ -60,9 +60,7 @@ import { sameName, cidrContains, isV4Mapped, equalFold, trimmedLength } from "./
 // @ts-ignore: decorator
 @inline export const CANDIDATE_SIZE: usize = 12;
 
-// Unattributed handling as encoded in the snapshot.
-// @ts-ignore: decorator
-@inline const UNATTRIBUTED_DENY: u8 = 1;
+// Unattributed handling as encoded in the snapshot (1 = Deny, the default when unset).
 // @ts-ignore: decorator
 @inline const UNATTRIBUTED_ALERT: u8 = 2;
 // @ts-ignore: decorator
