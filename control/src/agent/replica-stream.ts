@@ -1,7 +1,8 @@
-// One agent → control replica stream (AgentService.Observe): batches observations as soon as the
-// in-flight window allows (no added latency: batching happens under load), keeps a bounded window
-// of unacknowledged batches (back-pressure), reconnects with jittered exponential backoff, and on
-// every (re)connect replays the agent's still-valid observations (replay = true) before live ones.
+// One agent → control replica stream (AgentService.Observe): batches what one event-loop turn
+// captured and sends it as soon as the in-flight window allows (no timer: batching happens under
+// load), keeps a bounded window of unacknowledged batches (back-pressure), reconnects with
+// jittered exponential backoff, and on every (re)connect replays the agent's still-valid
+// observations (replay = true) before live ones.
 import type * as grpc from "@grpc/grpc-js";
 import type { DnsObservation } from "../dns/observer.js";
 import { RRType } from "../dns/wire.js";
@@ -107,13 +108,24 @@ export class ReplicaStream {
     this.connect();
   }
 
-  /** Queues a live observation; sent at once if the window allows. */
+  /**
+   * Queues a live observation. It leaves at the end of the current event-loop turn if the window
+   * allows: every answer captured in the same turn shares one batch, and none waits longer.
+   */
   push(obs: DnsObservation): void {
     if (this.closed) return;
     if (!this.stats.connected) return; // replayed from the store on connect
     this.enqueue({ obs, replay: false });
-    this.pump();
+    if (!this.pumpScheduled) {
+      this.pumpScheduled = true;
+      setImmediate(() => {
+        this.pumpScheduled = false;
+        this.pump();
+      });
+    }
   }
+
+  private pumpScheduled = false;
 
   close(): void {
     this.closed = true;

@@ -63,10 +63,12 @@ test("window, bounded queue and ack timeout with a replica that stops acknowledg
   await new Promise((r) => setTimeout(r, 200));
   assert.equal(streams[0]!.length, 4, "no batch beyond the window of 3 while unacknowledged");
   assert.equal(stream.stats.inFlightBatches, 3);
-  assert.equal(stream.stats.queued, 10, "the queue is capped");
-  // Idle stream: each of the first pushes leaves at once, alone (no batching delay).
-  assert.deepEqual(streams[0]!.slice(1).map((b) => b.observations.length), [1, 1, 1]);
-  assert.equal(stream.stats.dropped, 17, "30 pushed - 3 in flight - 10 queued");
+  // 30 pushed in one turn: the queue (cap 10) kept the newest 10; 6 of them left in 3 batches.
+  assert.equal(stream.stats.queued, 4);
+  // Pushed in one event-loop turn: batched (maxBatch 2), three batches fill the window.
+  assert.deepEqual(streams[0]!.slice(1).map((b) => b.observations.length), [2, 2, 2]);
+  assert.equal(stream.stats.dropped, 20);
+  assert.deepEqual(streams[0]![1]!.observations.map((o) => o.query_name), ["n20.example", "n21.example"], "the oldest were dropped");
 
   // Unacknowledged past the timeout: reconnect, and replay what the store holds — all of it, even
   // beyond the live queue's cap.
