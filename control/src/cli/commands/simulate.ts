@@ -46,7 +46,10 @@ export const command: CliCommand = {
       .option("--wasm <file>", "egret.wasm to run (default: the built one)")
       .addHelpText("after", HELP_AFTER)
       .exitOverride()
-      .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
+      // Errors become a UsageError (printed once by the dispatcher, exit 2); help goes to stdout.
+      .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s), outputError: () => undefined });
+    // `egret simulate … | head` closes stdout early: stop quietly instead of dying on EPIPE.
+    process.stdout.on("error", (e: NodeJS.ErrnoException) => { if (e.code === "EPIPE") process.exit(0); });
     try {
       program.parse(argv, { from: "user" });
     } catch (e) {
