@@ -39,24 +39,25 @@ function repoRoot(): string {
   return join(fileURLToPath(new URL(".", import.meta.url)), "../../../..");
 }
 
-/** Runs the demo; resolves to the exit code. */
+/**
+ * Why the mesh demo cannot run here — with what it needs and how to get it — or undefined.
+ * The caller then offers the loopback variant (no root, no namespaces).
+ */
+export async function demoUnavailable(): Promise<string | undefined> {
+  if (typeof process.getuid === "function" && process.getuid() !== 0) return `${WHAT_IT_NEEDS}\n\nYou are not root.`;
+  const unavailable = await meshUnavailableReason(DEMO_PREFIX);
+  if (unavailable) return `${WHAT_IT_NEEDS}\n\nThis machine cannot run it: ${unavailable}.`;
+  const missing = missingComponents(repoAt(repoRoot()));
+  if (missing.length > 0) return `egret demo needs the whole chain, and this build lacks: ${missing.join("; ")} (run \`npm run build\`).`;
+  return undefined;
+}
+
+/** Runs the mesh demo (check demoUnavailable() first); resolves to the exit code. */
 export async function runDemo(opts: DemoOptions): Promise<number> {
   const say = (s: string) => opts.out.write(`${s}\n`);
-  if (typeof process.getuid === "function" && process.getuid() !== 0) {
-    say(`${WHAT_IT_NEEDS}\n\nYou are not root, so nothing was started.`);
-    return 1;
-  }
-  const unavailable = await meshUnavailableReason(DEMO_PREFIX);
-  if (unavailable) {
-    say(`${WHAT_IT_NEEDS}\n\nThis machine cannot run it: ${unavailable}.`);
-    return 1;
-  }
+  const unavailable = await demoUnavailable();
+  if (unavailable) { say(unavailable); return 1; }
   const repo = repoAt(repoRoot());
-  const missing = missingComponents(repo);
-  if (missing.length > 0) {
-    say(`egret demo needs the whole chain, and this build lacks: ${missing.join("; ")}.`);
-    return 1;
-  }
 
   let stopRequested = false;
   const onSignal = () => {
@@ -95,7 +96,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
       if (!stopRequested) await sleep(opts.intervalMs);
     }
     const counts = Object.entries(table.counts()).map(([v, n]) => `${n} ${v}`).join(", ");
-    say(`\n${counts}. Audit log lines like these come from \`egret control\`; the same filter runs in Envoy.`);
+    say(`\n${counts}. Each verdict above is a line of egret control's audit log; the filter that decided is the egret.wasm Envoy loads.`);
     return 0;
   } catch (e) {
     say(`egret demo failed: ${(e as Error).message}`);

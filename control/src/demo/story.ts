@@ -60,12 +60,12 @@ export interface DemoAction {
 }
 
 export const DEMO_ACTIONS: DemoAction[] = [
-  { pod: "shop/checkout", what: "HTTPS to api.example.test", to: "api.example.test", port: 443, tls: true },
-  { pod: "shop/checkout", what: "HTTPS to storage.googleapis.test", to: "storage.googleapis.test", port: 443, tls: true },
-  { pod: "shop/checkout", what: "HTTP to evil.example.net", to: "evil.example.net", port: 80, tls: false },
-  { pod: "shop/checkout", what: "TLS to evil.example.net, SNI api.example.test", to: "evil.example.net", port: 443, tls: true, sni: "api.example.test" },
-  { pod: "shop/checkout", what: "HTTP to 198.19.2.60 (never resolved)", to: "198.19.2.60", port: 80, tls: false, host: "billing.internal.test" },
-  { pod: "shop/checkout", what: "plain HTTP to api.example.test:80", to: "api.example.test", port: 80, tls: false },
-  { pod: "lab/notebook", what: "HTTPS to www.example.test (Monitor mode)", to: "www.example.test", port: 443, tls: true },
-  { pod: "lab/notebook", what: "HTTPS to bigquery.googleapis.test", to: "bigquery.googleapis.test", port: 443, tls: true },
+  { pod: "shop/checkout", what: "HTTPS api.example.test", to: "api.example.test", port: 443, tls: true },
+  { pod: "shop/checkout", what: "HTTPS storage.googleapis.test", to: "storage.googleapis.test", port: 443, tls: true },
+  { pod: "shop/checkout", what: "HTTP evil.example.net", to: "evil.example.net", port: 80, tls: false },
+  { pod: "shop/checkout", what: "TLS evil.example.net + SNI api.example.test", to: "evil.example.net", port: 443, tls: true, sni: "api.example.test" },
+  { pod: "shop/checkout", what: "HTTP 198.19.2.60 (address never resolved)", to: "198.19.2.60", port: 80, tls: false, host: "billing.internal.test" },
+  { pod: "shop/checkout", what: "plain HTTP api.example.test:80", to: "api.example.test", port: 80, tls: false },
+  { pod: "lab/notebook", what: "HTTPS www.example.test", to: "www.example.test", port: 443, tls: true },
+  { pod: "lab/notebook", what: "HTTPS bigquery.googleapis.test", to: "bigquery.googleapis.test", port: 443, tls: true },
 ];

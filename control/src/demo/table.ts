@@ -15,11 +15,11 @@ export interface DemoRow {
 const COLUMNS = [
   { title: "time", width: 8 },
   { title: "pod", width: 13 },
-  { title: "the app did", width: 46 },
-  { title: "app saw", width: 15 },
+  { title: "the app did", width: 44 },
+  { title: "app saw", width: 14 },
   { title: "verdict", width: 10 },
   { title: "reason", width: 17 },
-  { title: "policy / rule", width: 30 },
+  { title: "policy#rule", width: 32 },
 ];
 
 const COLOR: Record<string, string> = { allow: "\x1b[32m", deny: "\x1b[31m", alert: "\x1b[33m", "would-deny": "\x1b[33m" };
@@ -38,7 +38,7 @@ export function formatRow(r: DemoRow, color: boolean): string {
     r.appSaw,
     verdict,
     r.entry?.reason ?? "",
-    r.entry ? [r.entry.policy, r.entry.rule].filter(Boolean).join(" / ") : "",
+    r.entry?.policy ? `${r.entry.policy}${r.entry.rule ? `#${r.entry.rule}` : ""}` : "",
   ].map((t, i) => cell(t, COLUMNS[i]!.width));
   if (color && COLOR[verdict]) cells[4] = `${COLOR[verdict]}${cells[4]}${RESET}`;
   return cells.join(" ");

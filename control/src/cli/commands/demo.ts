@@ -1,20 +1,49 @@
-// `egret demo` (npm start): until the full mesh demo (control/src/demo/) is wired here, shows the
-// filter working on this machine without root: real loopback connections through egret
-// sidecar's proxy and the Node proxy-wasm host running egret.wasm.
+// `egret demo` (npm start): the mesh in a box with a live table of connections and verdicts
+// (control/src/demo/). Where it cannot run (not root, no network namespaces), it says what it
+// needs and shows the loopback variant instead: real connections through egret sidecar and
+// egret.wasm without namespaces (control/src/sidecar/demo.ts).
+import { parseArgs } from "node:util";
 import type { CliCommand } from "../command.js";
 import { UsageError } from "../command.js";
-import { runLocalDemo } from "../../sidecar/demo.js";
+
+const USAGE = `usage: egret demo [--duration 20s] [--interval 1s] [--wasm PATH]
+
+Builds a small mesh on this machine (root: network namespaces, iptables, packet capture): two pods
+behind their egret sidecars, cluster DNS and a web service outside, egret control and egret agent
+on the node; apps connect in a loop and a live table shows each connection and Egret's verdict.
+Stops after --duration or on Ctrl-C and removes everything it created.
+Without root or network namespaces: explains what it needs and runs the loopback variant
+(--wasm applies to that variant).`;
+
+function duration(text: string, flag: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text);
+  if (!m) throw new UsageError(`${flag} "${text}" must be a duration such as 20s, 500ms or 2m\n${USAGE}`);
+  const n = Number(m[1]);
+  return Math.round(m[2] === "ms" ? n : m[2] === "m" ? n * 60_000 : n * 1000);
+}
 
 export const command: CliCommand = {
   name: "demo",
-  summary: "show the filter at work: real local connections through egret sidecar (no root needed)",
+  summary: "a mesh in a box with a live table of connections and verdicts (npm start)",
   async run(argv) {
-    if (argv.includes("--help") || argv.includes("-h")) {
-      process.stdout.write("usage: egret demo [--wasm PATH]\n");
-      return 0;
+    let values;
+    try {
+      ({ values } = parseArgs({ args: argv, options: {
+        duration: { type: "string" }, interval: { type: "string" }, wasm: { type: "string" }, help: { type: "boolean", short: "h" },
+      } }));
+    } catch (e) {
+      throw new UsageError(`${(e as Error).message}\n${USAGE}`);
     }
-    const i = argv.indexOf("--wasm");
-    if (argv.some((a, k) => a.startsWith("-") && a !== "--wasm" && k !== i + 1)) throw new UsageError(`unknown option in: ${argv.join(" ")} (usage: egret demo [--wasm PATH])`);
-    return runLocalDemo(process.stdout, i >= 0 ? argv[i + 1] : undefined);
+    if (values.help) { process.stdout.write(`${USAGE}\n`); return 0; }
+    const durationMs = duration(values.duration ?? "20s", "--duration");
+    const intervalMs = duration(values.interval ?? "1s", "--interval");
+    const { demoUnavailable, runDemo } = await import("../../demo/index.js");
+    const why = await demoUnavailable();
+    if (why) {
+      process.stdout.write(`${why}\n\nMeanwhile, the loopback variant (no root, no namespaces, no control):\n\n`);
+      const { runLocalDemo } = await import("../../sidecar/demo.js");
+      return runLocalDemo(process.stdout, values.wasm);
+    }
+    return runDemo({ durationMs, intervalMs, out: process.stdout });
   },
 };
