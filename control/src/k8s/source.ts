@@ -37,6 +37,8 @@ export interface KubeSourceOptions {
   instance?: string;
   /** Write policy status (default true; replicas may all write — the content is identical). */
   writeStatus?: boolean;
+  /** A list call unanswered this long counts as failed (default 60 s). */
+  listTimeoutMs?: number;
 }
 
 /** client-node adapters for status and events. */
@@ -104,6 +106,7 @@ export class KubeSource implements ControlSource {
       log: this.o.log,
       backoff: this.o.backoff,
       onGiveUp: this.o.onGiveUp,
+      listTimeoutMs: this.o.listTimeoutMs,
     };
     const add = <T extends KubernetesObject>(inf: SupervisedInformer<T>) => this.informers.push(inf as unknown as SupervisedInformer<KubernetesObject>);
 

@@ -27,6 +27,8 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   onGiveUp: (err: unknown) => void;
   backoff?: Partial<BackoffOptions>;
   now?: () => number;
+  /** A list that has not answered in this long counts as failed (client-node sets no timeout). */
+  listTimeoutMs?: number;
 }
 
 export class SupervisedInformer<T extends KubernetesObject> {
@@ -46,9 +48,20 @@ export class SupervisedInformer<T extends KubernetesObject> {
     this.backoff = { ...DEFAULT_BACKOFF, ...o.backoff };
     this.now = o.now ?? Date.now;
     const list = async () => {
-      const result = await o.list();
-      this.healthy();
-      return result;
+      let timer: NodeJS.Timeout | undefined;
+      const timeoutMs = o.listTimeoutMs ?? 60_000;
+      try {
+        const result = await Promise.race([
+          o.list(),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error(`list of ${o.path} did not answer within ${timeoutMs} ms`)), timeoutMs);
+          }),
+        ]);
+        this.healthy();
+        return result;
+      } finally {
+        clearTimeout(timer);
+      }
     };
     this.informer = makeInformer(o.kubeConfig, o.path, list);
     this.informer.on("add", (obj) => this.event(() => o.onUpsert(obj)));

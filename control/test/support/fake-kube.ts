@@ -132,7 +132,7 @@ export class FakeKube {
     return [...this.map(collection).values()];
   }
 
-  /** The next `count` list (watch=false), watch (true) or any requests for `collection` fail with `status`. */
+  /** The next `count` list (watch=false), watch (true) or any requests for `collection` fail with `status` (0: never answer). */
   failNext(collection: Collection, watch: boolean | "any", status: number, count = 1): void {
     this.faults.push({ collection, watch, status, remaining: count });
   }
@@ -171,6 +171,10 @@ export class FakeKube {
     const fault = this.faults.find((f) => f.remaining > 0 && f.collection === route.collection && (f.watch === "any" || f.watch === watch) && req.method === "GET");
     if (fault) {
       fault.remaining--;
+      if (fault.status === 0) {
+        record.status = 0; // hangs until the client gives up or the server stops
+        return;
+      }
       return reply(fault.status, status(fault.status, "InternalError", "injected fault"));
     }
     let body = "";

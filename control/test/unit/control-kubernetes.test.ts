@@ -38,7 +38,7 @@ function clusterPolicy() {
   };
 }
 
-async function setup(t: import("node:test").TestContext, seed = true) {
+async function setup(t: import("node:test").TestContext, seed = true, listTimeoutMs?: number) {
   const api = await new FakeKube().start();
   if (seed) {
     api.upsert("namespaces", kube.namespace("shop", { team: "shop" }));
@@ -56,6 +56,7 @@ async function setup(t: import("node:test").TestContext, seed = true) {
     onGiveUp: (err) => (gaveUp = err),
     backoff: { initialMs: 20, maxMs: 200, giveUpAfterMs: 0 },
     statusDebounceMs: 10,
+    listTimeoutMs,
     eventLimits: { perKeyIntervalMs: 60_000 },
   });
   const service = new ControlService({
@@ -211,4 +212,13 @@ test("denies become rate-limited Kubernetes Events on the pod", async (t) => {
   assert.match(events[0].message, /203\.0\.113\.9:5432 \(db\.example\.org\) \[postgresql\]: default-deny by shop\/web-egress/);
   const metrics = await service.metrics.registry.metrics();
   assert.match(metrics, /egret_control_kubernetes_events_total\{outcome="rate_limited"\} 2/);
+});
+
+test("a list that never answers times out and is retried, so the service still becomes ready", async (t) => {
+  const { api, service } = await setup(t, true, 300);
+  api.failNext("pods", false, 0, 1); // the first pods list hangs
+  await service.start();
+  assert.equal(service.notReadyReason(), undefined);
+  assert.ok(service.registry.get("shop", "web-1"));
+  assert.ok(api.requests.filter((r) => r.collection === "pods" && !r.watch).length >= 2, "the list was retried");
 });
