@@ -72,8 +72,14 @@ export class ReportSink {
         this.metrics.reportEventsRejected.inc({ cause });
         continue;
       }
-      accepted++;
-      this.record(e);
+      try {
+        this.record(e);
+        accepted++;
+      } catch {
+        // Input from a filter must never take the service down: count it and go on.
+        rejected++;
+        this.metrics.reportEventsRejected.inc({ cause: "unrecordable" });
+      }
     }
     this.accepted += accepted;
     this.rejected += rejected;
@@ -85,6 +91,8 @@ export class ReportSink {
     if (e.reason === "REASON_UNSPECIFIED" || typeof e.reason !== "string" || !e.reason.startsWith("REASON_")) return "reason";
     if (e.destination_ip.length !== 4 && e.destination_ip.length !== 16) return "destination_ip";
     if (e.destination_port > 65535 || e.source_port > 65535) return "port";
+    // Date cannot represent times beyond ±8.64e15 ms; such a value is a broken clock or encoder.
+    if (!Number.isFinite(e.time_unix_ms) || Math.abs(e.time_unix_ms) > 8.64e15) return "time";
     return undefined;
   }
 

@@ -261,12 +261,14 @@ test("Report turns verdict events into audit lines and counters, and drops malfo
           mode: "POLICY_MODE_ENFORCE",
         },
         { verdict: "VERDICT_UNSPECIFIED", reason: "REASON_ALLOWED", destination_ip: ipToBytes("192.0.2.1") },
+        { verdict: "VERDICT_ALLOW", reason: "REASON_ALLOWED", destination_ip: ipToBytes("192.0.2.1"), time_unix_ms: 9e15 },
+        { verdict: "VERDICT_ALLOW", reason: "REASON_ALLOWED", destination_ip: new Uint8Array(5) },
       ],
       dropped_events: 3,
     });
     call.end();
   });
-  assert.deepEqual(response, { accepted_events: 1, rejected_events: 1 });
+  assert.deepEqual(response, { accepted_events: 1, rejected_events: 3 });
   assert.equal(f.audit.length, 1);
   const line = JSON.parse(f.audit[0]);
   assert.deepEqual(
@@ -295,6 +297,8 @@ test("Report turns verdict events into audit lines and counters, and drops malfo
   const metrics = await f.service.metrics.registry.metrics();
   assert.match(metrics, /egret_control_verdicts_total\{verdict="deny",reason="sni-unverified",policy="shop\/web-egress",rule="#0",mode="enforce"\} 1/);
   assert.match(metrics, /egret_control_report_events_rejected_total\{cause="verdict"\} 1/);
+  assert.match(metrics, /egret_control_report_events_rejected_total\{cause="time"\} 1/);
+  assert.match(metrics, /egret_control_report_events_rejected_total\{cause="destination_ip"\} 1/);
   assert.match(metrics, /egret_control_report_events_dropped_by_filters_total 3/);
 });
 
