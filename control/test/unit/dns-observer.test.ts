@@ -276,3 +276,23 @@ test("half-sent DNS-over-TCP messages cannot exceed the buffered-bytes budget", 
   pipeline.push(packet({ ...c, payload: q, tcp: { seq: 8, flags: 0x18 } }), { time: 4 });
   assert.equal(observer.stats.queries, 1);
 });
+
+test("DNS over TCP: any segmentation of a stream yields the same messages (property)", async () => {
+  const fc = (await import("fast-check")).default;
+  const message = fc.record({ id: fc.integer({ min: 0, max: 0xffff }), label: fc.stringMatching(/^[a-z0-9]{1,20}$/) })
+    .map(({ id, label }) => dnsMessage({ id, questions: [{ name: `${label}.example`, type: T.A }] }));
+  fc.assert(fc.property(fc.array(message, { minLength: 1, maxLength: 6 }), fc.array(fc.integer({ min: 1, max: 97 }), { minLength: 1, maxLength: 40 }), (messages, cuts) => {
+    const stream = tcpFramed(...messages);
+    const framer = new TcpMessageFramer();
+    const out: Uint8Array[] = [];
+    let at = 0, i = 0;
+    while (at < stream.length) {
+      const n = cuts[i++ % cuts.length]!;
+      framer.push(stream.subarray(at, at + n), (m) => out.push(m.slice()));
+      at += n;
+    }
+    assert.equal(out.length, messages.length);
+    out.forEach((m, j) => assert.deepEqual(m, messages[j]));
+    assert.equal(framer.pending, 0);
+  }), { numRuns: 500 });
+});

@@ -17,6 +17,15 @@ one per line (JSON objects with --json). Counts of rejected packets by reason go
 Matching rules are the agent's: an answer counts only if it answers a query seen in the capture
 (transaction id, both addresses and ports, question) and is the first answer to it.
 
+Output (--json), one object per accepted answer:
+  {"time": seconds since the epoch (capture clock), "client", "server", "transport": "udp"|"tcp",
+   "id", "qname", "qtype", "rcode" (with EDNS0 extended bits), "truncated", "negative"
+   (NXDOMAIN or NODATA), "cnameChain", "answers": [{"name", "type", "ttl", "data"}]}
+Names are lowercase without the trailing dot ("." is the root). "answers" holds the records owned
+by the question or a name of its CNAME chain (the evidence). "ttl" is the effective TTL (values
+>= 2^31 count as 0, then --min-ttl/--max-ttl). "data": A/AAAA address, CNAME/NS/PTR/DNAME/MX/SRV
+target, SOA primary server, TXT/SPF string (list if several); null for other types.
+
   --pcap FILE               capture to read (required)
   --json                    one JSON object per accepted answer on stdout, summary as JSON on stderr
   --trusted-resolver IP     believe only answers from this address or CIDR (repeatable). Without it
