@@ -188,7 +188,7 @@ export class ResolutionStore {
     }
     if (obs.answers.length === 0) return this.reject("no-answers");
     const now = this.now();
-    const observed = Math.min(obs.observedUnixMs > 0 ? obs.observedUnixMs : now, now);
+    const observed = Math.min(Number.isFinite(obs.observedUnixMs) && obs.observedUnixMs > 0 ? obs.observedUnixMs : now, now);
     const l = this.limits;
 
     const grace = Math.max(l.graceSeconds, this.graceFor?.(podKey) ?? 0);
@@ -197,7 +197,7 @@ export class ResolutionStore {
     let taken = 0;
     let stale = 0;
     for (const answer of obs.answers) {
-      if (answer.ip.length !== 4 && answer.ip.length !== 16) {
+      if ((answer.ip.length !== 4 && answer.ip.length !== 16) || !Number.isFinite(answer.ttlSeconds) || answer.ttlSeconds < 0) {
         this.counters.invalidAnswers++;
         continue;
       }

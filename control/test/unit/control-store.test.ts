@@ -187,3 +187,29 @@ test("re-recording what the store already holds (an agent's replay) notifies nob
   store.record(ipToBytes(POD), { ...o, observedUnixMs: c.t, answers: [o.answers[0]] });
   assert.deepEqual(changes.slice(4), [`${POD}>192.0.2.1`], "a later expiry is a change, for that IP only");
 });
+
+test("record never throws and never stores an entry that cannot expire, whatever it is given", async () => {
+  const fc = (await import("fast-check")).default;
+  const c = clock();
+  const store = new ResolutionStore({ now: c.now, limits: { maxEntriesTotal: 500, maxEntriesPerPod: 100 } });
+  const bytes = fc.oneof(fc.uint8Array({ minLength: 4, maxLength: 4 }), fc.uint8Array({ minLength: 16, maxLength: 16 }), fc.uint8Array({ maxLength: 20 }));
+  const name = fc.oneof(fc.string(), fc.constantFrom("a.example.com", "A.EXAMPLE.COM.", "x", "", "..", "é.example"));
+  fc.assert(
+    fc.property(
+      bytes,
+      name,
+      fc.array(name, { maxLength: 3 }),
+      fc.array(fc.record({ ip: bytes, ttlSeconds: fc.oneof(fc.integer({ min: -5, max: 10_000_000 }), fc.constantFrom(NaN, Infinity, -Infinity, 0.5)) }), { maxLength: 5 }),
+      fc.oneof(fc.integer({ min: -1, max: 4_000_000_000_000 }), fc.constantFrom(NaN, Infinity)),
+      (pod, queryName, cnameChain, answers, observedUnixMs) => {
+        const outcome = store.record(pod, { queryName, cnameChain, answers, observedUnixMs });
+        assert.ok(["stored", "invalid-pod-ip", "invalid-name", "no-answers", "stale"].includes(outcome));
+      },
+    ),
+    { numRuns: 2000 },
+  );
+  // Everything stored expires: far in the future, a sweep leaves nothing.
+  c.t += 400 * 86_400_000;
+  store.sweep();
+  assert.equal(store.size.entries, 0);
+});
