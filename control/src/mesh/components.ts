@@ -5,7 +5,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ManagedProcess } from "./process.js";
-import { SIDECAR_PORT, SIDECAR_UID, type MeshNetwork, type PodNetwork } from "./netns.js";
+import { SIDECAR_GID, SIDECAR_PORT, SIDECAR_UID, type MeshNetwork, type PodNetwork } from "./netns.js";
+import { runSync } from "./exec.js";
 
 export const CONTROL_GRPC_PORT = 15010;
 /** Where pods get their addresses (session.ts). */
@@ -115,10 +116,25 @@ export function pluginConfig(forwardProxies: string[]): string {
   });
 }
 
-/** `egret sidecar` inside the pod as uid 1337, behind the pod's REDIRECT. */
+let sidecarUidCache: number | undefined;
+
+/**
+ * The uid the sidecar runs as: 1337 like Istio's, when that user can read the tree (bin/egret.js,
+ * dist/, node_modules/, egret.wasm); otherwise root — a clone under /root is not readable by
+ * others. Its gid is 1337 either way, and the REDIRECT exempts both (as istio-iptables does).
+ */
+export function sidecarUid(repo: Repo): number {
+  if (sidecarUidCache !== undefined) return sidecarUidCache;
+  const readable = runSync("setpriv", [`--reuid=${SIDECAR_UID}`, `--regid=${SIDECAR_GID}`, "--clear-groups", "sh", "-c",
+    'test -r "$1" && test -r "$2" && test -r "$3"', "sh", repo.egret, repo.wasm, join(repo.root, "node_modules/@grpc/grpc-js/package.json")]).code === 0;
+  sidecarUidCache = readable ? SIDECAR_UID : 0;
+  return sidecarUidCache;
+}
+
+/** `egret sidecar` inside the pod as uid/gid 1337 (see sidecarUid), behind the pod's REDIRECT. */
 export async function startSidecar(net: MeshNetwork, pod: PodNetwork, id: SidecarIdentity, repo: Repo, files: MeshFiles, forwardProxies: string[]): Promise<ManagedProcess> {
   const args = [
-    "netns", "exec", pod.netns, "setpriv", `--reuid=${SIDECAR_UID}`, `--regid=${SIDECAR_UID}`, "--clear-groups",
+    "netns", "exec", pod.netns, "setpriv", `--reuid=${sidecarUid(repo)}`, `--regid=${SIDECAR_GID}`, "--clear-groups",
     process.execPath, repo.egret, "sidecar",
     "--listen", `127.0.0.1:${SIDECAR_PORT}`,
     "--admin", `127.0.0.1:${SIDECAR_ADMIN_PORT}`,

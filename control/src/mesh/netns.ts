@@ -14,8 +14,9 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { mustRun, run, runSync, hasProgram } from "./exec.js";
 
 export const DEFAULT_GATEWAY = "198.18.0.1";
-/** The uid the sidecar runs as; its own traffic is exempt from the REDIRECT (Istio uses 1337). */
+/** The uid and gid the sidecar runs as; its own traffic is exempt from the REDIRECT (as Istio's 1337). */
 export const SIDECAR_UID = 1337;
+export const SIDECAR_GID = 1337;
 export const SIDECAR_PORT = 15001;
 
 export interface PodNetwork {
@@ -31,8 +32,9 @@ export interface PodNetwork {
 export interface RedirectOptions {
   /** Local port receiving redirected connections (the sidecar's listener). */
   port?: number;
-  /** Connections opened by this uid leave untouched (the sidecar's own upstream connections). */
+  /** Connections opened by this uid or gid leave untouched (the sidecar's own upstream connections). */
   exemptUid?: number;
+  exemptGid?: number;
   /** TCP destinations never redirected, e.g. the cluster DNS server on port 53. */
   exemptDestinations?: { ip: string; port?: number }[];
 }
@@ -246,7 +248,9 @@ export class MeshNetwork {
     const ipt = (...args: string[]) => this.sh(pod.netns, "iptables", "-w", "-t", "nat", ...args);
     await ipt("-N", "EGRET_OUTPUT");
     await ipt("-A", "OUTPUT", "-p", "tcp", "-j", "EGRET_OUTPUT");
+    // Both owner matches, as istio-iptables installs them.
     await ipt("-A", "EGRET_OUTPUT", "-m", "owner", "--uid-owner", String(opts.exemptUid ?? SIDECAR_UID), "-j", "RETURN");
+    await ipt("-A", "EGRET_OUTPUT", "-m", "owner", "--gid-owner", String(opts.exemptGid ?? SIDECAR_GID), "-j", "RETURN");
     await ipt("-A", "EGRET_OUTPUT", "-d", "127.0.0.0/8", "-j", "RETURN");
     for (const d of opts.exemptDestinations ?? []) {
       await ipt("-A", "EGRET_OUTPUT", "-d", `${d.ip}/32`, "-p", "tcp", ...(d.port ? ["--dport", String(d.port)] : []), "-j", "RETURN");

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { stringify } from "yaml";
 import type { MeshCluster } from "./cluster.js";
 import type { ManagedProcess } from "./process.js";
-import { SIDECAR_PORT, SIDECAR_UID, type PodNetwork } from "./netns.js";
+import { SIDECAR_GID, SIDECAR_PORT, SIDECAR_UID, type PodNetwork } from "./netns.js";
 import { SIDECAR_ADMIN_PORT, startAgent, startControl, startSidecar, type MeshFiles, type Repo } from "./components.js";
 import { run } from "./exec.js";
 import { sleep } from "./process.js";
@@ -50,7 +50,7 @@ export class EgretSession {
     for (const [i, p] of spec.pods.entries()) {
       const podNet = await net.addPod(p.key, `198.18.1.${POD_ADDRESS_BASE + i}`);
       this.pods.set(p.key, podNet);
-      await net.redirectOutbound(podNet, { port: SIDECAR_PORT, exemptUid: SIDECAR_UID, exemptDestinations: [{ ip: world.resolver, port: 53 }] });
+      await net.redirectOutbound(podNet, { port: SIDECAR_PORT, exemptUid: SIDECAR_UID, exemptGid: SIDECAR_GID, exemptDestinations: [{ ip: world.resolver, port: 53 }] });
     }
     writeFileSync(this.files.podsFile, stringify({
       namespaces: Object.entries(spec.namespaces).map(([name, v]) => ({ name, labels: v.labels })),

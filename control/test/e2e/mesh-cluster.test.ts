@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MeshCluster } from "../../src/mesh/cluster.js";
 import { loadWorld } from "../../src/mesh/world.js";
-import { meshUnavailableReason, listNamespaces, cleanupStale, claimPrefix, releasePrefix, CLAIM_DIR, SIDECAR_PORT, SIDECAR_UID } from "../../src/mesh/netns.js";
+import { meshUnavailableReason, listNamespaces, cleanupStale, claimPrefix, releasePrefix, CLAIM_DIR, SIDECAR_PORT, SIDECAR_UID, SIDECAR_GID } from "../../src/mesh/netns.js";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { missingServerPrograms, webCaPath } from "../../src/mesh/services/index.js";
@@ -90,7 +90,7 @@ test("every outside service answers its real client from a pod (no sidecar)", { 
   }
 });
 
-test("REDIRECT sends a pod's outbound TCP to port 15001; the sidecar uid and DNS go direct", { skip, timeout: 60_000 }, async () => {
+test("REDIRECT sends a pod's outbound TCP to port 15001; the sidecar's uid or gid and DNS go direct", { skip, timeout: 60_000 }, async () => {
   const pod = await cluster!.net.addPod("t/redirected", "198.18.1.202");
   const stand_in = ManagedProcess.start({
     name: "sidecar stand-in",
@@ -108,6 +108,8 @@ test("REDIRECT sends a pod's outbound TCP to port 15001; the sidecar uid and DNS
     assert.match(asApp.stdout, /redirected-to-15001/, "the app's connection reached the sidecar port");
     const asSidecar = await mustRun("ip", ["netns", "exec", pod.netns, "setpriv", `--reuid=${SIDECAR_UID}`, `--regid=${SIDECAR_UID}`, "--clear-groups", process.execPath, probe, "198.19.2.10", "80", payload]);
     assert.match(asSidecar.stdout, /egret-mesh-web local=198\.19\.2\.10:80/, "uid 1337 reached the real server");
+    const asRootInGroup = await mustRun("ip", ["netns", "exec", pod.netns, "setpriv", "--reuid=0", `--regid=${SIDECAR_GID}`, "--clear-groups", process.execPath, probe, "198.19.2.10", "80", payload]);
+    assert.match(asRootInGroup.stdout, /egret-mesh-web local=198\.19\.2\.10:80/, "gid 1337 (a root sidecar, when uid 1337 cannot read the tree) reached the real server");
     const dig = await mustRun("ip", ["netns", "exec", pod.netns, "dig", "+tcp", "+short", "db.example.test"]);
     assert.equal(dig.stdout.trim(), "198.19.1.10", "DNS over TCP to the cluster resolver is not redirected");
   } finally {
