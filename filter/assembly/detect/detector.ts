@@ -337,7 +337,7 @@ export class Detector {
     if (ssh == YES) return PROTO_SSH;
     const mysql = parseMysqlGreeting(s, n);
     if (mysql == YES) return PROTO_MYSQL;
-    const greet = classifyGreeting(s, n);
+    const greet = classifyGreeting(s, n, serverFinal);
     if (greet == GREET_SMTP) return PROTO_SMTP;
     if (greet == GREET_FTP) return PROTO_FTP;
     if (greet == GREET_IMAP) return PROTO_IMAP;

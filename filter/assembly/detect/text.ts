@@ -96,9 +96,11 @@ function printableLine(p: usize, s: i32, e: i32): bool {
 
 /**
  * Classifies the server's greeting: GREET_* when complete, MAYBE when incomplete, NO otherwise.
- * SMTP and FTP greetings are "220" replies (possibly multi-line "220-…" then "220 …").
+ * SMTP and FTP greetings are "220" replies, possibly multi-line: "220-…" lines, then "220 …"
+ * (RFC 959 lets the lines in between carry no code). `final`: no more bytes will come — a
+ * multi-line greeting cut short is judged by the lines seen.
  */
-export function classifyGreeting(p: usize, len: i32): i32 {
+export function classifyGreeting(p: usize, len: i32, final: bool = false): i32 {
   if (len < 1) return MAYBE;
   const c0 = u8at(p, 0);
   if (c0 == 0x2a) return untaggedImap(p, len);
@@ -107,27 +109,32 @@ export function classifyGreeting(p: usize, len: i32): i32 {
   let s = 0;
   let smtp = false;
   let ftp = false;
-  for (let lines = 0; lines < 32; lines++) {
-    // "220" then '-' (more lines) or ' ' / end of line (last line)
-    for (let i = 0; i < 3; i++) {
-      if (s + i >= len) return MAYBE;
-      if (u8at(p, s + i) != (i == 0 ? <u32>0x32 : <u32>(i == 1 ? 0x32 : 0x30))) return NO;
+  for (let lines = 0; lines < 64; lines++) {
+    const coded = s + 3 <= len && u8at(p, s) == 0x32 && u8at(p, s + 1) == 0x32 && u8at(p, s + 2) == 0x30;
+    if (lines == 0) {
+      // The first line must be "220": check what is there so far.
+      for (let i = 0; i < 3 && s + i < len; i++) if (u8at(p, s + i) != (i == 2 ? <u32>0x30 : <u32>0x32)) return NO;
     }
     const lf = lineEnd(p, len, s);
     if (lf < 0) {
       if (len - s > MAX_LINE) return NO;
-      if (s + 3 < len) {
+      if (lines == 0 && s + 3 < len) {
         const sep = u8at(p, s + 3);
         if (sep != 0x20 && sep != 0x2d && sep != 0x0d) return NO;
       }
+      if (final && lines > 0) return smtp && !ftp ? GREET_SMTP : ftp && !smtp ? GREET_FTP : GREET_SMTP_OR_FTP;
       return MAYBE;
     }
     let e = lf;
     if (e > s && u8at(p, e - 1) == 0x0d) e--;
     if (!printableLine(p, s, e)) return NO;
-    const more = e > s + 3 && u8at(p, s + 3) == 0x2d;
-    if (e > s + 3 && !more && u8at(p, s + 3) != 0x20) return NO;
-    scanWords(p, s + 4, e);
+    // A coded line ends the reply unless its code is followed by '-'.
+    let more = true;
+    if (coded) {
+      more = e > s + 3 && u8at(p, s + 3) == 0x2d;
+      if (e > s + 3 && !more && u8at(p, s + 3) != 0x20) return NO;
+    } else if (lines == 0) return NO;
+    scanWords(p, coded ? s + 4 : s, e);
     smtp = smtp || sawSmtp;
     ftp = ftp || sawFtp;
     s = lf + 1;

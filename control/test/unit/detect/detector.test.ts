@@ -111,6 +111,7 @@ const cases: Case[] = [
   { name: "FTP greeting", steps: [S("220 (vsFTPd 3.0.3)\r\n")], protocol: "ftp" },
   { name: "FTP neutral greeting settled by USER", steps: [S("220-FileZilla Server 1.8\r\n220 Please visit https://filezilla-project.org/\r\n"), C("USER anonymous\r\n")], protocol: "ftp" },
   { name: "greeting naming both SMTP and FTP settled by EHLO", steps: [S("220 ftp.example.com ESMTP\r\n"), C("EHLO x\r\n")], protocol: "smtp" },
+  { name: "FTP multi-line greeting with uncoded lines (RFC 959)", steps: [S("220-Welcome to the archive\r\n    mirrors: see /pub\r\n220 FTP server ready\r\n")], protocol: "ftp" },
   { name: "IMAP greeting", steps: [S("* OK [CAPABILITY IMAP4rev1 STARTTLS] Dovecot ready.\r\n")], protocol: "imap" },
   { name: "IMAP PREAUTH greeting", steps: [S("* PREAUTH ready\r\n")], protocol: "imap" },
   { name: "POP3 greeting", steps: [S("+OK POP3 server ready <1896.697170952@dbc.mtview.ca.us>\r\n")], protocol: "pop3" },
