@@ -126,6 +126,38 @@ test("YAML syntax errors carry their position", () => {
   assert.ok(p[0]!.line! >= 2);
 });
 
+test("stop/start/await/audit steps, connect ids and knownIssue", () => {
+  const s = parseScenario(GOOD.replace("    expect: {outcome: connected, verdict: allow}\n", `    id: first
+    expect: {outcome: connected, verdict: allow}
+  - stop: control
+  - start: agent
+  - await: sidecars-connected
+    within: 10s
+  - audit: first
+    expect: {verdict: allow, within: 5s}
+    knownIssue: reports can be lost
+`), "s.yaml");
+  assert.deepEqual(s.steps.map((x) => x.kind), ["resolve", "connect", "stop", "start", "await", "audit"]);
+  const audit = s.steps[5]!;
+  assert.ok(audit.kind === "audit" && audit.ref === "first" && audit.expect.within === 5000);
+  assert.equal(audit.knownIssue, "reports can be lost");
+  assert.ok(s.steps[4]!.kind === "await" && s.steps[4]!.within === 10_000);
+
+  const p = problemsOf(GOOD.replace("    expect: {outcome: connected, verdict: allow}\n", `    expect: {outcome: connected}
+  - audit: later
+    expect: {verdict: allow}
+  - connect: {client: psql, to: db.example.test}
+    pod: shop/app
+    id: later
+    expect: {outcome: connected}
+  - await: everything
+  - stop: database
+    knownIssue: ""
+`));
+  assert.deepEqual(p.map((x) => x.path), ["steps[2].audit", "steps[4].await", "steps[5].stop"]);
+  assert.match(p[0]!.message, /id of an earlier connect step/);
+});
+
 test("durations", () => {
   assert.equal(parseDuration("3s"), 3000);
   assert.equal(parseDuration("250ms"), 250);
