@@ -77,6 +77,7 @@ type Fn<A extends unknown[], R> = (...a: A) => R;
 /** One engine instance (its own wasm instance) with one loaded snapshot at a time. */
 export class PolicyEngine {
   readonly tools: ToolModule;
+  private lastLayout?: { base: number; count: number; protocol: number; claimKind: number; claimPtr: number; claimLen: number };
   private readonly f: {
     input: Fn<[number], number>; load: Fn<[number, number], number>; errorOffset: Fn<[], number>;
     eval: Fn<[bigint, bigint, number, number, number, number, number, number, number, number], number>;
@@ -170,7 +171,24 @@ export class PolicyEngine {
     mem.set(claimBytes, claimPtr);
     const claimKind = req.claim ? (req.claim.kind === "sni" ? 1 : 2) : 0;
     const trace = req.trace ? 1 : 0;
+    this.lastLayout = { base, count: cands.length, protocol, claimKind, claimPtr, claimLen: claimBytes.length };
     return () => this.f.eval(hi, lo, req.port, base, cands.length, protocol, claimKind, claimPtr, claimBytes.length, trace);
+  }
+
+  /**
+   * Runs one prepared evaluation `times` times inside wasm (benchmarks: no JS boundary per
+   * evaluation). Returns the last verdict/reason as names.
+   */
+  repeat(req: EvalRequest, times: number): { verdict: VerdictName; reason: string } {
+    const run = this.prepare({ ...req, trace: false });
+    run();
+    const many = this.tools.fn<(...a: (number | bigint)[]) => number>("engine_eval_many");
+    const addr = parseAddress(req.ip)!;
+    const [hi, lo] = halves(addr.address);
+    // prepare() laid the candidates out in the input area; reuse that layout.
+    const layout = this.lastLayout!;
+    const code = many(times, hi, lo, req.port, layout.base, layout.count, layout.protocol, layout.claimKind, layout.claimPtr, layout.claimLen);
+    return { verdict: VERDICTS[code >> 8] ?? "pending", reason: REASONS[code & 255] ?? "" };
   }
 
   evaluate(req: EvalRequest): EvalResponse {

@@ -52,6 +52,19 @@ export function engine_eval(hi: u64, lo: u64, port: u32, cands: usize, candCount
   return resultBlock;
 }
 
+/**
+ * Runs `times` evaluations inside wasm (no JS boundary per call) for benchmarks; returns the last
+ * verdict * 256 + reason, or -1 without a snapshot. Same arguments as engine_eval, no trace.
+ */
+export function engine_eval_many(times: i32, hi: u64, lo: u64, port: u32, cands: usize, candCount: i32, protocol: i32,
+  claimKind: i32, claimPtr: usize, claimLen: i32): i32 {
+  const snap = toolSnapshot;
+  if (snap === null) return -1;
+  setTracing(false);
+  for (let i = 0; i < times; i++) evaluate(snap, hi, lo, port, cands, candCount, protocol, claimKind, claimPtr, claimLen, toolResult);
+  return (<i32>toolResult.verdict << 8) | <i32>toolResult.reason;
+}
+
 /** Address of the trace: entries of i32 × 4 (policy, rule, outcome, detail). */
 export function engine_trace(): usize { return traceAddress(); }
 
