@@ -270,7 +270,7 @@ test("Monitor mode: what Enforce would deny is forwarded and reported as would-d
   }));
 
 test("the race: a connection to an IP control learns while the connection is held is allowed", () =>
-  withWorld({ policy: GRACE(0) }, async (w) => {
+  withWorld({ policy: GRACE(0), prepare: (c) => { c.lookupWaitCapMs = 30_000; } }, async (w) => {
     const c = w.connect("203.0.113.77:443");
     assert.equal(c.upstreamConnectRequested, false, "held");
     await eventually(() => w.control.lookups.length === 1, "the Lookup");

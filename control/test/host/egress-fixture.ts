@@ -42,6 +42,12 @@ export class FakeControl {
   lookupMode: "answer" | "hang" | "fail" = "answer";
   /** Watch refuses subscriptions (control down). */
   refuseWatch = false;
+  /**
+   * Longest real-time wait of a Lookup for an unknown IP. Short by default so NOT_FOUND comes back
+   * long before the gRPC deadline even on a loaded machine; tests that add the resolution while
+   * the Lookup waits raise it.
+   */
+  lookupWaitCapMs = 100;
   private server = new grpc.Server();
   private streams = new Map<WatchCall, { version: number }>();
   private waiters: Array<{ ip: string; done: (found: boolean) => void }> = [];
@@ -161,7 +167,7 @@ export class FakeControl {
     if (this.resolutions.has(ip)) return answer(true);
     // Wait for the observation (real time: the test drives it), up to wait_ms of real time.
     const w = { ip, done: (found: boolean) => { clearTimeout(timer); answer(found); } };
-    const timer = setTimeout(() => { this.waiters = this.waiters.filter((x) => x !== w); answer(false); }, Math.max(1, req.wait_ms));
+    const timer = setTimeout(() => { this.waiters = this.waiters.filter((x) => x !== w); answer(false); }, Math.max(1, Math.min(req.wait_ms, this.lookupWaitCapMs)));
     this.waiters.push(w);
   }
 
@@ -219,7 +225,9 @@ export async function egressWorld(o: WorldOptions): Promise<World> {
   try {
     host = await EnvoyHost.create({
       wasm: EGRET_WASM,
-      pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, reportIntervalMs: 10, ...o.config }),
+      // The Lookup call's gRPC deadline runs on real time in the host: keep it far from anything a
+      // loaded machine could hit, unless a test sets lookupTimeoutMs itself.
+      pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, reportIntervalMs: 10, lookupTimeoutMs: 5000, ...o.config }),
       concurrency,
       node: { name: pod.name, namespace: pod.namespace, labels: pod.labels, instanceIps: [pod.ip] },
       grpcClusters: { [CONTROL_CLUSTER]: address },
