@@ -158,6 +158,7 @@ export const command: CliCommand = {
       rejected,
       malformed: s.malformedByError,
       queries: s.queries,
+      repeatedQueries: s.duplicateQueries,
       unanswered: observer.pendingCount,
       expired: s.expiredQueries,
       evicted: s.evictedQueries,
@@ -169,7 +170,10 @@ export const command: CliCommand = {
     if (values.json) {
       process.stderr.write(JSON.stringify(summary) + "\n");
     } else {
-      const lines = [`accepted ${s.accepted} answers (${s.negative} negative) from ${s.queries} queries; ${observer.pendingCount} unanswered`];
+      const lines = [
+        `accepted ${s.accepted} answers (${s.negative} negative)`,
+        `queries: ${s.queries} seen, ${s.duplicateQueries} repeated, ${s.expiredQueries} expired unanswered, ${observer.pendingCount} unanswered at the end`,
+      ];
       for (const [r, n] of Object.entries(rejected)) lines.push(`rejected ${r}: ${n}`);
       for (const [e, n] of Object.entries(s.malformedByError)) lines.push(`  malformed ${e}: ${n}`);
       if (pipeline.incompleteDatagrams) lines.push(`incomplete datagrams (IP fragments / snap length): ${pipeline.incompleteDatagrams}`);
