@@ -27,6 +27,16 @@ export interface PodsFile {
   namespaces: Record<string, Record<string, string>>;
 }
 
+/** A value for an error message: short, and never throwing (YAML aliases can make cycles). */
+function show(v: unknown): string {
+  try {
+    const text = JSON.stringify(v) ?? String(v);
+    return text.length > 80 ? text.slice(0, 77) + "..." : text;
+  } catch {
+    return Array.isArray(v) ? "a self-referencing list" : "a self-referencing value";
+  }
+}
+
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const POD_NAME = /^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/;
 
@@ -52,7 +62,13 @@ export function parsePodsFile(text: string, file: string): PodsFile {
     const pos = lines.linePos(e.pos[0]);
     throw new ControlError("EGRET_PODS_FILE_INVALID", `${file}:${pos.line}:${pos.col}: not valid YAML: ${e.message.split("\n")[0]}`);
   }
-  const root = (doc.toJS() ?? {}) as unknown;
+  let root: unknown;
+  try {
+    root = doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (err) {
+    // Unresolved aliases, alias bombs, bad tags: YAML that parses but cannot become data.
+    throw new ControlError("EGRET_PODS_FILE_INVALID", `${file}: not usable YAML: ${(err as Error).message.split("\n")[0]}`, { cause: err });
+  }
   if (typeof root !== "object" || root === null || Array.isArray(root)) fail([], "expected a mapping with `pods` (and optional `namespaces`)", "see the format in control/src/control/README.md");
   const obj = root as Record<string, unknown>;
   for (const k of Object.keys(obj)) if (k !== "pods" && k !== "namespaces") fail([k], `unknown key "${k}"`, "only `pods` and `namespaces` are allowed", true);
@@ -104,7 +120,7 @@ export function parsePodsFile(text: string, file: string): PodsFile {
     rawIps.forEach((ip, j) => {
       const path = pod.ips !== undefined ? ["pods", i, "ips", j] : ["pods", i, "ip"];
       const c = typeof ip === "string" ? canonicalIp(ip) : undefined;
-      if (c === undefined) fail(path, `${JSON.stringify(ip)} is not an IP address`, "write an IPv4 or IPv6 address");
+      if (c === undefined) fail(path, `${show(ip)} is not an IP address`, "write an IPv4 or IPv6 address");
       const owner = ipOwner.get(c!);
       if (owner !== undefined && owner !== key) fail(path, `IP ${c} is also the IP of ${owner}`, "each pod IP belongs to one pod");
       ipOwner.set(c!, key);

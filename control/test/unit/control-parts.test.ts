@@ -265,3 +265,21 @@ test("informer errors are described with what to check", async () => {
   assert.match(describe(http(401), "/api/v1/pods"), /token was refused/);
   assert.match(describe(Object.assign(new TypeError("fetch failed"), { cause: { code: "ECONNREFUSED" } }), "/api/v1/pods"), /ECONNREFUSED reaching the API server/);
 });
+
+test("the pods file parser only ever throws its own catalogued error, whatever the text", async () => {
+  const fc = (await import("fast-check")).default;
+  const yamlish = fc.oneof(
+    fc.string(),
+    fc.constantFrom("pods:\n  - name: a\n    namespace: s\n    ip: ", "namespaces:\n  - name: ", "pods: {}", "pods: [1, 2]", "pods:\n  - []\n", "namespaces:\n  - {name: 7}\n", "pods:\n  - {name: a, namespace: s, ips: 5}\n", "!!binary x", "&a [*a]"),
+  );
+  fc.assert(
+    fc.property(fc.array(yamlish, { maxLength: 4 }), (parts) => {
+      try {
+        parsePodsFile(parts.join(""), "f.yaml");
+      } catch (err) {
+        assert.ok(err instanceof ControlError && err.code === "EGRET_PODS_FILE_INVALID", String(err));
+      }
+    }),
+    { numRuns: 1500 },
+  );
+});
