@@ -65,7 +65,15 @@ export class HttpRequestParser {
     }
     // Request line still incomplete: is what we have a plausible prefix?
     if (!requestLinePrefix(p, len)) return this.verdict = NO;
-    return this.verdict = full ? NO : MAYBE;
+    if (!full) return this.verdict = MAYBE;
+    // The buffer filled inside the request line (a URL longer than we inspect): HTTP if it
+    // starts like one — a standard method and an origin or absolute target.
+    let m = 0;
+    while (m < len && isTchar(u8at(p, m))) m++;
+    if (m < len && u8at(p, m) == 0x20 && isStandardMethod(p, 0, m) && looksLikeRequestTarget(p, skipBlanks(p, m, len), len) && len > 64) {
+      return this.verdict = LIKELY;
+    }
+    return this.verdict = NO;
   }
 }
 

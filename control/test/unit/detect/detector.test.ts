@@ -190,6 +190,12 @@ test("an HTTP head larger than the inspected bytes is http with the Host seen so
   assert.equal(r.claims.httpHost, "big.example");
 });
 
+test("a request line longer than the inspected bytes is still http", () => {
+  const r = run([C(m.bytes("GET /search?q=", "x".repeat(20000), " HTTP/1.1\r\nHost: long.example\r\n\r\n"))], "whole");
+  assert.equal(r.protocol, "http");
+  assert.equal(r.claims.httpHost, null);
+});
+
 test("a ClientHello larger than the inspected bytes keeps the SNI from its first part", () => {
   const r = run([C(m.clientHello({ sni: "huge.example", padding: 12000 }))], "whole");
   assert.equal(r.protocol, "tls");
