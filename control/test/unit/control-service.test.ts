@@ -331,3 +331,43 @@ test("a Lookup still waiting when control shuts down fails UNAVAILABLE, not a fa
   assert.equal((err as grpc.ServiceError).code, grpc.status.UNAVAILABLE);
   assert.match(err.message, /EGRET_SHUTTING_DOWN/);
 });
+
+test("random Watch request sequences never take the server down", async (t) => {
+  const fc = (await import("fast-check")).default;
+  const f = await fixture(t);
+  const client = createFilterClient(f.address);
+  t.after(() => client.close());
+  const request = fc.record({
+    type: fc.constantFrom("WATCH_REQUEST_TYPE_UNSPECIFIED", "WATCH_REQUEST_TYPE_SUBSCRIBE", "WATCH_REQUEST_TYPE_ACK", "WATCH_REQUEST_TYPE_NACK", 7 as unknown as "WATCH_REQUEST_TYPE_ACK"),
+    pod_name: fc.constantFrom("", "web-1", "nope", "x".repeat(300)),
+    pod_namespace: fc.constantFrom("", "shop", "other"),
+    pod_ips: fc.array(fc.uint8Array({ maxLength: 17 }), { maxLength: 3 }),
+    resume_epoch: fc.constantFrom("", "zzz"),
+    resume_version: fc.nat(),
+    response_version: fc.nat(),
+    response_nonce: fc.string({ maxLength: 10 }),
+    error_detail: fc.string({ maxLength: 10 }),
+  });
+  const allowed = new Set([grpc.status.FAILED_PRECONDITION, grpc.status.INVALID_ARGUMENT, grpc.status.CANCELLED]);
+  await fc.assert(
+    fc.asyncProperty(fc.array(request, { minLength: 1, maxLength: 5 }), async (requests) => {
+      const call = client.Watch();
+      const ended = new Promise<grpc.ServiceError | undefined>((resolve) => {
+        call.on("error", (err: grpc.ServiceError) => resolve(err));
+        call.on("end", () => resolve(undefined));
+        call.on("data", () => undefined);
+      });
+      for (const r of requests) call.write(r);
+      await new Promise((r) => setTimeout(r, 5));
+      call.cancel();
+      const err = await ended;
+      if (err) assert.ok(allowed.has(err.code), `unexpected status ${err.code}: ${err.details}`);
+    }),
+    { numRuns: 60 },
+  );
+  // Still serving, and every stream was released.
+  const w = new WatchClient(f.address, WEB);
+  t.after(() => w.close());
+  await eventually(() => w.responses.length >= 1, "a snapshot after the fuzzing");
+  await eventually(() => f.service.hub.streamCount === 1, "only the last stream to remain");
+});
