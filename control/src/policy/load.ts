@@ -104,7 +104,7 @@ export function loadPolicyFiles(paths: string[]): { policies: Policy[]; diagnost
       const key = `${p.kind}/${p.ref}`;
       const prev = seen.get(key);
       if (prev) {
-        diagnostics.push({ ...diag("error", "duplicate-policy", "metadata.name", `${p.kind} "${p.ref}" is defined twice (also at ${prev.source.file ?? "?"}:${prev.source.line ?? "?"})`, "rename one of them; Kubernetes keeps only one object per name"), ...(p.source.file ? { file: p.source.file } : {}), ...(p.source.line ? { line: p.source.line } : {}) });
+        diagnostics.push({ ...diag("error", "duplicate-policy", "metadata.name", `${p.kind} "${p.ref}" is defined twice (also at ${prev.source.file ?? "?"}:${prev.source.line ?? "?"})`, "rename one of them; Kubernetes keeps only one object per name"), ...(p.source.file ? { file: p.source.file } : {}), ...(p.source.line ? { line: p.source.line } : {}), ...(p.source.column ? { column: p.source.column } : {}) });
         continue;
       }
       seen.set(key, p);

@@ -90,7 +90,9 @@ export interface PolicySource {
   file?: string;
   /** 0-based index of the YAML document within its file. */
   document?: number;
+  /** Position of metadata.name (1-based). */
   line?: number;
+  column?: number;
 }
 
 /** A validated ClusterEgressPolicy or EgressPolicy. */

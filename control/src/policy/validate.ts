@@ -272,7 +272,7 @@ export function validateWithContext(obj: unknown, ctx: ValidationContext = {}): 
     ...(typeof spec.unattributed === "string" ? { unattributed: spec.unattributed as Action } : {}),
     ...Object.fromEntries(selectors.map((s) => [s.key, s.value])),
     rules,
-    source: { ...(ctx.file ? { file: ctx.file } : {}), ...(ctx.document !== undefined ? { document: ctx.document } : {}), ...(ctx.locate?.([]) ? { line: ctx.locate([])!.line } : {}) },
+    source: { ...(ctx.file ? { file: ctx.file } : {}), ...(ctx.document !== undefined ? { document: ctx.document } : {}), ...(ctx.locate?.(["metadata", "name"]) ?? {}) },
     raw: obj,
   };
   return { policy, diagnostics: out };
