@@ -66,8 +66,8 @@ type Val = "i32" | "i64";
 export interface ModuleSpec {
   imports?: { module: string; name: string; params: Val[]; results: Val[] }[];
   importGlobal?: { module: string; name: string };
-  /** Exported functions with empty bodies returning 0 (or nothing). */
-  funcs?: { name: string; params: Val[]; results: Val[] }[];
+  /** Exported functions; without `code` the body returns 0 (or nothing). `code` = raw instructions incl. the final 0x0b. */
+  funcs?: { name: string; params: Val[]; results: Val[]; code?: number[] }[];
   exportMemory?: boolean;
 }
 
@@ -88,7 +88,7 @@ export function assemble(spec: ModuleSpec): Uint8Array {
   const exports = funcs.map((f, i) => [...str(f.name), 0x00, ...uleb(nImportedFuncs + i)]);
   if (spec.exportMemory !== false) exports.push([...str("memory"), 0x02, 0x00]);
   const bodies = funcs.map((f) => {
-    const code = f.results.length ? [f.results[0] === "i32" ? 0x41 : 0x42, 0x00, 0x0b] : [0x0b];
+    const code = f.code ?? (f.results.length ? [f.results[0] === "i32" ? 0x41 : 0x42, 0x00, 0x0b] : [0x0b]);
     const body = [0x00, ...code];
     return [...uleb(body.length), ...body];
   });

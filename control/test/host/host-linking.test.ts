@@ -99,6 +99,29 @@ test("a metric defined from top-level code (_start) fails with restricted_callba
   await assert.rejects(EnvoyHost.create({ wasm: probePath("host_restricted_start") }), /plugin rejected in the base VM: .*restricted_callback: env\.proxy_define_metric during _start/);
 });
 
+// Test that while the host calls malloc only logging-like calls are allowed (§1.5, CPPH allocMemory):
+// a malloc that sets a tick period traps with restricted_callback and fails the VM.
+test("a hostcall from inside malloc fails with restricted_callback", async () => {
+  const i32 = (n: number): number[] => { const out: number[] = []; for (;;) { const b = n & 0x7f; n >>= 7; if ((n === 0 && !(b & 0x40)) || (n === -1 && b & 0x40)) { out.push(b); return out; } out.push(b | 0x80); } };
+  const module = (mallocCallsHost: boolean): Uint8Array => assemble({
+    imports: [
+      { module: "env", name: "proxy_set_tick_period_milliseconds", params: ["i32"], results: ["i32"] },
+      { module: "env", name: "proxy_get_buffer_bytes", params: ["i32", "i32", "i32", "i32", "i32"], results: ["i32"] },
+    ],
+    funcs: [
+      { name: "proxy_abi_version_0_2_1", params: [], results: [] },
+      // malloc(n): [proxy_set_tick_period_milliseconds(1);] return 1024
+      { name: "malloc", params: ["i32"], results: ["i32"], code: [...(mallocCallsHost ? [0x41, ...i32(1), 0x10, 0x00, 0x1a] : []), 0x41, ...i32(1024), 0x0b] },
+      // on_vm_start: reads the VM configuration, which makes the host call malloc; returns true
+      { name: "proxy_on_vm_start", params: ["i32", "i32"], results: ["i32"], code: [0x41, ...i32(6), 0x41, 0x00, 0x41, ...i32(100), 0x41, 0x00, 0x41, ...i32(4), 0x10, 0x01, 0x1a, 0x41, 0x01, 0x0b] },
+    ],
+  });
+  const ok = await EnvoyHost.create({ wasm: module(false), vmConfig: "hello", concurrency: 1 });
+  await ok.close();
+  await assert.rejects(EnvoyHost.create({ wasm: module(true), vmConfig: "hello", concurrency: 1 }),
+    /plugin rejected in the canary VM: RestrictedCallback: restricted_callback: env\.proxy_set_tick_period_milliseconds during malloc/);
+});
+
 // Test that bad input files give a clear error.
 test("unreadable or invalid wasm gives a clear error", async () => {
   await assert.rejects(EnvoyHost.create({ wasm: "/nonexistent/x.wasm" }), /cannot read wasm module \/nonexistent\/x\.wasm: ENOENT/);
