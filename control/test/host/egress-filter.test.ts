@@ -128,8 +128,13 @@ test("denies a faked SNI or Host pointing at an allowed name the pod did not res
     http.downstreamData(httpRequest("api.example.com"));
     assert.equal(http.closed, true);
     assert.equal(http.sentUpstream.length, 0);
-    const ev = await w.events(2);
-    assert.deepEqual(ev.map((e) => [e.verdict, e.reason]), [["deny", "sni-unverified"], ["deny", "host-unverified"]]);
+    // Two different Host headers (one allowed, one not): no single host to verify.
+    const twoHosts = w.connect("203.0.113.10:443");
+    twoHosts.downstreamData(Buffer.from("GET / HTTP/1.1\r\nHost: api.example.com\r\nHost: evil.example.com\r\n\r\n"));
+    assert.equal(twoHosts.closed, true);
+    assert.equal(twoHosts.sentUpstream.length, 0);
+    const ev = await w.events(3);
+    assert.deepEqual(ev.map((e) => [e.verdict, e.reason]), [["deny", "sni-unverified"], ["deny", "host-unverified"], ["deny", "host-unverified"]]);
     assert.equal(ev[0]!.sni, "api.example.com");
     assert.equal(ev[1]!.host, "api.example.com");
   }));

@@ -3,7 +3,7 @@
 // engine verifies (SNI, Host) or evaluates (a forward proxy's CONNECT target / absolute URI).
 // Inspectors are pooled by the root context, so connections allocate none in steady state.
 import { Detector } from "../detect/detector";
-import { PROXY_CONNECT, PROXY_ABSOLUTE } from "../detect/claims";
+import { PROXY_CONNECT, PROXY_ABSOLUTE, HTTP_HOST_CONFLICT } from "../detect/claims";
 import { PROTO_NEED_MORE } from "../detect/protocols";
 import { parseIp, parsedHi, parsedLo } from "../resolve/ip";
 
@@ -29,6 +29,8 @@ export class Inspector {
   sniLen: u32 = 0;
   hostPtr: usize = 0;
   hostLen: u32 = 0;
+  /** Several different Host headers: the request names no single verifiable host. */
+  hostConflict: bool = false;
   /** Forward-proxy target (CONNECT host:port or the absolute URI's host); len 0 when none. */
   targetPtr: usize = 0;
   targetLen: u32 = 0;
@@ -46,6 +48,7 @@ export class Inspector {
     this.sniLen = 0;
     this.hostPtr = 0;
     this.hostLen = 0;
+    this.hostConflict = false;
     this.targetPtr = 0;
     this.targetLen = 0;
     this.targetPort = 0;
@@ -87,6 +90,7 @@ export class Inspector {
     this.sniLen = <u32>d.sniLen();
     this.hostPtr = d.httpHostPtr();
     this.hostLen = <u32>d.httpHostLen();
+    this.hostConflict = (d.httpFlags() & HTTP_HOST_CONFLICT) != 0;
     const form = d.proxyForm();
     if (form == PROXY_CONNECT || form == PROXY_ABSOLUTE) {
       this.targetPtr = d.connectTargetPtr();

@@ -45,6 +45,8 @@ const RESULT = new EvalResult();
 const ADDRESS = new HostBytes();
 const SOURCE_PATH = new PropertyPath(32).seg("source").seg("address");
 const DESTINATION_PATH = new PropertyPath(32).seg("destination").seg("address");
+/** A claim that matches no name (a NUL byte is never part of a DNS name we store). */
+const UNVERIFIABLE_CLAIM = memory.data(1);
 /** Candidate buffer for traffic through a forward proxy: the one target name. */
 const PROXY_CANDIDATE = memory.data(16);
 
@@ -344,6 +346,12 @@ export class EgressStream extends StreamContext {
         kind = CLAIM_HOST;
         ptr = insp.hostPtr;
         len = <i32>insp.hostLen;
+      } else if (insp.hostConflict) {
+        // Two different Host headers: a server may route on either (fronting on a shared IP), so
+        // the request is a Host claim no resolution can support.
+        kind = CLAIM_HOST;
+        ptr = UNVERIFIABLE_CLAIM;
+        len = 1;
       }
       this.evaluateNow(now, protocol, kind, ptr, len);
     }
