@@ -207,7 +207,7 @@ function rootProperties(o: EnvoyHostOptions): Map<string, PropValue> {
   m.set("plugin_root_id", str(o.rootId ?? "egret"));
   m.set("plugin_vm_id", str(o.vmId ?? ""));
   const node = nodeMessage(o.node ?? {});
-  m.set("xds", map({ node, listener_direction: int(2), cluster_name: undefined }));
+  m.set("xds", map({ node, listener_direction: int(2) })); // OUTBOUND
   if (o.legacyNodeProperties) { m.set("node", node); m.set("listener_direction", int(2)); }
   return m;
 }

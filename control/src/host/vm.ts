@@ -162,7 +162,7 @@ export class WasmVm {
   private deleteRoot(): void {
     const id = this.rootContextId;
     if (!this.contexts.has(id)) return;
-    if (!this.failed) { this.call("proxy_on_log", id, id); this.call("proxy_on_delete", id, id); }
+    if (!this.failed) this.call("proxy_on_delete", id, id); // roots get no on_log (that is the access log of streams)
     this.contexts.delete(id);
   }
 
