@@ -126,12 +126,13 @@ export function parseMysqlGreeting(p: usize, len: i32): i32 {
 // @ts-ignore: decorator
 @inline const MONGO_MAX_MESSAGE: u32 = 48000000;
 
-export function parseMongo(p: usize, len: i32): i32 {
+export function parseMongo(p: usize, len: i32, midstream: bool = false): i32 {
   if (len >= 4) {
     const n = le32(p, 0);
     if (n < 21 || n > MONGO_MAX_MESSAGE) return NO;
   }
-  if (len >= 12) {
+  // Mid-connection, any message may be first: replies carry responseTo.
+  if (len >= 12 && !midstream) {
     const responseTo = le32(p, 8);
     if (responseTo != 0 && responseTo != 0xffffffff) return NO; // a request answers nothing (some drivers send -1)
   }
@@ -290,4 +291,36 @@ export function parseKafka(p: usize, len: i32): i32 {
     if (c < 0x20 || c > 0x7e) return NO;
   }
   return len >= 14 + idLen ? YES : MAYBE;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mid-connection only: Cassandra frames of any opcode, from either side.
+
+/**
+ * A CQL v3–v5 frame header (request or response) with a known opcode for its direction, and its
+ * body either complete and followed by another such header or ending the bytes, or cut by them.
+ */
+export function parseCassandraFrames(p: usize, len: i32, full: bool): i32 {
+  let pos = 0;
+  let frames = 0;
+  while (pos < len) {
+    if (pos + 9 > len) break;
+    const v = u8at(p, pos);
+    const version = v & 0x7f;
+    const response = (v & 0x80) != 0;
+    if (version < 3 || version > 5) return NO;
+    if (u8at(p, pos + 1) > (version == 5 ? <u32>0x1f : <u32>0x0f)) return NO;
+    const op = u8at(p, pos + 4);
+    if (response) {
+      if (!(op == 0x00 || op == 0x02 || op == 0x03 || op == 0x06 || op == 0x08 || op == 0x0c || op == 0x0e || op == 0x10)) return NO;
+    } else if (!(op == 0x01 || op == 0x05 || op == 0x07 || op == 0x09 || op == 0x0a || op == 0x0b || op == 0x0d || op == 0x0f)) return NO;
+    const body = be32(p, pos + 5);
+    if (body > (1 << 28)) return NO;
+    if (op == 0x05 && !response && body != 0) return NO;
+    frames++;
+    if (frames >= 2) return YES;
+    pos += 9 + <i32>body;
+  }
+  if (frames == 1) return pos == len ? LIKELY : MAYBE;
+  return full && len >= 9 ? NO : MAYBE;
 }

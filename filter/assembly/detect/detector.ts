@@ -2,7 +2,7 @@
 // once), runs the recognizers over them in priority order, and decides once. See README.md.
 import { Claims, PROXY_NONE, TLS_MALFORMED, TLS_TRUNCATED } from "./claims";
 import { classifyCacheReply, classifyTextCommand, parseMemcachedBinary, parseRespArray, TEXT_AMBIGUOUS, TEXT_MEMCACHED, TEXT_REDIS } from "./cache";
-import { parseCassandra, parseKafka, parseMongo, parseMysqlGreeting, parsePostgres } from "./databases";
+import { parseCassandra, parseCassandraFrames, parseKafka, parseMongo, parseMysqlGreeting, parsePostgres } from "./databases";
 import { finishHttpClaims, HttpRequestParser, parseHttp2Preface, parseHttpResponse } from "./http";
 import { parseAmqpFrame, parseAmqpHeader, parseMqttConnect } from "./messaging";
 import { parseDnsTcp, parseLdap } from "./naming";
@@ -300,7 +300,7 @@ export class Detector {
       case R_SSH: return parseSshBanner(p, len, false);
       case R_AMQP: return parseAmqpHeader(p, len);
       case R_MQTT: return parseMqttConnect(p, len);
-      case R_MONGO: return parseMongo(p, len);
+      case R_MONGO: return parseMongo(p, len, this.midstream);
       case R_CASSANDRA: return parseCassandra(p, len);
       case R_LDAP: return parseLdap(p, len);
       case R_DNS: return parseDnsTcp(p, len);
@@ -390,13 +390,18 @@ export class Detector {
       const tls = parseRecordRun(p, n, sideFinal);
       const resp = parseHttpResponse(p, n);
       const amqp = parseAmqpFrame(p, n);
+      const cql = parseCassandraFrames(p, n, sideFinal);
+      const mongo = side == 1 ? parseMongo(p, n, true) : NO; // the client side already ran it
       if (tls == YES) { this.decide(PROTO_TLS); return; }
       if (resp == YES) { this.decide(PROTO_HTTP); return; }
       if (amqp == YES) { this.decide(PROTO_AMQP); return; }
-      if (tls == MAYBE || resp == MAYBE || amqp == MAYBE || tls == LIKELY || amqp == LIKELY) pending = true;
+      if (cql == YES) { this.decide(PROTO_CASSANDRA); return; }
+      if (mongo == YES) { this.decide(PROTO_MONGODB); return; }
+      if (tls == MAYBE || resp == MAYBE || amqp == MAYBE || cql == MAYBE || mongo == MAYBE || tls == LIKELY || amqp == LIKELY || cql == LIKELY) pending = true;
       if (best == PROTO_NEED_MORE) {
         if (tls == LIKELY) best = PROTO_TLS;
         else if (amqp == LIKELY) best = PROTO_AMQP;
+        else if (cql == LIKELY) best = PROTO_CASSANDRA;
       }
     }
     if (final) {

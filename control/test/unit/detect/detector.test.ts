@@ -223,6 +223,14 @@ test("midstream mode accepts continuation traffic that a fresh connection would 
   const mid = engine.open(true);
   assert.equal(engine.protocolName(mid.feedClient(records)), "tls");
   mid.close();
+  const query = m.bytes([4, 0], m.u16(3), [0x07], m.u32(6), [0, 0, 0, 2, 0x78, 0x79]);
+  const cql = engine.open(true);
+  assert.equal(engine.protocolName(cql.feedClient(m.bytes(query, query))), "cassandra");
+  cql.close();
+  const freshCql = engine.open(false);
+  freshCql.feedClient(m.bytes(query, query));
+  assert.equal(engine.protocolName(freshCql.expire()), "unknown", "a connection cannot start with QUERY");
+  freshCql.close();
   const resp = engine.open(true);
   resp.feedServer(m.bytes("HTTP/1.1 200 OK\r\n"));
   assert.equal(engine.protocolName(resp.result), "http");
