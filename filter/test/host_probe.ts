@@ -125,7 +125,7 @@ class ProbeRoot extends RootContext {
       }
       bytes.release();
       const dotted = propertyString("source.address");
-      info("dotted-path=" + (dotted === null ? "null" : dotted!));
+      info("dotted-path=" + (dotted === null ? "null" : dotted));
     }
     return true;
   }
