@@ -14,6 +14,9 @@ function labelProblem(label: string, text: string): ParseProblem | undefined {
       hint: "wildcards are only '*.' (exactly one label) or '**.' (one or more labels) at the start, e.g. *.example.com — partial labels (api-*.example.com) and inner wildcards (a.*.com) are not supported",
     };
   }
+  if (label.startsWith("xn--") && domainToASCII(label) !== label) {
+    return { message: `"${text}" has an invalid A-label "${label}" (not valid punycode)`, hint: "convert the internationalized name with an IDNA tool (e.g. node -p 'url.domainToASCII(\"bücher.example\")')" };
+  }
   if (!LABEL.test(label)) {
     return { message: `"${text}" has an invalid label "${label}"`, hint: "labels use letters, digits and '-' (not at either end); write IDNs as A-labels (xn--…)" };
   }
