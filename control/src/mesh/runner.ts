@@ -135,6 +135,20 @@ export class ScenarioRunner {
   }
 
   private async runConnectStep(step: ConnectStep, files: MeshFiles, connects: Map<string, ConnectRecord>): Promise<StepResult> {
+    const times = step.repeat ?? 1;
+    let last: StepResult | undefined;
+    for (let i = 1; i <= times; i++) {
+      const sub = (v: string | undefined) => v?.replace(/\{i\}/g, String(i));
+      const one: ConnectStep = { ...step, to: sub(step.to)!, host: sub(step.host), sni: sub(step.sni), path: sub(step.path), send: sub(step.send) };
+      last = await this.runOneConnect(one, files, connects);
+      if (!last.ok) {
+        return times > 1 ? { ...last, step, summary: `${i - 1} of ${times} as expected; #${i} ${one.to}: ${last.summary}` } : { ...last, step };
+      }
+    }
+    return times > 1 ? { ...last!, step, summary: `${times} of ${times}: ${last!.summary}` } : { ...last!, step };
+  }
+
+  private async runOneConnect(step: ConnectStep, files: MeshFiles, connects: Map<string, ConnectRecord>): Promise<StepResult> {
     const auditOffset = statSync(files.auditLog).size;
     const pod = this.cluster.net.pod(step.pod);
     const dst = expectedDestination(this.cluster.world, step);

@@ -63,6 +63,8 @@ export interface ConnectStep {
   send?: string;
   /** Names this connection for a later `audit` step. */
   id?: string;
+  /** Run the connection this many times; "{i}" in to/host/sni/path/send becomes 1…N. */
+  repeat?: number;
   expect: { outcome: Outcome } & AuditExpectation;
 }
 
@@ -269,7 +271,11 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
       return { kind: "resolve", title: title || `${pod}: resolve ${name} (${withClient})`, pod, name, with: withClient, expect };
     }
     case "connect": {
-      unknownKeys(c, raw, ["connect", "pod", "expect", "id", ...COMMON_STEP_FIELDS], path);
+      unknownKeys(c, raw, ["connect", "pod", "expect", "id", "repeat", ...COMMON_STEP_FIELDS], path);
+      if (raw.repeat !== undefined && (typeof raw.repeat !== "number" || !Number.isInteger(raw.repeat) || raw.repeat < 1 || raw.repeat > 200)) {
+        c.fail([...path, "repeat"], "must be a whole number from 1 to 200");
+      }
+      if (raw.repeat !== undefined && raw.id !== undefined) c.fail([...path, "id"], "a repeated step cannot be referenced by an audit step; drop id or repeat");
       if (raw.id !== undefined) {
         if (typeof raw.id !== "string" || !/^[a-z0-9][a-z0-9-]*$/.test(raw.id)) c.fail([...path, "id"], "must be a lowercase identifier, e.g. during-outage");
         else if (ids.has(raw.id)) c.fail([...path, "id"], `"${raw.id}" is already the id of an earlier step`);
@@ -283,7 +289,9 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
       const client = spec.client as ClientName;
       if (!CLIENTS.includes(client)) c.fail([...cp, "client"], `must be one of ${CLIENTS.join(", ")}`);
       const to = typeof spec.to === "string" ? spec.to.toLowerCase().replace(/\.$/, "") : "";
-      if (!isIPv4(to) && !isDnsName(to)) c.fail([...cp, "to"], "must be a DNS name (the client resolves it) or an IPv4 address (a hard-coded destination)");
+      const toChecked = to.replace(/\{i\}/g, "1");
+      if (to.includes("{i}") && raw.repeat === undefined) c.fail([...cp, "to"], '"{i}" is only replaced in a step with repeat: N');
+      if (!isIPv4(toChecked) && !isDnsName(toChecked)) c.fail([...cp, "to"], "must be a DNS name (the client resolves it) or an IPv4 address (a hard-coded destination)");
       if (spec.port !== undefined && (typeof spec.port !== "number" || !Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535)) c.fail([...cp, "port"], "must be a TCP port (1-65535)");
       if (client === "tcp" && spec.port === undefined) c.fail([...cp, "port"], "is required for the tcp client");
       if (spec.scheme !== undefined && spec.scheme !== "http" && spec.scheme !== "https") c.fail([...cp, "scheme"], "must be http or https");
@@ -310,9 +318,10 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
         scheme: spec.scheme as ConnectStep["scheme"], path: spec.path as string | undefined, host: spec.host as string | undefined,
         sni: spec.sni as string | undefined, proxy: spec.proxy as string | undefined, send: spec.send as string | undefined,
         id: raw.id as string | undefined,
+        repeat: raw.repeat as number | undefined,
         expect: { outcome: ex.outcome as Outcome, verdict: ex.verdict as string | undefined, reason: ex.reason as string | undefined, policy: ex.policy as string | undefined, rule: ex.rule as string | number | undefined },
       };
-      step.title = title || `${pod}: ${client} ${to}${port ? `:${port}` : ""}${step.proxy ? ` via ${step.proxy}` : ""}${step.host ? ` Host: ${step.host}` : ""}${step.sni ? ` SNI ${step.sni}` : ""} → ${step.expect.outcome}`;
+      step.title = title || `${pod}: ${step.repeat ? `${step.repeat}× ` : ""}${client} ${to}${port ? `:${port}` : ""}${step.proxy ? ` via ${step.proxy}` : ""}${step.host ? ` Host: ${step.host}` : ""}${step.sni ? ` SNI ${step.sni}` : ""} → ${step.expect.outcome}`;
       return step;
     }
   }

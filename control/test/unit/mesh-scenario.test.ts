@@ -158,6 +158,18 @@ test("stop/start/await/audit steps, connect ids and knownIssue", () => {
   assert.match(p[0]!.message, /id of an earlier connect step/);
 });
 
+test("repeat: {i} is checked as 1 and only allowed with repeat; a repeated step has no id", () => {
+  const ok = parseScenario(GOOD.replace("{client: psql, to: db.example.test}\n    pod: shop/app", "{client: curl, to: \"n{i}.apis.test\"}\n    pod: shop/app\n    repeat: 3"), "s.yaml");
+  const c = ok.steps[1]!;
+  assert.ok(c.kind === "connect" && c.repeat === 3 && c.to === "n{i}.apis.test");
+  assert.match(c.title, /3× curl n\{i\}\.apis\.test/);
+  const p = problemsOf(GOOD.replace("{client: psql, to: db.example.test}\n    pod: shop/app", "{client: curl, to: \"n{i}.apis.test\"}\n    pod: shop/app\n    id: x\n    repeat: 0"));
+  assert.deepEqual(p.map((x) => x.path).sort(), ["steps[1].id", "steps[1].repeat"]);
+  const q = problemsOf(GOOD.replace("{client: psql, to: db.example.test}", "{client: curl, to: \"n{i}.apis.test\"}"));
+  assert.deepEqual(q.map((x) => x.path), ["steps[1].connect.to"]);
+  assert.match(q[0]!.message, /only replaced in a step with repeat/);
+});
+
 test("durations", () => {
   assert.equal(parseDuration("3s"), 3000);
   assert.equal(parseDuration("250ms"), 250);
