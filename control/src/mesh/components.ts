@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ManagedProcess } from "./process.js";
 import { SIDECAR_GID, SIDECAR_PORT, SIDECAR_UID, type MeshNetwork, type PodNetwork } from "./netns.js";
-import { runSync } from "./exec.js";
+import { run, runSync } from "./exec.js";
 
 export const CONTROL_GRPC_PORT = 15010;
 /** Where pods get their addresses (session.ts). */
@@ -154,7 +154,6 @@ export async function startSidecar(net: MeshNetwork, pod: PodNetwork, id: Sideca
 
 /** HTTP GET from inside a namespace; true on a 2xx status. */
 async function httpOk(ns: string, url: string): Promise<boolean> {
-  const { run } = await import("./exec.js");
   const r = await run("ip", ["netns", "exec", ns, "curl", "-fsS", "--max-time", "2", "-o", "/dev/null", url], { timeoutMs: 4000 });
   return r.code === 0;
 }
