@@ -368,7 +368,22 @@ export function evaluate(
     }
   }
 
-  // Nothing matched.
+  // Nothing matched. Unattributed: the pod resolved no (fresh) name to this IP and no CIDR rule
+  // covers it. A policy that says what to do with such connections decides first (the first in
+  // evaluation order) — they are commonly hard-coded IPs or /etc/hosts names, which carry an
+  // SNI/Host that no DNS answer can support.
+  const unattributed = !freshNames && !cidrCovered;
+  if (unattributed) {
+    for (let p = 0; p < snap.policyCount; p++) {
+      const u = snap.policyUnattributed(p);
+      if (u == 0) continue;
+      const action = u == UNATTRIBUTED_ALLOW ? ACTION_ALLOW : (u == UNATTRIBUTED_ALERT ? ACTION_ALERT : ACTION_DENY);
+      out.flags |= FLAG_DEPENDS_ON_NAMES;
+      decide(out, snap, action, p, -1, REASON_UNATTRIBUTED);
+      out.reason = REASON_UNATTRIBUTED;
+      return;
+    }
+  }
   if (unverifiedRule >= 0) {
     decide(out, snap, ACTION_DENY, snap.rulePolicy(unverifiedRule), unverifiedRule,
       claimKind == CLAIM_HOST ? REASON_HOST_UNVERIFIED : REASON_SNI_UNVERIFIED);
@@ -378,18 +393,8 @@ export function evaluate(
     decide(out, snap, ACTION_DENY, snap.rulePolicy(mismatchRule), mismatchRule, REASON_PROTOCOL_MISMATCH);
     return;
   }
-  if (!freshNames && !cidrCovered) {
-    // Unattributed: the pod resolved no name to this IP and no CIDR rule covers it. The first
-    // policy (in evaluation order) that says what to do decides; otherwise deny.
+  if (unattributed) {
     out.flags |= FLAG_DEPENDS_ON_NAMES;
-    for (let p = 0; p < snap.policyCount; p++) {
-      const u = snap.policyUnattributed(p);
-      if (u == 0) continue;
-      const action = u == UNATTRIBUTED_ALLOW ? ACTION_ALLOW : (u == UNATTRIBUTED_ALERT ? ACTION_ALERT : ACTION_DENY);
-      decide(out, snap, action, p, -1, REASON_UNATTRIBUTED);
-      out.reason = REASON_UNATTRIBUTED;
-      return;
-    }
     decide(out, snap, ACTION_DENY, -1, -1, REASON_UNATTRIBUTED);
     return;
   }
