@@ -11,7 +11,8 @@ import type { StreamOwner, WasmVm } from "./vm.js";
 export type ConnectionState = "new" | "paused" | "connecting" | "open" | "closed";
 export type ClosedBy = "filter" | "downstream" | "upstream" | "vm-failed" | "host";
 export interface CloseInfo { by: ClosedBy; detail: string }
-export type FailurePolicy = "FAIL_CLOSED" | "FAIL_OPEN";
+/** §6.2: FAIL_CLOSED closes; FAIL_OPEN passes unfiltered; FAIL_RELOAD closes, and the worker's VM is reloaded for new connections. */
+export type FailurePolicy = "FAIL_CLOSED" | "FAIL_OPEN" | "FAIL_RELOAD";
 
 export interface ConnectionOptions {
   /** Client address, "ip:port" (IPv6 as "[::1]:port"). */

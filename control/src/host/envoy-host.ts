@@ -32,7 +32,7 @@ export interface EnvoyHostOptions {
   /** gRPC cluster name → "host:port" (§5). */
   grpcClusters?: Record<string, string>;
   clock?: Clock;
-  /** What a failed VM does to connections (§6.2). Default FAIL_CLOSED. */
+  /** What a failed VM does to connections (§6.2). Default FAIL_CLOSED (Istio's FAIL_CLOSE). */
   failurePolicy?: FailurePolicy;
   /** proxy_get_log_level and the level below which proxy_log is dropped. Default 0 (trace). */
   logLevel?: number;
@@ -62,7 +62,11 @@ export class EnvoyHost {
     readonly workers: WasmVm[],
     private readonly options: EnvoyHostOptions,
     private readonly maxLogs: number,
+    private readonly module: WebAssembly.Module,
   ) {}
+
+  /** How many times a failed worker VM was replaced (FAIL_RELOAD). */
+  reloads = 0;
 
   /** Loads, links and starts the plugin; rejects when Envoy would refuse it. */
   static async create(options: EnvoyHostOptions): Promise<EnvoyHost> {
@@ -115,7 +119,7 @@ export class EnvoyHost {
       if (!r.ok) fail(vm, r.reason ?? "configure failed");
       vms.push(vm);
     }
-    host = new EnvoyHost(services, grpc, vms[0], vms.slice(1), options, maxLogs);
+    host = new EnvoyHost(services, grpc, vms[0], vms.slice(1), options, maxLogs, module);
     for (const e of pending) host.record(e);
     return host;
   }
@@ -124,8 +128,9 @@ export class EnvoyHost {
   openConnection(options: ConnectionOptions): Connection {
     if (this.closed) throw new Error("EnvoyHost is closed");
     const index = options.worker ?? this.nextWorker++ % this.workers.length;
-    const vm = this.workers[index];
+    let vm = this.workers[index];
     if (!vm) throw new Error(`no worker ${index}: concurrency is ${this.workers.length}`);
+    if (vm.failed && this.options.failurePolicy === "FAIL_RELOAD") vm = this.reload(index);
     const c = new Connection(vm, options, this.options.failurePolicy ?? "FAIL_CLOSED", (done) => this.connections.delete(done));
     this.connections.add(c);
     c.open();
@@ -136,6 +141,21 @@ export class EnvoyHost {
   tick(ms: number): void {
     if (!(this.services.clock instanceof ManualClock)) throw new Error("host.tick() needs EnvoyHostOptions.clock = new ManualClock()");
     this.services.clock.advance(ms);
+  }
+
+  /** FAIL_RELOAD: a fresh VM for a failed worker (Envoy reloads with backoff; here at once). */
+  private reload(index: number): WasmVm {
+    const old = this.workers[index];
+    const vm = new WasmVm(old.name, this.services, this.module);
+    const ok = vm.start() && vm.createRoot().ok;
+    if (!ok) {
+      this.record({ vm: old.name, level: 4, message: `wasm VM reload failed: ${vm.failure ?? "configure refused"}`, host: true });
+      return old; // still failed: its connections are closed
+    }
+    this.reloads++;
+    this.record({ vm: old.name, level: 3, message: `wasm VM reloaded after failure: ${old.failure}`, host: true });
+    this.workers[index] = vm;
+    return vm;
   }
 
   /** Live connections. */

@@ -21,7 +21,7 @@ export interface SidecarConfig {
   admin?: { host: string; port: number };
   mode: DestinationMode;
   concurrency: number;
-  failurePolicy: "FAIL_CLOSED" | "FAIL_OPEN";
+  failurePolicy: "FAIL_CLOSED" | "FAIL_OPEN" | "FAIL_RELOAD";
   logLevel: string;
   connectTimeoutMs: number;
 }
@@ -42,7 +42,7 @@ Runs the proxy-wasm filter in a local TCP proxy, where Envoy's outbound listener
                             (default: original destination from iptables REDIRECT, SO_ORIGINAL_DST)
   --admin HOST:PORT         metrics/admin HTTP (/stats/prometheus, /ready, /vms); off by default
   --concurrency N           worker VMs (default 2)
-  --failure-policy FAIL_CLOSED|FAIL_OPEN   when the VM fails (default FAIL_CLOSED)
+  --failure-policy FAIL_CLOSED|FAIL_OPEN|FAIL_RELOAD   when a VM fails (default FAIL_CLOSED)
   --connect-timeout-ms MS   upstream connect timeout (default 10000)
   --log-level LEVEL         trace|debug|info|warn|error (default info)
 `;
@@ -106,7 +106,7 @@ export function parseSidecarArgs(argv: string[]): SidecarConfig | "help" {
   const concurrency = Number(v.concurrency ?? "2");
   if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new UsageError(`--concurrency ${v.concurrency}: expected an integer from 1 to 64`);
   const failurePolicy = (v["failure-policy"] ?? "FAIL_CLOSED").toUpperCase();
-  if (failurePolicy !== "FAIL_CLOSED" && failurePolicy !== "FAIL_OPEN") throw new UsageError(`--failure-policy ${v["failure-policy"]}: expected FAIL_CLOSED or FAIL_OPEN`);
+  if (failurePolicy !== "FAIL_CLOSED" && failurePolicy !== "FAIL_OPEN" && failurePolicy !== "FAIL_RELOAD") throw new UsageError(`--failure-policy ${v["failure-policy"]}: expected FAIL_CLOSED, FAIL_OPEN or FAIL_RELOAD`);
   const connectTimeoutMs = Number(v["connect-timeout-ms"] ?? "10000");
   if (!Number.isFinite(connectTimeoutMs) || connectTimeoutMs <= 0) throw new UsageError(`--connect-timeout-ms ${v["connect-timeout-ms"]}: expected a positive number`);
   const logLevel = v["log-level"] ?? "info";

@@ -210,3 +210,21 @@ test("set_effective_context to an unknown id is BadArgument", async () => {
     assert.deepEqual(lines(host, "effective-bad="), ["effective-bad=2"]);
   } finally { await host.close(); }
 });
+
+// Test FAIL_RELOAD (§6.2, Envoy ≥1.33 default): the trapping VM's connection closes, the worker
+// gets a fresh VM (new root, configured again) and later connections are filtered normally.
+test("FAIL_RELOAD closes the failed VM's connection and reloads the worker VM", async () => {
+  const host = await probeHost("", { concurrency: 1, failurePolicy: "FAIL_RELOAD" });
+  try {
+    const c = host.openConnection(conn);
+    c.downstreamData(Buffer.from("TRAP"));
+    assert.equal((await c.whenClosed).by, "vm-failed");
+    const next = host.openConnection(conn);
+    next.downstreamData(Buffer.from("fine"));
+    assert.equal(next.sentUpstream.toString(), "fine");
+    assert.equal(host.reloads, 1);
+    assert.equal(host.vmStatus()[1].failed, false);
+    assert.equal(lines(host, "configure root=1 ", "worker-0").length, 2, "the new VM configured its own root");
+    assert.deepEqual(lines(host, "new id=", "worker-0"), ["new id=2 root=1 down_len=0", "new id=2 root=1 down_len=0"], "context ids restart in the new VM");
+  } finally { await host.close(); }
+});
