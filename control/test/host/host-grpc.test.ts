@@ -171,3 +171,25 @@ test("effective context does not leak from the gRPC callback into a later tick",
     assert.equal(c.state, "open", "the tick's close_stream acted on the root, not on the connection");
   } finally { await host.close(); srv.server.forceShutdown(); }
 });
+
+// Test that proxy_grpc_close on a stream is a local half-close: the server sees the end, and the
+// stream stays until the server closes it (§5 close vs cancel).
+test("stream close = half-close: server sees end, module still gets the server's close", async () => {
+  let serverSawEnd = false;
+  const srv = await startGrpcServer({
+    watch: (call) => {
+      call.write(Buffer.from("half-close"));
+      call.on("data", () => undefined);
+      call.on("end", () => { serverSawEnd = true; call.write(Buffer.from("after-half-close")); call.end(); });
+      call.on("error", () => undefined);
+    },
+  });
+  const host = await probeHost(`grpc-stream=${CLUSTER}|${AUTHORITY}`, { concurrency: 1, grpcClusters: { [CLUSTER]: srv.address } });
+  try {
+    await eventually(() => lines(host, "grpc close", "worker-0").length === 1, 10_000, "server close after half-close");
+    assert.ok(serverSawEnd);
+    assert.deepEqual(lines(host, "half-close=", "worker-0"), ["half-close=0"]);
+    assert.deepEqual(lines(host, "grpc receive", "worker-0").map((l) => l.replace(/ size=\d+/, "")), ["grpc receive token=6 msg=half-close", "grpc receive token=6 msg=after-half-close"]);
+    assert.deepEqual(lines(host, "grpc close", "worker-0"), ["grpc close token=6 status=0 get_status=0:OK"]);
+  } finally { await host.close(); srv.server.forceShutdown(); }
+});
