@@ -11,7 +11,7 @@
 // still has history for, else the subscriber gets a SNAPSHOT.
 import { randomBytes } from "node:crypto";
 import type { Logger } from "../common/log.js";
-import { bytesToIp, ipToBytes } from "../proto/ip.js";
+import { bytesToIp } from "../proto/ip.js";
 import type { Outgoing, Resolution, WatchResponse } from "../proto/messages.js";
 import type { ControlMetrics } from "./metrics.js";
 import type { CompiledPod, PolicyApi, Policy } from "./policy-api.js";
@@ -56,7 +56,8 @@ export interface Subscription {
 
 interface LogEntry {
   version: number;
-  ips: Set<string>;
+  /** Destination IPs whose entry changed: text → bytes (kept to avoid re-parsing). */
+  ips: Map<string, Uint8Array>;
   policy: boolean;
 }
 
@@ -80,7 +81,7 @@ class PodWatch {
   compiled?: CompiledPod;
   podIps: string[] = [];
   readonly subscribers = new Set<Subscriber>();
-  dirtyIps = new Set<string>();
+  dirtyIps = new Map<string, Uint8Array>();
   dirtyPolicy = false;
   flushScheduled = false;
   retainTimer?: NodeJS.Timeout;
@@ -111,6 +112,7 @@ export class WatchHub {
   /** Subscribers waiting for their pod to become known. */
   private readonly pending = new Map<string, Set<{ sub: Subscriber; req: SubscribeRequest }>>();
   private counter = 0;
+  private nonces = 0;
   private streams = 0;
   private readonly unsubscribers: (() => void)[] = [];
 
@@ -122,7 +124,9 @@ export class WatchHub {
       o.store.subscribe((podIpKey, ip) => {
         const pw = this.ipOwners.get(podIpKey);
         if (!pw) return;
-        pw.dirtyIps.add(bytesToIp(ip)!);
+        // Copied: the notifier's bytes may belong to a caller that reuses its buffer.
+        const text = bytesToIp(ip)!;
+        if (!pw.dirtyIps.has(text)) pw.dirtyIps.set(text, Uint8Array.from(ip));
         this.schedule(pw);
       }),
       o.registry.onChange((c) => this.onRegistryChange(c)),
@@ -260,9 +264,19 @@ export class WatchHub {
     return ++this.counter;
   }
 
+  /** Whether `version` is one this pod issued and its history still reaches (log is sorted). */
   private covers(pw: PodWatch, version: number): boolean {
     if (version === pw.logBase) return true;
-    return pw.log.some((e) => e.version === version);
+    let lo = 0;
+    let hi = pw.log.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      const v = pw.log[mid].version;
+      if (v === version) return true;
+      if (v < version) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return false;
   }
 
   // ---- change intake -----------------------------------------------------------------------
@@ -369,7 +383,7 @@ export class WatchHub {
     if (!policyChanged && pw.dirtyIps.size === 0 && !force) return;
     pw.version = this.nextVersion();
     pw.log.push({ version: pw.version, ips: pw.dirtyIps, policy: policyChanged });
-    pw.dirtyIps = new Set();
+    pw.dirtyIps = new Map();
     while (pw.log.length > this.limits.historyVersions) pw.logBase = pw.log.shift()!.version;
     for (const sub of pw.subscribers) this.sendTo(pw, sub);
   }
@@ -393,7 +407,7 @@ export class WatchHub {
     return {
       epoch: this.epoch,
       version: pw.version,
-      nonce: `${this.epoch}-${pw.version}-${randomBytes(4).toString("hex")}`,
+      nonce: `${this.epoch}-${pw.version}-${++this.nonces}`,
       pod_selected: pw.compiled?.selected ?? false,
       server_time_unix_ms: this.now(),
     };
@@ -415,23 +429,28 @@ export class WatchHub {
   /** The DELTA from `from` to the current version, or undefined when history does not reach back. */
   private delta(pw: PodWatch, from: number): Outgoing<WatchResponse> | undefined {
     if (!this.covers(pw, from)) return undefined;
-    const ips = new Set<string>();
+    let ips = new Map<string, Uint8Array>();
     let policy = false;
-    for (const e of pw.log) {
-      if (e.version <= from) continue;
-      for (const ip of e.ips) ips.add(ip);
-      policy ||= e.policy;
+    // Newest first, stopping at `from`: a subscriber that keeps up reads one entry.
+    const last = pw.log.length - 1;
+    if (last >= 0 && pw.log[last].version > from && (last === 0 || pw.log[last - 1].version <= from)) ips = pw.log[last].ips;
+    else {
+      for (let i = last; i >= 0 && pw.log[i].version > from; i--) for (const [text, bytes] of pw.log[i].ips) ips.set(text, bytes);
     }
+    for (let i = last; i >= 0 && pw.log[i].version > from; i--) policy ||= pw.log[i].policy;
     const upserts: Resolution[] = [];
     const removals: Uint8Array[] = [];
-    for (const ip of ips) {
-      const bytes = ipToBytes(ip);
-      const merged = new Map<string, Resolution>();
-      for (const podIp of pw.podIps) {
-        const r = this.o.store.get(podIp, bytes);
-        if (r) mergeInto(merged, r);
+    for (const [text, bytes] of ips) {
+      let r: Resolution | undefined;
+      if (pw.podIps.length === 1) r = this.o.store.get(pw.podIps[0], bytes);
+      else {
+        const merged = new Map<string, Resolution>();
+        for (const podIp of pw.podIps) {
+          const found = this.o.store.get(podIp, bytes);
+          if (found) mergeInto(merged, found);
+        }
+        r = merged.get(text);
       }
-      const r = merged.get(ip);
       if (r) upserts.push(r);
       else removals.push(bytes);
     }

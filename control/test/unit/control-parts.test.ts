@@ -283,3 +283,24 @@ test("the pods file parser only ever throws its own catalogued error, whatever t
     { numRuns: 1500 },
   );
 });
+
+test("the hub keeps its own copy of changed IPs (a caller may reuse its answer buffer)", async () => {
+  const metrics = createControlMetrics();
+  const store = new ResolutionStore({});
+  const registry = new PodRegistry();
+  registry.upsertPod({ namespace: "shop", name: "web-1", labels: {}, ips: ["198.18.1.10"] });
+  const hub = new WatchHub({ store, registry, catalog: new PolicyCatalog(defaultPolicyApi), policyApi: defaultPolicyApi, log: silentLogger(), metrics });
+  const sent: Outgoing<WatchResponse>[] = [];
+  const sub = hub.subscribe({ namespace: "shop", name: "web-1", instanceId: "t" }, { send: (r) => (sent.push(r), true), onDrain: () => undefined });
+  const answer = { ip: ipToBytes("192.0.2.1"), ttlSeconds: 60 };
+  store.record(ipToBytes("198.18.1.10"), { queryName: "a.example.com", cnameChain: [], answers: [answer], observedUnixMs: Date.now() });
+  answer.ip.set(ipToBytes("192.0.2.2"));
+  store.record(ipToBytes("198.18.1.10"), { queryName: "b.example.com", cnameChain: [], answers: [answer], observedUnixMs: Date.now() });
+  await new Promise((r) => setImmediate(r));
+  const d = sent[1];
+  assert.equal(d.type, "WATCH_RESPONSE_TYPE_DELTA");
+  assert.deepEqual(d.upserts!.map((u) => bytesToIp(u!.ip!)).sort(), ["192.0.2.1", "192.0.2.2"]);
+  assert.equal(d.removals!.length, 0);
+  sub.close();
+  hub.close();
+});
