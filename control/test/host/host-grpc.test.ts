@@ -65,7 +65,7 @@ test("plain cluster name: unknown → ParseFailure; known → works with the clu
   } finally { await host2.close(); srv.server.forceShutdown(); }
 });
 
-// Test that a parsed GrpcService naming a cluster the host lacks fails asynchronously with UNAVAILABLE.
+// Test that a parsed GrpcService naming a cluster the host lacks fails asynchronously with UNAVAILABLE (§5: cluster not checked up front).
 test("serialized GrpcService with an unknown cluster fails through on_grpc_close", async () => {
   const host = await probeHost("grpc-call=missing-cluster|x:1", { concurrency: 1 });
   try {

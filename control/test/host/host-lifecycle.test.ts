@@ -62,7 +62,7 @@ test("callback order: create, new, data, upstream eos → upstream close, downst
   } finally { await host.close(); }
 });
 
-// Test that closing the host deletes root contexts (done → delete) in every VM.
+// Test that closing the host deletes root contexts (done → delete) in every VM (§1.4, §6.2).
 test("host.close() runs on_done and on_delete for each root", async () => {
   const host = await probeHost("", { concurrency: 2 });
   await host.close();
@@ -77,7 +77,7 @@ test("a root returning false from on_done is kept until proxy_done", async () =>
   assert.equal(lines(host, "root delete").length, 0);
 });
 
-// Test that the minimal filter module loads with the default options (no plugin config at all).
+// Test that the minimal filter module loads with the default options (no plugin config at all; §1.4 lifecycle).
 test("the minimal filter loads without configuration", async () => {
   const host = await EnvoyHost.create({ wasm: probePath("host_minimal") });
   try { assert.equal(lines(host, "minimal: configured").length, 4); } finally { await host.close(); }

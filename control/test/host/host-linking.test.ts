@@ -13,7 +13,7 @@ const base = (): ModuleSpec => ({
   ],
 });
 
-// Test that a well-formed hand-assembled module loads (the baseline for the failures below).
+// Test that a well-formed hand-assembled module loads (the baseline for the failures below, §1.1).
 test("a minimal module with the marker, malloc and memory loads", async () => {
   const host = await EnvoyHost.create({ wasm: assemble(base()), concurrency: 1 });
   try {
@@ -122,7 +122,7 @@ test("a hostcall from inside malloc fails with restricted_callback", async () =>
     /plugin rejected in the canary VM: RestrictedCallback: restricted_callback: env\.proxy_set_tick_period_milliseconds during malloc/);
 });
 
-// Test that bad input files give a clear error.
+// Test that bad input files give a clear error (§1.1 load failures).
 test("unreadable or invalid wasm gives a clear error", async () => {
   await assert.rejects(EnvoyHost.create({ wasm: "/nonexistent/x.wasm" }), /cannot read wasm module \/nonexistent\/x\.wasm: ENOENT/);
   await assert.rejects(EnvoyHost.create({ wasm: Buffer.from("not wasm") }), /not a WebAssembly binary/);

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { EnvoyHost } from "../../src/host/index.js";
 import { probeHost, probePath } from "./helpers.js";
 
-// Test that 50k byte-sized data callbacks (reading the buffer each time) do not grow memory.
+// Test that 50k byte-sized data callbacks (reading the buffer each time) do not grow memory (§2.4: host copies are freed).
 test("memory stays flat across 50k downstream_data callbacks and 2k connections", async () => {
   for (const [wasm, config] of [[probePath("host_probe"), "quiet metrics"], [probePath("host_minimal"), "{}"]] as const) {
     const host = await EnvoyHost.create({ wasm, pluginConfig: config, concurrency: 1 });
@@ -28,7 +28,7 @@ test("memory stays flat across 50k downstream_data callbacks and 2k connections"
   }
 });
 
-// Test that the probe sees every chunk (the loop above really exercised the data path).
+// Test that the probe sees every chunk (the loop above really exercised the data path, §3.2 step 5).
 test("the quiet probe records one histogram sample per data callback", async () => {
   const host = await probeHost("quiet metrics", { concurrency: 1 });
   try {

@@ -8,7 +8,7 @@ import { eventually, lines, probePath, startGrpcServer } from "./helpers.js";
 
 const CLUSTER = "outbound|9000||egret-control.egret-system.svc.cluster.local";
 
-// Test that the filter logs the destination, counts connections/bytes, and reports over gRPC.
+// Test that the filter logs the destination, counts connections/bytes, and reports over gRPC (§4.3, §8, §5).
 test("minimal filter: destination logged, metrics counted, destinations streamed to control", async () => {
   const received: string[] = [];
   const calls: grpc.ServerDuplexStream<Buffer, Buffer>[] = [];
@@ -49,7 +49,7 @@ test("minimal filter: destination logged, metrics counted, destinations streamed
   } finally { await host.close(); srv.server.forceShutdown(); }
 });
 
-// Test that a stream failure is logged and the filter keeps passing traffic.
+// Test that a stream failure is logged and the filter keeps passing traffic (§5: failure = close only).
 test("minimal filter: control unreachable is logged, traffic still flows", async () => {
   const host = await EnvoyHost.create({ wasm: probePath("host_minimal"), concurrency: 1, pluginConfig: JSON.stringify({ grpc_cluster: "nowhere" }) });
   try {

@@ -42,7 +42,7 @@ test("stream context sees source/destination with ports, connection_id, and upst
   } finally { await host.close(); }
 });
 
-// Test IPv6 address formatting ([addr]:port) as Envoy prints it.
+// Test IPv6 address formatting ([addr]:port) as Envoy prints it (§4.3).
 test("IPv6 destinations are [addr]:port", async () => {
   const host = await probeHost("props", { concurrency: 1 });
   try {
@@ -51,7 +51,7 @@ test("IPv6 destinations are [addr]:port", async () => {
   } finally { await host.close(); }
 });
 
-// Test that a malformed address is refused clearly.
+// Test that a malformed address is refused clearly (§4.3 addresses are ip:port).
 test("openConnection rejects malformed addresses", async () => {
   const host = await probeHost("", { concurrency: 1 });
   try {
