@@ -1,17 +1,30 @@
-// The `egret` command: a thin dispatcher. Each subcommand is a module in ./commands/ that
+// The `egret` command: a thin dispatcher. Each subcommand is a module ./commands/<name>.js that
 // exports `command: CliCommand`; they are discovered at run time, so adding a command never
-// touches this file.
+// touches this file. Only the requested command's module is loaded, so one command's
+// dependencies (or a broken module) never affect another; `egret --help` loads them all and
+// lists the ones that fail to load.
 import { readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import type { CliCommand } from "./command.js";
 
+const commandsDir = join(dirname(fileURLToPath(import.meta.url)), "commands");
+
+async function loadCommand(file: string): Promise<CliCommand | undefined> {
+  const mod = (await import(pathToFileURL(join(commandsDir, file)).href)) as { command?: CliCommand };
+  return mod.command;
+}
+
 async function loadCommands(): Promise<Map<string, CliCommand>> {
-  const dir = join(dirname(fileURLToPath(import.meta.url)), "commands");
   const found = new Map<string, CliCommand>();
-  for (const file of readdirSync(dir).filter((f) => f.endsWith(".js")).sort()) {
-    const mod = (await import(pathToFileURL(join(dir, file)).href)) as { command?: CliCommand };
-    if (mod.command) found.set(mod.command.name, mod.command);
+  for (const file of readdirSync(commandsDir).filter((f) => f.endsWith(".js")).sort()) {
+    try {
+      const cmd = await loadCommand(file);
+      if (cmd) found.set(cmd.name, cmd);
+    } catch (err) {
+      const name = file.replace(/\.js$/, "");
+      found.set(name, { name, summary: `(unavailable: ${(err as Error).message.split("\n")[0]})`, run: async () => { throw err; } });
+    }
   }
   return found;
 }
@@ -23,15 +36,16 @@ function usage(commands: Map<string, CliCommand>): string {
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const commands = await loadCommands();
   const [name, ...rest] = argv;
   if (!name || name === "--help" || name === "-h" || name === "help") {
-    process.stdout.write(usage(commands));
+    process.stdout.write(usage(await loadCommands()));
     return name ? 0 : 2;
   }
-  const cmd = commands.get(name);
-  if (!cmd) {
-    process.stderr.write(`egret: unknown command "${name}".\n\n${usage(commands)}`);
+  // Command modules are named after their command; a name outside [a-z-] is never a file path.
+  const file = /^[a-z][a-z0-9-]*$/.test(name) ? `${name}.js` : "";
+  const cmd = file && readdirSync(commandsDir).includes(file) ? await loadCommand(file) : undefined;
+  if (!cmd || cmd.name !== name) {
+    process.stderr.write(`egret: unknown command "${name}".\n\n${usage(await loadCommands())}`);
     return 2;
   }
   try {
