@@ -57,6 +57,8 @@ export class SidecarProxy extends EventEmitter<{ "connection-closed": [Connectio
       server.once("error", reject);
       server.listen(this.o.listenPort, this.o.listenHost, () => { server.off("error", reject); resolve(); });
     });
+    // After listening, accept errors (EMFILE, …) are logged, never fatal.
+    server.on("error", (e) => this.o.logger.error({ err: e.message }, "listener error"));
     const a = server.address() as net.AddressInfo;
     this.listenAddress = a.family === "IPv6" ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
     return this.listenAddress;
