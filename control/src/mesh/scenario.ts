@@ -11,7 +11,8 @@ import { validatePolicyObject } from "../policy/index.js";
 
 export const CLIENTS = ["psql", "mariadb", "redis-cli", "curl", "openssl", "tcp"] as const;
 export type ClientName = (typeof CLIENTS)[number];
-export const RESOLVERS = ["dig", "getent", "node"] as const;
+/** dig-tcp: DNS over TCP (dig +tcp), which the agent must reassemble. */
+export const RESOLVERS = ["dig", "dig-tcp", "getent", "node"] as const;
 export type ResolverClient = (typeof RESOLVERS)[number];
 export const OUTCOMES = ["connected", "refused"] as const;
 export type Outcome = (typeof OUTCOMES)[number];
