@@ -25,6 +25,11 @@ export function parseDnsTcp(p: usize, len: i32): i32 {
   const an = be16(p, 8);
   const ns = be16(p, 10);
   const ar = be16(p, 12);
+  if (opcode == 1) {
+    // Inverse query (RFC 1035 §6.4, obsolete): no question, one answer RR to look up.
+    if (qd != 0 || an != 1 || ns != 0 || ar > 8) return NO;
+    return dnsResourceRecord(p, len, 14, end);
+  }
   if (opcode == 5) {
     if (qd != 1 || an > 100 || ns > 1000 || ar > 100) return NO; // UPDATE: zone, prerequisites, updates
   } else if (opcode == 4) {
@@ -55,6 +60,26 @@ export function parseDnsTcp(p: usize, len: i32): i32 {
   const qclass = be16(p, pos + 2);
   if (qtype == 0) return NO;
   if (qclass != 1 && qclass != 3 && qclass != 4 && qclass != 254 && qclass != 255) return NO;
+  return len >= end ? YES : LIKELY;
+}
+
+/** A resource record at pos: uncompressed owner name, type, class, TTL, RDLENGTH and RDATA within end. */
+function dnsResourceRecord(p: usize, len: i32, pos: i32, end: i32): i32 {
+  let nameLen = 0;
+  while (true) {
+    if (pos >= len) return pos >= end ? NO : MAYBE;
+    const l = <i32>u8at(p, pos);
+    if (l == 0) break;
+    if (l > 63) return NO;
+    nameLen += l + 1;
+    if (nameLen > 255 || pos + 1 + l >= end) return NO;
+    pos += 1 + l;
+  }
+  pos++;
+  if (pos + 10 > end) return NO;
+  if (pos + 10 > len) return MAYBE;
+  const rdLength = <i32>be16(p, pos + 8);
+  if (pos + 10 + rdLength > end) return NO;
   return len >= end ? YES : LIKELY;
 }
 

@@ -103,6 +103,7 @@ const cases: Case[] = [
   { name: "LDAP StartTLS", steps: [C(m.ldapStartTls())], protocol: "ldap" },
   { name: "DNS over TCP query", steps: [C(m.dnsQuery())], protocol: "dns" },
   { name: "DNS over TCP query with EDNS", steps: [C(m.dnsQuery("_ldap._tcp.example.org", 33, true))], protocol: "dns" },
+  { name: "DNS over TCP inverse query (IQUERY)", steps: [C(m.bytes(m.u16(27), m.u16(0x87ee), m.u16(0x0980), m.u16(0), m.u16(1), m.u16(0), m.u16(0), [0], m.u16(1), m.u16(1), m.u32(31337), m.u16(4), [4, 3, 2, 1]))], protocol: "dns" },
   { name: "Cassandra v4 OPTIONS", steps: [C(m.cassandraOptions())], protocol: "cassandra" },
   { name: "Cassandra v5 STARTUP", steps: [C(m.cassandraStartup(5))], protocol: "cassandra" },
   { name: "SMTP ESMTP greeting", steps: [S("220 mx.example.org ESMTP Postfix\r\n")], protocol: "smtp" },
