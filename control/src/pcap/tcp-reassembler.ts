@@ -94,6 +94,9 @@ export interface TcpReassemblerStats {
 /** How long a closed 4-tuple keeps absorbing late segments (2 × a common MSL). */
 const TIME_WAIT_SECONDS = 120;
 
+/** Out-of-order segments held per direction at most (each insertion is linear in this). */
+const MAX_PENDING_SEGMENTS = 1024;
+
 /** Segments further than this beyond the expected sequence number are implausible. */
 const MAX_SEQ_JUMP = 1 << 30;
 
@@ -308,8 +311,9 @@ export class TcpReassembler {
       return;
     }
     this.stats.outOfOrderSegments++;
-    // Make room: within the connection, skip the oldest hole; in total, drop this segment.
-    while (this.connBuffered(st) + payload.length > this.limits.maxBufferedBytesPerConnection && half.pending.length > 0) {
+    // Make room: within the connection, skip the oldest hole; in total, drop this segment. The
+    // segment count is bounded too, so crafted floods of tiny segments stay linear.
+    while ((this.connBuffered(st) + payload.length > this.limits.maxBufferedBytesPerConnection || half.pending.length >= MAX_PENDING_SEGMENTS) && half.pending.length > 0) {
       this.skipHole(st, dir, half);
       // Skipping may have made this segment in-order or old.
       if (seqDiff(seq, half.nextSeq) <= 0) {

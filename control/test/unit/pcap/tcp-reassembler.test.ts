@@ -242,3 +242,14 @@ test("a refused SYN retried with the same ISN stays one connection attempt", () 
   assert.deepEqual(h.events, ["open 1", "close 1 rst"]);
   assert.equal(h.r.stats.lateSegments, 4);
 });
+
+test("a flood of tiny out-of-order segments stays bounded in count", () => {
+  const h = harness();
+  handshake(h);
+  // 3000 one-byte segments, each after a one-byte hole: at most 1024 are held at a time.
+  for (let i = 0; i < 3000; i++) h.send(true, [0x41], { seq: 1001 + 2 * i + 1, flags: ACK });
+  assert.ok(h.r.stats.gapBytes >= 3000 - 1024, `gaps ${h.r.stats.gapBytes}`);
+  h.r.flush();
+  assert.equal(h.text(1, "fromClient").length, 3000);
+  assert.equal(h.r.stats.bufferedBytes, 0);
+});
