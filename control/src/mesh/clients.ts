@@ -16,7 +16,6 @@ export const CLIENT_PROGRAMS: Record<ConnectStep["client"] | ResolveStep["with"]
   openssl: [["openssl", "openssl"]],
   tcp: [],
   dig: [["dig", "dnsutils"]],
-  "dig-tcp": [["dig", "dnsutils"]],
   getent: [["getent", "libc-bin"]],
   node: [],
 };
@@ -102,9 +101,8 @@ export async function runConnect(env: ClientEnv, step: ConnectStep): Promise<Con
 
 export async function runResolve(env: ClientEnv, step: ResolveStep): Promise<ResolveResult> {
   switch (step.with) {
-    case "dig":
-    case "dig-tcp": {
-      const r = await inPod(env, findProgram("dig", "dnsutils"), [...(step.with === "dig-tcp" ? ["+tcp"] : []), "+time=2", "+tries=2", step.name, "A"]);
+    case "dig": {
+      const r = await inPod(env, findProgram("dig", "dnsutils"), [...(step.tcp ? ["+tcp"] : []), "+time=2", "+tries=2", step.name, "A"]);
       const rcode = /status: ([A-Z]+)/.exec(r.stdout)?.[1] ?? (r.code === 0 ? "NOERROR" : "TIMEOUT");
       const answer = r.stdout.split(";; ANSWER SECTION:")[1]?.split("\n\n")[0] ?? "";
       const addresses = [...answer.matchAll(/\sIN\s+A\s+(\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1]!);

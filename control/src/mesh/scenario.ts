@@ -11,8 +11,7 @@ import { validatePolicyObject } from "../policy/index.js";
 
 export const CLIENTS = ["psql", "mariadb", "redis-cli", "curl", "openssl", "tcp"] as const;
 export type ClientName = (typeof CLIENTS)[number];
-/** dig-tcp: DNS over TCP (dig +tcp), which the agent must reassemble. */
-export const RESOLVERS = ["dig", "dig-tcp", "getent", "node"] as const;
+export const RESOLVERS = ["dig", "getent", "node"] as const;
 export type ResolverClient = (typeof RESOLVERS)[number];
 export const OUTCOMES = ["connected", "refused"] as const;
 export type Outcome = (typeof OUTCOMES)[number];
@@ -40,6 +39,8 @@ export interface ResolveStep {
   pod: string;
   name: string;
   with: ResolverClient;
+  /** dig only: ask over TCP (dig +tcp), which the agent must reassemble. */
+  tcp?: boolean;
   expect: { addresses?: string[]; rcode?: "NOERROR" | "NXDOMAIN" };
 }
 
@@ -246,7 +247,8 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
       return { kind: "audit", title: title || `verdict of ${ref} reported`, ref, expect: { verdict: ex.verdict as string | undefined, reason: ex.reason as string | undefined, policy: ex.policy as string | undefined, rule: ex.rule as string | number | undefined, within } };
     }
     case "resolve": {
-      unknownKeys(c, raw, ["resolve", "pod", "with", "expect", ...COMMON_STEP_FIELDS], path);
+      unknownKeys(c, raw, ["resolve", "pod", "with", "tcp", "expect", ...COMMON_STEP_FIELDS], path);
+      if (raw.tcp !== undefined && (typeof raw.tcp !== "boolean" || (raw.with ?? "dig") !== "dig")) c.fail([...path, "tcp"], "is true or false, and only for the dig resolver");
       const pod = podOf();
       const name = typeof raw.resolve === "string" ? raw.resolve.toLowerCase().replace(/\.$/, "") : "";
       if (!isDnsName(name)) c.fail([...path, "resolve"], "must be the DNS name to resolve, e.g. db.example.test");
@@ -269,7 +271,8 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
         }
       }
       if (!pod || !isDnsName(name) || !RESOLVERS.includes(withClient)) return undefined;
-      return { kind: "resolve", title: title || `${pod}: resolve ${name} (${withClient})`, pod, name, with: withClient, expect };
+      const tcp = raw.tcp === true ? true : undefined;
+      return { kind: "resolve", title: title || `${pod}: resolve ${name} (${withClient}${tcp ? " +tcp" : ""})`, pod, name, with: withClient, tcp, expect };
     }
     case "connect": {
       unknownKeys(c, raw, ["connect", "pod", "expect", "id", "repeat", ...COMMON_STEP_FIELDS], path);
