@@ -39,6 +39,12 @@ interface Tracked {
   replayServer: number;
 }
 
+/**
+ * Connections tracked at once: beyond it the least recently active one is closed (and judged),
+ * which keeps the detector pool (~11 KiB of wasm memory each, at most 65,536) bounded.
+ */
+const MAX_OPEN_CONNECTIONS = 32768;
+
 /** Per direction, more than the detector inspects (8 KiB client, 2 KiB server). */
 const REPLAY_BYTES = 16384;
 
@@ -116,7 +122,7 @@ export function detectCapture(bytes: Uint8Array, engine: DetectorEngine = new De
       };
       t.session.close();
     },
-  });
+  }, { maxConnections: MAX_OPEN_CONNECTIONS });
   for (const { time, packet } of packets) reassembler.push(packet, time);
   reassembler.flush();
   return {
