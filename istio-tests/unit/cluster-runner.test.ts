@@ -101,6 +101,10 @@ test("connect and resolve steps become the mesh-in-a-box's client commands", () 
   const dig = resolveCommand({ kind: "resolve", title: "", pod: "a/b", name: "db.example.test", with: "dig", expect: {} });
   const parsed = dig.parse(0, ";; ->>HEADER<<- opcode: QUERY, status: NOERROR, id: 1\n;; ANSWER SECTION:\ndb.example.test.\t300\tIN\tA\t198.19.1.10\n\n;; Query time: 1 msec");
   assert.deepEqual(parsed, { rcode: "NOERROR", addresses: ["198.19.1.10"] });
+  const digTcp = resolveCommand({ kind: "resolve", title: "", pod: "a/b", name: "db.example.test", with: "dig", tcp: true, expect: {} } as Parameters<typeof resolveCommand>[0]);
+  assert.deepEqual(digTcp.argv.slice(0, 2), ["dig", "+tcp"]);
+  assert.equal(dig.argv[1], "+time=2", "UDP unless asked");
+  assert.throws(() => resolveCommand({ kind: "resolve", title: "", pod: "a/b", name: "x.test", with: "carrier-pigeon" as "dig", expect: {} }), /not supported by the real-cluster runner/);
 });
 
 test("audit matching finds the connection's line and compares verdict, reason, policy and rule", () => {

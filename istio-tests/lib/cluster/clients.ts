@@ -16,7 +16,8 @@ export interface StepCommand {
 
 export function connectCommand(step: ConnectStep): StepCommand {
   const port = step.port ?? defaultPort(step);
-  switch (step.client) {
+  // Matched as strings: a client the scenario format gains later fails loudly here.
+  switch (step.client as string) {
     case "psql":
       return { argv: ["env", "PGCONNECT_TIMEOUT=10", "PGSSLMODE=disable", "psql", "-h", step.to, "-p", String(port), "-U", "postgres", "-d", "postgres", "-w", "-tA", "-c", `select '${MARKER}'`],
         succeeded: (c, o) => c === 0 && o.includes(MARKER) };
@@ -41,6 +42,8 @@ export function connectCommand(step: ConnectStep): StepCommand {
     case "tcp":
       return { argv: ["node", "/opt/egret-world/tcp-probe.js", step.to, String(port), Buffer.from(step.send ?? "", "utf8").toString("base64")],
         succeeded: (c, o) => c === 0 && o.includes('"connected":true') };
+    default:
+      throw new Error(`client "${step.client}" is not supported by the real-cluster runner yet`);
   }
 }
 
@@ -55,9 +58,13 @@ function defaultPort(step: ConnectStep): number {
 }
 
 export function resolveCommand(step: ResolveStep): { argv: string[]; parse(code: number, stdout: string): { rcode: string; addresses: string[] } } {
-  switch (step.with) {
+  // DNS over TCP: `tcp: true` on a dig step (older files: `with: dig-tcp`).
+  const tcp = (step as { tcp?: unknown }).tcp === true || (step.with as string) === "dig-tcp";
+  // Matched as strings: a resolver the scenario format gains later fails loudly here.
+  switch (step.with as string) {
     case "dig":
-      return { argv: ["dig", "+time=2", "+tries=2", step.name, "A"], parse: (code, out) => ({
+    case "dig-tcp":
+      return { argv: ["dig", ...(tcp ? ["+tcp"] : []), "+time=2", "+tries=2", step.name, "A"], parse: (code, out) => ({
         rcode: /status: ([A-Z]+)/.exec(out)?.[1] ?? (code === 0 ? "NOERROR" : "TIMEOUT"),
         addresses: [...(out.split(";; ANSWER SECTION:")[1]?.split("\n\n")[0] ?? "").matchAll(/\sIN\s+A\s+(\d+\.\d+\.\d+\.\d+)/g)].map((m) => m[1]!),
       }) };
@@ -69,6 +76,8 @@ export function resolveCommand(step: ResolveStep): { argv: string[]; parse(code:
     case "node":
       return { argv: ["node", "-e", 'require("dns").promises.lookup(process.argv[1],{all:true,family:4}).then(a=>console.log(JSON.stringify({rcode:"NOERROR",addresses:a.map(x=>x.address)})),e=>console.log(JSON.stringify({rcode:e.code==="ENOTFOUND"?"NXDOMAIN":e.code,addresses:[]})))', step.name],
         parse: (code, out) => { try { return JSON.parse(out.trim()) as { rcode: string; addresses: string[] }; } catch { return { rcode: `exit ${code}`, addresses: [] }; } } };
+    default:
+      throw new Error(`resolver "${step.with}" is not supported by the real-cluster runner yet`);
   }
 }
 
