@@ -86,7 +86,7 @@ test(`the race: ${TOTAL} connections opened the instant their DNS answer is obse
 // Lookup (parked until the observation lands), fed as the agent's Observe stream feeds it.
 test(`the race against the real egret control: connections opened as the agent's observation lands are never denied`, { timeout: 600_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), "egret-race-"));
-  const total = 3000;
+  const total = TOTAL;
   let service: ControlService | undefined;
   let host: EnvoyHost | undefined;
   try {
@@ -131,6 +131,10 @@ test(`the race against the real egret control: connections opened as the agent's
     await Promise.all(Array.from({ length: CONCURRENT }, async () => { while (next < total) await one(next++); }));
     delays.sort((a, b) => a - b);
     console.log(`race vs real control: ${total} connections, ${denied} denied, ${metric("egret_holds_lookup")} held, ${metric("egret_lookup_found")} Lookups found, p50 ${percentile(delays, 50).toFixed(2)} ms, p99 ${percentile(delays, 99).toFixed(2)} ms`);
+    if (denied) {
+      console.log([...h.metrics()].filter(([k, v]) => v && /decisions|lookup|table|watch/.test(k)));
+      console.log(h.logs().filter((l) => l.level >= 3).slice(0, 10).map((l) => `${l.vm}: ${l.message}`));
+    }
     assert.equal(denied, 0);
     assert.equal(metric("egret_connections_allow"), total);
   } finally {

@@ -26,6 +26,8 @@ export class EgressMetrics {
   readonly lookupNotFound: Metric = counter("egret_lookup_not_found");
   readonly lookupTimeout: Metric = counter("egret_lookup_timeout");
   readonly lookupFailed: Metric = counter("egret_lookup_failed");
+  /** Lookup calls started again after a transport failure. */
+  readonly lookupRetries: Metric = counter("egret_lookup_retries");
   /** Time a connection was held for Lookup, in ms. */
   readonly lookupLatencyMs: Metric = histogram("egret_lookup_latency_ms");
   /** Time client bytes were held for detection, in ms. */

@@ -33,6 +33,8 @@ export const PENDING_NONE: u8 = 0;
 export const PENDING_LOOKUP: u8 = 1;
 export const PENDING_STARTUP: u8 = 2;
 export const PENDING_DETECT: u8 = 3;
+/** Lookup calls retried per connection after transport failures (within its deadline). */
+const MAX_LOOKUP_RETRIES: i32 = 3;
 /** Most connections one VM holds at once (held for Lookup, startup or detection). */
 const MAX_PENDING: i32 = 8192;
 /** How often expired resolutions are swept from the table. */
@@ -227,7 +229,12 @@ export class EgressRoot extends RootContext {
   private expireHeld(now: i64): void {
     for (let i = 0; i < this.slotHigh; i++) {
       const kind = unchecked(this.slotKind[i]);
-      if (kind == PENDING_NONE || now < unchecked(this.slotDeadline[i])) continue;
+      if (kind == PENDING_NONE) continue;
+      if (now < unchecked(this.slotDeadline[i])) {
+        // A Lookup whose call failed on the transport is retried on the next tick (token 0).
+        if (kind == PENDING_LOOKUP && unchecked(this.slotToken[i]) == 0) this.retryLookup(i);
+        continue;
+      }
       const s = unchecked(this.slotStream[i]);
       const token = unchecked(this.slotToken[i]);
       this.releaseSlot(i);
@@ -348,12 +355,28 @@ export class EgressRoot extends RootContext {
     this.metrics!.lookupFailed.increment(1);
     if (slot < 0) return;
     const s = unchecked(this.slotStream[slot]);
+    // A transport failure (connection reset, replica going away) is not an answer: ask again on
+    // the next tick while the connection's deadline allows. The deadline still bounds the hold.
+    if (s !== null && grpcStatus != 4 && s.lookupRetries < MAX_LOOKUP_RETRIES && nowMs() < unchecked(this.slotDeadline[slot])) {
+      s.lookupRetries++;
+      unchecked((this.slotToken[slot] = 0));
+      return;
+    }
     this.releaseSlot(slot);
     if (s === null) return;
     setEffectiveContext(s.id);
     // DEADLINE_EXCEEDED (4) is our own timeout seen from the other side.
     if (grpcStatus == 4) s.onLookupTimeout(nowMs());
     else s.onControlUnavailable(nowMs());
+  }
+
+  private retryLookup(slot: i32): void {
+    const s = unchecked(this.slotStream[slot]);
+    if (s === null) return;
+    const token = this.startLookup(s.srcHi, s.srcLo, s.dstHi, s.dstLo);
+    if (token == 0) return; // still cannot start a call: try again next tick, until the deadline
+    unchecked((this.slotToken[slot] = token));
+    this.metrics!.lookupRetries.increment(1);
   }
 
   // ---- Watch -------------------------------------------------------------------------------

@@ -67,6 +67,8 @@ export class EgressStream extends StreamContext {
   /** Milliseconds the connection was held (Lookup/startup) or its bytes held (detection). */
   heldMs: i64 = 0;
   lookedUp: bool = false;
+  /** Lookup calls retried after transport failures. */
+  lookupRetries: i32 = 0;
   /** Milliseconds the connection was held for Lookup (-1: no Lookup). */
   lookupHeldMs: i64 = -1;
   /** on_downstream_data returned StopIteration: bytes wait in Envoy's buffer. */
