@@ -5,7 +5,7 @@
 // mode; a direction with a hole stops being fed (what follows a hole is not its beginning), and a
 // connection left "unknown" with a lost or one-sided direction is judged again in midstream mode.
 import { decodeCapture, formatEndpoint, TcpReassembler, type DropCounts, type TcpConnection } from "../pcap/index.js";
-import { DetectorEngine, type DetectedClaims, type DetectionSession } from "./wasm-detector.js";
+import { DetectorEngine, PROTO_NEED_MORE, type DetectedClaims, type DetectionSession } from "./wasm-detector.js";
 
 export interface ConnectionDetection {
   client: string;
@@ -28,7 +28,11 @@ export interface CaptureDetection {
 }
 
 interface Tracked {
-  session: DetectionSession;
+  /** Open only while undecided: a detector is taken from the pool at the first byte and
+   * returned as soon as it answers, so only undecided connections hold one. */
+  session: DetectionSession | undefined;
+  /** The answer once decided (protocol id and claims). */
+  decided: { id: number; claims: DetectedClaims } | undefined;
   midstream: boolean;
   clientBroken: boolean;
   serverBroken: boolean;
@@ -48,17 +52,31 @@ const MAX_OPEN_CONNECTIONS = 32768;
 /** Per direction, more than the detector inspects (8 KiB client, 2 KiB server). */
 const REPLAY_BYTES = 16384;
 
+const NO_CLAIMS: DetectedClaims = {
+  sni: null, alpn: null, tlsVersion: null, ech: false, httpHost: null, httpHostPort: null, proxyForm: null,
+  connectTarget: null, connectTargetPort: null,
+};
+
 /** Runs detection over a whole capture file's bytes. Throws CaptureFormatError for a non-capture. */
 export function detectCapture(bytes: Uint8Array, engine: DetectorEngine = new DetectorEngine()): CaptureDetection {
   const drops: DropCounts = {};
   const { reader, packets } = decodeCapture(bytes, drops);
   const results: (ConnectionDetection | undefined)[] = [];
   const tracked = new Map<number, Tracked>();
+  /** Records the session's answer and returns its detector to the pool. */
+  const settle = (t: Tracked, session: DetectionSession, id: number) => {
+    t.decided = { id, claims: session.claims() };
+    session.close();
+    t.session = undefined;
+    // Decided on a protocol: the replay copy is no longer needed. An "unknown" keeps it: a
+    // midstream replay may still be due at close.
+    if (id !== 0) t.replay = [];
+  };
   const reassembler = new TcpReassembler({
     onOpen(conn) {
       const midstream = conn.roleSource !== "syn" && conn.roleSource !== "syn-ack";
       tracked.set(conn.id, {
-        session: engine.open(midstream), midstream, clientBroken: false, serverBroken: false, index: results.length,
+        session: undefined, decided: undefined, midstream, clientBroken: false, serverBroken: false, index: results.length,
         replay: [], replayClient: 0, replayServer: 0,
       });
       results.push(undefined);
@@ -68,7 +86,7 @@ export function detectCapture(bytes: Uint8Array, engine: DetectorEngine = new De
       if (!t) return;
       const fromServer = dir === "fromServer";
       if (fromServer ? t.serverBroken : t.clientBroken) return;
-      if (t.session.done && t.session.result !== 0) return;
+      if (t.decided && t.decided.id !== 0) return;
       const room = REPLAY_BYTES - (fromServer ? t.replayServer : t.replayClient);
       if (room > 0) {
         const kept = data.slice(0, room);
@@ -76,13 +94,10 @@ export function detectCapture(bytes: Uint8Array, engine: DetectorEngine = new De
         if (fromServer) t.replayServer += kept.length;
         else t.replayClient += kept.length;
       }
-      if (!t.session.done) {
-        if (fromServer) t.session.feedServer(data);
-        else t.session.feedClient(data);
-      }
-      // Decided on a protocol: the replay copy is no longer needed (keeps memory flat on big
-      // captures). An "unknown" keeps it: a midstream replay may still be due at close.
-      if (t.session.done && t.session.result !== 0) t.replay = [];
+      if (t.decided) return;
+      const session = (t.session ??= engine.open(t.midstream));
+      const id = fromServer ? session.feedServer(data) : session.feedClient(data);
+      if (id !== PROTO_NEED_MORE) settle(t, session, id);
     },
     onGap(conn, dir) {
       const t = tracked.get(conn.id);
@@ -94,33 +109,35 @@ export function detectCapture(bytes: Uint8Array, engine: DetectorEngine = new De
       const t = tracked.get(conn.id);
       if (!t) return;
       tracked.delete(conn.id);
-      let session = t.session;
-      let id = session.expire();
+      if (!t.decided) {
+        if (t.session) settle(t, t.session, t.session.expire());
+        else t.decided = { id: 0, claims: NO_CLAIMS };
+      }
+      let decided = t.decided!;
       // The capture lost a direction's beginning (one-sided capture, hole): judge the bytes again
       // as mid-connection traffic, as for captures that start mid-flow.
       const partial = t.clientBroken || t.serverBroken || conn.bytesFromClient === 0 || conn.bytesFromServer === 0;
-      if (id === 0 && !t.midstream && partial && t.replay.length > 0) {
-        session.close();
-        session = engine.open(true);
+      if (decided.id === 0 && !t.midstream && partial && t.replay.length > 0) {
+        const session = engine.open(true);
         for (const chunk of t.replay) {
           if (session.done) break;
           if (chunk.fromServer) session.feedServer(chunk.bytes);
           else session.feedClient(chunk.bytes);
         }
-        id = session.expire();
+        decided = { id: session.expire(), claims: session.claims() };
+        session.close();
       }
-      t.session = session;
+      t.replay = [];
       results[t.index] = {
         client: formatEndpoint(conn.client.ip, conn.client.port),
         server: formatEndpoint(conn.server.ip, conn.server.port),
-        protocol: engine.protocolName(id),
-        claims: session.claims(),
+        protocol: engine.protocolName(decided.id),
+        claims: decided.claims,
         roleSource: conn.roleSource,
         bytesFromClient: conn.bytesFromClient,
         bytesFromServer: conn.bytesFromServer,
         firstTime: conn.firstTime,
       };
-      t.session.close();
     },
   }, { maxConnections: MAX_OPEN_CONNECTIONS });
   for (const { time, packet } of packets) reassembler.push(packet, time);
