@@ -71,13 +71,27 @@ function writeNetwork(view: DataView, at: number, n: Network, isExcept: boolean)
   view.setBigUint64(at + 12, n.address & 0xffffffffffffffffn, true);
 }
 
+// Parsed cluster CIDR lists, by their text (control compiles every pod with the same list).
+const clusterCache = new Map<string, Network[]>();
+
+function clusterNetworks(clusterCidrs: readonly string[]): Network[] {
+  const key = clusterCidrs.join(",");
+  let nets = clusterCache.get(key);
+  if (!nets) {
+    nets = clusterCidrs.map((c) => {
+      const n = parseCidr(c);
+      if (isProblem(n)) throw new Error(`cluster CIDR "${c}": ${n.message} (${n.hint})`);
+      return n;
+    });
+    if (clusterCache.size > 16) clusterCache.clear();
+    clusterCache.set(key, nets);
+  }
+  return nets;
+}
+
 /** Encodes already-selected, ordered policies (exported for tests of the format itself). */
 export function encodeSnapshot(ordered: readonly Policy[], selected: boolean, clusterCidrs: readonly string[]): Uint8Array {
-  const cluster: Network[] = clusterCidrs.map((c) => {
-    const n = parseCidr(c);
-    if (isProblem(n)) throw new Error(`cluster CIDR ${c}: ${n.message}`);
-    return n;
-  });
+  const cluster = clusterNetworks(clusterCidrs);
   const usedProtocols = PROTOCOL_LABELS.filter((p) => ordered.some((pol) => pol.rules.some((r) => r.protocols?.includes(p))));
   const strings = new Strings();
   const rules = ordered.flatMap((p) => p.rules);

@@ -105,3 +105,7 @@ test("protocol labels agree: validator list, CRD enums and the compiled engine",
   assert.equal(engine.protocolId("postgresql"), PROTOCOL_LABELS.indexOf("postgresql"));
   assert.equal(engine.protocolId("postgres"), -1);
 });
+
+test("a bad cluster CIDR is a clear error naming it", () => {
+  assert.throws(() => compilePodSnapshot(samplePolicies(), POD, {}, { clusterCidrs: ["10.0.0.0/8", "10.0.0.1/33"] }), /cluster CIDR "10\.0\.0\.1\/33": .*invalid prefix length/);
+});
