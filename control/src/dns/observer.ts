@@ -7,8 +7,8 @@
 // Input is one DNS message at a time (a UDP payload, or one length-framed message of a reassembled
 // TCP stream — see pipeline.ts). Output is `DnsObservation`s through `onObservation`.
 import { CidrSet } from "./cidr.js";
-import { parseDnsMessage, type DnsMessage, type DnsRecord } from "./message.js";
-import { readName, renderRdata } from "./render.js";
+import { parseDnsMessage, type DnsMessage } from "./message.js";
+import { nameEquals, nameHash, readName, renderRdata } from "./render.js";
 import { RRType, Rcode, typeName } from "./wire.js";
 
 export type DnsTransport = "udp" | "tcp";
@@ -148,8 +148,13 @@ export const DEFAULT_OBSERVER_LIMITS = {
 /** Minimum clock advance between two expiry sweeps. */
 const EXPIRE_EVERY_MS = 100;
 
+/**
+ * A query waiting for its answer. Nodes are linked three ways with no per-lookup allocation: into
+ * a hash bucket (collision chain), the global age list (oldest first: expiry and the global cap)
+ * and its client's age list (the per-pod cap and mismatch diagnosis).
+ */
 interface PendingQuery {
-  key: string;
+  hash: number;
   client: string;
   clientPort: number;
   server: string;
@@ -160,20 +165,90 @@ interface PendingQuery {
   qtype: number;
   qclass: number;
   time: number;
+  bucketNext: PendingQuery | null;
+  older: PendingQuery | null;
+  newer: PendingQuery | null;
+  clientOlder: PendingQuery | null;
+  clientNewer: PendingQuery | null;
 }
 
+/** A recently answered query, kept to recognise copies of its response. */
 interface AnsweredQuery {
-  key: string;
-  time: number;
   hash: number;
+  query: PendingQuery;
+  time: number;
+  payloadHash: number;
   length: number;
+  bucketNext: AnsweredQuery | null;
+  older: AnsweredQuery | null;
+  newer: AnsweredQuery | null;
 }
+
+interface Linked<T> { hash: number; bucketNext: T | null; older: T | null; newer: T | null }
+
+/**
+ * Nodes indexed by a 32-bit hash (collisions chained; callers compare the full identity) and kept in
+ * insertion order, oldest first. Replaces a Map keyed by a per-packet string key.
+ */
+class HashedAgeList<T extends Linked<T>> {
+  private readonly buckets = new Map<number, T>();
+  oldest: T | null = null;
+  private newest: T | null = null;
+  size = 0;
+
+  /** First node of the bucket for `hash` (follow bucketNext for the rest). */
+  bucket(hash: number): T | null {
+    return this.buckets.get(hash) ?? null;
+  }
+
+  add(node: T): void {
+    node.bucketNext = this.buckets.get(node.hash) ?? null;
+    this.buckets.set(node.hash, node);
+    node.older = this.newest;
+    node.newer = null;
+    if (this.newest) this.newest.newer = node;
+    else this.oldest = node;
+    this.newest = node;
+    this.size++;
+  }
+
+  remove(node: T): void {
+    const head = this.buckets.get(node.hash);
+    if (head === node) {
+      if (node.bucketNext) this.buckets.set(node.hash, node.bucketNext);
+      else this.buckets.delete(node.hash);
+    } else {
+      for (let n = head ?? null; n; n = n.bucketNext) {
+        if (n.bucketNext === node) { n.bucketNext = node.bucketNext; break; }
+      }
+    }
+    node.bucketNext = null;
+    if (node.older) node.older.newer = node.newer;
+    else this.oldest = node.newer;
+    if (node.newer) node.newer.older = node.older;
+    else this.newest = node.older;
+    node.older = node.newer = null;
+    this.size--;
+  }
+}
+
+/** One client's pending queries, oldest first. */
+interface ClientQueries { count: number; oldest: PendingQuery | null; newest: PendingQuery | null }
 
 /** FNV-1a over the message bytes: recognises identical copies cheaply. */
 function fnv1a(buf: Uint8Array): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < buf.length; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
   return h >>> 0;
+}
+
+function mix(h: number, v: number): number {
+  return Math.imul(h ^ v, 0x01000193);
+}
+
+function mixString(h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  return Math.imul(h ^ 0x7c, 0x01000193); // separator
 }
 
 export class DnsObserver {
@@ -185,12 +260,12 @@ export class DnsObserver {
   private readonly onReject: ((reason: RejectReason, meta: DnsMessageMeta) => void) | undefined;
   /** The message being processed, for onReject. */
   private currentMeta: DnsMessageMeta | undefined;
-  /** All pending queries, oldest first (Map insertion order), for expiry and the global cap. */
-  private readonly pending = new Map<string, PendingQuery>();
+  /** All pending queries, oldest first, for matching, expiry and the global cap. */
+  private readonly pending = new HashedAgeList<PendingQuery>();
   /** Pending queries per client address, oldest first, for the per-pod cap and mismatch diagnosis. */
-  private readonly pendingByClient = new Map<string, Map<string, PendingQuery>>();
+  private readonly pendingByClient = new Map<string, ClientQueries>();
   /** Recently answered queries, oldest first. */
-  private readonly answered = new Map<string, AnsweredQuery>();
+  private readonly answered = new HashedAgeList<AnsweredQuery>();
   private lastExpire = -Infinity;
 
   constructor(options: DnsObserverOptions) {
@@ -241,10 +316,7 @@ export class DnsObserver {
     }
     const msg = parsed.message;
     if (msg.opcode !== 0 || msg.questions.length !== 1) return this.reject("unsupported");
-    const q = msg.questions[0]!;
-    const qname = readName(msg.buf, q.nameOffset, true);
-    if (qname === null) return this.reject("malformed"); // unreachable: parse validated it
-    return msg.isResponse ? this.onResponse(meta, msg, payload, qname) : this.onQuery(meta, msg, qname);
+    return msg.isResponse ? this.onResponse(meta, msg, payload) : this.onQuery(meta, msg);
   }
 
   /** Number of queries waiting for an answer. */
@@ -258,60 +330,103 @@ export class DnsObserver {
     return reason;
   }
 
-  private key(transport: DnsTransport, client: string, cport: number, server: string, sport: number, id: number, qtype: number, qclass: number, qname: string): string {
-    return `${transport}|${client}|${cport}|${server}|${sport}|${id}|${qtype}|${qclass}|${qname}`;
+  /**
+   * Hash of a query's identity: transport, client and server addresses and ports, transaction id,
+   * question type, class and name (lowercased, from the wire). Equal identities hash equal; lookups
+   * then compare every field (matches()), so a collision can never match the wrong query.
+   */
+  private identityHash(transport: DnsTransport, client: string, cport: number, server: string, sport: number, msg: DnsMessage): number {
+    const q = msg.questions[0]!;
+    let h = transport === "udp" ? 0x811c9dc5 : 0x050c5d1f;
+    h = mixString(h, client);
+    h = mix(h, cport);
+    h = mixString(h, server);
+    h = mix(h, sport);
+    h = mix(h, msg.id);
+    h = mix(h, q.qtype);
+    h = mix(h, q.qclass);
+    // 30 bits: the hash stays a small integer (no heap number as a Map key).
+    return nameHash(msg.buf, q.nameOffset, h, true) & 0x3fffffff;
   }
 
-  private onQuery(meta: DnsMessageMeta, msg: DnsMessage, qname: string): "query" | "ignored" | RejectReason {
+  private static matches(p: PendingQuery, transport: DnsTransport, client: string, cport: number, server: string, sport: number, msg: DnsMessage): boolean {
+    const q = msg.questions[0]!;
+    return p.id === msg.id && p.clientPort === cport && p.serverPort === sport && p.qtype === q.qtype &&
+      p.qclass === q.qclass && p.transport === transport && p.client === client && p.server === server &&
+      nameEquals(msg.buf, q.nameOffset, p.qname, true);
+  }
+
+  private findPending(hash: number, transport: DnsTransport, client: string, cport: number, server: string, sport: number, msg: DnsMessage): PendingQuery | null {
+    for (let p = this.pending.bucket(hash); p; p = p.bucketNext) {
+      if (DnsObserver.matches(p, transport, client, cport, server, sport, msg)) return p;
+    }
+    return null;
+  }
+
+  private findAnswered(hash: number, transport: DnsTransport, client: string, cport: number, server: string, sport: number, msg: DnsMessage): AnsweredQuery | null {
+    for (let a = this.answered.bucket(hash); a; a = a.bucketNext) {
+      if (DnsObserver.matches(a.query, transport, client, cport, server, sport, msg)) return a;
+    }
+    return null;
+  }
+
+  private onQuery(meta: DnsMessageMeta, msg: DnsMessage): "query" | "ignored" | RejectReason {
     this.stats.queries++;
     if (this.pods && !this.pods.has(meta.src)) return this.reject("query-not-from-pod");
     if (this.trusted && !this.trusted.has(meta.dst)) return this.reject("query-to-untrusted-resolver");
     const q = msg.questions[0]!;
-    const key = this.key(meta.transport, meta.src, meta.srcPort, meta.dst, meta.dstPort, msg.id, q.qtype, q.qclass, qname);
+    const hash = this.identityHash(meta.transport, meta.src, meta.srcPort, meta.dst, meta.dstPort, msg);
     // The same query seen again (second interface, or a retransmission): keep the first.
-    if (this.pending.has(key) || this.answered.has(key)) {
+    if (this.findPending(hash, meta.transport, meta.src, meta.srcPort, meta.dst, meta.dstPort, msg) ||
+        this.findAnswered(hash, meta.transport, meta.src, meta.srcPort, meta.dst, meta.dstPort, msg)) {
       this.stats.duplicateQueries++;
       return "ignored";
     }
+    const qname = readName(msg.buf, q.nameOffset, true);
+    if (qname === null) return this.reject("malformed"); // unreachable: parse validated it
     const existing = this.pendingByClient.get(meta.src);
-    if (existing && existing.size >= this.opts.maxPendingPerPod) {
-      this.drop(existing.values().next().value as PendingQuery);
+    if (existing && existing.count >= this.opts.maxPendingPerPod) {
+      this.drop(existing.oldest!);
       this.stats.evictedQueries++;
     }
     if (this.pending.size >= this.opts.maxPendingTotal) {
-      this.drop(this.pending.values().next().value as PendingQuery);
+      this.drop(this.pending.oldest!);
       this.stats.evictedQueries++;
     }
     const p: PendingQuery = {
-      key, client: meta.src, clientPort: meta.srcPort, server: meta.dst, serverPort: meta.dstPort,
+      hash, client: meta.src, clientPort: meta.srcPort, server: meta.dst, serverPort: meta.dstPort,
       transport: meta.transport, id: msg.id, qname, qtype: q.qtype, qclass: q.qclass, time: meta.time,
+      bucketNext: null, older: null, newer: null, clientOlder: null, clientNewer: null,
     };
-    this.pending.set(key, p);
-    // Fetched again: the evictions above may have removed this client's (now empty) map.
+    this.pending.add(p);
+    // Fetched again: the evictions above may have removed this client's (now empty) list.
     let perClient = this.pendingByClient.get(meta.src);
     if (!perClient) {
-      perClient = new Map();
+      perClient = { count: 0, oldest: null, newest: null };
       this.pendingByClient.set(meta.src, perClient);
     }
-    perClient.set(key, p);
+    p.clientOlder = perClient.newest;
+    if (perClient.newest) perClient.newest.clientNewer = p;
+    else perClient.oldest = p;
+    perClient.newest = p;
+    perClient.count++;
     this.stats.pendingQueries = this.pending.size;
     return "query";
   }
 
-  private onResponse(meta: DnsMessageMeta, msg: DnsMessage, payload: Uint8Array, qname: string): DnsObservation | RejectReason {
+  private onResponse(meta: DnsMessageMeta, msg: DnsMessage, payload: Uint8Array): DnsObservation | RejectReason {
     this.stats.responses++;
     const isTrusted = this.trusted ? this.trusted.has(meta.src) : true;
     if (meta.fromPod) return this.reject("sent-by-pod");
     if (this.pods && this.pods.has(meta.src) && !(this.trusted && isTrusted)) return this.reject("sent-by-pod");
     if (!isTrusted) return this.reject("untrusted-resolver");
 
-    const q = msg.questions[0]!;
-    const key = this.key(meta.transport, meta.dst, meta.dstPort, meta.src, meta.srcPort, msg.id, q.qtype, q.qclass, qname);
-    const p = this.pending.get(key);
-    if (!p) return this.reject(this.diagnose(meta, msg, key, payload));
+    const hash = this.identityHash(meta.transport, meta.dst, meta.dstPort, meta.src, meta.srcPort, msg);
+    const p = this.findPending(hash, meta.transport, meta.dst, meta.dstPort, meta.src, meta.srcPort, msg);
+    if (!p) return this.reject(this.diagnose(meta, msg, hash, payload));
 
     this.drop(p);
-    this.remember(key, payload, meta.time);
+    this.remember(p, payload, meta.time);
     const obs = this.buildObservation(meta, msg, p);
     this.stats.accepted++;
     if (obs.negative) this.stats.negative++;
@@ -320,15 +435,15 @@ export class DnsObserver {
   }
 
   /** Explains why a response matched no pending query. */
-  private diagnose(meta: DnsMessageMeta, msg: DnsMessage, key: string, payload: Uint8Array): RejectReason {
-    const seen = this.answered.get(key);
+  private diagnose(meta: DnsMessageMeta, msg: DnsMessage, hash: number, payload: Uint8Array): RejectReason {
+    const seen = this.findAnswered(hash, meta.transport, meta.dst, meta.dstPort, meta.src, meta.srcPort, msg);
     if (seen && meta.time - seen.time <= this.opts.duplicateWindowMs) {
-      return seen.hash === fnv1a(payload) && seen.length === payload.length ? "duplicate" : "already-answered";
+      return seen.payloadHash === fnv1a(payload) && seen.length === payload.length ? "duplicate" : "already-answered";
     }
     const perClient = this.pendingByClient.get(meta.dst);
     if (!perClient) return "unsolicited";
     let sameFlow = false, sameId = false;
-    for (const p of perClient.values()) {
+    for (let p = perClient.oldest; p; p = p.clientNewer) {
       if (p.server !== meta.src || p.transport !== meta.transport) continue;
       const flow = p.clientPort === meta.dstPort && p.serverPort === meta.srcPort;
       if (flow && p.id === msg.id) return "mismatched-question";
@@ -340,20 +455,30 @@ export class DnsObserver {
     return "unsolicited";
   }
 
-  private remember(key: string, payload: Uint8Array, time: number): void {
-    this.answered.delete(key);
-    if (this.answered.size >= this.opts.maxAnsweredRemembered) {
-      this.answered.delete(this.answered.keys().next().value as string);
+  /** Remembers the answered query `p` (already dropped from pending), replacing an older entry. */
+  private remember(p: PendingQuery, payload: Uint8Array, time: number): void {
+    for (let a = this.answered.bucket(p.hash); a; a = a.bucketNext) {
+      const o = a.query;
+      if (o.id === p.id && o.clientPort === p.clientPort && o.serverPort === p.serverPort && o.qtype === p.qtype &&
+          o.qclass === p.qclass && o.transport === p.transport && o.client === p.client && o.server === p.server && o.qname === p.qname) {
+        this.answered.remove(a);
+        break;
+      }
     }
-    this.answered.set(key, { key, time, hash: fnv1a(payload), length: payload.length });
+    if (this.answered.size >= this.opts.maxAnsweredRemembered) this.answered.remove(this.answered.oldest!);
+    this.answered.add({ hash: p.hash, query: p, time, payloadHash: fnv1a(payload), length: payload.length, bucketNext: null, older: null, newer: null });
   }
 
   private drop(p: PendingQuery): void {
-    this.pending.delete(p.key);
+    this.pending.remove(p);
     const perClient = this.pendingByClient.get(p.client);
     if (perClient) {
-      perClient.delete(p.key);
-      if (perClient.size === 0) this.pendingByClient.delete(p.client);
+      if (p.clientOlder) p.clientOlder.clientNewer = p.clientNewer;
+      else perClient.oldest = p.clientNewer;
+      if (p.clientNewer) p.clientNewer.clientOlder = p.clientOlder;
+      else perClient.newest = p.clientOlder;
+      p.clientOlder = p.clientNewer = null;
+      if (--perClient.count === 0) this.pendingByClient.delete(p.client);
     }
     this.stats.pendingQueries = this.pending.size;
   }
@@ -361,14 +486,12 @@ export class DnsObserver {
   /** Forgets queries past their timeout and answered entries past the duplicate window. */
   expire(now = this.opts.now()): void {
     this.lastExpire = now;
-    for (const p of this.pending.values()) {
-      if (now - p.time <= this.opts.queryTimeoutMs) break;
+    for (let p = this.pending.oldest; p && now - p.time > this.opts.queryTimeoutMs; p = this.pending.oldest) {
       this.drop(p);
       this.stats.expiredQueries++;
     }
-    for (const a of this.answered.values()) {
-      if (now - a.time <= this.opts.duplicateWindowMs) break;
-      this.answered.delete(a.key);
+    for (let a = this.answered.oldest; a && now - a.time > this.opts.duplicateWindowMs; a = this.answered.oldest) {
+      this.answered.remove(a);
     }
   }
 
@@ -378,45 +501,67 @@ export class DnsObserver {
   }
 
   private buildObservation(meta: DnsMessageMeta, msg: DnsMessage, p: PendingQuery): DnsObservation {
-    // Owner names of the answer section, decoded once.
-    const owners: (string | null)[] = msg.answers.map((rr) => readName(msg.buf, rr.nameOffset, true));
+    // Owner names are compared on the wire against the (few) names of the chain, never decoded:
+    // an owner on the chain renders to exactly that chain name.
+    const { buf, answers: records } = msg;
     const chain: string[] = [];
-    const onChain = new Set<string>([p.qname]);
-    const usedCnames = new Set<DnsRecord>();
+    const usedCnames: number[] = []; // indices of the CNAME records followed
+    const usedTargets: (string | null)[] = []; // their decoded targets
     let current = p.qname;
     while (chain.length < this.opts.maxCnameChain) {
-      const i = msg.answers.findIndex((rr, j) => rr.type === RRType.CNAME && owners[j] === current && !usedCnames.has(rr));
+      let i = -1;
+      for (let j = 0; j < records.length; j++) {
+        const rr = records[j]!;
+        if (rr.type === RRType.CNAME && !usedCnames.includes(j) && nameEquals(buf, rr.nameOffset, current, true)) { i = j; break; }
+      }
       if (i < 0) break;
-      const rr = msg.answers[i]!;
-      usedCnames.add(rr);
-      const target = readName(msg.buf, rr.rdataOffset, true);
-      if (target === null || onChain.has(target)) break; // CNAME loop: stop at the first repeat
+      const target = readName(buf, records[i]!.rdataOffset, true);
+      usedCnames.push(i);
+      usedTargets.push(target);
+      if (target === null || target === p.qname || chain.includes(target)) break; // CNAME loop: stop at the first repeat
       chain.push(target);
-      onChain.add(target);
       current = target;
     }
     const answers: ObservedRecord[] = [];
     let finalOfType = 0;
-    msg.answers.forEach((rr, j) => {
-      const owner = owners[j];
-      if (owner === null || owner === undefined || !onChain.has(owner)) return;
-      if (rr.type === RRType.CNAME && !usedCnames.has(rr)) return; // a second, conflicting CNAME
+    for (let j = 0; j < records.length; j++) {
+      const rr = records[j]!;
+      const owner = this.chainNameOf(buf, rr.nameOffset, p.qname, chain);
+      if (owner === null) continue;
+      let data: string | string[] | null;
+      if (rr.type === RRType.CNAME) {
+        const used = usedCnames.indexOf(j);
+        if (used < 0) continue; // a second, conflicting CNAME
+        data = rr.rdataLength > 0 ? usedTargets[used]! : null; // as renderRdata would render it
+      } else {
+        data = renderRdata(msg, rr, true);
+      }
       if (owner === current && (rr.type === p.qtype || p.qtype === 255)) finalOfType++;
-      answers.push({
-        name: owner, type: typeName(rr.type), typeCode: rr.type, ttl: this.effectiveTtl(rr.ttl),
-        data: renderRdata(msg, rr, true),
-      });
-    });
+      answers.push({ name: owner, type: typeName(rr.type), typeCode: rr.type, ttl: this.effectiveTtl(rr.ttl), data });
+    }
     if (p.qtype === RRType.CNAME && chain.length > 0) finalOfType++;
+    const negative = msg.rcode === Rcode.NXDomain || (msg.rcode === Rcode.NoError && finalOfType === 0);
+    if (meta.iface === undefined && meta.frame === undefined) {
+      return {
+        podIp: p.client, podPort: p.clientPort, qname: p.qname, qtype: p.qtype, rcode: msg.rcode,
+        cnameChain: chain, answers, negative, truncated: msg.truncated,
+        resolver: p.server, resolverPort: p.serverPort, transport: p.transport, time: meta.time, id: msg.id,
+      };
+    }
     return {
       podIp: p.client, podPort: p.clientPort, qname: p.qname, qtype: p.qtype, rcode: msg.rcode,
-      cnameChain: chain, answers,
-      negative: msg.rcode === Rcode.NXDomain || (msg.rcode === Rcode.NoError && finalOfType === 0),
-      truncated: msg.truncated,
+      cnameChain: chain, answers, negative, truncated: msg.truncated,
       resolver: p.server, resolverPort: p.serverPort, transport: p.transport, time: meta.time,
       ...(meta.iface !== undefined ? { iface: meta.iface } : {}),
       ...(meta.frame !== undefined ? { frame: meta.frame } : {}),
       id: msg.id,
     };
+  }
+
+  /** The question name or chain name the (validated) name at `off` renders to, or null. */
+  private chainNameOf(buf: Uint8Array, off: number, qname: string, chain: readonly string[]): string | null {
+    if (nameEquals(buf, off, qname, true)) return qname;
+    for (let k = 0; k < chain.length; k++) if (nameEquals(buf, off, chain[k]!, true)) return chain[k]!;
+    return null;
   }
 }

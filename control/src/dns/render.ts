@@ -103,3 +103,74 @@ export function renderRecord(msg: DnsMessage, rr: DnsRecord, ttl = rr.ttl, lower
     data: renderRdata(msg, rr, lowercase),
   };
 }
+
+/**
+ * True when the (validated) name at `off` renders, as readName would, to exactly `text` — without
+ * building the string. Lets the observer match a response's question against a pending query's
+ * name with no allocation.
+ */
+export function nameEquals(buf: Uint8Array, off: number, text: string, lowercase = false): boolean {
+  let pos = off;
+  let hops = 0;
+  let i = 0; // position in text
+  let first = true;
+  for (;;) {
+    if (pos >= buf.length) return false;
+    const len = buf[pos]!;
+    if (len === 0) break;
+    if ((len & 0xc0) === 0xc0) {
+      if (++hops > MAX_POINTER_HOPS || pos + 1 >= buf.length) return false;
+      pos = ((len & 0x3f) << 8) | buf[pos + 1]!;
+      continue;
+    }
+    if ((len & 0xc0) !== 0 || pos + 1 + len > buf.length) return false;
+    if (!first && text.charCodeAt(i++) !== 0x2e) return false;
+    first = false;
+    for (let k = pos + 1; k <= pos + len; k++) {
+      let c = buf[k]!;
+      if (lowercase && c >= 0x41 && c <= 0x5a) c |= 0x20;
+      if (c === 0x2e || c === 0x5c) {
+        if (text.charCodeAt(i) !== 0x5c || text.charCodeAt(i + 1) !== c) return false;
+        i += 2;
+      } else if (c > 0x20 && c < 0x7f) {
+        if (text.charCodeAt(i++) !== c) return false;
+      } else {
+        // \DDD: three decimal digits.
+        if (text.charCodeAt(i) !== 0x5c) return false;
+        const d0 = 0x30 + Math.floor(c / 100), d1 = 0x30 + (Math.floor(c / 10) % 10), d2 = 0x30 + (c % 10);
+        if (text.charCodeAt(i + 1) !== d0 || text.charCodeAt(i + 2) !== d1 || text.charCodeAt(i + 3) !== d2) return false;
+        i += 4;
+      }
+    }
+    pos += len + 1;
+  }
+  return first ? text === "." : i === text.length;
+}
+
+/**
+ * 32-bit hash of the name at `off` (validated) over its label lengths and bytes, lowercased when
+ * `lowercase` is set: two names readName renders to the same text hash the same.
+ */
+export function nameHash(buf: Uint8Array, off: number, seed: number, lowercase = false): number {
+  let h = seed;
+  let pos = off;
+  let hops = 0;
+  while (pos < buf.length) {
+    const len = buf[pos]!;
+    if (len === 0) break;
+    if ((len & 0xc0) === 0xc0) {
+      if (++hops > MAX_POINTER_HOPS || pos + 1 >= buf.length) break;
+      pos = ((len & 0x3f) << 8) | buf[pos + 1]!;
+      continue;
+    }
+    h = Math.imul(h ^ len, 0x01000193);
+    const end = Math.min(buf.length - 1, pos + len);
+    for (let k = pos + 1; k <= end; k++) {
+      let c = buf[k]!;
+      if (lowercase && c >= 0x41 && c <= 0x5a) c |= 0x20;
+      h = Math.imul(h ^ c, 0x01000193);
+    }
+    pos += len + 1;
+  }
+  return h >>> 0;
+}
