@@ -70,6 +70,16 @@ export function loadPolicyText(text: string, file?: string): { policies: Policy[
     if (obj === null || obj === undefined) return; // empty document
     const locate = yamlLocator(doc, lines);
     const o = obj as Record<string, unknown>;
+    // `kubectl get egp,cegp -o yaml` writes a List: validate each item where it stands.
+    if (o && typeof o === "object" && typeof o.kind === "string" && /List$/.test(o.kind) && Array.isArray(o.items)) {
+      o.items.forEach((item: unknown, i: number) => {
+        if (!isEgretDocument(item)) return;
+        const r = validateWithContext(item, { ...(file ? { file } : {}), document: index, locate: (path) => locate(["items", i, ...path]) });
+        diagnostics.push(...r.diagnostics.map((d) => ({ ...d, path: d.path ? `items[${i}].${d.path}` : `items[${i}]` })));
+        if (r.policy) policies.push(r.policy);
+      });
+      return;
+    }
     const looksLikePolicy = isEgretDocument(obj) || typeof o !== "object" || o.apiVersion === undefined || /egress/i.test(String(o.kind ?? ""));
     if (!looksLikePolicy) {
       const pos = locate([]);

@@ -131,3 +131,31 @@ test("egret validate: exit 1 on errors, 0 with warnings only, 2 without files", 
   assert.equal(none.status, 2);
   assert.match(none.stderr, /no files given/);
 });
+
+test("a List (kubectl get -o yaml) is validated item by item, with positions inside the list", () => {
+  const r = loadPolicyText(`apiVersion: v1
+kind: List
+items:
+- apiVersion: egret.dev/v1alpha1
+  kind: EgressPolicy
+  metadata: {name: ok, namespace: shop}
+  spec: {podSelector: {}, rules: []}
+- apiVersion: egret.dev/v1alpha1
+  kind: EgressPolicy
+  metadata: {name: bad, namespace: shop}
+  spec:
+    podSelector: {}
+    rules:
+    - action: Allow
+      to: {domains: ["a.*.com"]}
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: unrelated}
+`, "list.yaml");
+  assert.deepEqual(r.policies.map((p) => p.ref), ["shop/ok"]);
+  assert.equal(r.diagnostics.length, 1);
+  const d = r.diagnostics[0]!;
+  assert.equal(d.path, "items[1].spec.rules[0].to.domains[0]");
+  assert.equal(d.line, 15);
+  assert.equal(d.column, 22);
+});
