@@ -69,7 +69,7 @@ function intField(obj: JsonValue, key: string, min: f64, max: f64): f64 {
   const v = obj.get(key);
   if (v === null) return -2;
   if (v.kind != JsonKind.Number || v.num != Math.floor(v.num) || v.num < min || v.num > max) {
-    configError = "egret configuration: \"" + key + "\" must be an integer from " + min.toString() + " to " + max.toString();
+    configError = "egret configuration: \"" + key + "\" must be an integer from " + (<i64>min).toString() + " to " + (<i64>max).toString();
     return -1;
   }
   return v.num;
