@@ -9,7 +9,7 @@
 import { CidrSet } from "./cidr.js";
 import { parseDnsMessage, type DnsMessage } from "./message.js";
 import { nameEquals, nameHash, readName, renderRdata } from "./render.js";
-import { RRType, Rcode, typeName } from "./wire.js";
+import { MAX_POINTER_HOPS, RRType, Rcode, typeName } from "./wire.js";
 
 export type DnsTransport = "udp" | "tcp";
 
@@ -149,11 +149,12 @@ export const DEFAULT_OBSERVER_LIMITS = {
 const EXPIRE_EVERY_MS = 100;
 
 /**
- * A query waiting for its answer. Nodes are linked three ways with no per-lookup allocation: into
- * a hash bucket (collision chain), the global age list (oldest first: expiry and the global cap)
- * and its client's age list (the per-pod cap and mismatch diagnosis).
+ * A query waiting for its answer, then (the same object) a recently answered query kept to
+ * recognise copies of its response. Nodes are linked with no per-lookup allocation: into a hash
+ * bucket (collision chain) and an age list (oldest first: expiry and the caps) of `pending` or of
+ * `answered`, and while pending into its client's age list (the per-pod cap and mismatch diagnosis).
  */
-interface PendingQuery {
+interface QueryNode {
   hash: number;
   client: string;
   clientPort: number;
@@ -164,24 +165,16 @@ interface PendingQuery {
   qname: string;
   qtype: number;
   qclass: number;
+  /** When the query was seen; once answered, when the answer was. */
   time: number;
-  bucketNext: PendingQuery | null;
-  older: PendingQuery | null;
-  newer: PendingQuery | null;
-  clientOlder: PendingQuery | null;
-  clientNewer: PendingQuery | null;
-}
-
-/** A recently answered query, kept to recognise copies of its response. */
-interface AnsweredQuery {
-  hash: number;
-  query: PendingQuery;
-  time: number;
+  /** Once answered: FNV-1a and length of the accepted response. */
   payloadHash: number;
-  length: number;
-  bucketNext: AnsweredQuery | null;
-  older: AnsweredQuery | null;
-  newer: AnsweredQuery | null;
+  payloadLength: number;
+  bucketNext: QueryNode | null;
+  older: QueryNode | null;
+  newer: QueryNode | null;
+  clientOlder: QueryNode | null;
+  clientNewer: QueryNode | null;
 }
 
 interface Linked<T> { hash: number; bucketNext: T | null; older: T | null; newer: T | null }
@@ -233,13 +226,21 @@ class HashedAgeList<T extends Linked<T>> {
 }
 
 /** One client's pending queries, oldest first. */
-interface ClientQueries { count: number; oldest: PendingQuery | null; newest: PendingQuery | null }
+interface ClientQueries { count: number; oldest: QueryNode | null; newest: QueryNode | null }
 
 /** FNV-1a over the message bytes: recognises identical copies cheaply. */
 function fnv1a(buf: Uint8Array): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < buf.length; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
   return h >>> 0;
+}
+
+/** Offset of the first label of the name at `off` after following leading compression pointers. */
+function labelsStart(buf: Uint8Array, off: number): number {
+  for (let hops = 0; hops <= MAX_POINTER_HOPS && off + 1 < buf.length && (buf[off]! & 0xc0) === 0xc0; hops++) {
+    off = ((buf[off]! & 0x3f) << 8) | buf[off + 1]!;
+  }
+  return off;
 }
 
 function mix(h: number, v: number): number {
@@ -261,12 +262,14 @@ export class DnsObserver {
   /** The message being processed, for onReject. */
   private currentMeta: DnsMessageMeta | undefined;
   /** All pending queries, oldest first, for matching, expiry and the global cap. */
-  private readonly pending = new HashedAgeList<PendingQuery>();
+  private readonly pending = new HashedAgeList<QueryNode>();
   /** Pending queries per client address, oldest first, for the per-pod cap and mismatch diagnosis. */
   private readonly pendingByClient = new Map<string, ClientQueries>();
   /** Recently answered queries, oldest first. */
-  private readonly answered = new HashedAgeList<AnsweredQuery>();
+  private readonly answered = new HashedAgeList<QueryNode>();
   private lastExpire = -Infinity;
+  /** buildObservation's scratch: pairs of (labels start offset, name text). */
+  private readonly knownNames: (number | string)[] = [];
 
   constructor(options: DnsObserverOptions) {
     this.opts = {
@@ -349,23 +352,23 @@ export class DnsObserver {
     return nameHash(msg.buf, q.nameOffset, h, true) & 0x3fffffff;
   }
 
-  private static matches(p: PendingQuery, transport: DnsTransport, client: string, cport: number, server: string, sport: number, msg: DnsMessage): boolean {
+  private static matches(p: QueryNode, transport: DnsTransport, client: string, cport: number, server: string, sport: number, msg: DnsMessage): boolean {
     const q = msg.questions[0]!;
     return p.id === msg.id && p.clientPort === cport && p.serverPort === sport && p.qtype === q.qtype &&
       p.qclass === q.qclass && p.transport === transport && p.client === client && p.server === server &&
       nameEquals(msg.buf, q.nameOffset, p.qname, true);
   }
 
-  private findPending(hash: number, transport: DnsTransport, client: string, cport: number, server: string, sport: number, msg: DnsMessage): PendingQuery | null {
+  private findPending(hash: number, transport: DnsTransport, client: string, cport: number, server: string, sport: number, msg: DnsMessage): QueryNode | null {
     for (let p = this.pending.bucket(hash); p; p = p.bucketNext) {
       if (DnsObserver.matches(p, transport, client, cport, server, sport, msg)) return p;
     }
     return null;
   }
 
-  private findAnswered(hash: number, transport: DnsTransport, client: string, cport: number, server: string, sport: number, msg: DnsMessage): AnsweredQuery | null {
+  private findAnswered(hash: number, transport: DnsTransport, client: string, cport: number, server: string, sport: number, msg: DnsMessage): QueryNode | null {
     for (let a = this.answered.bucket(hash); a; a = a.bucketNext) {
-      if (DnsObserver.matches(a.query, transport, client, cport, server, sport, msg)) return a;
+      if (DnsObserver.matches(a, transport, client, cport, server, sport, msg)) return a;
     }
     return null;
   }
@@ -393,10 +396,10 @@ export class DnsObserver {
       this.drop(this.pending.oldest!);
       this.stats.evictedQueries++;
     }
-    const p: PendingQuery = {
+    const p: QueryNode = {
       hash, client: meta.src, clientPort: meta.srcPort, server: meta.dst, serverPort: meta.dstPort,
       transport: meta.transport, id: msg.id, qname, qtype: q.qtype, qclass: q.qclass, time: meta.time,
-      bucketNext: null, older: null, newer: null, clientOlder: null, clientNewer: null,
+      payloadHash: 0, payloadLength: 0, bucketNext: null, older: null, newer: null, clientOlder: null, clientNewer: null,
     };
     this.pending.add(p);
     // Fetched again: the evictions above may have removed this client's (now empty) list.
@@ -438,7 +441,7 @@ export class DnsObserver {
   private diagnose(meta: DnsMessageMeta, msg: DnsMessage, hash: number, payload: Uint8Array): RejectReason {
     const seen = this.findAnswered(hash, meta.transport, meta.dst, meta.dstPort, meta.src, meta.srcPort, msg);
     if (seen && meta.time - seen.time <= this.opts.duplicateWindowMs) {
-      return seen.payloadHash === fnv1a(payload) && seen.length === payload.length ? "duplicate" : "already-answered";
+      return seen.payloadHash === fnv1a(payload) && seen.payloadLength === payload.length ? "duplicate" : "already-answered";
     }
     const perClient = this.pendingByClient.get(meta.dst);
     if (!perClient) return "unsolicited";
@@ -455,21 +458,19 @@ export class DnsObserver {
     return "unsolicited";
   }
 
-  /** Remembers the answered query `p` (already dropped from pending), replacing an older entry. */
-  private remember(p: PendingQuery, payload: Uint8Array, time: number): void {
-    for (let a = this.answered.bucket(p.hash); a; a = a.bucketNext) {
-      const o = a.query;
-      if (o.id === p.id && o.clientPort === p.clientPort && o.serverPort === p.serverPort && o.qtype === p.qtype &&
-          o.qclass === p.qclass && o.transport === p.transport && o.client === p.client && o.server === p.server && o.qname === p.qname) {
-        this.answered.remove(a);
-        break;
-      }
-    }
+  /**
+   * Moves the answered query `p` (already dropped from pending) to the answered list. No entry of
+   * the same identity can be there: a query is made pending only when neither list holds it.
+   */
+  private remember(p: QueryNode, payload: Uint8Array, time: number): void {
     if (this.answered.size >= this.opts.maxAnsweredRemembered) this.answered.remove(this.answered.oldest!);
-    this.answered.add({ hash: p.hash, query: p, time, payloadHash: fnv1a(payload), length: payload.length, bucketNext: null, older: null, newer: null });
+    p.time = time;
+    p.payloadHash = fnv1a(payload);
+    p.payloadLength = payload.length;
+    this.answered.add(p);
   }
 
-  private drop(p: PendingQuery): void {
+  private drop(p: QueryNode): void {
     this.pending.remove(p);
     const perClient = this.pendingByClient.get(p.client);
     if (perClient) {
@@ -500,10 +501,15 @@ export class DnsObserver {
     return Math.min(this.opts.maxTtlSec, Math.max(this.opts.minTtlSec, ttl));
   }
 
-  private buildObservation(meta: DnsMessageMeta, msg: DnsMessage, p: PendingQuery): DnsObservation {
+  private buildObservation(meta: DnsMessageMeta, msg: DnsMessage, p: QueryNode): DnsObservation {
     // Owner names are compared on the wire against the (few) names of the chain, never decoded:
     // an owner on the chain renders to exactly that chain name.
     const { buf, answers: records } = msg;
+    // Known names by where their labels start (compression pointers followed): servers compress
+    // owners to the question or to a CNAME's target, so most owners are recognised by offset alone.
+    const known = this.knownNames;
+    known.length = 0;
+    known.push(labelsStart(buf, msg.questions[0]!.nameOffset), p.qname);
     const chain: string[] = [];
     const usedCnames: number[] = []; // indices of the CNAME records followed
     const usedTargets: (string | null)[] = []; // their decoded targets
@@ -520,13 +526,14 @@ export class DnsObserver {
       usedTargets.push(target);
       if (target === null || target === p.qname || chain.includes(target)) break; // CNAME loop: stop at the first repeat
       chain.push(target);
+      known.push(labelsStart(buf, records[i]!.rdataOffset), target);
       current = target;
     }
     const answers: ObservedRecord[] = [];
     let finalOfType = 0;
     for (let j = 0; j < records.length; j++) {
       const rr = records[j]!;
-      const owner = this.chainNameOf(buf, rr.nameOffset, p.qname, chain);
+      const owner = this.chainNameOf(buf, rr.nameOffset, p.qname, chain, known);
       if (owner === null) continue;
       let data: string | string[] | null;
       if (rr.type === RRType.CNAME) {
@@ -559,7 +566,9 @@ export class DnsObserver {
   }
 
   /** The question name or chain name the (validated) name at `off` renders to, or null. */
-  private chainNameOf(buf: Uint8Array, off: number, qname: string, chain: readonly string[]): string | null {
+  private chainNameOf(buf: Uint8Array, off: number, qname: string, chain: readonly string[], known: readonly (number | string)[]): string | null {
+    const start = labelsStart(buf, off);
+    for (let k = 0; k < known.length; k += 2) if (known[k] === start) return known[k + 1] as string;
     if (nameEquals(buf, off, qname, true)) return qname;
     for (let k = 0; k < chain.length; k++) if (nameEquals(buf, off, chain[k]!, true)) return chain[k]!;
     return null;

@@ -29,7 +29,10 @@ export function analyzeCapture(bytes: Uint8Array, options: OfflineOptions): Offl
   let clock = 0;
   const observer = new DnsObserver({ ...options, now: () => clock });
   const pipeline = new DnsPipeline(observer, options.dnsPorts ? { dnsPorts: options.dnsPorts } : {});
-  const reader = readCapture(bytes);
+  // Frames are views into the capture. A plain Uint8Array view makes each of them far cheaper to
+  // create than Buffer.subarray's Buffer; nothing downstream uses Buffer methods.
+  const plain = Buffer.isBuffer(bytes) ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength) : bytes;
+  const reader = readCapture(plain);
   const frameDrops: DropCounts = {};
   let frames = 0;
   for (const frame of reader) {

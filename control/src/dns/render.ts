@@ -11,7 +11,10 @@ import { MAX_POINTER_HOPS, RRType, ipv4Text, ipv6Text, typeName } from "./wire.j
  */
 export function readName(buf: Uint8Array, off: number, lowercase = false): string | null {
   if (skipName(buf, off, buf.length) < 0) return null;
-  let out = "";
+  // Characters go to a scratch buffer and become one flat string at the end: building the text
+  // with += per character makes deep rope strings that are slow to compare and hash.
+  const out = nameScratch;
+  let n = 0;
   let pos = off;
   let hops = 0;
   for (;;) {
@@ -22,18 +25,29 @@ export function readName(buf: Uint8Array, off: number, lowercase = false): strin
       pos = ((len & 0x3f) << 8) | buf[pos + 1]!;
       continue;
     }
-    if (out.length > 0) out += ".";
+    if (n > 0) out[n++] = 0x2e;
     for (let i = pos + 1; i <= pos + len; i++) {
       let c = buf[i]!;
       if (lowercase && c >= 0x41 && c <= 0x5a) c |= 0x20;
-      if (c === 0x2e || c === 0x5c) out += "\\" + String.fromCharCode(c);
-      else if (c > 0x20 && c < 0x7f) out += String.fromCharCode(c);
-      else out += "\\" + String(c).padStart(3, "0");
+      if (c === 0x2e || c === 0x5c) {
+        out[n++] = 0x5c;
+        out[n++] = c;
+      } else if (c > 0x20 && c < 0x7f) {
+        out[n++] = c;
+      } else {
+        out[n++] = 0x5c;
+        out[n++] = 0x30 + Math.floor(c / 100);
+        out[n++] = 0x30 + (Math.floor(c / 10) % 10);
+        out[n++] = 0x30 + (c % 10);
+      }
     }
     pos += len + 1;
   }
-  return out === "" ? "." : out;
+  return n === 0 ? "." : out.toString("latin1", 0, n);
 }
+
+/** readName's output buffer: a name is ≤ 255 wire octets, each rendered as at most 4 characters. */
+const nameScratch = Buffer.alloc(4 * 255);
 
 /** Rendered record, as `egret dns` prints it and observations carry it. */
 export interface RenderedRecord {
