@@ -149,14 +149,14 @@ function parseUnchecked(whole: Uint8Array, start: number, end: number): ParseRes
     pos = next + 4;
   }
 
-  const sections: DnsRecord[][] = [[], [], []];
-  const counts = [an, ns, ar];
+  const answers: DnsRecord[] = [], authority: DnsRecord[] = [], additional: DnsRecord[] = [];
   let edns: Edns | null = null;
   let extRcode = 0;
   for (let s = 0; s < 3; s++) {
-    const out = sections[s]!;
+    const out = s === 0 ? answers : s === 1 ? authority : additional;
+    const count = s === 0 ? an : s === 1 ? ns : ar;
     const section = (s + 1) as Section;
-    for (let i = 0; i < counts[s]!; i++) {
+    for (let i = 0; i < count; i++) {
       const next = skipName(buf, pos, len);
       if (next < 0) return fail(nameError(next), start + pos);
       if (next + 10 > len) return fail("truncated-record", start + next);
@@ -194,9 +194,9 @@ function parseUnchecked(whole: Uint8Array, start: number, end: number): ParseRes
       recursionAvailable: (flags & 0x0080) !== 0,
       rcode: (extRcode << 4) | (flags & 0xf),
       questions,
-      answers: sections[0]!,
-      authority: sections[1]!,
-      additional: sections[2]!,
+      answers,
+      authority,
+      additional,
       edns,
     },
   };

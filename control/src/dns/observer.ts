@@ -270,6 +270,8 @@ export class DnsObserver {
   private lastExpire = -Infinity;
   /** buildObservation's scratch: pairs of (labels start offset, name text). */
   private readonly knownNames: (number | string)[] = [];
+  private readonly usedCnames: number[] = [];
+  private readonly usedTargets: (string | null)[] = [];
 
   constructor(options: DnsObserverOptions) {
     this.opts = {
@@ -511,8 +513,10 @@ export class DnsObserver {
     known.length = 0;
     known.push(labelsStart(buf, msg.questions[0]!.nameOffset), p.qname);
     const chain: string[] = [];
-    const usedCnames: number[] = []; // indices of the CNAME records followed
-    const usedTargets: (string | null)[] = []; // their decoded targets
+    const usedCnames = this.usedCnames; // indices of the CNAME records followed
+    const usedTargets = this.usedTargets; // their decoded targets
+    usedCnames.length = 0;
+    usedTargets.length = 0;
     let current = p.qname;
     while (chain.length < this.opts.maxCnameChain) {
       let i = -1;
