@@ -193,7 +193,7 @@ export class GrpcEdge {
       wait = Math.min(wait, this.limits.maxLookupWaitMs);
       const abort = new AbortController();
       call.on("cancelled", () => abort.abort());
-      const answer = await this.o.lookups.lookup(req.source_ip, req.destination_ip, wait, abort.signal);
+      const answer = await this.o.lookups.lookup(req.source_ip, req.destination_ip, wait, abort.signal, req.claimed_name ?? "");
       if (call.cancelled) return;
       callback(null, { result: answer.result, resolution: answer.resolution ?? null, server_time_unix_ms: (this.o.now ?? Date.now)() });
     } catch (err) {

@@ -17,6 +17,8 @@ export interface LookupAnswer {
 interface Waiter {
   podKeys: string[];
   dest: Uint8Array;
+  /** Normalized claimed name the answer must include ("" = any resolution answers). */
+  claim: string;
   /** Resolves with the answer, or rejects with the error (shutdown). */
   finish: (answer: LookupAnswer | ControlError) => void;
 }
@@ -39,7 +41,7 @@ export class LookupService {
       if (!set) return;
       for (const w of [...set]) {
         const r = this.find(w.podKeys, w.dest);
-        if (r) w.finish({ result: "LOOKUP_RESULT_FOUND", resolution: r });
+        if (r && includesName(r, w.claim)) w.finish({ result: "LOOKUP_RESULT_FOUND", resolution: r });
       }
     });
   }
@@ -51,8 +53,11 @@ export class LookupService {
   /**
    * Answers at once when known; else waits up to `waitMs` (resolve NOT_FOUND / UNKNOWN_POD
    * then). `signal` aborts the wait (the caller went away); the promise then resolves NOT_FOUND.
+   * `claimedName` (TLS SNI / HTTP Host the filter could not verify): the IP being known is not
+   * enough — wait until its names include this one; when the wait ends, answer with what is known.
    */
-  lookup(sourceIp: Uint8Array, destIp: Uint8Array, waitMs: number, signal?: AbortSignal): Promise<LookupAnswer> {
+  lookup(sourceIp: Uint8Array, destIp: Uint8Array, waitMs: number, signal?: AbortSignal, claimedName = ""): Promise<LookupAnswer> {
+    const claim = normalizeName(claimedName);
     const source = bytesToIp(sourceIp);
     const dest = bytesToIp(destIp);
     if (source === undefined || dest === undefined) {
@@ -62,16 +67,21 @@ export class LookupService {
     const pod = this.registry.byIp(source);
     const podKeys = pod && pod.ips.length > 0 ? [source, ...pod.ips.filter((ip) => ip !== source)] : [source];
     const known = this.find(podKeys, destIp);
-    if (known) {
+    if (known && includesName(known, claim)) {
       this.metrics.lookups.inc({ result: "found" });
       return Promise.resolve({ result: "LOOKUP_RESULT_FOUND", resolution: known });
     }
-    const unknownAnswer = (): LookupAnswer => ({
+    const unknownAnswer = (): LookupAnswer => {
+      // A claim that never arrived: the names known for the IP are still the answer.
+      const r = claim ? this.find(podKeys, destIp) : undefined;
+      if (r) return { result: "LOOKUP_RESULT_FOUND", resolution: r };
+      return {
       result: this.registry.byIp(source) || this.store.entriesOf(source).length > 0 ? "LOOKUP_RESULT_NOT_FOUND" : "LOOKUP_RESULT_UNKNOWN_POD",
-    });
+      };
+    };
     if (waitMs <= 0 || signal?.aborted) {
       const a = unknownAnswer();
-      this.metrics.lookups.inc({ result: a.result === "LOOKUP_RESULT_NOT_FOUND" ? "not_found" : "unknown_pod" });
+      this.metrics.lookups.inc({ result: a.result === "LOOKUP_RESULT_FOUND" ? "found" : a.result === "LOOKUP_RESULT_NOT_FOUND" ? "not_found" : "unknown_pod" });
       return Promise.resolve(a);
     }
     if (this.pendingCount >= this.limits.maxPending) {
@@ -84,6 +94,7 @@ export class LookupService {
       const waiter: Waiter = {
         podKeys,
         dest: destIp,
+        claim,
         finish: (answer) => {
           if (done) return;
           done = true;
@@ -134,4 +145,15 @@ export class LookupService {
     }
     return undefined;
   }
+}
+
+/** DNS names compare case-insensitively, without the root dot. */
+function normalizeName(name: string): string {
+  const n = name.trim().toLowerCase();
+  return n.endsWith(".") ? n.slice(0, -1) : n;
+}
+
+function includesName(r: Resolution, claim: string): boolean {
+  if (!claim) return true;
+  return r.names.some((n) => normalizeName(n.name) === claim);
 }

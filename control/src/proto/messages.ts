@@ -85,6 +85,7 @@ export interface LookupRequest {
   pod_namespace: string;
   wait_ms: number;
   instance_id: string;
+  claimed_name: string;
 }
 
 export interface LookupResponse {

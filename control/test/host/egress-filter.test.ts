@@ -124,13 +124,14 @@ test("allows a TLS connection whose SNI is the name the pod resolved to that IP"
 
 test("denies a faked SNI or Host pointing at an allowed name the pod did not resolve to that IP", () =>
   withWorld({ policy: POLICY, resolutions: [["198.51.100.9", "other.example.net", 300], ["203.0.113.10", "api.example.com", 300]] }, async (w) => {
+    // Each unsupported claim asks control once (it may have just learned the name), then denies.
     const tls = w.connect("198.51.100.9:443");
     tls.downstreamData(clientHello("api.example.com"));
-    assert.equal(tls.closed, true);
+    await eventually(() => tls.closed, "the TLS deny");
     assert.equal(tls.sentUpstream.length, 0, "no client byte reaches the upstream");
     const http = w.connect("198.51.100.9:443");
     http.downstreamData(httpRequest("api.example.com"));
-    assert.equal(http.closed, true);
+    await eventually(() => http.closed, "the HTTP deny");
     assert.equal(http.sentUpstream.length, 0);
     // Two different Host headers (one allowed, one not): no single host to verify.
     const twoHosts = w.connect("203.0.113.10:443");
@@ -173,7 +174,7 @@ test("byte-at-a-time delivery: the verdict waits for the whole ClientHello and e
     assert.deepEqual(c.sentUpstream, hello);
     const bad = w.connect("198.51.100.9:443");
     sendByteByByte(bad, clientHello("api.example.com"));
-    assert.equal(bad.closed, true);
+    await eventually(() => bad.closed, "the deny after the claim Lookup");
     assert.equal(bad.sentUpstream.length, 0);
     const ev = await w.events(2);
     assert.deepEqual(ev.map((e) => e.reason), ["allowed", "sni-unverified"]);
@@ -276,6 +277,35 @@ test("Monitor mode: what Enforce would deny is forwarded and reported as would-d
     const [e] = await w.events(1);
     assert.deepEqual([e!.verdict, e!.rule, e!.mode], ["would-deny", "no-evil", "POLICY_MODE_MONITOR"]);
     assert.equal(w.metric("egret_connections_would_deny"), 1);
+  }));
+
+test("the race with an already-known IP: an SNI/Host control learns for that IP as the bytes arrive is allowed (no false deny)", () =>
+  withWorld({ policy: POLICY, resolutions: [["198.51.100.20", "other.example.net", 300]], prepare: (c) => { c.lookupWaitCapMs = 30_000; } }, async (w) => {
+    const expires = Number(w.clock.nowNs() / 1_000_000n) + 60_000;
+    // TLS: the table knows the IP as other.example.net; the app just resolved api.example.com to it.
+    const tls = w.connect("198.51.100.20:443");
+    assert.equal(await settled(tls), true);
+    tls.downstreamData(clientHello("api.example.com"));
+    await eventually(() => w.control.lookups.length === 1, "the claim Lookup");
+    assert.equal(w.control.lookups[0].claimed_name, "api.example.com");
+    assert.equal(tls.closed, false, "held, not denied, while control is asked");
+    assert.equal(tls.sentUpstream.length, 0, "client bytes held");
+    w.control.addResolution("198.51.100.20", "api.example.com", expires);
+    await eventually(() => tls.sentUpstream.length > 0 || tls.closed, "the TLS verdict");
+    assert.equal(tls.closed, false);
+    // HTTP: same race on a Host header (another already-known IP).
+    w.control.addResolution("198.51.100.21", "other.example.net", expires, true);
+    await eventually(() => w.metric("egret_watch_deltas") >= 2, "the delta in every VM");
+    const http = w.connect("198.51.100.21:443");
+    assert.equal(await settled(http), true);
+    http.downstreamData(httpRequest("api.example.com"));
+    await eventually(() => w.control.lookups.length === 2, "the second claim Lookup");
+    w.control.addResolution("198.51.100.21", "api.example.com", expires);
+    await eventually(() => http.sentUpstream.length > 0 || http.closed, "the HTTP verdict");
+    assert.equal(http.closed, false);
+    const ev = await w.events(2);
+    assert.deepEqual(ev.map((e) => [e.verdict, e.reason, e.rule]), [["allow", "allowed", "api"], ["allow", "allowed", "api"]]);
+    assert.equal(w.metric("egret_decisions_sni_unverified") + w.metric("egret_decisions_host_unverified"), 0);
   }));
 
 test("the race: a connection to an IP control learns while the connection is held is allowed", () =>

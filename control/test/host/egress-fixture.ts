@@ -50,7 +50,7 @@ export class FakeControl {
   lookupWaitCapMs = 100;
   private server = new grpc.Server();
   private streams = new Map<WatchCall, { version: number }>();
-  private waiters: Array<{ ip: string; done: (found: boolean) => void }> = [];
+  private waiters: Array<{ ip: string; claim: string; done: (found: boolean) => void }> = [];
   private hanging: Array<() => void> = [];
   private version = 0;
   address = "";
@@ -95,8 +95,9 @@ export class FakeControl {
     let m = this.resolutions.get(ip);
     if (!m) this.resolutions.set(ip, (m = new Map()));
     m.set(name, Math.max(m.get(name) ?? 0, expiresMs));
-    for (const w of this.waiters.filter((x) => x.ip === ip)) w.done(true);
-    this.waiters = this.waiters.filter((x) => x.ip !== ip);
+    const ready = (x: { ip: string; claim: string }) => x.ip === ip && (!x.claim || m!.has(x.claim));
+    for (const w of this.waiters.filter(ready)) w.done(true);
+    this.waiters = this.waiters.filter((x) => !ready(x));
     if (push) this.pushDelta({ upserts: [ip] });
   }
 
@@ -164,10 +165,13 @@ export class FakeControl {
       cb(null, found
         ? { result: "LOOKUP_RESULT_FOUND", resolution: this.resolution(ip), server_time_unix_ms: this.now() }
         : { result: "LOOKUP_RESULT_NOT_FOUND", server_time_unix_ms: this.now() });
-    if (this.resolutions.has(ip)) return answer(true);
+    // Like control: a claimed name (SNI/Host the filter could not verify) must be among the names.
+    const claim = String(req.claimed_name ?? "").toLowerCase();
+    const known = () => this.resolutions.has(ip) && (!claim || this.resolutions.get(ip)!.has(claim));
+    if (known()) return answer(true);
     // Wait for the observation (real time: the test drives it), up to wait_ms of real time.
-    const w = { ip, done: (found: boolean) => { clearTimeout(timer); answer(found); } };
-    const timer = setTimeout(() => { this.waiters = this.waiters.filter((x) => x !== w); answer(false); }, Math.max(1, Math.min(req.wait_ms, this.lookupWaitCapMs)));
+    const w = { ip, claim, done: (found: boolean) => { clearTimeout(timer); answer(found); } };
+    const timer = setTimeout(() => { this.waiters = this.waiters.filter((x) => x !== w); answer(this.resolutions.has(ip)); }, Math.max(1, Math.min(req.wait_ms, this.lookupWaitCapMs)));
     this.waiters.push(w);
   }
 

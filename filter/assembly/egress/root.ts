@@ -24,7 +24,7 @@ import {
   WATCH_ACK, WATCH_NACK, WATCH_SNAPSHOT, WATCH_DELTA, LOOKUP_FOUND,
 } from "../pb/egret";
 import { ReportBatch } from "./report";
-import { EgressStream } from "./stream";
+import { EgressStream, PHASE_WAIT_CLAIM } from "./stream";
 import { Inspector, ensureInspectScratch } from "./inspect";
 
 const SERVICE = "egret.v1.FilterService";
@@ -289,6 +289,10 @@ export class EgressRoot extends RootContext {
     if (kind == PENDING_LOOKUP && token != 0) grpcCancel(token);
   }
 
+  grpcCancelCall(token: u32): void {
+    if (token != 0) grpcCancel(token);
+  }
+
   /** Slot of a pending Lookup with this token, or -1. */
   private slotOfToken(token: u32): i32 {
     for (let i = 0; i < this.slotHigh; i++) {
@@ -315,7 +319,7 @@ export class EgressRoot extends RootContext {
    * Asks control which names this pod resolved to the destination; returns the call token, or 0
    * when the call could not be started (control cluster unknown/unavailable).
    */
-  startLookup(srcHi: u64, srcLo: u64, dstHi: u64, dstLo: u64): u32 {
+  startLookup(srcHi: u64, srcLo: u64, dstHi: u64, dstLo: u64, claimPtr: usize = 0, claimLen: i32 = 0): u32 {
     const cfg = this.config;
     const method = this.lookupMethod;
     if (cfg === null || method === null) return 0;
@@ -325,7 +329,7 @@ export class EgressRoot extends RootContext {
     // Control answers NOT_FOUND a little before our own deadline, so the normal "nothing came"
     // outcome is an answer rather than a timeout.
     const margin: u32 = cfg.lookupTimeoutMs / 5 < 50 ? cfg.lookupTimeoutMs / 5 : 50;
-    if (!encodeLookup(this.msg, srcHi == 0 && srcLo == 0 ? 0 : ips, srcHi == 0 && srcLo == 0 ? 0 : srcLen, ips + 16, dstLen, this.podName, this.podNamespace, cfg.lookupTimeoutMs - margin, this.instanceId)) return 0;
+    if (!encodeLookup(this.msg, srcHi == 0 && srcLo == 0 ? 0 : ips, srcHi == 0 && srcLo == 0 ? 0 : srcLen, ips + 16, dstLen, this.podName, this.podNamespace, cfg.lookupTimeoutMs - margin, this.instanceId, claimPtr, <u32>claimLen)) return 0;
     return method.call(changetype<usize>(this.msgBuf), this.msg.pos, cfg.lookupTimeoutMs + margin);
   }
 
@@ -373,7 +377,8 @@ export class EgressRoot extends RootContext {
   private retryLookup(slot: i32): void {
     const s = unchecked(this.slotStream[slot]);
     if (s === null) return;
-    const token = this.startLookup(s.srcHi, s.srcLo, s.dstHi, s.dstLo);
+    const claimed = s.phase == PHASE_WAIT_CLAIM;
+    const token = this.startLookup(s.srcHi, s.srcLo, s.dstHi, s.dstLo, claimed ? s.claimPtr : 0, claimed ? s.claimLen : 0);
     if (token == 0) return; // still cannot start a call: try again next tick, until the deadline
     unchecked((this.slotToken[slot] = token));
     this.metrics!.lookupRetries.increment(1);
@@ -536,7 +541,10 @@ export class EgressRoot extends RootContext {
       if (kind != PENDING_STARTUP && kind != PENDING_LOOKUP) continue;
       const s = unchecked(this.slotStream[i]);
       if (s === null) continue;
-      if (kind == PENDING_LOOKUP && t.lookup(s.dstHi, s.dstLo, now, this.graceMs()) == 0) continue;
+      if (kind == PENDING_LOOKUP) {
+        // Waiting for the IP's first names, or (claim Lookup) for the claimed name among them.
+        if (s.phase == PHASE_WAIT_CLAIM ? !s.claimNowKnown(now) : t.lookup(s.dstHi, s.dstLo, now, this.graceMs()) == 0) continue;
+      }
       const token = unchecked(this.slotToken[i]);
       this.releaseSlot(i);
       if (kind == PENDING_LOOKUP && token != 0) grpcCancel(token);

@@ -19,7 +19,7 @@ import { parseHostPort, parsedHi, parsedLo, parsedPort } from "../resolve/ip";
 import {
   evaluate, EvalResult, PROTOCOL_PENDING, CLAIM_NONE, CLAIM_SNI, CLAIM_HOST, CANDIDATE_SIZE,
   FLAG_DEPENDS_ON_NAMES, FLAG_DEPENDS_ON_CLAIM, VERDICT_PENDING, VERDICT_ALLOW, VERDICT_DENY,
-  REASON_PROTOCOL_MISMATCH,
+  REASON_PROTOCOL_MISMATCH, REASON_SNI_UNVERIFIED, REASON_HOST_UNVERIFIED, VERDICT_WOULD_DENY,
 } from "../policy/engine";
 import { FailureMode } from "./config";
 import { EgressRoot, PENDING_LOOKUP, PENDING_STARTUP, PENDING_DETECT } from "./root";
@@ -33,6 +33,8 @@ export const PHASE_WAIT_STARTUP: u8 = 1; // held in on_new_connection until the 
 export const PHASE_WAIT_LOOKUP: u8 = 2; // held in on_new_connection until Lookup answers
 export const PHASE_INSPECT: u8 = 3; // connected; client bytes held until the detector answers
 export const PHASE_DECIDED: u8 = 4;
+/** Inspected; the SNI/Host is not among the names known for the IP: client bytes held while Lookup asks control for it. */
+export const PHASE_WAIT_CLAIM: u8 = 5;
 
 // egret.v1.Reason values the filter itself assigns (the engine assigns the others).
 export const REASON_LOOKUP_TIMEOUT: u8 = 9;
@@ -67,6 +69,12 @@ export class EgressStream extends StreamContext {
   /** Milliseconds the connection was held (Lookup/startup) or its bytes held (detection). */
   heldMs: i64 = 0;
   lookedUp: bool = false;
+  /** Lookup already asked control for the claimed name (once per connection). */
+  claimLookedUp: bool = false;
+  /** The claim evaluated (CLAIM_*; pointer into the inspector's buffer, valid while it is held). */
+  claimKind: i32 = CLAIM_NONE;
+  claimPtr: usize = 0;
+  claimLen: i32 = 0;
   /** Lookup calls retried after transport failures. */
   lookupRetries: i32 = 0;
   /** Milliseconds the connection was held for Lookup (-1: no Lookup). */
@@ -148,6 +156,10 @@ export class EgressStream extends StreamContext {
     const now = nowMsCached();
     this.heldMs = now - this.holdStartMs;
     this.finishInspection(now);
+    if (this.phase == PHASE_WAIT_CLAIM) {
+      this.dataHeld = true; // Lookup for the claimed name: the bytes wait for its answer
+      return Action.StopIteration;
+    }
     // Decided inside this callback: the held bytes go on (or the connection closes) by our return value.
     this.dataHeld = false;
     if (this.verdict == VERDICT_DENY) {
@@ -183,6 +195,7 @@ export class EgressStream extends StreamContext {
     const now = nowMsCached();
     this.heldMs = now - this.holdStartMs;
     this.finishInspection(now);
+    if (this.phase == PHASE_WAIT_CLAIM) return Action.Continue; // client bytes stay held until Lookup answers
     if (this.verdict == VERDICT_DENY) {
       this.egress.metrics!.upstreamCloses.increment(1);
       closeStream(StreamType.Downstream);
@@ -222,12 +235,21 @@ export class EgressStream extends StreamContext {
   }
 
   onLookupDone(now: i64, found: bool): void {
+    if (this.phase == PHASE_WAIT_CLAIM) {
+      this.finishClaimLookup(now);
+      return;
+    }
     this.heldMs = now - this.holdStartMs;
     this.recordLookupLatency();
     this.resumeHeld(this.step(now));
   }
 
   onLookupTimeout(now: i64): void {
+    if (this.phase == PHASE_WAIT_CLAIM) {
+      this.egress.metrics!.lookupTimeout.increment(1);
+      this.finishClaimLookup(now);
+      return;
+    }
     this.heldMs = now - this.holdStartMs;
     this.recordLookupLatency();
     this.egress.metrics!.lookupTimeout.increment(1);
@@ -235,6 +257,10 @@ export class EgressStream extends StreamContext {
   }
 
   onControlUnavailable(now: i64): void {
+    if (this.phase == PHASE_WAIT_CLAIM) {
+      this.finishClaimLookup(now);
+      return;
+    }
     this.heldMs = now - this.holdStartMs;
     this.recordLookupLatency();
     this.resumeHeld(this.stepWithoutControl(now, REASON_CONTROL_UNAVAILABLE));
@@ -247,6 +273,12 @@ export class EgressStream extends StreamContext {
     insp.giveUp();
     this.heldMs = now - this.holdStartMs;
     this.finishInspection(now);
+    this.releaseInspected();
+  }
+
+  /** After an out-of-band decision on an inspected connection: close, or let held bytes go. */
+  private releaseInspected(): void {
+    if (this.phase != PHASE_DECIDED) return; // still waiting (claim Lookup)
     if (this.verdict == VERDICT_DENY) closeStream(StreamType.Downstream);
     else if (this.dataHeld) {
       this.dataHeld = false;
@@ -333,6 +365,12 @@ export class EgressStream extends StreamContext {
     const insp = this.inspector!;
     if (this.slot >= 0) root.releaseSlot(this.slot);
     root.metrics!.detectLatencyMs.record(now - this.holdStartMs);
+    this.judgeInspected(now);
+  }
+
+  /** Evaluates with the detector's protocol and claim; decides, or asks control about the claim once. */
+  private judgeInspected(now: i64): void {
+    const insp = this.inspector!;
     const protocol = insp.protocol;
     if (this.viaProxy) {
       this.evaluateProxied(now, protocol);
@@ -355,7 +393,16 @@ export class EgressStream extends StreamContext {
         ptr = UNVERIFIABLE_CLAIM;
         len = 1;
       }
+      this.claimKind = kind;
+      this.claimPtr = ptr;
+      this.claimLen = len;
       this.evaluateNow(now, protocol, kind, ptr, len);
+      // The race with an already-known address: the app resolved the claimed name an instant ago
+      // to an IP the table knows under other names. Ask control once before denying for it.
+      if (!this.claimLookedUp && !insp.hostConflict && this.claimUnverifiedDeny()) {
+        if (this.claimWouldBeAllowed(now, protocol) && this.startClaimLookup(now)) return;
+        this.evaluateNow(now, protocol, kind, ptr, len); // RESULT back to the verdict to adopt
+      }
     }
     if (RESULT.verdict == VERDICT_PENDING) {
       // The engine still wants a protocol: only possible if the detector gave none.
@@ -397,6 +444,62 @@ export class EgressStream extends StreamContext {
     }
     evaluate(root.snapshot!, hi, lo, insp.targetPort, PROXY_CANDIDATE, n, protocol, CLAIM_NONE, 0, 0, RESULT);
     this.candCount = n;
+  }
+
+  private claimUnverifiedDeny(): bool {
+    return (RESULT.verdict == VERDICT_DENY || RESULT.verdict == VERDICT_WOULD_DENY) &&
+      (RESULT.reason == REASON_SNI_UNVERIFIED || RESULT.reason == REASON_HOST_UNVERIFIED);
+  }
+
+  /**
+   * Would the claimed name, were it among the IP's names, be allowed (or alerted)? Only then can
+   * asking control change the verdict; a claim of a denied or unlisted name is denied at once.
+   */
+  private claimWouldBeAllowed(now: i64, protocol: i32): bool {
+    store<u32>(PROXY_CANDIDATE, <u32>this.claimPtr);
+    store<u32>(PROXY_CANDIDATE + 4, <u32>this.claimLen);
+    store<i32>(PROXY_CANDIDATE + 8, 0);
+    evaluate(this.egress.snapshot!, this.dstHi, this.dstLo, this.dstPort, PROXY_CANDIDATE, 1, protocol, this.claimKind, this.claimPtr, this.claimLen, RESULT);
+    return RESULT.verdict != VERDICT_DENY && RESULT.verdict != VERDICT_WOULD_DENY && RESULT.verdict != VERDICT_PENDING;
+  }
+
+  /** Holds the (already held) client bytes while Lookup asks for the claimed name; false if no call could start. */
+  private startClaimLookup(now: i64): bool {
+    const root = this.egress;
+    const cfg = root.config!;
+    this.claimLookedUp = true;
+    const token = root.startLookup(this.srcHi, this.srcLo, this.dstHi, this.dstLo, this.claimPtr, this.claimLen);
+    if (token == 0) {
+      root.metrics!.lookupFailed.increment(1);
+      return false;
+    }
+    this.slot = root.hold(this, PENDING_LOOKUP, token, now + <i64>cfg.lookupTimeoutMs);
+    if (this.slot < 0) {
+      root.grpcCancelCall(token);
+      root.metrics!.internalErrors.increment(1);
+      return false;
+    }
+    this.phase = PHASE_WAIT_CLAIM;
+    this.holdStartMs = now;
+    root.metrics!.holdsLookup.increment(1);
+    return true;
+  }
+
+  /** The claim Lookup ended (answer, timeout or failure): judge again with what the table knows now. */
+  private finishClaimLookup(now: i64): void {
+    this.heldMs += now - this.holdStartMs;
+    this.lookupHeldMs = now - this.holdStartMs;
+    this.egress.metrics!.lookupLatencyMs.record(this.lookupHeldMs);
+    this.phase = PHASE_INSPECT;
+    this.judgeInspected(now);
+    this.releaseInspected();
+  }
+
+  /** For a connection waiting on a claim Lookup: does the table now support the claim? */
+  claimNowKnown(now: i64): bool {
+    if (this.phase != PHASE_WAIT_CLAIM || this.inspector === null) return false;
+    this.evaluateNow(now, this.inspector!.protocol, this.claimKind, this.claimPtr, this.claimLen);
+    return !this.claimUnverifiedDeny();
   }
 
   /** Takes the engine's verdict as final. */

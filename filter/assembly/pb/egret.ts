@@ -202,7 +202,7 @@ export class ResolutionView {
 
 // ---- Lookup ---------------------------------------------------------------------------------
 
-export function encodeLookup(w: PbWriter, srcIp: usize, srcIpLen: u32, dstIp: usize, dstIpLen: u32, podName: string, podNamespace: string, waitMs: u32, instanceId: string): bool {
+export function encodeLookup(w: PbWriter, srcIp: usize, srcIpLen: u32, dstIp: usize, dstIpLen: u32, podName: string, podNamespace: string, waitMs: u32, instanceId: string, claimPtr: usize = 0, claimLen: u32 = 0): bool {
   w.reset();
   w.bytes(1, srcIp, srcIpLen);
   w.bytes(2, dstIp, dstIpLen);
@@ -210,6 +210,7 @@ export function encodeLookup(w: PbWriter, srcIp: usize, srcIpLen: u32, dstIp: us
   w.string(4, podNamespace);
   w.uint32(5, waitMs);
   w.string(6, instanceId);
+  if (claimLen > 0) w.bytes(7, claimPtr, claimLen);
   return w.ok();
 }
 
