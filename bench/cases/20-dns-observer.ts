@@ -1,7 +1,10 @@
 // DNS observer throughput from a capture: the agent's full pipeline (frame decode, DNS parse,
 // query/answer matching, evidence rules, observation) over a synthetic pcap of query/answer pairs
 // from 1,000 pods, beside dns-packet decoding the same DNS messages, queries and answers (decode
-// alone: no frames, no matching), counted per answer as the pipeline is.
+// alone: no frames, no matching), counted per answer as the pipeline is. Rates are per second of
+// this process's CPU time (user + system, GC threads included), not wall time: the machine is shared
+// and wall time mostly measures the other processes. The baseline's messages sit in one buffer
+// (offsets, not 400,000 retained Buffer objects) so neither side pays GC for the other's inputs.
 import dnsPacket from "dns-packet";
 import { analyzeCapture } from "../../control/src/dns/offline.js";
 import { type BenchCase } from "../harness.js";
@@ -68,28 +71,40 @@ export const benchCase: BenchCase = {
   name: "DNS observer from a capture (one core)",
   async run(ctx) {
     const pairs = Math.max(20_000, Math.round(200_000 * ctx.scale));
-    const { pcap, messages } = syntheticDnsCapture(pairs);
-    const best = (f: () => number) => Math.max(f(), f(), f());
+    const built = syntheticDnsCapture(pairs);
+    const pcap = built.pcap;
+    const all = Buffer.concat(built.messages);
+    const offsets = new Uint32Array(built.messages.length);
+    for (let i = 0, off = 0; i < built.messages.length; off += built.messages[i]!.length, i++) offsets[i] = off;
+    built.messages.length = 0;
+    const cpuSeconds = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
     let accepted = 0;
-    const pipelineRate = best(() => {
-      const t0 = process.hrtime.bigint();
+    const pipeline = () => {
+      const t0 = cpuSeconds();
       const r = analyzeCapture(pcap, { trustedResolvers: ["198.18.0.10"] });
-      const secs = Number(process.hrtime.bigint() - t0) / 1e9;
       accepted = r.observer.stats.accepted;
-      return accepted / secs;
-    });
-    if (accepted !== pairs) throw new Error(`observer accepted ${accepted} of ${pairs} answers`);
-    const baselineRate = best(() => {
-      const t0 = process.hrtime.bigint();
+      return accepted / (cpuSeconds() - t0);
+    };
+    const baseline = () => {
+      const t0 = cpuSeconds();
       let n = 0;
-      for (const m of messages) { const d = dnsPacket.decode(m); if (d.type === "response" && d.answers!.length > 0) n++; }
-      const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-      return n / secs;
-    });
+      for (let i = 0; i < offsets.length; i++) {
+        const d = dnsPacket.decode(all, offsets[i]);
+        if (d.type === "response" && d.answers!.length > 0) n++;
+      }
+      return n / (cpuSeconds() - t0);
+    };
+    // Alternate the two, best of five each: both see the same machine at the same moments.
+    let pipelineRate = 0, baselineRate = 0;
+    for (let round = 0; round < 5; round++) {
+      pipelineRate = Math.max(pipelineRate, pipeline());
+      if (accepted !== pairs) throw new Error(`observer accepted ${accepted} of ${pairs} answers`);
+      baselineRate = Math.max(baselineRate, baseline());
+    }
     ctx.log(`${pairs} query/answer pairs, ${(pcap.length / 2 ** 20).toFixed(1)} MiB capture`);
     return [{
       name: "accepted answers per second: frame decode + parse + match + observe",
-      value: pipelineRate / 1000, unit: "k/s",
+      value: pipelineRate / 1000, unit: "k/s", extra: { clock: "process CPU time, best of 5" },
       baseline: { name: "dns-packet decode alone (same queries + answers)", value: baselineRate / 1000, unit: "k/s" },
       target: "≥ 150 k/s and faster than the baseline", meetsTarget: pipelineRate >= 150_000 && pipelineRate > baselineRate,
     }];
