@@ -1,0 +1,66 @@
+// Child process for bench/cases/70-watch-fanout: a real `egret control` service (file mode) whose
+// CPU time the parent reads over IPC, so the figure is the control's own, not the clients'.
+// Protocol (process messages): → {port}; ← {cmd:"observe", rate, seconds, pods} → {sent: [seq, t][]};
+// ← {cmd:"cpu"} → {cpuMs}; ← {cmd:"stop"}.
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { performance } from "node:perf_hooks";
+import { ControlService } from "../../control/src/control/service.js";
+import { fileControlSource } from "../../control/src/control/file-source.js";
+import { defaultPolicyApi } from "../../control/src/control/policy-api.js";
+import { createControlMetrics } from "../../control/src/control/metrics.js";
+import { silentLogger } from "../../control/src/common/log.js";
+import { ipToBytes } from "../../control/src/proto/index.js";
+
+const pods = Number(process.argv[2] ?? 1000);
+const dir = mkdtempSync(join(tmpdir(), "egret-bench-fanout-"));
+const podIp = (i: number) => `10.${100 + (i >> 16)}.${(i >> 8) & 0xff}.${i & 0xff}`;
+/** Destination of observation `seq`: the parent recovers seq from the upserted address. */
+const seqIp = (seq: number) => `10.${200 + (seq >> 16)}.${(seq >> 8) & 0xff}.${seq & 0xff}`;
+
+async function main(): Promise<void> {
+  const lines = ["pods:"];
+  for (let i = 0; i < pods; i++) lines.push(`  - {name: p${i}, namespace: bench, ip: ${podIp(i)}, labels: {app: web}}`);
+  writeFileSync(join(dir, "pods.yaml"), lines.join("\n") + "\n");
+  writeFileSync(join(dir, "policy.yaml"), `apiVersion: egret.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: web, namespace: bench}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  rules:
+    - {name: api, action: Allow, to: {domains: ["**.example.com"]}}
+`);
+  const service = new ControlService({
+    policyApi: defaultPolicyApi, log: silentLogger(), grpcListen: "127.0.0.1:0", audit: { write: () => undefined },
+    source: fileControlSource({ policyPaths: [join(dir, "policy.yaml")], podsFile: join(dir, "pods.yaml"), policyApi: defaultPolicyApi, log: silentLogger() }),
+    metrics: createControlMetrics({ defaultMetrics: false }),
+  });
+  const { grpcPort } = await service.start();
+  const stop = async () => { await service.stop(); rmSync(dir, { recursive: true, force: true }); process.exit(0); };
+  process.on("disconnect", () => void stop());
+  process.on("message", (m: { cmd: string; rate?: number; seconds?: number; pods?: number }) => {
+    if (m.cmd === "cpu") { const u = process.cpuUsage(); process.send!({ cpuMs: (u.user + u.system) / 1000 }); return; }
+    if (m.cmd === "stop") { void stop(); return; }
+    if (m.cmd !== "observe") return;
+    // Observations at `rate`/s for `seconds`, round-robin over the first `pods` pods, in 1 ms ticks.
+    const total = Math.round(m.rate! * m.seconds!);
+    const sent: [number, number][] = [];
+    const t0 = performance.now();
+    let seq = 0;
+    const tick = () => {
+      const due = Math.min(total, Math.round(((performance.now() - t0) / 1000) * m.rate!));
+      for (; seq < due; seq++) {
+        const name = `n${seq}.example.com`;
+        sent.push([seq, performance.timeOrigin + performance.now()]);
+        service.store.record(ipToBytes(podIp(seq % m.pods!)), { queryName: name, cnameChain: [], answers: [{ ip: ipToBytes(seqIp(seq)), ttlSeconds: 300 }], observedUnixMs: Date.now() });
+      }
+      if (seq < total) setTimeout(tick, 1);
+      else process.send!({ sent });
+    };
+    tick();
+  });
+  process.send!({ port: grpcPort });
+}
+
+await main();
