@@ -25,26 +25,29 @@ export class MeshCluster {
   ) {}
 
   static async start(opts: MeshClusterOptions): Promise<MeshCluster> {
-    // Scratch directories of an earlier run with this prefix that was killed before teardown (its
-    // namespaces are removed by MeshNetwork.create the same way).
-    for (const d of readdirSync(tmpdir())) {
-      if (d.startsWith(`egret-mesh-${opts.prefix}-`)) rmSync(join(tmpdir(), d), { recursive: true, force: true });
-    }
-    const workDir = mkdtempSync(join(tmpdir(), `egret-mesh-${opts.prefix}-`));
-    chmodSync(workDir, 0o755); // database servers run as their own users and need to reach their dirs
     let net: MeshNetwork | undefined;
+    let workDir: string | undefined;
     try {
+      // Claim a prefix slot first (egG0, egG1, …): parallel runs with the same base prefix get
+      // different slots, so each only ever cleans up what a dead earlier owner of its own slot left.
       net = await MeshNetwork.create({
         prefix: opts.prefix,
         outsideAddresses: outsideAddresses(opts.world),
         resolver: opts.world.resolver,
         handleSignals: opts.handleSignals,
       });
+      // Scratch directories of an earlier run in this slot that was killed before teardown (its
+      // namespaces were removed by MeshNetwork.create the same way).
+      for (const d of readdirSync(tmpdir())) {
+        if (d.startsWith(`egret-mesh-${net.prefix}-`)) rmSync(join(tmpdir(), d), { recursive: true, force: true });
+      }
+      workDir = mkdtempSync(join(tmpdir(), `egret-mesh-${net.prefix}-`));
+      chmodSync(workDir, 0o755); // database servers run as their own users and need to reach their dirs
       const services = await startServices({ net, world: opts.world, workDir }, opts.world, opts.services);
       return new MeshCluster(net, opts.world, workDir, services);
     } catch (e) {
       await net?.destroy();
-      rmSync(workDir, { recursive: true, force: true });
+      if (workDir) rmSync(workDir, { recursive: true, force: true });
       throw e;
     }
   }
