@@ -1,5 +1,7 @@
 // The resolution store: for every pod (keyed by the pod's IP), which names it resolved to which
-// IPs, with the CNAME chain and the expiry (observed time + clamped TTL + grace).
+// IPs, with the CNAME chain and the expiry (observed time + clamped TTL). Grace is not part of
+// the expiry: entries are *kept* (visible to Watch/Lookup) until expiry + grace, and the names
+// travel with their TTL expiry, so the filter's engine alone applies each policy's own grace.
 //
 // Layout (compact: ~70–105 bytes per entry at 1,000,000 entries, see measureStoreMemory):
 //   slot   = one (pod, ip) pair: struct-of-arrays columns; IPv4 slots are found through an
@@ -23,8 +25,9 @@ export interface StoreLimits {
   minTtlSeconds: number;
   /** TTLs above this are lowered to it (seconds). */
   maxTtlSeconds: number;
-  /** Added to every clamped TTL: apps reuse addresses a little past the TTL (seconds). A pod whose
-   *  policies ask for more grace (resolutionGraceSeconds) gets theirs (see graceFor). */
+  /** How long past its (clamped-TTL) expiry an entry is kept, so filters can apply a policy's
+   *  resolutionGraceSeconds (seconds). A pod whose policies ask for more gets theirs (see graceFor).
+   *  Never added to the expiry sent to filters. */
   graceSeconds: number;
   /** Names kept per (pod, ip); more evict the soonest-expiring name. */
   maxNamesPerIp: number;
@@ -106,7 +109,8 @@ export class ResolutionStore {
   private sIp = new Uint32Array(0); // IPv4 address as a u32 (IPv6 addresses live in v6Addr)
   private sFirst = new Int32Array(0);
   private sCount = new Uint8Array(0);
-  private sExpiry = new Float64Array(0); // earliest expiry among the slot's names (sweep key); 0 when free
+  private sExpiry = new Float64Array(0); // earliest keep-until (expiry + grace) among the slot's names (sweep key); 0 when free
+  private sGraceMs = new Uint32Array(0); // retention past expiry for the slot's names (the pod's grace when last updated)
   private sPrev = new Int32Array(0);
   private sNext = new Int32Array(0);
   private sGPrev = new Int32Array(0);
@@ -191,7 +195,7 @@ export class ResolutionStore {
     const observed = Math.min(Number.isFinite(obs.observedUnixMs) && obs.observedUnixMs > 0 ? obs.observedUnixMs : now, now);
     const l = this.limits;
 
-    const grace = Math.max(l.graceSeconds, this.graceFor?.(podKey) ?? 0);
+    const graceMs = Math.min(Math.max(l.graceSeconds, this.graceFor?.(podKey) ?? 0) * 1000, 0xffffffff);
     const podId = this.podIdFor(podKey);
     const changed: Uint8Array[] = [];
     let taken = 0;
@@ -206,14 +210,14 @@ export class ResolutionStore {
         continue;
       }
       const ttl = Math.min(Math.max(answer.ttlSeconds, l.minTtlSeconds), l.maxTtlSeconds);
-      const expiry = observed + (ttl + grace) * 1000;
-      if (expiry <= now) {
+      const expiry = observed + ttl * 1000;
+      if (expiry + graceMs <= now) {
         stale++;
         continue;
       }
       taken++;
       // A replayed observation the store already holds changes nothing: no delta for watchers.
-      if (this.upsert(podId, answer.ip, name, chain, expiry)) changed.push(answer.ip);
+      if (this.upsert(podId, answer.ip, name, chain, expiry, graceMs)) changed.push(answer.ip);
     }
     if (this.podEntries[podId] === 0 && this.podHead[podId] === NONE) this.releasePod(podId);
     if (taken === 0) return this.reject(stale > 0 ? "stale" : "no-answers");
@@ -222,7 +226,7 @@ export class ResolutionStore {
     return "stored";
   }
 
-  /** The pod's current entry for `ip` (unexpired names only), or undefined. */
+  /** The pod's current entry for `ip` (names within expiry + grace; each with its TTL expiry), or undefined. */
   get(podKey: string, ip: Uint8Array): Resolution | undefined {
     const podId = this.podIds.get(podKey);
     if (podId === undefined) return undefined;
@@ -261,7 +265,7 @@ export class ResolutionStore {
     return removed;
   }
 
-  /** Drops every name whose expiry is at or before now; returns how many. */
+  /** Drops every name whose expiry + grace is at or before now; returns how many. */
   sweep(): number {
     const now = this.now();
     const touched: [string, Uint8Array][] = [];
@@ -275,9 +279,10 @@ export class ResolutionStore {
       let prev = NONE;
       let r = this.sFirst[s];
       let earliest = Infinity;
+      const graceMs = this.sGraceMs[s];
       while (r !== NONE) {
         const next = this.rNext[r];
-        if (this.rExpiry[r] <= now) {
+        if (this.rExpiry[r] + graceMs <= now) {
           if (prev === NONE) this.sFirst[s] = next;
           else this.rNext[prev] = next;
           this.freeRecord(r);
@@ -286,7 +291,7 @@ export class ResolutionStore {
           this.entries--;
           expired++;
         } else {
-          earliest = Math.min(earliest, this.rExpiry[r]);
+          earliest = Math.min(earliest, this.rExpiry[r] + graceMs);
           prev = r;
         }
         r = next;
@@ -303,7 +308,7 @@ export class ResolutionStore {
     return expired;
   }
 
-  /** The earliest expiry among all entries (Unix ms), or undefined when empty (O(slots)). */
+  /** The earliest time an entry is dropped (expiry + grace, Unix ms), or undefined when empty (O(slots)). */
   nextExpiry(): number | undefined {
     let min = Infinity;
     for (let s = 0; s < this.slotCap; s++) if (this.sFamily[s] !== 0 && this.sExpiry[s] < min) min = this.sExpiry[s];
@@ -432,8 +437,9 @@ export class ResolutionStore {
   private view(s: number, now: number): Resolution | undefined {
     const names: Resolution["names"] = [];
     let latest = 0;
+    const graceMs = this.sGraceMs[s];
     for (let r = this.sFirst[s]; r !== NONE; r = this.rNext[r]) {
-      if (this.rExpiry[r] <= now) continue;
+      if (this.rExpiry[r] + graceMs <= now) continue;
       const chainId = this.rChain[r];
       names.push({
         name: this.names.get(this.rName[r]),
@@ -448,10 +454,15 @@ export class ResolutionStore {
   }
 
   /** Adds or refreshes one name under (pod, ip); false when nothing a reader could see changed. */
-  private upsert(podId: number, ip: Uint8Array, name: string, chain: string[], expiry: number): boolean {
+  private upsert(podId: number, ip: Uint8Array, name: string, chain: string[], expiry: number, graceMs: number): boolean {
     let s = this.findSlot(podId, ip);
     if (s === NONE) s = this.allocSlot(podId, ip);
     else this.touch(s, podId);
+    if (this.sGraceMs[s] !== graceMs) {
+      // The pod's grace changed (its policies did): retention follows; what filters see does not.
+      this.sGraceMs[s] = graceMs;
+      this.recomputeEarliest(s);
+    }
     this.counters.upserts++;
     const nameId = this.names.peek(name);
     if (nameId !== 0) {
@@ -490,7 +501,7 @@ export class ResolutionStore {
   private recomputeEarliest(s: number): void {
     let earliest = Infinity;
     for (let r = this.sFirst[s]; r !== NONE; r = this.rNext[r]) if (this.rExpiry[r] < earliest) earliest = this.rExpiry[r];
-    this.sExpiry[s] = earliest === Infinity ? 0 : earliest;
+    this.sExpiry[s] = earliest === Infinity ? 0 : earliest + this.sGraceMs[s];
   }
 
   private evictSoonestName(s: number, podId: number): void {
@@ -540,6 +551,7 @@ export class ResolutionStore {
     this.sFirst[s] = NONE;
     this.sCount[s] = 0;
     this.sExpiry[s] = 0;
+    this.sGraceMs[s] = 0;
     if (ip.length === 4) {
       this.sFamily[s] = 4;
       this.sIp[s] = ((ip[0] << 24) | (ip[1] << 16) | (ip[2] << 8) | ip[3]) >>> 0;
@@ -660,6 +672,7 @@ export class ResolutionStore {
     this.sFirst = grow(this.sFirst);
     this.sCount = grow(this.sCount);
     this.sExpiry = grow(this.sExpiry);
+    this.sGraceMs = grow(this.sGraceMs);
     this.sPrev = grow(this.sPrev);
     this.sNext = grow(this.sNext);
     this.sGPrev = grow(this.sGPrev);

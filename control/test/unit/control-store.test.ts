@@ -24,17 +24,40 @@ test("names are normalized to lowercase without the trailing dot; junk is refuse
   assert.equal(normalizeName("x".repeat(64) + ".com"), undefined);
 });
 
-test("an observation becomes an entry with the CNAME chain and expiry = observed + clamped TTL + grace", () => {
+test("an observation becomes an entry with the CNAME chain and expiry = observed + clamped TTL (grace is retention, never added)", () => {
   const c = clock();
   const store = new ResolutionStore({ now: c.now, limits: { minTtlSeconds: 10, maxTtlSeconds: 100, graceSeconds: 5 } });
   assert.equal(store.record(ipToBytes(POD), obs("WWW.Example.com.", ["203.0.113.7"], 1, { cnameChain: ["Edge.CDN.example.net."] })), "stored");
   const r = store.get(POD, ipToBytes("203.0.113.7"));
   assert.ok(r);
-  assert.deepEqual(r.names, [{ name: "www.example.com", cname_chain: ["edge.cdn.example.net"], expires_unix_ms: T0 + (10 + 5) * 1000 }]);
-  assert.equal(r.expires_unix_ms, T0 + 15_000);
+  assert.deepEqual(r.names, [{ name: "www.example.com", cname_chain: ["edge.cdn.example.net"], expires_unix_ms: T0 + 10 * 1000 }]);
+  assert.equal(r.expires_unix_ms, T0 + 10_000);
   store.record(ipToBytes(POD), obs("big.example.com", ["203.0.113.8"], 100_000));
-  assert.equal(store.get(POD, ipToBytes("203.0.113.8"))!.expires_unix_ms, T0 + 105_000, "TTL clamped to the maximum");
+  assert.equal(store.get(POD, ipToBytes("203.0.113.8"))!.expires_unix_ms, T0 + 100_000, "TTL clamped to the maximum");
   assert.equal(store.get("198.18.1.11", ipToBytes("203.0.113.7")), undefined, "other pods see nothing");
+});
+
+test("grace counts once: kept (with its TTL expiry) until expiry + the pod's grace, then swept; filters apply the policy's grace", () => {
+  const c = clock();
+  const graces = new Map<string, number>([[POD, 20]]);
+  const store = new ResolutionStore({ now: c.now, limits: { minTtlSeconds: 1, graceSeconds: 5 }, graceFor: (p) => graces.get(p) });
+  const ip = ipToBytes("203.0.113.9");
+  store.record(ipToBytes(POD), obs("a.example.com", ["203.0.113.9"], 10));
+  store.record(ipToBytes("198.18.1.11"), obs("a.example.com", ["203.0.113.9"], 10));
+  c.t = T0 + 10_000; // TTL over: still served (for the filter's grace), expiry unchanged
+  assert.equal(store.get(POD, ip)!.names[0]!.expires_unix_ms, T0 + 10_000);
+  assert.equal(store.get("198.18.1.11", ip)!.names[0]!.expires_unix_ms, T0 + 10_000);
+  c.t = T0 + 15_000; // the global grace (5 s) is over; the policy grace (20 s) of POD is not
+  assert.equal(store.sweep(), 1);
+  assert.equal(store.get("198.18.1.11", ip), undefined);
+  assert.ok(store.get(POD, ip));
+  c.t = T0 + 30_000;
+  assert.equal(store.sweep(), 1);
+  assert.equal(store.get(POD, ip), undefined);
+  // An answer observed longer ago than TTL + grace is stale on arrival.
+  assert.equal(store.record(ipToBytes("198.18.1.11"), obs("b.example.com", ["203.0.113.9"], 10)), "stale");
+  c.t = T0;
+  assert.equal(store.record(ipToBytes("198.18.1.11"), obs("b.example.com", ["203.0.113.9"], 10, { observedUnixMs: T0 - 12_000 })), "stored", "TTL over, within grace");
 });
 
 test("the latest expiry wins, a newer chain replaces the old one, and shared IPs keep every name sorted", () => {

@@ -31,7 +31,7 @@ options:
   --wasm FILE               serve this filter module at /wasm/egret.wasm (+ .sha256)
   --min-ttl SECONDS         floor for DNS TTLs (default 5)
   --max-ttl SECONDS         ceiling for DNS TTLs (default 86400)
-  --grace SECONDS           added to every TTL (default 30)
+  --grace SECONDS           keep entries this long past their TTL (default 30; a pod's policies may ask more)
   --max-entries-per-pod N   resolution entries per pod (default 20000)
   --max-entries N           resolution entries in total (default 2000000)
   --max-lookup-wait-ms MS   longest Lookup wait honoured (default 5000)
