@@ -86,9 +86,9 @@ test("CIDR and port rules decide in on_new_connection: allowed ones connect, oth
     assert.deepEqual(ev.map((e) => [e.destination, e.verdict, e.reason, e.policy, e.rule]), [
       ["198.19.1.12:6379", "allow", "allowed", "shop/cidr", "cache-block"],
       ["198.19.1.12:7005", "allow", "allowed", "shop/cidr", "cache-block"],
-      ["198.19.1.12:5432", "deny", "default-deny", "", ""],
-      ["198.19.1.200:6379", "deny", "unattributed", "", ""],
-      ["198.19.2.1:6379", "deny", "unattributed", "", ""],
+      ["198.19.1.12:5432", "deny", "default-deny", "shop/cidr", ""],
+      ["198.19.1.200:6379", "deny", "unattributed", "shop/cidr", ""],
+      ["198.19.2.1:6379", "deny", "unattributed", "shop/cidr", ""],
     ]);
     assert.equal(w.metric("egret_connections_allow"), 2);
     assert.equal(w.metric("egret_connections_deny"), 3);
@@ -307,6 +307,31 @@ test("the race with an already-known IP: an SNI/Host control learns for that IP 
     assert.deepEqual(ev.map((e) => [e.verdict, e.reason, e.rule]), [["allow", "allowed", "api"], ["allow", "allowed", "api"]]);
     assert.equal(w.metric("egret_decisions_sni_unverified") + w.metric("egret_decisions_host_unverified"), 0);
   }));
+
+test("default-deny names the policy whose mode decided it: the last Monitor policy (would-deny) or the last Enforce one (deny)", async () => {
+  const monitorOnly = POLICY.replace("spec:\n", "spec:\n  mode: Monitor\n");
+  const enforcing = `
+apiVersion: egret.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: web-baseline, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  rules:
+    - {name: status, action: Allow, to: {domains: [status.example.com]}}
+`;
+  for (const [policy, verdict, ref, mode] of [
+    [monitorOnly, "would-deny", "web-egress", "POLICY_MODE_MONITOR"],
+    [monitorOnly + "---\n" + enforcing, "deny", "web-baseline", "POLICY_MODE_ENFORCE"],
+  ] as const) {
+    await withWorld({ policy, resolutions: [["203.0.113.90", "other.example.net", 300]] }, async (w) => {
+      const c = w.connect("203.0.113.90:443");
+      c.downstreamData(clientHello("other.example.net"));
+      const [e] = await w.events(1);
+      assert.deepEqual([e!.verdict, e!.reason, e!.rule, e!.mode], [verdict, "default-deny", "", mode]);
+      assert.match(e!.policy, new RegExp(`\\b${ref}$`), `attributed to ${ref}`);
+    });
+  }
+});
 
 test("the race: a connection to an IP control learns while the connection is held is allowed", () =>
   withWorld({ policy: GRACE(0), prepare: (c) => { c.lookupWaitCapMs = 30_000; } }, async (w) => {

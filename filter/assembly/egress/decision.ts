@@ -13,6 +13,8 @@ import {
 } from "../pb/egret";
 import { EgressRoot, ipToBytes } from "./root";
 import { EgressStream } from "./stream";
+import { PolicySnapshot } from "../policy/snapshot";
+import { REASON_DEFAULT_DENY, REASON_UNATTRIBUTED, VERDICT_DENY, VERDICT_WOULD_DENY } from "../policy/engine";
 import { REASON_NAMES } from "./metrics";
 
 const IP_SCRATCH = memory.data(32);
@@ -59,9 +61,10 @@ export function reportDecision(root: EgressRoot, s: EgressStream, now: i64): voi
   if (insp !== null && insp.hostLen > 0) w.bytes(EV_HOST, insp.hostPtr, insp.hostLen);
   w.uint32(EV_VERDICT, s.verdict);
   w.uint32(EV_REASON, s.reason);
-  if (snap !== null && s.policy >= 0 && s.policy < snap.policyCount) {
-    w.bytes(EV_POLICY, snap.policyRefPtr(s.policy), <u32>snap.policyRefLen(s.policy));
-    w.uint32(EV_MODE, snap.policyMode(s.policy));
+  const policy = snap !== null ? attributedPolicy(snap, s) : -1;
+  if (snap !== null && policy >= 0 && policy < snap.policyCount) {
+    w.bytes(EV_POLICY, snap.policyRefPtr(policy), <u32>snap.policyRefLen(policy));
+    w.uint32(EV_MODE, snap.policyMode(policy));
   }
   if (snap !== null && s.rule >= 0 && s.rule < snap.ruleCount) {
     const nl = snap.ruleNameLen(s.rule);
@@ -74,6 +77,17 @@ export function reportDecision(root: EgressRoot, s: EgressStream, now: i64): voi
   if (!rep.endEvent(now)) root.metrics!.reportEventsDropped.increment(1);
   const cfg = root.config;
   if (cfg !== null && cfg.logDecisions) logDecision(root, s);
+}
+
+/**
+ * The policy a decision is reported under: the deciding one, or for a deny no policy decided
+ * (default-deny / unattributed) the policy whose mode made it a deny or a would-deny, so
+ * operators can tell which (Monitor) policy produced it.
+ */
+function attributedPolicy(snap: PolicySnapshot, s: EgressStream): i32 {
+  if (s.policy >= 0) return s.policy;
+  if ((s.reason == REASON_DEFAULT_DENY || s.reason == REASON_UNATTRIBUTED) && (s.verdict == VERDICT_DENY || s.verdict == VERDICT_WOULD_DENY)) return snap.defaultDenyPolicy;
+  return -1;
 }
 
 /** "#N" into LABEL_SCRATCH; returns its length. */
@@ -116,7 +130,8 @@ function logDecision(root: EgressRoot, s: EgressStream): void {
   const verdict = s.verdict < <u8>VERDICT_LABELS.length ? VERDICT_LABELS[s.verdict] : "?";
   const reason = s.reason < <u8>REASON_NAMES.length ? REASON_NAMES[s.reason] : "?";
   let line = "egret: " + verdict + " " + dst + ":" + s.dstPort.toString() + " reason=" + reason;
-  if (snap !== null && s.policy >= 0) line += " policy=" + snap.policyName(s.policy) + " rule=" + snap.ruleLabel(s.rule);
+  const policy = snap !== null ? attributedPolicy(snap, s) : -1;
+  if (snap !== null && policy >= 0) line += " policy=" + snap.policyName(policy) + (s.rule >= 0 ? " rule=" + snap.ruleLabel(s.rule) : "");
   const insp = s.inspector;
   if (insp !== null && insp.protocol >= 0) line += " protocol=" + protocolLabel(insp.protocol);
   log(LogLevel.Info, line);

@@ -137,6 +137,12 @@ export class PolicySnapshot {
   maxGraceSeconds: i32 = 0;
   /** True when every policy is in Monitor mode (default-deny becomes would-deny). */
   allMonitor: bool = false;
+  /**
+   * The policy a deny no policy decided (default-deny, unattributed) is attributed to in reports:
+   * the last policy in evaluation order whose mode is the one that verdict follows (the last
+   * Enforce policy, or the last policy when every policy is Monitor); -1 when there is none.
+   */
+  defaultDenyPolicy: i32 = -1;
   // Owned bytes and absolute addresses of each section inside them.
   raw: StaticArray<u8>;
   base: usize = 0;
@@ -378,6 +384,7 @@ export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
   let nextRule: u32 = 0;
   let maxGrace: u32 = 0;
   let allMonitor = policyCount > 0;
+  let lastEnforce: i32 = -1;
   for (let i: u32 = 0; i < policyCount; i++) {
     const e = snap.policies + <usize>i * POLICY_ENTRY_SIZE;
     const at = <u32>(offPolicies + <u64>i * POLICY_ENTRY_SIZE);
@@ -395,11 +402,15 @@ export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
     if (first != nextRule || <u64>first + <u64>count > <u64>ruleCount || grace > MAX_GRACE_SECONDS) return fail(DecodeError.BadPolicy, at);
     nextRule = first + count;
     if (grace > maxGrace) maxGrace = grace;
-    if (mode != MODE_MONITOR) allMonitor = false;
+    if (mode != MODE_MONITOR) {
+      allMonitor = false;
+      lastEnforce = <i32>i;
+    }
   }
   if (nextRule != ruleCount) return fail(DecodeError.BadPolicy, <u32>offPolicies);
   snap.maxGraceSeconds = <i32>maxGrace;
   snap.allMonitor = allMonitor;
+  snap.defaultDenyPolicy = allMonitor ? <i32>policyCount - 1 : lastEnforce;
 
   // Rules.
   let policyIndex: u32 = 0;
