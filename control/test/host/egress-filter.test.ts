@@ -244,6 +244,7 @@ test("expiry: once the TTL ran out (and no grace), the IP is no longer attribute
     const before = w.connect("203.0.113.10:443");
     before.downstreamData(clientHello("api.example.com"));
     assert.equal(before.closed, false);
+    await w.events(1); // answered before the clock jumps (an unanswered batch is sent again)
     w.tick(11_000);
     const after = w.connect("203.0.113.10:443");
     await settled(after);
@@ -260,6 +261,7 @@ test("grace: a policy's resolutionGraceSeconds keeps an expired resolution usabl
     const c = w.connect("203.0.113.10:443");
     c.downstreamData(clientHello("api.example.com"));
     assert.equal(c.closed, false);
+    await w.events(1); // answered before the clock jumps (an unanswered batch is sent again)
     w.tick(60_000);
     const late = w.connect("203.0.113.10:443");
     await settled(late);
@@ -400,6 +402,39 @@ test("control outage: the last tables keep deciding known IPs; unknown ones foll
     assert.ok(resume.resume_version > 0);
     assert.equal(resume.pod_name, "web-0");
     assert.equal(resume.pod_namespace, "shop");
+  }));
+
+test("control outage: verdicts decided while Report fails stay buffered and reach control once it is back; overflow is counted", () =>
+  withWorld({ policy: POLICY, resolutions: [["203.0.113.10", "api.example.com", 3600]], config: { reportBufferBytes: 4096, reportBatchSize: 1000 } }, async (w) => {
+    w.control.refuseReport = true;
+    const decide = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const c = w.connect("203.0.113.10:443");
+        c.downstreamData(clientHello("api.example.com"));
+        c.downstreamClose();
+      }
+    };
+    decide(10);
+    // Batches go out and fail while control is away: nothing may count as sent.
+    for (let i = 0; i < 40; i++) { w.tick(100); await new Promise((r) => setTimeout(r, 5)); }
+    assert.equal(w.control.events.length, 0);
+    assert.equal(w.metric("egret_report_events_sent"), 0, "a batch counts as sent only once control answered it");
+    decide(5);
+    w.control.refuseReport = false;
+    const ev = await eventually(() => { w.tick(100); return w.control.events.length >= 15 && w.metric("egret_report_events_sent") >= 15 && w.control.events; }, "the buffered verdicts after control came back");
+    assert.equal(ev.length, 15, "every verdict once (no batch was answered twice)");
+    assert.ok(ev.every((e) => e.verdict === "allow"));
+    assert.equal(w.metric("egret_report_events_dropped"), 0);
+    // Overflow while control is away: the buffer keeps what fits; the rest is counted and reported.
+    w.control.refuseReport = true;
+    decide(60);
+    const dropped = w.metric("egret_report_events_dropped");
+    assert.ok(dropped > 0, "a 4 KiB buffer cannot hold 60 verdicts");
+    for (let i = 0; i < 10; i++) { w.tick(100); await new Promise((r) => setTimeout(r, 5)); }
+    w.control.refuseReport = false;
+    await eventually(() => { w.tick(100); return w.control.events.length >= 15 + 60 - dropped && w.control.droppedEvents >= dropped; }, "the kept verdicts and the dropped count");
+    assert.equal(w.control.events.length, 15 + 60 - dropped);
+    assert.equal(w.control.droppedEvents, dropped);
   }));
 
 test("failure mode open: with control unreachable, connections that need it are allowed (and reported as such)", () =>

@@ -42,6 +42,11 @@ export class FakeControl {
   lookupMode: "answer" | "hang" | "fail" = "answer";
   /** Watch refuses subscriptions (control down). */
   refuseWatch = false;
+  /** Report streams fail with UNAVAILABLE before anything is recorded (control down or restarting). */
+  refuseReport = false;
+  /** Report streams that delivered an answer, and dropped_events counts received. */
+  reportAnswers = 0;
+  droppedEvents = 0;
   /**
    * Longest real-time wait of a Lookup for an unknown IP. Short by default so NOT_FOUND comes back
    * long before the gRPC deadline even on a loaded machine; tests that add the resolution while
@@ -62,7 +67,14 @@ export class FakeControl {
       Watch: (call: WatchCall) => this.onWatch(call),
       Lookup: (call: grpc.ServerUnaryCall<any, any>, cb: grpc.sendUnaryData<any>) => this.onLookup(call, cb),
       Report: (call: grpc.ServerReadableStream<any, any>, cb: grpc.sendUnaryData<any>) => {
+        if (this.refuseReport) {
+          call.on("data", () => undefined);
+          call.on("error", () => undefined);
+          cb({ code: grpc.status.UNAVAILABLE, details: "control restarting" } as any, null);
+          return;
+        }
         call.on("data", (req: any) => {
+          this.droppedEvents += Number(req.dropped_events ?? 0);
           for (const e of req.events) {
             this.events.push({
               ...e, names: e.names, destination: `${bytesToIp(e.destination_ip)}:${e.destination_port}`,
@@ -72,7 +84,7 @@ export class FakeControl {
             });
           }
         });
-        call.on("end", () => cb(null, { accepted_events: 0 }));
+        call.on("end", () => { this.reportAnswers++; cb(null, { accepted_events: 0 }); });
         call.on("error", () => undefined);
       },
     });

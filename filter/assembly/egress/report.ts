@@ -1,6 +1,10 @@
 // The Report batch: verdict events encoded straight into one ReportRequest buffer (field 1,
 // repeated VerdictEvent), so deciding a connection only writes bytes and sending a batch is one
 // grpc_send. When the buffer is full, new events are dropped and counted (dropped_events).
+//
+// Delivery is acknowledged: a sent batch stays at the front of the buffer (in flight) until
+// control answers it; ack() then drops it, a failed send leaves it to go out again with the
+// events decided meanwhile (at least once: a batch whose answer was lost may arrive twice).
 import { PbWriter } from "../pb/writer";
 import { REPORT_EVENTS, REPORT_DROPPED } from "../pb/egret";
 
@@ -16,6 +20,10 @@ export class ReportBatch {
   /** Events dropped in total (for the metric). */
   droppedTotal: u64 = 0;
   firstAtMs: i64 = 0;
+  /** The batch in flight: its events (a prefix of the buffer), bytes and dropped count. */
+  sentCount: i32 = 0;
+  sentBytes: u32 = 0;
+  sentDropped: u64 = 0;
   private eventStart: u32 = 0;
   private bodyEnd: u32 = 0;
 
@@ -61,14 +69,40 @@ export class ReportBatch {
     return this.w.pos;
   }
 
-  /** Undoes finish() after a failed send. */
+  /** Undoes finish() (the host copied the message). */
   unfinish(): void {
     this.w.rollback(this.bodyEnd);
+  }
+
+  /** Marks every buffered event (and the dropped count) as the batch in flight. */
+  markSent(): void {
+    this.sentCount = this.count;
+    this.sentBytes = this.w.pos;
+    this.sentDropped = this.dropped;
+  }
+
+  /** The batch in flight was not acknowledged: it stays, to be sent again. */
+  unsent(): void {
+    this.sentCount = 0;
+    this.sentBytes = 0;
+    this.sentDropped = 0;
+  }
+
+  /** Control acknowledged the batch in flight: drop it, keep what was decided since. */
+  ack(now: i64): void {
+    const rest = this.w.pos - this.sentBytes;
+    if (rest > 0) memory.copy(this.w.buf, this.w.buf + <usize>this.sentBytes, <usize>rest);
+    this.w.rollback(rest);
+    this.count -= this.sentCount;
+    this.dropped -= this.sentDropped;
+    if (this.count > 0) this.firstAtMs = now;
+    this.unsent();
   }
 
   clear(): void {
     this.w.reset();
     this.count = 0;
     this.dropped = 0;
+    this.unsent();
   }
 }

@@ -40,6 +40,8 @@ const MAX_PENDING: i32 = 8192;
 /** How often expired resolutions are swept from the table. */
 const SWEEP_INTERVAL_MS: i64 = 10000;
 const MESSAGE_BUFFER_BYTES: u32 = 64 * 1024;
+/** Longest wait for control's answer to a Report batch before sending it again. */
+const REPORT_ANSWER_TIMEOUT_MS: i64 = 30000;
 
 export const WATCH_IDLE: u8 = 0; // no stream; reconnect at watchRetryAtMs
 export const WATCH_OPEN: u8 = 1; // stream open (may not have received anything yet)
@@ -75,8 +77,14 @@ export class EgressRoot extends RootContext {
   version: u64 = 0;
   /** local clock − server clock (from Watch responses), applied to every expiry the server sends. */
   skewMs: i64 = 0;
+  /** The Report stream carrying the batch in flight (one batch per stream), 0 when none. */
   reportToken: u32 = 0;
+  /** Control answered the batch in flight (ReportResponse). */
+  reportAcked: bool = false;
+  /** Give up waiting for the answer (cancel, resend) at this time. */
+  reportDeadlineMs: i64 = 0;
   reportRetryAtMs: i64 = 0;
+  reportBackoffMs: u32 = 0;
   report: ReportBatch | null = null;
 
   // Held connections: parallel arrays indexed by slot (a free list links unused slots).
@@ -142,9 +150,9 @@ export class EgressRoot extends RootContext {
     seedJitter(currentTimeNanos() ^ (<u64>this.id << 32));
     this.instanceId = this.podNamespace + "/" + this.podName + "#" + (currentTimeNanos() % 1000000007).toString(16);
     this.watchBackoffMs = cfg.watchBackoffInitialMs;
+    this.reportBackoffMs = cfg.watchBackoffInitialMs;
     setTickPeriod(cfg.tickMs);
     this.openWatch();
-    this.openReport();
     log(LogLevel.Info, "egret: configured for pod " + this.podNamespace + "/" + this.podName + ", control " + cfg.controlCluster + ", failure mode " + (cfg.failureMode == 0 ? "closed" : "open"));
     return true;
   }
@@ -192,8 +200,12 @@ export class EgressRoot extends RootContext {
     if (cfg === null) return;
     const now = nowMs();
     if (this.watchState == WATCH_IDLE && now >= this.watchRetryAtMs) this.openWatch();
-    if (this.reportToken == 0 && now >= this.reportRetryAtMs) this.openReport();
     this.expireHeld(now);
+    if (this.reportToken != 0 && now >= this.reportDeadlineMs) {
+      // No answer in time (control hung or the stream stalled): the batch goes out again.
+      grpcCancel(this.reportToken);
+      this.reportFailed(now);
+    }
     const rep = this.report;
     if (rep !== null && rep.count > 0 && (rep.count >= <i32>cfg.reportBatchSize || now - rep.firstAtMs >= <i64>cfg.reportIntervalMs)) this.flushReport();
     if (now - this.lastSweepMs >= SWEEP_INTERVAL_MS) {
@@ -556,34 +568,69 @@ export class EgressRoot extends RootContext {
 
   // ---- Report ------------------------------------------------------------------------------
 
-  private openReport(): void {
-    const method = this.reportMethod;
-    if (method === null) return;
-    this.reportToken = method.openStream();
-    if (this.reportToken == 0) this.reportRetryAtMs = nowMs() + <i64>this.config!.watchBackoffMaxMs / 4;
-  }
-
-  /** Sends the batch (if the stream is open); on failure the events stay for the next attempt. */
+  /**
+   * Sends every buffered event as one batch on its own Report stream (half-closed at once, so
+   * control answers with a ReportResponse). One batch in flight at a time; it stays buffered until
+   * that answer arrives, and goes out again (with what was decided meanwhile) if the stream fails,
+   * so a control restart loses no verdict that fits the buffer.
+   */
   flushReport(): void {
     const rep = this.report;
-    const m = this.metrics;
-    if (rep === null || m === null || rep.count == 0 || this.reportToken == 0) return;
-    const n = rep.count;
-    const len = rep.finish();
-    if (grpcSend(this.reportToken, rep.ptr(), len) == Status.Ok) {
-      m.reportEventsSent.increment(n);
-      m.reportBatches.increment(1);
-      rep.clear();
-    } else {
-      rep.unfinish();
+    const method = this.reportMethod;
+    const cfg = this.config;
+    if (rep === null || method === null || cfg === null || rep.count == 0 || this.reportToken != 0) return;
+    const now = nowMs();
+    if (now < this.reportRetryAtMs) return;
+    const token = method.openStream();
+    if (token == 0) {
+      this.scheduleReportRetry(now);
+      return;
     }
+    const len = rep.finish();
+    const st = grpcSend(token, rep.ptr(), len, true);
+    rep.unfinish();
+    if (st != Status.Ok) {
+      grpcCancel(token);
+      this.scheduleReportRetry(now);
+      return;
+    }
+    rep.markSent();
+    this.reportToken = token;
+    this.reportAcked = false;
+    this.reportDeadlineMs = now + REPORT_ANSWER_TIMEOUT_MS;
+  }
+
+  private onReportAnswer(): void {
+    const rep = this.report;
+    const m = this.metrics;
+    if (rep === null || m === null || this.reportAcked) return;
+    this.reportAcked = true;
+    m.reportEventsSent.increment(rep.sentCount);
+    m.reportBatches.increment(1);
+    rep.ack(nowMs());
+    this.reportBackoffMs = this.config!.watchBackoffInitialMs;
+  }
+
+  private reportFailed(now: i64): void {
+    this.reportToken = 0;
+    const rep = this.report;
+    if (rep !== null) rep.unsent();
+    this.scheduleReportRetry(now);
+  }
+
+  private scheduleReportRetry(now: i64): void {
+    const cfg = this.config!;
+    const b = this.reportBackoffMs;
+    this.reportRetryAtMs = now + <i64>(b / 2 + jitter(b / 2 + 1));
+    const nb = <u64>b * 2;
+    this.reportBackoffMs = nb > <u64>cfg.watchBackoffMaxMs ? cfg.watchBackoffMaxMs : <u32>nb;
   }
 
   // ---- gRPC callbacks ------------------------------------------------------------------------
 
   onGrpcReceive(token: u32, size: u32): void {
     if (token == this.watchToken && token != 0) this.onWatchResponse(size);
-    else if (token == this.reportToken && token != 0) { /* ReportResponse: nothing to do */ }
+    else if (token == this.reportToken && token != 0) this.onReportAnswer();
     else this.onLookupAnswer(token, size);
   }
 
@@ -599,8 +646,8 @@ export class EgressRoot extends RootContext {
       return;
     }
     if (token == this.reportToken && token != 0) {
-      this.reportToken = 0;
-      this.reportRetryAtMs = nowMs() + <i64>this.config!.watchBackoffInitialMs;
+      if (this.reportAcked) this.reportToken = 0; // answered: the next batch may go
+      else this.reportFailed(nowMs());
       return;
     }
     this.onLookupFailed(token, grpcStatus);
