@@ -16,6 +16,18 @@ export interface Callout {
 }
 
 /** Cluster name → "host:port", and the grpc-js clients for them (one per address+authority). */
+/**
+ * Envoy opens an upstream connection on demand for each new gRPC stream (no channel-level
+ * reconnect backoff: a failed connect fails that stream at once, the next stream tries again).
+ * grpc-js defaults (1 s growing to 120 s) would keep a channel in TRANSIENT_FAILURE for seconds
+ * after the server is back, failing every call meanwhile; keep its backoff short so the filter's
+ * own retry schedule is what decides, as under Envoy.
+ */
+export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 1000,
+};
+
 export class GrpcChannels {
   private readonly clients = new Map<string, grpc.Client>();
   constructor(private readonly clusters: Record<string, string>) {}
@@ -27,7 +39,7 @@ export class GrpcChannels {
     const key = `${address}\0${authority}`;
     let c = this.clients.get(key);
     if (!c) {
-      c = new grpc.Client(address, grpc.credentials.createInsecure(), authority ? { "grpc.default_authority": authority } : {});
+      c = new grpc.Client(address, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, ...(authority ? { "grpc.default_authority": authority } : {}) });
       this.clients.set(key, c);
     }
     return c;

@@ -244,7 +244,7 @@ test("expiry: once the TTL ran out (and no grace), the IP is no longer attribute
     const before = w.connect("203.0.113.10:443");
     before.downstreamData(clientHello("api.example.com"));
     assert.equal(before.closed, false);
-    await w.events(1); // answered before the clock jumps (an unanswered batch is sent again)
+    await eventually(() => { w.tick(20); return w.metric("egret_report_events_sent") >= 1; }, "the first batch answered"); // before the clock jumps: an unanswered batch is sent again
     w.tick(11_000);
     const after = w.connect("203.0.113.10:443");
     await settled(after);
@@ -261,7 +261,7 @@ test("grace: a policy's resolutionGraceSeconds keeps an expired resolution usabl
     const c = w.connect("203.0.113.10:443");
     c.downstreamData(clientHello("api.example.com"));
     assert.equal(c.closed, false);
-    await w.events(1); // answered before the clock jumps (an unanswered batch is sent again)
+    await eventually(() => { w.tick(20); return w.metric("egret_report_events_sent") >= 1; }, "the first batch answered"); // before the clock jumps: an unanswered batch is sent again
     w.tick(60_000);
     const late = w.connect("203.0.113.10:443");
     await settled(late);
@@ -435,6 +435,30 @@ test("control outage: verdicts decided while Report fails stay buffered and reac
     await eventually(() => { w.tick(100); return w.control.events.length >= 15 + 60 - dropped && w.control.droppedEvents >= dropped; }, "the kept verdicts and the dropped count");
     assert.equal(w.control.events.length, 15 + 60 - dropped);
     assert.equal(w.control.droppedEvents, dropped);
+  }));
+
+test("reconnect after a long control outage: Watch attempts stay at most ~5 s apart (small jittered backoff, capped), so a restarted control is found quickly", () =>
+  withWorld({ policy: POLICY }, async (w) => {
+    w.control.refuseWatch = true;
+    w.control.dropWatches();
+    await eventually(() => w.metric("egret_watch_reconnects") >= 2, "every VM to notice the outage");
+    // Two minutes of (manual) outage in 100 ms steps, letting each attempt's refusal arrive.
+    for (let t = 0; t < 120_000; t += 100) {
+      w.tick(100);
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    // Two VMs (main and worker) retry independently; their attempts are seen interleaved.
+    const times = w.control.refusedWatches.map((r) => r.at);
+    const vms = 2;
+    // Per VM: a handful of growing steps, then one attempt every 2.5–5 s (cap 5 s, next attempt b/2..b).
+    assert.ok(times.length >= vms * (120_000 / 5_000 - 2), `attempts kept coming during the outage (${times.length})`);
+    assert.ok(times.length <= vms * (120_000 / 2_500 + 12), `attempts are spaced by the backoff, not a tight loop (${times.length})`);
+    const gaps = times.slice(1).map((t, i) => t - times[i]!);
+    // Slack for the refusal's round trip while the clock moves.
+    assert.ok(Math.max(...gaps) <= 6_000, `no long silence between attempts: ${gaps.join(", ")} ms`);
+    w.control.refuseWatch = false;
+    const before = w.metric("egret_watch_snapshots");
+    await eventually(() => { w.tick(100); return w.metric("egret_watch_snapshots") >= before + 2; }, "the Watch back in every VM after control returned");
   }));
 
 test("failure mode open: with control unreachable, connections that need it are allowed (and reported as such)", () =>

@@ -145,9 +145,16 @@ export class FakeControl {
     };
   }
 
+  /** Refused Watch subscriptions: clock time (ms) and the subscribing filter instance. */
+  readonly refusedWatches: Array<{ at: number; instance: string }> = [];
+
   private onWatch(call: WatchCall): void {
     if (this.refuseWatch) {
-      call.emit("error", { code: grpc.status.UNAVAILABLE, details: "refused" });
+      call.on("data", (req: any) => {
+        this.refusedWatches.push({ at: this.now(), instance: String(req.instance_id) });
+        call.emit("error", { code: grpc.status.UNAVAILABLE, details: "refused" });
+      });
+      call.on("error", () => undefined);
       return;
     }
     call.on("data", (req: any) => {

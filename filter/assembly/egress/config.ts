@@ -32,8 +32,10 @@ export class EgressConfig {
   /** Report buffer (bytes of encoded events); events beyond it are dropped and counted. */
   reportBufferBytes: u32 = 256 * 1024;
   /** Watch reconnect backoff (exponential with jitter between these bounds). */
-  watchBackoffInitialMs: u32 = 250;
-  watchBackoffMaxMs: u32 = 30000;
+  // Small and capped low: after a control restart, new destinations fail closed until Watch is
+  // back, so the next attempt must never be far away (Envoy itself reconnects on demand).
+  watchBackoffInitialMs: u32 = 200;
+  watchBackoffMaxMs: u32 = 5000;
   /** Resolution table bounds: entries (IP, name) and bytes of distinct names. */
   maxResolutions: i32 = 20000;
   resolutionNameBytes: i32 = 1 << 20;
