@@ -105,7 +105,7 @@ function decodeLink(linkType: number, data: Uint8Array, drops: DropCounts | unde
   if (linkType === LinkType.NFLOG) return decodeNflog(data, drops, depth);
   const ipOffset = linkPayloadOffset(linkType, data, drops);
   if (ipOffset < 0) return null;
-  return decodeIpAt(data.subarray(ipOffset), drops, depth);
+  return decodeIpFrom(data, ipOffset, drops, depth);
 }
 
 /** NFLOG (pcap-linktype(7)): 4-byte header, then TLVs (host byte order); type 9 is the packet. */
@@ -238,26 +238,35 @@ export function decodeIp(ip: Uint8Array, drops?: DropCounts): DecodedPacket | nu
 }
 
 function decodeIpAt(ip: Uint8Array, drops: DropCounts | undefined, depth: number): DecodedPacket | null {
-  if (ip.length < 1) return drop(drops, "truncated-ip-header");
-  const version = ip[0]! >> 4;
-  if (version === 4) return decodeIpv4(ip, drops, depth);
-  if (version === 6) return decodeIpv6(ip, drops, depth);
+  return decodeIpFrom(ip, 0, drops, depth);
+}
+
+/** Decodes the IP packet occupying `buf[base, buf.length)` (offsets instead of a view per layer). */
+function decodeIpFrom(buf: Uint8Array, base: number, drops: DropCounts | undefined, depth: number): DecodedPacket | null {
+  if (buf.length - base < 1) return drop(drops, "truncated-ip-header");
+  const version = buf[base]! >> 4;
+  if (version === 4) return decodeIpv4(buf, base, drops, depth);
+  if (version === 6) return decodeIpv6(base === 0 ? buf : buf.subarray(base), drops, depth);
   return drop(drops, "bad-ip-header");
 }
 
-function decodeIpv4(ip: Uint8Array, drops: DropCounts | undefined, depth: number): DecodedPacket | null {
-  if (ip.length < 20) return drop(drops, "truncated-ip-header");
-  const ihl = (ip[0]! & 0x0f) * 4;
-  const totalLength = (ip[2]! << 8) | ip[3]!;
+function decodeIpv4(buf: Uint8Array, base: number, drops: DropCounts | undefined, depth: number): DecodedPacket | null {
+  const ipLength = buf.length - base;
+  if (ipLength < 20) return drop(drops, "truncated-ip-header");
+  const ihl = (buf[base]! & 0x0f) * 4;
+  const totalLength = (buf[base + 2]! << 8) | buf[base + 3]!;
   if (ihl < 20 || totalLength < ihl) return drop(drops, "bad-ip-header");
-  if (ip.length < ihl) return drop(drops, "truncated-ip-header");
-  const fragField = (ip[6]! << 8) | ip[7]!;
+  if (ipLength < ihl) return drop(drops, "truncated-ip-header");
+  const fragField = (buf[base + 6]! << 8) | buf[base + 7]!;
   const moreFragments = (fragField & 0x2000) !== 0;
   if ((fragField & 0x1fff) !== 0) return drop(drops, "ip-fragment");
   // TCP segmentation offload captures show total length 0: trust the captured bytes then.
-  const end = totalLength === 0 ? ip.length : Math.min(totalLength, ip.length);
-  const announced = totalLength === 0 ? ip.length - ihl : totalLength - ihl;
-  return decodeTransport(ip[9]!, 4, ip.subarray(12, 16), ip.subarray(16, 20), ip.subarray(ihl, Math.max(ihl, end)), announced, moreFragments, ip[8]!, drops, depth);
+  const end = totalLength === 0 ? ipLength : Math.min(totalLength, ipLength);
+  const announced = totalLength === 0 ? ipLength - ihl : totalLength - ihl;
+  return decodeTransport(
+    buf[base + 9]!, 4, buf, base + 12, buf, base + 16, buf, base + ihl, base + Math.max(ihl, end), announced, moreFragments,
+    buf[base + 8]!, drops, depth,
+  );
 }
 
 const V6_HOP_BY_HOP = 0;
@@ -301,7 +310,7 @@ function decodeIpv6(ip: Uint8Array, drops: DropCounts | undefined, depth: number
     } else break;
     if (off > end) return drop(drops, "truncated-ip-header");
   }
-  return decodeTransport(next, 6, ip.subarray(8, 24), ip.subarray(24, 40), ip.subarray(off, end), announcedEnd - off, fragmented, ip[7]!, drops, depth);
+  return decodeTransport(next, 6, ip, 8, ip, 24, ip, off, Math.max(off, end), announcedEnd - off, fragmented, ip[7]!, drops, depth);
 }
 
 const IPPROTO_IPIP = 4;
@@ -311,56 +320,66 @@ const UDP_VXLAN = 4789;
 const UDP_GTP_U = 2152;
 const UDP_TEREDO = 3544;
 
+/**
+ * `seg` is the transport segment `s[segStart, segEnd)`; the addresses are `srcBuf[srcOff, +len)` and
+ * `dstBuf[dstOff, +len)` (len 4 or 16 by ipVersion). Offsets rather than views: fewer allocations.
+ */
 function decodeTransport(
-  proto: number, ipVersion: 4 | 6, srcIp: Uint8Array, dstIp: Uint8Array, seg: Uint8Array, announced: number,
+  proto: number, ipVersion: 4 | 6, srcBuf: Uint8Array, srcOff: number, dstBuf: Uint8Array, dstOff: number,
+  s: Uint8Array, segStart: number, segEnd: number, announced: number,
   fragmented: boolean, ttl: number, drops: DropCounts | undefined, depth: number,
 ): DecodedPacket | null {
+  const segLength = segEnd - segStart;
   if (proto === IPPROTO_IPIP || proto === IPPROTO_IPV6 || proto === IPPROTO_GRE) {
     if (fragmented) return drop(drops, "ip-fragment");
     if (depth >= MAX_TUNNEL_DEPTH) return drop(drops, "bad-ip-header");
+    const seg = s.subarray(segStart, segEnd);
     if (proto !== IPPROTO_GRE) return decodeIpAt(seg, drops, depth + 1);
     return decodeGre(seg, drops, depth + 1);
   }
+  const addrLen = ipVersion === 4 ? 4 : 16;
   if (proto === IPPROTO_TCP) {
-    if (seg.length < 20) return drop(drops, "truncated-transport-header");
-    const dataOffset = (seg[12]! >> 4) * 4;
+    if (segLength < 20) return drop(drops, "truncated-transport-header");
+    const dataOffset = (s[segStart + 12]! >> 4) * 4;
     if (dataOffset < 20) return drop(drops, "bad-transport-header");
-    if (seg.length < dataOffset) return drop(drops, "truncated-transport-header");
-    const payload = seg.subarray(dataOffset);
+    if (segLength < dataOffset) return drop(drops, "truncated-transport-header");
+    const payload = s.subarray(segStart + dataOffset, segEnd);
+    const srcIp = srcBuf.subarray(srcOff, srcOff + addrLen), dstIp = dstBuf.subarray(dstOff, dstOff + addrLen);
     return {
-      ipVersion, src: formatIp(srcIp), dst: formatIp(dstIp), srcIp, dstIp, proto: "tcp",
-      srcPort: (seg[0]! << 8) | seg[1]!, dstPort: (seg[2]! << 8) | seg[3]!,
+      ipVersion, src: formatIpAt(srcBuf, srcOff, srcIp), dst: formatIpAt(dstBuf, dstOff, dstIp), srcIp, dstIp, proto: "tcp",
+      srcPort: (s[segStart]! << 8) | s[segStart + 1]!, dstPort: (s[segStart + 2]! << 8) | s[segStart + 3]!,
       payload, payloadLength: Math.max(payload.length, announced - dataOffset), fragmented, ttl, tunnelDepth: depth,
       tcp: {
-        seq: readU32(seg, 4), ack: readU32(seg, 8),
-        flags: ((seg[12]! & 1) << 8) | seg[13]!,
-        window: (seg[14]! << 8) | seg[15]!,
+        seq: readU32(s, segStart + 4), ack: readU32(s, segStart + 8),
+        flags: ((s[segStart + 12]! & 1) << 8) | s[segStart + 13]!,
+        window: (s[segStart + 14]! << 8) | s[segStart + 15]!,
       },
     };
   }
   if (proto === IPPROTO_UDP) {
-    if (seg.length < 8) return drop(drops, "truncated-transport-header");
-    const udpLength = (seg[4]! << 8) | seg[5]!;
+    if (segLength < 8) return drop(drops, "truncated-transport-header");
+    const udpLength = (s[segStart + 4]! << 8) | s[segStart + 5]!;
     // Length 0 is legal for UDP over IPv6 jumbograms; otherwise it must cover the header.
     if (udpLength !== 0 && udpLength < 8) return drop(drops, "bad-transport-header");
-    const claimed = udpLength === 0 ? Math.max(seg.length, announced) - 8 : udpLength - 8;
-    const payload = seg.subarray(8, 8 + Math.min(claimed, seg.length - 8));
-    const dport = (seg[2]! << 8) | seg[3]!;
+    const claimed = udpLength === 0 ? Math.max(segLength, announced) - 8 : udpLength - 8;
+    const payload = s.subarray(segStart + 8, segStart + 8 + Math.min(claimed, segLength - 8));
+    const dport = (s[segStart + 2]! << 8) | s[segStart + 3]!;
     if (!fragmented && depth < MAX_TUNNEL_DEPTH) {
       if (dport === UDP_VXLAN && isVxlan(payload)) return decodeLink(LinkType.ETHERNET, payload.subarray(8), drops, depth + 1);
       if (dport === UDP_GTP_U) {
         const inner = gtpPayloadOffset(payload);
         if (inner > 0) return decodeIpAt(payload.subarray(inner), drops, depth + 1);
       }
-      const sport = (seg[0]! << 8) | seg[1]!;
+      const sport = (s[segStart]! << 8) | s[segStart + 1]!;
       if (dport === UDP_TEREDO || sport === UDP_TEREDO) {
         const inner = teredoPayloadOffset(payload);
         if (inner >= 0) return decodeIpAt(payload.subarray(inner), drops, depth + 1);
       }
     }
+    const srcIp = srcBuf.subarray(srcOff, srcOff + addrLen), dstIp = dstBuf.subarray(dstOff, dstOff + addrLen);
     return {
-      ipVersion, src: formatIp(srcIp), dst: formatIp(dstIp), srcIp, dstIp, proto: "udp",
-      srcPort: (seg[0]! << 8) | seg[1]!, dstPort: (seg[2]! << 8) | seg[3]!,
+      ipVersion, src: formatIpAt(srcBuf, srcOff, srcIp), dst: formatIpAt(dstBuf, dstOff, dstIp), srcIp, dstIp, proto: "udp",
+      srcPort: (s[segStart]! << 8) | s[segStart + 1]!, dstPort: dport,
       payload, payloadLength: Math.max(payload.length, claimed), fragmented, ttl, tunnelDepth: depth,
     };
   }
@@ -426,6 +445,27 @@ function teredoPayloadOffset(p: Uint8Array): number {
 
 function readU32(b: Uint8Array, off: number): number {
   return ((b[off]! << 24) | (b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!) >>> 0;
+}
+
+/**
+ * IPv4 address text by address, direct-mapped: captures repeat a few addresses, and a cached string
+ * costs no formatting, no allocation, and compares by identity downstream.
+ */
+const V4_CACHE_SIZE = 4096;
+const v4CacheKeys = new Int32Array(V4_CACHE_SIZE);
+const v4CacheText: (string | undefined)[] = new Array<string | undefined>(V4_CACHE_SIZE).fill(undefined);
+
+/** formatIp of `addr` (the view `buf[off, off + 4 or 16)`), IPv4 through the cache. */
+function formatIpAt(buf: Uint8Array, off: number, addr: Uint8Array): string {
+  if (addr.length !== 4) return formatIp(addr);
+  const key = (buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!;
+  const slot = (key ^ (key >>> 12) ^ (key >>> 20)) & (V4_CACHE_SIZE - 1);
+  const hit = v4CacheText[slot];
+  if (hit !== undefined && v4CacheKeys[slot] === key) return hit;
+  const text = `${buf[off]}.${buf[off + 1]}.${buf[off + 2]}.${buf[off + 3]}`;
+  v4CacheKeys[slot] = key;
+  v4CacheText[slot] = text;
+  return text;
 }
 
 /** Formats 4 or 16 address bytes: dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run "::"). */
