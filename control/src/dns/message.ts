@@ -112,17 +112,36 @@ export function skipName(buf: Uint8Array, off: number, end: number): number {
 const u16 = (b: Uint8Array, o: number) => (b[o]! << 8) | b[o + 1]!;
 const u32 = (b: Uint8Array, o: number) => ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 
-function fail(error: DnsParseError, offset: number): ParseResult {
-  return { ok: false, error, offset };
+/** Why the last parseDnsMessageOrNull call returned null, and where (set only on failure). */
+let lastError: DnsParseError = "truncated-record";
+let lastErrorOffset = 0;
+
+function fail(error: DnsParseError, offset: number): null {
+  lastError = error;
+  lastErrorOffset = offset;
+  return null;
 }
+
+/** Shared by messages parsed with `shareEmpty`: never pushed to (arrays are created only when a section has records). */
+const EMPTY_RECORDS: DnsRecord[] = [];
 
 /**
  * Parses one DNS message occupying `buf[start, end)`. The result's `buf` is a view of exactly
  * those bytes (compression pointers are relative to the message start), and offsets index it.
  */
 export function parseDnsMessage(buf: Uint8Array, start = 0, end = buf.length): ParseResult {
+  const message = parseDnsMessageOrNull(buf, start, end, false);
+  return message !== null ? { ok: true, message } : { ok: false, error: lastError, offset: lastErrorOffset };
+}
+
+/**
+ * parseDnsMessage without the result wrapper, for hot paths: the message, or null with the reason
+ * in parseErrorOf(). With `shareEmpty`, empty sections share one array, which the caller must
+ * never modify.
+ */
+export function parseDnsMessageOrNull(buf: Uint8Array, start = 0, end = buf.length, shareEmpty = false): DnsMessage | null {
   try {
-    return parseUnchecked(buf, start, Math.min(end, buf.length));
+    return parseUnchecked(buf, start, Math.min(end, buf.length), shareEmpty);
   } catch {
     // Unreachable by construction (every read is bounds-checked); kept so no input can ever
     // throw past this boundary if a future edit misses a check.
@@ -130,7 +149,12 @@ export function parseDnsMessage(buf: Uint8Array, start = 0, end = buf.length): P
   }
 }
 
-function parseUnchecked(whole: Uint8Array, start: number, end: number): ParseResult {
+/** The reason the last parseDnsMessageOrNull call that returned null failed. */
+export function lastParseError(): DnsParseError {
+  return lastError;
+}
+
+function parseUnchecked(whole: Uint8Array, start: number, end: number, shareEmpty: boolean): DnsMessage | null {
   // Compression pointers are relative to the message start, so work on a view of the message.
   const buf = start === 0 && end === whole.length ? whole : whole.subarray(start, end);
   const len = buf.length;
@@ -149,7 +173,9 @@ function parseUnchecked(whole: Uint8Array, start: number, end: number): ParseRes
     pos = next + 4;
   }
 
-  const answers: DnsRecord[] = [], authority: DnsRecord[] = [], additional: DnsRecord[] = [];
+  const answers: DnsRecord[] = an > 0 || !shareEmpty ? [] : EMPTY_RECORDS;
+  const authority: DnsRecord[] = ns > 0 || !shareEmpty ? [] : EMPTY_RECORDS;
+  const additional: DnsRecord[] = ar > 0 || !shareEmpty ? [] : EMPTY_RECORDS;
   let edns: Edns | null = null;
   let extRcode = 0;
   for (let s = 0; s < 3; s++) {
@@ -182,23 +208,20 @@ function parseUnchecked(whole: Uint8Array, start: number, end: number): ParseRes
     }
   }
   return {
-    ok: true,
-    message: {
-      buf,
-      id: u16(buf, 0),
-      isResponse: (flags & 0x8000) !== 0,
-      opcode: (flags >>> 11) & 0xf,
-      authoritative: (flags & 0x0400) !== 0,
-      truncated: (flags & 0x0200) !== 0,
-      recursionDesired: (flags & 0x0100) !== 0,
-      recursionAvailable: (flags & 0x0080) !== 0,
-      rcode: (extRcode << 4) | (flags & 0xf),
-      questions,
-      answers,
-      authority,
-      additional,
-      edns,
-    },
+    buf,
+    id: u16(buf, 0),
+    isResponse: (flags & 0x8000) !== 0,
+    opcode: (flags >>> 11) & 0xf,
+    authoritative: (flags & 0x0400) !== 0,
+    truncated: (flags & 0x0200) !== 0,
+    recursionDesired: (flags & 0x0100) !== 0,
+    recursionAvailable: (flags & 0x0080) !== 0,
+    rcode: (extRcode << 4) | (flags & 0xf),
+    questions,
+    answers,
+    authority,
+    additional,
+    edns,
   };
 }
 

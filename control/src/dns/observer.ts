@@ -7,7 +7,7 @@
 // Input is one DNS message at a time (a UDP payload, or one length-framed message of a reassembled
 // TCP stream — see pipeline.ts). Output is `DnsObservation`s through `onObservation`.
 import { CidrSet } from "./cidr.js";
-import { parseDnsMessage, type DnsMessage } from "./message.js";
+import { lastParseError, parseDnsMessageOrNull, type DnsMessage } from "./message.js";
 import { nameEquals, nameHash, readName, renderRdata } from "./render.js";
 import { MAX_POINTER_HOPS, RRType, Rcode, typeName } from "./wire.js";
 
@@ -314,12 +314,13 @@ export class DnsObserver {
     // Expiry walks the oldest entries; a few times a second is precise enough and keeps the
     // per-message cost flat.
     if (now - this.lastExpire >= EXPIRE_EVERY_MS || now < this.lastExpire) this.expire(now);
-    const parsed = parseDnsMessage(payload);
-    if (!parsed.ok) {
-      this.stats.malformedByError[parsed.error] = (this.stats.malformedByError[parsed.error] ?? 0) + 1;
+    // The message never leaves the observer, so empty sections may share one array.
+    const msg = parseDnsMessageOrNull(payload, 0, payload.length, true);
+    if (msg === null) {
+      const error = lastParseError();
+      this.stats.malformedByError[error] = (this.stats.malformedByError[error] ?? 0) + 1;
       return this.reject("malformed");
     }
-    const msg = parsed.message;
     if (msg.opcode !== 0 || msg.questions.length !== 1) return this.reject("unsupported");
     return msg.isResponse ? this.onResponse(meta, msg, payload) : this.onQuery(meta, msg);
   }
