@@ -512,7 +512,9 @@ export class DnsObserver {
     // owners to the question or to a CNAME's target, so most owners are recognised by offset alone.
     const known = this.knownNames;
     known.length = 0;
-    known.push(labelsStart(buf, msg.questions[0]!.nameOffset), p.qname);
+    // Labels start of the name being followed: an owner starting there is that name, no compare needed.
+    let currentStart = labelsStart(buf, msg.questions[0]!.nameOffset);
+    known.push(currentStart, p.qname);
     const chain: string[] = [];
     const usedCnames = this.usedCnames; // indices of the CNAME records followed
     const usedTargets = this.usedTargets; // their decoded targets
@@ -523,7 +525,8 @@ export class DnsObserver {
       let i = -1;
       for (let j = 0; j < records.length; j++) {
         const rr = records[j]!;
-        if (rr.type === RRType.CNAME && !usedCnames.includes(j) && nameEquals(buf, rr.nameOffset, current, true)) { i = j; break; }
+        if (rr.type === RRType.CNAME && !usedCnames.includes(j) &&
+            (labelsStart(buf, rr.nameOffset) === currentStart || nameEquals(buf, rr.nameOffset, current, true))) { i = j; break; }
       }
       if (i < 0) break;
       const target = readName(buf, records[i]!.rdataOffset, true);
@@ -531,7 +534,8 @@ export class DnsObserver {
       usedTargets.push(target);
       if (target === null || target === p.qname || chain.includes(target)) break; // CNAME loop: stop at the first repeat
       chain.push(target);
-      known.push(labelsStart(buf, records[i]!.rdataOffset), target);
+      currentStart = labelsStart(buf, records[i]!.rdataOffset);
+      known.push(currentStart, target);
       current = target;
     }
     const answers: ObservedRecord[] = [];

@@ -35,6 +35,9 @@ export function analyzeCapture(bytes: Uint8Array, options: OfflineOptions): Offl
   const reader = readCapture(plain);
   const frameDrops: DropCounts = {};
   let frames = 0;
+  // One context reused for every packet: the pipeline reads it only during push() (and flush(),
+  // which sees the last packet's, as before) and copies what it keeps.
+  const ctx = { time: 0, frame: 0 };
   for (const frame of reader) {
     frames++;
     const packet = decodeFrame(frame.linkType, frame.data, frameDrops);
@@ -42,7 +45,9 @@ export function analyzeCapture(bytes: Uint8Array, options: OfflineOptions): Offl
     const ms = frame.time * 1000;
     // Query expiry follows the capture's clock, which must not run backwards for the observer.
     clock = Math.max(clock, ms);
-    pipeline.push(packet, { time: ms, frame: frames });
+    ctx.time = ms;
+    ctx.frame = frames;
+    pipeline.push(packet, ctx);
   }
   pipeline.flush();
   return {

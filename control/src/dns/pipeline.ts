@@ -161,7 +161,9 @@ export class DnsPipeline {
       this.observer.observe(this.meta(pkt.src, pkt.dst, pkt.srcPort, pkt.dstPort, "udp", ctx), pkt.payload);
       return;
     }
-    this.ctx = ctx;
+    // A copy: flush() delivers held data with the last TCP packet's context, and a caller may reuse
+    // its context object for the next packet.
+    this.ctx = { ...ctx };
     this.tcp.push(pkt, ctx.time / 1000);
   }
 
