@@ -97,13 +97,22 @@ export function findVerdict(entries: AuditEntry[], q: VerdictQuery): AuditEntry 
     (e.destinationPort === undefined || e.destinationPort === q.destinationPort));
 }
 
-/** Polls the audit log until the verdict for `q` appears after `offset`, or `timeoutMs` passes. */
-export async function waitForVerdict(file: string, offset: number, q: VerdictQuery, timeoutMs: number): Promise<{ entry?: AuditEntry; seen: number }> {
+/**
+ * Polls the audit log until the verdict for `q` appears after `offset`, or `timeoutMs` passes.
+ * With `accept`, keeps waiting for an entry it accepts: verdicts of earlier connections to the
+ * same destination can arrive late (a filter resends what it decided while control was down), so
+ * the first entry for a destination is not always this connection's. On timeout the first entry
+ * found is returned, for the error message.
+ */
+export async function waitForVerdict(file: string, offset: number, q: VerdictQuery, timeoutMs: number,
+  accept?: (e: AuditEntry) => boolean): Promise<{ entry?: AuditEntry; seen: number }> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const seen = readAudit(file, offset);
     const entry = findVerdict(seen, q);
-    if (entry || Date.now() >= deadline) return { entry, seen: seen.length };
+    const accepted = entry && accept ? seen.find((e) => findVerdict([e], q) && accept(e)) : entry;
+    if (accepted) return { entry: accepted, seen: seen.length };
+    if (Date.now() >= deadline) return { entry, seen: seen.length };
     await new Promise((r) => setTimeout(r, 100));
   }
 }

@@ -107,7 +107,7 @@ export class ScenarioRunner {
       case "audit": {
         const c = connects.get(step.ref);
         if (!c) return { step, ok: false, summary: "error", detail: `connect step "${step.ref}" has not run` };
-        const found = await waitForVerdict(session.files.auditLog, c.auditOffset, c.query, step.expect.within);
+        const found = await waitForVerdict(session.files.auditLog, c.auditOffset, c.query, step.expect.within, (e) => auditMismatches(e, step.expect).length === 0);
         if (!found.entry) return { step, ok: false, summary: "no verdict", detail: `no verdict for ${step.ref} (${c.query.podKey} → ${c.query.destinationIp ?? "?"}:${c.query.destinationPort}) in the audit log within ${step.expect.within} ms` };
         const problems = auditMismatches(found.entry, step.expect);
         const summary = `${found.entry.verdict ?? "?"}, ${found.entry.reason ?? "?"}`;
@@ -160,7 +160,7 @@ export class ScenarioRunner {
     let entry: AuditEntry | undefined;
     const wantsAudit = step.expect.verdict || step.expect.reason || step.expect.policy || step.expect.rule !== undefined;
     if (wantsAudit) {
-      const found = await waitForVerdict(files.auditLog, auditOffset, query, AUDIT_WAIT_MS);
+      const found = await waitForVerdict(files.auditLog, auditOffset, query, AUDIT_WAIT_MS, (e) => auditMismatches(e, step.expect).length === 0);
       entry = found.entry;
       if (!entry) problems.push(`no verdict for ${step.pod} → ${dst.ip ?? "?"}:${dst.port} in the audit log within ${AUDIT_WAIT_MS} ms (entries seen: ${found.seen})`);
       else problems.push(...auditMismatches(entry, step.expect));

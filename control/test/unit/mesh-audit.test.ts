@@ -99,3 +99,17 @@ steps:
     { ip: "198.19.2.40", port: 443 }, { ip: "198.19.2.40", port: 80 }, { ip: "198.19.3.10", port: 3128 }, { ip: "198.19.9.9", port: 7 },
   ]);
 });
+
+test("a late verdict of an earlier connection to the same destination does not hide this connection's", () => withFile(async (file) => {
+  // What a filter resends after control comes back: a deny decided during the outage, then this
+  // connection's allow.
+  writeFileSync(file, auditLine({ verdict: "deny", reason: "control-unavailable", policy: "", rule: "" }) + auditLine({}));
+  const q = { podKey: "shop/app", podIp: "198.18.1.10", destinationIp: "198.19.1.10", destinationPort: 5432 };
+  const want = { verdict: "allow", rule: "postgres" } as Parameters<typeof auditMismatches>[1];
+  const accepted = await waitForVerdict(file, 0, q, 2000, (e) => auditMismatches(e, want).length === 0);
+  assert.equal(accepted.entry?.verdict, "allow");
+  // Without a matching entry, the first one found comes back for the error message.
+  writeFileSync(file, auditLine({ verdict: "deny", reason: "control-unavailable", policy: "", rule: "" }));
+  const missing = await waitForVerdict(file, 0, q, 300, (e) => auditMismatches(e, want).length === 0);
+  assert.equal(missing.entry?.verdict, "deny");
+}));
