@@ -3,15 +3,8 @@
 // observation lands. Real control service (file mode: store, Watch hub, parked Lookups) over real
 // gRPC, egret.wasm in the Node host with 2 worker VMs. Baseline: connections to IPs the filter
 // already knows (decided in on_new_connection without a callout), same process, same run.
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { RealClock, EnvoyHost } from "../../control/src/host/index.js";
-import { ControlService } from "../../control/src/control/service.js";
-import { fileControlSource } from "../../control/src/control/file-source.js";
-import { defaultPolicyApi } from "../../control/src/control/policy-api.js";
-import { createControlMetrics } from "../../control/src/control/metrics.js";
-import { silentLogger } from "../../control/src/common/log.js";
+import { startFileControl, type FileControl } from "../../control/test/support/file-control.js";
 import { ipToBytes } from "../../control/src/proto/index.js";
 import { CONTROL_CLUSTER, EGRET_WASM } from "../../control/test/host/egress-fixture.js";
 import { summarize, type BenchCase } from "../harness.js";
@@ -30,18 +23,11 @@ export const benchCase: BenchCase = {
   name: "the hold: connect latency added by waiting for Lookup",
   async run(ctx) {
     const total = Math.max(300, Math.round(3000 * ctx.scale));
-    const dir = mkdtempSync(join(tmpdir(), "egret-bench-hold-"));
-    let service: ControlService | undefined;
+    let control: FileControl | undefined;
     let host: EnvoyHost | undefined;
     try {
-      writeFileSync(join(dir, "policy.yaml"), POLICY);
-      writeFileSync(join(dir, "pods.yaml"), "pods:\n  - {name: web-0, namespace: shop, ip: 10.1.0.7, labels: {app: web}}\n");
-      service = new ControlService({
-        policyApi: defaultPolicyApi, log: silentLogger(), grpcListen: "127.0.0.1:0", audit: { write: () => undefined },
-        source: fileControlSource({ policyPaths: [join(dir, "policy.yaml")], podsFile: join(dir, "pods.yaml"), policyApi: defaultPolicyApi, log: silentLogger() }),
-        metrics: createControlMetrics({ defaultMetrics: false }),
-      });
-      const { grpcPort } = await service.start();
+      control = await startFileControl({ policy: POLICY, pods: "pods:\n  - {name: web-0, namespace: shop, ip: 10.1.0.7, labels: {app: web}}\n" });
+      const { grpcPort } = control;
       host = await EnvoyHost.create({
         wasm: EGRET_WASM, concurrency: 2, clock: new RealClock(),
         pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, lookupTimeoutMs: 2000 }),
@@ -51,7 +37,7 @@ export const benchCase: BenchCase = {
       const h = host;
       const metric = (n: string) => h.metric(n) ?? 0;
       for (const deadline = Date.now() + 30_000; metric("egret_watch_snapshots") < 3 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 5));
-      const store = service.store;
+      const store = control.service.store;
       const observe = (ip: string, name: string) => store.record(ipToBytes("10.1.0.7"), { queryName: name, cnameChain: [], answers: [{ ip: ipToBytes(ip), ttlSeconds: 300 }], observedUnixMs: Date.now() });
       const connect = async (i: number, ip: string, observeAfter: boolean): Promise<{ ms: number; denied: boolean }> => {
         const name = `n${i}.api.example.com`;
@@ -93,8 +79,7 @@ export const benchCase: BenchCase = {
       }];
     } finally {
       await host?.close();
-      await service?.stop();
-      rmSync(dir, { recursive: true, force: true });
+      await control?.stop();
     }
   },
 };

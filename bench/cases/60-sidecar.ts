@@ -3,16 +3,9 @@
 // come from the real control service in file mode), beside direct connections in the same run.
 // The sidecar runs as its own process (`egret sidecar --target`), as in a pod.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { ControlService } from "../../control/src/control/service.js";
-import { fileControlSource } from "../../control/src/control/file-source.js";
-import { defaultPolicyApi } from "../../control/src/control/policy-api.js";
-import { createControlMetrics } from "../../control/src/control/metrics.js";
-import { silentLogger } from "../../control/src/common/log.js";
+import { startFileControl, type FileControl } from "../../control/test/support/file-control.js";
 import { summarize, type BenchCase } from "../harness.js";
 
 const BIN = fileURLToPath(new URL("../../../bin/egret.js", import.meta.url));
@@ -61,21 +54,14 @@ async function bulk(port: number, bytes: number): Promise<number> {
 export const benchCase: BenchCase = {
   name: "egret sidecar vs direct connection (loopback)",
   async run(ctx) {
-    const dir = mkdtempSync(join(tmpdir(), "egret-bench-sidecar-"));
     let sidecar: ChildProcess | undefined;
-    let service: ControlService | undefined;
+    let control: FileControl | undefined;
     // One echo server upstream (pipe keeps back-pressure), for round trips and bulk alike.
     const echo = net.createServer((s) => { s.pipe(s); s.on("error", () => undefined); });
     try {
       const echoPort = await listen(echo);
-      writeFileSync(join(dir, "policy.yaml"), POLICY);
-      writeFileSync(join(dir, "pods.yaml"), "pods:\n  - {name: bench-0, namespace: bench, ip: 127.0.0.1, labels: {app: bench}}\n");
-      service = new ControlService({
-        policyApi: defaultPolicyApi, log: silentLogger(), grpcListen: "127.0.0.1:0", audit: { write: () => undefined },
-        source: fileControlSource({ policyPaths: [join(dir, "policy.yaml")], podsFile: join(dir, "pods.yaml"), policyApi: defaultPolicyApi, log: silentLogger() }),
-        metrics: createControlMetrics({ defaultMetrics: false }),
-      });
-      const { grpcPort } = await service.start();
+      control = await startFileControl({ policy: POLICY, pods: "pods:\n  - {name: bench-0, namespace: bench, ip: 127.0.0.1, labels: {app: bench}}\n" });
+      const { grpcPort } = control;
       const startSidecar = async (target: number): Promise<{ proc: ChildProcess; port: number }> => {
         const probe = net.createServer(); const port = await listen(probe); await new Promise((r) => probe.close(r));
         let lastError = "";
@@ -108,9 +94,8 @@ export const benchCase: BenchCase = {
       }];
     } finally {
       sidecar?.kill("SIGTERM");
-      await service?.stop();
+      await control?.stop();
       echo.close();
-      rmSync(dir, { recursive: true, force: true });
     }
   },
 };

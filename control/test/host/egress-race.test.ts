@@ -5,15 +5,8 @@
 // asserted (timing belongs to the benchmarks).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { RealClock, EnvoyHost } from "../../src/host/index.js";
-import { ControlService } from "../../src/control/service.js";
-import { fileControlSource } from "../../src/control/file-source.js";
-import { defaultPolicyApi } from "../../src/control/policy-api.js";
-import { createControlMetrics } from "../../src/control/metrics.js";
-import { silentLogger } from "../../src/common/log.js";
+import { startFileControl, type FileControl } from "../support/file-control.js";
 import { ipToBytes } from "../../src/proto/index.js";
 import { egressWorld, clientHello, CONTROL_CLUSTER, EGRET_WASM } from "./egress-fixture.js";
 
@@ -85,19 +78,12 @@ test(`the race: ${TOTAL} connections opened the instant their DNS answer is obse
 // The same race against the real control service (file mode): its store, Watch hub (deltas) and
 // Lookup (parked until the observation lands), fed as the agent's Observe stream feeds it.
 test(`the race against the real egret control: connections opened as the agent's observation lands are never denied`, { timeout: 600_000 }, async () => {
-  const dir = mkdtempSync(join(tmpdir(), "egret-race-"));
   const total = TOTAL;
-  let service: ControlService | undefined;
+  let control: FileControl | undefined;
   let host: EnvoyHost | undefined;
   try {
-    writeFileSync(join(dir, "policy.yaml"), POLICY);
-    writeFileSync(join(dir, "pods.yaml"), "pods:\n  - {name: web-0, namespace: shop, ip: 10.1.0.7, labels: {app: web}}\n");
-    service = new ControlService({
-      policyApi: defaultPolicyApi, log: silentLogger(), grpcListen: "127.0.0.1:0", audit: { write: () => undefined },
-      source: fileControlSource({ policyPaths: [join(dir, "policy.yaml")], podsFile: join(dir, "pods.yaml"), policyApi: defaultPolicyApi, log: silentLogger() }),
-      metrics: createControlMetrics({ defaultMetrics: false }),
-    });
-    const { grpcPort } = await service.start();
+    control = await startFileControl({ policy: POLICY, pods: "pods:\n  - {name: web-0, namespace: shop, ip: 10.1.0.7, labels: {app: web}}\n" });
+    const { grpcPort } = control;
     host = await EnvoyHost.create({
       wasm: EGRET_WASM, concurrency: 2, clock: new RealClock(),
       pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, lookupTimeoutMs: Number(process.env.EGRET_RACE_LOOKUP_MS ?? 2000) }),
@@ -107,7 +93,7 @@ test(`the race against the real egret control: connections opened as the agent's
     const h = host;
     const metric = (n: string) => h.metric(n) ?? 0;
     for (const deadline = Date.now() + 30_000; metric("egret_watch_snapshots") < 3 && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 5));
-    const store = service.store;
+    const store = control.service.store;
     let denied = 0;
     let next = 0;
     const delays: number[] = [];
@@ -139,7 +125,6 @@ test(`the race against the real egret control: connections opened as the agent's
     assert.equal(metric("egret_connections_allow"), total);
   } finally {
     await host?.close();
-    await service?.stop();
-    rmSync(dir, { recursive: true, force: true });
+    await control?.stop();
   }
 });
