@@ -1,3 +1,4 @@
+import { parseArgs, type ParseArgsConfig } from "node:util";
 // The contract every `egret` subcommand module implements (see ./commands/).
 export interface CliCommand {
   /** The word after `egret`, e.g. "detect". */
@@ -11,4 +12,13 @@ export interface CliCommand {
 /** A mistake in how the command was called: printed without a stack, exit code 2. */
 export class UsageError extends Error {
   readonly exitCode = 2;
+}
+
+/** node:util parseArgs, with a flag mistake reported as a UsageError followed by the usage text. */
+export function parseFlags<T extends ParseArgsConfig>(config: T, usage: string): ReturnType<typeof parseArgs<T>> {
+  try {
+    return parseArgs(config);
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}\n\n${usage}`);
+  }
 }

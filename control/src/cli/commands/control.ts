@@ -1,8 +1,7 @@
 // `egret control`: the control service. Kubernetes mode (--kubernetes) or file mode
 // (--policies PATH… --pods FILE). See control/src/control/README.md.
-import { parseArgs } from "node:util";
 import { KubeConfig } from "@kubernetes/client-node";
-import { UsageError, type CliCommand } from "../command.js";
+import { parseFlags, UsageError, type CliCommand } from "../command.js";
 import { createLogger } from "../../common/log.js";
 import { openAuditWriter } from "../../control/audit.js";
 import { fileControlSource } from "../../control/file-source.js";
@@ -48,9 +47,7 @@ export const command: CliCommand = {
   name: "control",
   summary: "run the control service (gRPC API for filters and agents; Kubernetes or file mode)",
   async run(argv) {
-    let values;
-    try {
-      ({ values } = parseArgs({
+    const { values } = parseFlags({
         args: argv,
         options: {
           kubernetes: { type: "boolean" },
@@ -72,10 +69,7 @@ export const command: CliCommand = {
         },
         strict: true,
         allowPositionals: false,
-      }));
-    } catch (err) {
-      throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-    }
+    }, HELP);
     if (values.help) {
       process.stdout.write(HELP);
       return 0;

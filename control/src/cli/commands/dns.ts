@@ -1,12 +1,11 @@
 // `egret dns --pcap FILE`: runs the node agent's DNS observer over a capture file, with the capture's
 // own clock, and prints the answers it would have accepted as evidence.
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { CaptureFormatError } from "../../pcap/index.js";
 import { DnsObserver, REJECT_REASONS, type DnsObservation } from "../../dns/observer.js";
 import { analyzeCapture, type OfflineResult } from "../../dns/offline.js";
 import { typeName } from "../../dns/wire.js";
-import { UsageError, type CliCommand } from "../command.js";
+import { parseFlags, UsageError, type CliCommand } from "../command.js";
 
 const HELP = `usage: egret dns --pcap FILE [--json] [--trusted-resolver IP|CIDR]... [options]
 
@@ -77,9 +76,7 @@ export const command: CliCommand = {
   name: "dns",
   summary: "print the DNS answers the node agent would accept as evidence from a capture file",
   async run(argv) {
-    let values;
-    try {
-      ({ values } = parseArgs({
+    const { values } = parseFlags({
         args: argv,
         options: {
           pcap: { type: "string" },
@@ -94,10 +91,7 @@ export const command: CliCommand = {
         },
         strict: true,
         allowPositionals: false,
-      }));
-    } catch (err) {
-      throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-    }
+    }, HELP);
     if (values.help) {
       process.stdout.write(HELP);
       return 0;

@@ -3,9 +3,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { fileURLToPath } from "node:url";
-import { parseArgs } from "node:util";
-import type { CliCommand } from "../command.js";
-import { UsageError } from "../command.js";
+import { parseFlags, UsageError, type CliCommand } from "../command.js";
 import { findEnvoyFilter, pluginConfigOf, renderInstall, sha256Hex, toYaml } from "../../deploy/render.js";
 import { pluginConfigProblem } from "../../deploy/plugin-check.js";
 
@@ -36,9 +34,7 @@ export const command: CliCommand = {
   name: "manifests",
   summary: "print the Kubernetes/Istio install manifests for this build",
   async run(argv) {
-    let values;
-    try {
-      ({ values } = parseArgs({
+    const { values } = parseFlags({
         args: argv,
         options: {
           image: { type: "string" }, wasm: { type: "string" }, selector: { type: "string", multiple: true },
@@ -47,10 +43,7 @@ export const command: CliCommand = {
           output: { type: "string", short: "o" }, help: { type: "boolean", short: "h" },
         },
         strict: true, allowPositionals: false,
-      }));
-    } catch (err) {
-      throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
-    }
+    }, HELP);
     if (values.help) { process.stdout.write(HELP); return 0; }
     const delivery = values.delivery ?? "ecds";
     if (delivery !== "ecds" && delivery !== "inline" && delivery !== "volume") throw new UsageError(`--delivery must be ecds, inline or volume (got "${delivery}")`);
