@@ -86,6 +86,10 @@ export const benchCase: BenchCase = {
     }, {
       name: "policy engine alone in wasm: 50 rules, 1,000 candidate names (shared IP)", value: engineThousand / 1000, unit: "µs",
       baseline: { name: "1 candidate name", value: engineOne / 1000, unit: "µs" },
+      // 10 µs on a quiet machine, where one name takes about 0.9 µs: read against the same run's
+      // 1-name figure (×11) when the machine is loaded.
+      target: "≤ 10 µs (≤ ×11 of 1 name on a loaded machine)", meetsTarget: engineThousand / 1000 <= 10 || engineThousand / engineOne <= 11,
+      extra: { ratioToOneName: engineThousand / engineOne },
     }];
   },
 };
