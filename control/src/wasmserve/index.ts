@@ -116,8 +116,8 @@ export function createWasmHandler(modules: WasmModuleSet | WasmModule): (req: In
     // hold it; istio-agent gives up for good on any 4xx.
     sendText(req, res, 503,
       `this control replica serves egret.wasm with sha256 ${served.map((m) => m.sha256).join(" and ")}, not ${wanted}: ` +
-      "retry shortly (a rollout may be under way); if it persists, the EnvoyFilter and the control image are from " +
-      "different builds: apply the control phase of `egret manifests` for this image first, then the mesh phase\n",
+      "retry shortly (a rollout may be under way); if it persists, the EnvoyFilter and the control image " +
+      "come from different builds: apply the control phase of `egret manifests` for this image first, then the mesh phase\n",
       { "retry-after": UNKNOWN_MODULE_RETRY_AFTER_SECONDS, "cache-control": "no-store" });
     return true;
   };
