@@ -46,9 +46,9 @@ export interface ResolvedName {
   name: string;
   cname_chain: string[];
   expires_unix_ms: number;
-  /** Optional when sending (unset = pod DNS). */
-  source?: NameSource;
-  config_ref?: string;
+  /** Unset when sending = pod DNS (the store's entries leave it out). */
+  source: NameSource;
+  config_ref: string;
 }
 
 export interface Resolution {

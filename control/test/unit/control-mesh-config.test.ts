@@ -119,18 +119,18 @@ test("changes report the addresses before and after; delete and replaceAll drop 
 
 test("withMeshNames keeps the pod's own DNS names and adds only the mesh names it lacks", () => {
   const ip = ipToBytes("198.18.200.1");
-  const pod: Resolution = { ip, names: [{ name: "api.example.com", cname_chain: [], expires_unix_ms: 1000 }], expires_unix_ms: 1000 };
+  const pod: Resolution = { ip, names: [{ name: "api.example.com", cname_chain: [], expires_unix_ms: 1000, source: "NAME_SOURCE_POD_DNS", config_ref: "" }], expires_unix_ms: 1000 };
   const mesh: Resolution = {
     ip,
     names: [
-      { name: "api.example.com", cname_chain: [], expires_unix_ms: MESH_CONFIG_EXPIRY_MS, source: "NAME_SOURCE_MESH_CONFIG" },
-      { name: "b.example.com", cname_chain: [], expires_unix_ms: MESH_CONFIG_EXPIRY_MS, source: "NAME_SOURCE_MESH_CONFIG" },
+      { name: "api.example.com", cname_chain: [], expires_unix_ms: MESH_CONFIG_EXPIRY_MS, source: "NAME_SOURCE_MESH_CONFIG", config_ref: "shop/x" },
+      { name: "b.example.com", cname_chain: [], expires_unix_ms: MESH_CONFIG_EXPIRY_MS, source: "NAME_SOURCE_MESH_CONFIG", config_ref: "shop/x" },
     ],
     expires_unix_ms: MESH_CONFIG_EXPIRY_MS,
   };
   const merged = withMeshNames(pod, mesh)!;
   assert.deepEqual(names(merged), ["api.example.com", "b.example.com"]);
-  assert.equal(merged.names[0].source, undefined, "the pod's DNS name stays pod DNS");
+  assert.equal(merged.names[0].source, "NAME_SOURCE_POD_DNS", "the pod's DNS name stays pod DNS");
   assert.equal(merged.names[0].expires_unix_ms, 1000);
   assert.equal(merged.names[1].source, "NAME_SOURCE_MESH_CONFIG");
   assert.equal(withMeshNames(undefined, mesh), mesh);
@@ -159,7 +159,7 @@ test("Watch: a pod's snapshot carries the ServiceEntry addresses it may see; edi
     // The pod's own DNS answer for the address keeps its source; the mesh name is added.
     store.record(ipToBytes("198.18.1.10"), { queryName: "alias.example.com", cnameChain: [], answers: [{ ip: ipToBytes("198.18.200.1"), ttlSeconds: 60 }], observedUnixMs: Date.now() });
     await new Promise((r) => setImmediate(r));
-    assert.deepEqual(shop[1].upserts![0]!.names!.map((n) => [n!.name, n!.source ?? "pod"]), [["alias.example.com", "pod"], ["api.example.com", "NAME_SOURCE_MESH_CONFIG"]]);
+    assert.deepEqual(shop[1].upserts![0]!.names!.map((n) => [n!.name, n!.source]), [["alias.example.com", "NAME_SOURCE_POD_DNS"], ["api.example.com", "NAME_SOURCE_MESH_CONFIG"]]);
     // Exported to everyone: the lab pod gets an upsert; deleting it: removals.
     meshConfig.upsert(se("shop", "api", { hosts: ["api.example.com"], addresses: ["198.18.200.1"] }));
     await new Promise((r) => setImmediate(r));
