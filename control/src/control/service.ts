@@ -54,6 +54,7 @@ export interface ControlServiceOptions {
   clusterCidrs?: string[];
   /** exportTo of ServiceEntries that set none (Istio meshConfig.defaultServiceExportTo; default ["*"]). */
   defaultExportTo?: string[];
+  replaceDefaultClusterCidrs?: boolean;
   storeLimits?: Partial<StoreLimits>;
   hubLimits?: Partial<HubLimits>;
   grpcLimits?: Partial<GrpcLimits>;
@@ -108,6 +109,7 @@ export class ControlService {
       now: o.now,
       limits: o.hubLimits,
       clusterCidrs: o.clusterCidrs,
+      replaceDefaultClusterCidrs: o.replaceDefaultClusterCidrs,
       epoch: o.epoch,
     });
     this.lookups = new LookupService(this.store, this.registry, this.metrics, { maxPending: o.maxPendingLookups ?? 100_000 }, o.now, this.meshConfig);
