@@ -261,7 +261,10 @@ export async function egressWorld(o: WorldOptions): Promise<World> {
     throw e;
   }
   const metric = (name: string) => host.metric(name) ?? 0;
-  if (!o.noWait) await eventually(() => metric("egret_watch_snapshots") >= concurrency + 1, "the first snapshot in every VM");
+  // Every VM has a snapshot: its own (before the first ticks every VM watches), or the one the
+  // Watch holder published for the others (filter/assembly/egress/shared.ts).
+  const published = () => host.sharedData(`egret.watch/${pod.namespace}/${pod.name}/head`) !== undefined;
+  if (!o.noWait) await eventually(() => metric("egret_watch_snapshots") >= concurrency + 1 || published(), "the first snapshot in every VM");
   return {
     host, control, clock, pod, metric,
     connect: (destination) => host.openConnection({ source: `${pod.ip}:${nextPort++ % 20000 + 40000}`, destination }),

@@ -26,6 +26,7 @@ import {
 import { ReportBatch } from "./report";
 import { EgressStream, PHASE_WAIT_CLAIM } from "./stream";
 import { Inspector, ensureInspectScratch } from "./inspect";
+import { SharedWatch, ROLE_OWN, ROLE_HOLDER, ROLE_FOLLOWER, ROLE_CANDIDATE } from "./shared";
 
 const SERVICE = "egret.v1.FilterService";
 /** Pending-slot kinds: why a connection is registered with the root. */
@@ -42,6 +43,8 @@ const SWEEP_INTERVAL_MS: i64 = 10000;
 const MESSAGE_BUFFER_BYTES: u32 = 64 * 1024;
 /** Longest wait for control's answer to a Report batch before sending it again. */
 const REPORT_ANSWER_TIMEOUT_MS: i64 = 30000;
+/** Shortest Watch lease (shared.ts): a holder that missed this many ms of ticks is replaced. */
+const MIN_LEASE_MS: i64 = 1000;
 
 export const WATCH_IDLE: u8 = 0; // no stream; reconnect at watchRetryAtMs
 export const WATCH_OPEN: u8 = 1; // stream open (may not have received anything yet)
@@ -99,6 +102,8 @@ export class EgressRoot extends RootContext {
   pendingCount: i32 = 0;
 
   lastSweepMs: i64 = 0;
+  /** The Watch shared by this sidecar's VMs (shared.ts); null before configuration. */
+  shared: SharedWatch | null = null;
   /** Detector states not in use (a connection takes one only while it inspects). */
   private inspectors: Inspector[] = [];
   // Reused decoders and buffers (allocated once).
@@ -152,7 +157,15 @@ export class EgressRoot extends RootContext {
     this.watchBackoffMs = cfg.watchBackoffInitialMs;
     this.reportBackoffMs = cfg.watchBackoffInitialMs;
     setTickPeriod(cfg.tickMs);
-    this.openWatch();
+    const shared = new SharedWatch(this.podNamespace, this.podName, <u32>(currentTimeNanos() ^ (<u64>this.id << 16)) | 1);
+    this.shared = shared;
+    if (shared.leaseHeldByOther(nowMs())) {
+      // Another VM of this sidecar holds the Watch (this VM was added or reloaded later): follow it.
+      shared.role = ROLE_FOLLOWER;
+      this.syncShared();
+    } else {
+      this.openWatch();
+    }
     log(LogLevel.Info, "egret: configured for pod " + this.podNamespace + "/" + this.podName + ", control " + cfg.controlCluster + ", failure mode " + (cfg.failureMode == 0 ? "closed" : "open"));
     return true;
   }
@@ -190,6 +203,9 @@ export class EgressRoot extends RootContext {
   }
 
   newStream(id: u32): StreamContext {
+    // A connection sees every response the Watch holder applied before it (one small read); held
+    // connections this brings names for are re-judged on the next tick.
+    this.syncShared();
     return new EgressStream(id, this);
   }
 
@@ -199,7 +215,8 @@ export class EgressRoot extends RootContext {
     const cfg = this.config;
     if (cfg === null) return;
     const now = nowMs();
-    if (this.watchState == WATCH_IDLE && now >= this.watchRetryAtMs) this.openWatch();
+    this.runLease(now, cfg.tickMs);
+    if (this.watchState == WATCH_IDLE && now >= this.watchRetryAtMs && this.watchesItself()) this.openWatch();
     this.expireHeld(now);
     if (this.reportToken != 0 && now >= this.reportDeadlineMs) {
       // No answer in time (control hung or the stream stalled): the batch goes out again.
@@ -233,7 +250,8 @@ export class EgressRoot extends RootContext {
   publishTableGauges(): void {
     const t = this.table;
     const m = this.metrics;
-    if (t === null || m === null) return;
+    // One VM speaks for the sidecar's (identical) tables: gauges are process-wide in Envoy.
+    if (t === null || m === null || !this.watchesItself()) return;
     m.tableEntries.record(t.size);
     m.tableNames.record(t.names.live);
   }
@@ -272,8 +290,9 @@ export class EgressRoot extends RootContext {
     unchecked((this.slotDeadline[i] = deadline));
     if (i + 1 > this.slotHigh) this.slotHigh = i + 1;
     this.pendingCount++;
+    // Every VM adds its own held connections to the one process-wide gauge.
     const m = this.metrics;
-    if (m !== null) m.pendingConnections.record(this.pendingCount);
+    if (m !== null) m.pendingConnections.increment(1);
     return i;
   }
 
@@ -289,7 +308,7 @@ export class EgressRoot extends RootContext {
     this.pendingCount--;
     while (this.slotHigh > 0 && unchecked(this.slotKind[this.slotHigh - 1]) == PENDING_NONE) this.slotHigh--;
     const m = this.metrics;
-    if (m !== null) m.pendingConnections.record(this.pendingCount);
+    if (m !== null) m.pendingConnections.increment(-1);
   }
 
   /** The connection went away while held: forget it, and cancel its Lookup call if one is in flight. */
@@ -398,18 +417,19 @@ export class EgressRoot extends RootContext {
 
   // ---- Watch -------------------------------------------------------------------------------
 
-  private openWatch(): void {
+  private openWatch(fresh: bool = false): void {
     const cfg = this.config;
     const method = this.watchMethod;
     if (cfg === null || method === null) return;
     if (this.watchToken != 0) grpcCancel(this.watchToken); // reconfigured: one stream per root
+    this.watchToken = 0;
     const token = method.openStream();
     if (token == 0) {
       log(LogLevel.Warn, "egret: cannot open Watch to " + cfg.controlCluster + " (status " + (<u32>method.lastStatus).toString() + "); retrying");
       this.scheduleWatchRetry();
       return;
     }
-    if (!encodeSubscribe(this.msg, this.podName, this.podNamespace, this.podIps, this.podIpLens, this.podIpCount, this.instanceId, this.epoch, this.version) ||
+    if (!encodeSubscribe(this.msg, this.podName, this.podNamespace, this.podIps, this.podIpLens, this.podIpCount, this.instanceId, fresh ? "" : this.epoch, fresh ? 0 : this.version) ||
         grpcSend(token, changetype<usize>(this.msgBuf), this.msg.pos) != Status.Ok) {
       grpcCancel(token);
       this.scheduleWatchRetry();
@@ -431,7 +451,98 @@ export class EgressRoot extends RootContext {
     const nb = <u64>b * 2;
     this.watchBackoffMs = nb > <u64>cfg.watchBackoffMaxMs ? cfg.watchBackoffMaxMs : <u32>nb;
     const m = this.metrics;
-    if (m !== null) m.watchConnected.record(0);
+    if (m !== null && this.watchesItself()) m.watchConnected.record(0);
+  }
+
+  // ---- one Watch per sidecar (shared.ts) -----------------------------------------------------
+
+  /** This VM runs a Watch stream of its own: the holder, or any VM before the first election. */
+  watchesItself(): bool {
+    const sh = this.shared;
+    return sh === null || sh.role == ROLE_HOLDER || sh.role == ROLE_OWN;
+  }
+
+  /** The lease round of this tick, and what a change of role means for this VM's stream. */
+  private runLease(now: i64, tickMs: u32): void {
+    const sh = this.shared;
+    if (sh === null) return;
+    const before = sh.role;
+    // A VM joins the election once its own stream delivered a snapshot (or it follows already): a
+    // VM that stopped its stream earlier would have nothing to decide with until the holder
+    // publishes, and while control is unreachable at startup every VM keeps trying, as before.
+    if (before == ROLE_OWN && this.snapshot === null) return;
+    const lease = <i64>tickMs * 10 > MIN_LEASE_MS ? <i64>tickMs * 10 : MIN_LEASE_MS;
+    if (before != ROLE_HOLDER && before != ROLE_OWN && this.syncShared()) this.resumeHeld();
+    const role = sh.tickLease(now, lease);
+    if (role == ROLE_HOLDER) {
+      if (before != ROLE_HOLDER) this.becomeHolder();
+      return;
+    }
+    if (role == ROLE_FOLLOWER && before != ROLE_FOLLOWER) {
+      // Another VM holds the Watch: close ours. Our state follows the shared log (from its base
+      // when it came from our own stream: then seq is 0).
+      if (this.watchToken != 0) grpcCancel(this.watchToken);
+      this.watchToken = 0;
+      this.watchState = WATCH_IDLE;
+      this.watchLive = false;
+      log(LogLevel.Debug, "egret: following the Watch held by another VM of this sidecar");
+      if (this.syncShared()) this.resumeHeld();
+    }
+  }
+
+  /**
+   * Takes over the Watch: catch up with what the previous holder published, then resume from that
+   * version (control answers with what changed since) — or, when this VM's state is not the
+   * shared log's, subscribe afresh so that the snapshot becomes the new base.
+   */
+  private becomeHolder(): void {
+    const sh = this.shared!;
+    const wasFollower = sh.seq > 0;
+    if (wasFollower) this.syncShared();
+    const inLog = sh.readHead() && sh.seq == sh.headSeq && sh.seq > 0;
+    if (inLog) sh.baseSeq = sh.headBase;
+    else if (sh.readHead()) sh.seq = sh.headSeq; // continue the numbering; the snapshot re-bases
+    sh.role = ROLE_HOLDER;
+    log(LogLevel.Info, "egret: this VM holds the Watch for the sidecar (" + (inLog ? "resuming version " + this.version.toString() : "fresh snapshot") + ")");
+    this.watchBackoffMs = this.config!.watchBackoffInitialMs;
+    this.openWatch(!inLog);
+  }
+
+  /**
+   * Follower: applies what the holder published since this VM's last entry (base first when this
+   * VM is behind it). Returns whether anything changed (the caller re-judges held connections).
+   */
+  syncShared(): bool {
+    const sh = this.shared;
+    if (sh === null || sh.role == ROLE_HOLDER || sh.role == ROLE_OWN || !sh.readHead()) return false;
+    if (sh.headSeq == sh.seq) return false;
+    let changed = false;
+    if (sh.seq < sh.headBase || sh.seq > sh.headSeq) {
+      if (!this.applyShared(sh.headBase, true)) return false;
+      changed = true;
+    }
+    while (sh.seq < sh.headSeq) {
+      if (!this.applyShared(sh.seq + 1, false)) {
+        sh.seq = 0; // overwritten or refused: start again from the base next time
+        break;
+      }
+      changed = true;
+    }
+    return changed;
+  }
+
+  private applyShared(seq: u64, base: bool): bool {
+    const sh = this.shared!;
+    if (!sh.readEntry(seq, base)) return false;
+    const v = this.watchView;
+    let ok = v.decode(sh.entryMessagePtr(), sh.entryMessageLen());
+    if (ok) {
+      this.skewMs = sh.entrySkew();
+      ok = this.applyWatchResponse(v, false).length == 0;
+    }
+    sh.value.release();
+    if (ok) sh.seq = seq;
+    return ok;
   }
 
   /** Control is reachable as far as we know (a Watch response arrived on the open stream). */
@@ -453,21 +564,30 @@ export class EgressRoot extends RootContext {
       this.watchBackoffMs = this.config!.watchBackoffInitialMs;
       m.watchConnected.record(1);
     }
-    const err = this.applyWatchResponse(v);
+    const err = this.applyWatchResponse(v, true);
+    let resnapshot = false;
     if (err.length > 0) {
       m.watchNacks.increment(1);
       log(LogLevel.Warn, "egret: rejecting Watch version " + v.version.toString() + ": " + err);
       this.sendAck(WATCH_NACK, v.version, v.nonce, err);
     } else {
       this.sendAck(WATCH_ACK, v.version, v.nonce, "");
+      const sh = this.shared;
+      if (sh !== null && sh.role == ROLE_HOLDER) resnapshot = sh.publish(this.received.ptr, this.received.len, v.type == WATCH_SNAPSHOT, this.skewMs);
     }
     this.received.release();
+    // The shared ring is about to lose the deltas that lead from the base: re-base on a snapshot.
+    if (resnapshot) this.openWatch(true);
     this.publishTableGauges();
     this.resumeHeld();
   }
 
-  /** Applies a SNAPSHOT or DELTA; returns "" or why it was rejected (state unchanged then). */
-  private applyWatchResponse(v: WatchResponseView): string {
+  /**
+   * Applies a SNAPSHOT or DELTA; returns "" or why it was rejected (state unchanged then).
+   * `fromControl`: received on this VM's own stream (false: published by the holder, whose skew
+   * the caller set; the holder already counted it).
+   */
+  private applyWatchResponse(v: WatchResponseView, fromControl: bool): string {
     const m = this.metrics!;
     const t = this.table!;
     if (v.type != WATCH_SNAPSHOT && v.type != WATCH_DELTA) return "unknown response type " + v.type.toString();
@@ -483,13 +603,13 @@ export class EgressRoot extends RootContext {
       snap = decodeSnapshot(v.policy.ptr, v.policy.len);
       if (snap === null) return "policy snapshot rejected: error " + lastDecodeError().toString() + " at offset " + lastDecodeErrorOffset().toString();
     }
-    this.noteServerTime(v.serverTimeMs);
+    if (fromControl) this.noteServerTime(v.serverTimeMs);
     const now = nowMs();
     if (v.type == WATCH_SNAPSHOT) {
       t.clear();
-      m.watchSnapshots.increment(1);
+      if (fromControl) m.watchSnapshots.increment(1);
     } else {
-      m.watchDeltas.increment(1);
+      if (fromControl) m.watchDeltas.increment(1);
       v.rewind();
       while (v.nextRemoval(this.span)) {
         if (ipFromBytes(this.span.ptr, this.span.len)) t.removeIp(parsedHi, parsedLo);
@@ -499,7 +619,7 @@ export class EgressRoot extends RootContext {
     const res = this.resView;
     const evictedBefore = t.evicted;
     while (v.nextUpsert(res)) this.applyResolutionView(res, now, true);
-    if (t.evicted > evictedBefore) m.tableEvictions.increment(<i64>(t.evicted - evictedBefore));
+    if (t.evicted > evictedBefore && fromControl) m.tableEvictions.increment(<i64>(t.evicted - evictedBefore));
     if (snap !== null) {
       this.snapshot = snap;
       this.policyHash = v.policyHash.toString();
@@ -659,6 +779,9 @@ export class EgressRoot extends RootContext {
 
   onDone(): bool {
     if (this.report !== null) this.flushReport();
+    // Going away: let another VM take the Watch over at its next tick instead of after the lease.
+    const sh = this.shared;
+    if (sh !== null && sh.role == ROLE_HOLDER) sh.releaseLease();
     return true;
   }
 }
