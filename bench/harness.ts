@@ -14,6 +14,8 @@ export interface Figure {
   meetsTarget?: boolean;
   /** Extra numbers worth keeping (p99, allocations, counts). */
   extra?: Record<string, number | string>;
+  /** For a target not met: why, what was tried, what it would take (printed under the table). */
+  note?: string;
 }
 
 export interface BenchContext {

@@ -1,6 +1,8 @@
 // `npm run bench`: runs every case in ./cases, prints each figure beside its baseline and target,
 // writes bench/results.json and docs/benchmarks.md.
-//   node dist/bench/run.js [--quick] [--only SUBSTRING]
+//   node dist/bench/run.js [--quick] [--only SUBSTRING [--merge]]
+// --merge keeps the other cases of the existing bench/results.json (each case records when, and
+// under which load, it was measured), so one case can be re-measured without a full run.
 import { readdirSync, writeFileSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
@@ -13,8 +15,9 @@ const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const onlyIdx = args.indexOf("--only");
 const only = onlyIdx >= 0 ? args[onlyIdx + 1] : undefined;
+const merge = args.includes("--merge");
 
-interface CaseResult { case: string; figures?: Figure[]; skipped?: string; error?: string; seconds: number }
+interface CaseResult { case: string; figures?: Figure[]; skipped?: string; error?: string; seconds: number; measuredAt?: string; loadAverage1m?: number }
 
 async function main(): Promise<number> {
   const dir = join(here, "cases");
@@ -45,6 +48,8 @@ async function main(): Promise<number> {
       results.push({ case: c.name, error: e.message, seconds: (Date.now() - t0) / 1000 });
     }
   }
+  for (const r of results) { r.measuredAt = new Date().toISOString(); r.loadAverage1m = +loadavg()[0]!.toFixed(2); }
+  if (merge) mergeEarlier(results);
   const pkg = JSON.parse(readFileSync(join(repo, "package.json"), "utf8")) as { version: string };
   const machine = { cpus: cpus().length, cpuModel: cpus()[0]?.model ?? "unknown", memoryGiB: +(totalmem() / 2 ** 30).toFixed(1), os: `${platform()} ${release()}`, node: process.version, loadAverage1m5m15mAtStart: loadAtStart, loadAverage1m5m15mAtEnd: loadavg().map((l) => +l.toFixed(2)) };
   const doc = { date: new Date().toISOString(), version: pkg.version, quick, machine, totalSeconds: (Date.now() - started) / 1000, results };
@@ -53,6 +58,18 @@ async function main(): Promise<number> {
   writeFileSync(join(repo, "docs", "benchmarks.md"), markdown(doc));
   process.stdout.write(`\nwrote bench/results.json and docs/benchmarks.md (${doc.totalSeconds.toFixed(0)} s)\n`);
   return results.some((r) => r.error) ? 1 : 0;
+}
+
+/** --merge: the cases not run now keep their earlier results, in case-file order. */
+function mergeEarlier(results: CaseResult[]): void {
+  let earlier: CaseResult[] = [];
+  try { earlier = (JSON.parse(readFileSync(join(repo, "bench", "results.json"), "utf8")) as { results: CaseResult[] }).results; } catch { return; }
+  const now = new Set(results.map((r) => r.case));
+  const kept = earlier.filter((r) => !now.has(r.case));
+  const all = [...kept, ...results];
+  const rank = (r: CaseResult) => { const i = earlier.findIndex((e) => e.case === r.case); return i >= 0 ? i : earlier.length + results.indexOf(r); };
+  all.sort((a, b) => rank(a) - rank(b));
+  results.splice(0, results.length, ...all);
 }
 
 function line(f: Figure): string {
@@ -65,6 +82,8 @@ function line(f: Figure): string {
 function markdown(doc: { date: string; machine: Record<string, unknown>; quick: boolean; totalSeconds: number; results: CaseResult[] }): string {
   const m = doc.machine;
   const rows: string[] = [];
+  const notes: string[] = [];
+  const separately = doc.results.filter((r) => r.measuredAt && r.measuredAt.slice(0, 16) !== doc.date.slice(0, 16));
   for (const r of doc.results) {
     if (r.skipped || r.error) {
       rows.push(`| ${r.case} | ${r.skipped ? "skipped: " + r.skipped : "error: " + r.error} | | | | |`);
@@ -73,6 +92,7 @@ function markdown(doc: { date: string; machine: Record<string, unknown>; quick: 
     for (const f of r.figures ?? []) {
       const ratio = f.baseline && f.baseline.unit === f.unit && f.baseline.value ? `×${(f.value / f.baseline.value).toFixed(2)}` : "";
       const extra = f.extra ? Object.entries(f.extra).map(([k, v]) => `${k}=${typeof v === "number" ? +v.toFixed(2) : v}`).join(", ") : "";
+      if (f.note) notes.push(`- **${f.name}**: ${f.note}`);
       rows.push(`| ${f.name} | ${fmt(f.value, f.unit)} | ${f.baseline ? `${f.baseline.name}: ${fmt(f.baseline.value, f.baseline.unit)} ${ratio}` : ""} | ${f.target ?? ""}${f.meetsTarget === undefined ? "" : f.meetsTarget ? " ✓" : " ✗"} | ${extra} |`);
     }
   }
@@ -90,7 +110,7 @@ number, when comparing machines. Raw data: \`bench/results.json\`.
 | measure | result | baseline (same run) | target | details |
 | --- | --- | --- | --- | --- |
 ${rows.join("\n")}
-
+${separately.length ? `\nMeasured separately (\`--only … --merge\`): ${separately.map((r) => `${r.case} (${r.measuredAt}, load ${r.loadAverage1m})`).join("; ")}.\n` : ""}${notes.length ? `\n## Targets not met\n\n${notes.join("\n")}\n` : ""}
 Reproduce: \`npm run bench\` (or \`node dist/bench/run.js --only NAME\` after \`npm run build\`).
 `;
 }
