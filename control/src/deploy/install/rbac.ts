@@ -23,6 +23,8 @@ export function controlRbacObjects(): KubeObject[] {
         // Pod identity (IPs, labels) and namespace labels feed policy selection.
         { apiGroups: [""], resources: ["pods", "namespaces"], verbs: ["get", "list", "watch"] },
         { apiGroups: ["egret.dev"], resources: ["egresspolicies", "clusteregresspolicies"], verbs: ["get", "list", "watch"] },
+        // ServiceEntry addresses (spec.addresses, status.addresses) are mesh-configuration evidence.
+        { apiGroups: ["networking.istio.io"], resources: ["serviceentries"], verbs: ["get", "list", "watch"] },
         // Accepted/Invalid conditions and selectedPods.
         { apiGroups: ["egret.dev"], resources: ["egresspolicies/status", "clusteregresspolicies/status"], verbs: ["update", "patch"] },
         // Rate-limited deny Events (core/v1).
