@@ -98,6 +98,8 @@ export interface HubOptions {
   now?: () => number;
   limits?: Partial<HubLimits>;
   clusterCidrs?: string[];
+  /** The cluster CIDRs replace the default internal ranges instead of adding to them. */
+  replaceDefaultClusterCidrs?: boolean;
   /** Fixed epoch (tests); a random one per process otherwise. */
   epoch?: string;
 }
@@ -351,7 +353,7 @@ export class WatchHub {
         this.o.catalog.active(),
         { namespace: pod.namespace, name: pod.name, labels: pod.labels, ips: pod.ips },
         this.o.registry.namespaceLabels(pod.namespace),
-        this.o.clusterCidrs ? { clusterCidrs: this.o.clusterCidrs } : undefined,
+        { clusterCidrs: this.o.clusterCidrs, replaceDefaultClusterCidrs: this.o.replaceDefaultClusterCidrs },
       );
       this.o.metrics.policyCompiles.inc({ outcome: compiled.hash === previous?.hash ? "unchanged" : "changed" });
       return compiled;

@@ -49,6 +49,7 @@ export interface ControlServiceOptions {
   audit: AuditWriter;
   now?: () => number;
   clusterCidrs?: string[];
+  replaceDefaultClusterCidrs?: boolean;
   storeLimits?: Partial<StoreLimits>;
   hubLimits?: Partial<HubLimits>;
   grpcLimits?: Partial<GrpcLimits>;
@@ -100,6 +101,7 @@ export class ControlService {
       now: o.now,
       limits: o.hubLimits,
       clusterCidrs: o.clusterCidrs,
+      replaceDefaultClusterCidrs: o.replaceDefaultClusterCidrs,
       epoch: o.epoch,
     });
     this.lookups = new LookupService(this.store, this.registry, this.metrics, { maxPending: o.maxPendingLookups ?? 100_000 }, o.now);

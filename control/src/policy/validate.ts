@@ -3,7 +3,7 @@
 // from the Kubernetes API alike.
 import { diag, didYouMean, formatPath } from "./diagnostics.js";
 import { parseDomainPattern, patternCovers } from "./domain.js";
-import { isProblem, networkContains, networksOverlap, parseCidr } from "./network.js";
+import { isProblem, metadataAddressIn, networkContains, networksOverlap, parseCidr } from "./network.js";
 import { PROTOCOL_ALIASES, PROTOCOL_LABELS } from "./protocols.js";
 import { schemaDiagnostics } from "./schema.js";
 import {
@@ -209,6 +209,11 @@ export function validateWithContext(obj: unknown, ctx: ValidationContext = {}): 
               continue;
             }
             except.push(ex);
+          }
+          const metadata = rule.action === "Deny" ? undefined : metadataAddressIn(net, except);
+          if (metadata) {
+            warn("cidr-allows-metadata", [...cp, "cidr"], `${c.cidr} includes ${metadata}, a cloud metadata service (node credentials)`,
+              "add except: [169.254.0.0/16] (and 100.100.100.200/32, fd00:ec2::254/128 as needed), or match the internet with external: true, which never matches loopback, link-local or metadata addresses");
           }
           cidrs.push({ network: net, except });
         });

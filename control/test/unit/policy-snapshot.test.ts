@@ -98,7 +98,7 @@ test("protocol labels agree: validator list, CRD enums and the compiled engine",
   const engine = new PolicyEngine();
   assert.deepEqual(engine.protocolLabels(), [...PROTOCOL_LABELS]);
   for (const kind of ["EgressPolicy", "ClusterEgressPolicy"] as const) {
-    const schema = crdSchema(kind) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const schema = crdSchema(kind) as any;  
     const items = schema.properties.spec.properties.rules.items.properties.protocols.items;
     assert.deepEqual([...items.enum].sort(), [...PROTOCOL_LABELS].sort(), kind);
   }

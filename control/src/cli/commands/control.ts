@@ -8,7 +8,7 @@ import { fileControlSource } from "../../control/file-source.js";
 import { defaultPolicyApi } from "../../control/policy-api.js";
 import { ControlService, splitHostPort, type ControlSource } from "../../control/service.js";
 import { KubeSource } from "../../k8s/index.js";
-import { createWasmHandler, loadWasmModule } from "../../wasmserve/index.js";
+import { createWasmHandler, fetchPreviousModule, loadWasmModule, type WasmModuleSet } from "../../wasmserve/index.js";
 import type { Route } from "../../control/http-server.js";
 
 const HELP = `usage: egret control (--kubernetes [--kubeconfig FILE] | --policies PATH... --pods FILE) [options]
@@ -26,8 +26,17 @@ options:
   --grpc-listen HOST:PORT   gRPC address (default 0.0.0.0:9090)
   --http-listen HOST:PORT   HTTP address (default 0.0.0.0:9091; "off" to disable)
   --audit-log stdout|FILE   verdict audit lines, one JSON object each (default stdout)
-  --cluster-cidr CIDR       in-cluster network for "external: true" rules (repeatable)
-  --wasm FILE               serve this filter module at /wasm/egret.wasm (+ .sha256)
+  --cluster-cidr CIDR       in-cluster network for "external: true" rules (repeatable); added to
+                            the default private ranges (10/8, 172.16/12, 192.168/16, 100.64/10,
+                            fc00::/7)
+  --replace-default-cluster-cidrs
+                            the --cluster-cidr list replaces those defaults. Loopback, link-local
+                            and the cloud metadata addresses are never external either way
+  --wasm FILE               serve this filter module at /wasm/egret.wasm (+ .sha256, /wasm/modules)
+  --wasm-previous FILE|URL  also serve the previous release's module: a file, or the http:// URL of
+                            the control Service, whose running replicas are asked for theirs at
+                            start (none there = first install); an EnvoyFilter still naming the
+                            previous sha256 keeps working during a rollout
   --min-ttl SECONDS         floor for DNS TTLs (default 5)
   --max-ttl SECONDS         ceiling for DNS TTLs (default 86400)
   --grace SECONDS           keep entries this long past their TTL (default 30; a pod's policies may ask more)
@@ -41,6 +50,27 @@ function int(name: string, value: string | undefined, min: number, max = Number.
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max} (got ${JSON.stringify(value)})`);
   return n;
+}
+
+/** This release's module, plus the previous release's from a file or from the running replicas. */
+async function wasmModules(currentPath: string, previous: string | undefined, log: ReturnType<typeof createLogger>): Promise<WasmModuleSet> {
+  let set: WasmModuleSet;
+  try {
+    set = { current: loadWasmModule(currentPath) };
+  } catch (err) {
+    throw new UsageError(`--wasm: ${(err as Error).message}`);
+  }
+  if (previous === undefined) return set;
+  if (/^https?:\/\//.test(previous)) {
+    const result = await fetchPreviousModule({ peerUrl: previous, own: set.current });
+    log.info({ previous: result.module?.sha256 }, result.note);
+    return { ...set, previous: result.module };
+  }
+  try {
+    return { ...set, previous: loadWasmModule(previous) };
+  } catch (err) {
+    throw new UsageError(`--wasm-previous: ${(err as Error).message}`);
+  }
 }
 
 export const command: CliCommand = {
@@ -58,7 +88,9 @@ export const command: CliCommand = {
           "http-listen": { type: "string", default: "0.0.0.0:9091" },
           "audit-log": { type: "string", default: "stdout" },
           "cluster-cidr": { type: "string", multiple: true },
+          "replace-default-cluster-cidrs": { type: "boolean" },
           wasm: { type: "string" },
+          "wasm-previous": { type: "string" },
           "min-ttl": { type: "string" },
           "max-ttl": { type: "string" },
           grace: { type: "string" },
@@ -98,13 +130,8 @@ export const command: CliCommand = {
 
     const log = createLogger("control");
     const routes: Route[] = [];
-    if (values.wasm) {
-      try {
-        routes.push(createWasmHandler(loadWasmModule(values.wasm)));
-      } catch (err) {
-        throw new UsageError(`--wasm: ${(err as Error).message}`);
-      }
-    }
+    if (values["wasm-previous"] !== undefined && !values.wasm) throw new UsageError("--wasm-previous needs --wasm FILE (the module this release serves)");
+    if (values.wasm) routes.push(createWasmHandler(await wasmModules(values.wasm, values["wasm-previous"], log)));
     let fatal: ((err: unknown) => void) | undefined;
     let source: ControlSource;
     if (values.kubernetes) {
@@ -134,6 +161,7 @@ export const command: CliCommand = {
       httpListen: values["http-listen"] === "off" ? undefined : values["http-listen"],
       audit,
       clusterCidrs: values["cluster-cidr"],
+      replaceDefaultClusterCidrs: values["replace-default-cluster-cidrs"] === true,
       storeLimits: limits,
       grpcLimits: maxLookupWaitMs ? { maxLookupWaitMs } : undefined,
       httpRoutes: routes,
