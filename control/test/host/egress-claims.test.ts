@@ -295,3 +295,66 @@ test("forward proxy: after an allowed CONNECT answered 200 the bytes are the tun
     const ev = await w.events(3);
     assert.deepEqual(ev.map((e) => e.verdict), ["allow", "allow", "deny"]);
   }));
+
+// ---- TLS started inside another protocol (finding 2: in-band upgrades) ----------------------------
+
+const UPGRADES = `
+apiVersion: egret.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: upgrades, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  rules:
+    - {name: db, action: Allow, to: {domains: [api.example.com]}, protocols: [postgresql, smtp]}
+`;
+
+test("in-band TLS: after a PostgreSQL SSLRequest answered 'S', the inner ClientHello's SNI is judged", () =>
+  withWorld({ policy: UPGRADES }, async (w) => {
+    const sslRequest = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+    for (const bbb of [false, true]) {
+      const run = (sni: string) => {
+        const c = w.connect(`${API}:5432`);
+        c.downstreamData(sslRequest);
+        c.upstreamData(Buffer.from("S"));
+        const hello = tlsHello({ names: [sni] });
+        if (bbb) sendByteByByte(c, hello); else c.downstreamData(hello);
+        return { c, hello };
+      };
+      const attack = run("evil.example.net");
+      assert.equal(attack.c.closed, true, "the inner SNI is not the name resolved to this IP");
+      assert.deepEqual(attack.c.sentUpstream, sslRequest, "the ClientHello never reaches the server");
+      const twin = run("api.example.com");
+      assert.equal(twin.c.closed, false);
+      assert.deepEqual(twin.c.sentUpstream, Buffer.concat([sslRequest, twin.hello]));
+    }
+    // SSLRequest and ClientHello in one segment.
+    const both = w.connect(`${API}:5432`);
+    both.downstreamData(Buffer.concat([sslRequest, tlsHello({ names: ["evil.example.net"] })]));
+    assert.equal(both.closed, true);
+    const ev = await w.events(6);
+    assert.deepEqual(ev.slice(0, 3).map((e) => [e.verdict, e.reason, e.protocol, e.sni]), [
+      ["allow", "allowed", "postgresql", ""], ["deny", "sni-unverified", "tls", "evil.example.net"], ["allow", "allowed", "postgresql", ""],
+    ]);
+  }));
+
+test("in-band TLS: after SMTP STARTTLS, the inner ClientHello's SNI is judged", () =>
+  withWorld({ policy: UPGRADES }, async (w) => {
+    const run = (sni: string) => {
+      const c = w.connect(`${API}:25`);
+      c.upstreamData(Buffer.from("220 mx.example ESMTP ready\r\n"));
+      c.downstreamData(Buffer.from("EHLO client\r\n"));
+      c.upstreamData(Buffer.from("250-mx.example\r\n250 STARTTLS\r\n"));
+      c.downstreamData(Buffer.from("STARTTLS\r\n"));
+      c.upstreamData(Buffer.from("220 go ahead\r\n"));
+      const hello = tlsHello({ names: [sni] });
+      c.downstreamData(hello);
+      return c;
+    };
+    const attack = run("evil.example.net");
+    assert.equal(attack.closed, true);
+    assert.equal(attack.sentUpstream.toString("latin1"), "EHLO client\r\nSTARTTLS\r\n");
+    const twin = run("api.example.com");
+    assert.equal(twin.closed, false);
+    const ev = await w.events(3);
+    assert.deepEqual(ev.map((e) => [e.verdict, e.protocol]), [["allow", "smtp"], ["deny", "tls"], ["allow", "smtp"]]);
+  }));

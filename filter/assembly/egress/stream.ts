@@ -26,7 +26,10 @@ import { EgressRoot, PENDING_LOOKUP, PENDING_STARTUP, PENDING_DETECT } from "./r
 import { Inspector, INSPECT_NEED_MORE, inspectScratchPtr, inspectScratchSize } from "./inspect";
 import { RequestFramer, FRAME_AWAIT, FRAME_BAD, FRAME_HEAD } from "./requests";
 import { PROXY_CONNECT, PROXY_NONE, HTTP_CHUNKED, HTTP_UPGRADE } from "../detect/claims";
-import { PROTO_TLS, PROTO_HTTP, PROTO_UNKNOWN, PROTOCOL_COUNT } from "../detect/protocols";
+import {
+  PROTO_TLS, PROTO_HTTP, PROTO_UNKNOWN, PROTOCOL_COUNT, PROTO_POSTGRESQL, PROTO_MYSQL, PROTO_SMTP, PROTO_IMAP, PROTO_POP3,
+  PROTO_FTP, PROTO_LDAP,
+} from "../detect/protocols";
 import { reportDecision } from "./decision";
 import { nowMs } from "./clock";
 
@@ -52,6 +55,11 @@ const SOURCE_PATH = new PropertyPath(32).seg("source").seg("address");
 const DESTINATION_PATH = new PropertyPath(32).seg("destination").seg("address");
 /** A claim that matches no name (a NUL byte is never part of a DNS name we store). */
 const UNVERIFIABLE_CLAIM = memory.data(1);
+/** Client segments of an in-band-upgradable connection examined for a ClientHello before watching stops. */
+const MAX_INNER_TLS_CHECKS: u32 = 32;
+/** PostgreSQL SSLRequest code 80877103 as its big-endian bytes read little-endian. */
+const SSL_REQUEST_CODE: u32 = 0x2f16d204;
+
 // @ts-ignore: decorator
 @inline function passes(verdict: u8): bool {
   return verdict == VERDICT_ALLOW || verdict == VERDICT_ALERT || verdict == VERDICT_WOULD_DENY;
@@ -95,6 +103,15 @@ export class EgressStream extends StreamContext {
   inspector: Inspector | null = null;
   /** Request boundaries of an HTTP/1 connection whose verdict rested on a claim (every head is judged). */
   framer: RequestFramer | null = null;
+  /**
+   * A claim-judged connection of a protocol that can switch to TLS in-band (PostgreSQL SSLRequest,
+   * STARTTLS …): client segments are watched for the inner ClientHello, whose SNI is judged.
+   */
+  innerTls: bool = false;
+  /** Where the inner ClientHello starts in the held bytes (it may follow an SSLRequest). */
+  private innerOffset: u32 = 0;
+  private innerChecks: u32 = 0;
+  private outerProtocol: i32 = 0;
   /** Inside on_downstream_data: the held bytes are Envoy's to read (outside, only the detector's copy). */
   private inDownstream: bool = false;
 
@@ -156,7 +173,8 @@ export class EgressStream extends StreamContext {
   private downstreamData(size: u32, endOfStream: bool): Action {
     if (this.phase == PHASE_DECIDED) {
       if (this.verdict == VERDICT_DENY) return Action.StopIteration;
-      return this.framer !== null ? this.walkRequests(size) : Action.Continue;
+      if (this.framer !== null) return this.walkRequests(size);
+      return this.innerTls ? this.watchInnerTls(size) : Action.Continue;
     }
     if (this.phase != PHASE_INSPECT) return Action.StopIteration; // cannot happen: reads are disabled while held
     const insp = this.inspector!;
@@ -188,7 +206,8 @@ export class EgressStream extends StreamContext {
       closeStream(StreamType.Downstream);
       return Action.StopIteration;
     }
-    return this.framer !== null ? this.walkRequests(size) : Action.Continue;
+    if (this.framer !== null) return this.walkRequests(size);
+    return this.innerTls ? this.watchInnerTls(size) : Action.Continue;
   }
 
   onUpstreamData(size: u32, endOfStream: bool): Action {
@@ -603,6 +622,7 @@ export class EgressStream extends StreamContext {
     root.metrics!.decided(this.verdict, this.reason);
     reportDecision(root, this, now);
     const insp = this.inspector;
+    if (insp !== null && !this.innerTls && this.mayUpgradeInBand(insp, now)) this.startInnerTlsWatch(insp);
     if (insp !== null && this.framer === null && this.needsFraming(insp, now)) {
       this.startFraming(insp);
       // Decided on a timer or a Lookup answer: the held bytes are released without passing
@@ -757,6 +777,88 @@ export class EgressStream extends StreamContext {
     f.drained();
   }
 
+  // ---- TLS started inside another protocol ---------------------------------------------------
+
+  /** A passed, claim-judged connection whose protocol can turn into TLS in-band. */
+  private mayUpgradeInBand(insp: Inspector, now: i64): bool {
+    const p = insp.protocol;
+    if (p != PROTO_POSTGRESQL && p != PROTO_MYSQL && p != PROTO_SMTP && p != PROTO_IMAP && p != PROTO_POP3 &&
+      p != PROTO_FTP && p != PROTO_LDAP) return false;
+    if (this.viaProxy || this.candCount == 0 || !passes(this.verdict)) return false;
+    this.evaluateNow(now, p, CLAIM_SNI, UNVERIFIABLE_CLAIM, 1);
+    return !passes(RESULT.verdict); // an SNI no name supports would not pass: it matters here
+  }
+
+  private startInnerTlsWatch(insp: Inspector): void {
+    this.innerTls = true;
+    this.outerProtocol = insp.protocol;
+    this.innerChecks = 0;
+    // A PostgreSQL SSLRequest (8 bytes) may be followed by the ClientHello in the same bytes.
+    const d = insp.detector;
+    this.innerOffset = insp.protocol == PROTO_POSTGRESQL && d.clientBytes() >= 8 && load<u32>(d.clientBufferPtr() + 4) == SSL_REQUEST_CODE ? 8 : 0;
+  }
+
+  /**
+   * Client bytes of a connection that may switch to TLS: a segment that starts a TLS handshake
+   * record is held until its ClientHello is complete, and its SNI is judged as the claim (with the
+   * outer protocol). Watching stops once TLS started, or after a bounded number of segments.
+   */
+  private watchInnerTls(size: u32): Action {
+    const start = this.innerOffset;
+    if (size <= start) {
+      this.innerOffset = 0; // these bytes go on: the next ones start a new buffer
+      return Action.Continue;
+    }
+    const scratch = inspectScratchPtr();
+    const limit = this.egress.config!.maxInspectBytes;
+    const n = readBuffer(BufferType.DownstreamData, start, scratch, min(size - start, limit));
+    if (n <= 0) return Action.Continue;
+    if (load<u8>(scratch) != 0x16) {
+      this.innerOffset = 0;
+      if (++this.innerChecks >= MAX_INNER_TLS_CHECKS) this.innerTls = false;
+      return Action.Continue;
+    }
+    const ri = this.egress.requestInspector();
+    ri.feedClient(scratch, <u32>n);
+    if (ri.state == INSPECT_NEED_MORE && <u32>n < limit) {
+      this.innerOffset = start; // the rest of the ClientHello: Envoy offers the held bytes again
+      this.dataHeld = true;
+      return Action.StopIteration;
+    }
+    ri.giveUp();
+    this.innerTls = false;
+    this.innerOffset = 0;
+    this.dataHeld = false;
+    const now = nowMsCached();
+    const unverifiable = ri.protocol != PROTO_TLS || ri.claimUnverifiable;
+    if (unverifiable) this.evaluateNow(now, this.outerProtocol, CLAIM_SNI, UNVERIFIABLE_CLAIM, 1);
+    else this.evaluateNow(now, this.outerProtocol, ri.claimKind, ri.claimPtr, <i32>ri.claimLen);
+    if (this.revise(ri, now)) return Action.Continue;
+    closeStream(StreamType.Downstream);
+    return Action.StopIteration;
+  }
+
+  /**
+   * Takes the verdict in RESULT for a later request (or inner handshake) on a passed connection:
+   * true when it still passes. A changed verdict is reported as a decision of its own (with the
+   * claims of `judged`).
+   */
+  private revise(judged: Inspector, now: i64): bool {
+    if (passes(RESULT.verdict) && !(RESULT.verdict == VERDICT_WOULD_DENY && this.verdict != VERDICT_WOULD_DENY)) return true;
+    const root = this.egress;
+    const first = this.inspector;
+    this.inspector = judged;
+    this.verdict = RESULT.verdict;
+    this.reason = RESULT.reason;
+    this.policy = RESULT.policy;
+    this.rule = RESULT.rule;
+    this.matchedCandidate = RESULT.matchedCandidate;
+    root.metrics!.decided(this.verdict, this.reason);
+    reportDecision(root, this, now);
+    this.inspector = first;
+    return this.verdict != VERDICT_DENY;
+  }
+
   /** Judges one later request head with the connection's names; false when it is denied. */
   private judgeLaterHead(ptr: usize, len: u32): bool {
     const root = this.egress;
@@ -775,19 +877,7 @@ export class EgressStream extends StreamContext {
     }
     const c = ri.detector.claims;
     this.framer!.afterHead(c.contentLength, (c.httpFlags & HTTP_CHUNKED) != 0, c.proxyForm == PROXY_CONNECT, (c.httpFlags & HTTP_UPGRADE) != 0);
-    if (passes(RESULT.verdict) && !(RESULT.verdict == VERDICT_WOULD_DENY && this.verdict != VERDICT_WOULD_DENY)) return true;
-    // A revised verdict: reported as a decision of its own (with this request's claims).
-    const first = this.inspector;
-    this.inspector = ri;
-    this.verdict = RESULT.verdict;
-    this.reason = RESULT.reason;
-    this.policy = RESULT.policy;
-    this.rule = RESULT.rule;
-    this.matchedCandidate = RESULT.matchedCandidate;
-    root.metrics!.decided(this.verdict, this.reason);
-    reportDecision(root, this, now);
-    this.inspector = first;
-    return this.verdict != VERDICT_DENY;
+    return this.revise(ri, now);
   }
 
   /** A later request was denied or cannot be framed: close, nothing more reaches the server. */
