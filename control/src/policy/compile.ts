@@ -11,7 +11,7 @@ export const SNAPSHOT_MAGIC = 0x31504745; // "EGP1"
 export const SNAPSHOT_FORMAT_VERSION = 1;
 const HEADER = 44, PROTOCOL = 8, POLICY = 24, RULE = 44, PATTERN = 8, CIDR = 20, PORT = 4;
 const TIER_CODE = { Admin: 0, Namespace: 1, Baseline: 2 } as const;
-const ACTION_CODE = { Allow: 1, Deny: 2, Alert: 3 } as const;
+const ACTION_CODE = { Allow: 1, Deny: 2, Alert: 3, Pass: 4 } as const;
 const PATTERN_CODE = { exact: 0, "one-label": 1, "multi-label": 2 } as const;
 const UNATTRIBUTED_CODE = { Deny: 1, Alert: 2, Allow: 3 } as const;
 const RULE_DOMAINS = 1, RULE_CIDRS = 2, RULE_EXTERNAL = 4, RULE_PORTS = 8, RULE_PROTOCOLS = 16;

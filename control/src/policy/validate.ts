@@ -9,7 +9,7 @@ import { schemaDiagnostics } from "./schema.js";
 import {
   API_GROUP, API_VERSION, DEFAULT_GRACE_SECONDS, DEFAULT_PRIORITY,
   type Action, type CidrEntry, type Diagnostic, type DomainPattern, type LabelSelector, type Policy,
-  type PolicyKind, type PortRange, type Rule,
+  type PolicyKind, type PortRange, type Rule, type UnattributedAction,
 } from "./types.js";
 
 /** Maps a field path to a source position (files); absent for API objects. */
@@ -274,7 +274,7 @@ export function validateWithContext(obj: unknown, ctx: ValidationContext = {}): 
     priority: typeof spec.priority === "number" ? spec.priority : DEFAULT_PRIORITY,
     mode: spec.mode === "Monitor" ? "Monitor" : "Enforce",
     resolutionGraceSeconds: typeof spec.resolutionGraceSeconds === "number" ? spec.resolutionGraceSeconds : DEFAULT_GRACE_SECONDS,
-    ...(typeof spec.unattributed === "string" ? { unattributed: spec.unattributed as Action } : {}),
+    ...(typeof spec.unattributed === "string" ? { unattributed: spec.unattributed as UnattributedAction } : {}),
     ...Object.fromEntries(selectors.map((s) => [s.key, s.value])),
     rules,
     source: { ...(ctx.file ? { file: ctx.file } : {}), ...(ctx.document !== undefined ? { document: ctx.document } : {}), ...(ctx.locate?.(["metadata", "name"]) ?? {}) },

@@ -131,7 +131,7 @@ export const command: CliCommand = {
       out.push(`policies selecting the pod, in evaluation order: ${snapshot.compiled.map((p) => `${p.ref} (${p.tier === "Namespace" ? "namespaced" : p.tier}, priority ${p.priority}${p.mode === "Monitor" ? ", Monitor" : ""})`).join(" → ")}`);
       out.push("rules considered:");
       result.trace.forEach((t, i) => {
-        const mark = t.outcome === 1 ? "✔" : t.outcome === 9 ? "…" : "✘";
+        const mark = t.outcome === 1 ? "✔" : t.outcome === 9 ? "…" : t.outcome === 11 ? "↷" : "✘";
         out.push(`  ${String(i + 1).padStart(2)}. ${mark} ${ruleRef(t.policy, t.rule)}: ${describeRule(policyAt(t.policy), engine.ruleIndexInPolicy(t.rule))}`);
         out.push(`        ${t.outcomeText}`);
       });
