@@ -101,6 +101,8 @@ interface Tracked {
   time: number;
   /** Capture time of the first packet (ms): reports from then on (until the tuple's next connection) are this connection's. */
   openMs: number;
+  /** Client bytes given to the filter so far. */
+  clientBytes: number;
   conn?: Connection;
   closeRequested: boolean;
 }
@@ -255,7 +257,7 @@ async function replay(timeline: TimelineEvent[], x: ReplayContext): Promise<Trac
         x.pipeline.push(ev.packet, { time: ev.t, frame: ev.frame });
       } else if (ev.kind === "open") {
         const pod = x.podOfIp.get(ev.clientIp);
-        const t: Tracked = { id: ev.id, client: ev.client, server: ev.server, pod: pod?.key ?? null, time: ev.t / 1000, openMs: ev.t, closeRequested: false };
+        const t: Tracked = { id: ev.id, client: ev.client, server: ev.server, pod: pod?.key ?? null, time: ev.t / 1000, openMs: ev.t, clientBytes: 0, closeRequested: false };
         tracked.set(ev.id, t);
         order.push(t);
         if (!pod) continue;
@@ -263,7 +265,7 @@ async function replay(timeline: TimelineEvent[], x: ReplayContext): Promise<Trac
         // Held connections (Lookup) settle over real gRPC before the capture moves on.
         await Promise.race([t.conn.whenUpstreamRequested, t.conn.whenClosed, timeout(30_000)]);
       } else {
-        deliver(tracked.get(ev.id), ev);
+        await deliver(tracked.get(ev.id), ev);
       }
     }
     // Let every pending deadline (detection, Lookup) run out in capture time, then collect reports:
@@ -303,16 +305,28 @@ function startHost(x: ReplayContext, pod: PodEntry): Promise<EnvoyHost> {
   });
 }
 
-function deliver(t: Tracked | undefined, ev: TimelineEvent): void {
+async function deliver(t: Tracked | undefined, ev: TimelineEvent): Promise<void> {
   const c = t?.conn;
   if (!t || !c || c.closed) return;
   if (ev.kind === "data") {
-    if (ev.fromClient) c.downstreamData(ev.bytes);
-    else if (c.upstreamConnectRequested) c.upstreamData(ev.bytes);
+    if (ev.fromClient) {
+      c.downstreamData(ev.bytes);
+      t.clientBytes += ev.bytes.length;
+    } else if (c.upstreamConnectRequested) {
+      // Behind a sidecar the server never gets client bytes the filter holds, so it cannot answer
+      // them: let the filter decide on them (e.g. its claim Lookup, over real gRPC) first.
+      if (c.sentUpstream.length < t.clientBytes) {
+        await until(() => c.closed || c.sentUpstream.length >= t.clientBytes, "held client bytes", HELD_WAIT_MS).catch(() => undefined);
+      }
+      if (!c.closed) c.upstreamData(ev.bytes);
+    }
   } else if (ev.kind === "close") {
     t.closeRequested = true;
   }
 }
+
+/** Longest real-time wait for the filter to release held client bytes before a server answer. */
+const HELD_WAIT_MS = 2000;
 
 /**
  * Accepts the spellings people write for PODS.yaml and returns control's canonical form, or
