@@ -358,3 +358,29 @@ test("in-band TLS: after SMTP STARTTLS, the inner ClientHello's SNI is judged", 
     const ev = await w.events(3);
     assert.deepEqual(ev.map((e) => [e.verdict, e.protocol]), [["allow", "smtp"], ["deny", "tls"], ["allow", "smtp"]]);
   }));
+
+// ---- ECH opt-in (encryptedClientHello: Allow) -----------------------------------------------------
+
+const ECH_POLICY = `
+apiVersion: egret.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: ech, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  rules:
+    - {name: browsers, action: Allow, to: {domains: [api.example.com, www.example.com]}, encryptedClientHello: Allow}
+    - {name: other, action: Allow, to: {domains: [other.example.com]}}
+`;
+
+test("ECH opt-in: an ECH ClientHello passes only when every name the pod resolved to the IP is allowed by a rule that accepts ECH", () =>
+  withWorld({ policy: ECH_POLICY, resolutions: [[API, "api.example.com", 300], [API, "www.example.com", 300], ["198.18.5.11", "api.example.com", 300], ["198.18.5.11", "other.example.com", 300]] }, async (w) => {
+    const ech = tlsHello({ names: ["cloudflare-ech.com"], ech: true });
+    // Twin: both names of 198.18.5.10 accept ECH.
+    assert.equal((await judge(w, ech)).allowed, true);
+    // Attack: 198.18.5.11 is also other.example.com, allowed only without ECH — the hidden name may be it.
+    assert.equal((await judge(w, ech, true, "198.18.5.11:443")).allowed, false);
+    // Without ECH the same IP is judged by the (verifiable) SNI as usual.
+    assert.equal((await judge(w, tlsHello({ names: ["other.example.com"] }), false, "198.18.5.11:443")).allowed, true);
+    const ev = await w.events(3);
+    assert.deepEqual(ev.map((e) => [e.verdict, e.reason, e.rule]), [["allow", "allowed", "browsers"], ["deny", "sni-unverified", "browsers"], ["allow", "allowed", "other"]]);
+  }));

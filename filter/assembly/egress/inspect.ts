@@ -53,6 +53,8 @@ export class Inspector {
   claimUnverifiable: bool = false;
   /** The ClientHello offered encrypted_client_hello (its SNI is only the outer, public name). */
   ech: bool = false;
+  /** A well-formed ClientHello whose claim is unverifiable only because it offers ECH. */
+  echOnly: bool = false;
   /** Forward-proxy target (CONNECT host:port or the absolute URI's host); len 0 when none. */
   targetPtr: usize = 0;
   targetLen: u32 = 0;
@@ -80,6 +82,7 @@ export class Inspector {
     this.claimLen = 0;
     this.claimUnverifiable = false;
     this.ech = false;
+    this.echOnly = false;
     this.targetPtr = 0;
     this.targetLen = 0;
     this.targetPort = 0;
@@ -151,6 +154,7 @@ export class Inspector {
       this.claimUnverifiable = true;
     } else if (protocol == PROTO_TLS) {
       // GREASE and real ECH look alike; either way the outer SNI is the client's free choice.
+      this.echOnly = this.ech && (d.tlsFlags() & TLS_CLAIM_BROKEN) == 0;
       if ((d.tlsFlags() & TLS_CLAIM_BROKEN) != 0 || this.ech) this.claimUnverifiable = true;
       else if (this.sniLen > 0) this.setClaim(CLAIM_SNI, this.sniPtr, this.sniLen);
     } else if (protocol == PROTO_HTTP) {

@@ -22,6 +22,7 @@ import {
   REASON_PROTOCOL_MISMATCH, REASON_SNI_UNVERIFIED, REASON_HOST_UNVERIFIED, VERDICT_WOULD_DENY,
 } from "../policy/engine";
 import { FailureMode } from "./config";
+import { RULE_ECH_ALLOWED } from "../policy/snapshot";
 import { EgressRoot, PENDING_LOOKUP, PENDING_STARTUP, PENDING_DETECT } from "./root";
 import { Inspector, INSPECT_NEED_MORE, inspectScratchPtr, inspectScratchSize } from "./inspect";
 import { RequestFramer, FRAME_AWAIT, FRAME_BAD, FRAME_HEAD } from "./requests";
@@ -470,6 +471,10 @@ export class EgressStream extends StreamContext {
       this.claimKind = kind;
       this.claimPtr = ptr;
       this.claimLen = len;
+      if (insp.echOnly && this.echAllowedForEveryName(now, protocol)) {
+        this.adopt(now);
+        return;
+      }
       this.evaluateNow(now, protocol, kind, ptr, len);
       // The race with an already-known address: the app resolved the claimed name an instant ago
       // to an IP the table knows under other names. Ask control once before denying for it.
@@ -527,6 +532,26 @@ export class EgressStream extends StreamContext {
     }
     evaluate(root.snapshot!, hi, lo, insp.targetPort, PROXY_CANDIDATE, n, protocol, CLAIM_NONE, 0, 0, RESULT);
     this.candCount = n;
+  }
+
+  /**
+   * ECH opt-in (`encryptedClientHello: Allow` on a rule): the real server name is hidden, so the
+   * connection may go to any name the pod resolved to this IP. It passes only when each of those
+   * names, taken as the claim, passes by a rule that accepts ECH. Leaves RESULT at the first name's.
+   */
+  private echAllowedForEveryName(now: i64, protocol: i32): bool {
+    const snap = this.egress.snapshot!;
+    const n = this.evaluateNow(now, protocol, CLAIM_NONE, 0, 0);
+    if (n == 0) return false;
+    const cands = changetype<usize>(this.egress.table!.candBuf);
+    for (let i = n - 1; i >= 0; i--) {
+      const e = cands + <usize>i * CANDIDATE_SIZE;
+      evaluate(snap, this.dstHi, this.dstLo, this.dstPort, cands, n, protocol, CLAIM_SNI, <usize>load<u32>(e), <i32>load<u32>(e, 4), RESULT);
+      if (!passes(RESULT.verdict) || RESULT.rule < 0 || (snap.ruleFields(RESULT.rule) & RULE_ECH_ALLOWED) == 0) {
+        return false;
+      }
+    }
+    return true;
   }
 
   private claimUnverifiedDeny(): bool {
