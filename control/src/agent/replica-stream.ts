@@ -3,11 +3,12 @@
 // load), keeps a bounded window of unacknowledged batches (back-pressure), reconnects with
 // jittered exponential backoff, and on every (re)connect replays the agent's still-valid
 // observations (replay = true) before live ones.
-import type * as grpc from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import type { DnsObservation } from "../dns/observer.js";
 import { RRType } from "../dns/wire.js";
 import { createAgentClient, ipToBytes, type AgentServiceClient, type ObserveRequest, type ObserveResponse, type Outgoing, type Observation } from "../proto/index.js";
 import type { Logger } from "../common/log.js";
+import type { AgentCredentials } from "./credentials.js";
 
 export const INITIAL_BACKOFF_MS = 200;
 export const MAX_BACKOFF_MS = 10_000;
@@ -34,6 +35,8 @@ export interface ReplicaStreamOptions {
   onBatchAcked?(address: string, seconds: number, observations: number, replay: boolean): void;
   /** Injected for tests; defaults to the generated AgentService client. */
   createClient?(address: string): AgentServiceClient;
+  /** Bearer token and TLS (control/src/agent/credentials.ts); default: none, plaintext. */
+  credentials?: AgentCredentials;
 }
 
 export interface ReplicaStreamStats {
@@ -148,7 +151,7 @@ export class ReplicaStream {
 
   private connect(): void {
     if (this.closed) return;
-    const client = (this.opts.createClient ?? createAgentClient)(this.opts.address);
+    const client = this.opts.createClient ? this.opts.createClient(this.opts.address) : createAgentClient(this.opts.address, this.opts.credentials?.channel);
     this.client = client;
     client.waitForReady(Date.now() + this.opts.connectTimeoutMs, (err) => {
       if (this.closed || this.client !== client) return;
@@ -162,7 +165,15 @@ export class ReplicaStream {
   }
 
   private openStream(client: AgentServiceClient): void {
-    const call = client.Observe();
+    let metadata: grpc.Metadata;
+    try {
+      metadata = this.opts.credentials?.callMetadata() ?? new grpc.Metadata();
+    } catch (err) {
+      this.opts.log.error({ replica: this.opts.address, err: (err as Error).message }, "agent credentials unreadable; retrying");
+      this.retry();
+      return;
+    }
+    const call = client.Observe(metadata);
     this.call = call;
     this.sequence = 0;
     this.inFlight.clear();
@@ -182,7 +193,12 @@ export class ReplicaStream {
     });
     const onEnd = (err?: Error) => {
       if (this.call !== call) return;
-      this.opts.log.warn({ replica: this.opts.address, err: err?.message ?? "stream ended" }, "control replica stream lost; reconnecting");
+      const code = (err as grpc.ServiceError | undefined)?.code;
+      if (code === grpc.status.UNAUTHENTICATED || code === grpc.status.PERMISSION_DENIED) {
+        this.opts.log.error({ replica: this.opts.address, err: err?.message }, "control refused this agent's credentials (check --token-file); retrying");
+      } else {
+        this.opts.log.warn({ replica: this.opts.address, err: err?.message ?? "stream ended" }, "control replica stream lost; reconnecting");
+      }
       this.retry();
     };
     call.on("error", (err: Error) => onEnd(err));

@@ -10,6 +10,9 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "../common/log.js";
+import { NoAgentCredentials, type AgentAuthenticator } from "../auth/agent-auth.js";
+import { FilterBinder } from "../auth/filter-binding.js";
+import { NodeBinding, type HoldLimits } from "../auth/node-binding.js";
 import { GrpcEdge, type GrpcLimits } from "./grpc-server.js";
 import { HttpEdge, type Route } from "./http-server.js";
 import { WatchHub, type HubLimits } from "./hub.js";
@@ -59,6 +62,12 @@ export interface ControlServiceOptions {
   serverId?: string;
   httpRoutes?: Route[];
   metrics?: ControlMetrics;
+  /** Who may deliver DNS evidence (default: nobody — every Observe is refused UNAUTHENTICATED). */
+  agentAuth?: AgentAuthenticator;
+  /** Peer ranges whose filter calls are served unverified (clusters that SNAT pod traffic); default none. */
+  filterSnatPeers?: string[];
+  /** Observations for pod IPs not yet known, held until the pod appears. */
+  holdLimits?: Partial<HoldLimits>;
 }
 
 export class ControlService {
@@ -70,6 +79,7 @@ export class ControlService {
   readonly lookups: LookupService;
   readonly reports: ReportSink;
   readonly serverId: string;
+  readonly nodeBinding: NodeBinding;
   private readonly grpc: GrpcEdge;
   private http?: HttpEdge;
   private sweepTimer?: NodeJS.Timeout;
@@ -104,7 +114,23 @@ export class ControlService {
     });
     this.lookups = new LookupService(this.store, this.registry, this.metrics, { maxPending: o.maxPendingLookups ?? 100_000 }, o.now);
     this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents);
+    this.nodeBinding = new NodeBinding(
+      this.registry,
+      (outcome, ip, node, podNode) => {
+        this.metrics.observations.inc({ outcome: outcome === "stored" ? "held_stored" : outcome });
+        if (outcome === "foreign_node") {
+          this.metrics.foreignNodeObservations.inc({ agent_node: node });
+          this.o.log.warn({ podIp: ip, agentNode: node, podNode }, "observe: a held observation's pod is not on the agent's node; rejected");
+        }
+      },
+      o.holdLimits,
+      o.now,
+    );
     this.grpc = new GrpcEdge({
+      registry: this.registry,
+      agentAuth: o.agentAuth ?? new NoAgentCredentials(),
+      filterBinder: new FilterBinder(this.registry, o.filterSnatPeers ?? []),
+      nodeBinding: this.nodeBinding,
       hub: this.hub,
       lookups: this.lookups,
       store: this.store,
@@ -161,6 +187,8 @@ export class ControlService {
 
   /** Drops expired resolutions (the hub turns them into removal deltas). */
   sweep(): number {
+    this.nodeBinding.expire();
+    this.metrics.heldObservations.set(this.nodeBinding.heldObservations);
     const n = this.store.sweep();
     if (n > 0) this.metrics.resolutionExpired.inc(n);
     const c = this.store.counters;

@@ -10,6 +10,32 @@ import { ControlService, splitHostPort, type ControlSource } from "../../control
 import { KubeSource } from "../../k8s/index.js";
 import { createWasmHandler, loadWasmModule } from "../../wasmserve/index.js";
 import type { Route } from "../../control/http-server.js";
+import { InsecureAgents, NoAgentCredentials, type AgentAuthenticator } from "../../auth/agent-auth.js";
+import { FileAgentAuthenticator } from "../../auth/agent-tokens.js";
+import { CidrSet } from "../../dns/cidr.js";
+import type { Logger } from "../../common/log.js";
+
+/** --agent-token-file / --insecure-agents → who may deliver DNS evidence. */
+function agentAuthenticator(values: { "agent-token-file"?: string; "insecure-agents"?: boolean }, log: Logger): AgentAuthenticator {
+  const file = values["agent-token-file"];
+  if (file !== undefined && values["insecure-agents"]) throw new UsageError("give either --agent-token-file FILE or --insecure-agents, not both");
+  if (values["insecure-agents"]) {
+    log.error(
+      "--insecure-agents: ANY client that reaches the gRPC port may deliver DNS evidence for ANY pod. A pod can forge its own resolutions and " +
+        "get past every name-based rule. Use --agent-token-file FILE (or --kubernetes) outside a lab.",
+    );
+    return new InsecureAgents();
+  }
+  if (file === undefined) {
+    log.warn("no --agent-token-file: every Observe is refused with UNAUTHENTICATED (agents cannot deliver DNS evidence)");
+    return new NoAgentCredentials();
+  }
+  try {
+    return new FileAgentAuthenticator(file, log);
+  } catch (err) {
+    throw new UsageError(`--agent-token-file: ${(err as Error).message}`);
+  }
+}
 
 const HELP = `usage: egret control (--kubernetes [--kubeconfig FILE] | --policies PATH... --pods FILE) [options]
 
@@ -34,6 +60,18 @@ options:
   --max-entries-per-pod N   resolution entries per pod (default 20000)
   --max-entries N           resolution entries in total (default 2000000)
   --max-lookup-wait-ms MS   longest Lookup wait honoured (default 5000)
+
+trust (docs/security.md):
+  --agent-token-file FILE   agents allowed to deliver DNS evidence, one per line: \`TOKEN NODE-NAME\`
+                            (blank lines and # comments allowed; re-read when it changes). An agent
+                            sends \`authorization: Bearer TOKEN\` and speaks only for pods whose
+                            \`node:\` (pods file) is NODE-NAME. Without it (file mode) every Observe
+                            is refused with UNAUTHENTICATED
+  --insecure-agents         accept Observe from anyone, for any pod (labs only; logged loudly)
+  --filter-snat-peer CIDR   (repeatable; off by default) clusters that SNAT pod traffic to control:
+                            filter calls from these addresses are served for the pod they name,
+                            unverified. Otherwise Watch/Lookup/Report are served only when the
+                            peer address is one of the named pod's IPs (PERMISSION_DENIED if not)
 `;
 
 function int(name: string, value: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
@@ -65,6 +103,9 @@ export const command: CliCommand = {
           "max-entries-per-pod": { type: "string" },
           "max-entries": { type: "string" },
           "max-lookup-wait-ms": { type: "string" },
+          "agent-token-file": { type: "string" },
+          "insecure-agents": { type: "boolean" },
+          "filter-snat-peer": { type: "string", multiple: true },
           help: { type: "boolean", short: "h" },
         },
         strict: true,
@@ -97,6 +138,16 @@ export const command: CliCommand = {
     const maxLookupWaitMs = int("max-lookup-wait-ms", values["max-lookup-wait-ms"], 1, 60_000);
 
     const log = createLogger("control");
+    const agentAuth = agentAuthenticator(values, log);
+    const filterSnatPeers = values["filter-snat-peer"] ?? [];
+    try {
+      new CidrSet(filterSnatPeers, "--filter-snat-peer");
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if (filterSnatPeers.length > 0) {
+      log.warn({ ranges: filterSnatPeers }, "--filter-snat-peer: filter calls from these addresses are served for the pod they claim, unverified");
+    }
     const routes: Route[] = [];
     if (values.wasm) {
       try {
@@ -138,6 +189,8 @@ export const command: CliCommand = {
       grpcLimits: maxLookupWaitMs ? { maxLookupWaitMs } : undefined,
       httpRoutes: routes,
       serverId: process.env.POD_NAME,
+      agentAuth,
+      filterSnatPeers,
     });
 
     return await new Promise<number>((resolve) => {
