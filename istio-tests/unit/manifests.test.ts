@@ -210,7 +210,7 @@ test("agent DaemonSet: host network, only NET_RAW, no API token, runs on every n
   assert.equal(rendered.filter((o) => /Binding$/.test(o.kind) && JSON.stringify(o).includes("egret-agent")).length, 0, "agent has no RBAC");
 });
 
-test("control RBAC is least privilege: read pods/namespaces/policies, write only status and events", () => {
+test("control RBAC is least privilege: read pods/namespaces/policies/ServiceEntries, write only status and events", () => {
   const rules = (one("ClusterRole", "egret-control") as KubeObject & { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] }).rules;
   const grants = new Set<string>();
   for (const r of rules) for (const g of r.apiGroups) for (const res of r.resources) for (const v of r.verbs) grants.add(`${g || "core"}/${res}:${v}`);
@@ -219,6 +219,7 @@ test("control RBAC is least privilege: read pods/namespaces/policies, write only
     "core/pods:get", "core/pods:list", "core/pods:watch", "core/namespaces:get", "core/namespaces:list", "core/namespaces:watch",
     "egret.dev/egresspolicies:get", "egret.dev/egresspolicies:list", "egret.dev/egresspolicies:watch",
     "egret.dev/clusteregresspolicies:get", "egret.dev/clusteregresspolicies:list", "egret.dev/clusteregresspolicies:watch",
+    "networking.istio.io/serviceentries:get", "networking.istio.io/serviceentries:list", "networking.istio.io/serviceentries:watch",
     "egret.dev/egresspolicies/status:update", "egret.dev/egresspolicies/status:patch",
     "egret.dev/clusteregresspolicies/status:update", "egret.dev/clusteregresspolicies/status:patch",
     "core/events:create", "core/events:patch",

@@ -16,7 +16,7 @@ export interface PolicyApi {
   loadPolicyFiles(paths: string[]): { policies: Policy[]; diagnostics: Diagnostic[] };
   validatePolicyObject(obj: unknown, source?: { file?: string }): { policy?: Policy; diagnostics: Diagnostic[] };
   policySelectsPod(policy: Policy, pod: PodIdentity, namespaceLabels: Record<string, string>): boolean;
-  compilePodSnapshot(policies: Policy[], pod: PodIdentity, namespaceLabels: Record<string, string>, options?: { clusterCidrs?: string[] }): CompiledPod;
+  compilePodSnapshot(policies: Policy[], pod: PodIdentity, namespaceLabels: Record<string, string>, options?: { clusterCidrs?: string[]; replaceDefaultClusterCidrs?: boolean }): CompiledPod;
   formatDiagnostic(d: Diagnostic): string;
 }
 

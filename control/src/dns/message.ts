@@ -5,7 +5,7 @@
 // overrunning the message, an A record that is not 4 bytes or a CNAME whose target does not fill its
 // rdata all reject the whole message.
 import {
-  CLASS_IN, DNS_HEADER_LEN, MAX_LABEL_LEN, MAX_NAME_WIRE_LEN, MAX_POINTER_HOPS, MAX_RECORDS, RRType,
+  CLASS_IN, DNS_HEADER_LEN, MAX_NAME_WIRE_LEN, MAX_POINTER_HOPS, MAX_RECORDS, RRType,
 } from "./wire.js";
 
 /** Why a message was not parsed. Stable strings: they become metric labels. */

@@ -44,6 +44,10 @@ export class SupervisedInformer<T extends KubernetesObject> {
   private readonly syncWaiters: (() => void)[] = [];
   lastError?: string;
 
+  get name(): string {
+    return this.o.name;
+  }
+
   constructor(private readonly o: SupervisedInformerOptions<T>) {
     this.backoff = { ...DEFAULT_BACKOFF, ...o.backoff };
     this.now = o.now ?? Date.now;

@@ -69,8 +69,30 @@ export interface DecodedPacket {
   tcp?: TcpHeader;
   /** IP TTL / hop limit. */
   ttl: number;
-  /** Tunnel layers removed to reach this packet (IP-in-IP, GRE, VXLAN, GTP-U, MPLS); 0 for none. */
+  /**
+   * Tunnel layers removed to reach this packet (IP-in-IP, GRE, VXLAN, GTP-U, Teredo); always 0
+   * unless the caller asked for decapsulation (DecodeOptions.decapsulate, offline detection only).
+   */
   tunnelDepth: number;
+  /**
+   * Linux packet type from a cooked (SLL/SLL2) link header: 0 host, 1 broadcast, 2 multicast,
+   * 3 other host, 4 outgoing (PACKET_OUTGOING: the capturing host sent it). -1 when the link
+   * layer does not say (Ethernet, raw IP, capture files of other link types).
+   */
+  pktType: number;
+}
+
+/** PACKET_OUTGOING (linux/if_packet.h): the frame was sent by the capturing host on that interface. */
+export const PACKET_OUTGOING = 4;
+
+export interface DecodeOptions {
+  /**
+   * Remove tunnel layers (IP-in-IP, GRE, VXLAN, GTP-U, Teredo) and report the inner packet. Only
+   * for reading third-party captures for protocol detection (`egret detect`): the inner packet's
+   * addresses and ports are whatever the sender wrote, and the outer packet is what the network
+   * (and any BPF filter) judged. The agent and every DNS-evidence path must never set it.
+   */
+  decapsulate?: boolean;
 }
 
 function drop(counts: DropCounts | undefined, reason: DropReason): null {
@@ -94,12 +116,23 @@ const MAX_VLAN_TAGS = 4;
  * Decodes one frame of the given link type down to TCP or UDP. Returns null (counting the reason
  * in `drops` when given) for anything else. Never throws.
  */
-export function decodeFrame(linkType: number, data: Uint8Array, drops?: DropCounts): DecodedPacket | null {
-  return decodeLink(linkType, data, drops, 0);
+export function decodeFrame(linkType: number, data: Uint8Array, drops?: DropCounts, options?: DecodeOptions): DecodedPacket | null {
+  const pkt = decodeLink(linkType, data, drops, options?.decapsulate ? 0 : NO_DECAPSULATION);
+  if (pkt && pkt.tunnelDepth === 0) pkt.pktType = linkPacketType(linkType, data);
+  return pkt;
+}
+
+/** The Linux packet type a cooked link header records, or -1. */
+export function linkPacketType(linkType: number, d: Uint8Array): number {
+  if (linkType === LinkType.LINUX_SLL && d.length >= 16) return (d[0]! << 8) | d[1]!;
+  if (linkType === LinkType.LINUX_SLL2 && d.length >= 20) return d[10]!;
+  return -1;
 }
 
 /** Tunnels nested deeper than this are dropped as bad headers (loops of crafted encapsulation). */
 const MAX_TUNNEL_DEPTH = 4;
+/** The `depth` of a decode that never enters a tunnel: tunnel protocols are just transports. */
+const NO_DECAPSULATION = -1;
 
 function decodeLink(linkType: number, data: Uint8Array, drops: DropCounts | undefined, depth: number): DecodedPacket | null {
   if (linkType === LinkType.NFLOG) return decodeNflog(data, drops, depth);
@@ -233,8 +266,8 @@ const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 
 /** Decodes a packet starting at the IP header (IPv4 or IPv6, by version nibble). */
-export function decodeIp(ip: Uint8Array, drops?: DropCounts): DecodedPacket | null {
-  return decodeIpAt(ip, drops, 0);
+export function decodeIp(ip: Uint8Array, drops?: DropCounts, options?: DecodeOptions): DecodedPacket | null {
+  return decodeIpAt(ip, drops, options?.decapsulate ? 0 : NO_DECAPSULATION);
 }
 
 function decodeIpAt(ip: Uint8Array, drops: DropCounts | undefined, depth: number): DecodedPacket | null {
@@ -331,6 +364,7 @@ function decodeTransport(
 ): DecodedPacket | null {
   const segLength = segEnd - segStart;
   if (proto === IPPROTO_IPIP || proto === IPPROTO_IPV6 || proto === IPPROTO_GRE) {
+    if (depth === NO_DECAPSULATION) return drop(drops, "unsupported-transport");
     if (fragmented) return drop(drops, "ip-fragment");
     if (depth >= MAX_TUNNEL_DEPTH) return drop(drops, "bad-ip-header");
     const seg = s.subarray(segStart, segEnd);
@@ -348,7 +382,7 @@ function decodeTransport(
     return {
       ipVersion, src: formatIpAt(srcBuf, srcOff, srcIp), dst: formatIpAt(dstBuf, dstOff, dstIp), srcIp, dstIp, proto: "tcp",
       srcPort: (s[segStart]! << 8) | s[segStart + 1]!, dstPort: (s[segStart + 2]! << 8) | s[segStart + 3]!,
-      payload, payloadLength: Math.max(payload.length, announced - dataOffset), fragmented, ttl, tunnelDepth: depth,
+      payload, payloadLength: Math.max(payload.length, announced - dataOffset), fragmented, ttl, tunnelDepth: Math.max(depth, 0), pktType: -1,
       tcp: {
         seq: readU32(s, segStart + 4), ack: readU32(s, segStart + 8),
         flags: ((s[segStart + 12]! & 1) << 8) | s[segStart + 13]!,
@@ -364,7 +398,7 @@ function decodeTransport(
     const claimed = udpLength === 0 ? Math.max(segLength, announced) - 8 : udpLength - 8;
     const payload = s.subarray(segStart + 8, segStart + 8 + Math.min(claimed, segLength - 8));
     const dport = (s[segStart + 2]! << 8) | s[segStart + 3]!;
-    if (!fragmented && depth < MAX_TUNNEL_DEPTH) {
+    if (!fragmented && depth !== NO_DECAPSULATION && depth < MAX_TUNNEL_DEPTH) {
       if (dport === UDP_VXLAN && isVxlan(payload)) return decodeLink(LinkType.ETHERNET, payload.subarray(8), drops, depth + 1);
       if (dport === UDP_GTP_U) {
         const inner = gtpPayloadOffset(payload);
@@ -380,7 +414,7 @@ function decodeTransport(
     return {
       ipVersion, src: formatIpAt(srcBuf, srcOff, srcIp), dst: formatIpAt(dstBuf, dstOff, dstIp), srcIp, dstIp, proto: "udp",
       srcPort: (s[segStart]! << 8) | s[segStart + 1]!, dstPort: dport,
-      payload, payloadLength: Math.max(payload.length, claimed), fragmented, ttl, tunnelDepth: depth,
+      payload, payloadLength: Math.max(payload.length, claimed), fragmented, ttl, tunnelDepth: Math.max(depth, 0), pktType: -1,
     };
   }
   return drop(drops, "unsupported-transport");

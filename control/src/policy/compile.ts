@@ -2,7 +2,7 @@
 // (format: filter/assembly/policy/snapshot.ts — keep both in step). Deterministic: the same
 // policies, pod and options always give the same bytes.
 import { createHash } from "node:crypto";
-import { isProblem, parseCidr, DEFAULT_CLUSTER_CIDRS } from "./network.js";
+import { ALWAYS_INTERNAL, effectiveClusterCidrs, isProblem, parseCidr } from "./network.js";
 import { PROTOCOL_LABELS } from "./protocols.js";
 import { orderPolicies, policySelectsPod } from "./select.js";
 import type { Network, Policy, PodIdentity } from "./types.js";
@@ -11,14 +11,18 @@ export const SNAPSHOT_MAGIC = 0x31504745; // "EGP1"
 export const SNAPSHOT_FORMAT_VERSION = 1;
 const HEADER = 44, PROTOCOL = 8, POLICY = 24, RULE = 44, PATTERN = 8, CIDR = 20, PORT = 4;
 const TIER_CODE = { Admin: 0, Namespace: 1, Baseline: 2 } as const;
-const ACTION_CODE = { Allow: 1, Deny: 2, Alert: 3 } as const;
+const ACTION_CODE = { Allow: 1, Deny: 2, Alert: 3, Pass: 4 } as const;
 const PATTERN_CODE = { exact: 0, "one-label": 1, "multi-label": 2 } as const;
 const UNATTRIBUTED_CODE = { Deny: 1, Alert: 2, Allow: 3 } as const;
 const RULE_DOMAINS = 1, RULE_CIDRS = 2, RULE_EXTERNAL = 4, RULE_PORTS = 8, RULE_PROTOCOLS = 16;
 
 export interface CompileOptions {
-  /** Pod/service networks; `external` means outside all of them. Default: DEFAULT_CLUSTER_CIDRS. */
+  /**
+   * Pod/service networks; `external` means outside all of them. They add to DEFAULT_CLUSTER_CIDRS
+   * unless replaceDefaultClusterCidrs; ALWAYS_INTERNAL is never external either way.
+   */
   clusterCidrs?: string[];
+  replaceDefaultClusterCidrs?: boolean;
 }
 
 export interface CompiledSnapshot {
@@ -78,7 +82,9 @@ function clusterNetworks(clusterCidrs: readonly string[]): Network[] {
   const key = clusterCidrs.join(",");
   let nets = clusterCache.get(key);
   if (!nets) {
-    nets = clusterCidrs.map((c) => {
+    // Whatever the caller passes, these stay inside (loopback, link-local, metadata services).
+    const all = [...new Set([...ALWAYS_INTERNAL.map((e) => e.cidr), ...clusterCidrs])];
+    nets = all.map((c) => {
       const n = parseCidr(c);
       if (isProblem(n)) throw new Error(`cluster CIDR "${c}": ${n.message} (${n.hint})`);
       return n;
@@ -202,7 +208,7 @@ export function encodeSnapshot(ordered: readonly Policy[], selected: boolean, cl
 export function compilePodSnapshot(policies: readonly Policy[], pod: PodIdentity, namespaceLabels: Record<string, string>, options: CompileOptions = {}): CompiledSnapshot {
   const compiled = orderPolicies(policies.filter((p) => policySelectsPod(p, pod, namespaceLabels)));
   const selected = compiled.length > 0;
-  const bytes = encodeSnapshot(compiled, selected, options.clusterCidrs ?? DEFAULT_CLUSTER_CIDRS);
+  const bytes = encodeSnapshot(compiled, selected, effectiveClusterCidrs(options.clusterCidrs, options.replaceDefaultClusterCidrs));
   return {
     bytes,
     hash: createHash("sha256").update(bytes).digest("hex"),

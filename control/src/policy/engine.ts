@@ -13,6 +13,7 @@ export const TRACE_OUTCOMES: Record<number, string> = {
   1: "matched", 2: "destination not in cidrs", 3: "destination in an except block", 4: "destination is not external",
   5: "port not listed", 6: "no candidate name matches domains", 7: "claimed name (SNI/Host) not among the pod's resolutions",
   8: "protocol not listed", 9: "protocol not detected yet", 10: "the pod's resolutions expired (beyond this policy's grace)",
+  11: "matched a Pass rule: the rest of this tier is skipped",
 };
 export const DECODE_ERRORS: Record<number, string> = {
   1: "too short", 2: "bad magic", 3: "unsupported format version", 4: "length mismatch", 5: "checksum mismatch",

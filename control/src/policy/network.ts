@@ -114,7 +114,54 @@ export function halves(address: bigint): [bigint, bigint] {
   return [(address >> 64n) & 0xffffffffffffffffn, address & 0xffffffffffffffffn];
 }
 
-/** Cluster CIDRs assumed when none are configured (what `external` excludes). */
+/**
+ * Never "external", whatever `--cluster-cidr` says: reaching these from a pod is reaching the
+ * node or the cloud provider, not the internet. Every snapshot carries them (compile.ts), so an
+ * `external: true` Allow can never open the cloud metadata service.
+ */
+export const ALWAYS_INTERNAL: readonly { cidr: string; what: string }[] = [
+  { cidr: "0.0.0.0/8", what: "\"this network\" (0.0.0.0 reaches the pod itself on Linux)" },
+  { cidr: "127.0.0.0/8", what: "IPv4 loopback" },
+  { cidr: "169.254.0.0/16", what: "IPv4 link-local, including the cloud metadata service 169.254.169.254 (AWS, GCP, Azure, OCI, OpenStack) and 169.254.170.2 (ECS task credentials)" },
+  { cidr: "100.100.100.200/32", what: "Alibaba Cloud metadata service" },
+  { cidr: "::/128", what: "IPv6 unspecified address" },
+  { cidr: "::1/128", what: "IPv6 loopback" },
+  { cidr: "fe80::/10", what: "IPv6 link-local (OpenStack metadata fe80::a9fe:a9fe)" },
+  { cidr: "fd00:ec2::254/128", what: "AWS IPv6 metadata service (IMDS)" },
+  { cidr: "fd00:ec2::23/128", what: "AWS IPv6 DNS resolver and time service" },
+];
+
+/** Cloud metadata service addresses: the targets of credential theft from a pod. */
+export const METADATA_ADDRESSES: readonly string[] = ["169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254"];
+
+/** The first metadata address a CIDR (minus its except blocks) lets through; undefined if none. */
+export function metadataAddressIn(net: Network, except: readonly Network[]): string | undefined {
+  return METADATA_ADDRESSES.find((ip) => {
+    const a = parseAddress(ip)!;
+    return addressInNetwork(a.address, a.family, net) && !except.some((e) => addressInNetwork(a.address, a.family, e));
+  });
+}
+
+/** The entry of ALWAYS_INTERNAL that holds `ip`, for explanations; undefined when none does. */
+export function alwaysInternalEntry(ip: string): { cidr: string; what: string } | undefined {
+  const a = parseAddress(ip);
+  if (!a) return undefined;
+  return ALWAYS_INTERNAL.find((e) => {
+    const n = parseCidr(e.cidr) as Network;
+    return addressInNetwork(a.address, a.family, n);
+  });
+}
+
+/**
+ * What `external` excludes: the always-internal ranges, plus the defaults unless the operator
+ * explicitly replaces them, plus the configured cluster CIDRs.
+ */
+export function effectiveClusterCidrs(configured: readonly string[] | undefined, replaceDefaults = false): string[] {
+  const base = replaceDefaults ? [] : DEFAULT_CLUSTER_CIDRS;
+  return [...new Set([...ALWAYS_INTERNAL.map((e) => e.cidr), ...base, ...(configured ?? [])])];
+}
+
+/** Cluster CIDRs assumed besides the configured ones (what `external` excludes). */
 export const DEFAULT_CLUSTER_CIDRS: readonly string[] = [
   "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
   "fc00::/7", "fe80::/10", "::1/128",

@@ -118,6 +118,10 @@ function toDiagnostic(kind: PolicyKind, obj: unknown, e: ErrorObject): Diagnosti
       const allowed = (e.params as { allowedValues: unknown[] }).allowedValues.map(String);
       const guess = typeof value === "string" ? didYouMean(value, allowed) : undefined;
       const isProtocol = path.includes("protocols");
+      if (field === "action" && value === "Pass" && kind === "EgressPolicy") {
+        return diag("error", "pass-not-cluster", where, "action Pass is only valid in a ClusterEgressPolicy (it skips the rest of an Admin or Baseline tier)",
+          "an EgressPolicy has no tier to skip: use Allow, Deny or Alert, or move the rule into a ClusterEgressPolicy with tier: Admin");
+      }
       if (path.includes("ports") && field === "protocol") {
         return diag("error", "bad-enum", where, `"${String(value)}" is not a valid protocol: Egret controls TCP connections only`, "remove protocol (TCP is implied); UDP traffic is not filtered by the sidecar");
       }

@@ -37,7 +37,10 @@ export interface LabelSelector {
   matchExpressions?: LabelSelectorRequirement[];
 }
 
-export type Action = "Allow" | "Deny" | "Alert";
+/** Pass (ClusterEgressPolicy only): skip the rest of this tier and go on to the next one. */
+export type Action = "Allow" | "Deny" | "Alert" | "Pass";
+/** What a policy's `unattributed` field may say. */
+export type UnattributedAction = "Allow" | "Deny" | "Alert";
 export type Mode = "Enforce" | "Monitor";
 export type Tier = "Admin" | "Namespace" | "Baseline";
 export type PolicyKind = "ClusterEgressPolicy" | "EgressPolicy";
@@ -106,7 +109,7 @@ export interface Policy {
   priority: number;
   mode: Mode;
   resolutionGraceSeconds: number;
-  unattributed?: Action;
+  unattributed?: UnattributedAction;
   namespaceSelector?: LabelSelector;
   podSelector?: LabelSelector;
   rules: Rule[];

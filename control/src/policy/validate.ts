@@ -3,13 +3,13 @@
 // from the Kubernetes API alike.
 import { diag, didYouMean, formatPath } from "./diagnostics.js";
 import { parseDomainPattern, patternCovers } from "./domain.js";
-import { isProblem, networkContains, networksOverlap, parseCidr } from "./network.js";
+import { isProblem, metadataAddressIn, networkContains, networksOverlap, parseCidr } from "./network.js";
 import { PROTOCOL_ALIASES, PROTOCOL_LABELS } from "./protocols.js";
 import { schemaDiagnostics } from "./schema.js";
 import {
   API_GROUP, API_VERSION, DEFAULT_GRACE_SECONDS, DEFAULT_PRIORITY,
   type Action, type CidrEntry, type Diagnostic, type DomainPattern, type LabelSelector, type Policy,
-  type PolicyKind, type PortRange, type Rule,
+  type PolicyKind, type PortRange, type Rule, type UnattributedAction,
 } from "./types.js";
 
 /** Maps a field path to a source position (files); absent for API objects. */
@@ -210,6 +210,11 @@ export function validateWithContext(obj: unknown, ctx: ValidationContext = {}): 
             }
             except.push(ex);
           }
+          const metadata = rule.action === "Deny" ? undefined : metadataAddressIn(net, except);
+          if (metadata) {
+            warn("cidr-allows-metadata", [...cp, "cidr"], `${c.cidr} includes ${metadata}, a cloud metadata service (node credentials)`,
+              "add except: [169.254.0.0/16] (and 100.100.100.200/32, fd00:ec2::254/128 as needed), or match the internet with external: true, which never matches loopback, link-local or metadata addresses");
+          }
           cidrs.push({ network: net, except });
         });
         if (cidrs.length) rule.cidrs = cidrs;
@@ -269,7 +274,7 @@ export function validateWithContext(obj: unknown, ctx: ValidationContext = {}): 
     priority: typeof spec.priority === "number" ? spec.priority : DEFAULT_PRIORITY,
     mode: spec.mode === "Monitor" ? "Monitor" : "Enforce",
     resolutionGraceSeconds: typeof spec.resolutionGraceSeconds === "number" ? spec.resolutionGraceSeconds : DEFAULT_GRACE_SECONDS,
-    ...(typeof spec.unattributed === "string" ? { unattributed: spec.unattributed as Action } : {}),
+    ...(typeof spec.unattributed === "string" ? { unattributed: spec.unattributed as UnattributedAction } : {}),
     ...Object.fromEntries(selectors.map((s) => [s.key, s.value])),
     rules,
     source: { ...(ctx.file ? { file: ctx.file } : {}), ...(ctx.document !== undefined ? { document: ctx.document } : {}), ...(ctx.locate?.(["metadata", "name"]) ?? {}) },

@@ -125,13 +125,13 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
   const startMs = timeline.length > 0 ? timeline[0]!.t : Date.now();
 
   const clock = new SimClock(startMs);
-  const audit: Array<Record<string, any>> = [];
+  const audit: AuditRecord[] = [];
   const service = new ControlService({
     policyApi: defaultPolicyApi,
     source: fileControlSource({ policyPaths: o.policyPaths, podsFile: podsPath, policyApi: defaultPolicyApi, log: o.log }),
     log: o.log,
     grpcListen: "127.0.0.1:0",
-    audit: { write: (line) => audit.push(JSON.parse(line)) },
+    audit: { write: (line) => audit.push(JSON.parse(line) as AuditRecord) },
     now: () => clock.ms,
     metrics: createControlMetrics({ defaultMetrics: false }),
     sweepIntervalMs: 3_600_000,
@@ -350,8 +350,14 @@ function proxiesSeen(detections: Map<string, ConnectionDetection[]>): string[] {
   return [...out];
 }
 
-function joinResults(order: Tracked[], audit: Array<Record<string, any>>, detections: Map<string, ConnectionDetection[]>): SimulatedConnection[] {
-  const reports = new Map<string, Array<Record<string, any>>>();
+/** The fields of a verdict audit record (control's audit log, one JSON line per report) the join reads. */
+interface AuditRecord {
+  src: string; dst: string; verdict: string; reason: string;
+  names?: string[]; protocol?: string; sni?: string; policy?: string; rule?: string;
+}
+
+function joinResults(order: Tracked[], audit: AuditRecord[], detections: Map<string, ConnectionDetection[]>): SimulatedConnection[] {
+  const reports = new Map<string, AuditRecord[]>();
   for (const r of audit) {
     const k = `${r.src}>${r.dst}`;
     const list = reports.get(k);
@@ -371,8 +377,8 @@ function joinResults(order: Tracked[], audit: Array<Record<string, any>>, detect
       // No report: the connection was still undecided when the capture ended (e.g. it sent nothing).
       return { client: t.client, server: t.server, pod: t.pod, names: [], protocol: detProtocol, sni: detSni, verdict: "deny", reason: "undecided", policy: null, rule: null, time: t.time };
     }
-    let verdict = r.verdict as string;
-    let reason = r.reason as string;
+    let verdict = r.verdict;
+    let reason = r.reason;
     const extra: Partial<SimulatedConnection> = {};
     if (verdict === "would-deny") {
       extra.mode = "monitor";

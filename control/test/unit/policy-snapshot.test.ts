@@ -51,6 +51,8 @@ test("corrupt snapshots are rejected with the reason", () => {
     ["future format", (() => { const b = new Uint8Array(good); b[4] = 2; return b; })(), 3],
     ["flipped bit", (() => { const b = new Uint8Array(good); b[b.length - 3]! ^= 1; return b; })(), 5],
     ["rule range outside its table", (() => { const b = new Uint8Array(good); const v = new DataView(b.buffer); const rules = 44 + v.getUint16(18, true) * 8 + v.getUint16(16, true) * 24; v.setUint32(rules + 16, 9999, true); return withChecksum(b); })(), 11],
+    // A Pass rule (action 4) in a namespaced policy: only cluster tiers can be passed on from.
+    ["pass in a namespaced policy", (() => { const b = new Uint8Array(good); const v = new DataView(b.buffer); const rules = 44 + v.getUint16(18, true) * 8 + v.getUint16(16, true) * 24; b[rules] = 4; return withChecksum(b); })(), 11],
     ["unknown protocol label", (() => { const b = new Uint8Array(good); const v = new DataView(b.buffer); const strings = b.length - v.getUint32(36, true); b[strings + v.getUint32(44, true)] = 0x7a; return withChecksum(b); })(), 9],
   ];
   for (const [name, bytes, code] of cases) {
@@ -98,7 +100,7 @@ test("protocol labels agree: validator list, CRD enums and the compiled engine",
   const engine = new PolicyEngine();
   assert.deepEqual(engine.protocolLabels(), [...PROTOCOL_LABELS]);
   for (const kind of ["EgressPolicy", "ClusterEgressPolicy"] as const) {
-    const schema = crdSchema(kind) as any; // eslint-disable-line @typescript-eslint/no-explicit-any
+    const schema = crdSchema(kind) as any;  
     const items = schema.properties.spec.properties.rules.items.properties.protocols.items;
     assert.deepEqual([...items.enum].sort(), [...PROTOCOL_LABELS].sort(), kind);
   }

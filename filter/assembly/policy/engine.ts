@@ -3,7 +3,7 @@
 // run this compiled code. evaluate() never allocates and never traps.
 import {
   PolicySnapshot, RULE_DOMAINS, RULE_CIDRS, RULE_EXTERNAL, RULE_PORTS, RULE_PROTOCOLS,
-  ACTION_ALLOW, ACTION_DENY, ACTION_ALERT, MODE_MONITOR, PATTERN_EXACT, PATTERN_MULTI_LABEL,
+  ACTION_ALLOW, ACTION_DENY, ACTION_ALERT, ACTION_PASS, MODE_MONITOR, PATTERN_EXACT, PATTERN_MULTI_LABEL,
 } from "./snapshot";
 import { sameName, cidrContains, isV4Mapped, equalFold, trimmedLength } from "./match";
 
@@ -87,6 +87,8 @@ import { sameName, cidrContains, isV4Mapped, equalFold, trimmedLength } from "./
 @inline export const TRACE_PROTOCOL_PENDING: i32 = 9;
 // @ts-ignore: decorator
 @inline export const TRACE_NAMES_STALE: i32 = 10;
+// @ts-ignore: decorator
+@inline export const TRACE_PASSED: i32 = 11; // a Pass rule matched: the rest of its tier is skipped
 
 /** Trace capacity (entries of 4 × i32: policy, rule, outcome, detail). */
 // @ts-ignore: decorator
@@ -255,6 +257,19 @@ function ruleNamesOutcome(snap: PolicySnapshot, r: i32, grace: i32, stamp: u32):
   return 1;
 }
 
+// Whether a rule's action lets traffic through (what protocol-mismatch / *-unverified report).
+// @ts-ignore: decorator
+@inline function allowsTraffic(action: u8): bool {
+  return action == ACTION_ALLOW || action == ACTION_ALERT;
+}
+
+/** The index of the last policy of p's tier (policies are in evaluation order, tiers contiguous). */
+function lastPolicyOfTier(snap: PolicySnapshot, p: i32): i32 {
+  const tier = snap.policyTier(p);
+  while (p + 1 < snap.policyCount && snap.policyTier(p + 1) == tier) p++;
+  return p;
+}
+
 function rulePortMatches(snap: PolicySnapshot, r: i32, port: u32): bool {
   const start = snap.rulePortStart(r);
   const end = start + snap.rulePortCount(r);
@@ -332,7 +347,7 @@ export function evaluate(
         if (claimUnsupported) {
           // Remember the first rule the claim might have been aiming at (not a Deny: failing to
           // match a Deny rule is not why a connection ends up denied).
-          if (unverifiedRule < 0 && snap.ruleAction(r) != ACTION_DENY) unverifiedRule = r;
+          if (unverifiedRule < 0 && allowsTraffic(snap.ruleAction(r))) unverifiedRule = r;
           out.flags |= FLAG_DEPENDS_ON_NAMES;
           trace(p, r, TRACE_CLAIM_UNVERIFIED, 0);
           continue;
@@ -356,10 +371,15 @@ export function evaluate(
           return; // VERDICT_PENDING: hold until the detector answers
         }
         if (protocol < 0 || protocol >= 64 || ((snap.ruleProtocolMask(r) >> <u64>protocol) & 1) == 0) {
-          if (mismatchRule < 0 && snap.ruleAction(r) != ACTION_DENY) mismatchRule = r;
+          if (mismatchRule < 0 && allowsTraffic(snap.ruleAction(r))) mismatchRule = r;
           trace(p, r, TRACE_NO_PROTOCOL, protocol);
           continue;
         }
+      }
+      if (snap.ruleAction(r) == ACTION_PASS) {
+        trace(p, r, TRACE_PASSED, matchedCandidate);
+        p = lastPolicyOfTier(snap, p);
+        break; // the outer loop goes on with the next tier's first policy
       }
       trace(p, r, TRACE_MATCHED, matchedCandidate);
       out.matchedCandidate = matchedCandidate;

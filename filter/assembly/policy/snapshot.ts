@@ -13,7 +13,8 @@
 //                                u8 mode (1 Enforce, 2 Monitor), u32 firstRule, u32 ruleCount,
 //                                u32 graceSeconds, u8 unattributed (0 unset, 1 Deny, 2 Alert, 3 Allow),
 //                                u8 kind (0 cluster, 1 namespaced), u16 0
-//   rules            count × 44: u8 action (1 Allow, 2 Deny, 3 Alert), u8 fields (RULE_* bits),
+//   rules            count × 44: u8 action (1 Allow, 2 Deny, 3 Alert, 4 Pass — cluster policies
+//                                only), u8 fields (RULE_* bits),
 //                                u16 policy, u32 nameOff, u16 nameLen (0: unnamed), u16 index in policy,
 //                                u32 patternStart, u32 patternCount, u32 cidrStart, u32 cidrCount,
 //                                u32 portStart, u32 portCount, u64 protocol bits (over the label table)
@@ -80,6 +81,9 @@ import { protocolIdOfLabel } from "./protocols";
 @inline export const ACTION_DENY: u8 = 2;
 // @ts-ignore: decorator
 @inline export const ACTION_ALERT: u8 = 3;
+/** Skip the rest of this tier (network-policy-api "Pass"); only in ClusterEgressPolicy rules. */
+// @ts-ignore: decorator
+@inline export const ACTION_PASS: u8 = 4;
 // @ts-ignore: decorator
 @inline export const MODE_ENFORCE: u8 = 1;
 // @ts-ignore: decorator
@@ -429,7 +433,9 @@ export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
     const cStart = load<u32>(e, 20), cCount = load<u32>(e, 24);
     const oStart = load<u32>(e, 28), oCount = load<u32>(e, 32);
     const protoBits = load<u64>(e, 36);
-    if (action < 1 || action > 3 || fields > 31 || owner != policyIndex) return fail(DecodeError.BadRule, at);
+    if (action < 1 || action > 4 || fields > 31 || owner != policyIndex) return fail(DecodeError.BadRule, at);
+    // Pass means "go on to the next tier": namespaced policies have a tier of their own, no Pass.
+    if (action == ACTION_PASS && snap.policyTier(<i32>owner) == 1) return fail(DecodeError.BadRule, at);
     if (indexInPolicy != r - <u32>snap.policyFirstRule(<i32>owner)) return fail(DecodeError.BadRule, at + 10);
     if (nameLen > 0 && !stringOk(strings, stringsLen, nameOff, nameLen)) return fail(DecodeError.BadString, at + 4);
     // Each field bit must agree with its table range; ranges must lie inside their tables.

@@ -8,7 +8,7 @@ import { fileControlSource } from "../../control/file-source.js";
 import { defaultPolicyApi } from "../../control/policy-api.js";
 import { ControlService, splitHostPort, type ControlSource } from "../../control/service.js";
 import { KubeSource } from "../../k8s/index.js";
-import { createWasmHandler, loadWasmModule } from "../../wasmserve/index.js";
+import { createWasmHandler, fetchPreviousModule, loadWasmModule, type WasmModuleSet } from "../../wasmserve/index.js";
 import type { Route } from "../../control/http-server.js";
 import { InsecureAgents, NoAgentCredentials, type AgentAuthenticator } from "../../auth/agent-auth.js";
 import { FileAgentAuthenticator } from "../../auth/agent-tokens.js";
@@ -48,12 +48,27 @@ sources (exactly one):
   --policies PATH           policy file or folder (repeatable), with --pods FILE (YAML: pods with
                             name, namespace, ips, labels; namespaces with labels); reloaded on change
 
+mesh configuration as evidence (Istio ServiceEntry addresses, docs/operations.md "Istio DNS proxying"):
+  --service-entries PATH    file mode: ServiceEntry YAML/JSON file or folder (repeatable; reloaded)
+  --no-service-entries      Kubernetes mode: do not watch networking.istio.io/v1 ServiceEntries
+  --default-export-to NS    exportTo of ServiceEntries that set none, like Istio's
+                            meshConfig.defaultServiceExportTo (repeatable; default "*")
+
 options:
   --grpc-listen HOST:PORT   gRPC address (default 0.0.0.0:9090)
   --http-listen HOST:PORT   HTTP address (default 0.0.0.0:9091; "off" to disable)
   --audit-log stdout|FILE   verdict audit lines, one JSON object each (default stdout)
-  --cluster-cidr CIDR       in-cluster network for "external: true" rules (repeatable)
-  --wasm FILE               serve this filter module at /wasm/egret.wasm (+ .sha256)
+  --cluster-cidr CIDR       in-cluster network for "external: true" rules (repeatable); added to
+                            the default private ranges (10/8, 172.16/12, 192.168/16, 100.64/10,
+                            fc00::/7)
+  --replace-default-cluster-cidrs
+                            the --cluster-cidr list replaces those defaults. Loopback, link-local
+                            and the cloud metadata addresses are never external either way
+  --wasm FILE               serve this filter module at /wasm/egret.wasm (+ .sha256, /wasm/modules)
+  --wasm-previous FILE|URL  also serve the previous release's module: a file, or the http:// URL of
+                            the control Service, whose running replicas are asked for theirs at
+                            start (none there = first install); an EnvoyFilter still naming the
+                            previous sha256 keeps working during a rollout
   --min-ttl SECONDS         floor for DNS TTLs (default 5)
   --max-ttl SECONDS         ceiling for DNS TTLs (default 86400)
   --grace SECONDS           keep entries this long past their TTL (default 30; a pod's policies may ask more)
@@ -81,6 +96,27 @@ function int(name: string, value: string | undefined, min: number, max = Number.
   return n;
 }
 
+/** This release's module, plus the previous release's from a file or from the running replicas. */
+async function wasmModules(currentPath: string, previous: string | undefined, log: ReturnType<typeof createLogger>): Promise<WasmModuleSet> {
+  let set: WasmModuleSet;
+  try {
+    set = { current: loadWasmModule(currentPath) };
+  } catch (err) {
+    throw new UsageError(`--wasm: ${(err as Error).message}`);
+  }
+  if (previous === undefined) return set;
+  if (/^https?:\/\//.test(previous)) {
+    const result = await fetchPreviousModule({ peerUrl: previous, own: set.current });
+    log.info({ previous: result.module?.sha256 }, result.note);
+    return { ...set, previous: result.module };
+  }
+  try {
+    return { ...set, previous: loadWasmModule(previous) };
+  } catch (err) {
+    throw new UsageError(`--wasm-previous: ${(err as Error).message}`);
+  }
+}
+
 export const command: CliCommand = {
   name: "control",
   summary: "run the control service (gRPC API for filters and agents; Kubernetes or file mode)",
@@ -92,11 +128,16 @@ export const command: CliCommand = {
           kubeconfig: { type: "string" },
           policies: { type: "string", multiple: true },
           pods: { type: "string" },
+          "service-entries": { type: "string", multiple: true },
+          "no-service-entries": { type: "boolean" },
+          "default-export-to": { type: "string", multiple: true },
           "grpc-listen": { type: "string", default: "0.0.0.0:9090" },
           "http-listen": { type: "string", default: "0.0.0.0:9091" },
           "audit-log": { type: "string", default: "stdout" },
           "cluster-cidr": { type: "string", multiple: true },
+          "replace-default-cluster-cidrs": { type: "boolean" },
           wasm: { type: "string" },
+          "wasm-previous": { type: "string" },
           "min-ttl": { type: "string" },
           "max-ttl": { type: "string" },
           grace: { type: "string" },
@@ -118,6 +159,8 @@ export const command: CliCommand = {
     const fileMode = values.policies !== undefined || values.pods !== undefined;
     if (Boolean(values.kubernetes) === fileMode) throw new UsageError(`choose one source: --kubernetes, or --policies PATH... with --pods FILE\n\n${HELP}`);
     if (fileMode && (!values.policies || !values.pods)) throw new UsageError("file mode needs both --policies PATH (repeatable) and --pods FILE");
+    if (values["service-entries"] && !fileMode) throw new UsageError("--service-entries PATH is for file mode; in Kubernetes mode ServiceEntries are watched (--no-service-entries turns that off)");
+    if (values["no-service-entries"] && fileMode) throw new UsageError("--no-service-entries is for Kubernetes mode; in file mode simply omit --service-entries");
     const listens: ["grpc-listen" | "http-listen", string][] = [["grpc-listen", values["grpc-listen"]]];
     if (values["http-listen"] !== "off") listens.push(["http-listen", values["http-listen"]]);
     for (const [a, address] of listens) {
@@ -149,13 +192,8 @@ export const command: CliCommand = {
       log.warn({ ranges: filterSnatPeers }, "--filter-snat-peer: filter calls from these addresses are served for the pod they claim, unverified");
     }
     const routes: Route[] = [];
-    if (values.wasm) {
-      try {
-        routes.push(createWasmHandler(loadWasmModule(values.wasm)));
-      } catch (err) {
-        throw new UsageError(`--wasm: ${(err as Error).message}`);
-      }
-    }
+    if (values["wasm-previous"] !== undefined && !values.wasm) throw new UsageError("--wasm-previous needs --wasm FILE (the module this release serves)");
+    if (values.wasm) routes.push(createWasmHandler(await wasmModules(values.wasm, values["wasm-previous"], log)));
     let fatal: ((err: unknown) => void) | undefined;
     let source: ControlSource;
     if (values.kubernetes) {
@@ -172,9 +210,16 @@ export const command: CliCommand = {
         log,
         instance: process.env.POD_NAME,
         onGiveUp: (err) => fatal?.(err),
+        serviceEntries: !values["no-service-entries"],
       });
     } else {
-      source = fileControlSource({ policyPaths: values.policies!, podsFile: values.pods!, policyApi: defaultPolicyApi, log });
+      source = fileControlSource({
+        policyPaths: values.policies!,
+        podsFile: values.pods!,
+        serviceEntryPaths: values["service-entries"],
+        policyApi: defaultPolicyApi,
+        log,
+      });
     }
     const audit = openAuditWriter(values["audit-log"]!);
     const service = new ControlService({
@@ -185,6 +230,8 @@ export const command: CliCommand = {
       httpListen: values["http-listen"] === "off" ? undefined : values["http-listen"],
       audit,
       clusterCidrs: values["cluster-cidr"],
+      defaultExportTo: values["default-export-to"],
+      replaceDefaultClusterCidrs: values["replace-default-cluster-cidrs"] === true,
       storeLimits: limits,
       grpcLimits: maxLookupWaitMs ? { maxLookupWaitMs } : undefined,
       httpRoutes: routes,

@@ -3,18 +3,21 @@
 import { parseArgs } from "node:util";
 import { UsageError, type CliCommand } from "../command.js";
 import {
-  compilePodSnapshot, formatDiagnostic, loadPolicyFiles, parseAddress, PolicyEngine, PROTOCOL_LABELS,
+  alwaysInternalEntry, compilePodSnapshot, formatDiagnostic, loadPolicyFiles, parseAddress, PolicyEngine, PROTOCOL_LABELS,
   type EvalResponse, type PodIdentity, type Policy,
 } from "../../policy/index.js";
 
 const USAGE = `usage: egret explain --policy FILE|FOLDER… --pod NS/NAME[:k=v,k=v] --to NAME|IP[:PORT]
                      [--name N]… [--protocol P] [--sni N | --host N] [--namespace-labels k=v,…]
-                     [--cluster-cidr CIDR]… [--json]
+                     [--cluster-cidr CIDR]… [--replace-default-cluster-cidrs] [--json]
 
 --to NAME   evaluates as if the pod had resolved NAME (plus any --name) to a placeholder IP
             (${"192.0.2.1"}, outside the cluster); --to IP uses the names given with --name.
 --protocol  the detected protocol (${PROTOCOL_LABELS.join(", ")}); omitted: not detected yet.
-Port defaults to 443.`;
+Port defaults to 443.
+--cluster-cidr  in-cluster ranges, added to the default private ranges (as egret control does);
+            with --replace-default-cluster-cidrs they replace them. "external: true" never
+            matches loopback, link-local or cloud metadata addresses, whatever these say.`;
 
 const PLACEHOLDER_IP = "192.0.2.1";
 
@@ -67,7 +70,7 @@ export const command: CliCommand = {
       parsed = parseArgs({ args: argv, allowPositionals: true, options: {
         policy: { type: "string", multiple: true }, pod: { type: "string" }, to: { type: "string" },
         name: { type: "string", multiple: true }, protocol: { type: "string" }, sni: { type: "string" },
-        host: { type: "string" }, "namespace-labels": { type: "string" }, "cluster-cidr": { type: "string", multiple: true },
+        host: { type: "string" }, "namespace-labels": { type: "string" }, "cluster-cidr": { type: "string", multiple: true }, "replace-default-cluster-cidrs": { type: "boolean" },
         json: { type: "boolean" }, help: { type: "boolean", short: "h" },
       } });
     } catch (e) {
@@ -91,12 +94,13 @@ export const command: CliCommand = {
       process.stderr.write("egret explain: fix the policy errors above first (egret validate shows all of them)\n");
       return 1;
     }
-    const snapshot = compilePodSnapshot(policies, pod, nsLabels, v["cluster-cidr"] ? { clusterCidrs: v["cluster-cidr"] } : {});
+    const snapshot = compilePodSnapshot(policies, pod, nsLabels, { clusterCidrs: v["cluster-cidr"], replaceDefaultClusterCidrs: v["replace-default-cluster-cidrs"] === true });
     const engine = new PolicyEngine();
     engine.load(snapshot.bytes);
     const names = [...(dest.name ? [dest.name] : []), ...(v.name ?? []).map((n) => n.toLowerCase().replace(/\.$/, ""))];
     const ip = dest.ip ?? PLACEHOLDER_IP;
     const claimName = v.sni ?? v.host;
+    const internal = alwaysInternalEntry(ip);
     const result: EvalResponse = engine.evaluate({
       ip, port: dest.port, names, trace: true,
       ...(v.protocol !== undefined ? { protocol: v.protocol } : {}),
@@ -110,6 +114,7 @@ export const command: CliCommand = {
         pod: `${pod.namespace}/${pod.name}`, ip, port: dest.port, names, protocol: v.protocol ?? null, selected: snapshot.selected,
         policies: snapshot.policies, verdict: result.verdict, reason: result.reason,
         policy: result.policy >= 0 ? engine.policyRef(result.policy) : null, rule: result.rule >= 0 ? engine.ruleLabel(result.rule) : null,
+        alwaysInternal: internal ? `${internal.cidr}: ${internal.what}` : null,
         matchedName: result.matchedName ?? null, dependsOn: { names: result.dependsOnNames, protocol: result.dependsOnProtocol, claim: result.dependsOnClaim },
         trace: result.trace.map((t) => ({ policy: engine.policyRef(t.policy), rule: engine.ruleLabel(t.rule), outcome: t.outcomeText })),
       })}\n`);
@@ -118,6 +123,7 @@ export const command: CliCommand = {
     const out: string[] = [];
     out.push(`pod ${pod.namespace}/${pod.name} → ${ip}:${dest.port}${dest.name ? ` (placeholder IP for ${dest.name})` : ""}`);
     out.push(`  names the pod resolved to it: ${names.length ? names.join(", ") : "(none)"}`);
+    if (internal) out.push(`  ${ip} is in ${internal.cidr}, ${internal.what}: never external, whatever --cluster-cidr says`);
     out.push(`  protocol: ${v.protocol ?? "(not detected yet)"}${claimName ? `; ${v.sni ? "SNI" : "Host"}: ${claimName}` : ""}`);
     if (!snapshot.selected) {
       out.push("no policy selects this pod: it is not enforced.");
@@ -125,7 +131,7 @@ export const command: CliCommand = {
       out.push(`policies selecting the pod, in evaluation order: ${snapshot.compiled.map((p) => `${p.ref} (${p.tier === "Namespace" ? "namespaced" : p.tier}, priority ${p.priority}${p.mode === "Monitor" ? ", Monitor" : ""})`).join(" → ")}`);
       out.push("rules considered:");
       result.trace.forEach((t, i) => {
-        const mark = t.outcome === 1 ? "✔" : t.outcome === 9 ? "…" : "✘";
+        const mark = t.outcome === 1 ? "✔" : t.outcome === 9 ? "…" : t.outcome === 11 ? "↷" : "✘";
         out.push(`  ${String(i + 1).padStart(2)}. ${mark} ${ruleRef(t.policy, t.rule)}: ${describeRule(policyAt(t.policy), engine.ruleIndexInPolicy(t.rule))}`);
         out.push(`        ${t.outcomeText}`);
       });
