@@ -83,12 +83,39 @@ export interface GrpcEdgeOptions {
   nodeBinding: NodeBinding;
   /** Accept calls only once true (initial sync done); Watch/Lookup get UNAVAILABLE before. */
   isReady: () => boolean;
+  /** Certificate and key (PEM) of the TLS listener; AgentService is then served only there. */
+  tls?: { cert: Buffer; key: Buffer };
   /** The service clock (server_time_unix_ms); call deadlines stay on real time. */
   now?: () => number;
 }
 
+const SERVER_OPTIONS: grpc.ServerOptions = {
+  "grpc.keepalive_time_ms": 30_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+};
+
+function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port))));
+}
+
+function shutdown(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 export class GrpcEdge {
   private readonly server: grpc.Server;
+  private readonly tlsServer?: grpc.Server;
   private readonly limits: GrpcLimits;
   private readonly openCalls = new Set<grpc.ServerDuplexStream<unknown, unknown>>();
   private shuttingDown = false;
@@ -101,43 +128,40 @@ export class GrpcEdge {
       for (const recheck of [...(this.boundWatches.get(c.key) ?? [])]) recheck();
     });
     this.limits = { ...DEFAULT_GRPC_LIMITS, ...o.limits };
-    this.server = new grpc.Server({
-      "grpc.keepalive_time_ms": 30_000,
-      "grpc.keepalive_timeout_ms": 10_000,
-      "grpc.keepalive_permit_without_calls": 1,
-      "grpc.http2.min_ping_interval_without_data_ms": 10_000,
-    });
     const filter: FilterServiceHandlers = {
       Watch: (call) => this.watch(call),
       Lookup: (call, callback) => void this.lookup(call, callback),
       Report: (call, callback) => this.report(call, callback),
     };
     const agent: AgentServiceHandlers = { Observe: (call) => this.observe(call) };
+    // Plaintext: filters (no credential travels; they are bound by source address). Agents too,
+    // unless TLS is configured: then bearer tokens travel only on the TLS listener.
+    this.server = new grpc.Server(SERVER_OPTIONS);
     this.server.addService(filterServiceDefinition(), filter);
-    this.server.addService(agentServiceDefinition(), agent);
+    if (!o.tls) this.server.addService(agentServiceDefinition(), agent);
+    if (o.tls) {
+      this.tlsServer = new grpc.Server(SERVER_OPTIONS);
+      this.tlsServer.addService(agentServiceDefinition(), agent);
+      this.tlsServer.addService(filterServiceDefinition(), filter);
+    }
   }
 
-  /** Binds `address` ("0.0.0.0:9090", "127.0.0.1:0"); resolves to the bound port. */
+  /** Binds `address` ("0.0.0.0:9090", "127.0.0.1:0") in plaintext; resolves to the bound port. */
   listen(address: string): Promise<number> {
-    return new Promise((resolve, reject) =>
-      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-    );
+    return bind(this.server, address, grpc.ServerCredentials.createInsecure());
+  }
+
+  /** Binds the TLS listener (AgentService and FilterService); only with `tls` options. */
+  listenTls(address: string): Promise<number> {
+    if (!this.tlsServer || !this.o.tls) throw new Error("listenTls needs the tls option");
+    return bind(this.tlsServer, address, grpc.ServerCredentials.createSsl(null, [{ cert_chain: this.o.tls.cert, private_key: this.o.tls.key }], false));
   }
 
   /** Ends every stream with UNAVAILABLE (clients reconnect elsewhere) and stops the server. */
   async close(graceMs = 2_000): Promise<void> {
     this.shuttingDown = true;
     for (const call of this.openCalls) call.emit("error", toStatus(new ControlError("EGRET_SHUTTING_DOWN")));
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await Promise.all([this.server, this.tlsServer].filter((s): s is grpc.Server => s !== undefined).map((server) => shutdown(server, graceMs)));
   }
 
   // ---- Watch ---------------------------------------------------------------------------------
@@ -295,9 +319,12 @@ export class GrpcEdge {
     );
     call.on("data", (batch: ObserveRequest) => {
       identity = identity.then((id) => {
-        if (!id || finished) return id;
+        if (!id) return id;
+        // A batch that arrived is applied even if the stream ended meanwhile (the agent was
+        // killed right after sending it): what was received is not lost.
         try {
-          call.write(this.applyBatch(batch, id, state));
+          const ack = this.applyBatch(batch, id, state);
+          if (!finished) call.write(ack);
         } catch (err) {
           finish(err);
         }

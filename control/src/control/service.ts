@@ -50,6 +50,8 @@ export interface ControlServiceOptions {
   log: Logger;
   /** "host:port" for gRPC; port 0 picks a free one. */
   grpcListen: string;
+  /** TLS listener (PEM certificate chain and key): AgentService (bearer tokens) is then served only there. */
+  tls?: { cert: Buffer; key: Buffer; listen: string };
   /** "host:port" for HTTP (/metrics, /healthz, /readyz, /status); omit to run without. */
   httpListen?: string;
   audit: AuditWriter;
@@ -141,6 +143,7 @@ export class ControlService {
       agentAuth: o.agentAuth ?? new NoAgentCredentials(),
       filterBinder: new FilterBinder(this.registry, o.filterSnatPeers ?? []),
       nodeBinding: this.nodeBinding,
+      ...(o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key } } : {}),
       hub: this.hub,
       lookups: this.lookups,
       store: this.store,
@@ -162,8 +165,9 @@ export class ControlService {
   }
 
   /** Binds the ports, then syncs the source (ready after it). Resolves to the bound ports. */
-  async start(): Promise<{ grpcPort: number; httpPort?: number }> {
+  async start(): Promise<{ grpcPort: number; httpPort?: number; tlsPort?: number }> {
     const grpcPort = await this.grpc.listen(this.o.grpcListen);
+    const tlsPort = this.o.tls ? await this.grpc.listenTls(this.o.tls.listen) : undefined;
     let httpPort: number | undefined;
     if (this.o.httpListen) {
       this.http = new HttpEdge({
@@ -180,12 +184,12 @@ export class ControlService {
     try {
       await this.o.source.start({ registry: this.registry, catalog: this.catalog, metrics: this.metrics, meshConfig: this.meshConfig });
       this.synced = true;
-      this.o.log.info({ grpcPort, httpPort, serverId: this.serverId, epoch: this.hub.epoch }, "egret control ready");
+      this.o.log.info({ grpcPort, tlsPort, httpPort, serverId: this.serverId, epoch: this.hub.epoch }, "egret control ready");
     } catch (err) {
       this.syncError = err instanceof Error ? err.message : String(err);
       throw err;
     }
-    return { grpcPort, httpPort };
+    return { grpcPort, httpPort, tlsPort };
   }
 
   notReadyReason(): string | undefined {

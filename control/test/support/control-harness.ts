@@ -94,6 +94,7 @@ export class ControlFixture {
   readonly tokenFile: string;
   service!: ControlService;
   address = "";
+  ports: { grpcPort: number; httpPort?: number; tlsPort?: number } = { grpcPort: 0 };
   private source?: ReturnType<typeof fileControlSource>;
   private readonly forwarders = new Map<string, Promise<SourceBoundForwarder>>();
 
@@ -154,8 +155,8 @@ export class ControlFixture {
       agentAuth: new FileAgentAuthenticator(this.tokenFile, silentLogger()),
       ...this.extra,
     });
-    const { grpcPort } = await this.service.start();
-    this.address = `127.0.0.1:${grpcPort}`;
+    this.ports = await this.service.start();
+    this.address = `127.0.0.1:${this.ports.grpcPort}`;
     return this;
   }
 

@@ -256,3 +256,16 @@ test("peer addresses: IPv4, IPv6, v4-mapped, bracketed; anything else is no IP",
   assert.equal(peerIp("unix:/run/x.sock"), undefined);
   assert.equal(peerIp("unknown"), undefined);
 });
+
+test("a batch an authenticated agent sent just before its stream ended is still applied", async (t) => {
+  const f = await fixture(t);
+  const { createAgentClient } = await import("../../src/proto/index.js");
+  const { bearer } = await import("../support/control-harness.js");
+  const client = createAgentClient(f.address);
+  t.after(() => client.close());
+  const call = client.Observe(bearer(TEST_AGENT_TOKEN));
+  call.on("error", () => undefined);
+  call.write({ agent_id: "killed-agent", sequence: 1, observations: [observation("198.18.1.10", "last.example.com", ["203.0.113.77"])] });
+  call.end();
+  await eventually(() => f.service.store.entriesOf("198.18.1.10").length === 1, "the last batch to be stored");
+});

@@ -13,7 +13,44 @@ import type { Route } from "../../control/http-server.js";
 import { InsecureAgents, NoAgentCredentials, type AgentAuthenticator } from "../../auth/agent-auth.js";
 import { FileAgentAuthenticator } from "../../auth/agent-tokens.js";
 import { CidrSet } from "../../dns/cidr.js";
+import { isLoopbackListen } from "../../auth/peer.js";
+import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 import type { Logger } from "../../common/log.js";
+
+/** --tls-cert/--tls-key → the TLS listener; warns when credentials would travel in plaintext. */
+function tlsOptions(values: { "tls-cert"?: string; "tls-key"?: string; "grpc-tls-listen"?: string; "grpc-listen"?: string }, log: Logger) {
+  const certFile = values["tls-cert"];
+  const keyFile = values["tls-key"];
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError("give both --tls-cert FILE and --tls-key FILE, or neither");
+  if (certFile === undefined || keyFile === undefined) {
+    const [host] = splitHostPort(values["grpc-listen"]!);
+    if (!isLoopbackListen(host)) {
+      log.warn({ listen: values["grpc-listen"] }, "serving gRPC in plaintext on a non-loopback address: agent tokens travel unencrypted; give --tls-cert and --tls-key");
+    }
+    return undefined;
+  }
+  const read = (flag: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new UsageError(`--${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  const cert = read("tls-cert", certFile);
+  const key = read("tls-key", keyFile);
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new UsageError(`--tls-cert/--tls-key: not a usable PEM certificate and matching key (${(err as Error).message})`);
+  }
+  try {
+    splitHostPort(values["grpc-tls-listen"]!);
+  } catch (err) {
+    throw new UsageError(`--grpc-tls-listen: ${(err as Error).message}`);
+  }
+  return { cert, key, listen: values["grpc-tls-listen"]! };
+}
 
 /** --agent-token-file / --insecure-agents → who may deliver DNS evidence. */
 function agentAuthenticator(values: { "agent-token-file"?: string; "insecure-agents"?: boolean }, log: Logger): AgentAuthenticator {
@@ -82,6 +119,11 @@ trust (docs/security.md):
                             sends \`authorization: Bearer TOKEN\` and speaks only for pods whose
                             \`node:\` (pods file) is NODE-NAME. Without it (file mode) every Observe
                             is refused with UNAUTHENTICATED
+  --tls-cert FILE, --tls-key FILE
+                            serve TLS (PEM) on --grpc-tls-listen; agents (bearer tokens) are then
+                            served only there, verifying with \`egret agent --ca-file\`. Without
+                            them gRPC is plaintext, with a warning unless it listens on loopback
+  --grpc-tls-listen HOST:PORT   TLS address (default 0.0.0.0:9443; AgentService and FilterService)
   --insecure-agents         accept Observe from anyone, for any pod (labs only; logged loudly)
   --filter-snat-peer CIDR   (repeatable; off by default) clusters that SNAT pod traffic to control:
                             filter calls from these addresses are served for the pod they name,
@@ -146,6 +188,9 @@ export const command: CliCommand = {
           "max-lookup-wait-ms": { type: "string" },
           "agent-token-file": { type: "string" },
           "insecure-agents": { type: "boolean" },
+          "tls-cert": { type: "string" },
+          "tls-key": { type: "string" },
+          "grpc-tls-listen": { type: "string", default: "0.0.0.0:9443" },
           "filter-snat-peer": { type: "string", multiple: true },
           help: { type: "boolean", short: "h" },
         },
@@ -182,6 +227,7 @@ export const command: CliCommand = {
 
     const log = createLogger("control");
     const agentAuth = agentAuthenticator(values, log);
+    const tls = tlsOptions(values, log);
     const filterSnatPeers = values["filter-snat-peer"] ?? [];
     try {
       new CidrSet(filterSnatPeers, "--filter-snat-peer");
@@ -238,6 +284,7 @@ export const command: CliCommand = {
       serverId: process.env.POD_NAME,
       agentAuth,
       filterSnatPeers,
+      ...(tls ? { tls } : {}),
     });
 
     return await new Promise<number>((resolve) => {
