@@ -6,6 +6,7 @@ import type { AgentCredentials } from "./credentials.js";
 import { decodeFrame, type DropCounts } from "../pcap/index.js";
 import { DnsObserver, type DnsObservation } from "../dns/observer.js";
 import { DnsPipeline } from "../dns/pipeline.js";
+import { CidrSet } from "../dns/cidr.js";
 import type { Logger } from "../common/log.js";
 import { dnsBpfFilter, frameTowardPod, LiveCapture, readSocketDrops, type Frame } from "./capture.js";
 import { ControlTargets } from "./control-targets.js";
@@ -88,7 +89,11 @@ export class Agent {
     });
     // DNS over TCP is rare and short-lived: a tight budget keeps a flood of half-open or
     // half-sent streams from growing the heap.
-    this.pipeline = new DnsPipeline(this.observer, { dnsPorts: opts.dns.ports, maxTcpConnections: 16_384, maxTcpBufferedBytes: 32 << 20 });
+    const trusted = new CidrSet(opts.dns.trustedResolvers, "trusted resolver");
+    this.pipeline = new DnsPipeline(this.observer, {
+      dnsPorts: opts.dns.ports, maxTcpConnections: 16_384, maxTcpConnectionsPerClient: 64, maxTcpBufferedBytes: 32 << 20,
+      isTrustedServer: (ip) => trusted.has(ip),
+    });
   }
 
   async start(): Promise<void> {

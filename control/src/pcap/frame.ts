@@ -42,6 +42,10 @@ export interface TcpHeader {
   /** The 9 flag bits: FIN=0x01 SYN=0x02 RST=0x04 PSH=0x08 ACK=0x10 URG=0x20 ECE=0x40 CWR=0x80 NS=0x100. */
   flags: number;
   window: number;
+  /** TCP header length in bytes (data offset × 4): the header precedes `payload` in the frame. */
+  headerLength: number;
+  /** The checksum field as sent. */
+  checksum: number;
 }
 
 export const TcpFlag = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80 } as const;
@@ -387,6 +391,7 @@ function decodeTransport(
         seq: readU32(s, segStart + 4), ack: readU32(s, segStart + 8),
         flags: ((s[segStart + 12]! & 1) << 8) | s[segStart + 13]!,
         window: (s[segStart + 14]! << 8) | s[segStart + 15]!,
+        headerLength: dataOffset, checksum: (s[segStart + 16]! << 8) | s[segStart + 17]!,
       },
     };
   }
@@ -527,4 +532,50 @@ export function formatIp(a: Uint8Array): string {
 /** "ip:port", with IPv6 addresses in brackets. */
 export function formatEndpoint(ip: string, port: number): string {
   return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** One's-complement sum (not yet folded) of `b[from, to)` as big-endian 16-bit words, added to `sum`. */
+function onesSum(sum: number, b: Uint8Array, from: number, to: number): number {
+  let i = from;
+  for (; i + 1 < to; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
+  if (i < to) sum += b[i]! << 8;
+  return sum;
+}
+
+function fold(sum: number): number {
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return sum;
+}
+
+/** Folded one's-complement sum of the TCP/UDP pseudo-header (RFC 793 / RFC 8200 §8.1). */
+export function pseudoHeaderSum(srcIp: Uint8Array, dstIp: Uint8Array, proto: number, length: number): number {
+  let sum = onesSum(0, srcIp, 0, srcIp.length);
+  sum = onesSum(sum, dstIp, 0, dstIp.length);
+  return fold(sum + proto + (length >>> 16) + (length & 0xffff));
+}
+
+/** The checksum field value that makes `segment` (its checksum bytes at `checksumOffset`) valid. */
+export function transportChecksum(srcIp: Uint8Array, dstIp: Uint8Array, proto: number, segment: Uint8Array, checksumOffset: number): number {
+  let sum = pseudoHeaderSum(srcIp, dstIp, proto, segment.length);
+  sum = onesSum(sum, segment, 0, checksumOffset);
+  sum = onesSum(sum, segment, checksumOffset + 2, segment.length);
+  return ~fold(sum) & 0xffff;
+}
+
+export type ChecksumStatus = "valid" | "offloaded" | "bad" | "unchecked";
+
+/**
+ * Whether a decoded TCP segment's checksum holds. "offloaded": the field holds only the
+ * pseudo-header sum, as a sender that leaves the rest to checksum offload (CHECKSUM_PARTIAL)
+ * writes it; a packet captured on its way out of this node looks so, and the receiver of such a
+ * packet does not verify it either. "unchecked": the capture cut the segment, or it is not TCP.
+ */
+export function tcpChecksumStatus(pkt: DecodedPacket): ChecksumStatus {
+  const tcp = pkt.tcp;
+  if (!tcp || pkt.payload.length !== pkt.payloadLength || pkt.payload.byteOffset < tcp.headerLength) return "unchecked";
+  const segment = new Uint8Array(pkt.payload.buffer, pkt.payload.byteOffset - tcp.headerLength, tcp.headerLength + pkt.payload.length);
+  if (transportChecksum(pkt.srcIp, pkt.dstIp, 6, segment, 16) === tcp.checksum) return "valid";
+  // RFC 1624: 0x0000 and 0xffff are the same one's-complement value.
+  if (tcp.checksum === 0xffff && transportChecksum(pkt.srcIp, pkt.dstIp, 6, segment, 16) === 0) return "valid";
+  return tcp.checksum === pseudoHeaderSum(pkt.srcIp, pkt.dstIp, 6, segment.length) ? "offloaded" : "bad";
 }

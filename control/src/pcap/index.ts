@@ -2,6 +2,7 @@
 export * from "./capture.js";
 export * from "./frame.js";
 export * from "./tcp-reassembler.js";
+export * from "./tcp-strict.js";
 
 import { readCapture, type CaptureReader } from "./capture.js";
 import { decodeFrame, type DecodeOptions, type DecodedPacket, type DropCounts } from "./frame.js";

