@@ -116,6 +116,8 @@ interface Inputs {
   workDir: string;
   podsPath: string;
   podOfIp: Map<string, PodEntry>;
+  /** The loopback address each pod's simulated sidecar connects to control from. */
+  loopbackOfPod: Map<string, string>;
 }
 
 /** Replays the capture; resolves to one result per TCP connection, in order of first packet. */
@@ -130,7 +132,7 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
     const control = await startControl(o, inputs.podsPath, clock, audit);
     try {
       const config = filterConfig(o, detections);
-      const order = await replay(timeline, { o, clock, config, grpcPort: control.grpcPort, podOfIp: inputs.podOfIp, pipeline: control.pipeline, audit });
+      const order = await replay(timeline, { o, clock, config, grpcPort: control.grpcPort, podOfIp: inputs.podOfIp, loopbackOfPod: inputs.loopbackOfPod, pipeline: control.pipeline, audit });
       return joinResults(order, audit, detections);
     } finally {
       await control.service.stop();
@@ -160,11 +162,18 @@ function loadInputs(o: SimulateOptions): Inputs {
     throw new SimulateInputError((e as Error).message);
   }
   const workDir = mkdtempSync(join(tmpdir(), "egret-simulate-"));
-  const podsPath = canonicalPods === undefined ? o.podsFile : join(workDir, "pods.yaml");
-  if (canonicalPods !== undefined) writeFileSync(podsPath, canonicalPods);
+  // Control serves a filter only from its pod's address. Each simulated sidecar connects from a
+  // loopback address of its own (the host's upstream bind), listed as one more IP of its pod.
+  const loopbackOfPod = new Map<string, string>();
+  podsFile.pods.forEach((p, i) => loopbackOfPod.set(`${p.namespace}/${p.name}`, `127.77.${(i >> 8) & 255}.${i & 255}`));
+  const podsPath = join(workDir, "pods.yaml");
+  writeFileSync(podsPath, stringifyYaml({
+    namespaces: Object.entries(podsFile.namespaces).map(([name, labels]) => ({ name, labels })),
+    pods: podsFile.pods.map((p) => ({ name: p.name, namespace: p.namespace, labels: p.labels, ips: [...p.ips, loopbackOfPod.get(`${p.namespace}/${p.name}`)!] })),
+  }));
   const podOfIp = new Map<string, PodEntry>();
   for (const p of podsFile.pods) for (const ip of p.ips) podOfIp.set(ip, { key: `${p.namespace}/${p.name}`, ...p });
-  return { workDir, podsPath, podOfIp };
+  return { workDir, podsPath, podOfIp, loopbackOfPod };
 }
 
 /** Control in file mode on loopback, fed by the agent's DNS observer as the replay goes. */
@@ -233,6 +242,7 @@ interface ReplayContext {
   config: Record<string, unknown>;
   grpcPort: number;
   podOfIp: Map<string, PodEntry>;
+  loopbackOfPod: Map<string, string>;
   pipeline: DnsPipeline;
   audit: AuditRecord[];
 }
@@ -298,6 +308,7 @@ function startHost(x: ReplayContext, pod: PodEntry): Promise<EnvoyHost> {
     concurrency: 1,
     node: { name: pod.name, namespace: pod.namespace, labels: pod.labels, instanceIps: pod.ips },
     grpcClusters: { [CONTROL_CLUSTER]: `127.0.0.1:${x.grpcPort}` },
+    grpcSourceAddress: x.loopbackOfPod.get(pod.key),
     clock: x.clock,
   }).then(async (host) => {
     await until(() => (host.metric("egret_watch_snapshots") ?? 0) >= 2, `the policy snapshot for ${pod.key}`);
