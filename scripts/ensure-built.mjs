@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `npm start` on a fresh clone: builds once (npm run build) when the compiled CLI or the filter
-// module is missing or older than the sources, so `npm ci && npm start` just works.
+// module is missing or older than the sources, so `scripts/setup && npm start` just works.
+//   node scripts/ensure-built.mjs [--check]   (--check: exit 1 when a build is needed, build nothing)
 import { spawnSync } from "node:child_process";
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
@@ -21,6 +22,7 @@ function newest(dir) {
 
 const stale = outputs.some((o) => !existsSync(o)) ||
   Math.min(...outputs.map((o) => statSync(o).mtimeMs)) < Math.max(newest(join(root, "control", "src")), newest(join(root, "filter", "assembly")));
+if (stale && process.argv.includes("--check")) process.exit(1);
 if (stale) {
   process.stderr.write("egret: building first (npm run build)…\n");
   const r = spawnSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: "inherit" });

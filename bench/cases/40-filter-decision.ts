@@ -9,7 +9,7 @@ import { EnvoyHost, ManualClock } from "../../control/src/host/index.js";
 import { egressWorld } from "../../control/test/host/egress-fixture.js";
 import { loadPolicyText, compilePodSnapshot } from "../../control/src/policy/index.js";
 import { PolicyEngine } from "../../control/src/policy/engine.js";
-import { timePerCall, type BenchCase } from "../harness.js";
+import { timePerCall, type BenchCase, type Figure } from "../harness.js";
 
 const MINIMAL = fileURLToPath(new URL("../../../filter/build/test/host_minimal.wasm", import.meta.url));
 
@@ -74,7 +74,7 @@ export const benchCase: BenchCase = {
     const engineOne = Math.min(perEval(oneName), perEval(oneName));
     const engineThousand = Math.min(perEval(thousand), perEval(thousand)) ;
     ctx.log("policy: 50 rules, deciding rule #49; 1,000 resolutions; every connection decided in on_new_connection");
-    return [{
+    const figures: Figure[] = [{
       name: "open + decide + close, one connection", value: egret / 1000, unit: "µs",
       baseline: { name: "same host, minimal filter", value: base / 1000, unit: "µs" },
       target: "≤ 3 µs incl. host calls (Envoy); here the JS host's own cost dominates",
@@ -86,6 +86,11 @@ export const benchCase: BenchCase = {
     }, {
       name: "policy engine alone in wasm: 50 rules, 1,000 candidate names (shared IP)", value: engineThousand / 1000, unit: "µs",
       baseline: { name: "1 candidate name", value: engineOne / 1000, unit: "µs" },
+      // 10 µs on a quiet machine, where one name takes about 0.9 µs: read against the same run's
+      // 1-name figure (×11) when the machine is loaded.
+      target: "≤ 10 µs (≤ ×11 of 1 name on a loaded machine)", meetsTarget: engineThousand / 1000 <= 10 || engineThousand / engineOne <= 11,
+      extra: { ratioToOneName: engineThousand / engineOne },
     }];
+    return figures;
   },
 };

@@ -45,7 +45,7 @@ test("the runtime stage copies what the code loads relative to itself", () => {
     "/src/node_modules", "/src/package.json", "/src/bin",
   ];
   for (const n of needed) assert.ok(copied.includes(n), `runtime copies ${n}`);
-  const wasmServed = readFileSync(join(ROOT, "manifests", "base", "control.yaml"), "utf8").match(/--wasm=(\S+)/)?.[1];
+  const wasmServed = readFileSync(join(ROOT, "manifests", "control", "control.yaml"), "utf8").match(/--wasm=(\S+)/)?.[1];
   assert.equal(wasmServed, "/opt/egret/filter/build/egret.wasm", "the Deployment serves the module the image carries");
 });
 

@@ -7,9 +7,9 @@ import { join, relative } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse } from "yaml";
-import { type KubeObject, readYamlObjects, renderKustomization } from "../../control/src/deploy/kustomize.js";
+import { type KubeObject, readYamlObjects } from "../../control/src/deploy/objects.js";
 import { checkMessage, RBAC_NETWORK_TYPE, TYPE_URL_PREFIX, WASM_NETWORK_TYPE } from "../../control/src/deploy/envoy-api.js";
-import { extensionConfigOf, findEnvoyFilter, pluginConfigOf, WASM_SHA_PLACEHOLDER } from "../../control/src/deploy/render.js";
+import { defaultInstallObjects, extensionConfigOf, findEnvoyFilter, pluginConfigOf, WASM_SHA_PLACEHOLDER } from "../../control/src/deploy/render.js";
 import { validateObject } from "../lib/k8s-schemas.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -25,7 +25,7 @@ function yamlFiles(dir: string): string[] {
   return out.sort();
 }
 
-const rendered = renderKustomization(MANIFESTS);
+const rendered = defaultInstallObjects(MANIFESTS);
 const byKind = (kind: string): KubeObject[] => rendered.filter((o) => o.kind === kind);
 const one = (kind: string, name: string): KubeObject => {
   const o = rendered.find((x) => x.kind === kind && x.metadata.name === name);
@@ -57,7 +57,7 @@ test("every YAML file under manifests/ parses into Kubernetes objects", () => {
 
 test("every CRD file in manifests/crds/ is part of the install", () => {
   const listed = (parse(readFileSync(join(MANIFESTS, "kustomization.yaml"), "utf8")) as { resources: string[] }).resources;
-  const crdFiles = readdirSync(join(MANIFESTS, "crds")).filter((f) => /\.ya?ml$/.test(f));
+  const crdFiles = readdirSync(join(MANIFESTS, "crds")).filter((f) => /\.ya?ml$/.test(f) && f !== "kustomization.yaml");
   assert.ok(crdFiles.length >= 2);
   for (const f of crdFiles) assert.ok(listed.includes(`crds/${f}`), `manifests/kustomization.yaml lists crds/${f}`);
   const names = byKind("CustomResourceDefinition").map((c) => c.metadata.name).sort();
@@ -210,7 +210,7 @@ test("agent DaemonSet: host network, only NET_RAW, no API token, runs on every n
   assert.equal(rendered.filter((o) => /Binding$/.test(o.kind) && JSON.stringify(o).includes("egret-agent")).length, 0, "agent has no RBAC");
 });
 
-test("control RBAC is least privilege: read pods/namespaces/policies, write only status and events", () => {
+test("control RBAC is least privilege: read pods/namespaces/policies/ServiceEntries, write only status and events", () => {
   const rules = (one("ClusterRole", "egret-control") as KubeObject & { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] }).rules;
   const grants = new Set<string>();
   for (const r of rules) for (const g of r.apiGroups) for (const res of r.resources) for (const v of r.verbs) grants.add(`${g || "core"}/${res}:${v}`);
@@ -219,6 +219,7 @@ test("control RBAC is least privilege: read pods/namespaces/policies, write only
     "core/pods:get", "core/pods:list", "core/pods:watch", "core/namespaces:get", "core/namespaces:list", "core/namespaces:watch",
     "egret.dev/egresspolicies:get", "egret.dev/egresspolicies:list", "egret.dev/egresspolicies:watch",
     "egret.dev/clusteregresspolicies:get", "egret.dev/clusteregresspolicies:list", "egret.dev/clusteregresspolicies:watch",
+    "networking.istio.io/serviceentries:get", "networking.istio.io/serviceentries:list", "networking.istio.io/serviceentries:watch",
     "egret.dev/egresspolicies/status:update", "egret.dev/egresspolicies/status:patch",
     "egret.dev/clusteregresspolicies/status:update", "egret.dev/clusteregresspolicies/status:patch",
     "core/events:create", "core/events:patch",

@@ -10,13 +10,13 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { EnvoyHost } from "../../control/src/host/index.js";
-import { renderKustomization } from "../../control/src/deploy/kustomize.js";
+import { defaultInstallObjects } from "../../control/src/deploy/render.js";
 import { findEnvoyFilter, pluginConfigOf } from "../../control/src/deploy/render.js";
 
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const WASM = join(ROOT, "filter", "build", "egret.wasm");
 const enforcementRegistered = /egress/.test(readFileSync(join(ROOT, "filter", "assembly", "index.ts"), "utf8"));
-const config = pluginConfigOf(findEnvoyFilter(renderKustomization(join(ROOT, "manifests"))));
+const config = pluginConfigOf(findEnvoyFilter(defaultInstallObjects(join(ROOT, "manifests"))));
 
 async function configure(pluginConfig: string): Promise<{ ok: true } | { ok: false; error: string }> {
   let host: EnvoyHost | undefined;

@@ -1,17 +1,16 @@
-// The install renderer (`egret manifests`) and the kustomize subset it is built on: stable output
-// (golden file), agreement with the real kustomize where kubectl is installed, and the options.
+// The install renderer (`egret manifests`): stable output (golden file), phases and options.
+// Agreement with manifests/ and `kubectl kustomize`: manifests-agree.test.ts.
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, mkdirSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { readFileSync, writeFileSync, existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { isDeepStrictEqual } from "node:util";
 import { parseAllDocuments } from "yaml";
-import { type KubeObject, KustomizeError, renderKustomization, resourceId } from "../../control/src/deploy/kustomize.js";
-import { extensionConfigOf, findEnvoyFilter, pluginConfigOf, renderInstall, toYaml, WASM_SHA_PLACEHOLDER } from "../../control/src/deploy/render.js";
-import { applyJsonPatch } from "../../control/src/deploy/json-patch.js";
+import { resourceId, type KubeObject } from "../../control/src/deploy/objects.js";
+import {
+  defaultInstallObjects, extensionConfigOf, findEnvoyFilter, pluginConfigOf, renderInstall, toYaml, WASM_SHA_PLACEHOLDER, type Phase,
+} from "../../control/src/deploy/render.js";
 import { checkMessage } from "../../control/src/deploy/envoy-api.js";
 import { createHash } from "node:crypto";
 
@@ -25,25 +24,13 @@ function goldenText(objects: KubeObject[]): string {
   const view = objects.map((o) => o.kind === "CustomResourceDefinition"
     ? { apiVersion: o.apiVersion, kind: o.kind, metadata: { name: o.metadata.name }, spec: "(see manifests/crds/)" } as unknown as KubeObject
     : o);
-  return "# Rendered manifests/ (kustomization), checked by istio-tests/unit/render.test.ts.\n" +
+  return "# Rendered manifests/ (default install), checked by istio-tests/unit/render.test.ts.\n" +
     "# Regenerate after an intended change: npm run build && EGRET_UPDATE_GOLDEN=1 node scripts/run-tests.mjs --grep istio-tests\n" +
     toYaml(view);
 }
 
-function withTempDir<T>(fn: (dir: string) => T): T {
-  const dir = mkdtempSync(join(tmpdir(), "egret-kz-"));
-  try { return fn(dir); } finally { rmSync(dir, { recursive: true, force: true }); }
-}
-
-function kubectlKustomize(dir: string): KubeObject[] | undefined {
-  const r = spawnSync("kubectl", ["kustomize", dir], { encoding: "utf8" });
-  if (r.error) return undefined; // no kubectl here
-  assert.equal(r.status, 0, `kubectl kustomize ${dir}: ${r.stderr}`);
-  return parseAllDocuments(r.stdout).map((d) => d.toJS() as KubeObject).filter(Boolean);
-}
-
-test("the rendered kustomization matches the golden file", () => {
-  const text = goldenText(renderKustomization(MANIFESTS));
+test("the rendered install matches the golden file", () => {
+  const text = goldenText(defaultInstallObjects(MANIFESTS));
   if (process.env.EGRET_UPDATE_GOLDEN === "1") {
     mkdirSync(join(ROOT, "istio-tests", "golden"), { recursive: true });
     writeFileSync(GOLDEN, text);
@@ -58,34 +45,38 @@ test("rendering twice gives byte-identical output", () => {
   assert.equal(a, b);
 });
 
-test("the kustomize subset renders exactly what kubectl kustomize renders (default and with every component)", (t) => {
-  withTempDir((dir) => {
-    writeFileSync(join(dir, "kustomization.yaml"), [
-      "apiVersion: kustomize.config.k8s.io/v1beta1", "kind: Kustomization",
-      `resources: ["${relative(dir, MANIFESTS)}"]`,
-      `components: ["${relative(dir, join(MANIFESTS, "components", "workload-selector"))}", "${relative(dir, join(MANIFESTS, "components", "wasm-volume"))}"]`,
-      "images: [{name: ghcr.io/egret-dev/egret, newName: registry.example/egret, newTag: \"9.9.9\"}]", "",
-    ].join("\n"));
-    const cases: [string, string][] = [["default", MANIFESTS], ["overlay with components", dir]];
-    for (const [label, path] of cases) {
-      const theirs = kubectlKustomize(path);
-      if (!theirs) { t.skip("kubectl is not installed here: compared with the golden file only"); return; }
-      const ours = renderKustomization(path);
-      assert.deepEqual(ours.map(resourceId), theirs.map(resourceId), `${label}: same objects in the same order`);
-      for (const [i, o] of ours.entries()) assert.ok(isDeepStrictEqual(o, theirs[i]), `${label}: ${resourceId(o)} differs`);
-    }
-  });
-});
-
-test("components: workload selector narrows the EnvoyFilter; wasm-volume loads the module from a file", () => {
-  const objects = withTempDir((dir) => {
-    writeFileSync(join(dir, "kustomization.yaml"), `kind: Kustomization\nresources: ["${relative(dir, MANIFESTS)}"]\n`);
-    return renderKustomization(dir, [join(MANIFESTS, "components", "workload-selector"), join(MANIFESTS, "components", "wasm-volume")]);
-  });
+test("selector narrows the EnvoyFilter; volume delivery loads the module from a file", () => {
+  const objects = renderInstall({ manifestsDir: MANIFESTS, wasmSha256: SHA, workloadSelector: { "egret.dev/enforce": "true" }, delivery: "volume" });
   const ef = findEnvoyFilter(objects);
   assert.deepEqual((ef.spec as { workloadSelector: unknown }).workloadSelector, { labels: { "egret.dev/enforce": "true" } });
   const code = (extensionConfigOf(ef).typed_config as { config: { vm_config: { code: unknown } } }).config.vm_config.code;
   assert.deepEqual(code, { local: { filename: "/var/local/lib/egret/egret.wasm" } });
+});
+
+test("phases: CRDs, then the control plane, then the EnvoyFilter alone (it names the module control serves)", () => {
+  const phase = (p: Phase) => renderInstall({ manifestsDir: MANIFESTS, wasmSha256: SHA, phases: [p] });
+  assert.deepEqual([...new Set(phase("crds").map((o) => o.kind))], ["CustomResourceDefinition"]);
+  const control = phase("control");
+  assert.ok(control.some((o) => o.kind === "Deployment") && control.some((o) => o.kind === "DaemonSet"));
+  assert.ok(!control.some((o) => o.kind === "EnvoyFilter" || o.kind === "CustomResourceDefinition"));
+  assert.deepEqual(phase("mesh").map((o) => o.kind), ["EnvoyFilter"]);
+  const all = renderInstall({ manifestsDir: MANIFESTS, wasmSha256: SHA });
+  assert.equal(all.length, phase("crds").length + control.length + 1, "the phases partition the install");
+  assert.equal(all.at(-1)!.kind, "EnvoyFilter", "the EnvoyFilter comes last");
+});
+
+test("recovery push: raising --push-generation changes only the module URL of the EnvoyFilter's spec", () => {
+  const uri = (objects: KubeObject[]) => (extensionConfigOf(findEnvoyFilter(objects)).typed_config as { config: { vm_config: { code: { remote: { http_uri: { uri: string } } } } } }).config.vm_config.code.remote.http_uri.uri;
+  const before = renderInstall({ manifestsDir: MANIFESTS, wasmSha256: SHA, phases: ["mesh"] });
+  const after = renderInstall({ manifestsDir: MANIFESTS, wasmSha256: SHA, phases: ["mesh"], pushGeneration: 7 });
+  // istiod pushes an EnvoyFilter update only when its spec changed (or an istio.io label or
+  // annotation key is present: pilot/pkg/bootstrap/config_compare.go needsPush, 1.20–1.25; HEAD
+  // model.NeedsPush); a metadata-only change such as an egret.dev annotation is dropped.
+  assert.notDeepEqual(after[0]!.spec, before[0]!.spec, "a spec change");
+  assert.equal(uri(after), `${uri(before)}&push=7`);
+  assert.deepEqual(after[0]!.metadata, before[0]!.metadata);
+  const strip = (objects: KubeObject[]) => JSON.stringify(objects).split("&push=7").join("");
+  assert.equal(strip(after), JSON.stringify(before), "nothing else changes");
 });
 
 test("renderInstall fills the sha256 everywhere, sets image, selector, root namespace and plugin overrides", () => {
@@ -134,40 +125,12 @@ test("inline delivery carries the exact module bytes in the EnvoyFilter, valid f
   assert.throws(() => renderInstall({ manifestsDir: MANIFESTS, wasmSha256: SHA, wasm, delivery: "inline" }), /sha256 differs/);
 });
 
-test("the kustomize subset refuses what it does not implement, naming file and field", () => {
-  withTempDir((dir) => {
-    writeFileSync(join(dir, "kustomization.yaml"), "kind: Kustomization\nnamespace: other\nresources: []\n");
-    assert.throws(() => renderKustomization(dir), (e: Error) => e instanceof KustomizeError && /kustomization\.yaml: field "namespace" is not supported/.test(e.message));
-    writeFileSync(join(dir, "kustomization.yaml"), `kind: Kustomization\nresources: ["${relative(dir, MANIFESTS)}"]\npatches:\n- target: {kind: Deployment}\n  patch: |\n    spec:\n      replicas: 3\n`);
-    assert.throws(() => renderKustomization(dir), /only RFC 6902 operation lists are supported/);
-    writeFileSync(join(dir, "kustomization.yaml"), `kind: Kustomization\nresources: ["${relative(dir, MANIFESTS)}"]\npatches:\n- target: {kind: Deployment, name: nope}\n  patch: "[{op: remove, path: /spec}]"\n`);
-    assert.throws(() => renderKustomization(dir), /matches no resource/);
-    writeFileSync(join(dir, "kustomization.yaml"), `kind: Kustomization\nresources: ["${relative(dir, MANIFESTS)}"]\npatches:\n- target: {kind: Deployment}\n  patch: "[{op: replace, path: /spec/nothing/here, value: 1}]"\n`);
-    assert.throws(() => renderKustomization(dir), /Deployment\/egret-system\/egret-control: operation 0 \(replace \/spec\/nothing\/here\)/);
-    writeFileSync(join(dir, "kustomization.yaml"), "kind: Kustomization\nresources: [missing.yaml]\n");
-    assert.throws(() => renderKustomization(dir), /resource "missing.yaml" does not exist/);
-  });
-});
-
-test("JSON patch: RFC 6902 operations, escaping and array positions", () => {
-  const doc = { a: { "b/c": 1, "d~e": [1, 2, 3] } };
-  const out = applyJsonPatch(doc, [
-    { op: "add", path: "/a/d~0e/-", value: 4 }, { op: "add", path: "/a/d~0e/0", value: 0 },
-    { op: "remove", path: "/a/b~1c" }, { op: "copy", from: "/a/d~0e/1", path: "/a/x" },
-    { op: "move", from: "/a/x", path: "/y" }, { op: "test", path: "/y", value: 1 }, { op: "replace", path: "/y", value: "z" },
-  ]);
-  assert.deepEqual(out, { a: { "d~e": [0, 1, 2, 3, 4] }, y: "z" });
-  assert.deepEqual(doc, { a: { "b/c": 1, "d~e": [1, 2, 3] } }, "input untouched");
-  assert.throws(() => applyJsonPatch(doc, [{ op: "add", path: "/a/d~0e/9", value: 1 }]), /out of range/);
-  assert.throws(() => applyJsonPatch(doc, [{ op: "test", path: "/a/b~1c", value: 2 }]), /test failed/);
-});
-
 test("egret manifests prints the install with the built module's sha256, valid for the API server", async () => {
   const wasm = join(ROOT, "filter", "build", "egret.wasm");
   const sha = createHash("sha256").update(readFileSync(wasm)).digest("hex");
   const r = spawnSync(process.execPath, [join(ROOT, "bin", "egret.js"), "manifests", "--image", "registry.example/egret:1.2.3", "--selector", "egret.dev/enforce=true"], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
-  assert.ok(r.stdout.startsWith(`# egret manifests: module sha256 ${sha}\n`));
+  assert.ok(r.stdout.startsWith(`# egret manifests: module sha256 ${sha}; phases crds, control, mesh\n`));
   const objects = parseAllDocuments(r.stdout).map((d) => d.toJS() as KubeObject).filter(Boolean);
   const { validateObject } = await import("../lib/k8s-schemas.js");
   for (const o of objects) assert.deepEqual(await validateObject(o), [], resourceId(o));

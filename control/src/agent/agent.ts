@@ -5,8 +5,9 @@
 import { decodeFrame, type DropCounts } from "../pcap/index.js";
 import { DnsObserver, type DnsObservation } from "../dns/observer.js";
 import { DnsPipeline } from "../dns/pipeline.js";
+import { CidrSet } from "../dns/cidr.js";
 import type { Logger } from "../common/log.js";
-import { dnsBpfFilter, LiveCapture, readSocketDrops, type Frame } from "./capture.js";
+import { dnsBpfFilter, frameTowardPod, LiveCapture, readSocketDrops, type Frame } from "./capture.js";
 import { ControlTargets } from "./control-targets.js";
 import { ReplicaStream } from "./replica-stream.js";
 import { ObservationStore } from "./store.js";
@@ -66,6 +67,7 @@ export class Agent {
 
   constructor(private readonly opts: AgentOptions) {
     this.now = opts.now ?? Date.now;
+    this.dnsPorts = new Set(opts.dns.ports);
     if (opts.dns.trustedResolvers.length === 0) {
       throw new Error("no trusted resolver: give --trusted-resolver IP (the cluster DNS Service IP and, with --interface any, its endpoints)");
     }
@@ -84,14 +86,18 @@ export class Agent {
     });
     // DNS over TCP is rare and short-lived: a tight budget keeps a flood of half-open or
     // half-sent streams from growing the heap.
-    this.pipeline = new DnsPipeline(this.observer, { dnsPorts: opts.dns.ports, maxTcpConnections: 16_384, maxTcpBufferedBytes: 32 << 20 });
+    const trusted = new CidrSet(opts.dns.trustedResolvers, "trusted resolver");
+    this.pipeline = new DnsPipeline(this.observer, {
+      dnsPorts: opts.dns.ports, maxTcpConnections: 16_384, maxTcpConnectionsPerClient: 64, maxTcpBufferedBytes: 32 << 20,
+      isTrustedServer: (ip) => trusted.has(ip),
+    });
   }
 
   async start(): Promise<void> {
     if (this.opts.capture.interfaces.length > 0) {
       this.capture = new LiveCapture({
         interfaces: this.opts.capture.interfaces,
-        filter: dnsBpfFilter(this.opts.dns.ports),
+        filter: dnsBpfFilter(this.opts.dns.ports, this.opts.capture.interfaces.includes("any")),
         bufferBytes: this.opts.capture.bufferBytes,
         rescanMs: this.opts.capture.rescanMs,
         log: this.opts.log,
@@ -123,9 +129,15 @@ export class Agent {
   ingestFrame(frame: Frame): void {
     if (!this.capture) this.injectedFrames++;
     try {
+      // Never decapsulated: the outer packet is the one the kernel filter and the network judged.
       const pkt = decodeFrame(frame.linkType, frame.data, this.frameDrops);
       if (!pkt) return;
-      this.pipeline.push(pkt, { time: frame.time, iface: frame.iface });
+      const towardPod = frameTowardPod(pkt.pktType, pkt.srcPort, pkt.dstPort, this.dnsPorts);
+      if (towardPod === null) {
+        this.wrongDirectionFrames++;
+        return;
+      }
+      this.pipeline.push(pkt, { time: frame.time, iface: frame.iface, fromPod: !towardPod });
     } catch (err) {
       // A bug must cost one packet, not the node's evidence: count, log (rate-limited), go on.
       this.internalErrors++;
@@ -136,6 +148,10 @@ export class Agent {
       }
     }
   }
+
+  /** Frames whose direction contradicts their ports (an answer sent by a pod, a query sent to one). */
+  wrongDirectionFrames = 0;
+  private readonly dnsPorts: ReadonlySet<number>;
 
   /** Frames whose processing threw (a bug; see the log). */
   internalErrors = 0;

@@ -10,7 +10,7 @@
 import { execFile } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { createRequire } from "node:module";
-import { LinkType } from "../pcap/index.js";
+import { LinkType, PACKET_OUTGOING } from "../pcap/index.js";
 import type { Logger } from "../common/log.js";
 
 export interface Frame {
@@ -66,10 +66,40 @@ const LINK_TYPES: Record<string, number> = {
   NULL: LinkType.NULL,
 };
 
-/** The BPF filter for DNS over UDP and TCP on the given server ports. */
-export function dnsBpfFilter(ports: readonly number[]): string {
-  const p = ports.map((n) => `port ${n}`).join(" or ");
-  return `(udp or tcp) and (${p})`;
+/**
+ * The kernel BPF filter for DNS over UDP and TCP on the given server ports. Answers (from a DNS
+ * port) only as the node sends them to the pod (`outbound`: PACKET_OUTGOING, the kernel's packet
+ * type, which nothing inside a packet can change), so a frame a pod sends is never taken for an
+ * answer whatever its addresses and ports say. The agent relies on this (frameTowardPod) for link
+ * types that carry no packet type. A packet from a DNS port to a DNS port matches neither side.
+ *
+ * Queries are admitted in both directions on a pod's own interface: libpcap runs the filter of
+ * the first frame(s) after it is set in user space, where the packet type cannot be read (the
+ * frame is then rejected), and that first DNS frame is usually a new pod's first query. Queries
+ * alone make no evidence, so their direction matters less. On the `any` device the cooked header
+ * carries the packet type, readable in user space too, and queries must be `inbound` as well (the
+ * node's forwarded copies of them are noise).
+ */
+export function dnsBpfFilter(ports: readonly number[], anyDevice = false): string {
+  const src = ports.map((n) => `src port ${n}`).join(" or ");
+  const dst = ports.map((n) => `dst port ${n}`).join(" or ");
+  const queries = `(${dst}) and not (${src})`;
+  return `(udp or tcp) and ((${anyDevice ? `inbound and ${queries}` : queries}) or (outbound and (${src}) and not (${dst})))`;
+}
+
+/**
+ * Whether a frame captured under dnsBpfFilter travels toward a pod (an answer) rather than from it
+ * (a query). A cooked link header (the `any` device) states the packet type: answers must be
+ * outgoing, queries must not. On a pod's own interface the filter admitted answers only outbound,
+ * so a frame from a DNS port is toward the pod. Returns null when a frame contradicts this (the
+ * filter would not have admitted it): the caller drops it.
+ */
+export function frameTowardPod(pktType: number, srcPort: number, dstPort: number, ports: ReadonlySet<number>): boolean | null {
+  const answer = ports.has(srcPort) && !ports.has(dstPort);
+  const query = ports.has(dstPort) && !ports.has(srcPort);
+  if (answer === query) return null;
+  if (pktType < 0) return answer;
+  return (pktType === PACKET_OUTGOING) === answer ? answer : null;
 }
 
 function globToRegExp(glob: string): RegExp {

@@ -38,6 +38,7 @@ export function createAgentMetrics(agent: Agent): { registry: Registry; batchLat
   counter("egret_agent_incomplete_datagrams_total", "UDP DNS datagrams dropped: IP fragment or cut by the capture buffer.", () => agent.pipeline.stats.incompleteDatagrams);
   counter("egret_agent_tcp_overflows_total", "Partial DNS-over-TCP messages dropped: buffered-bytes budget exhausted.", () => agent.pipeline.stats.tcpOverflows);
   counter("egret_agent_tcp_gaps_total", "DNS-over-TCP streams that lost bytes in capture.", () => agent.pipeline.stats.tcpGaps);
+  counter("egret_agent_wrong_direction_frames_total", "Frames dropped because their direction contradicts their ports (an answer leaving a pod, a query sent to one).", () => agent.wrongDirectionFrames);
   counter("egret_agent_capture_drops_total", "Packets the kernel dropped for the agent's capture sockets (sk_drops; ring overflows are not visible through the cap binding).", () => agent.captureDrops);
   counter("egret_agent_internal_errors_total", "Frames whose processing failed with an internal error (a bug; see the log).", () => agent.internalErrors);
   gauge("egret_agent_capture_interfaces", "Interfaces being captured.", () => agent.captureInterfaces);

@@ -58,6 +58,10 @@ export const ERROR_CATALOGUE = {
     kind: "invalid-argument",
     message: "the pods file is not valid (see control/src/control/README.md for its format)",
   },
+  EGRET_SERVICE_ENTRY_FILE_INVALID: {
+    kind: "invalid-argument",
+    message: "a ServiceEntry file is not valid (YAML/JSON documents of kind ServiceEntry, apiVersion networking.istio.io/*)",
+  },
   EGRET_POLICY_INVALID: {
     kind: "invalid-argument",
     message: "the policy is invalid; the previous version stays in force",

@@ -21,6 +21,8 @@ import type { PolicyApi } from "./policy-api.js";
 import type { PolicyCatalog } from "./policies.js";
 import { canonicalIp, type PodRecord, type PodRegistry } from "./pods.js";
 import type { ControlSource } from "./service.js";
+import type { MeshConfigTable } from "./mesh-config.js";
+import { loadServiceEntryFiles } from "./service-entry-files.js";
 
 export interface PodsFile {
   pods: PodRecord[];
@@ -140,6 +142,9 @@ export interface FileSourceOptions {
   policyApi: PolicyApi;
   log: Logger;
   metrics: ControlMetrics;
+  /** Istio ServiceEntry files or folders (mesh-configuration evidence), with the table they fill. */
+  serviceEntryPaths?: string[];
+  meshConfig?: MeshConfigTable;
   debounceMs?: number;
   /** Called after every reload attempt (tests wait on it). */
   onReload?: (outcome: { ok: boolean; errors: string[] }) => void;
@@ -194,11 +199,16 @@ export class FileSource {
       throw new ControlError("EGRET_PODS_FILE_INVALID", `cannot read ${this.o.podsFile}: ${(err as Error).message}`, { cause: err });
     }
     const pods = parsePodsFile(podsText, this.o.podsFile);
+    // Parsed before anything is applied: an unreadable ServiceEntry file leaves everything as it was.
+    const serviceEntries = this.o.serviceEntryPaths?.length ? loadServiceEntryFiles(this.o.serviceEntryPaths) : undefined;
     const loaded = this.o.policyApi.loadPolicyFiles(this.o.policyPaths);
     const r = this.o.catalog.replaceFromFiles(loaded);
     for (const e of r.errors) this.o.log.error({ diagnostic: e }, "policy error; the previous version of the policy (if any) stays in force");
     for (const w of r.warnings) this.o.log.warn({ diagnostic: w }, "policy warning");
     this.o.registry.replaceAll(pods.pods, pods.namespaces);
+    if (serviceEntries && this.o.meshConfig) {
+      for (const problem of this.o.meshConfig.replaceAll(serviceEntries)) this.o.log.warn({ serviceEntry: problem }, "ServiceEntry: part ignored as evidence");
+    }
     this.o.log.info(
       { policies: this.o.catalog.active().length, pods: pods.pods.length, errors: r.errors.length, initial },
       "file mode: loaded policies and pods",
@@ -230,6 +240,7 @@ export class FileSource {
       }
     };
     for (const p of this.o.policyPaths) add(p);
+    for (const p of this.o.serviceEntryPaths ?? []) add(p);
     add(this.o.podsFile);
     for (const [dir, names] of folders) {
       try {
@@ -257,11 +268,11 @@ export class FileSource {
 }
 
 /** File mode as a ControlSource for ControlService. */
-export function fileControlSource(o: Omit<FileSourceOptions, "catalog" | "registry" | "metrics">): ControlSource & { reload(): void } {
+export function fileControlSource(o: Omit<FileSourceOptions, "catalog" | "registry" | "metrics" | "meshConfig">): ControlSource & { reload(): void } {
   let source: FileSource | undefined;
   return {
     async start(ctx) {
-      source = new FileSource({ ...o, catalog: ctx.catalog, registry: ctx.registry, metrics: ctx.metrics });
+      source = new FileSource({ ...o, catalog: ctx.catalog, registry: ctx.registry, metrics: ctx.metrics, meshConfig: ctx.meshConfig });
       source.start();
     },
     notReadyReason: () => undefined,

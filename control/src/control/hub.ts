@@ -19,6 +19,7 @@ import type { PolicyCatalog, PolicyChange } from "./policies.js";
 import { podKeyOf, type PodRecord, type PodRegistry, type RegistryChange } from "./pods.js";
 import type { ResolutionStore } from "./store.js";
 import { ControlError } from "./errors.js";
+import { withMeshNames, type MeshConfigTable } from "./mesh-config.js";
 
 export interface HubLimits {
   /** Versions of per-pod history kept for resume. */
@@ -93,6 +94,8 @@ export interface HubOptions {
   registry: PodRegistry;
   catalog: PolicyCatalog;
   policyApi: PolicyApi;
+  /** ServiceEntry addresses → hosts (mesh-configuration evidence); absent: pod DNS only. */
+  meshConfig?: MeshConfigTable;
   log: Logger;
   metrics: ControlMetrics;
   now?: () => number;
@@ -134,6 +137,7 @@ export class WatchHub {
       o.registry.onChange((c) => this.onRegistryChange(c)),
       o.catalog.onChange((c) => this.onPolicyChange(c)),
     );
+    if (o.meshConfig) this.unsubscribers.push(o.meshConfig.onChange((ips) => this.onMeshConfigChange(ips)));
   }
 
   get streamCount(): number {
@@ -309,6 +313,14 @@ export class WatchHub {
     if (ipsChanged) this.schedule(pw, true);
   }
 
+  /** A ServiceEntry changed: every watched pod re-reads those addresses (visibility is applied on read). */
+  private onMeshConfigChange(ips: Map<string, Uint8Array>): void {
+    for (const pw of this.pods.values()) {
+      for (const [text, bytes] of ips) if (!pw.dirtyIps.has(text)) pw.dirtyIps.set(text, bytes);
+      this.schedule(pw);
+    }
+  }
+
   private onPolicyChange(changes: PolicyChange[]): void {
     for (const pw of this.pods.values()) {
       const pod = this.podOf(pw);
@@ -418,6 +430,13 @@ export class WatchHub {
   private snapshot(pw: PodWatch): Outgoing<WatchResponse> {
     const byIp = new Map<string, Resolution>();
     for (const podIp of pw.podIps) for (const r of this.o.store.entriesOf(podIp)) mergeInto(byIp, r);
+    const mesh = this.o.meshConfig;
+    if (mesh) {
+      for (const m of mesh.resolutionsFor(namespaceOf(pw))) {
+        const key = bytesToIp(m.ip)!;
+        byIp.set(key, withMeshNames(byIp.get(key), m)!);
+      }
+    }
     return {
       ...this.base(pw),
       type: "WATCH_RESPONSE_TYPE_SNAPSHOT",
@@ -453,6 +472,7 @@ export class WatchHub {
         }
         r = merged.get(text);
       }
+      if (this.o.meshConfig) r = withMeshNames(r, this.o.meshConfig.resolutionFor(namespaceOf(pw), bytes));
       if (r) upserts.push(r);
       else removals.push(bytes);
     }
@@ -466,6 +486,10 @@ export class WatchHub {
       removals,
     };
   }
+}
+
+function namespaceOf(pw: PodWatch): string {
+  return pw.key.slice(0, pw.key.indexOf("/"));
 }
 
 /** Adds `r` to the map keyed by IP text, merging names when a pod has several IPs. */

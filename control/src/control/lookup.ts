@@ -8,6 +8,7 @@ import { ControlError } from "./errors.js";
 import type { ControlMetrics } from "./metrics.js";
 import type { PodRegistry } from "./pods.js";
 import type { ResolutionStore } from "./store.js";
+import { withMeshNames, type MeshConfigTable } from "./mesh-config.js";
 
 export interface LookupAnswer {
   result: Exclude<LookupResult, "LOOKUP_RESULT_UNSPECIFIED">;
@@ -35,6 +36,8 @@ export class LookupService {
     private readonly metrics: ControlMetrics,
     private readonly limits: { maxPending: number } = { maxPending: 100_000 },
     private readonly now: () => number = Date.now,
+    /** ServiceEntry addresses: answered at once for the pod's namespace (nothing to wait for). */
+    private readonly meshConfig?: MeshConfigTable,
   ) {
     this.unsubscribe = store.subscribe((podKey, ip) => {
       const set = this.waiting.get(`${podKey}>${bytesToIp(ip)}`);
@@ -139,11 +142,14 @@ export class LookupService {
   }
 
   private find(podKeys: string[], dest: Uint8Array): Resolution | undefined {
+    let found: Resolution | undefined;
     for (const k of podKeys) {
-      const r = this.store.get(k, dest);
-      if (r) return r;
+      found = this.store.get(k, dest);
+      if (found) break;
     }
-    return undefined;
+    if (!this.meshConfig) return found;
+    const pod = this.registry.byIp(podKeys[0]);
+    return pod ? withMeshNames(found, this.meshConfig.resolutionFor(pod.namespace, dest)) : found;
   }
 }
 

@@ -34,6 +34,10 @@ export interface AuditRecord {
   matched_name: string;
   instance: string;
   detail: string;
+  /** Which kind of evidence supported `matched_name`: "pod-dns", "mesh-config", or "" (no name decided). */
+  evidence: string;
+  /** Envoy's chosen cluster when the filter cross-checked it (ServiceEntry destinations), else "". */
+  cluster: string;
 }
 
 /** "REASON_DENIED_BY_RULE" → "denied-by-rule" (the design's spelling). */
@@ -115,6 +119,8 @@ export class ReportSink {
       matched_name: e.matched_name,
       instance: e.instance_id,
       detail: e.detail,
+      evidence: e.evidence === "NAME_SOURCE_UNSPECIFIED" || !e.evidence ? "" : enumLabel(e.evidence, "NAME_SOURCE_"),
+      cluster: e.cluster ?? "",
     };
     this.audit.write(JSON.stringify(rec) + "\n");
     this.metrics.verdicts.inc({ verdict: rec.verdict, reason: rec.reason, policy: clip(rec.policy), rule: clip(rec.rule), mode: rec.mode });

@@ -20,11 +20,14 @@ import { PolicyCatalog } from "./policies.js";
 import { PodRegistry } from "./pods.js";
 import { ReportSink, type AuditWriter, type DenyEventSink } from "./reports.js";
 import { ResolutionStore, type StoreLimits } from "./store.js";
+import { MeshConfigTable } from "./mesh-config.js";
 
 export interface SourceContext {
   registry: PodRegistry;
   catalog: PolicyCatalog;
   metrics: ControlMetrics;
+  /** ServiceEntries (mesh-configuration evidence); sources that know none leave it empty. */
+  meshConfig: MeshConfigTable;
 }
 
 /** Where pods, namespaces and policies come from. */
@@ -49,6 +52,8 @@ export interface ControlServiceOptions {
   audit: AuditWriter;
   now?: () => number;
   clusterCidrs?: string[];
+  /** exportTo of ServiceEntries that set none (Istio meshConfig.defaultServiceExportTo; default ["*"]). */
+  defaultExportTo?: string[];
   replaceDefaultClusterCidrs?: boolean;
   storeLimits?: Partial<StoreLimits>;
   hubLimits?: Partial<HubLimits>;
@@ -66,6 +71,7 @@ export class ControlService {
   readonly metrics: ControlMetrics;
   readonly store: ResolutionStore;
   readonly registry = new PodRegistry();
+  readonly meshConfig: MeshConfigTable;
   readonly catalog: PolicyCatalog;
   readonly hub: WatchHub;
   readonly lookups: LookupService;
@@ -91,7 +97,9 @@ export class ControlService {
       },
     });
     this.catalog = new PolicyCatalog(o.policyApi);
+    this.meshConfig = new MeshConfigTable({ defaultExportTo: o.defaultExportTo });
     this.hub = new WatchHub({
+      meshConfig: this.meshConfig,
       store: this.store,
       registry: this.registry,
       catalog: this.catalog,
@@ -104,7 +112,7 @@ export class ControlService {
       replaceDefaultClusterCidrs: o.replaceDefaultClusterCidrs,
       epoch: o.epoch,
     });
-    this.lookups = new LookupService(this.store, this.registry, this.metrics, { maxPending: o.maxPendingLookups ?? 100_000 }, o.now);
+    this.lookups = new LookupService(this.store, this.registry, this.metrics, { maxPending: o.maxPendingLookups ?? 100_000 }, o.now, this.meshConfig);
     this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents);
     this.grpc = new GrpcEdge({
       hub: this.hub,
@@ -144,7 +152,7 @@ export class ControlService {
     this.sweepTimer = setInterval(() => this.sweep(), this.o.sweepIntervalMs ?? 1000);
     this.sweepTimer.unref();
     try {
-      await this.o.source.start({ registry: this.registry, catalog: this.catalog, metrics: this.metrics });
+      await this.o.source.start({ registry: this.registry, catalog: this.catalog, metrics: this.metrics, meshConfig: this.meshConfig });
       this.synced = true;
       this.o.log.info({ grpcPort, httpPort, serverId: this.serverId, epoch: this.hub.epoch }, "egret control ready");
     } catch (err) {
@@ -187,6 +195,7 @@ export class ControlService {
       watchedPods: this.hub.watchedPods(),
       pendingLookups: this.lookups.pending,
       pods: this.registry.all().length,
+      serviceEntries: this.meshConfig.describe(),
       policies: this.catalog.all().map((s) => ({
         key: s.key,
         ref: s.active?.ref,

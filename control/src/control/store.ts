@@ -445,6 +445,8 @@ export class ResolutionStore {
         name: this.names.get(this.rName[r]),
         cname_chain: chainId === 0 ? [] : this.chains.get(chainId).split(" "),
         expires_unix_ms: this.rExpiry[r],
+        source: "NAME_SOURCE_POD_DNS",
+        config_ref: "",
       });
       latest = Math.max(latest, this.rExpiry[r]);
     }

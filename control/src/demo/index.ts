@@ -31,9 +31,9 @@ const WHAT_IT_NEEDS = `egret demo builds a small mesh on this machine:
     \`egret sidecar\` (running the real egret.wasm), as Istio's init container does;
   - cluster DNS and a web service in an "outside" namespace;
   - \`egret control\` (file mode) and \`egret agent\` (packet capture of the pods' DNS) on the node.
-That needs root (network namespaces, iptables, packet capture), iproute2 and iptables:
-  apt-get install -y iproute2 iptables libpcap-dev   # once, on Debian/Ubuntu
-  sudo npm start                                     # or: sudo node bin/egret.js demo`;
+That needs root (network namespaces, iptables, packet capture) and the Debian packages of
+scripts/apt-packages.txt (iproute2, iptables, libpcap-dev, …):
+  sudo scripts/setup && sudo npm start               # or: sudo node bin/egret.js demo`;
 
 function repoRoot(): string {
   return join(fileURLToPath(new URL(".", import.meta.url)), "../../../..");

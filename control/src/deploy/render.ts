@@ -1,21 +1,19 @@
-// Renders the Egret install (manifests/ through the kustomize subset) with what a plain
-// kustomization cannot know: the sha256 of the exact egret.wasm the control service will serve,
-// the image, the Istio root namespace, an optional workload selector, the delivery mode and
+// Renders the Egret install from the typed definitions (install/) with what only render time
+// knows: the sha256 of the exact egret.wasm the control service will serve, the image, the Istio
+// root namespace, an optional workload selector, the delivery mode, cluster addresses and
 // plugin-configuration overrides. Used by `egret manifests` and by the offline checks.
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
-import { stringify } from "yaml";
-import { type KubeObject, KustomizeError, renderKustomization, setImages } from "./kustomize.js";
+import {
+  DEFAULT_SETTINGS, ENVOY_FILTER_NAME, installObjects, PHASES, type Delivery, type InstallSettings, type Phase,
+} from "./install/index.js";
+import { RenderError, type KubeObject } from "./objects.js";
 
-/** Stands for the module's sha256 in manifests/ until rendering fills it in. */
-export const WASM_SHA_PLACEHOLDER = "EGRET_WASM_SHA256";
-/** The image name the manifests use; `image` replaces it (name, tag or digest). */
-export const IMAGE_NAME = "ghcr.io/egret-dev/egret";
-export const ENVOY_FILTER_NAME = "egret-egress";
+export { ENVOY_FILTER_NAME, IMAGE_NAME, PHASES, WASM_SHA_PLACEHOLDER, type Phase } from "./install/index.js";
+export { RenderError, toYaml, type KubeObject } from "./objects.js";
 
 export interface InstallOptions {
-  /** The manifests/ folder. */
+  /** The manifests/ folder (its crds/ are part of the install). */
   manifestsDir: string;
   /** sha256 (hex) of the egret.wasm that the control image serves. */
   wasmSha256: string;
@@ -23,11 +21,8 @@ export interface InstallOptions {
   image?: string;
   /** Only pods with these labels get the filter (EnvoyFilter workloadSelector). */
   workloadSelector?: Record<string, string>;
-  /**
-   * ecds: istio-agent downloads the module from control (default); inline: the module's bytes
-   * travel inside the EnvoyFilter (needs `wasm`); volume: a file mounted into each sidecar.
-   */
-  delivery?: "ecds" | "inline" | "volume";
+  /** ecds (default), inline (needs `wasm`) or volume; see InstallSettings. */
+  delivery?: Delivery;
   /** The module itself; required for inline delivery (its sha256 must be wasmSha256). */
   wasm?: Uint8Array;
   /** Istio's root namespace (meshConfig.rootNamespace), where the mesh-wide EnvoyFilter lives. */
@@ -36,18 +31,14 @@ export interface InstallOptions {
   pluginConfig?: Record<string, unknown>;
   /** Cluster DNS addresses as pods see them (agent --trusted-resolver); replaces the default. */
   trustedResolvers?: string[];
-  /** Pod/service CIDRs, i.e. what `external: true` excludes (control --cluster-cidr). */
+  /** Pod/service CIDRs, added to what `external: true` excludes (control --cluster-cidr). */
   clusterCidrs?: string[];
   /** Pod address ranges: the agent ignores queries from elsewhere and rejects "answers" from pods. */
   podCidrs?: string[];
-}
-
-/** Replaces every `--flag=…` argument of the workload's first container with the given values. */
-function setFlag(objects: KubeObject[], kind: string, name: string, flag: string, values: string[]): void {
-  const o = objects.find((x) => x.kind === kind && x.metadata.name === name);
-  if (!o) throw new KustomizeError(`no ${kind} ${name} in the rendered manifests`);
-  const c = (o.spec as { template: { spec: { containers: { args?: string[] }[] } } }).template.spec.containers[0];
-  c.args = [...(c.args ?? []).filter((a) => !a.startsWith(`${flag}=`)), ...values.map((v) => `${flag}=${v}`)];
+  /** Raise to make istiod push the EnvoyFilter again (recovery from the fallback); see InstallSettings. */
+  pushGeneration?: number;
+  /** Only these phases (default: all, in order). */
+  phases?: readonly Phase[];
 }
 
 export function sha256Hex(bytes: Uint8Array): string {
@@ -58,21 +49,12 @@ export function sha256File(path: string): string {
   return sha256Hex(readFileSync(path));
 }
 
-function replaceStrings(node: unknown, from: string, to: string): unknown {
-  if (typeof node === "string") return node.split(from).join(to);
-  if (Array.isArray(node)) return node.map((n) => replaceStrings(n, from, to));
-  if (node && typeof node === "object") {
-    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, replaceStrings(v, from, to)]));
-  }
-  return node;
-}
-
 /** The EnvoyFilter's EXTENSION_CONFIG patch value (the one place the filter is configured). */
 export function extensionConfigOf(envoyFilter: KubeObject): Record<string, unknown> {
   const patches = ((envoyFilter.spec as { configPatches?: unknown[] } | undefined)?.configPatches ?? []) as
     { applyTo?: string; patch?: { value?: Record<string, unknown> } }[];
   const ext = patches.find((p) => p.applyTo === "EXTENSION_CONFIG");
-  if (!ext?.patch?.value) throw new KustomizeError(`EnvoyFilter ${envoyFilter.metadata.name}: no EXTENSION_CONFIG patch`);
+  if (!ext?.patch?.value) throw new RenderError(`EnvoyFilter ${envoyFilter.metadata.name}: no EXTENSION_CONFIG patch`);
   return ext.patch.value;
 }
 
@@ -86,57 +68,50 @@ export function pluginConfigOf(envoyFilter: KubeObject): Record<string, unknown>
   try {
     return JSON.parse(value) as Record<string, unknown>;
   } catch (err) {
-    throw new KustomizeError(`EnvoyFilter ${envoyFilter.metadata.name}: plugin configuration is not JSON: ${(err as Error).message}`);
+    throw new RenderError(`EnvoyFilter ${envoyFilter.metadata.name}: plugin configuration is not JSON: ${(err as Error).message}`);
   }
 }
 
 export function findEnvoyFilter(objects: KubeObject[]): KubeObject {
   const ef = objects.find((o) => o.kind === "EnvoyFilter" && o.metadata.name === ENVOY_FILTER_NAME);
-  if (!ef) throw new KustomizeError(`no EnvoyFilter named ${ENVOY_FILTER_NAME} in the rendered manifests`);
+  if (!ef) throw new RenderError(`no EnvoyFilter named ${ENVOY_FILTER_NAME} in the rendered manifests`);
   return ef;
 }
 
-export function renderInstall(opts: InstallOptions): KubeObject[] {
+/** Checks the options and turns them into the settings the definitions are written against. */
+export function installSettings(opts: InstallOptions): InstallSettings {
   if (!/^[0-9a-f]{64}$/.test(opts.wasmSha256)) {
-    throw new KustomizeError(`wasm sha256 must be 64 lowercase hex digits (got "${opts.wasmSha256}")`);
+    throw new RenderError(`wasm sha256 must be 64 lowercase hex digits (got "${opts.wasmSha256}")`);
   }
-  const components = opts.delivery === "volume" ? [join(opts.manifestsDir, "components", "wasm-volume")] : [];
-  let objects = renderKustomization(opts.manifestsDir, components);
-  if (opts.image) {
-    const at = opts.image.indexOf("@");
-    const slash = opts.image.lastIndexOf("/");
-    const colon = opts.image.indexOf(":", slash + 1);
-    const nameEnd = at >= 0 ? at : colon >= 0 ? colon : opts.image.length;
-    const newName = opts.image.slice(0, nameEnd);
-    objects = setImages(objects, [{
-      name: IMAGE_NAME, newName,
-      ...(at >= 0 ? { digest: opts.image.slice(at + 1) } : colon >= 0 ? { newTag: opts.image.slice(colon + 1) } : {}),
-    }]);
+  const delivery = opts.delivery ?? "ecds";
+  let wasmBase64: string | undefined;
+  if (delivery === "inline") {
+    if (!opts.wasm) throw new RenderError("inline delivery needs the module bytes");
+    if (sha256Hex(opts.wasm) !== opts.wasmSha256) throw new RenderError("inline delivery: the module's sha256 differs from wasmSha256");
+    wasmBase64 = Buffer.from(opts.wasm).toString("base64");
   }
-  objects = objects.map((o) => replaceStrings(o, WASM_SHA_PLACEHOLDER, opts.wasmSha256) as KubeObject);
-  const ef = findEnvoyFilter(objects);
-  if (opts.istioRootNamespace) ef.metadata.namespace = opts.istioRootNamespace;
-  if (opts.delivery === "inline") {
-    if (!opts.wasm) throw new KustomizeError("inline delivery needs the module bytes");
-    if (sha256Hex(opts.wasm) !== opts.wasmSha256) throw new KustomizeError("inline delivery: the module's sha256 differs from wasmSha256");
-    (extensionConfigOf(ef).typed_config as WasmPluginConfigJson).config.vm_config.code = {
-      local: { inline_bytes: Buffer.from(opts.wasm).toString("base64") },
-    };
-  }
-  if (opts.workloadSelector && Object.keys(opts.workloadSelector).length > 0) {
-    (ef.spec as Record<string, unknown>).workloadSelector = { labels: { ...opts.workloadSelector } };
-  }
-  if (opts.trustedResolvers && opts.trustedResolvers.length > 0) setFlag(objects, "DaemonSet", "egret-agent", "--trusted-resolver", opts.trustedResolvers);
-  if (opts.podCidrs && opts.podCidrs.length > 0) setFlag(objects, "DaemonSet", "egret-agent", "--pod-cidr", opts.podCidrs);
-  if (opts.clusterCidrs && opts.clusterCidrs.length > 0) setFlag(objects, "Deployment", "egret-control", "--cluster-cidr", opts.clusterCidrs);
-  if (opts.pluginConfig) {
-    const merged = { ...pluginConfigOf(ef), ...opts.pluginConfig };
-    (extensionConfigOf(ef).typed_config as WasmPluginConfigJson).config.configuration.value = JSON.stringify(merged, null, 2);
-  }
-  return objects;
+  const nonEmpty = (list: string[] | undefined, fallback: string[]) => (list && list.length > 0 ? [...list] : fallback);
+  return {
+    wasmSha256: opts.wasmSha256,
+    image: opts.image ?? DEFAULT_SETTINGS.image,
+    istioRootNamespace: opts.istioRootNamespace ?? DEFAULT_SETTINGS.istioRootNamespace,
+    workloadSelector: { ...(opts.workloadSelector ?? {}) },
+    delivery,
+    ...(wasmBase64 !== undefined ? { wasmBase64 } : {}),
+    pluginConfig: { ...(opts.pluginConfig ?? {}) },
+    trustedResolvers: nonEmpty(opts.trustedResolvers, DEFAULT_SETTINGS.trustedResolvers),
+    clusterCidrs: nonEmpty(opts.clusterCidrs, []),
+    podCidrs: nonEmpty(opts.podCidrs, []),
+    pushGeneration: opts.pushGeneration ?? 0,
+  };
 }
 
-/** Multi-document YAML, one object per document, as kubectl apply -f expects. */
-export function toYaml(objects: KubeObject[]): string {
-  return objects.map((o) => stringify(o, { lineWidth: 0 })).join("---\n");
+export function renderInstall(opts: InstallOptions): KubeObject[] {
+  const phases = opts.phases ?? PHASES;
+  return installObjects(opts.manifestsDir, installSettings(opts)).filter((o) => phases.includes(o.phase)).map((o) => o.object);
+}
+
+/** What manifests/ holds: the install with the default settings and the sha256 placeholder. */
+export function defaultInstallObjects(manifestsDir: string): KubeObject[] {
+  return installObjects(manifestsDir, DEFAULT_SETTINGS).map((o) => o.object);
 }

@@ -60,7 +60,8 @@ const NO_CLAIMS: DetectedClaims = {
 /** Runs detection over a whole capture file's bytes. Throws CaptureFormatError for a non-capture. */
 export function detectCapture(bytes: Uint8Array, engine: DetectorEngine = new DetectorEngine()): CaptureDetection {
   const drops: DropCounts = {};
-  const { reader, packets } = decodeCapture(bytes, drops);
+  // Protocol detection over third-party captures may look inside tunnels; DNS evidence never does.
+  const { reader, packets } = decodeCapture(bytes, drops, { decapsulate: true });
   const results: (ConnectionDetection | undefined)[] = [];
   const tracked = new Map<number, Tracked>();
   /** Records the session's answer and returns its detector to the pool. */

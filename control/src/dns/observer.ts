@@ -378,7 +378,7 @@ export class DnsObserver {
 
   private onQuery(meta: DnsMessageMeta, msg: DnsMessage): "query" | "ignored" | RejectReason {
     this.stats.queries++;
-    if (this.pods && !this.pods.has(meta.src)) return this.reject("query-not-from-pod");
+    if (meta.fromPod === false || (this.pods && !this.pods.has(meta.src))) return this.reject("query-not-from-pod");
     if (this.trusted && !this.trusted.has(meta.dst)) return this.reject("query-to-untrusted-resolver");
     const q = msg.questions[0]!;
     const hash = this.identityHash(meta.transport, meta.src, meta.srcPort, meta.dst, meta.dstPort, msg);
@@ -396,7 +396,9 @@ export class DnsObserver {
       this.stats.evictedQueries++;
     }
     if (this.pending.size >= this.opts.maxPendingTotal) {
-      this.drop(this.pending.oldest!);
+      // The pod holding the most pending queries pays, never a quieter pod: one pod's flood cannot
+      // push out another pod's queries.
+      this.drop(this.largestClient().oldest!);
       this.stats.evictedQueries++;
     }
     const p: QueryNode = {
@@ -418,6 +420,13 @@ export class DnsObserver {
     perClient.count++;
     this.stats.pendingQueries = this.pending.size;
     return "query";
+  }
+
+  /** The client with the most pending queries (the node's table is full; a rare, linear scan). */
+  private largestClient(): ClientQueries {
+    let best: ClientQueries | undefined;
+    for (const c of this.pendingByClient.values()) if (!best || c.count > best.count) best = c;
+    return best!;
   }
 
   private onResponse(meta: DnsMessageMeta, msg: DnsMessage, payload: Uint8Array): DnsObservation | RejectReason {

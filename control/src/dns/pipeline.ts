@@ -1,15 +1,25 @@
 // From decoded packets to DNS messages: UDP payloads go to the observer as they are; TCP segments
-// are reassembled (../pcap TcpReassembler) and split into messages by their 2-byte length prefix
-// (RFC 1035 §4.2.2: several messages per stream, a message may span segments, a segment may hold
-// several). The same pipeline serves `egret agent` (live frames) and `egret dns` (capture files).
-import { TcpReassembler, type DecodedPacket, type Direction, type TcpConnection } from "../pcap/index.js";
+// are reassembled (../pcap StrictTcpReassembler: only handshaken flows to trusted resolvers, Linux's
+// rules for resets, overlaps, window and checksums) and split into messages by their 2-byte length
+// prefix (RFC 1035 §4.2.2: several messages per stream, a message may span segments, a segment may
+// hold several). A direction that loses its place is never resynchronised: the next bytes would be
+// read as a length prefix wherever they fall, and a pod controls what falls there (#14 finding 7).
+// The same pipeline serves `egret agent` (live frames) and `egret dns` (capture files).
+import { StrictTcpReassembler, type DecodedPacket, type Direction, type StrictTcpConnection } from "../pcap/index.js";
 import type { DnsMessageMeta, DnsObserver } from "./observer.js";
 
 export interface PipelineOptions {
   /** Server ports that carry DNS (default [53]); a packet is DNS when either port is one of them. */
   dnsPorts?: readonly number[];
-  /** Connections tracked for TCP reassembly (least recently active evicted beyond it). */
+  /** Connections tracked for TCP reassembly (the busiest client's least recently active evicted beyond it). */
   maxTcpConnections?: number;
+  /** Connections tracked per client (a pod). */
+  maxTcpConnectionsPerClient?: number;
+  /**
+   * Whether a TCP connection to this server is tracked at all (the agent: trusted resolvers only;
+   * default every server on a DNS port).
+   */
+  isTrustedServer?(ip: string): boolean;
   /**
    * Bytes held in total for DNS-over-TCP: out-of-order segments in the reassembler, plus partial
    * messages in the framers (each up to 64 KiB). Beyond it, the partial message that overflows is
@@ -35,7 +45,7 @@ export interface PipelineStats {
   dnsPackets: number;
   /** UDP datagrams whose payload is incomplete: first IP fragment or cut by the snap length. */
   incompleteDatagrams: number;
-  /** TCP streams abandoned mid-message because bytes were never captured. */
+  /** TCP stream directions given up (a gap, a cut segment, buffer pressure): never resynchronised. */
   tcpGaps: number;
   /** TCP messages cut short by the end of their connection. */
   tcpPartialMessages: number;
@@ -48,8 +58,12 @@ export class TcpMessageFramer {
   private buf = new Uint8Array(0);
   private used = 0;
 
+  /** Set once the stream lost its place: nothing more is framed. */
+  dead = false;
+
   /** Appends in-order stream bytes; calls `emit` for every complete message. */
   push(bytes: Uint8Array, emit: (message: Uint8Array) => void): void {
+    if (this.dead) return;
     let data = bytes;
     // Finish a message begun in earlier segments, copying only what it needs.
     while (this.used > 0 && data.length > 0) {
@@ -106,7 +120,7 @@ export class DnsPipeline {
   /** Bytes of partial messages held by all framers. */
   private framedBytes = 0;
   private readonly maxFramedBytes: number;
-  readonly tcp: TcpReassembler;
+  readonly tcp: StrictTcpReassembler;
   private readonly ports: Set<number>;
   private readonly flows = new Map<number, TcpFlowState>();
   /** Context of the packet being pushed: the reassembler delivers synchronously inside push(). */
@@ -122,15 +136,14 @@ export class DnsPipeline {
     if (!(budget >= 1 << 17)) throw new Error(`maxTcpBufferedBytes must be at least 128 KiB, got ${budget}`);
     // Half for out-of-order segments, half for partial messages.
     this.maxFramedBytes = budget / 2;
-    this.tcp = new TcpReassembler({
+    const trusted = options.isTrustedServer;
+    this.tcp = new StrictTcpReassembler({
       onOpen: (conn) => this.flows.set(conn.id, { fromClient: new TcpMessageFramer(), fromServer: new TcpMessageFramer() }),
       onData: (conn, dir, bytes) => this.onTcpData(conn, dir, bytes),
-      onGap: (conn, dir) => {
+      onLost: (conn, dir) => {
         const f = this.flows.get(conn.id);
-        if (!f) return;
-        // Framing is lost: the next bytes are mid-message. Give up on this direction.
         this.stats.tcpGaps++;
-        this.resetFramer(dir === "fromClient" ? f.fromClient : f.fromServer);
+        if (f) this.kill(dir === "fromClient" ? f.fromClient : f.fromServer);
       },
       onClose: (conn) => {
         const f = this.flows.get(conn.id);
@@ -143,9 +156,10 @@ export class DnsPipeline {
       },
     }, {
       maxBufferedBytesTotal: budget / 2,
-      maxBufferedBytesPerConnection: Math.min(1 << 20, budget / 4),
+      maxBufferedBytesPerConnection: Math.min(256 << 10, budget / 4),
       ...(options.maxTcpConnections ? { maxConnections: options.maxTcpConnections } : {}),
-    });
+      ...(options.maxTcpConnectionsPerClient ? { maxConnectionsPerClient: options.maxTcpConnectionsPerClient } : {}),
+    }, (ip, port) => this.ports.has(port) && (trusted ? trusted(ip) : true));
   }
 
   /** Feeds one decoded packet. Never throws on packet contents. */
@@ -161,10 +175,9 @@ export class DnsPipeline {
       this.observer.observe(this.meta(pkt.src, pkt.dst, pkt.srcPort, pkt.dstPort, "udp", ctx), pkt.payload);
       return;
     }
-    // A copy: flush() delivers held data with the last TCP packet's context, and a caller may reuse
-    // its context object for the next packet.
+    // A copy: a caller may reuse its context object for the next packet.
     this.ctx = { ...ctx };
-    this.tcp.push(pkt, ctx.time / 1000);
+    this.tcp.push(pkt, ctx.fromPod);
   }
 
   /** End of input (offline): delivers held TCP data and closes every connection. */
@@ -172,24 +185,32 @@ export class DnsPipeline {
     this.tcp.flush();
   }
 
-  private onTcpData(conn: TcpConnection, dir: Direction, bytes: Uint8Array): void {
+  private onTcpData(conn: StrictTcpConnection, dir: Direction, bytes: Uint8Array): void {
     const f = this.flows.get(conn.id);
     if (!f) return;
     const [from, to] = dir === "fromClient" ? [conn.client, conn.server] : [conn.server, conn.client];
     const meta = this.meta(from.ip, to.ip, from.port, to.port, "tcp", this.ctx);
+    // The client is the side whose SYN opened the connection: the pod, when the capture knows.
+    if (this.ctx.fromPod !== undefined) meta.fromPod = dir === "fromClient";
     const framer = dir === "fromClient" ? f.fromClient : f.fromServer;
     const before = framer.pending;
     framer.push(bytes, (message) => this.observer.observe(meta, message));
     this.framedBytes += framer.pending - before;
     if (this.framedBytes > this.maxFramedBytes) {
       this.stats.tcpOverflows++;
-      this.resetFramer(framer);
+      this.kill(framer);
     }
   }
 
   private resetFramer(framer: TcpMessageFramer): void {
     this.framedBytes -= framer.pending;
     framer.reset();
+  }
+
+  /** The direction lost its place: drop what it held and frame nothing more. */
+  private kill(framer: TcpMessageFramer): void {
+    this.resetFramer(framer);
+    framer.dead = true;
   }
 
   private meta(src: string, dst: string, srcPort: number, dstPort: number, transport: "udp" | "tcp", ctx: PacketContext): DnsMessageMeta {

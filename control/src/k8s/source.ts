@@ -23,6 +23,9 @@ import { SupervisedInformer, type BackoffOptions } from "./supervise.js";
 
 export const POLICY_GROUP = "egret.dev";
 export const POLICY_VERSION = "v1alpha1";
+/** Istio ServiceEntries (mesh-configuration evidence); networking.istio.io/v1 is served from Istio 1.22 on. */
+export const SERVICE_ENTRY_GROUP = "networking.istio.io";
+export const SERVICE_ENTRY_VERSION = "v1";
 
 export interface KubeSourceOptions {
   kubeConfig: KubeConfig;
@@ -39,6 +42,8 @@ export interface KubeSourceOptions {
   writeStatus?: boolean;
   /** A list call unanswered this long counts as failed (default 60 s). */
   listTimeoutMs?: number;
+  /** Watch Istio ServiceEntries for mesh-configuration evidence (default true). */
+  serviceEntries?: boolean;
 }
 
 /** client-node adapters for status and events. */
@@ -96,7 +101,7 @@ export class KubeSource implements ControlSource {
   }
 
   async start(ctx: SourceContext): Promise<void> {
-    const { registry, catalog, metrics } = ctx;
+    const { registry, catalog, metrics, meshConfig } = ctx;
     this.recorder = new DenyEventRecorder(this.clients.events, this.o.log, metrics, { limits: this.o.eventLimits });
     const kc = this.o.kubeConfig;
     const core = kc.makeApiClient(CoreV1Api);
@@ -154,6 +159,24 @@ export class KubeSource implements ControlSource {
         }),
       );
     }
+    if (this.o.serviceEntries !== false) {
+      add(
+        new SupervisedInformer<KubernetesObject>({
+          ...common,
+          name: "serviceentries",
+          path: `/apis/${SERVICE_ENTRY_GROUP}/${SERVICE_ENTRY_VERSION}/serviceentries`,
+          list: async () =>
+            (await custom.listClusterCustomObject({ group: SERVICE_ENTRY_GROUP, version: SERVICE_ENTRY_VERSION, plural: "serviceentries" })) as KubernetesListObject<KubernetesObject>,
+          onUpsert: (obj) => {
+            const r = meshConfig.upsert(obj);
+            const ref = `${obj.metadata?.namespace}/${obj.metadata?.name}`;
+            if (r.ignored.length > 0) this.o.log.warn({ serviceEntry: ref, ignored: r.ignored }, "ServiceEntry: part ignored as evidence");
+          },
+          onDelete: (obj) => meshConfig.delete(obj.metadata?.namespace ?? "", obj.metadata?.name ?? ""),
+          onRestart: () => metrics.informerRestarts.inc({ resource: "serviceentries" }),
+        }),
+      );
+    }
     if (this.o.writeStatus !== false) {
       this.statusWriter = new PolicyStatusWriter({
         client: this.clients.status,
@@ -168,7 +191,7 @@ export class KubeSource implements ControlSource {
     // Namespaces first so pods compile with their namespace labels on the first pass.
     await this.informers[0].start();
     await Promise.all(this.informers.slice(1).map((i) => i.start()));
-    this.o.log.info("kubernetes: initial sync done (pods, namespaces, egresspolicies, clusteregresspolicies)");
+    this.o.log.info({ resources: this.informers.map((i) => i.name) }, "kubernetes: initial sync done");
   }
 
   notReadyReason(): string | undefined {

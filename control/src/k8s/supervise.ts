@@ -44,6 +44,10 @@ export class SupervisedInformer<T extends KubernetesObject> {
   private readonly syncWaiters: (() => void)[] = [];
   lastError?: string;
 
+  get name(): string {
+    return this.o.name;
+  }
+
   constructor(private readonly o: SupervisedInformerOptions<T>) {
     this.backoff = { ...DEFAULT_BACKOFF, ...o.backoff };
     this.now = o.now ?? Date.now;
@@ -159,7 +163,7 @@ export function describe(err: unknown, path: string): string {
   const e = err as { code?: unknown; statusCode?: unknown; cause?: { code?: unknown } };
   const status = typeof e?.code === "number" ? e.code : typeof e?.statusCode === "number" ? e.statusCode : undefined;
   if (status === 401) return `${base} (HTTP 401 on ${path}: the service account token was refused)`;
-  if (status === 403) return `${base} (HTTP 403 on ${path}: RBAC must allow list/watch; see manifests/base/control-rbac.yaml)`;
+  if (status === 403) return `${base} (HTTP 403 on ${path}: RBAC must allow list/watch; see manifests/control/control-rbac.yaml)`;
   if (status === 404 && path.startsWith("/apis/")) return `${base} (HTTP 404 on ${path}: is the CRD installed? kubectl apply -f manifests/crds/)`;
   if (status !== undefined) return `${base} (HTTP ${status} on ${path})`;
   const cause = e?.cause?.code;

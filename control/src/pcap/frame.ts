@@ -42,6 +42,10 @@ export interface TcpHeader {
   /** The 9 flag bits: FIN=0x01 SYN=0x02 RST=0x04 PSH=0x08 ACK=0x10 URG=0x20 ECE=0x40 CWR=0x80 NS=0x100. */
   flags: number;
   window: number;
+  /** TCP header length in bytes (data offset × 4): the header precedes `payload` in the frame. */
+  headerLength: number;
+  /** The checksum field as sent. */
+  checksum: number;
 }
 
 export const TcpFlag = { FIN: 0x01, SYN: 0x02, RST: 0x04, PSH: 0x08, ACK: 0x10, URG: 0x20, ECE: 0x40, CWR: 0x80 } as const;
@@ -69,8 +73,30 @@ export interface DecodedPacket {
   tcp?: TcpHeader;
   /** IP TTL / hop limit. */
   ttl: number;
-  /** Tunnel layers removed to reach this packet (IP-in-IP, GRE, VXLAN, GTP-U, MPLS); 0 for none. */
+  /**
+   * Tunnel layers removed to reach this packet (IP-in-IP, GRE, VXLAN, GTP-U, Teredo); always 0
+   * unless the caller asked for decapsulation (DecodeOptions.decapsulate, offline detection only).
+   */
   tunnelDepth: number;
+  /**
+   * Linux packet type from a cooked (SLL/SLL2) link header: 0 host, 1 broadcast, 2 multicast,
+   * 3 other host, 4 outgoing (PACKET_OUTGOING: the capturing host sent it). -1 when the link
+   * layer does not say (Ethernet, raw IP, capture files of other link types).
+   */
+  pktType: number;
+}
+
+/** PACKET_OUTGOING (linux/if_packet.h): the frame was sent by the capturing host on that interface. */
+export const PACKET_OUTGOING = 4;
+
+export interface DecodeOptions {
+  /**
+   * Remove tunnel layers (IP-in-IP, GRE, VXLAN, GTP-U, Teredo) and report the inner packet. Only
+   * for reading third-party captures for protocol detection (`egret detect`): the inner packet's
+   * addresses and ports are whatever the sender wrote, and the outer packet is what the network
+   * (and any BPF filter) judged. The agent and every DNS-evidence path must never set it.
+   */
+  decapsulate?: boolean;
 }
 
 function drop(counts: DropCounts | undefined, reason: DropReason): null {
@@ -94,12 +120,23 @@ const MAX_VLAN_TAGS = 4;
  * Decodes one frame of the given link type down to TCP or UDP. Returns null (counting the reason
  * in `drops` when given) for anything else. Never throws.
  */
-export function decodeFrame(linkType: number, data: Uint8Array, drops?: DropCounts): DecodedPacket | null {
-  return decodeLink(linkType, data, drops, 0);
+export function decodeFrame(linkType: number, data: Uint8Array, drops?: DropCounts, options?: DecodeOptions): DecodedPacket | null {
+  const pkt = decodeLink(linkType, data, drops, options?.decapsulate ? 0 : NO_DECAPSULATION);
+  if (pkt && pkt.tunnelDepth === 0) pkt.pktType = linkPacketType(linkType, data);
+  return pkt;
+}
+
+/** The Linux packet type a cooked link header records, or -1. */
+export function linkPacketType(linkType: number, d: Uint8Array): number {
+  if (linkType === LinkType.LINUX_SLL && d.length >= 16) return (d[0]! << 8) | d[1]!;
+  if (linkType === LinkType.LINUX_SLL2 && d.length >= 20) return d[10]!;
+  return -1;
 }
 
 /** Tunnels nested deeper than this are dropped as bad headers (loops of crafted encapsulation). */
 const MAX_TUNNEL_DEPTH = 4;
+/** The `depth` of a decode that never enters a tunnel: tunnel protocols are just transports. */
+const NO_DECAPSULATION = -1;
 
 function decodeLink(linkType: number, data: Uint8Array, drops: DropCounts | undefined, depth: number): DecodedPacket | null {
   if (linkType === LinkType.NFLOG) return decodeNflog(data, drops, depth);
@@ -233,8 +270,8 @@ const IPPROTO_TCP = 6;
 const IPPROTO_UDP = 17;
 
 /** Decodes a packet starting at the IP header (IPv4 or IPv6, by version nibble). */
-export function decodeIp(ip: Uint8Array, drops?: DropCounts): DecodedPacket | null {
-  return decodeIpAt(ip, drops, 0);
+export function decodeIp(ip: Uint8Array, drops?: DropCounts, options?: DecodeOptions): DecodedPacket | null {
+  return decodeIpAt(ip, drops, options?.decapsulate ? 0 : NO_DECAPSULATION);
 }
 
 function decodeIpAt(ip: Uint8Array, drops: DropCounts | undefined, depth: number): DecodedPacket | null {
@@ -331,6 +368,7 @@ function decodeTransport(
 ): DecodedPacket | null {
   const segLength = segEnd - segStart;
   if (proto === IPPROTO_IPIP || proto === IPPROTO_IPV6 || proto === IPPROTO_GRE) {
+    if (depth === NO_DECAPSULATION) return drop(drops, "unsupported-transport");
     if (fragmented) return drop(drops, "ip-fragment");
     if (depth >= MAX_TUNNEL_DEPTH) return drop(drops, "bad-ip-header");
     const seg = s.subarray(segStart, segEnd);
@@ -348,11 +386,12 @@ function decodeTransport(
     return {
       ipVersion, src: formatIpAt(srcBuf, srcOff, srcIp), dst: formatIpAt(dstBuf, dstOff, dstIp), srcIp, dstIp, proto: "tcp",
       srcPort: (s[segStart]! << 8) | s[segStart + 1]!, dstPort: (s[segStart + 2]! << 8) | s[segStart + 3]!,
-      payload, payloadLength: Math.max(payload.length, announced - dataOffset), fragmented, ttl, tunnelDepth: depth,
+      payload, payloadLength: Math.max(payload.length, announced - dataOffset), fragmented, ttl, tunnelDepth: Math.max(depth, 0), pktType: -1,
       tcp: {
         seq: readU32(s, segStart + 4), ack: readU32(s, segStart + 8),
         flags: ((s[segStart + 12]! & 1) << 8) | s[segStart + 13]!,
         window: (s[segStart + 14]! << 8) | s[segStart + 15]!,
+        headerLength: dataOffset, checksum: (s[segStart + 16]! << 8) | s[segStart + 17]!,
       },
     };
   }
@@ -364,7 +403,7 @@ function decodeTransport(
     const claimed = udpLength === 0 ? Math.max(segLength, announced) - 8 : udpLength - 8;
     const payload = s.subarray(segStart + 8, segStart + 8 + Math.min(claimed, segLength - 8));
     const dport = (s[segStart + 2]! << 8) | s[segStart + 3]!;
-    if (!fragmented && depth < MAX_TUNNEL_DEPTH) {
+    if (!fragmented && depth !== NO_DECAPSULATION && depth < MAX_TUNNEL_DEPTH) {
       if (dport === UDP_VXLAN && isVxlan(payload)) return decodeLink(LinkType.ETHERNET, payload.subarray(8), drops, depth + 1);
       if (dport === UDP_GTP_U) {
         const inner = gtpPayloadOffset(payload);
@@ -380,7 +419,7 @@ function decodeTransport(
     return {
       ipVersion, src: formatIpAt(srcBuf, srcOff, srcIp), dst: formatIpAt(dstBuf, dstOff, dstIp), srcIp, dstIp, proto: "udp",
       srcPort: (s[segStart]! << 8) | s[segStart + 1]!, dstPort: dport,
-      payload, payloadLength: Math.max(payload.length, claimed), fragmented, ttl, tunnelDepth: depth,
+      payload, payloadLength: Math.max(payload.length, claimed), fragmented, ttl, tunnelDepth: Math.max(depth, 0), pktType: -1,
     };
   }
   return drop(drops, "unsupported-transport");
@@ -493,4 +532,50 @@ export function formatIp(a: Uint8Array): string {
 /** "ip:port", with IPv6 addresses in brackets. */
 export function formatEndpoint(ip: string, port: number): string {
   return ip.includes(":") ? `[${ip}]:${port}` : `${ip}:${port}`;
+}
+
+/** One's-complement sum (not yet folded) of `b[from, to)` as big-endian 16-bit words, added to `sum`. */
+function onesSum(sum: number, b: Uint8Array, from: number, to: number): number {
+  let i = from;
+  for (; i + 1 < to; i += 2) sum += (b[i]! << 8) | b[i + 1]!;
+  if (i < to) sum += b[i]! << 8;
+  return sum;
+}
+
+function fold(sum: number): number {
+  while (sum > 0xffff) sum = (sum & 0xffff) + Math.floor(sum / 0x10000);
+  return sum;
+}
+
+/** Folded one's-complement sum of the TCP/UDP pseudo-header (RFC 793 / RFC 8200 §8.1). */
+export function pseudoHeaderSum(srcIp: Uint8Array, dstIp: Uint8Array, proto: number, length: number): number {
+  let sum = onesSum(0, srcIp, 0, srcIp.length);
+  sum = onesSum(sum, dstIp, 0, dstIp.length);
+  return fold(sum + proto + (length >>> 16) + (length & 0xffff));
+}
+
+/** The checksum field value that makes `segment` (its checksum bytes at `checksumOffset`) valid. */
+export function transportChecksum(srcIp: Uint8Array, dstIp: Uint8Array, proto: number, segment: Uint8Array, checksumOffset: number): number {
+  let sum = pseudoHeaderSum(srcIp, dstIp, proto, segment.length);
+  sum = onesSum(sum, segment, 0, checksumOffset);
+  sum = onesSum(sum, segment, checksumOffset + 2, segment.length);
+  return ~fold(sum) & 0xffff;
+}
+
+export type ChecksumStatus = "valid" | "offloaded" | "bad" | "unchecked";
+
+/**
+ * Whether a decoded TCP segment's checksum holds. "offloaded": the field holds only the
+ * pseudo-header sum, as a sender that leaves the rest to checksum offload (CHECKSUM_PARTIAL)
+ * writes it; a packet captured on its way out of this node looks so, and the receiver of such a
+ * packet does not verify it either. "unchecked": the capture cut the segment, or it is not TCP.
+ */
+export function tcpChecksumStatus(pkt: DecodedPacket): ChecksumStatus {
+  const tcp = pkt.tcp;
+  if (!tcp || pkt.payload.length !== pkt.payloadLength || pkt.payload.byteOffset < tcp.headerLength) return "unchecked";
+  const segment = new Uint8Array(pkt.payload.buffer, pkt.payload.byteOffset - tcp.headerLength, tcp.headerLength + pkt.payload.length);
+  if (transportChecksum(pkt.srcIp, pkt.dstIp, 6, segment, 16) === tcp.checksum) return "valid";
+  // RFC 1624: 0x0000 and 0xffff are the same one's-complement value.
+  if (tcp.checksum === 0xffff && transportChecksum(pkt.srcIp, pkt.dstIp, 6, segment, 16) === 0) return "valid";
+  return tcp.checksum === pseudoHeaderSum(pkt.srcIp, pkt.dstIp, 6, segment.length) ? "offloaded" : "bad";
 }

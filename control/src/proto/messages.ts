@@ -20,7 +20,10 @@ export type Reason =
   | "REASON_CONTROL_UNAVAILABLE"
   | "REASON_NOT_SELECTED"
   | "REASON_DETECTION_TIMEOUT"
-  | "REASON_INTERNAL_ERROR";
+  | "REASON_INTERNAL_ERROR"
+  | "REASON_CLUSTER_UNVERIFIED";
+
+export type NameSource = "NAME_SOURCE_UNSPECIFIED" | "NAME_SOURCE_POD_DNS" | "NAME_SOURCE_MESH_CONFIG";
 
 export type PolicyMode = "POLICY_MODE_UNSPECIFIED" | "POLICY_MODE_ENFORCE" | "POLICY_MODE_MONITOR";
 export type DnsTransport = "DNS_TRANSPORT_UNSPECIFIED" | "DNS_TRANSPORT_UDP" | "DNS_TRANSPORT_TCP";
@@ -43,6 +46,9 @@ export interface ResolvedName {
   name: string;
   cname_chain: string[];
   expires_unix_ms: number;
+  /** Unset when sending = pod DNS (the store's entries leave it out). */
+  source: NameSource;
+  config_ref: string;
 }
 
 export interface Resolution {
@@ -114,6 +120,8 @@ export interface VerdictEvent {
   matched_name: string;
   instance_id: string;
   detail: string;
+  evidence: NameSource;
+  cluster: string;
 }
 
 export interface ReportRequest {

@@ -18,6 +18,10 @@ const NS = { node: "egC-node", dns: "egC-dns", pod1: "egC-pod1", pod2: "egC-pod2
 const POD1 = "198.18.1.10", POD2 = "198.18.1.11";
 const UNBOUND = "198.18.0.53", DNSMASQ = "198.18.0.54", FORGER = "198.18.0.55", UNTRUSTED = "198.18.0.56";
 const CONTROL_PORT = 7443, METRICS_PORT = 9102, ANY_METRICS_PORT = 9103;
+/** IPv6 addresses that exist only inside forged Teredo payloads (RFC 5180 benchmarking range). */
+const V6_POD = "2001:2:1::10", V6_RESOLVER = "2001:2::53";
+/** Runs a command in a pod as an ordinary process: uid/gid 65534, no groups, no capabilities. */
+const UNPRIVILEGED = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all"];
 
 function missing(): string | undefined {
   if (process.getuid?.() !== 0) return "needs root (network namespaces)";
@@ -175,8 +179,8 @@ auth-zone:
   });
   await eventually("fake control and forger", () => controlReady && forgerReady);
   start(NS.node, [process.execPath, EGRET, "agent", "--interface", "egCv*",
-    "--trusted-resolver", UNBOUND, "--trusted-resolver", DNSMASQ, "--trusted-resolver", FORGER,
-    "--pod-cidr", "198.18.1.0/24", "--control", `127.0.0.1:${CONTROL_PORT}`,
+    "--trusted-resolver", UNBOUND, "--trusted-resolver", DNSMASQ, "--trusted-resolver", FORGER, "--trusted-resolver", V6_RESOLVER,
+    "--pod-cidr", "198.18.1.0/24", "--pod-cidr", "2001:2:1::/64", "--control", `127.0.0.1:${CONTROL_PORT}`,
     "--metrics-address", `127.0.0.1:${METRICS_PORT}`, "--node-name", "egC-test-node"]);
   // A second agent on the "any" device: it sees each packet on several interfaces (pod veth,
   // bridge, uplink) and must still count every answer once.
@@ -296,4 +300,32 @@ test("on the any device, an answer seen on several interfaces is observed once",
   assert.equal(count("big.egret.test", "DNS_TRANSPORT_TCP"), 1);
   assert.equal(any.filter((o) => o.qname === "big.egret.test" && o.transport === "DNS_TRANSPORT_TCP")[0]!.answers.length, 120);
   assert.equal(count("a.egret.test", "DNS_TRANSPORT_UDP"), 1);
+});
+
+test("finding 1: a Teredo-wrapped query and forged answer from a pod without capabilities make no evidence; a real answer to the same process does", opts, async () => {
+  const before = rejected("malformed");
+  inNs(NS.pod1, ...UNPRIVILEGED, process.execPath, TOOLS, "teredo", UNBOUND, V6_POD, V6_RESOLVER, "teredo-evil.egret.test", "198.18.66.6");
+  // Benign twin: the same unprivileged pod process, a real query answered by the trusted resolver.
+  inNs(NS.pod1, ...UNPRIVILEGED, "dig", "+time=2", "+tries=2", `@${UNBOUND}`, "m.egret.test", "A");
+  await find((o) => o.qname === "m.egret.test" && o.pod === POD1 && o.resolver === UNBOUND, "the real answer");
+  // The outer datagrams are queries from the pod to port 53 whose payload is not DNS: counted, dropped.
+  await eventually("the Teredo datagrams counted as malformed", () => rejected("malformed") >= before + 2);
+  assert.ok(!observations.some((o) => o.qname === "teredo-evil.egret.test"), "a tunnelled answer must never become evidence");
+  assert.ok(!observations.some((o) => o.pod === V6_POD), "no evidence for an address that exists only inside a tunnel");
+});
+
+test("finding 7: a pod without capabilities that desynchronises a DNS-over-TCP stream (its connection evicted mid-answer) gets no evidence from the hidden message; the same stream undisturbed is evidence", opts, async () => {
+  // Benign twin first: the whole stream is seen; the real answer counts, the hidden one never.
+  inNs(NS.pod1, ...UNPRIVILEGED, process.execPath, TOOLS, "tcpdesync", FORGER, "1", "0");
+  const twin = await find((o) => o.qname === "stolen-1.egret.test" && o.transport === "DNS_TRANSPORT_TCP", "the undisturbed TCP answer");
+  assert.deepEqual(twin.answers, [["198.18.77.1", 300]]);
+  // Attack: while the answer is half sent, the pod opens more DNS connections than its per-pod
+  // share, so the agent evicts the attack connection; the rest of the stream starts with the
+  // hidden [length][answer] and must never be framed.
+  inNs(NS.pod1, ...UNPRIVILEGED, process.execPath, TOOLS, "tcpdesync", FORGER, "2", "80");
+  await find((o) => o.qname === "hidden-2.egret.test" || o.qname === "hidden-1.egret.test", "the TXT answer of the twin");
+  await new Promise((r) => setTimeout(r, 500));
+  const stolen = observations.filter((o) => o.qname.startsWith("stolen-"));
+  assert.ok(stolen.every((o) => o.answers.every((a) => a[0] !== "198.18.66.6")), `hidden answer accepted: ${JSON.stringify(stolen)}`);
+  assert.ok(!observations.some((o) => o.qname === "stolen-2.egret.test"), "after the eviction the stream is not evidence at all");
 });

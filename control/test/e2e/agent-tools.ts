@@ -6,10 +6,21 @@
 //   forge BIND_IP           a DNS "server" on BIND_IP:53 that answers each query according to the
 //                           first label of its name (good-, wrongid-, wrongport-, wrongq-,
 //                           unsolicited-, silent-) — forged answers from a trusted address
+//                           Over TCP it answers a pipelined "TXT hidden-N" + "A stolen-N": the TXT
+//                           answer hides a complete framed answer "stolen-N A 198.18.66.6"; the
+//                           stream is written in two parts, split where the hidden message starts,
+//                           a second apart (finding 7); the real answer is stolen-N A 198.18.77.1
+//   tcpdesync SERVER N FLOOD   over one TCP connection asks TXT hidden-N and A stolen-N, then, when
+//                           FLOOD > 0, opens FLOOD more connections to SERVER:53 while the answer
+//                           is half sent (the agent must evict the pod's own oldest connection)
 //   query SERVER SPORT ID NAME   sends one A query from SPORT and exits
 //   respond SRC_PORT DST DST_PORT ID NAME IP   sends one unsolicited A answer and exits
+//   teredo SERVER V6POD V6RESOLVER NAME IP   sends, from UDP port 3544 to SERVER:53, a Teredo-wrapped
+//                           IPv6 query V6POD → V6RESOLVER for NAME and the matching forged answer
+//                           (NAME A IP) — what a pod without capabilities can send (finding 1)
 //   fetch URL               prints the body of an HTTP GET
 import { createSocket } from "node:dgram";
+import { connect, createServer, type Socket } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { agentServiceDefinition, bytesToIp, type AgentServiceHandlers, type ObserveRequest } from "../../src/proto/index.js";
 import { parseDnsMessage } from "../../src/dns/message.js";
@@ -20,6 +31,50 @@ const [cmd, ...args] = process.argv.slice(2);
 
 function send(sock: ReturnType<typeof createSocket>, msg: Uint8Array, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => sock.send(msg, port, host, (err) => (err ? reject(err) : resolve())));
+}
+
+function v6(text: string): number[] {
+  const [head, tail] = text.includes("::") ? text.split("::") : [text, ""];
+  const h = head ? head.split(":") : [];
+  const t = tail ? tail.split(":") : [];
+  return [...h, ...new Array<string>(8 - h.length - t.length).fill("0"), ...t].flatMap((g) => [parseInt(g, 16) >> 8, parseInt(g, 16) & 0xff]);
+}
+
+function framed(...messages: Uint8Array[]): Uint8Array {
+  const parts = messages.flatMap((m) => [Uint8Array.from([m.length >> 8, m.length & 0xff]), m]);
+  return Uint8Array.from(parts.flatMap((p) => [...p]));
+}
+
+/** The forger's DNS-over-TCP side: see "forge" above. Other connections are held open, silent. */
+function serveTcp(conn: Socket): void {
+  conn.setNoDelay(true);
+  conn.on("error", () => {});
+  let buf = Buffer.alloc(0);
+  conn.on("data", (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    if (buf.length < 2) return;
+    const first = parseDnsMessage(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+    if (!first.ok) return;
+    const name = readName(first.message.buf, first.message.questions[0]!.nameOffset) ?? "";
+    if (!name.startsWith("hidden-")) return;
+    buf = Buffer.alloc(0);
+    const stolen = name.replace(/^hidden-/, "stolen-");
+    const answerA = (ip: string, ttl: number) => dnsMessage({ id: 2, response: true, questions: [{ name: stolen, type: T.A }], answers: [{ name: stolen, type: T.A, ttl, data: ip }] });
+    const hidden = framed(answerA("198.18.66.6", 604800));
+    const txt = dnsMessage({ id: 1, response: true, questions: [{ name, type: T.TXT }], answers: [{ name, type: T.TXT, ttl: 60, data: Uint8Array.from([hidden.length, ...hidden]) }] });
+    const stream = framed(txt, answerA("198.18.77.1", 300));
+    const hiddenAt = 2 + txt.length - hidden.length;
+    conn.write(stream.subarray(0, hiddenAt));
+    setTimeout(() => conn.write(stream.subarray(hiddenAt)), 1000);
+  });
+}
+
+/** A Teredo datagram body (RFC 4380: origin indication, then IPv6) carrying one IPv6 UDP packet. */
+function teredo(src: string, sport: number, dst: string, dport: number, payload: Uint8Array): Uint8Array {
+  const udpLen = 8 + payload.length;
+  const udp = [sport >> 8, sport & 0xff, dport >> 8, dport & 0xff, udpLen >> 8, udpLen & 0xff, 0, 0, ...payload];
+  const ip6 = [0x60, 0, 0, 0, udpLen >> 8, udpLen & 0xff, 17, 64, ...v6(src), ...v6(dst)];
+  return Uint8Array.from([0, 0, 0x9c, 0x40, 1, 2, 3, 4, ...ip6, ...udp]);
 }
 
 async function main(): Promise<void> {
@@ -71,7 +126,30 @@ async function main(): Promise<void> {
           default: break; // silent-: never answered
         }
       });
+      const tcp = createServer((conn) => serveTcp(conn));
+      await new Promise<void>((r) => tcp.listen(53, ip, () => r()));
       process.stdout.write(JSON.stringify({ ready: true }) + "\n");
+      return;
+    }
+    case "tcpdesync": {
+      const [server, n, flood] = args;
+      const conn = connect(53, server!);
+      conn.setNoDelay(true);
+      await new Promise<void>((r) => conn.once("connect", () => r()));
+      conn.write(framed(dnsMessage({ id: 1, questions: [{ name: `hidden-${n}.egret.test`, type: T.TXT }] }), dnsMessage({ id: 2, questions: [{ name: `stolen-${n}.egret.test`, type: T.A }] })));
+      let got = 0;
+      const done = new Promise<void>((r) => conn.on("data", (d: Buffer) => { got += d.length; if (got >= 2) setTimeout(r, 1800); }));
+      const others: Socket[] = [];
+      await new Promise((r) => setTimeout(r, 300));
+      for (let i = 0; i < Number(flood); i++) {
+        const o = connect(53, server!);
+        o.on("error", () => {});
+        others.push(o);
+        await new Promise<void>((r) => { o.once("connect", () => r()); o.once("error", () => r()); });
+      }
+      await done;
+      for (const o of others) o.destroy();
+      conn.destroy();
       return;
     }
     case "query": {
@@ -88,6 +166,17 @@ async function main(): Promise<void> {
       const sock = createSocket("udp4");
       await new Promise<void>((r) => sock.bind(Number(sport), () => r()));
       await send(sock, dnsMessage({ id: Number(id), response: true, questions: [{ name: name!, type: T.A }], answers: [{ name: name!, type: T.A, data: ip! }] }), Number(dport), dst!);
+      sock.close();
+      return;
+    }
+    case "teredo": {
+      const [server, pod, resolver, name, ip] = args;
+      const sock = createSocket("udp4");
+      await new Promise<void>((r) => sock.bind(3544, () => r()));
+      const query = dnsMessage({ id: 4242, questions: [{ name: name!, type: T.A }] });
+      const answer = dnsMessage({ id: 4242, response: true, questions: [{ name: name!, type: T.A }], answers: [{ name: name!, type: T.A, ttl: 604800, data: ip! }] });
+      await send(sock, teredo(pod!, 40000, resolver!, 53, query), 53, server!);
+      await send(sock, teredo(resolver!, 53, pod!, 40000, answer), 53, server!);
       sock.close();
       return;
     }

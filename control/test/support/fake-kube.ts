@@ -9,7 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 
-export type Collection = "namespaces" | "pods" | "egresspolicies" | "clusteregresspolicies" | "events";
+export type Collection = "namespaces" | "pods" | "egresspolicies" | "clusteregresspolicies" | "events" | "serviceentries";
 
 interface KubeObject {
   apiVersion?: string;
@@ -38,6 +38,7 @@ const KINDS: Record<Collection, { apiVersion: string; kind: string; namespaced: 
   events: { apiVersion: "v1", kind: "Event", namespaced: true },
   egresspolicies: { apiVersion: "egret.dev/v1alpha1", kind: "EgressPolicy", namespaced: true },
   clusteregresspolicies: { apiVersion: "egret.dev/v1alpha1", kind: "ClusterEgressPolicy", namespaced: false },
+  serviceentries: { apiVersion: "networking.istio.io/v1", kind: "ServiceEntry", namespaced: true },
 };
 
 export interface RequestRecord {
@@ -216,6 +217,7 @@ export class FakeKube {
     let rest: string[];
     if (parts[0] === "api" && parts[1] === "v1") rest = parts.slice(2);
     else if (parts[0] === "apis" && parts[1] === "egret.dev" && parts[2] === "v1alpha1") rest = parts.slice(3);
+    else if (parts[0] === "apis" && parts[1] === "networking.istio.io" && parts[2] === "v1") rest = parts.slice(3);
     else return undefined;
     let namespace: string | undefined;
     if (rest[0] === "namespaces" && rest.length >= 3) {

@@ -104,7 +104,7 @@ test("deny Events: one per key per interval with the suppressed count, and a glo
   });
   const audit = (dst: string, verdict = "deny"): AuditRecord => ({
     kind: "egret.verdict", time: "", pod: "shop/web-1", src: "", dst, names: [], protocol: "", sni: "", host: "",
-    verdict, reason: "default-deny", policy: "shop/p", rule: "", mode: "enforce", matched_name: "", instance: "", detail: "",
+    verdict, reason: "default-deny", policy: "shop/p", rule: "", mode: "enforce", matched_name: "", instance: "", detail: "", evidence: "", cluster: "",
   });
   rec.denied(audit("192.0.2.1:443"));
   rec.denied(audit("192.0.2.1:443"));

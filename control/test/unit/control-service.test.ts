@@ -291,6 +291,8 @@ test("Report turns verdict events into audit lines and counters, and drops malfo
       matched_name: "",
       instance: "",
       detail: "",
+      evidence: "",
+      cluster: "",
     },
   );
   assert.equal(line.time, "2026-01-02T03:04:05.000Z");

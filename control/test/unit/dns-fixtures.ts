@@ -1,7 +1,7 @@
 // Builders for DNS test messages (no pasted hex): dnsMessage({...}) encodes a message with name
 // compression, so tests state what they mean. Shared by the dns-* unit tests and the fuzz test.
 import { isIPv4 } from "node:net";
-import type { DecodedPacket } from "../../src/pcap/index.js";
+import { transportChecksum, type DecodedPacket } from "../../src/pcap/index.js";
 
 export interface RRSpec {
   name: string;
@@ -116,15 +116,32 @@ export function queryAndAnswer(name: string, ips: string[], opts: { id?: number;
 /** A decoded UDP or TCP packet, as ../pcap's decodeFrame would produce it. */
 export function packet(p: {
   src: string; dst: string; sport: number; dport: number; payload: Uint8Array;
-  tcp?: { seq: number; ack?: number; flags: number };
+  tcp?: { seq: number; ack?: number; flags: number; checksum?: number };
 }): DecodedPacket {
   const v4 = isIPv4(p.src);
   const ip = (s: string) => (v4 ? Uint8Array.from(s.split(".").map(Number)) : Uint8Array.from(ipv6Bytes(s)));
+  const srcIp = ip(p.src), dstIp = ip(p.dst);
+  let payload = p.payload;
+  let tcp: DecodedPacket["tcp"];
+  if (p.tcp) {
+    // A real segment (header, then the payload, in one buffer) with a valid checksum, so the
+    // payload view has its header in front of it as in a captured frame.
+    const seg = new Uint8Array(20 + p.payload.length);
+    const seq = p.tcp.seq >>> 0, ack = (p.tcp.ack ?? 0) >>> 0;
+    seg.set([p.sport >> 8, p.sport & 0xff, p.dport >> 8, p.dport & 0xff, seq >>> 24, (seq >>> 16) & 0xff, (seq >>> 8) & 0xff, seq & 0xff,
+      ack >>> 24, (ack >>> 16) & 0xff, (ack >>> 8) & 0xff, ack & 0xff, 0x50, p.tcp.flags & 0xff, 0xff, 0xff]);
+    seg.set(p.payload, 20);
+    const checksum = p.tcp.checksum ?? transportChecksum(srcIp, dstIp, 6, seg, 16);
+    seg[16] = checksum >> 8;
+    seg[17] = checksum & 0xff;
+    payload = seg.subarray(20);
+    tcp = { seq, ack, flags: p.tcp.flags, window: 65535, headerLength: 20, checksum };
+  }
   return {
-    ipVersion: v4 ? 4 : 6, src: p.src, dst: p.dst, srcIp: ip(p.src), dstIp: ip(p.dst),
+    ipVersion: v4 ? 4 : 6, src: p.src, dst: p.dst, srcIp, dstIp,
     proto: p.tcp ? "tcp" : "udp", srcPort: p.sport, dstPort: p.dport,
-    payload: p.payload, payloadLength: p.payload.length, fragmented: false,
-    ...(p.tcp ? { tcp: { seq: p.tcp.seq >>> 0, ack: p.tcp.ack ?? 0, flags: p.tcp.flags, window: 65535 } } : {}),
+    payload, payloadLength: payload.length, fragmented: false, pktType: -1,
+    ...(tcp ? { tcp } : {}),
     ttl: 64,
     tunnelDepth: 0,
   };

@@ -230,7 +230,7 @@ test("the pipeline reassembles DNS over TCP and feeds the observer", () => {
   const q2 = queryAndAnswer("two.example", ["198.18.8.1"], { id: 12 });
   const push = (p: Parameters<typeof packet>[0]) => pipeline.push(packet(p), { time: (now += 1) });
   push({ ...c, payload: new Uint8Array(0), tcp: { seq: 1000, flags: 0x02 } });
-  push({ ...s, payload: new Uint8Array(0), tcp: { seq: 9000, flags: 0x12 } });
+  push({ ...s, payload: new Uint8Array(0), tcp: { seq: 9000, ack: 1001, flags: 0x12 } });
   const qs = tcpFramed(q1.query, q2.query);
   push({ ...c, payload: qs, tcp: { seq: 1001, flags: 0x18 } });
   const answers = tcpFramed(q1.answer, q2.answer);
@@ -266,6 +266,7 @@ test("half-sent DNS-over-TCP messages cannot exceed the buffered-bytes budget", 
   for (let i = 0; i < 4; i++) {
     const c = { src: POD, dst: RESOLVER, sport: 42000 + i, dport: 53 };
     pipeline.push(packet({ ...c, payload: new Uint8Array(0), tcp: { seq: 100, flags: 0x02 } }), { time: 1 });
+    pipeline.push(packet({ src: RESOLVER, dst: POD, sport: 53, dport: 42000 + i, payload: new Uint8Array(0), tcp: { seq: 5, ack: 101, flags: 0x12 } }), { time: 1 });
     pipeline.push(packet({ ...c, payload: partial, tcp: { seq: 101, flags: 0x18 } }), { time: 2 });
   }
   assert.ok(pipeline.stats.tcpOverflows >= 1, "the third stream overflows the 64 KiB framing budget");
@@ -273,6 +274,7 @@ test("half-sent DNS-over-TCP messages cannot exceed the buffered-bytes budget", 
   const q = tcpFramed(dnsMessage({ id: 5, questions: [{ name: "ok.example", type: T.A }] }));
   const c = { src: POD, dst: RESOLVER, sport: 43000, dport: 53 };
   pipeline.push(packet({ ...c, payload: new Uint8Array(0), tcp: { seq: 7, flags: 0x02 } }), { time: 3 });
+  pipeline.push(packet({ src: RESOLVER, dst: POD, sport: 53, dport: 43000, payload: new Uint8Array(0), tcp: { seq: 5, ack: 8, flags: 0x12 } }), { time: 3 });
   pipeline.push(packet({ ...c, payload: q, tcp: { seq: 8, flags: 0x18 } }), { time: 4 });
   assert.equal(observer.stats.queries, 1);
 });
@@ -295,4 +297,27 @@ test("DNS over TCP: any segmentation of a stream yields the same messages (prope
     out.forEach((m, j) => assert.deepEqual(m, messages[j]));
     assert.equal(framer.pending, 0);
   }), { numRuns: 500 });
+});
+
+test("finding 1: a pod flooding the node's pending-query table evicts only its own queries; a quiet pod's answer still counts", () => {
+  const { observer, seen, q, r } = setup({ maxPendingPerPod: 64, maxPendingTotal: 100 });
+  const victim = queryAndAnswer("api.example.com", ["198.18.5.1"], { id: 7 });
+  assert.equal(q(victim.query, { src: POD2 }), "query");
+  // Several flooding pods fill the table; the node-wide cap then takes from the busiest one.
+  for (let i = 0; i < 500; i++) {
+    const flood = queryAndAnswer(`f${i}.attacker.example`, ["198.18.6.6"], { id: i & 0xffff });
+    q(flood.query, { src: i % 2 ? POD : "198.18.1.12", srcPort: 1024 + i });
+  }
+  assert.ok(observer.stats.evictedQueries >= 400);
+  assert.ok(observer.pendingCount <= 100);
+  // Benign twin: the victim's real answer is still evidence.
+  const obs = r(victim.answer, { dst: POD2 });
+  assert.equal(typeof obs, "object", `victim's answer was ${String(obs)}`);
+  assert.equal(seen.length, 1);
+});
+
+test("finding 1: a query the capture saw travelling toward a pod is not that pod's query", () => {
+  const { observer, q } = setup();
+  assert.equal(q(queryAndAnswer("api.example.com", ["198.18.5.1"]).query, { fromPod: false }), "query-not-from-pod");
+  assert.equal(observer.pendingCount, 0);
 });

@@ -127,3 +127,64 @@ test("compilation is deterministic: same bytes and hash whatever the input order
     assert.deepEqual(again.policies, ["shop/three", "shop/one", "shop/two"]);
   }), { numRuns: 50 });
 });
+
+// The engine matches candidate names through a suffix index (policy/README.md). This is the matcher
+// it replaced, written out: every name against every pattern, byte by byte — ASCII case folded, one
+// trailing dot ignored, no empty label left of a wildcard's suffix, names over 253 bytes never match.
+function referenceMatches(kind: "exact" | "one" | "multi", suffix: string, raw: string): boolean {
+  const name = (raw.endsWith(".") ? raw.slice(0, -1) : raw).replace(/[A-Z]/g, (c) => c.toLowerCase());
+  if (name.length === 0 || name.length > 253) return false;
+  if (kind === "exact") return name === suffix;
+  if (!name.endsWith(`.${suffix}`)) return false;
+  const left = name.slice(0, name.length - suffix.length - 1);
+  if (left.length === 0 || left.startsWith(".") || left.endsWith(".")) return false;
+  return kind === "multi" || !left.includes(".");
+}
+
+test("shared IPs: the indexed matcher agrees with matching every name against every pattern (many names, many rules, staleness)", () => {
+  const lab = fc.constantFrom("a", "b", "api", "cdn", "x-1", "com", "net", "example");
+  const patternArb = fc.record({ kind: fc.constantFrom("exact" as const, "one" as const, "multi" as const), labels: fc.array(lab, { minLength: 1, maxLength: 3 }) });
+  const ruleArb = fc.record({
+    action: fc.constantFrom("Allow", "Deny", "Alert"),
+    patterns: fc.array(patternArb, { minLength: 1, maxLength: 3 }),
+    port: fc.option(fc.constantFrom(443, 80), { nil: undefined }),
+  });
+  // Names: labels from the same alphabet (so suffixes are shared), sometimes odd: upper case, empty
+  // labels, a trailing dot.
+  const nameArb = fc.record({
+    labels: fc.array(fc.oneof(lab, fc.constantFrom("API", "Cdn", "", "COM")), { minLength: 1, maxLength: 5 }),
+    dot: fc.boolean(),
+    stale: fc.integer({ min: -5, max: 9 }),
+  }).map((n) => ({ name: n.labels.join(".") + (n.dot ? "." : ""), staleSeconds: n.stale }));
+  const seen = { matched: 0, stale: 0, none: 0 };
+  fc.assert(fc.property(fc.array(ruleArb, { minLength: 1, maxLength: 12 }), fc.array(nameArb, { maxLength: 150 }), fc.constantFrom(443, 80), fc.integer({ min: 0, max: 6 }),
+    (rules, names, port, grace) => {
+      const text = (p: { kind: string; labels: string[] }) => (p.kind === "exact" ? "" : p.kind === "one" ? "*." : "**.") + p.labels.join(".");
+      load([policy(rules.map((r) => ({ action: r.action, to: { domains: [...new Set(r.patterns.map(text))] }, ...(r.port ? { ports: [{ port: r.port }] } : {}) })),
+        { resolutionGraceSeconds: grace, unattributed: "Allow" })]);
+      let expected: { rule: number; name: string } | undefined;
+      for (const [index, r] of rules.entries()) {
+        if (r.port && r.port !== port) continue;
+        // The freshest matching candidate (the first of equals) stands for the rule.
+        let best: { name: string; staleSeconds: number } | undefined;
+        for (const n of names) {
+          if (!r.patterns.some((p) => referenceMatches(p.kind, p.labels.join("."), n.name))) continue;
+          if (!best || n.staleSeconds < best.staleSeconds) best = n;
+        }
+        if (!best) continue;
+        if (best.staleSeconds > grace) { seen.stale++; continue; }
+        expected = { rule: index, name: best.name };
+        break;
+      }
+      const got = engine.evaluate({ ip: "203.0.113.9", port, names, protocol: "tls" });
+      if (expected) {
+        seen.matched++;
+        assert.equal(engine.ruleIndexInPolicy(got.rule), expected.rule, `rule for ${JSON.stringify(names)}`);
+        assert.equal(got.matchedName, expected.name);
+      } else {
+        seen.none++;
+        assert.ok(["default-deny", "unattributed"].includes(got.reason), `${got.verdict}/${got.reason} rule ${got.rule}`);
+      }
+    }), { numRuns: 300 });
+  assert.ok(seen.matched > 50 && seen.none > 20 && seen.stale > 5, `outcomes exercised: ${JSON.stringify(seen)}`);
+});

@@ -52,6 +52,9 @@ test("serves the digest in sha256sum format", async () => {
 test("a URL naming the right digest is immutable; an unknown digest is a retryable 503 with Retry-After, never a 404", async () => {
   const ok = await fetch(`${base}${WASM_PATH}?sha256=${sha.toUpperCase()}`);
   assert.equal(ok.status, 200);
+  const pushed = await fetch(`${base}${WASM_PATH}?sha256=${sha}&push=7`);
+  assert.equal(pushed.status, 200, "the recovery push generation in the URL is ignored (egret manifests --push-generation)");
+  await pushed.arrayBuffer();
   assert.match(ok.headers.get("cache-control") ?? "", /immutable/);
   await ok.arrayBuffer();
   for (const method of ["GET", "HEAD"]) {

@@ -4,8 +4,9 @@
 import {
   PolicySnapshot, RULE_DOMAINS, RULE_CIDRS, RULE_EXTERNAL, RULE_PORTS, RULE_PROTOCOLS,
   ACTION_ALLOW, ACTION_DENY, ACTION_ALERT, ACTION_PASS, MODE_MONITOR, PATTERN_EXACT, PATTERN_MULTI_LABEL,
+  findSuffix, slotHead, slotHasLonger,
 } from "./snapshot";
-import { sameName, cidrContains, isV4Mapped, equalFold, trimmedLength } from "./match";
+import { sameName, cidrContains, isV4Mapped, trimmedLength } from "./match";
 
 // Verdicts and reasons use the numbers of proto egret.v1.Verdict / egret.v1.Reason.
 // @ts-ignore: decorator
@@ -169,11 +170,6 @@ function isExternal(snap: PolicySnapshot, hi: u64, lo: u64, isV4: bool): bool {
   return true;
 }
 
-// @ts-ignore: decorator
-@inline function lowerByte(c: u32): u32 {
-  return c - 0x41 < 26 ? c | 0x20 : c;
-}
-
 // Longest name considered (DNS names are at most 253 bytes); longer candidates match nothing.
 // @ts-ignore: decorator
 @inline const MAX_NAME_LENGTH: i32 = 253;
@@ -192,58 +188,81 @@ function isExternal(snap: PolicySnapshot, hi: u64, lo: u64, isV4: bool): bool {
 }
 
 /**
- * Looks up the suffix [name+start, name+start+len) (hash h) in the pattern index and records a
- * match for every pattern with that suffix whose kind fits where the suffix starts: `dot` is the
- * position of the '.' before it (-1: the suffix is the whole name), `firstDot` the name's first '.'.
+ * Records a match for every pattern of the index slot whose kind fits where the suffix starts in
+ * the name: `dot` is the position of the '.' before it (-1: the suffix is the whole name).
  */
-function matchSuffix(snap: PolicySnapshot, h: u32, name: usize, start: i32, len: i32, dot: i32, firstDot: i32,
-  c: i32, stale: i32, stamp: u32): void {
-  let slot = h & snap.suffixMask;
-  while (true) {
-    let p = unchecked(snap.suffixHeads[slot]);
-    if (p < 0) return;
-    if (unchecked(snap.suffixHashes[slot]) == h && snap.patternLen(p) == len && equalFold(name + <usize>start, snap.patternPtr(p), len)) {
-      // Labels left of the suffix must be non-empty: "a..b.com" never matches "**.b.com".
-      const labelsOk = dot >= 1 && load<u8>(name + <usize>(dot - 1)) != 0x2e && load<u8>(name) != 0x2e;
-      while (p >= 0) {
-        const kind = snap.patternKind(p);
-        const fits = kind == PATTERN_EXACT ? dot < 0 : (labelsOk && (kind == PATTERN_MULTI_LABEL || dot == firstDot));
-        if (fits) recordMatch(snap, unchecked(snap.patternRule[p]), c, stale, stamp);
-        p = unchecked(snap.patternNext[p]);
+function matchSlot(snap: PolicySnapshot, slot: usize, name: usize, dot: i32, c: i32, stale: i32, stamp: u32): void {
+  let p = slotHead(slot);
+  if (p < 0) return;
+  // Labels left of the suffix must be non-empty: "a..b.com" never matches "**.b.com".
+  const labelsOk = dot >= 1 && load<u8>(name + <usize>(dot - 1)) != 0x2e && load<u8>(name) != 0x2e;
+  let oneLabel = false; // whether exactly one label is left of the suffix (computed once, if asked)
+  let oneLabelKnown = false;
+  while (p >= 0) {
+    const kind = snap.patternKind(p);
+    let fits = false;
+    if (kind == PATTERN_EXACT) fits = dot < 0;
+    else if (labelsOk) {
+      if (kind == PATTERN_MULTI_LABEL) fits = true;
+      else {
+        if (!oneLabelKnown) { oneLabel = noDotBefore(name, dot); oneLabelKnown = true; }
+        fits = oneLabel;
       }
-      return;
     }
-    slot = (slot + 1) & snap.suffixMask;
+    if (fits) recordMatch(snap, unchecked(snap.patternRule[p]), c, stale, stamp);
+    p = unchecked(snap.patternNext[p]);
   }
 }
 
+/** Whether name bytes [0, end) hold no '.'. */
+function noDotBefore(name: usize, end: i32): bool {
+  for (let i = 0; i < end; i++) if (load<u8>(name + <usize>i) == 0x2e) return false;
+  return true;
+}
+
 /**
- * Matches every candidate (or only the claimed one) against every domain pattern at once: each
- * suffix of a name that starts at a label boundary is looked up in the snapshot's suffix index.
- * Cost: the total length of the names plus one lookup per label, whatever the number of rules.
+ * Matches every candidate (or only the claimed one) against every domain pattern at once: the
+ * name's label suffixes, shortest first, are looked up in the snapshot's suffix index until one is
+ * missing (no pattern ends with it, so none ends with a longer one) or no pattern extends it.
+ * Cost per name: the labels it shares with some pattern, plus one, whatever the number of rules.
  * Results are in snap.ruleStamp / ruleBestStale / ruleBestCandidate for the returned stamp.
  */
 function indexCandidates(snap: PolicySnapshot, cands: usize, candCount: i32, claimIndex: i32): u32 {
   const stamp = snap.nextStamp();
   const first = claimIndex >= 0 ? claimIndex : 0;
   const last = claimIndex >= 0 ? claimIndex + 1 : candCount;
+  const slots = snap.suffixSlotsAddr;
+  const mask = snap.suffixMask;
   for (let c = first; c < last; c++) {
     const e = cands + <usize>c * CANDIDATE_SIZE;
     const name = <usize>load<u32>(e);
     const len = trimmedLength(name, <i32>load<u32>(e, 4));
     if (len <= 0 || len > MAX_NAME_LENGTH) continue;
-    const stale = load<i32>(e, 8);
-    let firstDot = -1;
-    for (let i = 0; i < len; i++) if (load<u8>(name + <usize>i) == 0x2e) { firstDot = i; break; }
-    let h: u32 = 0x811c9dc5;
-    for (let i = len - 1; i >= 0; i--) {
-      const ch = lowerByte(<u32>load<u8>(name + <usize>i));
-      if (ch == 0x2e && i < len - 1) matchSuffix(snap, h, name, i + 1, len - i - 1, i, firstDot, c, stale, stamp);
-      h = (h ^ ch) * 0x01000193;
-    }
-    matchSuffix(snap, h, name, 0, len, -1, firstDot, c, stale, stamp);
+    matchName(snap, slots, mask, name, len, c, load<i32>(e, 8), stamp);
   }
   return stamp;
+}
+
+// Walks one candidate name's label suffixes from the right through the suffix index (inlined
+// into the candidate loop: no call, and no managed reference, per name).
+// @ts-ignore: decorator
+@inline function matchName(snap: PolicySnapshot, slots: usize, mask: u32, name: usize, len: i32, c: i32, stale: i32, stamp: u32): void {
+  let h: u32 = 0x811c9dc5;
+  let i = len - 1;
+  for (; i >= 0; i--) {
+    const ch = <u32>load<u8>(name + <usize>i);
+    if (ch == 0x2e && i < len - 1) {
+      const slot = findSuffix(slots, mask, h, name + <usize>(i + 1), len - i - 1);
+      if (slot == 0) break;
+      if (slotHead(slot) >= 0) matchSlot(snap, slot, name, i, c, stale, stamp);
+      if (!slotHasLonger(slot)) break;
+    }
+    h = (h ^ (ch | 0x20)) * 0x01000193;
+  }
+  if (i < 0) {
+    const whole = findSuffix(slots, mask, h, name, len);
+    if (whole != 0 && slotHead(whole) >= 0) matchSlot(snap, whole, name, -1, c, stale, stamp);
+  }
 }
 
 /**

@@ -29,6 +29,7 @@
 // The sections exactly fill `total length`. Policies are in evaluation order and partition the
 // rules in order; every rule's ranges lie inside their tables.
 import { protocolIdOfLabel } from "./protocols";
+import { equalFold } from "./match";
 
 // @ts-ignore: decorator
 @inline export const SNAPSHOT_MAGIC: u32 = 0x31504745; // "EGP1"
@@ -62,6 +63,19 @@ import { protocolIdOfLabel } from "./protocols";
 @inline const MAX_PATTERNS: u32 = 1 << 20;
 // @ts-ignore: decorator
 @inline const MAX_GRACE_SECONDS: u32 = 86400 * 7;
+
+// Suffix index slots: 4 × u32 (hash, text address, length | SLOT_LONGER, head pattern).
+// @ts-ignore: decorator
+@inline const SLOT_WORDS: i32 = 4;
+// @ts-ignore: decorator
+@inline const SLOT_SHIFT: usize = 4;
+// @ts-ignore: decorator
+@inline const SLOT_LONGER: u32 = 0x10000;
+// @ts-ignore: decorator
+@inline const SLOT_LENGTH_MASK: u32 = 0xffff;
+// Label suffixes the index may hold (a pattern of n bytes has at most n/2+1): bounds its memory.
+// @ts-ignore: decorator
+@inline const MAX_SUFFIXES: u32 = 1 << 22;
 
 // Rule field bits (which `to`/`ports`/`protocols` fields the rule sets).
 // @ts-ignore: decorator
@@ -161,15 +175,20 @@ export class PolicySnapshot {
   ruleProtocols: StaticArray<u64>;
 
   // Suffix index over the domain patterns, so a candidate name is matched against every pattern
-  // at once (one hash lookup per label boundary) instead of pattern by pattern. Patterns with the
-  // same suffix string form a chain: suffixTable holds each chain's head pattern.
+  // at once instead of pattern by pattern. It holds every label suffix of every pattern's text
+  // ("example.com" and "com" for "**.example.com"), so a walk over a name's labels from the right
+  // stops at the first suffix no pattern ends with: a name under a TLD no pattern mentions costs one
+  // label. Patterns with the same text form a chain from the slot's head.
   /** Rule owning each pattern. */
   patternRule: StaticArray<i32>;
-  /** Next pattern with the same suffix string, -1 at the end of a chain. */
+  /** Next pattern with the same text, -1 at the end of a chain. */
   patternNext: StaticArray<i32>;
-  /** Open-addressing table (power-of-two size): suffix hash, and chain head pattern (-1 empty). */
-  suffixHashes: StaticArray<u32>;
-  suffixHeads: StaticArray<i32>;
+  /**
+   * Open-addressing table (power-of-two slots of SLOT_WORDS u32): suffix hash, text address, text
+   * length | SLOT_LONGER (a longer label suffix exists; 0 = empty slot), head pattern (-1: none,
+   * only a suffix of longer patterns).
+   */
+  suffixSlots: StaticArray<u32>;
   suffixMask: u32 = 0;
 
   // Per-evaluation scratch, valid while ruleStamp[r] == stamp (no clearing between evaluations).
@@ -186,17 +205,24 @@ export class PolicySnapshot {
     this.ruleProtocols = new StaticArray<u64>(ruleCount);
     this.patternRule = new StaticArray<i32>(patternCount);
     this.patternNext = new StaticArray<i32>(patternCount);
-    let size = 8;
-    while (size < patternCount * 2) size <<= 1;
-    this.suffixHashes = new StaticArray<u32>(size);
-    this.suffixHeads = new StaticArray<i32>(size);
-    this.suffixMask = <u32>(size - 1);
+    this.suffixSlots = new StaticArray<u32>(8 * SLOT_WORDS);
+    this.suffixMask = 7;
     this.ruleStamp = new StaticArray<u32>(ruleCount);
     this.ruleBestStale = new StaticArray<i32>(ruleCount);
     this.ruleBestCandidate = new StaticArray<i32>(ruleCount);
-    const heads = this.suffixHeads;
-    for (let i = 0; i < size; i++) unchecked(heads[i] = -1);
   }
+
+  /** Sizes the (empty) suffix index for up to `suffixes` distinct suffixes, load ≤ 1/2. */
+  sizeSuffixIndex(suffixes: i32): void {
+    let size = 8;
+    while (size < suffixes * 2) size <<= 1;
+    this.suffixSlots = new StaticArray<u32>(size * SLOT_WORDS);
+    this.suffixMask = <u32>(size - 1);
+  }
+
+  /** Address of the suffix index's slots (see findSuffix). */
+  @inline get suffixSlotsAddr(): usize { return changetype<usize>(this.suffixSlots); }
+
 
   /** Starts a new evaluation's scratch (stamps wrap after 2^32 evaluations: then clear). */
   nextStamp(): u32 {
@@ -261,6 +287,30 @@ export class PolicySnapshot {
   }
 }
 
+/**
+ * The address of the suffix index slot (table at `slots`, `mask` + 1 slots) holding text
+ * [text, text+len) — `h` its suffixHash; the text compared
+ * case-insensitively — or 0 when no pattern ends with it. Takes raw addresses so the per-name walk
+ * touches no managed reference.
+ */
+// @ts-ignore: decorator
+@inline export function findSuffix(slots: usize, mask: u32, h: u32, text: usize, len: i32): usize {
+  let slot = h & mask;
+  while (true) {
+    const at = slots + (<usize>slot << SLOT_SHIFT);
+    const word = load<u32>(at, 8);
+    if (word == 0) return 0;
+    if (load<u32>(at) == h && <i32>(word & SLOT_LENGTH_MASK) == len && equalFold(text, <usize>load<u32>(at, 4), len)) return at;
+    slot = (slot + 1) & mask;
+  }
+}
+/** First pattern of the slot's chain, -1 when no pattern has exactly this text. */
+// @ts-ignore: decorator
+@inline export function slotHead(at: usize): i32 { return load<i32>(at, 12); }
+/** Whether some pattern text extends the slot's suffix by at least one more label. */
+// @ts-ignore: decorator
+@inline export function slotHasLonger(at: usize): bool { return (load<u32>(at, 8) & SLOT_LONGER) != 0; }
+
 // Checks [off, off+len) lies inside the strings section and holds printable ASCII.
 function stringOk(strings: usize, stringsLen: u32, off: u32, len: u32): bool {
   if (<u64>off + <u64>len > <u64>stringsLen) return false;
@@ -284,35 +334,64 @@ function cidrEntryOk(addr: usize, allowExcept: bool): bool {
   return true;
 }
 
-/** FNV-1a 32 of [ptr, ptr+len) read from the last byte to the first (suffix hashes grow leftwards). */
+/**
+ * FNV-1a 32 of [ptr, ptr+len) read from the last byte to the first (suffix hashes grow leftwards),
+ * each byte with bit 0x20 set: names that are equal ignoring ASCII case hash alike without a
+ * lowercasing step (equality is then checked exactly, case-insensitively).
+ */
 export function suffixHash(ptr: usize, len: i32): u32 {
   let h: u32 = 0x811c9dc5;
   for (let i = len - 1; i >= 0; i--) {
-    h ^= <u32>load<u8>(ptr + <usize>i);
+    h ^= <u32>load<u8>(ptr + <usize>i) | 0x20;
     h *= 0x01000193;
   }
   return h;
 }
 
-// Adds pattern p (suffix bytes [text, text+n)) to the suffix index.
-function indexPattern(snap: PolicySnapshot, p: i32, text: usize, n: i32): void {
+// Finds or adds the slot for suffix text [text, text+n) (lowercase); returns the slot.
+function suffixSlot(snap: PolicySnapshot, text: usize, n: i32): usize {
   const h = suffixHash(text, n);
+  const slots = changetype<usize>(snap.suffixSlots);
   let slot = h & snap.suffixMask;
   while (true) {
-    const head = unchecked(snap.suffixHeads[slot]);
-    if (head < 0) {
-      unchecked(snap.suffixHashes[slot] = h);
-      unchecked(snap.suffixHeads[slot] = p);
-      unchecked(snap.patternNext[p] = -1);
-      return;
+    const at = slots + (<usize>slot << SLOT_SHIFT);
+    const word = load<u32>(at, 8);
+    if (word == 0) {
+      store<u32>(at, h);
+      store<u32>(at, <u32>text, 4);
+      store<u32>(at, <u32>n, 8);
+      store<i32>(at, -1, 12);
+      return at;
     }
-    if (unchecked(snap.suffixHashes[slot]) == h && snap.patternLen(head) == n && memory.compare(snap.patternPtr(head), text, <usize>n) == 0) {
-      unchecked(snap.patternNext[p] = unchecked(snap.patternNext[head]));
-      unchecked(snap.patternNext[head] = p);
-      return;
-    }
+    if (load<u32>(at) == h && <i32>(word & SLOT_LENGTH_MASK) == n && memory.compare(<usize>load<u32>(at, 4), text, <usize>n) == 0) return at;
     slot = (slot + 1) & snap.suffixMask;
   }
+}
+
+// Adds pattern p (text [text, text+n)) to the suffix index: its own slot heads a chain of the
+// patterns with this text; each shorter label suffix gets a slot saying that longer ones exist.
+function indexPattern(snap: PolicySnapshot, p: i32, text: usize, n: i32): void {
+  const own = suffixSlot(snap, text, n);
+  unchecked(snap.patternNext[p] = load<i32>(own, 12));
+  store<i32>(own, p, 12);
+  for (let i = 0; i < n - 1; i++) {
+    if (load<u8>(text + <usize>i) != 0x2e) continue;
+    const at = suffixSlot(snap, text + <usize>(i + 1), n - i - 1);
+    store<u32>(at, load<u32>(at, 8) | SLOT_LONGER, 8);
+  }
+}
+
+// Label suffixes indexPattern may add for the patterns (an upper bound: shared ones count each time).
+function countSuffixes(patterns: usize, strings: usize, count: u32): u64 {
+  let total: u64 = 0;
+  for (let p: u32 = 0; p < count; p++) {
+    const e = patterns + <usize>p * PATTERN_ENTRY_SIZE;
+    const n = <u32>load<u16>(e, 2);
+    const text = strings + <usize>load<u32>(e, 4);
+    total++;
+    for (let i: u32 = 0; i + 1 < n; i++) if (load<u8>(text + <usize>i) == 0x2e) total++;
+  }
+  return total;
 }
 
 /**
@@ -470,7 +549,13 @@ export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
       const c = <u32>load<u8>(text + <usize>i);
       if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e)) return fail(DecodeError.BadPattern, at);
     }
-    indexPattern(snap, <i32>p, text, <i32>n);
+  }
+  const suffixes = countSuffixes(snap.patterns, strings, patternCount);
+  if (suffixes > MAX_SUFFIXES) return fail(DecodeError.Limit, 24);
+  snap.sizeSuffixIndex(<i32>suffixes);
+  for (let p: u32 = 0; p < patternCount; p++) {
+    const e = snap.patterns + <usize>p * PATTERN_ENTRY_SIZE;
+    indexPattern(snap, <i32>p, strings + <usize>load<u32>(e, 4), <i32>load<u16>(e, 2));
   }
   for (let c: u32 = 0; c < clusterCidrCount; c++) {
     if (!cidrEntryOk(snap.clusterCidrAddr(<i32>c), false)) return fail(DecodeError.BadCidr, <u32>(offClusterCidrs + <u64>c * CIDR_ENTRY_SIZE));

@@ -104,12 +104,16 @@ async function installIstioAndEgret(world: World): Promise<void> {
   await sh("istioctl", ["install", "-y", "--set", "profile=minimal", "--set", "meshConfig.outboundTrafficPolicy.mode=ALLOW_ANY"], { timeoutMs: LONG });
   const dnsIp = (await kubectl(["-n", "kube-system", "get", "service", "kube-dns", "-o", "jsonpath={.spec.clusterIP}"])).trim();
   const proxies = world.services.filter((s) => s.kind === "forward-proxy").map((s) => `${s.addresses[0]}:${s.port}`);
-  log(`installing Egret (egret manifests --image ${EGRET_IMAGE} --trusted-resolver ${dnsIp})`);
-  const manifests = await sh(process.execPath, [join(ROOT, "bin", "egret.js"), "manifests", "--image", EGRET_IMAGE, "--trusted-resolver", dnsIp,
-    "--cluster-cidr", "10.244.0.0/16", "--cluster-cidr", "10.96.0.0/12", "--pod-cidr", "10.244.0.0/16", "--set", `forwardProxies=${JSON.stringify(proxies)}`]);
-  await kubectl(["apply", "--server-side", "-f", "-"], { input: manifests, timeoutMs: 120_000 });
+  log(`installing Egret in phases (egret manifests --image ${EGRET_IMAGE} --trusted-resolver ${dnsIp} --phase …)`);
+  const render = (phase: string) => sh(process.execPath, [join(ROOT, "bin", "egret.js"), "manifests", "--image", EGRET_IMAGE, "--trusted-resolver", dnsIp,
+    "--cluster-cidr", "10.244.0.0/16", "--cluster-cidr", "10.96.0.0/12", "--pod-cidr", "10.244.0.0/16", "--set", `forwardProxies=${JSON.stringify(proxies)}`, "--phase", phase]);
+  // docs/operations.md "Install": CRDs established, control Ready, only then the EnvoyFilter.
+  await kubectl(["apply", "--server-side", "-f", "-"], { input: await render("crds"), timeoutMs: 120_000 });
+  await kubectl(["wait", "--for", "condition=Established", "--timeout=60s", "crd/egresspolicies.egret.dev", "crd/clusteregresspolicies.egret.dev"], { timeoutMs: 80_000 });
+  await kubectl(["apply", "--server-side", "-f", "-"], { input: await render("control"), timeoutMs: 120_000 });
   await kubectl(["-n", "egret-system", "rollout", "status", "deployment/egret-control", "--timeout=300s"], { timeoutMs: 320_000 });
   await kubectl(["-n", "egret-system", "rollout", "status", "daemonset/egret-agent", "--timeout=300s"], { timeoutMs: 320_000 });
+  await kubectl(["apply", "--server-side", "-f", "-"], { input: await render("mesh"), timeoutMs: 120_000 });
 }
 
 interface Tally { passed: number; failed: number; skipped: number; todo: number; failures: string[] }

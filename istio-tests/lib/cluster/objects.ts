@@ -2,7 +2,7 @@
 // namespaces (sidecar injection on, plus the scenario's labels), one pod per scenario pod running
 // the toolbox image (the clients), the CA of the world's web certificate, and its policies as-is.
 import type { Scenario } from "../../../control/src/mesh/scenario.js";
-import type { KubeObject } from "../../../control/src/deploy/kustomize.js";
+import type { KubeObject } from "../../../control/src/deploy/objects.js";
 
 export const SCENARIO_LABEL = "egret.dev/istio-test";
 export const CA_CONFIGMAP = "egret-world-ca";

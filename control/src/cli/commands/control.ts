@@ -22,6 +22,12 @@ sources (exactly one):
   --policies PATH           policy file or folder (repeatable), with --pods FILE (YAML: pods with
                             name, namespace, ips, labels; namespaces with labels); reloaded on change
 
+mesh configuration as evidence (Istio ServiceEntry addresses, docs/operations.md "Istio DNS proxying"):
+  --service-entries PATH    file mode: ServiceEntry YAML/JSON file or folder (repeatable; reloaded)
+  --no-service-entries      Kubernetes mode: do not watch networking.istio.io/v1 ServiceEntries
+  --default-export-to NS    exportTo of ServiceEntries that set none, like Istio's
+                            meshConfig.defaultServiceExportTo (repeatable; default "*")
+
 options:
   --grpc-listen HOST:PORT   gRPC address (default 0.0.0.0:9090)
   --http-listen HOST:PORT   HTTP address (default 0.0.0.0:9091; "off" to disable)
@@ -84,6 +90,9 @@ export const command: CliCommand = {
           kubeconfig: { type: "string" },
           policies: { type: "string", multiple: true },
           pods: { type: "string" },
+          "service-entries": { type: "string", multiple: true },
+          "no-service-entries": { type: "boolean" },
+          "default-export-to": { type: "string", multiple: true },
           "grpc-listen": { type: "string", default: "0.0.0.0:9090" },
           "http-listen": { type: "string", default: "0.0.0.0:9091" },
           "audit-log": { type: "string", default: "stdout" },
@@ -109,6 +118,8 @@ export const command: CliCommand = {
     const fileMode = values.policies !== undefined || values.pods !== undefined;
     if (Boolean(values.kubernetes) === fileMode) throw new UsageError(`choose one source: --kubernetes, or --policies PATH... with --pods FILE\n\n${HELP}`);
     if (fileMode && (!values.policies || !values.pods)) throw new UsageError("file mode needs both --policies PATH (repeatable) and --pods FILE");
+    if (values["service-entries"] && !fileMode) throw new UsageError("--service-entries PATH is for file mode; in Kubernetes mode ServiceEntries are watched (--no-service-entries turns that off)");
+    if (values["no-service-entries"] && fileMode) throw new UsageError("--no-service-entries is for Kubernetes mode; in file mode simply omit --service-entries");
     const listens: ["grpc-listen" | "http-listen", string][] = [["grpc-listen", values["grpc-listen"]]];
     if (values["http-listen"] !== "off") listens.push(["http-listen", values["http-listen"]]);
     for (const [a, address] of listens) {
@@ -148,9 +159,16 @@ export const command: CliCommand = {
         log,
         instance: process.env.POD_NAME,
         onGiveUp: (err) => fatal?.(err),
+        serviceEntries: !values["no-service-entries"],
       });
     } else {
-      source = fileControlSource({ policyPaths: values.policies!, podsFile: values.pods!, policyApi: defaultPolicyApi, log });
+      source = fileControlSource({
+        policyPaths: values.policies!,
+        podsFile: values.pods!,
+        serviceEntryPaths: values["service-entries"],
+        policyApi: defaultPolicyApi,
+        log,
+      });
     }
     const audit = openAuditWriter(values["audit-log"]!);
     const service = new ControlService({
@@ -161,6 +179,7 @@ export const command: CliCommand = {
       httpListen: values["http-listen"] === "off" ? undefined : values["http-listen"],
       audit,
       clusterCidrs: values["cluster-cidr"],
+      defaultExportTo: values["default-export-to"],
       replaceDefaultClusterCidrs: values["replace-default-cluster-cidrs"] === true,
       storeLimits: limits,
       grpcLimits: maxLookupWaitMs ? { maxLookupWaitMs } : undefined,

@@ -1,19 +1,23 @@
 // `egret demo` (npm start): the mesh in a box with a live table of connections and verdicts
 // (control/src/demo/). Where it cannot run (not root, no network namespaces), it says what it
-// needs and shows the loopback variant instead: real connections through egret sidecar and
-// egret.wasm without namespaces (control/src/sidecar/demo.ts).
+// needs and replays the same story from a capture the project's mesh recorded, through the real
+// observer, control and egret.wasm (control/src/demo/replay.ts).
 import { parseArgs } from "node:util";
 import type { CliCommand } from "../command.js";
 import { UsageError } from "../command.js";
 
-const USAGE = `usage: egret demo [--duration 20s] [--interval 1s] [--wasm PATH]
+const USAGE = `usage: egret demo [--duration 20s] [--interval 1s] | --replay | --record DIR
 
 Builds a small mesh on this machine (root: network namespaces, iptables, packet capture): two pods
 behind their egret sidecars, cluster DNS and a web service outside, egret control and egret agent
 on the node; apps connect in a loop and a live table shows each connection and Egret's verdict.
 Stops after --duration or on Ctrl-C and removes everything it created.
-Without root or network namespaces: explains what it needs and runs the loopback variant
-(--wasm applies to that variant).`;
+Without root or network namespaces: explains what it needs and replays the story from
+corpus/demo/capture.pcap (recorded by this mesh) through the real DNS observer, egret control and
+egret.wasm — the path \`egret simulate\` uses — clearly labelled as a replay.
+  --replay      the replay, even where the live mesh could run
+  --record DIR  (root) run the story once in a mesh without sidecars, capture it with tcpdump and
+                write DIR/{capture.pcap,pods.yaml,policies.yaml,truth.json} (what --replay reads)`;
 
 function duration(text: string, flag: string): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m)?$/.exec(text);
@@ -29,7 +33,7 @@ export const command: CliCommand = {
     let values;
     try {
       ({ values } = parseArgs({ args: argv, options: {
-        duration: { type: "string" }, interval: { type: "string" }, wasm: { type: "string" }, help: { type: "boolean", short: "h" },
+        duration: { type: "string" }, interval: { type: "string" }, replay: { type: "boolean" }, record: { type: "string" }, help: { type: "boolean", short: "h" },
       } }));
     } catch (e) {
       throw new UsageError(`${(e as Error).message}\n${USAGE}`);
@@ -37,12 +41,20 @@ export const command: CliCommand = {
     if (values.help) { process.stdout.write(`${USAGE}\n`); return 0; }
     const durationMs = duration(values.duration ?? "20s", "--duration");
     const intervalMs = duration(values.interval ?? "1s", "--interval");
+    if (values.record !== undefined) {
+      const { recordDemo } = await import("../../demo/record.js");
+      process.stdout.write(`recording the demo story into ${values.record} …\n`);
+      await recordDemo(values.record, (s) => process.stdout.write(`${s}\n`));
+      process.stdout.write(`written: ${values.record}/{capture.pcap,pods.yaml,policies.yaml,truth.json}\n`);
+      return 0;
+    }
+    const { printDemoReplay } = await import("../../demo/replay.js");
+    if (values.replay) return printDemoReplay(process.stdout, false);
     const { demoUnavailable, runDemo } = await import("../../demo/index.js");
     const why = await demoUnavailable();
     if (why) {
-      process.stdout.write(`${why}\n\nMeanwhile, the loopback variant (no root, no namespaces, no control):\n\n`);
-      const { runLocalDemo } = await import("../../sidecar/demo.js");
-      return runLocalDemo(process.stdout, values.wasm);
+      process.stdout.write(`${why}\n\n`);
+      return printDemoReplay(process.stdout, true);
     }
     return runDemo({ durationMs, intervalMs, out: process.stdout });
   },

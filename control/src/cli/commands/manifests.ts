@@ -4,14 +4,20 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { fileURLToPath } from "node:url";
 import { parseFlags, UsageError, type CliCommand } from "../command.js";
-import { findEnvoyFilter, pluginConfigOf, renderInstall, sha256Hex, toYaml } from "../../deploy/render.js";
+import { findEnvoyFilter, PHASES, pluginConfigOf, renderInstall, sha256Hex, toYaml, type Phase } from "../../deploy/render.js";
 import { pluginConfigProblem } from "../../deploy/plugin-check.js";
 
 const ROOT = new URL("../../../../../", import.meta.url);
 
 const HELP = `usage: egret manifests [options]
 
-Renders manifests/ (namespace, CRDs, RBAC, control, agent, EnvoyFilter) for this build.
+Renders the install (CRDs, namespace, RBAC, control, agent, EnvoyFilter) for this build, from the
+same definitions manifests/ is generated from.
+
+  --phase crds|control|mesh only this phase (repeatable; default all, in that order). Apply them
+                            in order and wait between them (docs/operations.md "Install"): the
+                            EnvoyFilter (mesh) names the module control serves, so control must be
+                            Ready first
 
   --image REF               image for control and agent (default ghcr.io/egret-dev/egret:<version>)
   --wasm FILE               module whose sha256 goes into the EnvoyFilter (default: the built egret.wasm)
@@ -26,6 +32,9 @@ Renders manifests/ (namespace, CRDs, RBAC, control, agent, EnvoyFilter) for this
   --cluster-cidr CIDR       pod and service ranges, excluded by \`external: true\` rules (repeatable)
   --pod-cidr CIDR           pod address range for the agent: queries from elsewhere are ignored and
                             "answers" sent by a pod are rejected (repeatable; recommended)
+  --push-generation N       put N in the module URL: raising it is a spec change istiod pushes to
+                            every sidecar, whose istio-agent then downloads the module again — the
+                            way back from the deny-all fallback (docs/operations.md "Recovering")
   --set KEY=JSON            override a plugin configuration key, e.g. --set lookupTimeoutMs=500 (repeatable)
   -o, --output FILE         write to FILE instead of stdout
 `;
@@ -40,13 +49,19 @@ export const command: CliCommand = {
           image: { type: "string" }, wasm: { type: "string" }, selector: { type: "string", multiple: true },
           delivery: { type: "string" }, "trusted-resolver": { type: "string", multiple: true },
           "cluster-cidr": { type: "string", multiple: true }, "pod-cidr": { type: "string", multiple: true }, "istio-root-namespace": { type: "string" }, set: { type: "string", multiple: true },
-          output: { type: "string", short: "o" }, help: { type: "boolean", short: "h" },
+          output: { type: "string", short: "o" }, phase: { type: "string", multiple: true }, "push-generation": { type: "string" }, help: { type: "boolean", short: "h" },
         },
         strict: true, allowPositionals: false,
     }, HELP);
     if (values.help) { process.stdout.write(HELP); return 0; }
     const delivery = values.delivery ?? "ecds";
     if (delivery !== "ecds" && delivery !== "inline" && delivery !== "volume") throw new UsageError(`--delivery must be ecds, inline or volume (got "${delivery}")`);
+    for (const p of values.phase ?? []) {
+      if (!(PHASES as readonly string[]).includes(p)) throw new UsageError(`--phase must be one of ${PHASES.join(", ")} (got "${p}")`);
+    }
+    const pushGeneration = values["push-generation"] === undefined ? 0 : Number(values["push-generation"]);
+    if (!Number.isSafeInteger(pushGeneration) || pushGeneration < 0) throw new UsageError(`--push-generation must be a whole number (got "${values["push-generation"]}")`);
+    const phases = values.phase ? PHASES.filter((p) => values.phase!.includes(p)) : [...PHASES];
     const workloadSelector: Record<string, string> = {};
     for (const s of values.selector ?? []) {
       const m = /^([A-Za-z0-9./_-]+)=([A-Za-z0-9._-]*)$/.exec(s);
@@ -89,8 +104,15 @@ export const command: CliCommand = {
       clusterCidrs: values["cluster-cidr"],
       podCidrs: values["pod-cidr"],
       pluginConfig: Object.keys(pluginConfig).length > 0 ? pluginConfig : undefined,
+      phases: phases as Phase[],
+      pushGeneration,
     });
-    const config = pluginConfigOf(findEnvoyFilter(objects));
+    // The plugin configuration is checked whatever the phase: a mesh phase rendered later from
+    // the same flags must not be refused then.
+    const config = pluginConfigOf(findEnvoyFilter(renderInstall({
+      manifestsDir: fileURLToPath(new URL("manifests", ROOT)), wasmSha256: sha, phases: ["mesh"],
+      pluginConfig: Object.keys(pluginConfig).length > 0 ? pluginConfig : undefined,
+    })));
     const problem = await pluginConfigProblem(wasmBytes, JSON.stringify(config), String(config.controlCluster ?? ""));
     if (problem) {
       throw new UsageError(`the filter refuses this plugin configuration, so every sidecar would close its outbound connections; nothing rendered.\n${problem}`);
@@ -103,7 +125,7 @@ export const command: CliCommand = {
     if (!values["pod-cidr"]) {
       process.stderr.write("egret manifests: note: without --pod-cidr the agent cannot reject DNS \"answers\" sent by pods; pass your pod range\n");
     }
-    const text = `# egret manifests: module sha256 ${sha}\n${toYaml(objects)}`;
+    const text = `# egret manifests: module sha256 ${sha}; phases ${phases.join(", ")}\n${toYaml(objects)}`;
     if (values.output) writeFileSync(values.output, text); else process.stdout.write(text);
     return 0;
   },

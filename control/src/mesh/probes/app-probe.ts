@@ -2,7 +2,8 @@
 //   node app-probe.js --to NAME|IP --port N [--tls] [--sni NAME] [--host NAME] [--ca FILE]
 // Resolves NAME with the system resolver (glibc, the pod's resolv.conf) like an app, connects,
 // optionally does TLS (SNI defaults to NAME), sends one HTTP GET with Host (default NAME) and
-// prints one JSON line {ok, address, status, error}. Exit 0 when a response arrived.
+// prints one JSON line {ok, address, status, error, local} (local: the client's ip:port, once
+// connected — the corpus recorder's truth names each connection by it). Exit 0 when a response arrived.
 import { connect as tcpConnect, isIP } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { lookup } from "node:dns/promises";
@@ -14,8 +15,10 @@ const { values } = parseArgs({
 });
 const TIMEOUT_MS = 10_000;
 
+let local: string | undefined;
+
 function out(result: { ok: boolean; address?: string; status?: string; error?: string }): never {
-  process.stdout.write(JSON.stringify(result) + "\n");
+  process.stdout.write(JSON.stringify(local ? { ...result, local } : result) + "\n");
   process.exit(result.ok ? 0 : 1);
 }
 
@@ -31,6 +34,7 @@ async function main(): Promise<void> {
   const sock = values.tls
     ? tlsConnect({ host: address, port, servername: sni, ca: values.ca ? readFileSync(values.ca) : undefined, rejectUnauthorized: !!values.ca })
     : tcpConnect({ host: address, port });
+  sock.once("connect", () => { local = `${sock.localAddress}:${sock.localPort}`; });
   sock.setTimeout(TIMEOUT_MS, () => { sock.destroy(); out({ ok: false, address, error: "timeout" }); });
   sock.once(values.tls ? "secureConnect" : "connect", () => sock.write(`GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`));
   let reply = "";

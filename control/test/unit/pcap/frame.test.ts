@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeFrame, formatIp, formatEndpoint, LinkType, type DropCounts } from "../../../src/pcap/index.js";
+import { decodeFrame, formatIp, formatEndpoint, LinkType, PACKET_OUTGOING, type DropCounts } from "../../../src/pcap/index.js";
 import { concat, ethernet, ipv4, ipv6, linuxCooked, linuxCooked2, tcpSegment, udpDatagram } from "./builders.js";
 
 const payload = new TextEncoder().encode("hello");
@@ -16,7 +16,7 @@ function check(linkType: number, frame: Uint8Array, version: 4 | 6) {
   assert.equal(p.srcPort, 43210);
   assert.equal(p.dstPort, 443);
   assert.equal(new TextDecoder().decode(p.payload), "hello");
-  assert.deepEqual(p.tcp, { seq: 0xfffffff0, ack: 7, flags: 0x018, window: 512 });
+  assert.deepEqual({ ...p.tcp, checksum: 0 }, { seq: 0xfffffff0, ack: 7, flags: 0x018, window: 512, headerLength: 20, checksum: 0 });
   assert.equal(p.tunnelDepth, 0);
   if (version === 4) {
     assert.equal(p.src, "198.18.0.1");
@@ -119,7 +119,8 @@ test("formats IP addresses per RFC 5952 and endpoints with brackets for IPv6", (
   assert.equal(formatEndpoint("198.18.0.1", 80), "198.18.0.1:80");
 });
 
-test("removes tunnel layers: IP-in-IP, GRE, VXLAN, GTP-U, MPLS, and reads NFLOG", () => {
+test("with decapsulate (offline detection only), removes tunnel layers: IP-in-IP, GRE, VXLAN, GTP-U, MPLS, and reads NFLOG", () => {
+  const D = { decapsulate: true } as const;
   const inner4 = ipv4("10.0.0.1", "10.0.0.2", 6, tcpSegment(43210, 443, payload, { seq: 0xfffffff0, ack: 7, flags: 0x018, window: 512 }));
   const expectInner = (p: ReturnType<typeof decodeFrame>, depth: number, what: string) => {
     assert.ok(p, what);
@@ -128,19 +129,19 @@ test("removes tunnel layers: IP-in-IP, GRE, VXLAN, GTP-U, MPLS, and reads NFLOG"
     assert.equal(new TextDecoder().decode(p.payload), "hello", what);
     assert.equal(p.tunnelDepth, depth, what);
   };
-  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 4, inner4))), 1, "IPv4 in IPv4");
+  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 4, inner4)), undefined, D), 1, "IPv4 in IPv4");
   const v6inner = ipv6("2001:db8::1", "2001:db8::2", 6, tcpSegment(1, 443, payload));
-  assert.equal(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 41, v6inner)))?.src, "2001:db8::1", "IPv6 in IPv4 (6in4)");
+  assert.equal(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 41, v6inner)), undefined, D)?.src, "2001:db8::1", "IPv6 in IPv4 (6in4)");
   const greKeyed = concat([0x20, 0x00, 0x08, 0x00], [0, 0, 0, 42], inner4); // K flag, key, IPv4
-  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 47, greKeyed))), 1, "GRE with key");
+  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 47, greKeyed)), undefined, D), 1, "GRE with key");
   const greEth = concat([0x00, 0x00, 0x65, 0x58], ethernet(inner4));
-  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 47, greEth))), 1, "GRE transparent Ethernet");
+  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 47, greEth)), undefined, D), 1, "GRE transparent Ethernet");
   const vxlan = udpDatagram(50000, 4789, concat([0x08, 0, 0, 0, 0, 0, 7, 0], ethernet(inner4, [0x8100])));
-  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 17, vxlan))), 1, "VXLAN");
+  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 17, vxlan)), undefined, D), 1, "VXLAN");
   const gtp = udpDatagram(2152, 2152, concat([0x34, 0xff, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0x85, 1, 0, 9, 0], inner4)); // E flag, one extension
-  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 17, gtp))), 1, "GTP-U with an extension header");
+  expectInner(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 17, gtp)), undefined, D), 1, "GTP-U with an extension header");
   const teredo = udpDatagram(3544, 40000, concat([0, 0, 0x9c, 0x40, 1, 2, 3, 4], v6inner)); // origin indication, IPv6
-  assert.equal(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 17, teredo)))?.src, "2001:db8::1", "Teredo");
+  assert.equal(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 17, teredo)), undefined, D)?.src, "2001:db8::1", "Teredo");
   const mpls = concat([2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2], [0x88, 0x47], [0, 1, 0, 64], [0, 2, 1, 64], inner4);
   expectInner(decodeFrame(1, mpls), 0, "two MPLS labels");
   const nflog = concat([2, 0, 0, 0], [8, 0, 1, 0, 0x08, 0x00, 0, 0], [4 + inner4.length, 0, 9, 0], inner4);
@@ -153,6 +154,34 @@ test("removes tunnel layers: IP-in-IP, GRE, VXLAN, GTP-U, MPLS, and reads NFLOG"
   let nested: Uint8Array = inner4;
   for (let i = 0; i < 6; i++) nested = ipv4("198.18.0.1", "198.18.0.2", 4, nested);
   const drops: DropCounts = {};
-  assert.equal(decodeFrame(101, nested, drops), null);
+  assert.equal(decodeFrame(101, nested, drops, D), null);
   assert.equal(drops["bad-ip-header"], 1);
+});
+
+test("live decoding never enters a tunnel: the outer packet is what the network judged (finding 1)", () => {
+  const inner4 = ipv4("10.0.0.1", "10.0.0.2", 17, udpDatagram(53, 40000, payload));
+  const drops: DropCounts = {};
+  assert.equal(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 4, inner4)), drops), null, "IP-in-IP");
+  assert.equal(decodeFrame(1, ethernet(ipv4("198.18.0.1", "198.18.0.2", 47, concat([0, 0, 8, 0], inner4))), drops), null, "GRE");
+  assert.equal(drops["unsupported-transport"], 2);
+  const v6inner = ipv6("2001:db8::53", "2001:db8::1", 17, udpDatagram(53, 40000, payload));
+  const teredo = decodeFrame(1, ethernet(ipv4("198.18.1.10", "198.18.0.53", 17, udpDatagram(3544, 53, concat([0, 0, 0x9c, 0x40, 1, 2, 3, 4], v6inner)))));
+  assert.equal(teredo?.src, "198.18.1.10", "Teredo stays the outer UDP datagram");
+  assert.equal(teredo.srcPort, 3544);
+  assert.equal(teredo.tunnelDepth, 0);
+  const vxlan = decodeFrame(1, ethernet(ipv4("198.18.1.10", "198.18.0.53", 17, udpDatagram(4789, 53, concat([0x08, 0, 0, 0, 0, 0, 7, 0], ethernet(inner4))))));
+  assert.equal(vxlan?.src, "198.18.1.10", "VXLAN stays the outer UDP datagram");
+  const gtp = decodeFrame(1, ethernet(ipv4("198.18.1.10", "198.18.0.53", 17, udpDatagram(2152, 53, concat([0x30, 0xff, 0, 0, 0, 0, 0, 1], inner4)))));
+  assert.equal(gtp?.src, "198.18.1.10", "GTP-U stays the outer UDP datagram");
+});
+
+test("a cooked (SLL/SLL2) header gives the frame's direction; other link types do not", () => {
+  const ip = ipv4("198.18.0.53", "198.18.1.10", 17, udpDatagram(53, 40000, payload));
+  const sll = (pktType: number) => concat([0, pktType, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00], ip);
+  assert.equal(decodeFrame(LinkType.LINUX_SLL, sll(4))?.pktType, PACKET_OUTGOING);
+  assert.equal(decodeFrame(LinkType.LINUX_SLL, sll(0))?.pktType, 0);
+  const sll2 = (pktType: number) => concat([0x08, 0x00, 0, 0, 0, 0, 0, 7, 0, 1, pktType, 6, 1, 2, 3, 4, 5, 6, 0, 0], ip);
+  assert.equal(decodeFrame(LinkType.LINUX_SLL2, sll2(4))?.pktType, PACKET_OUTGOING);
+  assert.equal(decodeFrame(LinkType.LINUX_SLL2, sll2(3))?.pktType, 3);
+  assert.equal(decodeFrame(1, ethernet(ip))?.pktType, -1);
 });

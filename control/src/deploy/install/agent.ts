@@ -1,0 +1,107 @@
+// `egret agent`: one per node, watches the DNS answers pods receive and streams them to every
+// control replica.
+import type { KubeObject } from "../objects.js";
+import { AGENT_METRICS_PORT, AGENT_NAME, CONTROL_NAME, GRPC_PORT, labels, NAMESPACE, selectorLabels, type InstallSettings } from "./settings.js";
+
+export const AGENT_HEADER = `\`egret agent\`: one per node, watches the DNS answers pods receive (libpcap on the node's pod
+interfaces) and streams them to every control replica.
+Privileges: hostNetwork (to see the node side of every pod interface) and CAP_NET_RAW (packet
+sockets; the promiscuous-mode membership libpcap asks for is a packet-socket option, and the
+"any" device ignores it), so CAP_NET_ADMIN is not granted. It runs as UID 0 because
+Kubernetes cannot grant ambient capabilities to a non-root process and no_new_privs (which we
+keep) ignores file capabilities; every other capability is dropped and the root filesystem is
+read-only. It has no Kubernetes API access at all (no token mounted). Its /metrics and /healthz
+listen on the node's own address (status.hostIP), port ${AGENT_METRICS_PORT}.
+--trusted-resolver: cluster DNS as pods see it (the kube-dns Service IP; add NodeLocal
+DNSCache's address if you run it); \`egret manifests --trusted-resolver\` sets it.`;
+
+function agentArgs(s: InstallSettings): string[] {
+  return [
+    "agent",
+    // The headless Service: the agent resolves every replica's address and streams to each.
+    `--control-service=${CONTROL_NAME}-agents.${NAMESPACE}.svc.cluster.local:${GRPC_PORT}`,
+    // "any" sees every pod interface whatever the CNI.
+    "--interface=any",
+    ...s.trustedResolvers.map((ip) => `--trusted-resolver=${ip}`),
+    ...s.podCidrs.map((c) => `--pod-cidr=${c}`),
+    "--node-name=$(NODE_NAME)",
+    `--metrics-address=$(HOST_IP):${AGENT_METRICS_PORT}`,
+  ];
+}
+
+function agentContainer(s: InstallSettings): Record<string, unknown> {
+  const probe = { httpGet: { path: "/healthz", port: "metrics" } };
+  return {
+    name: "agent",
+    image: s.image,
+    imagePullPolicy: "IfNotPresent",
+    args: agentArgs(s),
+    env: [
+      { name: "NODE_NAME", valueFrom: { fieldRef: { fieldPath: "spec.nodeName" } } },
+      { name: "HOST_IP", valueFrom: { fieldRef: { fieldPath: "status.hostIP" } } },
+      { name: "NODE_OPTIONS", value: "--max-old-space-size=384" },
+    ],
+    ports: [{ name: "metrics", containerPort: AGENT_METRICS_PORT, protocol: "TCP" }],
+    livenessProbe: { ...probe, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
+    readinessProbe: { ...probe, periodSeconds: 5, timeoutSeconds: 2 },
+    resources: { requests: { cpu: "50m", memory: "128Mi" }, limits: { memory: "512Mi" } },
+    securityContext: {
+      runAsUser: 0,
+      runAsNonRoot: false,
+      privileged: false,
+      allowPrivilegeEscalation: false,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ["ALL"], add: ["NET_RAW"] },
+      seccompProfile: { type: "RuntimeDefault" },
+    },
+    volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
+  };
+}
+
+export function agentObjects(s: InstallSettings): KubeObject[] {
+  return [
+    {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: AGENT_NAME, namespace: NAMESPACE, labels: labels("agent") },
+      automountServiceAccountToken: false,
+    },
+    {
+      apiVersion: "apps/v1",
+      kind: "DaemonSet",
+      metadata: { name: AGENT_NAME, namespace: NAMESPACE, labels: labels("agent") },
+      spec: {
+        revisionHistoryLimit: 5,
+        selector: { matchLabels: selectorLabels("agent") },
+        // One node at a time: while a node's agent restarts, connections from that node's pods to
+        // names resolved in that window wait for Lookup (bounded by the filter's lookupTimeoutMs).
+        updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+        template: {
+          metadata: {
+            labels: labels("agent"),
+            annotations: {
+              "sidecar.istio.io/inject": "false",
+              "prometheus.io/scrape": "true",
+              "prometheus.io/port": String(AGENT_METRICS_PORT),
+              "prometheus.io/path": "/metrics",
+            },
+          },
+          spec: {
+            serviceAccountName: AGENT_NAME,
+            automountServiceAccountToken: false,
+            hostNetwork: true,
+            dnsPolicy: "ClusterFirstWithHostNet",
+            priorityClassName: "system-node-critical",
+            enableServiceLinks: false,
+            terminationGracePeriodSeconds: 10,
+            securityContext: { seccompProfile: { type: "RuntimeDefault" } },
+            // Pods run on every node, tainted or not, so the agent must too.
+            tolerations: [{ operator: "Exists" }],
+            containers: [agentContainer(s)],
+            volumes: [{ name: "tmp", emptyDir: { sizeLimit: "16Mi" } }],
+          },
+        },
+      },
+    },
+  ];
+}

@@ -1,0 +1,42 @@
+// Least privilege for `egret control`: read what it compiles policy from, write only policy
+// status and Events.
+import type { KubeObject } from "../objects.js";
+import { CONTROL_NAME, labels, NAMESPACE } from "./settings.js";
+
+export const CONTROL_RBAC_HEADER = `Least privilege for \`egret control\`: read what it compiles policy from, write only policy
+status and Events.`;
+
+export function controlRbacObjects(): KubeObject[] {
+  const meta = { name: CONTROL_NAME, labels: labels("control") };
+  return [
+    {
+      apiVersion: "v1",
+      kind: "ServiceAccount",
+      metadata: { name: CONTROL_NAME, namespace: NAMESPACE, labels: labels("control") },
+      automountServiceAccountToken: true,
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: meta,
+      rules: [
+        // Pod identity (IPs, labels) and namespace labels feed policy selection.
+        { apiGroups: [""], resources: ["pods", "namespaces"], verbs: ["get", "list", "watch"] },
+        { apiGroups: ["egret.dev"], resources: ["egresspolicies", "clusteregresspolicies"], verbs: ["get", "list", "watch"] },
+        // ServiceEntry addresses (spec.addresses, status.addresses) are mesh-configuration evidence.
+        { apiGroups: ["networking.istio.io"], resources: ["serviceentries"], verbs: ["get", "list", "watch"] },
+        // Accepted/Invalid conditions and selectedPods.
+        { apiGroups: ["egret.dev"], resources: ["egresspolicies/status", "clusteregresspolicies/status"], verbs: ["update", "patch"] },
+        // Rate-limited deny Events (core/v1).
+        { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
+      ],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: meta,
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: CONTROL_NAME },
+      subjects: [{ kind: "ServiceAccount", name: CONTROL_NAME, namespace: NAMESPACE }],
+    },
+  ];
+}

@@ -1,0 +1,85 @@
+// What one install of Egret is rendered from. Every object in install/ is a function of these
+// settings; `egret manifests` fills them from its flags, and manifests/ is rendered from the
+// defaults (with the module digest left as a placeholder).
+
+/** Stands for the module's sha256 in manifests/ until `egret manifests` fills it in. */
+export const WASM_SHA_PLACEHOLDER = "EGRET_WASM_SHA256";
+/** The image name the manifests use; `--image` replaces it (name, tag or digest). */
+export const IMAGE_NAME = "ghcr.io/egret-dev/egret";
+export const DEFAULT_IMAGE = `${IMAGE_NAME}:0.1.0`;
+export const NAMESPACE = "egret-system";
+export const ENVOY_FILTER_NAME = "egret-egress";
+export const CONTROL_NAME = "egret-control";
+export const AGENT_NAME = "egret-agent";
+export const GRPC_PORT = 9090;
+export const HTTP_PORT = 9091;
+export const AGENT_METRICS_PORT = 9102;
+/** Where the volume delivery mode expects the module inside each sidecar. */
+export const WASM_VOLUME_PATH = "/var/local/lib/egret/egret.wasm";
+
+/**
+ * Install phases, applied in this order with a wait between them (docs/operations.md "Install"):
+ * the control plane is Ready before any EnvoyFilter names its module.
+ */
+export const PHASES = ["crds", "control", "mesh"] as const;
+export type Phase = (typeof PHASES)[number];
+
+export type Delivery = "ecds" | "inline" | "volume";
+
+export interface InstallSettings {
+  /** sha256 (hex) of the egret.wasm that the control image serves, or the placeholder. */
+  wasmSha256: string;
+  /** Full image reference, e.g. registry.example/egret:0.1.0 or …@sha256:…. */
+  image: string;
+  /** Istio's root namespace (meshConfig.rootNamespace), where the mesh-wide EnvoyFilter lives. */
+  istioRootNamespace: string;
+  /** Only pods with these labels get the filter (EnvoyFilter workloadSelector); empty = every sidecar. */
+  workloadSelector: Record<string, string>;
+  /**
+   * ecds: istio-agent downloads the module from control; inline: the module's bytes travel inside
+   * the EnvoyFilter (needs wasmBase64); volume: a file mounted into each sidecar.
+   */
+  delivery: Delivery;
+  wasmBase64?: string;
+  /** Keys merged over the default plugin configuration JSON (e.g. {"lookupTimeoutMs": 500}). */
+  pluginConfig: Record<string, unknown>;
+  /** Cluster DNS addresses as pods see them (agent --trusted-resolver). */
+  trustedResolvers: string[];
+  /** Pod/service CIDRs added to the default internal ranges (control --cluster-cidr). */
+  clusterCidrs: string[];
+  /** Pod address ranges (agent --pod-cidr). */
+  podCidrs: string[];
+  /**
+   * Recovery from istio-agent's fallback: a number carried in the module URL, so raising it is a
+   * spec change istiod pushes to every sidecar, and each istio-agent fetches the module again
+   * (its cache is keyed by URL). 0 = not in the URL.
+   */
+  pushGeneration: number;
+}
+
+export const DEFAULT_SETTINGS: InstallSettings = {
+  wasmSha256: WASM_SHA_PLACEHOLDER,
+  image: DEFAULT_IMAGE,
+  istioRootNamespace: "istio-system",
+  workloadSelector: {},
+  delivery: "ecds",
+  pluginConfig: {},
+  // kube-dns Service of kubeadm/kind; `egret manifests --trusted-resolver` sets the real one.
+  trustedResolvers: ["10.96.0.10"],
+  clusterCidrs: [],
+  podCidrs: [],
+  pushGeneration: 0,
+};
+
+export const controlHost = `${CONTROL_NAME}.${NAMESPACE}.svc.cluster.local`;
+
+/** Labels on every object; `component` names the part (control, agent, filter). */
+export function labels(component?: string): Record<string, string> {
+  return component
+    ? { "app.kubernetes.io/name": "egret", "app.kubernetes.io/component": component, "app.kubernetes.io/part-of": "egret" }
+    : { "app.kubernetes.io/part-of": "egret" };
+}
+
+export function selectorLabels(component: string): Record<string, string> {
+  return { "app.kubernetes.io/name": "egret", "app.kubernetes.io/component": component };
+}
