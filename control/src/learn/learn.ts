@@ -281,7 +281,7 @@ function renderPolicy(w: Workload, name: string, selector: unknown, conns: Seen[
     ruleNames.add(rn);
     const comment = [
       `# ${d.conns.length} connection(s), ${isoRange(d.conns)}; pods: ${podsOf(d.conns)}`,
-      ...[...d.patterns].filter(([p, covered]) => p.startsWith("*")).map(([p, covered]) => `# ${p} stands for ${covered.length} names seen: ${covered.slice(0, 6).join(", ")}${covered.length > 6 ? ", …" : ""}`),
+      ...[...d.patterns].filter(([p]) => p.startsWith("*")).map(([p, covered]) => `# ${p} stands for ${covered.length} names seen: ${covered.slice(0, 6).join(", ")}${covered.length > 6 ? ", …" : ""}`),
     ];
     const rule = { name: rn, action: "Allow", to: { domains: patterns }, ports: ports.map((port) => ({ port })), ...(d.protocol ? { protocols: [d.protocol] } : {}) };
     ruleTexts.push(`${comment.join("\n")}\n${listItem(rule)}`);

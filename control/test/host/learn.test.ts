@@ -62,7 +62,7 @@ function learnTo(dir: string, out: string, ...args: string[]): { yaml: string; s
 
 test("learn: one policy per workload by stable labels, names not IPs, siblings collapsed, Monitor by default", () => withDir({ "train.pcap": training(), "pods.yaml": PODS }, (dir) => {
   const { yaml, summary } = learnTo(dir, "learnt.yaml");
-  assert.match(yaml, /kind: EgressPolicy\nmetadata:\n  name: learned-web\n  namespace: shop\nspec:\n  mode: Monitor\n  podSelector:\n    matchLabels:\n      app: web\n/);
+  assert.match(yaml, /kind: EgressPolicy\nmetadata:\n {2}name: learned-web\n {2}namespace: shop\nspec:\n {2}mode: Monitor\n {2}podSelector:\n {4}matchLabels:\n {6}app: web\n/);
   assert.match(yaml, /name: learned-batch/);
   const uncommented = yaml.split("\n").filter((l) => !l.trim().startsWith("#")).join("\n");
   assert.doesNotMatch(uncommented, /pod-template-hash|controller-revision-hash|web-7d9f/);
@@ -81,7 +81,7 @@ test("learn: lies are never learnt — faked SNI/Host, forged DNS and never-reso
   const rules = yaml.split("\n").filter((l) => !l.trim().startsWith("#")).join("\n");
   for (const lie of ["evil.example.org", "forged.example.org", "198.51.100.7", "203.0.113.40", "203.0.113.30"]) assert.ok(!rules.includes(lie), `${lie} must not be in any rule`);
   assert.match(yaml, /# unattributed: connections to addresses the pods never resolved/);
-  assert.match(yaml, /#   198\.51\.100\.7:80  1 connection\(s\)/);
+  assert.match(yaml, /# {3}198\.51\.100\.7:80 {2}1 connection\(s\)/);
 }));
 
 test("learn round trip: the same capture under the learnt policy in Enforce mode denies exactly what was left out", () => withDir({ "train.pcap": training(), "pods.yaml": PODS }, (dir) => {
