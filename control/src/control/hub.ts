@@ -10,6 +10,7 @@
 // or by a re-created pod state; a resume is honoured only for a version this pod issued and
 // still has history for, else the subscriber gets a SNAPSHOT.
 import { randomBytes } from "node:crypto";
+import { applyBreakGlass, breakGlassFor, BREAK_GLASS_LABEL, parseBreakGlass } from "./break-glass.js";
 import type { Logger } from "../common/log.js";
 import { bytesToIp } from "../proto/ip.js";
 import type { Outgoing, Resolution, WatchResponse } from "../proto/messages.js";
@@ -101,6 +102,8 @@ export interface HubOptions {
   now?: () => number;
   limits?: Partial<HubLimits>;
   clusterCidrs?: string[];
+  /** Where the break-glass label applies mesh-wide (control's own namespace); see break-glass.ts. */
+  breakGlassNamespace?: string;
   /** The cluster CIDRs replace the default internal ranges instead of adding to them. */
   replaceDefaultClusterCidrs?: boolean;
   /** Fixed epoch (tests); a random one per process otherwise. */
@@ -289,7 +292,12 @@ export class WatchHub {
 
   private onRegistryChange(c: RegistryChange): void {
     if (c.kind === "namespace") {
-      for (const pw of this.pods.values()) if (pw.key.startsWith(c.name + "/")) this.markPolicy(pw);
+      // The mesh-wide break-glass namespace's labels concern every pod.
+      const all = c.name === this.o.breakGlassNamespace;
+      if (parseBreakGlass(this.o.registry.namespaceLabels(c.name)) === "invalid") {
+        this.o.log.warn({ namespace: c.name, label: BREAK_GLASS_LABEL }, "break-glass label value is neither monitor nor exclude: ignored");
+      }
+      for (const pw of this.pods.values()) if (all || pw.key.startsWith(c.name + "/")) this.markPolicy(pw);
       return;
     }
     const waiting = c.after ? this.pending.get(c.key) : undefined;
@@ -361,8 +369,9 @@ export class WatchHub {
 
   private compile(pod: PodRecord, previous: CompiledPod | undefined): CompiledPod | undefined {
     try {
+      const glass = breakGlassFor(pod.namespace, this.o.breakGlassNamespace, (ns) => this.o.registry.namespaceLabels(ns));
       const compiled = this.o.policyApi.compilePodSnapshot(
-        this.o.catalog.active(),
+        [...applyBreakGlass(this.o.catalog.active(), glass)],
         { namespace: pod.namespace, name: pod.name, labels: pod.labels, ips: pod.ips },
         this.o.registry.namespaceLabels(pod.namespace),
         { clusterCidrs: this.o.clusterCidrs, replaceDefaultClusterCidrs: this.o.replaceDefaultClusterCidrs },

@@ -55,6 +55,8 @@ export interface ControlServiceOptions {
   /** exportTo of ServiceEntries that set none (Istio meshConfig.defaultServiceExportTo; default ["*"]). */
   defaultExportTo?: string[];
   replaceDefaultClusterCidrs?: boolean;
+  /** The namespace whose egret.dev/break-glass label applies mesh-wide (break-glass.ts). */
+  breakGlassNamespace?: string;
   storeLimits?: Partial<StoreLimits>;
   hubLimits?: Partial<HubLimits>;
   grpcLimits?: Partial<GrpcLimits>;
@@ -110,6 +112,7 @@ export class ControlService {
       limits: o.hubLimits,
       clusterCidrs: o.clusterCidrs,
       replaceDefaultClusterCidrs: o.replaceDefaultClusterCidrs,
+      breakGlassNamespace: o.breakGlassNamespace,
       epoch: o.epoch,
     });
     this.lookups = new LookupService(this.store, this.registry, this.metrics, { maxPending: o.maxPendingLookups ?? 100_000 }, o.now, this.meshConfig);

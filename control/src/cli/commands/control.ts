@@ -43,6 +43,11 @@ options:
                             the control Service, whose running replicas are asked for theirs at
                             start (none there = first install); an EnvoyFilter still naming the
                             previous sha256 keeps working during a rollout
+  --break-glass-namespace NS
+                            the namespace whose label egret.dev/break-glass=monitor|exclude applies
+                            to the whole mesh (default $POD_NAMESPACE, else egret-system); on any
+                            other namespace the label applies to that namespace (docs/operations.md
+                            "Break glass")
   --min-ttl SECONDS         floor for DNS TTLs (default 5)
   --max-ttl SECONDS         ceiling for DNS TTLs (default 86400)
   --grace SECONDS           keep entries this long past their TTL (default 30; a pod's policies may ask more)
@@ -98,6 +103,7 @@ export const command: CliCommand = {
           "audit-log": { type: "string", default: "stdout" },
           "cluster-cidr": { type: "string", multiple: true },
           "replace-default-cluster-cidrs": { type: "boolean" },
+          "break-glass-namespace": { type: "string" },
           wasm: { type: "string" },
           "wasm-previous": { type: "string" },
           "min-ttl": { type: "string" },
@@ -181,6 +187,7 @@ export const command: CliCommand = {
       clusterCidrs: values["cluster-cidr"],
       defaultExportTo: values["default-export-to"],
       replaceDefaultClusterCidrs: values["replace-default-cluster-cidrs"] === true,
+      breakGlassNamespace: values["break-glass-namespace"] ?? process.env.POD_NAMESPACE ?? "egret-system",
       storeLimits: limits,
       grpcLimits: maxLookupWaitMs ? { maxLookupWaitMs } : undefined,
       httpRoutes: routes,
