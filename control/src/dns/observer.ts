@@ -26,12 +26,13 @@ export type RejectReason =
   | "duplicate"            // the same response again (e.g. seen on a second interface)
   | "already-answered"     // a different response to a query that was already answered
   | "query-not-from-pod"   // a query from outside the pod CIDRs (when configured)
-  | "query-to-untrusted-resolver"; // a query to a server we would not believe anyway
+  | "query-to-untrusted-resolver" // a query to a server we would not believe anyway
+  | "escaped-name";        // a question name with a label holding '.', '\\' or a non-printable byte
 
 export const REJECT_REASONS: readonly RejectReason[] = [
   "malformed", "unsupported", "sent-by-pod", "untrusted-resolver", "unsolicited", "mismatched-id",
   "mismatched-port", "mismatched-question", "duplicate", "already-answered", "query-not-from-pod",
-  "query-to-untrusted-resolver",
+  "query-to-untrusted-resolver", "escaped-name",
 ];
 
 /** Where a DNS message was seen. Times are milliseconds since the epoch. */
@@ -113,6 +114,12 @@ export interface DnsObserverOptions {
   duplicateWindowMs?: number;
   maxAnsweredRemembered?: number;
   maxCnameChain?: number;
+  /**
+   * Keep in `answers` only the A/AAAA records of the chain's final name (what control uses), not
+   * every record of the chain (TXT strings, CNAMEs…): the agent's memory per observation then
+   * grows only with the addresses it needs (#14 finding 9). Offline analysis keeps everything.
+   */
+  addressRecordsOnly?: boolean;
   onObservation?(obs: DnsObservation): void;
   /** Called for every rejected message (diagnostics; the counters are kept regardless). */
   onReject?(reason: RejectReason, meta: DnsMessageMeta): void;
@@ -254,7 +261,8 @@ function mixString(h: number, s: string): number {
 
 export class DnsObserver {
   readonly stats: DnsObserverStats;
-  private readonly opts: Required<Omit<DnsObserverOptions, "podCidrs" | "onObservation" | "onReject" | "trustedResolvers">>;
+  private readonly opts: Required<Omit<DnsObserverOptions, "podCidrs" | "onObservation" | "onReject" | "trustedResolvers" | "addressRecordsOnly">>;
+  private readonly addressRecordsOnly: boolean;
   private readonly trusted: CidrSet | null;
   private readonly pods: CidrSet | null;
   private readonly onObservation: (obs: DnsObservation) => void;
@@ -290,6 +298,7 @@ export class DnsObserver {
     for (const k of ["maxPendingPerPod", "maxPendingTotal", "maxAnsweredRemembered", "maxCnameChain", "queryTimeoutMs"] as const) {
       if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`observer option ${k} must be a positive integer, got ${o[k]}`);
     }
+    this.addressRecordsOnly = options.addressRecordsOnly ?? false;
     this.trusted = options.trustedResolvers ? new CidrSet(options.trustedResolvers, "trusted resolver") : null;
     this.pods = options.podCidrs && options.podCidrs.length > 0 ? new CidrSet(options.podCidrs, "pod CIDR") : null;
     this.onObservation = options.onObservation ?? (() => {});
@@ -390,6 +399,10 @@ export class DnsObserver {
     }
     const qname = readName(msg.buf, q.nameOffset, true);
     if (qname === null) return this.reject("malformed"); // unreachable: parse validated it
+    // Names travel on as presentation text, split at '.': a wire label holding '.' (rendered "\.")
+    // or any other escaped byte could match a pattern's separator downstream, so such a name is
+    // never evidence (#14: names stay label-exact).
+    if (qname.includes("\\")) return this.reject("escaped-name");
     const existing = this.pendingByClient.get(meta.src);
     if (existing && existing.count >= this.opts.maxPendingPerPod) {
       this.drop(existing.oldest!);
@@ -542,6 +555,7 @@ export class DnsObserver {
       usedCnames.push(i);
       usedTargets.push(target);
       if (target === null || target === p.qname || chain.includes(target)) break; // CNAME loop: stop at the first repeat
+      if (target.includes("\\")) break; // an escaped label is never evidence (see onQuery): the chain ends unresolved
       chain.push(target);
       currentStart = labelsStart(buf, records[i]!.rdataOffset);
       known.push(currentStart, target);
@@ -549,10 +563,20 @@ export class DnsObserver {
     }
     const answers: ObservedRecord[] = [];
     let finalOfType = 0;
+    const addressesOnly = this.addressRecordsOnly;
     for (let j = 0; j < records.length; j++) {
       const rr = records[j]!;
+      if (addressesOnly && rr.type !== RRType.A && rr.type !== RRType.AAAA && !(rr.type === p.qtype || p.qtype === 255)) continue;
       const owner = this.chainNameOf(buf, rr.nameOffset, p.qname, chain, known);
       if (owner === null) continue;
+      if (addressesOnly) {
+        // The chain itself is cnameChain; only the final name's addresses are kept.
+        if (rr.type === RRType.CNAME) continue;
+        if (owner === current && (rr.type === p.qtype || p.qtype === 255)) finalOfType++;
+        if (owner !== current || (rr.type !== RRType.A && rr.type !== RRType.AAAA)) continue;
+        answers.push({ name: owner, type: typeName(rr.type), typeCode: rr.type, ttl: this.effectiveTtl(rr.ttl), data: renderRdata(msg, rr, true) });
+        continue;
+      }
       let data: string | string[] | null;
       if (rr.type === RRType.CNAME) {
         const used = usedCnames.indexOf(j);
