@@ -8,6 +8,7 @@ import { isIPv4 } from "node:net";
 import { LineCounter, parseDocument, isMap, isSeq, type Document } from "yaml";
 import { isDnsName } from "./world.js";
 import { validatePolicyObject } from "../policy/index.js";
+import { checkOutput, importDocuments } from "../import/index.js";
 
 export const CLIENTS = ["psql", "mariadb", "redis-cli", "curl", "openssl", "tcp"] as const;
 export type ClientName = (typeof CLIENTS)[number];
@@ -335,7 +336,7 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
 export function checkScenario(raw: unknown, file: string, doc?: Document, lines?: LineCounter): Scenario {
   const c = new Checker(file, doc, lines);
   if (!isObj(raw)) throw new ScenarioError([{ file, path: "(top)", message: "a scenario is a mapping with name, pods, policies and steps" }]);
-  unknownKeys(c, raw, ["name", "seed", "description", "namespaces", "pods", "policies", "steps"], []);
+  unknownKeys(c, raw, ["name", "seed", "description", "namespaces", "pods", "policies", "import", "steps"], []);
   const name = raw.name;
   if (typeof name !== "string" || !/^[a-z0-9][a-z0-9-]*$/.test(name)) c.fail(["name"], "is required: lowercase letters, digits and dashes, e.g. postgres-only-by-name");
   for (const f of ["seed", "description"] as const) if (raw[f] !== undefined && typeof raw[f] !== "string") c.fail([f], "must be a string");
@@ -385,6 +386,18 @@ export function checkScenario(raw: unknown, file: string, doc?: Document, lines?
     }
     policies.push(p);
   });
+
+  // `import:` source policies (NetworkPolicy, OpenShift, Istio, Cilium, network-policy-api) run
+  // through `egret import`'s translation; the result joins the scenario's policies.
+  if (raw.import !== undefined) {
+    if (!Array.isArray(raw.import) || !raw.import.every(isObj)) c.fail(["import"], "must be a list of source policy objects (NetworkPolicy, EgressNetworkPolicy, EgressRule, …)");
+    else {
+      const imported = importDocuments((raw.import as Record<string, unknown>[]).map((obj) => ({ obj, file })));
+      const problems = checkOutput(imported.policies);
+      problems.forEach((m) => c.fail(["import"], m));
+      policies.push(...imported.policies);
+    }
+  }
 
   const podKeys = new Set(pods.map((p) => p.key));
   const ids = new Set<string>();
