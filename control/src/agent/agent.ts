@@ -117,6 +117,33 @@ export class Agent {
     await this.targets.start();
   }
 
+  /**
+   * Graceful stop (SIGTERM): keeps capturing for `captureTailMs` (answers still in the kernel's
+   * capture ring and the pipeline), then stops capturing and waits until every replica has
+   * acknowledged every observation — live and, after a reconnect, replayed — or `timeoutMs`
+   * passes. Resolves to what stayed unacknowledged per replica (empty when all was delivered).
+   */
+  async drain(opts: { captureTailMs: number; timeoutMs: number; sleep?(ms: number): Promise<void> }): Promise<Record<string, string>> {
+    const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+    const deadline = this.now() + opts.timeoutMs;
+    await sleep(Math.min(opts.captureTailMs, opts.timeoutMs));
+    this.capture?.stop();
+    this.targets?.stop();
+    const pending = (): Record<string, string> => {
+      const out: Record<string, string> = {};
+      for (const [a, s] of this.streams) {
+        const n = s.unacknowledged();
+        if (n === undefined) out[a] = "not connected";
+        else if (n > 0) out[a] = `${n} observations unacknowledged`;
+      }
+      return out;
+    };
+    while (Object.keys(pending()).length > 0 && this.now() < deadline) await sleep(20);
+    const left = pending();
+    this.stop();
+    return left;
+  }
+
   stop(): void {
     this.capture?.stop();
     this.targets?.stop();

@@ -73,8 +73,13 @@ export function createAgentMetrics(agent: Agent): { registry: Registry; batchLat
   return { registry, batchLatency };
 }
 
-/** Serves /metrics and /healthz on `port` (0 = any free port); resolves when listening. */
-export async function serveMetrics(agent: Agent, registry: Registry, host: string, port: number): Promise<{ server: Server; port: number }> {
+/**
+ * Serves /metrics and /healthz on `port` (0 = any free port); resolves when listening. When the
+ * port is taken and `onPortBusy` is given, resolves at once and keeps retrying every
+ * `retryMs`: during a surge rollout the previous agent (same node, host network) holds the port
+ * until it has drained, and capture must not wait for that.
+ */
+export async function serveMetrics(agent: Agent, registry: Registry, host: string, port: number, onPortBusy?: (err: Error) => void, retryMs = 500): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     if (path === "/metrics") {
@@ -96,9 +101,21 @@ export async function serveMetrics(agent: Agent, registry: Registry, host: strin
     res.writeHead(404);
     res.end("not found: try /metrics or /healthz\n");
   });
-  await new Promise<void>((resolve, reject) => {
+  const listen = () => new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(port, host, () => resolve());
+    server.listen(port, host, () => { server.off("error", reject); resolve(); });
   });
+  try {
+    await listen();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EADDRINUSE" || !onPortBusy || port === 0) throw err;
+    onPortBusy(err as Error);
+    const retry = (): void => {
+      const t = setTimeout(() => listen().catch(retry), retryMs);
+      t.unref();
+    };
+    retry();
+    return { server, port };
+  }
   return { server, port: (server.address() as AddressInfo).port };
 }

@@ -127,6 +127,17 @@ export class ReplicaStream {
 
   private pumpScheduled = false;
 
+  /**
+   * Observations this replica has not acknowledged yet: queued plus in flight; undefined while the
+   * stream is down (then everything still valid will be replayed on reconnect).
+   */
+  unacknowledged(): number | undefined {
+    if (!this.stats.connected) return undefined;
+    let inFlight = 0;
+    for (const b of this.inFlight.values()) inFlight += b.count;
+    return this.queue.length - this.queueHead + inFlight;
+  }
+
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);

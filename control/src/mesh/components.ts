@@ -75,7 +75,8 @@ export async function startControl(net: MeshNetwork, repo: Repo, files: MeshFile
 }
 
 /** `egret agent` capturing DNS on every pod link of the node. */
-export async function startAgent(net: MeshNetwork, repo: Repo, files: MeshFiles, resolver: string): Promise<ManagedProcess> {
+/** Starts `egret agent` in the node namespace; `metricsPort` differs for a surge agent next to a draining one. */
+export async function startAgent(net: MeshNetwork, repo: Repo, files: MeshFiles, resolver: string, metricsPort = AGENT_HTTP_PORT): Promise<ManagedProcess> {
   const [cmd, args] = egretIn(net.nodeNs, repo, [
     "agent",
     "--interface", `${net.prefix}p*`,
@@ -83,12 +84,12 @@ export async function startAgent(net: MeshNetwork, repo: Repo, files: MeshFiles,
     "--trusted-resolver", resolver,
     "--pod-cidr", POD_CIDR,
     "--control", `${net.gateway}:${CONTROL_GRPC_PORT}`,
-    "--metrics-address", `${net.gateway}:${AGENT_HTTP_PORT}`,
+    "--metrics-address", `${net.gateway}:${metricsPort}`,
     "--node-name", `${net.prefix}-node`,
     "--min-ttl", "0",
   ]);
   const p = ManagedProcess.start({ name: "egret agent", cmd, args, logFile: join(files.logDir, "agent.log"), env: { ...process.env, EGRET_LOG_LEVEL: "debug" } });
-  await p.waitReady(() => httpOk(net.nodeNs, `http://${net.gateway}:${AGENT_HTTP_PORT}/healthz`), 30_000, "healthy (/healthz)");
+  await p.waitReady(() => httpOk(net.nodeNs, `http://${net.gateway}:${metricsPort}/healthz`), 30_000, "healthy (/healthz)");
   return p;
 }
 

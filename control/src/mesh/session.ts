@@ -7,7 +7,7 @@ import { stringify } from "yaml";
 import type { MeshCluster } from "./cluster.js";
 import type { ManagedProcess } from "./process.js";
 import { SIDECAR_GID, SIDECAR_PORT, SIDECAR_UID, type PodNetwork } from "./netns.js";
-import { SIDECAR_ADMIN_PORT, startAgent, startControl, startSidecar, type MeshFiles, type Repo } from "./components.js";
+import { AGENT_HTTP_PORT, SIDECAR_ADMIN_PORT, startAgent, startControl, startSidecar, type MeshFiles, type Repo } from "./components.js";
 import { run } from "./exec.js";
 import { sleep } from "./process.js";
 import type { ScenarioPod } from "./scenario.js";
@@ -97,14 +97,30 @@ export class EgretSession {
 
   async startAgent(): Promise<void> {
     if (this.agent?.running) throw new Error("egret agent is already running");
-    this.agent = await startAgent(this.cluster.net, this.repo, this.files, this.cluster.world.resolver);
+    this.agent = await startAgent(this.cluster.net, this.repo, this.files, this.cluster.world.resolver, this.agentPort);
   }
 
+  /**
+   * A rolling restart as the DaemonSet does it (maxSurge 1, maxUnavailable 0): the new agent starts
+   * and captures first, then the old one gets SIGTERM and drains (everything it captured is
+   * acknowledged by control before it exits). While both run, control receives answers twice and
+   * keeps one.
+   */
   async restartAgent(): Promise<void> {
+    const old = this.agent;
+    this.agentPort = this.agentPort === AGENT_HTTP_PORT ? AGENT_HTTP_PORT + 1 : AGENT_HTTP_PORT;
+    this.agent = await startAgent(this.cluster.net, this.repo, this.files, this.cluster.world.resolver, this.agentPort);
+    await old?.stop(15_000);
+  }
+
+  /** The agent dies without draining (SIGKILL, OOM, node crash): what it had not delivered is lost. */
+  async killAgent(): Promise<void> {
     this.agent?.killNow();
     await this.agent?.waitExit();
-    this.agent = await startAgent(this.cluster.net, this.repo, this.files, this.cluster.world.resolver);
+    this.agent = await startAgent(this.cluster.net, this.repo, this.files, this.cluster.world.resolver, this.agentPort);
   }
+
+  private agentPort = AGENT_HTTP_PORT;
 
   /**
    * Waits until every sidecar reports its filter's Watch stream up (wasmcustom metric

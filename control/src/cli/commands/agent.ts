@@ -39,6 +39,11 @@ control
   --window N                unacknowledged batches in flight per replica (default 8)
   --queue N                 observations queued per replica before the oldest are dropped (default 100000)
   --ack-timeout-ms MS       reconnect when a batch is not acknowledged in time (default 15000)
+shutdown
+  --drain-timeout-ms MS     on SIGTERM, wait this long at most for every replica to acknowledge what
+                            was captured (default 8000; keep it below terminationGracePeriodSeconds)
+  --drain-capture-ms MS     on SIGTERM, keep capturing this long first (default 300): answers still
+                            in the kernel's capture ring are delivered too
 identity and metrics
   --node-name NAME          node name (default $NODE_NAME, else the host name)
   --metrics-address H:P     Prometheus /metrics and /healthz (default 0.0.0.0:9102; port 0 = any)
@@ -68,6 +73,8 @@ const OPTIONS = {
   "ack-timeout-ms": { type: "string" },
   "node-name": { type: "string" },
   "metrics-address": { type: "string" },
+  "drain-timeout-ms": { type: "string" },
+  "drain-capture-ms": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -161,7 +168,8 @@ export const command: CliCommand = {
     const { registry, batchLatency } = createAgentMetrics(agent);
     agent.onBatchAcked = (replica, seconds) => batchLatency.labels(replica).observe(seconds);
     await agent.start();
-    const { server, port } = await serveMetrics(agent, registry, metricsHost, metricsPort);
+    const { server, port } = await serveMetrics(agent, registry, metricsHost, metricsPort,
+      (err) => log.warn({ err: err.message }, "metrics port busy (the previous agent is draining?); capturing anyway, retrying the port every 500 ms"));
     log.info({ agentId: options.agentId, interfaces: agent.health().interfaces, metricsPort: port, trusted: options.dns.trustedResolvers }, "egret agent running");
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {
@@ -171,8 +179,13 @@ export const command: CliCommand = {
       process.once("SIGTERM", () => stop("SIGTERM"));
       process.once("SIGINT", () => stop("SIGINT"));
     });
-    agent.stop();
-    await new Promise((r) => server.close(r));
+    // Drain: what this agent captured reaches every replica before it exits (a rolling update
+    // starts the next agent first — maxSurge — so the two overlap and nothing falls between them).
+    const drainStarted = Date.now();
+    const undelivered = await agent.drain({ captureTailMs: int("drain-capture-ms", 300), timeoutMs: int("drain-timeout-ms", 8_000) });
+    if (Object.keys(undelivered).length > 0) log.warn({ undelivered, ms: Date.now() - drainStarted }, "drain deadline passed: these replicas did not acknowledge everything (the next agent cannot replay it)");
+    else log.info({ ms: Date.now() - drainStarted }, "drained: every replica acknowledged every observation");
+    server.close();
     return 0;
   },
 };

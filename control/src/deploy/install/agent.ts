@@ -30,7 +30,7 @@ function agentArgs(s: InstallSettings): string[] {
 }
 
 function agentContainer(s: InstallSettings): Record<string, unknown> {
-  const probe = { httpGet: { path: "/healthz", port: "metrics" } };
+  const probe = { httpGet: { path: "/healthz", port: AGENT_METRICS_PORT } };
   return {
     name: "agent",
     image: s.image,
@@ -41,7 +41,9 @@ function agentContainer(s: InstallSettings): Record<string, unknown> {
       { name: "HOST_IP", valueFrom: { fieldRef: { fieldPath: "status.hostIP" } } },
       { name: "NODE_OPTIONS", value: "--max-old-space-size=384" },
     ],
-    ports: [{ name: "metrics", containerPort: AGENT_METRICS_PORT, protocol: "TCP" }],
+    // No `ports:`: with hostNetwork a declared containerPort is a hostPort, and the scheduler would
+    // keep the surge pod Pending until the old one is gone (no overlap). The new agent captures at
+    // once and takes the metrics port over when the old one has drained.
     livenessProbe: { ...probe, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
     readinessProbe: { ...probe, periodSeconds: 5, timeoutSeconds: 2 },
     resources: { requests: { cpu: "50m", memory: "128Mi" }, limits: { memory: "512Mi" } },
@@ -73,9 +75,10 @@ export function agentObjects(s: InstallSettings): KubeObject[] {
       spec: {
         revisionHistoryLimit: 5,
         selector: { matchLabels: selectorLabels("agent") },
-        // One node at a time: while a node's agent restarts, connections from that node's pods to
-        // names resolved in that window wait for Lookup (bounded by the filter's lookupTimeoutMs).
-        updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxUnavailable: 1 } },
+        // Surge: on each node the new agent starts and captures before the old one gets SIGTERM and
+        // drains (all it captured is acknowledged by control before it exits), so a rollout loses no
+        // DNS answer; control keeps one copy of what both report (control/src/agent/README.md).
+        updateStrategy: { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
         template: {
           metadata: {
             labels: labels("agent"),
