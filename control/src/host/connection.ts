@@ -25,6 +25,13 @@ export interface ConnectionOptions {
   autoConnectUpstream?: boolean;
   /** Address the upstream connection comes from once connected (upstream.local_address). */
   upstreamLocalAddress?: string;
+  /**
+   * The cluster tcp_proxy routes this connection to: `xds.cluster_name` from the moment tcp_proxy
+   * picks it (its onNewConnection, i.e. after the filter continued; never inside
+   * on_new_connection). Istio: `outbound|PORT|SUBSET|HOST` for a service or ServiceEntry VIP,
+   * `PassthroughCluster` (the default here) for any other destination.
+   */
+  cluster?: string;
 }
 
 export interface ConnectionEvents {
@@ -218,6 +225,10 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     m.set("destination", { t: "map", v: new Map([["address", str(addr(this.dst))], ["port", int(this.dst.port)]]) });
     m.set("connection", { t: "map", v: new Map<string, PropValue>([["id", uint(this.connectionId)], ["requested_server_name", str("")], ["mtls", { t: "bool", v: false }]]) });
     m.set("connection_id", uint(this.connectionId));
+    if (this.upstreamConnectRequested) {
+      // tcp_proxy's initializeUpstreamConnection sets the upstream cluster info before connecting.
+      m.set("xds", { t: "map", v: new Map([["cluster_name", str(this.options.cluster ?? "PassthroughCluster")]]) });
+    }
     if (this.state === "open") {
       // upstream.* exists once tcp_proxy connected; PassthroughCluster → the original destination.
       const up = new Map<string, PropValue>([["address", str(addr(this.dst))], ["port", int(this.dst.port)]]);

@@ -154,6 +154,7 @@ export function encodeSnapshot(ordered: readonly Policy[], selected: boolean, cl
     view.setUint32(at + 16, p.resolutionGraceSeconds, true);
     view.setUint8(at + 20, p.unattributed ? UNATTRIBUTED_CODE[p.unattributed] : 0);
     view.setUint8(at + 21, p.kind === "EgressPolicy" ? 1 : 0);
+    view.setUint8(at + 22, p.meshConfigEvidence === "Ignore" ? 1 : 0);
     p.rules.forEach((r, ri) => {
       const ra = offRules + ruleIndex * RULE;
       let fields = 0;

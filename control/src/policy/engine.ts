@@ -7,7 +7,7 @@ export const VERDICTS = ["pending", "allow", "deny", "alert", "would-deny"] as c
 export type VerdictName = (typeof VERDICTS)[number];
 export const REASONS: Record<number, string> = {
   0: "", 1: "allowed", 2: "denied-by-rule", 3: "alert-by-rule", 4: "default-deny", 5: "protocol-mismatch",
-  6: "sni-unverified", 7: "host-unverified", 8: "unattributed", 11: "not-selected",
+  6: "sni-unverified", 7: "host-unverified", 8: "unattributed", 11: "not-selected", 14: "cluster-unverified",
 };
 export const TRACE_OUTCOMES: Record<number, string> = {
   1: "matched", 2: "destination not in cidrs", 3: "destination in an except block", 4: "destination is not external",
@@ -29,7 +29,12 @@ export interface Candidate {
   name: string;
   /** Seconds since the resolution's TTL expired (≤ 0 while fresh). Default 0. */
   staleSeconds?: number;
+  /** The name's only evidence is mesh configuration (a ServiceEntry address), not pod DNS. */
+  meshConfig?: boolean;
 }
+
+/** Bytes per candidate in the engine's layout (filter/assembly/policy/engine.ts CANDIDATE_SIZE). */
+const CANDIDATE_SIZE = 16;
 
 export interface EvalRequest {
   /** Destination IPv4 or IPv6 address. */
@@ -156,16 +161,18 @@ export class PolicyEngine {
     const cands = (req.names ?? []).map((c) => (typeof c === "string" ? { name: c } : c));
     const nameBytes = cands.map((c) => Buffer.from(c.name, "latin1"));
     const claimBytes = req.claim ? Buffer.from(req.claim.name, "latin1") : Buffer.alloc(0);
-    const size = cands.length * 12 + nameBytes.reduce((n, b) => n + b.length, 0) + claimBytes.length + 16;
+    const size = cands.length * CANDIDATE_SIZE + nameBytes.reduce((n, b) => n + b.length, 0) + claimBytes.length + 16;
     const base = this.f.input(size);
     const mem = this.tools.u8();
     const view = new DataView(mem.buffer);
-    let cursor = base + cands.length * 12;
+    let cursor = base + cands.length * CANDIDATE_SIZE;
     cands.forEach((c, i) => {
+      const at = base + i * CANDIDATE_SIZE;
       mem.set(nameBytes[i]!, cursor);
-      view.setUint32(base + i * 12, cursor, true);
-      view.setUint32(base + i * 12 + 4, nameBytes[i]!.length, true);
-      view.setInt32(base + i * 12 + 8, c.staleSeconds ?? 0, true);
+      view.setUint32(at, cursor, true);
+      view.setUint32(at + 4, nameBytes[i]!.length, true);
+      view.setInt32(at + 8, c.staleSeconds ?? 0, true);
+      view.setUint32(at + 12, c.meshConfig ? 1 : 0, true);
       cursor += nameBytes[i]!.length;
     });
     const claimPtr = cursor;

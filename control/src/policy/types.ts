@@ -110,6 +110,8 @@ export interface Policy {
   mode: Mode;
   resolutionGraceSeconds: number;
   unattributed?: UnattributedAction;
+  /** Whether ServiceEntry addresses (mesh configuration) count as evidence for names; default Use. */
+  meshConfigEvidence: "Use" | "Ignore";
   namespaceSelector?: LabelSelector;
   podSelector?: LabelSelector;
   rules: Rule[];

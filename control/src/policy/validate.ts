@@ -275,6 +275,7 @@ export function validateWithContext(obj: unknown, ctx: ValidationContext = {}): 
     mode: spec.mode === "Monitor" ? "Monitor" : "Enforce",
     resolutionGraceSeconds: typeof spec.resolutionGraceSeconds === "number" ? spec.resolutionGraceSeconds : DEFAULT_GRACE_SECONDS,
     ...(typeof spec.unattributed === "string" ? { unattributed: spec.unattributed as UnattributedAction } : {}),
+    meshConfigEvidence: spec.meshConfigEvidence === "Ignore" ? "Ignore" : "Use",
     ...Object.fromEntries(selectors.map((s) => [s.key, s.value])),
     rules,
     source: { ...(ctx.file ? { file: ctx.file } : {}), ...(ctx.document !== undefined ? { document: ctx.document } : {}), ...(ctx.locate?.(["metadata", "name"]) ?? {}) },

@@ -29,7 +29,7 @@ export async function startSidecar(config: SidecarConfig, logger: Logger): Promi
     failurePolicy: config.failurePolicy, logLevel: WASM_LEVEL[config.logLevel] ?? LogLevel.Info, maxLogEntries: 1000,
     onLog: (e) => logger[PINO_BY_WASM[e.level] ?? "info"]({ vm: e.vm, wasm: !e.host, context: e.contextId }, e.message),
   });
-  const proxy = new SidecarProxy({ host, listenHost: config.listen.host, listenPort: config.listen.port, mode: config.mode, logger, connectTimeoutMs: config.connectTimeoutMs });
+  const proxy = new SidecarProxy({ host, listenHost: config.listen.host, listenPort: config.listen.port, mode: config.mode, logger, connectTimeoutMs: config.connectTimeoutMs, routes: config.routes });
   let listen: string;
   try { listen = await proxy.start(); } catch (e) { await host.close(); throw new Error(`cannot listen on ${config.listen.host}:${config.listen.port}: ${(e as Error).message}`); }
   let adminServer: http.Server | undefined;

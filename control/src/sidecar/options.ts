@@ -5,7 +5,7 @@ import { isIP } from "node:net";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../cli/command.js";
 import type { NodeIdentity } from "../host/index.js";
-import type { DestinationMode } from "./proxy.js";
+import type { DestinationMode, ServiceRoute } from "./proxy.js";
 
 export const DEFAULT_WASM = fileURLToPath(new URL("../../../../filter/build/egret.wasm", import.meta.url));
 
@@ -24,6 +24,7 @@ export interface SidecarConfig {
   failurePolicy: "FAIL_CLOSED" | "FAIL_OPEN" | "FAIL_RELOAD";
   logLevel: string;
   connectTimeoutMs: number;
+  routes: ServiceRoute[];
 }
 
 export const SIDECAR_USAGE = `usage: egret sidecar [options]
@@ -38,6 +39,9 @@ Runs the proxy-wasm filter in a local TCP proxy, where Envoy's outbound listener
   --grpc-cluster NAME=HOST:PORT…   where the filter's gRPC clusters are
   --listen HOST:PORT        (default 127.0.0.1:15001)
   --target HOST:PORT        forward everything to one upstream (no iptables needed)
+  --service-route VIP:PORT=CLUSTER=HOST:PORT…   a ServiceEntry address routed like Envoy does: its
+                            connections get xds.cluster_name CLUSTER (e.g. outbound|443||api.example.com)
+                            and go to the endpoint HOST:PORT; other destinations are PassthroughCluster
   --proxy-protocol          read the destination from a PROXY v1 header
                             (default: original destination from iptables REDIRECT, SO_ORIGINAL_DST)
   --admin HOST:PORT         metrics/admin HTTP (/stats/prometheus, /ready, /vms); off by default
@@ -73,6 +77,7 @@ export function parseSidecarArgs(argv: string[]): SidecarConfig | "help" {
         "pod-name": { type: "string" }, "pod-namespace": { type: "string" },
         "pod-label": { type: "string", multiple: true }, "pod-ip": { type: "string", multiple: true },
         "grpc-cluster": { type: "string", multiple: true },
+        "service-route": { type: "string", multiple: true },
         listen: { type: "string" }, target: { type: "string" }, "proxy-protocol": { type: "boolean" },
         admin: { type: "string" }, concurrency: { type: "string" }, "failure-policy": { type: "string" },
         "connect-timeout-ms": { type: "string" }, "log-level": { type: "string" },
@@ -101,6 +106,15 @@ export function parseSidecarArgs(argv: string[]): SidecarConfig | "help" {
     hostPort("grpc-cluster", g.slice(i + 1));
     grpcClusters[g.slice(0, i)] = g.slice(i + 1);
   }
+  const routes: ServiceRoute[] = [];
+  for (const r of v["service-route"] ?? []) {
+    const first = r.indexOf("=");
+    const last = r.lastIndexOf("=");
+    if (first <= 0 || last === first || last === r.length - 1) throw new UsageError(`--service-route ${JSON.stringify(r)}: expected VIP:PORT=CLUSTER=HOST:PORT`);
+    hostPort("service-route", r.slice(0, first));
+    hostPort("service-route", r.slice(last + 1));
+    routes.push({ address: r.slice(0, first), cluster: r.slice(first + 1, last), upstream: r.slice(last + 1) });
+  }
   if (v.target && v["proxy-protocol"]) throw new UsageError("--target and --proxy-protocol exclude each other");
   const mode: DestinationMode = v.target ? { kind: "fixed", target: (hostPort("target", v.target), v.target) } : v["proxy-protocol"] ? { kind: "proxy-protocol" } : { kind: "original-dst" };
   const concurrency = Number(v.concurrency ?? "2");
@@ -115,6 +129,7 @@ export function parseSidecarArgs(argv: string[]): SidecarConfig | "help" {
     wasm: v.wasm ?? DEFAULT_WASM,
     pluginConfig,
     vmConfig: textOrFile("vm-config", v["vm-config"]),
+    routes,
     vmId: v["vm-id"] ?? "",
     rootId: v["root-id"] ?? "egret",
     node: { name: v["pod-name"], namespace: v["pod-namespace"], labels, instanceIps: v["pod-ip"] ?? [] },

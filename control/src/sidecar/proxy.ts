@@ -17,8 +17,18 @@ export type DestinationMode =
   | { kind: "fixed"; target: string } // every connection goes to one upstream
   | { kind: "proxy-protocol" }; // PROXY v1 header names it
 
+/**
+ * A ServiceEntry address Envoy routes to a cluster of its own (Istio: a VIP listener whose
+ * tcp_proxy names `outbound|PORT||HOST`): connections to `address` ("ip:port") get `cluster` as
+ * xds.cluster_name and go to `upstream` ("host:port", the ServiceEntry's endpoint) instead of the
+ * original destination. Every other destination is PassthroughCluster.
+ */
+export interface ServiceRoute { address: string; cluster: string; upstream: string }
+
 export interface SidecarProxyOptions {
   host: EnvoyHost;
+  /** ServiceEntry routes (VIP:port → cluster + endpoint), like Envoy's per-VIP listeners. */
+  routes?: ServiceRoute[];
   listenHost: string;
   listenPort: number;
   mode: DestinationMode;
@@ -118,9 +128,10 @@ export class SidecarProxy extends EventEmitter<{ "connection-closed": [Connectio
 
   /** Wires one client socket to a host connection and, when the filter lets it, an upstream. */
   private run(socket: net.Socket, source: string, destination: string, early: Buffer): void {
+    const route = this.o.routes?.find((r) => r.address === destination);
     let c: Connection;
     try {
-      c = this.o.host.openConnection({ source, destination, autoConnectUpstream: false });
+      c = this.o.host.openConnection({ source, destination, autoConnectUpstream: false, cluster: route?.cluster ?? "PassthroughCluster" });
     } catch (e) {
       this.reject(socket, (e as Error).message);
       return;
@@ -132,7 +143,7 @@ export class SidecarProxy extends EventEmitter<{ "connection-closed": [Connectio
 
     // Reads stay disabled until tcp_proxy has its upstream (§3.2): the socket is paused until then.
     const connectUpstream = (): void => {
-      const { host, port } = splitTarget(destination);
+      const { host, port } = splitTarget(route?.upstream ?? destination);
       const up = net.connect({ host, port, allowHalfOpen: true });
       upstream = up;
       const timer = setTimeout(() => { up.destroy(); if (!upstreamConnected) { this.stats.upstreamConnectFailures++; c.upstreamConnectFailed("upstream_connect_timeout"); } }, this.o.connectTimeoutMs ?? 10_000);

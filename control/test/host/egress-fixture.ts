@@ -8,6 +8,8 @@ import { EnvoyHost, ManualClock, type Clock, type Connection } from "../../src/h
 import { loadPolicyText, compilePodSnapshot, formatDiagnostic } from "../../src/policy/index.js";
 
 export const CONTROL_CLUSTER = "outbound|9090||egret-control.egret-system.svc.cluster.local";
+/** What control sends as the expiry of mesh-configuration names (control/src/control/mesh-config.ts). */
+const MESH_EXPIRY_MS = 253_402_300_799_000;
 export const EGRET_WASM = process.env.EGRET_TEST_WASM ?? fileURLToPath(new URL("../../../../filter/build/egret.wasm", import.meta.url));
 
 export interface PodSpec { name: string; namespace: string; ip: string; labels: Record<string, string> }
@@ -16,6 +18,9 @@ export const DEFAULT_POD: PodSpec = { name: "web-0", namespace: "shop", ip: "10.
 export interface Event {
   verdict: string; reason: string; policy: string; rule: string; names: string[]; protocol: string;
   sni: string; host: string; destination: string; source: string; mode: string; matched_name: string; detail: string;
+  /** NAME_SOURCE_* as sent ("NAME_SOURCE_UNSPECIFIED" when no name decided). */
+  evidence: string;
+  cluster: string;
 }
 
 /** Polls `fn` until it returns a truthy value (generous timeout; no timing assertion). */
@@ -37,6 +42,8 @@ export class FakeControl {
   readonly watchRequests: any[] = [];
   readonly lookups: any[] = [];
   readonly resolutions = new Map<string, Map<string, number>>();
+  /** IP → names that come from mesh configuration (ServiceEntry addresses), sent with NAME_SOURCE_MESH_CONFIG. */
+  readonly meshNames = new Map<string, Set<string>>();
   policy: { bytes: Uint8Array; hash: string; selected: boolean } = { bytes: new Uint8Array(), hash: "", selected: false };
   /** Lookup: "answer" (at once if known, else wait up to wait_ms for addResolution), "hang" (never answers), "fail" (UNAVAILABLE). */
   lookupMode: "answer" | "hang" | "fail" = "answer";
@@ -113,6 +120,14 @@ export class FakeControl {
     if (push) this.pushDelta({ upserts: [ip] });
   }
 
+  /** A ServiceEntry address: `name` for `ip`, as mesh configuration (never expires). */
+  addMeshName(ip: string, name: string): void {
+    let s = this.meshNames.get(ip);
+    if (!s) this.meshNames.set(ip, (s = new Set()));
+    s.add(name);
+    this.addResolution(ip, name, MESH_EXPIRY_MS);
+  }
+
   pushDelta(d: { upserts?: string[]; removals?: string[]; policy?: boolean }): void {
     for (const [call, st] of this.streams) {
       const base = st.version;
@@ -140,7 +155,10 @@ export class FakeControl {
     const names = [...(this.resolutions.get(ip) ?? new Map()).entries()].sort(([a], [b]) => a.localeCompare(b));
     return {
       ip: ipToBytes(ip),
-      names: names.map(([name, exp]) => ({ name, cname_chain: [], expires_unix_ms: exp })),
+      names: names.map(([name, exp]) => ({
+        name, cname_chain: [], expires_unix_ms: exp,
+        source: this.meshNames.get(ip)?.has(name) ? "NAME_SOURCE_MESH_CONFIG" : "NAME_SOURCE_POD_DNS",
+      })),
       expires_unix_ms: Math.max(0, ...names.map(([, e]) => e)),
     };
   }
@@ -207,8 +225,8 @@ export interface World {
   control: FakeControl;
   clock: ManualClock;
   pod: PodSpec;
-  /** Opens a connection from the pod to `destination` ("ip:port"). */
-  connect(destination: string): Connection;
+  /** Opens a connection from the pod to `destination` ("ip:port"); `cluster` = what tcp_proxy routes it to. */
+  connect(destination: string, cluster?: string): Connection;
   /** Advances the clock so ticks run (deadlines, report flushes). */
   tick(ms?: number): void;
   /** Waits until `n` report events arrived (flushing batches with ticks). */
@@ -264,7 +282,7 @@ export async function egressWorld(o: WorldOptions): Promise<World> {
   if (!o.noWait) await eventually(() => metric("egret_watch_snapshots") >= concurrency + 1, "the first snapshot in every VM");
   return {
     host, control, clock, pod, metric,
-    connect: (destination) => host.openConnection({ source: `${pod.ip}:${nextPort++ % 20000 + 40000}`, destination }),
+    connect: (destination, cluster) => host.openConnection({ source: `${pod.ip}:${nextPort++ % 20000 + 40000}`, destination, ...(cluster ? { cluster } : {}) }),
     tick: (ms = 50) => { if (clock instanceof ManualClock) clock.advance(ms); },
     async events(n) {
       return eventually(() => { if (clock instanceof ManualClock) clock.advance(20); return control.events.length >= n && control.events; }, `${n} report events`);

@@ -9,10 +9,14 @@ import { MAX_CANDIDATES } from "../resolve/table";
 import {
   EV_TIME, EV_POD_NAME, EV_POD_NAMESPACE, EV_SOURCE_IP, EV_SOURCE_PORT, EV_DESTINATION_IP,
   EV_DESTINATION_PORT, EV_NAMES, EV_PROTOCOL, EV_SNI, EV_HOST, EV_VERDICT, EV_REASON, EV_POLICY,
-  EV_RULE, EV_MODE, EV_MATCHED_NAME, EV_INSTANCE_ID, EV_DETAIL,
+  EV_RULE, EV_MODE, EV_MATCHED_NAME, EV_INSTANCE_ID, EV_DETAIL, EV_EVIDENCE, EV_CLUSTER,
 } from "../pb/egret";
+import { Status } from "../abi/enums";
+import { HostBytes } from "../abi/memory";
+import { getProperty } from "../abi/properties";
+import { CANDIDATE_SIZE } from "../policy/engine";
 import { EgressRoot, ipToBytes } from "./root";
-import { EgressStream } from "./stream";
+import { EgressStream, CLUSTER_PATH } from "./stream";
 import { PolicySnapshot } from "../policy/snapshot";
 import { REASON_DEFAULT_DENY, REASON_UNATTRIBUTED, VERDICT_DENY, VERDICT_WOULD_DENY } from "../policy/engine";
 import { REASON_NAMES } from "./metrics";
@@ -21,6 +25,10 @@ const IP_SCRATCH = memory.data(32);
 const LABEL_SCRATCH = memory.data(16);
 const DETAIL_SCRATCH = memory.data(64);
 const VERDICT_LABELS: string[] = ["pending", "allow", "deny", "alert", "would-deny"];
+// egret.v1.NameSource values.
+const NAME_SOURCE_POD_DNS: u32 = 1;
+const NAME_SOURCE_MESH_CONFIG: u32 = 2;
+const CLUSTER_VALUE = new HostBytes();
 
 export function reportDecision(root: EgressRoot, s: EgressStream, now: i64): void {
   const rep = root.report;
@@ -40,6 +48,7 @@ export function reportDecision(root: EgressRoot, s: EgressStream, now: i64): voi
   const insp = s.inspector;
   let matchedPtr: usize = 0;
   let matchedLen: u32 = 0;
+  let evidence: u32 = 0;
   if (s.viaProxy && insp !== null && insp.targetLen > 0) {
     if (!insp.targetIsIp) w.bytes(EV_NAMES, insp.targetPtr, insp.targetLen);
   } else {
@@ -47,12 +56,13 @@ export function reportDecision(root: EgressRoot, s: EgressStream, now: i64): voi
     const n = t.lookup(s.dstHi, s.dstLo, now, root.graceMs());
     const cands = changetype<usize>(t.candBuf);
     for (let i = 0; i < n && i < MAX_CANDIDATES; i++) {
-      const p = <usize>load<u32>(cands + <usize>i * 12);
-      const l = load<u32>(cands + <usize>i * 12 + 4);
+      const p = <usize>load<u32>(cands + <usize>i * CANDIDATE_SIZE);
+      const l = load<u32>(cands + <usize>i * CANDIDATE_SIZE + 4);
       w.bytes(EV_NAMES, p, l);
       if (i == s.matchedCandidate) {
         matchedPtr = p;
         matchedLen = l;
+        evidence = t.candMeshOnly(i) ? NAME_SOURCE_MESH_CONFIG : NAME_SOURCE_POD_DNS;
       }
     }
   }
@@ -72,6 +82,11 @@ export function reportDecision(root: EgressRoot, s: EgressStream, now: i64): voi
     else w.bytes(EV_RULE, LABEL_SCRATCH, ruleIndexLabel(snap.ruleIndexInPolicy(s.rule)));
   }
   if (matchedLen > 0) w.bytes(EV_MATCHED_NAME, matchedPtr, matchedLen);
+  if (evidence != 0) w.uint32(EV_EVIDENCE, evidence);
+  if (s.clusterChecked && getProperty(CLUSTER_PATH, CLUSTER_VALUE) == Status.Ok) {
+    w.bytes(EV_CLUSTER, CLUSTER_VALUE.ptr, CLUSTER_VALUE.len);
+    CLUSTER_VALUE.release();
+  }
   w.string(EV_INSTANCE_ID, root.instanceId);
   if (s.lookupHeldMs >= 0) w.bytes(EV_DETAIL, DETAIL_SCRATCH, heldDetail(s.lookupHeldMs));
   if (!rep.endEvent(now)) root.metrics!.reportEventsDropped.increment(1);

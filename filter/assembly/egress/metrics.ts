@@ -8,7 +8,7 @@ const VERDICT_NAMES: string[] = ["unspecified", "allow", "deny", "alert", "would
 export const REASON_NAMES: string[] = [
   "unspecified", "allowed", "denied_by_rule", "alert_by_rule", "default_deny", "protocol_mismatch",
   "sni_unverified", "host_unverified", "unattributed", "lookup_timeout", "control_unavailable",
-  "not_selected", "detection_timeout", "internal_error",
+  "not_selected", "detection_timeout", "internal_error", "cluster_unverified",
 ];
 
 export class EgressMetrics {
@@ -28,6 +28,8 @@ export class EgressMetrics {
   readonly lookupFailed: Metric = counter("egret_lookup_failed");
   /** Lookup calls started again after a transport failure. */
   readonly lookupRetries: Metric = counter("egret_lookup_retries");
+  /** Connections to ServiceEntry addresses whose verdict was cross-checked against xds.cluster_name. */
+  readonly clusterChecks: Metric = counter("egret_cluster_checks");
   /** Time a connection was held for Lookup, in ms. */
   readonly lookupLatencyMs: Metric = histogram("egret_lookup_latency_ms");
   /** Time client bytes were held for detection, in ms. */

@@ -15,7 +15,10 @@ import { propertyString } from "../abi/properties";
 import { EgressConfig, parseConfig, configError } from "./config";
 import { EgressMetrics } from "./metrics";
 import { nowMs, jitter, seedJitter } from "./clock";
-import { ResolutionTable } from "../resolve/table";
+import { ResolutionTable, ORIGIN_POD_DNS, ORIGIN_MESH_CONFIG } from "../resolve/table";
+
+/** egret.v1.NameSource NAME_SOURCE_MESH_CONFIG (anything else is pod DNS). */
+const NAME_SOURCE_MESH_CONFIG: i64 = 2;
 import { parseIp, ipFromBytes, parsedHi, parsedLo } from "../resolve/ip";
 import { PolicySnapshot, decodeSnapshot, lastDecodeError, lastDecodeErrorOffset } from "../policy/snapshot";
 import { PbWriter } from "../pb/writer";
@@ -107,7 +110,8 @@ export class EgressRoot extends RootContext {
   private lookupView: LookupResponseView = new LookupResponseView();
   private span: Span = new Span();
   private nameSpan: Span = new Span();
-  private expiresOut: StaticArray<i64> = new StaticArray<i64>(1);
+  /** nextName's outputs: [0] expiry, [1] egret.v1.NameSource. */
+  private expiresOut: StaticArray<i64> = new StaticArray<i64>(2);
   private received: HostBytes = new HostBytes();
   private status: HostBytes = new HostBytes();
   msgBuf: StaticArray<u8> = new StaticArray<u8>(<i32>MESSAGE_BUFFER_BYTES);
@@ -539,7 +543,8 @@ export class EgressRoot extends RootContext {
       if (name.len == 0) continue;
       let exp = unchecked(this.expiresOut[0]);
       if (exp == 0) exp = res.expiresMs;
-      if (t.upsert(hi, lo, name.ptr, name.len, name.ptr, name.len, exp + this.skewMs, now) == false) this.metrics!.tableRejected.increment(1);
+      const origin = unchecked(this.expiresOut[1]) == NAME_SOURCE_MESH_CONFIG ? ORIGIN_MESH_CONFIG : ORIGIN_POD_DNS;
+      if (t.upsert(hi, lo, name.ptr, name.len, name.ptr, name.len, exp + this.skewMs, now, origin) == false) this.metrics!.tableRejected.increment(1);
     }
   }
 

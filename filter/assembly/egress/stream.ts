@@ -26,6 +26,8 @@ import { EgressRoot, PENDING_LOOKUP, PENDING_STARTUP, PENDING_DETECT } from "./r
 import { Inspector, INSPECT_NEED_MORE } from "./inspect";
 import { reportDecision } from "./decision";
 import { nowMs } from "./clock";
+import { outboundHost, clusterHostOffset, clusterHostLength } from "./cluster";
+import { sameName } from "../policy/match";
 
 // Phases of a connection.
 export const PHASE_NEW: u8 = 0;
@@ -41,12 +43,16 @@ export const REASON_LOOKUP_TIMEOUT: u8 = 9;
 export const REASON_CONTROL_UNAVAILABLE: u8 = 10;
 export const REASON_DETECTION_TIMEOUT: u8 = 12;
 export const REASON_INTERNAL_ERROR: u8 = 13;
+export const REASON_CLUSTER_UNVERIFIED: u8 = 14;
 
 // Shared per-VM scratch: a VM runs one callback at a time.
 const RESULT = new EvalResult();
 const ADDRESS = new HostBytes();
 const SOURCE_PATH = new PropertyPath(32).seg("source").seg("address");
 const DESTINATION_PATH = new PropertyPath(32).seg("destination").seg("address");
+/** Envoy's chosen upstream cluster (reference/proxy-wasm.md §4.3; docs/operations.md "Envoy properties"). */
+export const CLUSTER_PATH = new PropertyPath(32).seg("xds").seg("cluster_name");
+const CLUSTER = new HostBytes();
 /** A claim that matches no name (a NUL byte is never part of a DNS name we store). */
 const UNVERIFIABLE_CLAIM = memory.data(1);
 /** Candidate buffer for traffic through a forward proxy: the one target name. */
@@ -77,6 +83,8 @@ export class EgressStream extends StreamContext {
   claimLen: i32 = 0;
   /** Lookup calls retried after transport failures. */
   lookupRetries: i32 = 0;
+  /** xds.cluster_name named a ServiceEntry host and the verdict was checked against it. */
+  clusterChecked: bool = false;
   /** Milliseconds the connection was held for Lookup (-1: no Lookup). */
   lookupHeldMs: i64 = -1;
   /** on_downstream_data returned StopIteration: bytes wait in Envoy's buffer. */
@@ -393,6 +401,23 @@ export class EgressStream extends StreamContext {
         ptr = UNVERIFIABLE_CLAIM;
         len = 1;
       }
+      // Mesh-configuration names: Envoy routed the VIP to one ServiceEntry host's cluster. That
+      // host is the destination; the candidate evaluated must be it, and a client claim naming
+      // another host is refused.
+      if (this.routedByMeshConfig(now)) {
+        const hostPtr = CLUSTER.ptr + <usize>clusterHostOffset;
+        const hostLen = <i32>clusterHostLength;
+        const supported = this.egress.table!.candidateIndexOf(hostPtr, <u32>hostLen) >= 0;
+        if (!supported || (kind != CLAIM_NONE && !sameName(ptr, len, hostPtr, hostLen))) {
+          this.decideNow(this.egress.snapshot!.allMonitor ? VERDICT_WOULD_DENY : VERDICT_DENY, REASON_CLUSTER_UNVERIFIED, now);
+          return;
+        }
+        if (kind == CLAIM_NONE) {
+          kind = CLAIM_SNI; // the routed host narrows the candidates like a verified claim
+          ptr = hostPtr;
+          len = hostLen;
+        }
+      }
       this.claimKind = kind;
       this.claimPtr = ptr;
       this.claimLen = len;
@@ -440,10 +465,31 @@ export class EgressStream extends StreamContext {
       store<u32>(PROXY_CANDIDATE, <u32>insp.targetPtr);
       store<u32>(PROXY_CANDIDATE + 4, insp.targetLen);
       store<i32>(PROXY_CANDIDATE + 8, 0);
+      store<u32>(PROXY_CANDIDATE + 12, 0);
+    store<u32>(PROXY_CANDIDATE + 12, 0);
       n = 1;
     }
     evaluate(root.snapshot!, hi, lo, insp.targetPort, PROXY_CANDIDATE, n, protocol, CLAIM_NONE, 0, 0, RESULT);
     this.candCount = n;
+  }
+
+  /**
+   * Whether the destination has mesh-configuration candidates and Envoy routed it to an outbound
+   * cluster of one host (then CLUSTER holds the name and cluster.ts locates the host). Reads
+   * `xds.cluster_name` once per connection, only for ServiceEntry addresses.
+   */
+  private routedByMeshConfig(now: i64): bool {
+    const root = this.egress;
+    if (root.snapshot === null || !root.snapshot!.selected) return false;
+    const t = root.table!;
+    const n = t.lookup(this.dstHi, this.dstLo, now, root.graceMs());
+    let mesh = false;
+    for (let i = 0; i < n; i++) if (t.candMeshOnly(i)) { mesh = true; break; }
+    if (!mesh) return false;
+    if (getProperty(CLUSTER_PATH, CLUSTER) != Status.Ok || !outboundHost(CLUSTER.ptr, CLUSTER.len)) return false;
+    this.clusterChecked = true;
+    root.metrics!.clusterChecks.increment(1);
+    return true;
   }
 
   private claimUnverifiedDeny(): bool {
@@ -459,6 +505,7 @@ export class EgressStream extends StreamContext {
     store<u32>(PROXY_CANDIDATE, <u32>this.claimPtr);
     store<u32>(PROXY_CANDIDATE + 4, <u32>this.claimLen);
     store<i32>(PROXY_CANDIDATE + 8, 0);
+    store<u32>(PROXY_CANDIDATE + 12, 0);
     evaluate(this.egress.snapshot!, this.dstHi, this.dstLo, this.dstPort, PROXY_CANDIDATE, 1, protocol, this.claimKind, this.claimPtr, this.claimLen, RESULT);
     return RESULT.verdict != VERDICT_DENY && RESULT.verdict != VERDICT_WOULD_DENY && RESULT.verdict != VERDICT_PENDING;
   }

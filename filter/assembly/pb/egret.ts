@@ -178,7 +178,10 @@ export class ResolutionView {
     return this.valid;
   }
 
-  /** Next ResolvedName: its name bytes and expiry; false at the end or when malformed. */
+  /**
+   * Next ResolvedName: its name bytes, expiry (expires[0]) and egret.v1.NameSource (expires[1];
+   * 0 when unset); false at the end or when malformed.
+   */
   nextName(name: Span, expires: StaticArray<i64>): bool {
     const r = this.iter;
     while (r.next()) {
@@ -187,9 +190,11 @@ export class ResolutionView {
         const n = this.inner.enter(r);
         name.clear();
         unchecked((expires[0] = 0));
+        unchecked((expires[1] = 0));
         while (n.next()) {
           if (n.field == 1 && n.expect(WIRE_LEN)) { n.bytes(); name.set(n); }
           else if (n.field == 3 && n.expect(WIRE_VARINT)) unchecked((expires[0] = <i64>n.varint64()));
+          else if (n.field == 4 && n.expect(WIRE_VARINT)) unchecked((expires[1] = <i64>n.varint32()));
           else n.skip();
         }
         return !n.failed;
@@ -259,5 +264,7 @@ export const EV_MODE: u32 = 16;
 export const EV_MATCHED_NAME: u32 = 17;
 export const EV_INSTANCE_ID: u32 = 18;
 export const EV_DETAIL: u32 = 19;
+export const EV_EVIDENCE: u32 = 20;
+export const EV_CLUSTER: u32 = 21;
 export const REPORT_EVENTS: u32 = 1;
 export const REPORT_DROPPED: u32 = 2;

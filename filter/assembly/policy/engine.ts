@@ -57,9 +57,12 @@ import { sameName, cidrContains, isV4Mapped, trimmedLength } from "./match";
 // @ts-ignore: decorator
 @inline export const CLAIM_HOST: i32 = 2;
 
-/** Bytes per candidate entry: u32 namePtr, u32 nameLen, i32 staleSeconds. */
+/** Bytes per candidate entry: u32 namePtr, u32 nameLen, i32 staleSeconds, u32 flags (CAND_*). */
 // @ts-ignore: decorator
-@inline export const CANDIDATE_SIZE: usize = 12;
+@inline export const CANDIDATE_SIZE: usize = 16;
+/** Candidate flag: the name's only evidence is mesh configuration (a ServiceEntry address), not pod DNS. */
+// @ts-ignore: decorator
+@inline export const CAND_MESH_CONFIG: u32 = 1;
 
 // Unattributed handling as encoded in the snapshot (1 = Deny, the default when unset).
 // @ts-ignore: decorator
@@ -227,7 +230,7 @@ function noDotBefore(name: usize, end: i32): bool {
  * Cost per name: the labels it shares with some pattern, plus one, whatever the number of rules.
  * Results are in snap.ruleStamp / ruleBestStale / ruleBestCandidate for the returned stamp.
  */
-function indexCandidates(snap: PolicySnapshot, cands: usize, candCount: i32, claimIndex: i32): u32 {
+function indexCandidates(snap: PolicySnapshot, cands: usize, candCount: i32, claimIndex: i32, skipMesh: bool): u32 {
   const stamp = snap.nextStamp();
   const first = claimIndex >= 0 ? claimIndex : 0;
   const last = claimIndex >= 0 ? claimIndex + 1 : candCount;
@@ -235,6 +238,8 @@ function indexCandidates(snap: PolicySnapshot, cands: usize, candCount: i32, cla
   const mask = snap.suffixMask;
   for (let c = first; c < last; c++) {
     const e = cands + <usize>c * CANDIDATE_SIZE;
+    // A policy that opts out of mesh-configuration evidence sees only the pod's own DNS names.
+    if (skipMesh && (load<u32>(e, 12) & CAND_MESH_CONFIG) != 0) continue;
     const name = <usize>load<u32>(e);
     const len = trimmedLength(name, <i32>load<u32>(e, 4));
     if (len <= 0 || len > MAX_NAME_LENGTH) continue;
@@ -300,7 +305,7 @@ function rulePortMatches(snap: PolicySnapshot, r: i32, port: u32): bool {
 
 /**
  * Evaluates one connection. `cands` holds `candCount` entries of CANDIDATE_SIZE bytes
- * (u32 namePtr, u32 nameLen, i32 staleSeconds). `protocol` is a detector id or PROTOCOL_PENDING.
+ * (u32 namePtr, u32 nameLen, i32 staleSeconds, u32 flags). `protocol` is a detector id or PROTOCOL_PENDING.
  * `claimKind` CLAIM_NONE/SNI/HOST with the claimed name at [claimPtr, claimPtr+claimLen).
  * Writes every field of `out`. See README.md for the semantics of each outcome and flag.
  */
@@ -335,9 +340,15 @@ export function evaluate(
     claimUnsupported = claimIndex < 0;
   }
 
-  let freshNames = false; // any candidate within the largest grace
+  // Any candidate within the largest grace that some policy may use (mesh-configuration names
+  // count only when at least one policy accepts that evidence).
+  let freshNames = false;
   for (let i = 0; i < candCount; i++) {
-    if (load<i32>(cands + <usize>i * CANDIDATE_SIZE, 8) <= snap.maxGraceSeconds) { freshNames = true; break; }
+    const e = cands + <usize>i * CANDIDATE_SIZE;
+    if (load<i32>(e, 8) > snap.maxGraceSeconds) continue;
+    if ((load<u32>(e, 12) & CAND_MESH_CONFIG) != 0 && !snap.anyPolicyUsesMeshConfig) continue;
+    freshNames = true;
+    break;
   }
 
   let cidrCovered = false;       // some rule's CIDRs contain the destination
@@ -345,9 +356,11 @@ export function evaluate(
   let unverifiedRule: i32 = -1;  // first Allow/Alert domain rule passed over: unsupported claim
   let external: i32 = -1;        // lazily computed: 1 external, 0 inside the cluster
   let stamp: u32 = 0;            // candidates indexed (lazily, at the first rule with domains)
+  let stampSkipsMesh = false;    // ...with or without mesh-configuration names
 
   for (let p = 0; p < snap.policyCount; p++) {
     const grace = snap.policyGrace(p);
+    const skipMesh = snap.policyIgnoresMeshConfig(p);
     const rEnd = snap.policyFirstRule(p) + snap.policyRuleCount(p);
     for (let r = snap.policyFirstRule(p); r < rEnd; r++) {
       const fields = snap.ruleFields(r);
@@ -371,7 +384,10 @@ export function evaluate(
           trace(p, r, TRACE_CLAIM_UNVERIFIED, 0);
           continue;
         }
-        if (stamp == 0) stamp = indexCandidates(snap, cands, candCount, claimIndex);
+        if (stamp == 0 || stampSkipsMesh != skipMesh) {
+          stamp = indexCandidates(snap, cands, candCount, claimIndex, skipMesh);
+          stampSkipsMesh = skipMesh;
+        }
         const n = ruleNamesOutcome(snap, r, grace, stamp);
         if (claimKind == CLAIM_NONE && candCount > 0) out.flags |= FLAG_DEPENDS_ON_CLAIM;
         if (n != 1) {

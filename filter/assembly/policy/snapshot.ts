@@ -12,7 +12,8 @@
 //   policies         count × 24: u32 refOff, u16 refLen, u8 tier (0 Admin, 1 namespaced, 2 Baseline),
 //                                u8 mode (1 Enforce, 2 Monitor), u32 firstRule, u32 ruleCount,
 //                                u32 graceSeconds, u8 unattributed (0 unset, 1 Deny, 2 Alert, 3 Allow),
-//                                u8 kind (0 cluster, 1 namespaced), u16 0
+//                                u8 kind (0 cluster, 1 namespaced), u8 meshConfigEvidence (0 Use,
+//                                1 Ignore), u8 0
 //   rules            count × 44: u8 action (1 Allow, 2 Deny, 3 Alert, 4 Pass — cluster policies
 //                                only), u8 fields (RULE_* bits),
 //                                u16 policy, u32 nameOff, u16 nameLen (0: unnamed), u16 index in policy,
@@ -155,6 +156,8 @@ export class PolicySnapshot {
   maxGraceSeconds: i32 = 0;
   /** True when every policy is in Monitor mode (default-deny becomes would-deny). */
   allMonitor: bool = false;
+  /** Some policy accepts mesh-configuration evidence (meshConfigEvidence: Use, the default). */
+  anyPolicyUsesMeshConfig: bool = false;
   /**
    * The policy a deny no policy decided (default-deny, unattributed) is attributed to in reports:
    * the last policy in evaluation order whose mode is the one that verdict follows (the last
@@ -243,6 +246,8 @@ export class PolicySnapshot {
   @inline policyGrace(i: i32): i32 { return <i32>load<u32>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 16); }
   @inline policyUnattributed(i: i32): u8 { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 20); }
   @inline policyKind(i: i32): u8 { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 21); }
+  /** The policy set `meshConfigEvidence: Ignore`: it matches names on pod DNS evidence only. */
+  @inline policyIgnoresMeshConfig(i: i32): bool { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 22) == 1; }
   /** Address and length of the policy's reference ("name" or "namespace/name"). */
   @inline policyRefPtr(i: i32): usize { return this.strings + <usize>load<u32>(this.policies + <usize>i * POLICY_ENTRY_SIZE); }
   @inline policyRefLen(i: i32): i32 { return <i32>load<u16>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 4); }
@@ -468,6 +473,7 @@ export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
   let maxGrace: u32 = 0;
   let allMonitor = policyCount > 0;
   let lastEnforce: i32 = -1;
+  let anyUsesMesh = false;
   for (let i: u32 = 0; i < policyCount; i++) {
     const e = snap.policies + <usize>i * POLICY_ENTRY_SIZE;
     const at = <u32>(offPolicies + <u64>i * POLICY_ENTRY_SIZE);
@@ -480,8 +486,10 @@ export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
     const grace = load<u32>(e, 16);
     const unattributed = load<u8>(e, 20);
     const kind = load<u8>(e, 21);
+    const meshConfig = load<u8>(e, 22);
     if (refLen == 0 || !stringOk(strings, stringsLen, refOff, refLen)) return fail(DecodeError.BadString, at);
-    if (tier > 2 || mode < 1 || mode > 2 || unattributed > 3 || kind > 1 || load<u16>(e, 22) != 0) return fail(DecodeError.BadPolicy, at);
+    if (tier > 2 || mode < 1 || mode > 2 || unattributed > 3 || kind > 1 || meshConfig > 1 || load<u8>(e, 23) != 0) return fail(DecodeError.BadPolicy, at);
+    if (meshConfig == 0) anyUsesMesh = true;
     if (first != nextRule || <u64>first + <u64>count > <u64>ruleCount || grace > MAX_GRACE_SECONDS) return fail(DecodeError.BadPolicy, at);
     nextRule = first + count;
     if (grace > maxGrace) maxGrace = grace;
@@ -493,6 +501,7 @@ export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
   if (nextRule != ruleCount) return fail(DecodeError.BadPolicy, <u32>offPolicies);
   snap.maxGraceSeconds = <i32>maxGrace;
   snap.allMonitor = allMonitor;
+  snap.anyPolicyUsesMeshConfig = anyUsesMesh;
   snap.defaultDenyPolicy = allMonitor ? <i32>policyCount - 1 : lastEnforce;
 
   // Rules.

@@ -19,7 +19,15 @@ import { NamePool, NO_NAME } from "./names";
 @inline export const MAX_CANDIDATES: i32 = 64;
 /** Bytes per candidate in candBuf (policy/engine.ts CANDIDATE_SIZE). */
 // @ts-ignore: decorator
-@inline export const CANDIDATE_BYTES: i32 = 12;
+@inline export const CANDIDATE_BYTES: i32 = 16;
+/** Where an entry's evidence comes from (bits; an (IP, name) seen both ways has both). */
+// @ts-ignore: decorator
+@inline export const ORIGIN_POD_DNS: u8 = 1;
+// @ts-ignore: decorator
+@inline export const ORIGIN_MESH_CONFIG: u8 = 2;
+/** Candidate flag (policy/engine.ts CAND_MESH_CONFIG): the name's only evidence is mesh configuration. */
+// @ts-ignore: decorator
+@inline const CAND_MESH_CONFIG: u32 = 1;
 
 function hashIp(hi: u64, lo: u64): u32 {
   let h = hi * 0x9e3779b97f4a7c15 ^ lo;
@@ -37,6 +45,8 @@ export class ResolutionTable {
   private ipLo: StaticArray<u64>;
   private name: StaticArray<u32>;
   private via: StaticArray<u32>;
+  /** ORIGIN_* bits: pod DNS and/or mesh configuration (a ServiceEntry address). */
+  private origin: StaticArray<u8>;
   /** Absolute expiry, ms since the epoch (wall clock, like proxy_get_current_time_nanoseconds). */
   private expires: StaticArray<i64>;
   /** Next entry in the same bucket, or in the free list for unused entries. */
@@ -61,8 +71,8 @@ export class ResolutionTable {
   /** Latest expiry among the last lookup's candidates (0 if none). */
   candLatestExpiry: i64 = 0;
   /**
-   * The same candidates in the policy engine's layout (CANDIDATE_SIZE = 12 bytes each:
-   * u32 namePtr, u32 nameLen, i32 staleSeconds). Name pointers stay valid until the next mutation.
+   * The same candidates in the policy engine's layout (CANDIDATE_SIZE = 16 bytes each:
+   * u32 namePtr, u32 nameLen, i32 staleSeconds, u32 flags). Name pointers stay valid until the next mutation.
    */
   readonly candBuf: StaticArray<u8> = new StaticArray<u8>(MAX_CANDIDATES * CANDIDATE_BYTES);
 
@@ -77,6 +87,7 @@ export class ResolutionTable {
     this.ipLo = new StaticArray<u64>(capacity);
     this.name = new StaticArray<u32>(capacity);
     this.via = new StaticArray<u32>(capacity);
+    this.origin = new StaticArray<u8>(capacity);
     this.expires = new StaticArray<i64>(capacity);
     this.next = new StaticArray<i32>(capacity);
     this.names = new NamePool(capacity, nameBytes);
@@ -107,15 +118,17 @@ export class ResolutionTable {
 
   /**
    * Records that this pod resolved `name` (reached from query name `viaName`; pass the same name
-   * for a direct answer) to the IP, valid until `expiresMs`. An existing entry keeps the later
-   * expiry. Names are normalized (lowercase, no trailing dot). Returns false when refused.
+   * for a direct answer) to the IP, valid until `expiresMs`, from evidence `origin` (ORIGIN_*).
+   * An existing entry keeps the later expiry and gains the origin. Names are normalized
+   * (lowercase, no trailing dot). Returns false when refused.
    */
-  upsert(hi: u64, lo: u64, namePtr: usize, nameLen: u32, viaPtr: usize, viaLen: u32, expiresMs: i64, nowMs: i64): bool {
+  upsert(hi: u64, lo: u64, namePtr: usize, nameLen: u32, viaPtr: usize, viaLen: u32, expiresMs: i64, nowMs: i64, origin: u8 = ORIGIN_POD_DNS): bool {
     let nameId = this.names.find(namePtr, nameLen);
     if (nameId != NO_NAME) {
       const e = this.find(hi, lo, nameId);
       if (e != NIL) {
         if (expiresMs > unchecked(this.expires[e])) unchecked((this.expires[e] = expiresMs));
+        unchecked((this.origin[e] |= origin));
         return true;
       }
     }
@@ -137,6 +150,7 @@ export class ResolutionTable {
     unchecked((this.ipLo[e] = lo));
     unchecked((this.name[e] = nameId));
     unchecked((this.via[e] = viaId));
+    unchecked((this.origin[e] = origin));
     this.names.retain(nameId);
     this.names.retain(viaId);
     unchecked((this.expires[e] = expiresMs));
@@ -266,7 +280,10 @@ export class ResolutionTable {
             store<u32>(rec + 4, this.names.len(id));
             // Seconds since the TTL ran out, rounded up; ≤ 0 while fresh.
             const staleMs = nowMs - exp;
-            store<i32>(rec + 8, staleMs <= 0 ? <i32>(staleMs / 1000) : <i32>((staleMs + 999) / 1000));
+            // Clamped to i32: mesh-configuration names expire in the far future (year 9999).
+            const staleS = staleMs <= 0 ? staleMs / 1000 : (staleMs + 999) / 1000;
+            store<i32>(rec + 8, staleS < <i64>i32.MIN_VALUE ? i32.MIN_VALUE : (staleS > <i64>i32.MAX_VALUE ? i32.MAX_VALUE : <i32>staleS));
+            store<u32>(rec + 12, unchecked(this.origin[e]) == ORIGIN_MESH_CONFIG ? CAND_MESH_CONFIG : 0);
             n++;
             if (exp > latest) latest = exp;
           } else {
@@ -300,6 +317,10 @@ export class ResolutionTable {
   }
   candExpires(i: i32): i64 {
     return unchecked(this.expires[this.candEntry[i]]);
+  }
+  /** Whether candidate i's only evidence is mesh configuration (no DNS answer to the pod). */
+  candMeshOnly(i: i32): bool {
+    return unchecked(this.origin[this.candEntry[i]]) == ORIGIN_MESH_CONFIG;
   }
 
   /** Index of the candidate whose name equals the bytes (case-insensitive, trailing dot ignored), or -1. */
