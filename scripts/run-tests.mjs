@@ -3,7 +3,8 @@
 // Tiers follow the folder a test lives in: .../unit/, .../host/, .../e2e/ (see control/test/README.md).
 //   node scripts/run-tests.mjs [--tier unit|host|e2e|all] [--grep SUBSTRING]
 // Non-e2e tests run in parallel (one process per file); e2e tests share network namespaces and
-// real servers, so they run one file at a time. A last line sums both runs.
+// real servers, so they run one file at a time. A last line sums both runs, then every skipped
+// and todo test is listed with its reason (from the TAP stream), so nothing is skipped silently.
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync, statSync, mkdtempSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -34,6 +35,18 @@ const groups = [
   { name: "e2e", files: files.filter((f) => isE2e(f) && (tier === "all" || tier === "e2e")), concurrency: 1 },
 ];
 const total = { pass: 0, fail: 0, skipped: 0, todo: 0, cancelled: 0 };
+/** @type {{ kind: string, name: string, reason: string }[]} */
+const notes = [];
+
+/** Every "ok N - name # SKIP reason" / "# TODO reason" line of a TAP stream (any depth). */
+function directives(tap) {
+  const out = [];
+  for (const line of tap.split("\n")) {
+    const m = /^\s*(?:not )?ok \d+ - (.*?) # (SKIP|TODO)\b ?(.*)$/.exec(line);
+    if (m) out.push({ kind: m[2], name: m[1].replace(/\\#/g, "#"), reason: m[3].trim() });
+  }
+  return out;
+}
 const tmp = mkdtempSync(join(tmpdir(), "egret-tests-"));
 let status = 0;
 for (const g of groups) {
@@ -53,7 +66,16 @@ for (const g of groups) {
     const m = text.match(new RegExp(`^# ${k} (\\d+)$`, "m"));
     if (m) total[k] += Number(m[1]);
   }
+  notes.push(...directives(text, g.name));
 }
 if (total.fail > 0 && status === 0) status = 1;
-console.log(`\n${total.pass} passed, ${total.fail} failed, ${total.skipped} skipped`);
+console.log(`\n${total.pass} passed, ${total.fail} failed, ${total.skipped} skipped, ${total.todo} todo`);
+for (const kind of ["SKIP", "TODO"]) {
+  const list = notes.filter((n) => n.kind === kind);
+  if (list.length === 0) continue;
+  console.log(`\n${kind === "SKIP" ? "skipped" : "todo (known issues)"}: ${list.length}`);
+  const byReason = new Map();
+  for (const n of list) byReason.set(n.reason, [...(byReason.get(n.reason) ?? []), n.name]);
+  for (const [reason, names] of byReason) console.log(`  ${reason || "(no reason given)"} — ${names.length === 1 ? names[0] : `${names.length} tests: ${names.slice(0, 3).join("; ")}${names.length > 3 ? "; …" : ""}`}`);
+}
 process.exit(status);

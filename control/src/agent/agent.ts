@@ -33,12 +33,14 @@ export interface AgentOptions {
     maxPendingPerPod: number;
     maxPendingTotal: number;
   };
-  store: { maxPerPod: number; maxTotal: number; negativeTtlSec: number };
+  store: { maxPerPod: number; maxTotal: number; negativeTtlSec: number; maxBytesPerPod?: number; maxBytesTotal?: number };
   control: {
     addresses: readonly string[];
     service?: string;
     resolveEveryMs: number;
     maxBatch: number;
+    /** Encoded bytes per Observe batch at most (default 1 MiB, below control's 4 MiB). */
+    maxBatchBytes?: number;
     window: number;
     maxQueue: number;
     ackTimeoutMs: number;
@@ -82,6 +84,7 @@ export class Agent {
       maxPendingPerPod: opts.dns.maxPendingPerPod,
       maxPendingTotal: opts.dns.maxPendingTotal,
       maxAnsweredRemembered: opts.dns.maxPendingTotal,
+      addressRecordsOnly: true,
       onObservation: (obs) => this.onObservation(obs),
     });
     // DNS over TCP is rare and short-lived: a tight budget keeps a flood of half-open or
@@ -237,6 +240,7 @@ export class Agent {
         log: this.opts.log,
         replaySource: () => this.store.valid(),
         maxBatch: this.opts.control.maxBatch,
+        ...(this.opts.control.maxBatchBytes ? { maxBatchBytes: this.opts.control.maxBatchBytes } : {}),
         window: this.opts.control.window,
         maxQueue: this.opts.control.maxQueue,
         ackTimeoutMs: this.opts.control.ackTimeoutMs,

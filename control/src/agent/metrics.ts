@@ -44,6 +44,8 @@ export function createAgentMetrics(agent: Agent): { registry: Registry; batchLat
   gauge("egret_agent_capture_interfaces", "Interfaces being captured.", () => agent.captureInterfaces);
   gauge("egret_agent_observations_stored", "Still-valid observations held for replay.", () => agent.store.size);
   counter("egret_agent_observations_evicted_total", "Stored observations dropped by the per-pod or global cap.", () => agent.store.stats.evicted);
+  gauge("egret_agent_observation_bytes", "Estimated heap bytes of the observations held for replay (bounded per pod and in total).", () => agent.store.stats.bytes);
+  counter("egret_agent_observations_oversized_total", "Observations larger than a pod's whole replay share (never stored).", () => agent.store.stats.oversized);
   new Gauge({
     name: "egret_agent_replica_connected", help: "1 when the stream to the control replica is up.", labelNames: ["replica"], registers: [registry],
     collect() {
@@ -56,6 +58,8 @@ export function createAgentMetrics(agent: Agent): { registry: Registry; batchLat
     ["egret_agent_observations_acked_total", "Observations acknowledged by a control replica.", "acked"],
     ["egret_agent_observations_replayed_total", "Observations replayed to a control replica after a (re)connect.", "replayed"],
     ["egret_agent_observations_dropped_total", "Observations dropped from a full send queue (still replayed on reconnect).", "dropped"],
+    ["egret_agent_observations_unsendable_total", "Observations larger than the batch byte limit on their own (dropped, never sent).", "oversized"],
+    ["egret_agent_batches_refused_total", "Observe messages a control replica refused as too large (RESOURCE_EXHAUSTED); each halves the batch byte limit.", "refusedBatches"],
   ] as const) {
     new Counter({
       name, help, labelNames: ["replica"], registers: [registry],

@@ -3,7 +3,7 @@
 // load), keeps a bounded window of unacknowledged batches (back-pressure), reconnects with
 // jittered exponential backoff, and on every (re)connect replays the agent's still-valid
 // observations (replay = true) before live ones.
-import type * as grpc from "@grpc/grpc-js";
+import * as grpc from "@grpc/grpc-js";
 import type { DnsObservation } from "../dns/observer.js";
 import { RRType } from "../dns/wire.js";
 import { createAgentClient, ipToBytes, type AgentServiceClient, type ObserveRequest, type ObserveResponse, type Outgoing, type Observation } from "../proto/index.js";
@@ -21,6 +21,13 @@ export interface ReplicaStreamOptions {
   /** Still-valid observations to replay after each (re)connect, oldest first. */
   replaySource(): DnsObservation[];
   maxBatch: number;
+  /**
+   * Encoded bytes per batch at most (observationWireBytes), below control's gRPC message limit
+   * (4 MiB by default). Halved, down to MIN_BATCH_BYTES, each time control refuses a message as
+   * too large (RESOURCE_EXHAUSTED); an observation larger than the current limit is dropped and
+   * counted, so no batch is resent forever.
+   */
+  maxBatchBytes?: number;
   /** Unacknowledged batches allowed in flight. */
   window: number;
   /** Live observations waiting to be sent (beyond a replay in progress); beyond it the oldest
@@ -36,7 +43,17 @@ export interface ReplicaStreamOptions {
   createClient?(address: string): AgentServiceClient;
 }
 
+export const MIN_BATCH_BYTES = 16 << 10;
+/** A quarter of gRPC's default 4 MiB message limit (control's): room for any framing. */
+export const DEFAULT_BATCH_BYTES = 1 << 20;
+
 export interface ReplicaStreamStats {
+  /** Observations dropped because they alone exceed the batch byte limit (counted, never sent). */
+  oversized: number;
+  /** Messages control refused as too large (RESOURCE_EXHAUSTED). */
+  refusedBatches: number;
+  /** The current batch byte limit. */
+  batchBytes: number;
   connected: boolean;
   connects: number;
   sent: number;
@@ -56,6 +73,16 @@ interface InFlight {
 interface Pending {
   obs: DnsObservation;
   replay: boolean;
+}
+
+/**
+ * Upper bound of an observation's protobuf size in an ObserveRequest: field tags, lengths and
+ * varints at their widest, addresses at 16 bytes.
+ */
+export function observationWireBytes(o: DnsObservation): number {
+  let n = 96 + o.qname.length + (o.iface?.length ?? 0);
+  for (const c of o.cnameChain) n += 4 + c.length;
+  return n + 32 * o.answers.length;
 }
 
 /** The API form of an observation: A/AAAA of the final name of the chain. */
@@ -83,7 +110,7 @@ export function toProto(o: DnsObservation): Outgoing<Observation> {
 }
 
 export class ReplicaStream {
-  readonly stats: ReplicaStreamStats = { connected: false, connects: 0, sent: 0, acked: 0, replayed: 0, dropped: 0, queued: 0, inFlightBatches: 0 };
+  readonly stats: ReplicaStreamStats;
   private client: AgentServiceClient | undefined;
   private call: grpc.ClientDuplexStream<Outgoing<ObserveRequest>, ObserveResponse> | undefined;
   private queue: Pending[] = [];
@@ -98,7 +125,14 @@ export class ReplicaStream {
   /** Replay entries still waiting in the queue (always at its front). */
   private replayQueued = 0;
 
-  constructor(private readonly opts: ReplicaStreamOptions) {}
+  constructor(private readonly opts: ReplicaStreamOptions) {
+    const batchBytes = opts.maxBatchBytes ?? DEFAULT_BATCH_BYTES;
+    if (!(batchBytes >= MIN_BATCH_BYTES)) throw new Error(`batch bytes must be at least ${MIN_BATCH_BYTES}, got ${batchBytes}`);
+    this.stats = {
+      oversized: 0, refusedBatches: 0, batchBytes,
+      connected: false, connects: 0, sent: 0, acked: 0, replayed: 0, dropped: 0, queued: 0, inFlightBatches: 0,
+    };
+  }
 
   get address(): string {
     return this.opts.address;
@@ -193,6 +227,12 @@ export class ReplicaStream {
     });
     const onEnd = (err?: Error) => {
       if (this.call !== call) return;
+      if ((err as grpc.ServiceError | undefined)?.code === grpc.status.RESOURCE_EXHAUSTED) {
+        // Control refused a message as too large: smaller batches from now on (whatever is too
+        // big for the floor is dropped in pump), never the same batch again and again.
+        this.stats.refusedBatches++;
+        this.stats.batchBytes = Math.max(MIN_BATCH_BYTES, Math.floor(this.stats.batchBytes / 2));
+      }
       this.opts.log.warn({ replica: this.opts.address, err: err?.message ?? "stream ended" }, "control replica stream lost; reconnecting");
       this.retry();
     };
@@ -209,11 +249,26 @@ export class ReplicaStream {
     while (this.writable && this.inFlight.size < this.opts.window && this.queueHead < this.queue.length) {
       const first = this.queue[this.queueHead]!;
       const batch: DnsObservation[] = [];
-      // A batch is all-replay or all-live, so the flag means what it says.
+      let bytes = 64;
+      const limit = this.stats.batchBytes;
+      // A batch is all-replay or all-live, so the flag means what it says; it stays under the
+      // byte limit, and an observation that alone exceeds it is dropped (counted).
       while (batch.length < this.opts.maxBatch && this.queueHead < this.queue.length && this.queue[this.queueHead]!.replay === first.replay) {
-        batch.push(this.queue[this.queueHead++]!.obs);
+        const next = this.queue[this.queueHead]!;
+        const size = observationWireBytes(next.obs);
+        if (64 + size > limit) {
+          this.queueHead++;
+          if (next.replay) this.replayQueued--;
+          this.stats.oversized++;
+          continue;
+        }
+        if (bytes + size > limit) break;
+        bytes += size;
+        batch.push(next.obs);
+        this.queueHead++;
       }
       if (first.replay) this.replayQueued -= batch.length;
+      if (batch.length === 0) continue;
       const sequence = ++this.sequence;
       const observations: Outgoing<Observation>[] = [];
       for (const o of batch) {

@@ -1,11 +1,32 @@
 // The agent's memory of still-valid observations, replayed to a control replica that (re)connects,
-// so a control restart loses nothing. Bounded per pod and in total; the oldest go first (counted).
+// so a control restart loses nothing. Bounded per pod and in total, in observations and in bytes;
+// a pod over its share loses its own oldest, and a full store takes from the pod holding the most
+// bytes, never from a quieter pod (counted).
 import type { DnsObservation } from "../dns/observer.js";
+
+/**
+ * What an observation costs the agent's heap, in bytes (an upper estimate: object headers,
+ * strings at two bytes a character, one record object per address).
+ */
+export function observationBytes(o: DnsObservation): number {
+  let n = 320 + 2 * o.qname.length + 2 * o.podIp.length;
+  for (const c of o.cnameChain) n += 48 + 2 * c.length;
+  for (const a of o.answers) {
+    n += 120 + 2 * a.name.length;
+    if (typeof a.data === "string") n += 32 + 2 * a.data.length;
+    else if (a.data) for (const t of a.data) n += 32 + 2 * t.length;
+  }
+  return n;
+}
 
 export interface ObservationStoreOptions {
   now(): number;
   maxPerPod: number;
   maxTotal: number;
+  /** observationBytes held per pod; beyond it the pod's oldest go (default 4 MiB). */
+  maxBytesPerPod?: number;
+  /** observationBytes held in total; beyond it the pod holding the most loses its oldest (default 64 MiB). */
+  maxBytesTotal?: number;
   /** How long a negative answer (NXDOMAIN/NODATA) is worth replaying, in seconds. */
   negativeTtlSec: number;
 }
@@ -20,10 +41,15 @@ export interface ObservationStoreStats {
   added: number;
   evicted: number;
   expired: number;
+  /** Observations larger than a pod's whole byte share (never stored). */
+  oversized: number;
+  /** observationBytes currently held. */
+  bytes: number;
 }
 
 interface Entry extends StoredObservation {
   removed: boolean;
+  bytes: number;
 }
 
 /** FIFO of entries with lazy removal: O(1) amortised push, shift and skip. */
@@ -31,10 +57,12 @@ class Fifo {
   items: Entry[] = [];
   head = 0;
   live = 0;
+  bytes = 0;
 
   push(e: Entry): void {
     this.items.push(e);
     this.live++;
+    this.bytes += e.bytes;
   }
 
   /** Oldest entry not yet removed. */
@@ -49,14 +77,21 @@ class Fifo {
 }
 
 export class ObservationStore {
-  readonly stats: ObservationStoreStats = { added: 0, evicted: 0, expired: 0 };
+  readonly stats: ObservationStoreStats = { added: 0, evicted: 0, expired: 0, oversized: 0, bytes: 0 };
   /** Arrival order = age order (observations arrive in capture order). */
   private all = new Fifo();
   private readonly byPod = new Map<string, Fifo>();
   private lastPurge = -Infinity;
 
+  private readonly maxBytesPerPod: number;
+  private readonly maxBytesTotal: number;
+
   constructor(private readonly opts: ObservationStoreOptions) {
-    if (!(opts.maxPerPod > 0 && opts.maxTotal > 0)) throw new Error("observation store caps must be positive");
+    this.maxBytesPerPod = opts.maxBytesPerPod ?? 4 << 20;
+    this.maxBytesTotal = opts.maxBytesTotal ?? 64 << 20;
+    if (!(opts.maxPerPod > 0 && opts.maxTotal > 0 && this.maxBytesPerPod > 0 && this.maxBytesTotal >= this.maxBytesPerPod)) {
+      throw new Error("observation store caps must be positive, and the total bytes at least one pod's bytes");
+    }
   }
 
   get size(): number {
@@ -75,18 +110,36 @@ export class ObservationStore {
     const expiresAt = this.expiryOf(obs);
     if (expiresAt <= this.opts.now()) return;
     this.purgeExpired();
+    const bytes = observationBytes(obs);
+    if (bytes > this.maxBytesPerPod) {
+      this.stats.oversized++;
+      return;
+    }
     let pod = this.byPod.get(obs.podIp);
-    if (pod && pod.live >= this.opts.maxPerPod) this.evict(pod.first()!);
-    if (this.all.live >= this.opts.maxTotal) this.evict(this.all.first()!);
+    while (pod && pod.live > 0 && (pod.live >= this.opts.maxPerPod || pod.bytes + bytes > this.maxBytesPerPod)) {
+      this.evict(pod.first()!);
+      pod = this.byPod.get(obs.podIp);
+    }
+    while (this.all.live > 0 && (this.all.live >= this.opts.maxTotal || this.stats.bytes + bytes > this.maxBytesTotal)) {
+      this.evict(this.largestPod().first()!);
+    }
     pod = this.byPod.get(obs.podIp);
     if (!pod) {
       pod = new Fifo();
       this.byPod.set(obs.podIp, pod);
     }
-    const entry: Entry = { obs, expiresAt, removed: false };
+    const entry: Entry = { obs, expiresAt, removed: false, bytes };
     this.all.push(entry);
     pod.push(entry);
+    this.stats.bytes += bytes;
     this.stats.added++;
+  }
+
+  /** The pod holding the most bytes (the store is full: a linear scan over pods). */
+  private largestPod(): Fifo {
+    let best: Fifo | undefined;
+    for (const f of this.byPod.values()) if (!best || f.bytes > best.bytes) best = f;
+    return best!;
   }
 
   /** Every still-valid observation, oldest first. */
@@ -140,9 +193,12 @@ export class ObservationStore {
     if (e.removed) return;
     e.removed = true;
     this.all.live--;
+    this.all.bytes -= e.bytes;
+    this.stats.bytes -= e.bytes;
     const pod = this.byPod.get(e.obs.podIp);
     if (!pod) return;
     pod.live--;
+    pod.bytes -= e.bytes;
     if (pod.live === 0) this.byPod.delete(e.obs.podIp);
   }
 }

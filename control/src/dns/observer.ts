@@ -113,6 +113,12 @@ export interface DnsObserverOptions {
   duplicateWindowMs?: number;
   maxAnsweredRemembered?: number;
   maxCnameChain?: number;
+  /**
+   * Keep in `answers` only the A/AAAA records of the chain's final name (what control uses), not
+   * every record of the chain (TXT strings, CNAMEs…): the agent's memory per observation then
+   * grows only with the addresses it needs (#14 finding 9). Offline analysis keeps everything.
+   */
+  addressRecordsOnly?: boolean;
   onObservation?(obs: DnsObservation): void;
   /** Called for every rejected message (diagnostics; the counters are kept regardless). */
   onReject?(reason: RejectReason, meta: DnsMessageMeta): void;
@@ -254,7 +260,8 @@ function mixString(h: number, s: string): number {
 
 export class DnsObserver {
   readonly stats: DnsObserverStats;
-  private readonly opts: Required<Omit<DnsObserverOptions, "podCidrs" | "onObservation" | "onReject" | "trustedResolvers">>;
+  private readonly opts: Required<Omit<DnsObserverOptions, "podCidrs" | "onObservation" | "onReject" | "trustedResolvers" | "addressRecordsOnly">>;
+  private readonly addressRecordsOnly: boolean;
   private readonly trusted: CidrSet | null;
   private readonly pods: CidrSet | null;
   private readonly onObservation: (obs: DnsObservation) => void;
@@ -290,6 +297,7 @@ export class DnsObserver {
     for (const k of ["maxPendingPerPod", "maxPendingTotal", "maxAnsweredRemembered", "maxCnameChain", "queryTimeoutMs"] as const) {
       if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`observer option ${k} must be a positive integer, got ${o[k]}`);
     }
+    this.addressRecordsOnly = options.addressRecordsOnly ?? false;
     this.trusted = options.trustedResolvers ? new CidrSet(options.trustedResolvers, "trusted resolver") : null;
     this.pods = options.podCidrs && options.podCidrs.length > 0 ? new CidrSet(options.podCidrs, "pod CIDR") : null;
     this.onObservation = options.onObservation ?? (() => {});
@@ -549,10 +557,20 @@ export class DnsObserver {
     }
     const answers: ObservedRecord[] = [];
     let finalOfType = 0;
+    const addressesOnly = this.addressRecordsOnly;
     for (let j = 0; j < records.length; j++) {
       const rr = records[j]!;
+      if (addressesOnly && rr.type !== RRType.A && rr.type !== RRType.AAAA && !(rr.type === p.qtype || p.qtype === 255)) continue;
       const owner = this.chainNameOf(buf, rr.nameOffset, p.qname, chain, known);
       if (owner === null) continue;
+      if (addressesOnly) {
+        // The chain itself is cnameChain; only the final name's addresses are kept.
+        if (rr.type === RRType.CNAME) continue;
+        if (owner === current && (rr.type === p.qtype || p.qtype === 255)) finalOfType++;
+        if (owner !== current || (rr.type !== RRType.A && rr.type !== RRType.AAAA)) continue;
+        answers.push({ name: owner, type: typeName(rr.type), typeCode: rr.type, ttl: this.effectiveTtl(rr.ttl), data: renderRdata(msg, rr, true) });
+        continue;
+      }
       let data: string | string[] | null;
       if (rr.type === RRType.CNAME) {
         const used = usedCnames.indexOf(j);

@@ -1,7 +1,7 @@
 // The outside world of a mesh: cluster DNS, external services and the DNS records that name them
 // (istio-tests/scenarios/world.yaml). Loaded and validated once; services and scenarios read it.
 import { readFileSync } from "node:fs";
-import { isIPv4 } from "node:net";
+import { isIPv4, isIPv6 } from "node:net";
 import { parseDocument } from "yaml";
 
 export type ServiceKind = "postgresql" | "mariadb" | "redis" | "web" | "forward-proxy";
@@ -18,7 +18,7 @@ export interface WorldService {
 export interface DnsRecord {
   name: string;
   ttl: number;
-  type: "A" | "CNAME";
+  type: "A" | "AAAA" | "CNAME";
   value: string;
 }
 
@@ -87,10 +87,11 @@ export function parseWorld(raw: unknown, file: string): World {
     if (!isDnsName(lname, true)) fail(p, `"${name}" is not a DNS name`);
     const ttl = Number(ttlText);
     if (!Number.isInteger(ttl) || ttl < 0 || ttl > 86400) fail(p, `TTL "${ttlText}" must be an integer number of seconds (0-86400)`);
-    if (type !== "A" && type !== "CNAME") fail(p, `type "${type}" must be A or CNAME`);
+    if (type !== "A" && type !== "AAAA" && type !== "CNAME") fail(p, `type "${type}" must be A, AAAA or CNAME`);
     if (type === "A" && !isIPv4(value)) fail(p, `"${value}" is not an IPv4 address`);
+    if (type === "AAAA" && !isIPv6(value)) fail(p, `"${value}" is not an IPv6 address`);
     if (type === "CNAME" && !isDnsName(value.toLowerCase().replace(/\.$/, ""))) fail(p, `CNAME target "${value}" is not a DNS name`);
-    return { name: lname, ttl, type: type as "A" | "CNAME", value: type === "CNAME" ? value.toLowerCase().replace(/\.$/, "") : value };
+    return { name: lname, ttl, type: type as "A" | "AAAA" | "CNAME", value: type === "CNAME" ? value.toLowerCase().replace(/\.$/, "") : value };
   });
   return { resolver: resolver as string, clusterCidrs: clusterCidrs as string[], services, records };
 }

@@ -329,3 +329,39 @@ test("finding 7: a pod without capabilities that desynchronises a DNS-over-TCP s
   assert.ok(stolen.every((o) => o.answers.every((a) => a[0] !== "198.18.66.6")), `hidden answer accepted: ${JSON.stringify(stolen)}`);
   assert.ok(!observations.some((o) => o.qname === "stolen-2.egret.test"), "after the eviction the stream is not evidence at all");
 });
+
+test("findings 8 and 9: with the shipped memory limit, a pod flooding ~40 MB of large answers neither kills the agent nor stops another pod's evidence; a replay larger than control's message limit is split, not resent forever", { ...opts, timeout: 240_000 }, async () => {
+  const FLOOD_CONTROL = 7450, FLOOD_METRICS = 9104;
+  // An agent as the DaemonSet runs it (heap limit of manifests/control/agent.yaml), whose control
+  // replica is not up yet: what it captures waits in its replay store.
+  const agent = spawn("ip", ["netns", "exec", NS.node, "env", "NODE_OPTIONS=--max-old-space-size=384", process.execPath, EGRET, "agent", "--interface", "egCv*",
+    "--trusted-resolver", UNBOUND, "--trusted-resolver", FORGER, "--pod-cidr", "198.18.1.0/24", "--control", `127.0.0.1:${FLOOD_CONTROL}`,
+    "--metrics-address", `127.0.0.1:${FLOOD_METRICS}`, "--node-name", "egC-flood"], { stdio: ["ignore", "ignore", "pipe"] });
+  procs.push(agent);
+  agent.stderr!.on("data", (d: Buffer) => { agentLog += d.toString(); });
+  const floodMetric = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, "m").exec(inNs(NS.node, process.execPath, TOOLS, "fetch", `http://127.0.0.1:${FLOOD_METRICS}/metrics`))?.[1] ?? NaN);
+  await eventually("flood agent capturing", () => {
+    const h = JSON.parse(inNs(NS.node, process.execPath, TOOLS, "fetch", `http://127.0.0.1:${FLOOD_METRICS}/healthz`)) as { interfaces: string[] };
+    return h.interfaces.length === 2;
+  });
+  // 40 answers of 120 addresses over TCP from pod2: together over 16 KiB on the wire.
+  for (let i = 0; i < 40; i++) inNs(NS.pod2, "dig", "+tcp", "+time=3", "+tries=2", `@${UNBOUND}`, "big.egret.test", "A");
+  await eventually("40 big answers stored", () => floodMetric("egret_agent_answers_accepted_total") >= 40);
+  // The flood: pod1, without capabilities, pulls 700 answers of ~60 KB each.
+  const got = inNs(NS.pod1, ...UNPRIVILEGED, process.execPath, TOOLS, "flood", FORGER, "700");
+  assert.equal(got.trim(), "700");
+  assert.equal(agent.exitCode, null, "the agent survived the flood");
+  assert.ok(floodMetric("egret_agent_observation_bytes") <= 8 << 20, "replay memory stays within two pods' shares");
+  // Control comes up with a 16 KiB message limit: the replay (~50 KB) must get through in smaller batches.
+  start(NS.node, [process.execPath, TOOLS, "control", String(FLOOD_CONTROL), String(16 * 1024)], (line) => {
+    const o = JSON.parse(line) as Obs & { ready?: boolean };
+    if (!o.ready) observations.push(o);
+  });
+  await eventually("the whole replay delivered", () =>
+    observations.filter((o) => o.agent.startsWith("egC-flood/") && o.qname === "big.egret.test" && o.answers.length === 120).length >= 40, 90_000);
+  assert.ok(floodMetric("egret_agent_batches_refused_total") >= 1, "control refused the first, too large batch");
+  // Benign twin: another pod's new answer still becomes evidence, live.
+  inNs(NS.pod2, "dig", "+time=2", "+tries=2", `@${UNBOUND}`, "n.egret.test", "A");
+  await eventually("pod2's live answer after the flood", () => observations.some((o) => o.agent.startsWith("egC-flood/") && !o.replay && o.qname === "n.egret.test"));
+  assert.equal(agent.exitCode, null);
+});

@@ -1,7 +1,7 @@
 // Helper processes for the agent e2e tests, run inside network namespaces with
 // `ip netns exec NS node dist/control/test/e2e/agent-tools.js <command> ...`:
 //
-//   control PORT            a fake control replica (AgentService.Observe on 127.0.0.1:PORT) that
+//   control PORT [MAXBYTES] a fake control replica (MAXBYTES: its gRPC receive limit) (AgentService.Observe on 127.0.0.1:PORT) that
 //                           acknowledges every batch and prints each observation as a JSON line
 //   forge BIND_IP           a DNS "server" on BIND_IP:53 that answers each query according to the
 //                           first label of its name (good-, wrongid-, wrongport-, wrongq-,
@@ -13,6 +13,8 @@
 //   tcpdesync SERVER N FLOOD   over one TCP connection asks TXT hidden-N and A stolen-N, then, when
 //                           FLOOD > 0, opens FLOOD more connections to SERVER:53 while the answer
 //                           is half sent (the agent must evict the pod's own oldest connection)
+//   flood SERVER COUNT      over one TCP connection asks COUNT TXT questions flood-I.egret.test; the
+//                           forger answers each with ~60 KB of one-byte TXT strings (finding 9)
 //   query SERVER SPORT ID NAME   sends one A query from SPORT and exits
 //   respond SRC_PORT DST DST_PORT ID NAME IP   sends one unsolicited A answer and exits
 //   teredo SERVER V6POD V6RESOLVER NAME IP   sends, from UDP port 3544 to SERVER:53, a Teredo-wrapped
@@ -56,6 +58,19 @@ function serveTcp(conn: Socket): void {
     const first = parseDnsMessage(buf.subarray(2, 2 + buf.readUInt16BE(0)));
     if (!first.ok) return;
     const name = readName(first.message.buf, first.message.questions[0]!.nameOffset) ?? "";
+    if (name.startsWith("flood-")) {
+      // Pipelined flood queries: answer each complete one with ~60 KB of one-byte TXT strings.
+      while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+        const q = parseDnsMessage(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        buf = buf.subarray(2 + buf.readUInt16BE(0));
+        if (!q.ok) continue;
+        const qname = readName(q.message.buf, q.message.questions[0]!.nameOffset) ?? "";
+        const txt = new Uint8Array(60_000);
+        for (let i = 0; i < txt.length; i += 2) { txt[i] = 1; txt[i + 1] = 0x78; }
+        conn.write(framed(dnsMessage({ id: q.message.id, response: true, questions: [{ name: qname, type: T.TXT }], answers: [{ name: qname, type: T.TXT, ttl: 604800, data: txt }] })));
+      }
+      return;
+    }
     if (!name.startsWith("hidden-")) return;
     buf = Buffer.alloc(0);
     const stolen = name.replace(/^hidden-/, "stolen-");
@@ -80,7 +95,7 @@ function teredo(src: string, sport: number, dst: string, dport: number, payload:
 async function main(): Promise<void> {
   switch (cmd) {
     case "control": {
-      const server = new grpc.Server();
+      const server = new grpc.Server(args[1] ? { "grpc.max_receive_message_length": Number(args[1]) } : {});
       const handlers: AgentServiceHandlers = {
         Observe(call) {
           call.on("data", (req: ObserveRequest) => {
@@ -150,6 +165,33 @@ async function main(): Promise<void> {
       await done;
       for (const o of others) o.destroy();
       conn.destroy();
+      return;
+    }
+    case "flood": {
+      const [server, count] = args;
+      const conn = connect(53, server!);
+      conn.on("error", () => {});
+      await new Promise<void>((r) => conn.once("connect", () => r()));
+      let got = 0;
+      const want = Number(count);
+      const done = new Promise<void>((r) => {
+        let buf = Buffer.alloc(0);
+        conn.on("data", (d: Buffer) => {
+          buf = Buffer.concat([buf, d]);
+          while (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+            buf = buf.subarray(2 + buf.readUInt16BE(0));
+            if (++got === want) r();
+          }
+        });
+        conn.on("close", () => r());
+      });
+      for (let i = 0; i < want; i++) {
+        const q = framed(dnsMessage({ id: i & 0xffff, questions: [{ name: `flood-${i}.egret.test`, type: T.TXT }] }));
+        if (!conn.write(q)) await new Promise((r) => conn.once("drain", r));
+      }
+      await done;
+      conn.destroy();
+      process.stdout.write(`${got}\n`);
       return;
     }
     case "query": {

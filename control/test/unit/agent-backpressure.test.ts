@@ -80,3 +80,44 @@ test("window, bounded queue and ack timeout with a replica that stops acknowledg
   assert.ok(stream.stats.connects >= 2);
   await eventually("the whole replay", () => streams.at(-1)!.filter((b) => b.replay).flatMap((b) => b.observations).length === 25);
 });
+
+function bigObs(i: number, addresses: number): DnsObservation {
+  const o = obs(i);
+  o.answers = Array.from({ length: addresses }, (_, k) => ({ name: o.qname, type: "A", typeCode: 1, ttl: 60, data: `198.18.${(k >> 8) & 0xff}.${k & 0xff}` }));
+  return o;
+}
+
+test("finding 8: batches are sized in bytes; a replica that refuses a message as too large (RESOURCE_EXHAUSTED) gets smaller batches, never the same one forever", { timeout: 60_000 }, async (t) => {
+  const received: string[] = [];
+  const server = new grpc.Server({ "grpc.max_receive_message_length": 48 * 1024 });
+  server.addService(agentServiceDefinition(), {
+    Observe(call) {
+      call.on("data", (req: ObserveRequest) => {
+        for (const o of req.observations) received.push(o.query_name);
+        call.write({ acked_sequence: req.sequence });
+      });
+      call.on("error", () => {});
+    },
+  } satisfies AgentServiceHandlers);
+  const port = await new Promise<number>((res, rej) => server.bindAsync("127.0.0.1:0", grpc.ServerCredentials.createInsecure(), (e, p) => (e ? rej(e) : res(p))));
+  // 60 observations of 400 addresses (~8 KiB each on the wire, ~500 KiB together), one of 5,000
+  // addresses (~100 KiB: more than control accepts in one message, on its own).
+  const stored = [...Array.from({ length: 60 }, (_, i) => bigObs(i, 400)), bigObs(999, 5000)];
+  const stream = new ReplicaStream({
+    address: `127.0.0.1:${port}`, agentId: "t", log: silentLogger(), replaySource: () => stored,
+    maxBatch: 256, maxBatchBytes: 1 << 20, window: 2, maxQueue: 100, ackTimeoutMs: 5000, connectTimeoutMs: 2000, now: Date.now,
+  });
+  t.after(() => {
+    stream.close();
+    server.forceShutdown();
+  });
+  stream.start();
+  await eventually("every observation that fits delivered", () => new Set(received).size === 60, 40_000);
+  assert.ok(stream.stats.refusedBatches >= 1, "control refused the first, too large batch");
+  assert.ok(stream.stats.batchBytes < 1 << 20, `batch limit halved, now ${stream.stats.batchBytes}`);
+  assert.ok(!received.includes("n999.example"), "an observation larger than the limit alone is never sent");
+  assert.ok(stream.stats.oversized >= 1);
+  // Benign twin: live observations keep flowing afterwards.
+  stream.push(obs(5000));
+  await eventually("a live observation after the refusals", () => received.includes("n5000.example"));
+});

@@ -1,7 +1,7 @@
 // Unit tests of the agent's replay store (bounds, expiry, eviction) and the observer's CIDR sets.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ObservationStore } from "../../src/agent/store.js";
+import { ObservationStore, observationBytes } from "../../src/agent/store.js";
 import { CidrSet } from "../../src/dns/cidr.js";
 import type { DnsObservation } from "../../src/dns/observer.js";
 
@@ -65,4 +65,22 @@ test("CIDR sets match IPv4 and IPv6 ranges and reject bad input with the field n
   assert.throws(() => new CidrSet(["10.0.0.0/40"], "pod CIDR"), /pod CIDR: "10.0.0.0\/40" has an invalid prefix/);
   assert.throws(() => new CidrSet(["example.com"], "trusted resolver"), /trusted resolver: "example.com" is not an IP/);
   assert.throws(() => new CidrSet(["10.0.0.0/x"], "pod CIDR"), /invalid prefix/);
+});
+
+test("finding 9: the replay store is bounded in bytes per pod and in total; a flooding pod loses its own, a quiet pod keeps its evidence", () => {
+  const now = 1_000_000;
+  const store = new ObservationStore({ now: () => now, maxPerPod: 100_000, maxTotal: 100_000, negativeTtlSec: 5, maxBytesPerPod: 256 << 10, maxBytesTotal: 600 << 10 });
+  const big = (pod: string, i: number): DnsObservation => ({
+    ...obs(pod, `big${i}.example`, now, 60),
+    answers: Array.from({ length: 200 }, (_, k) => ({ name: `big${i}.example`, type: "A", typeCode: 1, ttl: 60, data: `198.18.${k >> 8}.${k & 0xff}` })),
+  });
+  store.add(obs("198.18.1.2", "quiet.example", now, 60));
+  for (let i = 0; i < 2000; i++) store.add(big("198.18.1.1", i));
+  for (let i = 0; i < 2000; i++) store.add(big("198.18.1.3", i));
+  assert.ok(store.stats.bytes <= 600 << 10, `held ${store.stats.bytes} bytes`);
+  assert.ok(store.valid().filter((o) => o.podIp === "198.18.1.1").reduce((n, o) => n + observationBytes(o), 0) <= 256 << 10);
+  assert.ok(store.valid().some((o) => o.qname === "quiet.example"), "the quiet pod's observation survives both floods");
+  // One observation larger than a pod's whole share is never stored.
+  store.add({ ...big("198.18.1.4", 0), answers: Array.from({ length: 5000 }, () => ({ name: "x", type: "A", typeCode: 1, ttl: 60, data: "198.18.0.1" })) });
+  assert.equal(store.stats.oversized, 1);
 });

@@ -30,12 +30,18 @@ evidence
 replay store
   --max-observations-per-pod N   still-valid observations kept per pod for replay (default 2048)
   --max-observations N           ... in total (default 65536)
+  --max-observation-bytes-per-pod N   replay memory per pod, bytes (default 4194304); a pod over it
+                                 loses its own oldest observations
+  --max-observation-bytes N      replay memory in total, bytes (default 67108864); when full, the
+                                 pod holding the most loses its oldest
   --negative-ttl S               how long NXDOMAIN/NODATA answers are replayed (default 30)
 control
   --control HOST:PORT       a control replica (repeatable)
   --control-service NAME:PORT   headless Service resolving to every replica, re-resolved periodically
   --control-resolve-ms MS   re-resolution interval (default 10000)
   --batch-size N            observations per batch at most (default 256)
+  --batch-bytes N           encoded bytes per batch at most (default 1048576, below control's 4 MiB
+                            gRPC limit; halved when control refuses one as too large)
   --window N                unacknowledged batches in flight per replica (default 8)
   --queue N                 observations queued per replica before the oldest are dropped (default 100000)
   --ack-timeout-ms MS       reconnect when a batch is not acknowledged in time (default 15000)
@@ -63,6 +69,9 @@ const OPTIONS = {
   "max-pending": { type: "string" },
   "max-observations-per-pod": { type: "string" },
   "max-observations": { type: "string" },
+  "max-observation-bytes-per-pod": { type: "string" },
+  "max-observation-bytes": { type: "string" },
+  "batch-bytes": { type: "string" },
   "negative-ttl": { type: "string" },
   control: { type: "string", multiple: true },
   "control-service": { type: "string" },
@@ -144,12 +153,15 @@ export const command: CliCommand = {
         maxPerPod: int("max-observations-per-pod", 2048, 1),
         maxTotal: int("max-observations", 65_536, 1),
         negativeTtlSec: int("negative-ttl", 30),
+        maxBytesPerPod: int("max-observation-bytes-per-pod", 4 << 20, 4096),
+        maxBytesTotal: int("max-observation-bytes", 64 << 20, 4096),
       },
       control: {
         addresses: list("control"),
         ...(typeof values["control-service"] === "string" ? { service: values["control-service"] } : {}),
         resolveEveryMs: int("control-resolve-ms", 10_000, 100),
         maxBatch: int("batch-size", 256, 1),
+        maxBatchBytes: int("batch-bytes", 1 << 20, 16 << 10),
         window: int("window", 8, 1),
         maxQueue: int("queue", 100_000, 1),
         ackTimeoutMs: int("ack-timeout-ms", 15_000, 100),
