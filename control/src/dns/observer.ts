@@ -26,12 +26,13 @@ export type RejectReason =
   | "duplicate"            // the same response again (e.g. seen on a second interface)
   | "already-answered"     // a different response to a query that was already answered
   | "query-not-from-pod"   // a query from outside the pod CIDRs (when configured)
-  | "query-to-untrusted-resolver"; // a query to a server we would not believe anyway
+  | "query-to-untrusted-resolver" // a query to a server we would not believe anyway
+  | "escaped-name";        // a question name with a label holding '.', '\\' or a non-printable byte
 
 export const REJECT_REASONS: readonly RejectReason[] = [
   "malformed", "unsupported", "sent-by-pod", "untrusted-resolver", "unsolicited", "mismatched-id",
   "mismatched-port", "mismatched-question", "duplicate", "already-answered", "query-not-from-pod",
-  "query-to-untrusted-resolver",
+  "query-to-untrusted-resolver", "escaped-name",
 ];
 
 /** Where a DNS message was seen. Times are milliseconds since the epoch. */
@@ -398,6 +399,10 @@ export class DnsObserver {
     }
     const qname = readName(msg.buf, q.nameOffset, true);
     if (qname === null) return this.reject("malformed"); // unreachable: parse validated it
+    // Names travel on as presentation text, split at '.': a wire label holding '.' (rendered "\.")
+    // or any other escaped byte could match a pattern's separator downstream, so such a name is
+    // never evidence (#14: names stay label-exact).
+    if (qname.includes("\\")) return this.reject("escaped-name");
     const existing = this.pendingByClient.get(meta.src);
     if (existing && existing.count >= this.opts.maxPendingPerPod) {
       this.drop(existing.oldest!);
@@ -550,6 +555,7 @@ export class DnsObserver {
       usedCnames.push(i);
       usedTargets.push(target);
       if (target === null || target === p.qname || chain.includes(target)) break; // CNAME loop: stop at the first repeat
+      if (target.includes("\\")) break; // an escaped label is never evidence (see onQuery): the chain ends unresolved
       chain.push(target);
       currentStart = labelsStart(buf, records[i]!.rdataOffset);
       known.push(currentStart, target);

@@ -18,6 +18,8 @@ export const DEFAULT_GATEWAY = "198.18.0.1";
 export const SIDECAR_UID = 1337;
 export const SIDECAR_GID = 1337;
 export const SIDECAR_PORT = 15001;
+/** Where istio-agent's DNS proxy listens in the pod (constants.IstioAgentDNSListenerPort). */
+export const DNS_PROXY_PORT = 15053;
 
 export interface PodNetwork {
   /** Logical key, e.g. "shop/checkout". */
@@ -256,6 +258,20 @@ export class MeshNetwork {
       await ipt("-A", "EGRET_OUTPUT", "-d", `${d.ip}/32`, "-p", "tcp", ...(d.port ? ["--dport", String(d.port)] : []), "-j", "RETURN");
     }
     await ipt("-A", "EGRET_OUTPUT", "-p", "tcp", "-j", "REDIRECT", "--to-ports", String(opts.port ?? SIDECAR_PORT));
+  }
+
+  /**
+   * Istio's DNS capture (istio-iptables SetupDNSRedir, reduced to UDP): the pod's DNS queries to
+   * `resolver` go to the DNS proxy on 127.0.0.1:`port` (istio-agent's 15053), except those of the
+   * proxy's own uid/gid, which reach the resolver from the pod's address.
+   */
+  async redirectDns(pod: PodNetwork, resolver: string, port = DNS_PROXY_PORT): Promise<void> {
+    const ipt = (...args: string[]) => this.sh(pod.netns, "iptables", "-w", "-t", "nat", ...args);
+    await ipt("-N", "EGRET_OUTPUT_DNS");
+    await ipt("-A", "OUTPUT", "-p", "udp", "--dport", "53", "-d", `${resolver}/32`, "-j", "EGRET_OUTPUT_DNS");
+    await ipt("-A", "EGRET_OUTPUT_DNS", "-m", "owner", "--uid-owner", String(SIDECAR_UID), "-j", "RETURN");
+    await ipt("-A", "EGRET_OUTPUT_DNS", "-m", "owner", "--gid-owner", String(SIDECAR_GID), "-j", "RETURN");
+    await ipt("-A", "EGRET_OUTPUT_DNS", "-p", "udp", "-j", "REDIRECT", "--to-ports", String(port));
   }
 
   async removePod(key: string): Promise<void> {

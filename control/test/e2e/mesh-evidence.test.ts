@@ -2,6 +2,9 @@
 // cluster DNS is captured by `egret agent` on the pod's node-side link and lands in
 // `egret control`, which answers Lookup for that pod only; a Lookup that arrives before the
 // answer waits for it; a control killed and restarted gets the evidence back from the agent.
+// A pod with Istio-style DNS capture (queries REDIRECTed to a DNS proxy on 127.0.0.1:15053 that
+// runs as the proxy's uid/gid and forwards from the pod's address) keeps its forwarded names as
+// its own evidence, while names the proxy answers locally leave none on the node.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
@@ -9,10 +12,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MeshCluster } from "../../src/mesh/cluster.js";
 import { loadWorld } from "../../src/mesh/world.js";
-import { meshUnavailableReason, type PodNetwork } from "../../src/mesh/netns.js";
+import { DNS_PROXY_PORT, SIDECAR_GID, meshUnavailableReason, type PodNetwork } from "../../src/mesh/netns.js";
 import { missingServerPrograms } from "../../src/mesh/services/index.js";
-import { CONTROL_GRPC_PORT, repoAt, startAgent, startControl, type MeshFiles } from "../../src/mesh/components.js";
-import type { ManagedProcess } from "../../src/mesh/process.js";
+import { CONTROL_GRPC_PORT, repoAt, sidecarUid, startAgent, startControl, type MeshFiles } from "../../src/mesh/components.js";
+import { ManagedProcess } from "../../src/mesh/process.js";
 import { mustRun, run } from "../../src/mesh/exec.js";
 
 const PREFIX = "egG";
@@ -35,6 +38,9 @@ let cluster: MeshCluster | undefined;
 let files: MeshFiles;
 let control: ManagedProcess | undefined;
 let agent: ManagedProcess | undefined;
+let dnsProxy: ManagedProcess | undefined;
+/** A ServiceEntry-like VIP only the pod's DNS proxy knows (198.18.0.0/15, never routed here). */
+const VIP = "198.18.200.5";
 const pods: Record<string, PodNetwork> = {};
 
 before(async () => {
@@ -46,12 +52,24 @@ before(async () => {
   writeFileSync(join(files.policyDir, "p.yaml"), "apiVersion: egret.dev/v1alpha1\nkind: EgressPolicy\nmetadata: {name: p, namespace: shop}\nspec:\n  podSelector: {}\n  rules: [{action: Allow, to: {domains: [db.example.test]}}]\n");
   pods.a = await cluster.net.addPod("shop/a", "198.18.1.10");
   pods.b = await cluster.net.addPod("shop/b", "198.18.1.11");
-  writeFileSync(files.podsFile, "pods:\n  - {name: a, namespace: shop, ips: [198.18.1.10]}\n  - {name: b, namespace: shop, ips: [198.18.1.11]}\n");
+  pods.c = await cluster.net.addPod("shop/c", "198.18.1.12");
+  writeFileSync(files.podsFile, "pods:\n  - {name: a, namespace: shop, ips: [198.18.1.10]}\n  - {name: b, namespace: shop, ips: [198.18.1.11]}\n  - {name: c, namespace: shop, ips: [198.18.1.12]}\n");
   control = await startControl(cluster.net, repo, files, world.clusterCidrs);
   agent = await startAgent(cluster.net, repo, files, world.resolver);
+  // Pod c: Istio DNS capture. The proxy runs as the sidecar's uid/gid, exempt from the redirect.
+  await cluster.net.redirectDns(pods.c, world.resolver);
+  dnsProxy = ManagedProcess.start({
+    name: "dns proxy shop/c",
+    cmd: "ip",
+    args: ["netns", "exec", pods.c.netns, "setpriv", `--reuid=${sidecarUid(repo)}`, `--regid=${SIDECAR_GID}`, "--clear-groups",
+      process.execPath, join(root, "dist/control/src/mesh/probes/dns-proxy.js"), String(DNS_PROXY_PORT), world.resolver, `vip.example.test=${VIP}`],
+    logFile: join(dir, "dns-proxy.log"),
+  });
+  await dnsProxy.waitReady(async () => (await dig("c", "vip.example.test")).stdout.trim() === VIP, 30_000, "answering");
 }, { timeout: 120_000 });
 
 after(async () => {
+  await dnsProxy?.stop();
   await agent?.stop();
   await control?.stop();
   await cluster?.destroy();
@@ -65,7 +83,9 @@ async function lookupFor(pod: string, destination: string, waitMs: number): Prom
   return JSON.parse(r.stdout.trim() || JSON.stringify({ result: "", names: [], error: r.stderr })) as LookupAnswer;
 }
 
-const dig = (pod: string, name: string) => mustRun("ip", ["netns", "exec", pods[pod]!.netns, "dig", "+short", "+time=2", name]);
+function dig(pod: string, name: string) {
+  return mustRun("ip", ["netns", "exec", pods[pod]!.netns, "dig", "+short", "+time=2", name]);
+}
 
 test("a pod's lookup becomes evidence for that pod only", { skip, timeout: 60_000 }, async () => {
   assert.equal((await dig("a", "db.example.test")).stdout.trim(), "198.19.1.10");
@@ -102,4 +122,18 @@ test("control killed and restarted gets unexpired evidence back from the agent",
   control = await startControl(cluster!.net, repo, files, world.clusterCidrs);
   const r = await lookupFor("shop/b", "198.19.1.12", 5000);
   assert.equal(r.result, "LOOKUP_RESULT_FOUND", `after restart: ${JSON.stringify(r)}`);
+});
+
+test("with Istio-style DNS capture, names the proxy forwards from the pod's address are that pod's evidence", { skip, timeout: 60_000 }, async () => {
+  assert.equal((await dig("c", "db.example.test")).stdout.trim(), "198.19.1.10");
+  const r = await lookupFor("shop/c", "198.19.1.10", 3000);
+  assert.equal(r.result, "LOOKUP_RESULT_FOUND", JSON.stringify(r));
+  assert.deepEqual(r.names.map((n) => n.name), ["db.example.test"]);
+});
+
+test("a name the pod's DNS proxy answers locally leaves no DNS evidence on the node", { skip, timeout: 60_000 }, async () => {
+  // Only the proxy knows this name (the cluster resolver does not): the answer proves the REDIRECT.
+  assert.equal((await dig("c", "vip.example.test")).stdout.trim(), VIP);
+  const r = await lookupFor("shop/c", VIP, 300);
+  assert.equal(r.result, "LOOKUP_RESULT_NOT_FOUND", `nothing crossed the node: ${JSON.stringify(r)}`);
 });

@@ -321,3 +321,36 @@ test("finding 1: a query the capture saw travelling toward a pod is not that pod
   assert.equal(q(queryAndAnswer("api.example.com", ["198.18.5.1"]).query, { fromPod: false }), "query-not-from-pod");
   assert.equal(observer.pendingCount, 0);
 });
+
+test("names stay label-exact: a wire label holding '.' is never evidence, as a question or a CNAME target; the plain name still is", () => {
+  const { observer, seen, q, r } = setup();
+  // Question [allowed.one][example]: rendered "allowed\.one.example", which a text matcher would
+  // split into three labels and match against *.one.example.
+  const wireName = [11, ...Buffer.from("allowed.one"), 7, ...Buffer.from("example"), 0];
+  const header = (id: number, response: boolean, answers: number) => [id >> 8, id & 0xff, response ? 0x81 : 0x01, response ? 0x80 : 0, 0, 1, 0, answers, 0, 0, 0, 0];
+  const question = [...wireName, 0, 1, 0, 1];
+  const query = Uint8Array.from([...header(9, false, 0), ...question]);
+  const answer = Uint8Array.from([...header(9, true, 1), ...question, 0xc0, 12, 0, 1, 0, 1, 0, 0, 1, 0, 0, 4, 198, 18, 66, 6]);
+  assert.equal(q(query), "escaped-name");
+  assert.equal(r(answer), "unsolicited");
+  // A CNAME from a plain name to [allowed.one][example]: the chain stops; its address is not the question's.
+  const plain = [5, ...Buffer.from("plain"), 7, ...Buffer.from("example"), 0];
+  const cq = Uint8Array.from([...header(10, false, 0), ...plain, 0, 1, 0, 1]);
+  const target = wireName;
+  const cnameRdata = target;
+  const ca = Uint8Array.from([...header(10, true, 2), ...plain, 0, 1, 0, 1,
+    0xc0, 12, 0, 5, 0, 1, 0, 0, 1, 0, 0, cnameRdata.length, ...cnameRdata,
+    0xc0, 12 + plain.length + 4 + 12, 0, 1, 0, 1, 0, 0, 1, 0, 0, 4, 198, 18, 66, 6]);
+  assert.equal(q(cq), "query");
+  const obs = r(ca) as DnsObservation;
+  assert.equal(typeof obs, "object");
+  assert.deepEqual(obs.cnameChain, []);
+  assert.ok(!obs.answers.some((a) => a.data === "198.18.66.6"), JSON.stringify(obs.answers));
+  assert.equal(obs.negative, true);
+  // Benign twin: the same shape with ordinary labels is evidence.
+  const good = queryAndAnswer("allowed.one.example", ["198.18.77.1"], { id: 11 });
+  q(good.query);
+  assert.deepEqual((r(good.answer) as DnsObservation).answers.map((a) => a.data), ["198.18.77.1"]);
+  assert.equal(seen.length, 2);
+  assert.equal(observer.stats.rejected["escaped-name"], 1);
+});
