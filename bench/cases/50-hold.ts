@@ -26,13 +26,15 @@ export const benchCase: BenchCase = {
     let control: FileControl | undefined;
     let host: EnvoyHost | undefined;
     try {
-      control = await startFileControl({ policy: POLICY, pods: "pods:\n  - {name: web-0, namespace: shop, ip: 10.1.0.7, labels: {app: web}}\n" });
+      control = await startFileControl({ policy: POLICY, pods: "pods:\n  - {name: web-0, namespace: shop, ips: [10.1.0.7, 127.1.0.7], node: node-1, labels: {app: web}}\n" });
       const { grpcPort } = control;
       host = await EnvoyHost.create({
         wasm: EGRET_WASM, concurrency: 2, clock: new RealClock(),
         pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, lookupTimeoutMs: 2000 }),
         node: { name: "web-0", namespace: "shop", labels: { app: "web" }, instanceIps: ["10.1.0.7"] },
         grpcClusters: { [CONTROL_CLUSTER]: `127.0.0.1:${grpcPort}` },
+        // The pod's loopback "network namespace": control serves the filter by that address.
+        grpcSourceAddress: "127.1.0.7",
       });
       const h = host;
       const metric = (n: string) => h.metric(n) ?? 0;

@@ -60,7 +60,7 @@ export const benchCase: BenchCase = {
     const echo = net.createServer((s) => { s.pipe(s); s.on("error", () => undefined); });
     try {
       const echoPort = await listen(echo);
-      control = await startFileControl({ policy: POLICY, pods: "pods:\n  - {name: bench-0, namespace: bench, ip: 127.0.0.1, labels: {app: bench}}\n" });
+      control = await startFileControl({ policy: POLICY, pods: "pods:\n  - {name: bench-0, namespace: bench, ip: 127.0.0.1, node: node-1, labels: {app: bench}}\n" });
       const { grpcPort } = control;
       const startSidecar = async (target: number): Promise<{ proc: ChildProcess; port: number }> => {
         const probe = net.createServer(); const port = await listen(probe); await new Promise((r) => probe.close(r));

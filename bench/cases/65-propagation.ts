@@ -21,6 +21,7 @@ import { fileControlSource } from "../../control/src/control/file-source.js";
 import { defaultPolicyApi } from "../../control/src/control/policy-api.js";
 import { createControlMetrics } from "../../control/src/control/metrics.js";
 import { silentLogger } from "../../control/src/common/log.js";
+import { FileAgentAuthenticator } from "../../control/src/auth/agent-tokens.js";
 import { summarize, type BenchCase } from "../harness.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -69,7 +70,9 @@ export const benchCase: BenchCase = {
       run("ip", "netns", "exec", NS, "ip", "link", "set", POD_IF, "up");
       run("ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up");
 
-      writeFileSync(join(dir, "pods.yaml"), `pods:\n${Array.from({ length: streams }, (_, i) => `  - {name: p${i}, namespace: shop, ip: ${podIp(i)}, labels: {app: web}}\n`).join("")}`);
+      writeFileSync(join(dir, "pods.yaml"), `pods:\n${Array.from({ length: streams }, (_, i) => `  - {name: p${i}, namespace: shop, ip: ${podIp(i)}, node: bench, labels: {app: web}}\n`).join("")}`);
+      writeFileSync(join(dir, "agent-tokens"), "bench-agent-token bench\n");
+      writeFileSync(join(dir, "agent-token"), "bench-agent-token\n");
       writeFileSync(join(dir, "policy.yaml"), `apiVersion: egret.dev/v1alpha1
 kind: EgressPolicy
 metadata: {name: web, namespace: shop}
@@ -82,6 +85,10 @@ spec:
         policyApi: defaultPolicyApi, log: silentLogger(), grpcListen: "127.0.0.1:0", audit: { write: () => undefined },
         source: fileControlSource({ policyPaths: [join(dir, "policy.yaml")], podsFile: join(dir, "pods.yaml"), policyApi: defaultPolicyApi, log: silentLogger() }),
         metrics: createControlMetrics({ defaultMetrics: false }),
+        agentAuth: new FileAgentAuthenticator(join(dir, "agent-tokens"), silentLogger()),
+        // 100 streams share 4 loopback connections: the SNAT escape hatch serves them by the pod
+        // they name (binding is one check per SUBSCRIBE; it does not change delta delivery).
+        filterSnatPeers: ["127.0.0.1/32"],
       });
       const { grpcPort } = await service.start();
 
@@ -106,7 +113,7 @@ spec:
 
       // The real agent, capturing on the host side of the pod's veth.
       agent = spawn(process.execPath, [join(repo, "bin", "egret.js"), "agent", "--interface", HOST_IF, "--trusted-resolver", RESOLVER,
-        "--pod-cidr", "198.18.210.0/24", "--control", `127.0.0.1:${grpcPort}`, "--metrics-address", "127.0.0.1:0", "--node-name", "bench"],
+        "--pod-cidr", "198.18.210.0/24", "--control", `127.0.0.1:${grpcPort}`, "--metrics-address", "127.0.0.1:0", "--node-name", "bench", "--token-file", join(dir, "agent-token")],
       { stdio: ["ignore", "pipe", "pipe"] });
       let agentLog = "";
       agent.stdout!.on("data", (d: Buffer) => (agentLog += d.toString()));

@@ -2,6 +2,7 @@
 // (../pcap) → DNS pipeline and observer (../dns) → observation store (replay) → one stream per
 // control replica. Every piece gets its clock, limits and logger from here, so tests can drive the
 // agent with injected frames and a fake clock.
+import type { AgentCredentials } from "./credentials.js";
 import { decodeFrame, type DropCounts } from "../pcap/index.js";
 import { DnsObserver, type DnsObservation } from "../dns/observer.js";
 import { DnsPipeline } from "../dns/pipeline.js";
@@ -45,6 +46,8 @@ export interface AgentOptions {
     maxQueue: number;
     ackTimeoutMs: number;
     connectTimeoutMs: number;
+    /** Bearer token / TLS towards control (control/src/agent/credentials.ts). */
+    credentials?: AgentCredentials;
   };
   /** Called for every accepted observation (tests, debugging). */
   onObservation?(obs: DnsObservation): void;
@@ -245,6 +248,7 @@ export class Agent {
         maxQueue: this.opts.control.maxQueue,
         ackTimeoutMs: this.opts.control.ackTimeoutMs,
         connectTimeoutMs: this.opts.control.connectTimeoutMs,
+        ...(this.opts.control.credentials ? { credentials: this.opts.control.credentials } : {}),
         now: this.now,
         onBatchAcked: (replica, seconds) => this.onBatchAcked?.(replica, seconds),
       });

@@ -8,6 +8,7 @@ import type { DnsObservation } from "../dns/observer.js";
 import { RRType } from "../dns/wire.js";
 import { createAgentClient, ipToBytes, type AgentServiceClient, type ObserveRequest, type ObserveResponse, type Outgoing, type Observation } from "../proto/index.js";
 import type { Logger } from "../common/log.js";
+import type { AgentCredentials } from "./credentials.js";
 
 export const INITIAL_BACKOFF_MS = 200;
 export const MAX_BACKOFF_MS = 10_000;
@@ -41,6 +42,8 @@ export interface ReplicaStreamOptions {
   onBatchAcked?(address: string, seconds: number, observations: number, replay: boolean): void;
   /** Injected for tests; defaults to the generated AgentService client. */
   createClient?(address: string): AgentServiceClient;
+  /** Bearer token and TLS (control/src/agent/credentials.ts); default: none, plaintext. */
+  credentials?: AgentCredentials;
 }
 
 export const MIN_BATCH_BYTES = 16 << 10;
@@ -193,7 +196,7 @@ export class ReplicaStream {
 
   private connect(): void {
     if (this.closed) return;
-    const client = (this.opts.createClient ?? createAgentClient)(this.opts.address);
+    const client = this.opts.createClient ? this.opts.createClient(this.opts.address) : createAgentClient(this.opts.address, this.opts.credentials?.channel);
     this.client = client;
     client.waitForReady(Date.now() + this.opts.connectTimeoutMs, (err) => {
       if (this.closed || this.client !== client) return;
@@ -207,7 +210,15 @@ export class ReplicaStream {
   }
 
   private openStream(client: AgentServiceClient): void {
-    const call = client.Observe();
+    let metadata: grpc.Metadata;
+    try {
+      metadata = this.opts.credentials?.callMetadata() ?? new grpc.Metadata();
+    } catch (err) {
+      this.opts.log.error({ replica: this.opts.address, err: (err as Error).message }, "agent credentials unreadable; retrying");
+      this.retry();
+      return;
+    }
+    const call = client.Observe(metadata);
     this.call = call;
     this.sequence = 0;
     this.inFlight.clear();
@@ -227,13 +238,18 @@ export class ReplicaStream {
     });
     const onEnd = (err?: Error) => {
       if (this.call !== call) return;
-      if ((err as grpc.ServiceError | undefined)?.code === grpc.status.RESOURCE_EXHAUSTED) {
+      const code = (err as grpc.ServiceError | undefined)?.code;
+      if (code === grpc.status.RESOURCE_EXHAUSTED) {
         // Control refused a message as too large: smaller batches from now on (whatever is too
         // big for the floor is dropped in pump), never the same batch again and again.
         this.stats.refusedBatches++;
         this.stats.batchBytes = Math.max(MIN_BATCH_BYTES, Math.floor(this.stats.batchBytes / 2));
       }
-      this.opts.log.warn({ replica: this.opts.address, err: err?.message ?? "stream ended" }, "control replica stream lost; reconnecting");
+      if (code === grpc.status.UNAUTHENTICATED || code === grpc.status.PERMISSION_DENIED) {
+        this.opts.log.error({ replica: this.opts.address, err: err?.message }, "control refused this agent's credentials (check --token-file); retrying");
+      } else {
+        this.opts.log.warn({ replica: this.opts.address, err: err?.message ?? "stream ended" }, "control replica stream lost; reconnecting");
+      }
       this.retry();
     };
     call.on("error", (err: Error) => onEnd(err));

@@ -2,7 +2,15 @@
 // from here; only the gRPC edge (grpc-server.ts) and the HTTP edge map a code's `kind` to a
 // protocol status. Codes are stable (logs and alerts match on them); messages say what to do.
 
-export type ErrorKind = "invalid-argument" | "not-found" | "failed-precondition" | "resource-exhausted" | "unavailable" | "internal";
+export type ErrorKind =
+  | "invalid-argument"
+  | "not-found"
+  | "failed-precondition"
+  | "resource-exhausted"
+  | "unavailable"
+  | "unauthenticated"
+  | "permission-denied"
+  | "internal";
 
 export const ERROR_CATALOGUE = {
   // --- Watch -----------------------------------------------------------------------------
@@ -48,6 +56,27 @@ export const ERROR_CATALOGUE = {
   EGRET_REPORT_BATCH_TOO_LARGE: {
     kind: "resource-exhausted",
     message: "a ReportRequest batch carries more events than this replica accepts; send smaller batches",
+  },
+  // --- Authentication and binding (docs/security.md) ----------------------------------
+  EGRET_AGENT_UNAUTHENTICATED: {
+    kind: "unauthenticated",
+    message: "Observe needs gRPC metadata `authorization: Bearer TOKEN` with a token this control accepts (the agent's --token-file)",
+  },
+  EGRET_AGENT_AUTH_UNAVAILABLE: {
+    kind: "unavailable",
+    message: "the agent's credentials could not be checked right now (TokenReview unreachable); the agent retries",
+  },
+  EGRET_FILTER_PEER_NOT_A_POD: {
+    kind: "permission-denied",
+    message: "Watch, Lookup and Report are served only to a pod, from its own address; this connection's source address is no pod's",
+  },
+  EGRET_FILTER_POD_MISMATCH: {
+    kind: "permission-denied",
+    message: "the call names a pod other than the one that owns the connection's source address",
+  },
+  EGRET_FILTER_POD_GONE: {
+    kind: "permission-denied",
+    message: "the pod this stream is bound to no longer owns the connection's source address",
   },
   // --- Configuration and sources ---------------------------------------------------------
   EGRET_CONFIG_INVALID: {

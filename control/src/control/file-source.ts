@@ -11,6 +11,8 @@
 //       namespace: shop
 //       ips: [198.18.1.10]       # or `ip: 198.18.1.10`; IPv4 and/or IPv6
 //       labels: { app: web }
+//       node: worker-1           # the node it runs on (spec.nodeName): only that node's agent
+//                                # may deliver DNS evidence for it
 import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { LineCounter, isMap, isNode, isScalar, parseDocument } from "yaml";
@@ -41,6 +43,7 @@ function show(v: unknown): string {
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const POD_NAME = /^[a-z0-9]([-.a-z0-9]{0,251}[a-z0-9])?$/;
+const NODE_NAME = POD_NAME;
 
 /** Parses a pods file; throws ControlError(EGRET_PODS_FILE_INVALID) naming file:line and the field. */
 export function parsePodsFile(text: string, file: string): PodsFile {
@@ -107,7 +110,7 @@ export function parsePodsFile(text: string, file: string): PodsFile {
     if (typeof p !== "object" || p === null || Array.isArray(p)) fail(["pods", i], "each pod must be a mapping", "give name, namespace, ips, labels");
     const pod = p as Record<string, unknown>;
     for (const k of Object.keys(pod)) {
-      if (!["name", "namespace", "ip", "ips", "labels"].includes(k)) fail(["pods", i, k], `unknown key "${k}"`, "pods take name, namespace, ip or ips, labels", true);
+      if (!["name", "namespace", "ip", "ips", "labels", "node"].includes(k)) fail(["pods", i, k], `unknown key "${k}"`, "pods take name, namespace, ip or ips, labels, node", true);
     }
     if (typeof pod.name !== "string" || !POD_NAME.test(pod.name)) fail(["pods", i, "name"], "a pod needs a `name` (lowercase DNS subdomain)", "e.g. `name: web-1`");
     if (typeof pod.namespace !== "string" || !DNS_LABEL.test(pod.namespace)) fail(["pods", i, "namespace"], "a pod needs a `namespace` (DNS label)", "e.g. `namespace: shop`");
@@ -128,7 +131,11 @@ export function parsePodsFile(text: string, file: string): PodsFile {
       ipOwner.set(c!, key);
       ips.push(c!);
     });
-    pods.push({ namespace: pod.namespace as string, name: pod.name as string, labels: labelsAt(pod.labels, ["pods", i, "labels"]), ips });
+    if (pod.node !== undefined && (typeof pod.node !== "string" || !NODE_NAME.test(pod.node))) {
+      fail(["pods", i, "node"], `${show(pod.node)} is not a node name`, "give the node the pod runs on, as spec.nodeName (e.g. `node: worker-1`); only that node's agent may report its DNS");
+    }
+    const node = typeof pod.node === "string" ? { node: pod.node } : {};
+    pods.push({ namespace: pod.namespace as string, name: pod.name as string, labels: labelsAt(pod.labels, ["pods", i, "labels"]), ips, ...node });
   });
   for (const p of pods) namespaces[p.namespace] ??= {};
   return { pods, namespaces };

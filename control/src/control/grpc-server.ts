@@ -16,6 +16,10 @@ import {
   type WatchRequest,
 } from "../proto/index.js";
 import { bytesToIp } from "../proto/ip.js";
+import { AuthFailure, type AgentAuthenticator, type AgentIdentity } from "../auth/agent-auth.js";
+import type { BoundPod, FilterBinder, FilterCall } from "../auth/filter-binding.js";
+import type { NodeBinding } from "../auth/node-binding.js";
+import type { PodRegistry } from "./pods.js";
 import { asControlError, ControlError, type ErrorKind } from "./errors.js";
 import type { WatchHub, Subscription } from "./hub.js";
 import type { LookupService } from "./lookup.js";
@@ -29,6 +33,8 @@ const STATUS_OF: Record<ErrorKind, grpc.status> = {
   "failed-precondition": grpc.status.FAILED_PRECONDITION,
   "resource-exhausted": grpc.status.RESOURCE_EXHAUSTED,
   unavailable: grpc.status.UNAVAILABLE,
+  unauthenticated: grpc.status.UNAUTHENTICATED,
+  "permission-denied": grpc.status.PERMISSION_DENIED,
   internal: grpc.status.INTERNAL,
 };
 
@@ -68,57 +74,94 @@ export interface GrpcEdgeOptions {
   log: Logger;
   serverId: string;
   limits?: Partial<GrpcLimits>;
+  registry: PodRegistry;
+  /** Who an Observe stream speaks for (UNAUTHENTICATED when it cannot say). */
+  agentAuth: AgentAuthenticator;
+  /** Which pod a filter call comes from (PERMISSION_DENIED when not the one it names). */
+  filterBinder: FilterBinder;
+  /** Whether an observation's pod is on the agent's node. */
+  nodeBinding: NodeBinding;
   /** Accept calls only once true (initial sync done); Watch/Lookup get UNAVAILABLE before. */
   isReady: () => boolean;
+  /** Certificate and key (PEM) of the TLS listener; AgentService is then served only there. */
+  tls?: { cert: Buffer; key: Buffer };
   /** The service clock (server_time_unix_ms); call deadlines stay on real time. */
   now?: () => number;
 }
 
+const SERVER_OPTIONS: grpc.ServerOptions = {
+  "grpc.keepalive_time_ms": 30_000,
+  "grpc.keepalive_timeout_ms": 10_000,
+  "grpc.keepalive_permit_without_calls": 1,
+  "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+};
+
+function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
+  return new Promise((resolve, reject) => server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port))));
+}
+
+function shutdown(server: grpc.Server, graceMs: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
 export class GrpcEdge {
   private readonly server: grpc.Server;
+  private readonly tlsServer?: grpc.Server;
   private readonly limits: GrpcLimits;
   private readonly openCalls = new Set<grpc.ServerDuplexStream<unknown, unknown>>();
   private shuttingDown = false;
+  /** Bound Watch streams by pod key: re-checked when that pod changes (IP reassigned, deleted). */
+  private readonly boundWatches = new Map<string, Set<() => void>>();
 
   constructor(private readonly o: GrpcEdgeOptions) {
-    this.limits = { ...DEFAULT_GRPC_LIMITS, ...o.limits };
-    this.server = new grpc.Server({
-      "grpc.keepalive_time_ms": 30_000,
-      "grpc.keepalive_timeout_ms": 10_000,
-      "grpc.keepalive_permit_without_calls": 1,
-      "grpc.http2.min_ping_interval_without_data_ms": 10_000,
+    o.registry.onChange((c) => {
+      if (c.kind !== "pod") return;
+      for (const recheck of [...(this.boundWatches.get(c.key) ?? [])]) recheck();
     });
+    this.limits = { ...DEFAULT_GRPC_LIMITS, ...o.limits };
     const filter: FilterServiceHandlers = {
       Watch: (call) => this.watch(call),
       Lookup: (call, callback) => void this.lookup(call, callback),
       Report: (call, callback) => this.report(call, callback),
     };
     const agent: AgentServiceHandlers = { Observe: (call) => this.observe(call) };
+    // Plaintext: filters (no credential travels; they are bound by source address). Agents too,
+    // unless TLS is configured: then bearer tokens travel only on the TLS listener.
+    this.server = new grpc.Server(SERVER_OPTIONS);
     this.server.addService(filterServiceDefinition(), filter);
-    this.server.addService(agentServiceDefinition(), agent);
+    if (!o.tls) this.server.addService(agentServiceDefinition(), agent);
+    if (o.tls) {
+      this.tlsServer = new grpc.Server(SERVER_OPTIONS);
+      this.tlsServer.addService(agentServiceDefinition(), agent);
+      this.tlsServer.addService(filterServiceDefinition(), filter);
+    }
   }
 
-  /** Binds `address` ("0.0.0.0:9090", "127.0.0.1:0"); resolves to the bound port. */
+  /** Binds `address` ("0.0.0.0:9090", "127.0.0.1:0") in plaintext; resolves to the bound port. */
   listen(address: string): Promise<number> {
-    return new Promise((resolve, reject) =>
-      this.server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
-    );
+    return bind(this.server, address, grpc.ServerCredentials.createInsecure());
+  }
+
+  /** Binds the TLS listener (AgentService and FilterService); only with `tls` options. */
+  listenTls(address: string): Promise<number> {
+    if (!this.tlsServer || !this.o.tls) throw new Error("listenTls needs the tls option");
+    return bind(this.tlsServer, address, grpc.ServerCredentials.createSsl(null, [{ cert_chain: this.o.tls.cert, private_key: this.o.tls.key }], false));
   }
 
   /** Ends every stream with UNAVAILABLE (clients reconnect elsewhere) and stops the server. */
   async close(graceMs = 2_000): Promise<void> {
     this.shuttingDown = true;
     for (const call of this.openCalls) call.emit("error", toStatus(new ControlError("EGRET_SHUTTING_DOWN")));
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.server.forceShutdown();
-        resolve();
-      }, graceMs);
-      this.server.tryShutdown(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-    });
+    await Promise.all([this.server, this.tlsServer].filter((s): s is grpc.Server => s !== undefined).map((server) => shutdown(server, graceMs)));
   }
 
   // ---- Watch ---------------------------------------------------------------------------------
@@ -129,10 +172,12 @@ export class GrpcEdge {
     this.openCalls.add(stream);
     let subscription: Subscription | undefined;
     let finished = false;
+    let unbind: (() => void) | undefined;
     const finish = (err?: unknown) => {
       if (finished) return;
       finished = true;
       this.openCalls.delete(stream);
+      unbind?.();
       subscription?.close();
       if (err) {
         this.o.log.info({ err: asControlError(err).message }, "watch: ending stream");
@@ -144,6 +189,8 @@ export class GrpcEdge {
         if (req.type === "WATCH_REQUEST_TYPE_SUBSCRIBE") {
           if (subscription) throw new ControlError("EGRET_WATCH_DUPLICATE_SUBSCRIBE");
           if (!req.pod_name || !req.pod_namespace) throw new ControlError("EGRET_WATCH_IDENTITY_MISSING");
+          const bound = this.bind("watch", call, () => this.o.filterBinder.bindNamed(call.getPeer(), req.pod_namespace, req.pod_name));
+          unbind = this.watchBinding(bound, () => finish(new ControlError("EGRET_FILTER_POD_GONE", `${bound.namespace}/${bound.name} from ${bound.peer}`)));
           subscription = this.o.hub.subscribe(
             {
               namespace: req.pod_namespace,
@@ -183,6 +230,7 @@ export class GrpcEdge {
       if (this.shuttingDown) throw new ControlError("EGRET_SHUTTING_DOWN");
       if (!this.o.isReady()) throw new ControlError("EGRET_NOT_READY");
       const req = call.request;
+      this.bind("lookup", call, () => this.o.filterBinder.bindSource(call.getPeer(), req.source_ip, req.pod_namespace, req.pod_name));
       const deadline = call.getDeadline();
       const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
       // Answer a little before the caller's deadline so NOT_FOUND arrives rather than DEADLINE_EXCEEDED.
@@ -211,6 +259,16 @@ export class GrpcEdge {
     let accepted = 0;
     let rejected = 0;
     let failed = false;
+    let bound: BoundPod | undefined;
+    try {
+      bound = this.bind("report", call, () => this.o.filterBinder.bindPeer(call.getPeer()));
+    } catch (err) {
+      failed = true;
+      callback(toStatus(err) as grpc.ServiceError, null);
+      call.on("error", () => undefined);
+      return;
+    }
+    const identity = bound ? { namespace: bound.namespace, name: bound.name, ips: this.o.registry.get(bound.namespace, bound.name)?.ips ?? [bound.peer] } : undefined;
     call.on("data", (req) => {
       if (failed) return;
       if (req.events.length > this.limits.maxEventsPerBatch) {
@@ -218,7 +276,7 @@ export class GrpcEdge {
         callback(toStatus(new ControlError("EGRET_REPORT_BATCH_TOO_LARGE", `${req.events.length} > ${this.limits.maxEventsPerBatch}`)) as grpc.ServiceError, null);
         return;
       }
-      const r = this.o.reports.recordBatch(req.events, req.dropped_events);
+      const r = this.o.reports.recordBatch(req.events, req.dropped_events, identity);
       accepted += r.accepted;
       rejected += r.rejected;
     });
@@ -240,8 +298,7 @@ export class GrpcEdge {
     // dropping them would lose resolutions the agent will not resend.
     this.openCalls.add(stream);
     this.o.metrics.agentStreams.inc();
-    let lastSequence = 0;
-    let agentId = "";
+    const state = { lastSequence: 0, agentId: "" };
     let finished = false;
     const finish = (err?: unknown) => {
       if (finished) return;
@@ -251,52 +308,131 @@ export class GrpcEdge {
       if (err) call.emit("error", toStatus(err));
       else if (!call.cancelled) call.end();
     };
-    call.on("data", (batch: ObserveRequest) => {
-      try {
-        if (!batch.agent_id) throw new ControlError("EGRET_OBSERVE_AGENT_ID_MISSING");
-        if (batch.observations.length > this.limits.maxObservationsPerBatch) {
-          throw new ControlError("EGRET_OBSERVE_BATCH_TOO_LARGE", `${batch.observations.length} > ${this.limits.maxObservationsPerBatch}`);
-        }
-        if (agentId && agentId !== batch.agent_id) this.o.log.warn({ agentId, now: batch.agent_id }, "observe: agent_id changed on one stream");
-        agentId = batch.agent_id;
-        if (lastSequence > 0 && batch.sequence > lastSequence + 1) {
-          this.o.metrics.observeSequenceGaps.inc();
-          this.o.log.warn({ agent: agentId, after: lastSequence, got: batch.sequence }, "observe: batches missing");
-        }
-        lastSequence = Math.max(lastSequence, batch.sequence);
-        this.o.metrics.observeBatches.inc({ kind: batch.replay ? "replay" : "live" });
-        let accepted = 0;
-        let rejected = 0;
-        for (const obs of batch.observations) {
-          if (obs.rcode !== 0 || obs.answers.length === 0) {
-            // Negative answers (NXDOMAIN/NODATA) attribute nothing; counted for visibility.
-            if (normalizeName(obs.query_name) === undefined || (obs.pod_ip.length !== 4 && obs.pod_ip.length !== 16)) {
-              rejected++;
-              this.o.metrics.observations.inc({ outcome: "invalid" });
-            } else {
-              accepted++;
-              this.o.metrics.observations.inc({ outcome: "negative" });
-            }
-            continue;
-          }
-          const outcome = this.o.store.record(obs.pod_ip, {
-            queryName: obs.query_name,
-            cnameChain: obs.cname_chain,
-            answers: obs.answers.map((a) => ({ ip: a.ip, ttlSeconds: a.ttl_seconds })),
-            observedUnixMs: obs.observed_unix_ms,
-          });
-          this.o.metrics.observations.inc({ outcome });
-          if (outcome === "stored" || outcome === "stale") accepted++;
-          else rejected++;
-        }
-        call.write({ acked_sequence: batch.sequence, accepted_observations: accepted, rejected_observations: rejected, server_id: this.o.serverId });
-      } catch (err) {
+    // Batches wait for the authentication in order; nothing is applied before it succeeds.
+    const authorization = call.metadata.get("authorization")[0];
+    let identity: Promise<AgentIdentity | undefined> = this.authenticateAgent(typeof authorization === "string" ? authorization : undefined, call.getPeer()).then(
+      (id) => id,
+      (err: unknown) => {
         finish(err);
-      }
+        return undefined;
+      },
+    );
+    call.on("data", (batch: ObserveRequest) => {
+      identity = identity.then((id) => {
+        if (!id) return id;
+        // A batch that arrived is applied even if the stream ended meanwhile (the agent was
+        // killed right after sending it): what was received is not lost.
+        try {
+          const ack = this.applyBatch(batch, id, state);
+          if (!finished) call.write(ack);
+        } catch (err) {
+          finish(err);
+        }
+        return id;
+      });
     });
-    call.on("end", () => finish());
+    call.on("end", () => void identity.then(() => finish()));
     call.on("cancelled", () => finish());
     call.on("error", () => finish());
+  }
+
+  private async authenticateAgent(authorization: string | undefined, peer: string): Promise<AgentIdentity> {
+    try {
+      const id = await this.o.agentAuth.authenticate(authorization);
+      this.o.metrics.agentAuth.inc({ outcome: "ok" });
+      return id;
+    } catch (err) {
+      const cause = err instanceof AuthFailure ? err.reason : "unavailable";
+      this.o.metrics.agentAuth.inc({ outcome: cause });
+      this.o.log.warn({ peer, cause, err: (err as Error).message }, "observe: agent not authenticated; stream refused");
+      if (cause === "unavailable") throw new ControlError("EGRET_AGENT_AUTH_UNAVAILABLE", (err as Error).message);
+      throw new ControlError("EGRET_AGENT_UNAUTHENTICATED", (err as Error).message);
+    }
+  }
+
+  /** Applies one authenticated batch; returns its acknowledgement. */
+  private applyBatch(batch: ObserveRequest, id: AgentIdentity, state: { lastSequence: number; agentId: string }) {
+    if (!batch.agent_id) throw new ControlError("EGRET_OBSERVE_AGENT_ID_MISSING");
+    if (batch.observations.length > this.limits.maxObservationsPerBatch) {
+      throw new ControlError("EGRET_OBSERVE_BATCH_TOO_LARGE", `${batch.observations.length} > ${this.limits.maxObservationsPerBatch}`);
+    }
+    if (state.agentId && state.agentId !== batch.agent_id) this.o.log.warn({ agentId: state.agentId, now: batch.agent_id }, "observe: agent_id changed on one stream");
+    state.agentId = batch.agent_id;
+    if (state.lastSequence > 0 && batch.sequence > state.lastSequence + 1) {
+      this.o.metrics.observeSequenceGaps.inc();
+      this.o.log.warn({ agent: state.agentId, after: state.lastSequence, got: batch.sequence }, "observe: batches missing");
+    }
+    state.lastSequence = Math.max(state.lastSequence, batch.sequence);
+    this.o.metrics.observeBatches.inc({ kind: batch.replay ? "replay" : "live" });
+    let accepted = 0;
+    let rejected = 0;
+    const foreign: string[] = [];
+    for (const obs of batch.observations) {
+      const outcome = this.applyObservation(obs, id.node);
+      this.o.metrics.observations.inc({ outcome });
+      if (outcome === "stored" || outcome === "stale" || outcome === "negative" || outcome === "held") accepted++;
+      else rejected++;
+      if (outcome === "foreign_node") foreign.push(bytesToIp(obs.pod_ip) ?? "?");
+    }
+    if (foreign.length > 0) {
+      this.o.metrics.foreignNodeObservations.inc({ agent_node: id.node }, foreign.length);
+      this.o.log.warn(
+        { agent: state.agentId, agentNode: id.node, subject: id.subject, rejected: foreign.length, podIps: [...new Set(foreign)].slice(0, 8) },
+        "observe: observations for pods not scheduled on the agent's node rejected",
+      );
+    }
+    this.o.metrics.heldObservations.set(this.o.nodeBinding.heldObservations);
+    return { acked_sequence: batch.sequence, accepted_observations: accepted, rejected_observations: rejected, server_id: this.o.serverId };
+  }
+
+  /** One observation: checked against the agent's node, then stored (or held until its pod is known). */
+  private applyObservation(obs: ObserveRequest["observations"][number], node: string): string {
+    if (obs.pod_ip.length !== 4 && obs.pod_ip.length !== 16) return "invalid";
+    const owner = this.o.nodeBinding.classify(obs.pod_ip, node);
+    if (owner === "foreign") return "foreign_node";
+    if (obs.rcode !== 0 || obs.answers.length === 0) {
+      // Negative answers (NXDOMAIN/NODATA) attribute nothing; counted for visibility.
+      return normalizeName(obs.query_name) === undefined ? "invalid" : "negative";
+    }
+    const record = () =>
+      this.o.store.record(obs.pod_ip, {
+        queryName: obs.query_name,
+        cnameChain: obs.cname_chain,
+        answers: obs.answers.map((a) => ({ ip: a.ip, ttlSeconds: a.ttl_seconds })),
+        observedUnixMs: obs.observed_unix_ms,
+      });
+    if (owner === "unknown") return this.o.nodeBinding.hold(obs.pod_ip, node, () => void record()) ? "held" : "unknown_pod";
+    return record();
+  }
+
+  // ---- Binding ---------------------------------------------------------------------------------
+
+  /** Runs a binding check, counting and logging the outcome; rethrows a refusal. */
+  private bind<T extends BoundPod | undefined>(kind: FilterCall, call: { getPeer(): string }, check: () => T): T {
+    try {
+      const bound = check();
+      this.o.metrics.filterBinding.inc({ call: kind, outcome: bound === undefined || !bound.verified ? "unverified_snat" : "bound" });
+      return bound;
+    } catch (err) {
+      this.o.metrics.filterBinding.inc({ call: kind, outcome: "denied" });
+      this.o.log.warn({ call: kind, peer: call.getPeer(), err: (err as Error).message }, "filter call refused: not from the pod it names");
+      throw err;
+    }
+  }
+
+  /** Ends a bound Watch when its pod stops owning the peer address; returns the unregister function. */
+  private watchBinding(bound: BoundPod, end: () => void): () => void {
+    const key = `${bound.namespace}/${bound.name}`;
+    const recheck = () => {
+      if (!this.o.filterBinder.stillHolds(bound)) end();
+    };
+    let set = this.boundWatches.get(key);
+    if (!set) this.boundWatches.set(key, (set = new Set()));
+    set.add(recheck);
+    return () => {
+      set.delete(recheck);
+      if (set.size === 0) this.boundWatches.delete(key);
+    };
   }
 
   private refuse(call: grpc.ServerDuplexStream<unknown, unknown>): boolean {

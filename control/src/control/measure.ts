@@ -1,7 +1,9 @@
 // Latency figures of a real ControlService over loopback gRPC, for the benchmark suite and the
 // report: Lookup of a known resolution, and "observation lands → waiting Lookup answered".
 // Real sockets, real grpc-js on both sides; one client, sequential calls (latency, not throughput).
+import { Metadata } from "@grpc/grpc-js";
 import { silentLogger } from "../common/log.js";
+import { StaticAgentTokens } from "../auth/agent-tokens.js";
 import { createAgentClient, createFilterClient, ipToBytes, lookup } from "../proto/index.js";
 import { memoryControlSource } from "./memory-source.js";
 import { defaultPolicyApi } from "./policy-api.js";
@@ -21,14 +23,17 @@ function summarize(ms: number[]): LatencySummary {
   return { samples: s.length, p50Ms: q(0.5), p90Ms: q(0.9), p99Ms: q(0.99), maxMs: s[s.length - 1] };
 }
 
-const POD_IP = "10.0.0.10";
+// The pod is this process's loopback address: control serves a filter only from its pod's address.
+const POD_IP = "127.0.0.1";
+const AGENT_TOKEN = "measure-agent-token";
 
 export async function measureLookupLatency(options: { samples?: number; warmup?: number } = {}): Promise<{ known: LatencySummary; afterWait: LatencySummary }> {
   const samples = options.samples ?? 2000;
   const warmup = options.warmup ?? 200;
   const service = new ControlService({
     policyApi: defaultPolicyApi,
-    source: memoryControlSource({ pods: [{ namespace: "bench", name: "pod", labels: {}, ips: [POD_IP] }] }),
+    source: memoryControlSource({ pods: [{ namespace: "bench", name: "pod", labels: {}, ips: [POD_IP], node: "bench-node" }] }),
+    agentAuth: new StaticAgentTokens({ [AGENT_TOKEN]: "bench-node" }),
     log: silentLogger(),
     grpcListen: "127.0.0.1:0",
     audit: { write: () => undefined },
@@ -37,7 +42,9 @@ export async function measureLookupLatency(options: { samples?: number; warmup?:
   const address = `127.0.0.1:${grpcPort}`;
   const filter = createFilterClient(address);
   const agent = createAgentClient(address);
-  const observe = agent.Observe();
+  const credential = new Metadata();
+  credential.set("authorization", `Bearer ${AGENT_TOKEN}`);
+  const observe = agent.Observe(credential);
   observe.on("data", () => undefined);
   observe.on("error", () => undefined);
   let sequence = 0;

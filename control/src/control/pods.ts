@@ -11,6 +11,9 @@ export interface PodRecord {
   /** Canonical text form ("198.18.1.10", "2001:db8::a"). */
   ips: string[];
   uid?: string;
+  /** The node the pod is scheduled on (spec.nodeName; `node:` in the pods file). Only that
+   *  node's agent may deliver DNS evidence for the pod. */
+  node?: string;
 }
 
 export type RegistryChange =
@@ -33,7 +36,7 @@ function sameLabels(a: Record<string, string> | undefined, b: Record<string, str
 
 function samePod(a: PodRecord | undefined, b: PodRecord | undefined): boolean {
   if (!a || !b) return a === b;
-  return a.uid === b.uid && sameLabels(a.labels, b.labels) && a.ips.length === b.ips.length && a.ips.every((ip, i) => ip === b.ips[i]);
+  return a.uid === b.uid && a.node === b.node && sameLabels(a.labels, b.labels) && a.ips.length === b.ips.length && a.ips.every((ip, i) => ip === b.ips[i]);
 }
 
 export class PodRegistry {

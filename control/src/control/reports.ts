@@ -54,6 +54,19 @@ function hostPort(ip: Uint8Array, port: number): string {
 const LABEL_MAX = 128;
 const clip = (s: string) => (s.length > LABEL_MAX ? s.slice(0, LABEL_MAX) : s);
 
+/** The pod a Report stream is bound to. */
+export interface ReportIdentity {
+  namespace: string;
+  name: string;
+  ips: string[];
+}
+
+function foreignSource(e: VerdictEvent, bound: ReportIdentity): string | undefined {
+  if (e.source_ip.length === 0) return undefined;
+  const src = bytesToIp(e.source_ip);
+  return src !== undefined && bound.ips.includes(src) ? undefined : "foreign_source";
+}
+
 export class ReportSink {
   accepted = 0;
   rejected = 0;
@@ -64,20 +77,25 @@ export class ReportSink {
     private readonly events?: DenyEventSink,
   ) {}
 
-  /** Records one batch; returns how many events were accepted and rejected. */
-  recordBatch(events: VerdictEvent[], droppedByFilter: number): { accepted: number; rejected: number } {
+  /**
+   * Records one batch; returns how many events were accepted and rejected. `bound` is the pod the
+   * Report stream is bound to (its peer address): events are recorded under it whatever pod they
+   * name, and an event whose source address is not one of its IPs is rejected (cause
+   * `foreign_source`). Without a binding (--filter-snat-peer) events keep the identity they claim.
+   */
+  recordBatch(events: VerdictEvent[], droppedByFilter: number, bound?: ReportIdentity): { accepted: number; rejected: number } {
     if (droppedByFilter > 0) this.metrics.reportEventsDroppedByFilters.inc(droppedByFilter);
     let accepted = 0;
     let rejected = 0;
     for (const e of events) {
-      const cause = this.problem(e);
+      const cause = this.problem(e) ?? (bound ? foreignSource(e, bound) : undefined);
       if (cause) {
         rejected++;
         this.metrics.reportEventsRejected.inc({ cause });
         continue;
       }
       try {
-        this.record(e);
+        this.record(bound ? { ...e, pod_namespace: bound.namespace, pod_name: bound.name } : e);
         accepted++;
       } catch {
         // Input from a filter must never take the service down: count it and go on.

@@ -10,6 +10,9 @@
 import { randomBytes } from "node:crypto";
 import { hostname } from "node:os";
 import type { Logger } from "../common/log.js";
+import { NoAgentCredentials, type AgentAuthenticator } from "../auth/agent-auth.js";
+import { FilterBinder } from "../auth/filter-binding.js";
+import { NodeBinding, type HoldLimits } from "../auth/node-binding.js";
 import { GrpcEdge, type GrpcLimits } from "./grpc-server.js";
 import { HttpEdge, type Route } from "./http-server.js";
 import { WatchHub, type HubLimits } from "./hub.js";
@@ -49,6 +52,8 @@ export interface ControlServiceOptions {
   log: Logger;
   /** "host:port" for gRPC; port 0 picks a free one. */
   grpcListen: string;
+  /** TLS listener (PEM certificate chain and key): AgentService (bearer tokens) is then served only there. */
+  tls?: { cert: Buffer; key: Buffer; listen: string };
   /** "host:port" for HTTP (/metrics, /healthz, /readyz, /status); omit to run without. */
   httpListen?: string;
   audit: AuditWriter;
@@ -69,6 +74,12 @@ export interface ControlServiceOptions {
   serverId?: string;
   httpRoutes?: Route[];
   metrics?: ControlMetrics;
+  /** Who may deliver DNS evidence (default: nobody — every Observe is refused UNAUTHENTICATED). */
+  agentAuth?: AgentAuthenticator;
+  /** Peer ranges whose filter calls are served unverified (clusters that SNAT pod traffic); default none. */
+  filterSnatPeers?: string[];
+  /** Observations for pod IPs not yet known, held until the pod appears. */
+  holdLimits?: Partial<HoldLimits>;
 }
 
 export class ControlService {
@@ -81,6 +92,7 @@ export class ControlService {
   readonly lookups: LookupService;
   readonly reports: ReportSink;
   readonly serverId: string;
+  readonly nodeBinding: NodeBinding;
   private readonly grpc: GrpcEdge;
   private http?: HttpEdge;
   private sweepTimer?: NodeJS.Timeout;
@@ -119,7 +131,24 @@ export class ControlService {
     });
     this.lookups = new LookupService(this.store, this.registry, this.metrics, { maxPending: o.maxPendingLookups ?? 100_000 }, o.now, this.meshConfig);
     this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents);
+    this.nodeBinding = new NodeBinding(
+      this.registry,
+      (outcome, ip, node, podNode) => {
+        this.metrics.observations.inc({ outcome: outcome === "stored" ? "held_stored" : outcome });
+        if (outcome === "foreign_node") {
+          this.metrics.foreignNodeObservations.inc({ agent_node: node });
+          this.o.log.warn({ podIp: ip, agentNode: node, podNode }, "observe: a held observation's pod is not on the agent's node; rejected");
+        }
+      },
+      o.holdLimits,
+      o.now,
+    );
     this.grpc = new GrpcEdge({
+      registry: this.registry,
+      agentAuth: o.agentAuth ?? new NoAgentCredentials(),
+      filterBinder: new FilterBinder(this.registry, o.filterSnatPeers ?? []),
+      nodeBinding: this.nodeBinding,
+      ...(o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key } } : {}),
       hub: this.hub,
       lookups: this.lookups,
       store: this.store,
@@ -141,8 +170,9 @@ export class ControlService {
   }
 
   /** Binds the ports, then syncs the source (ready after it). Resolves to the bound ports. */
-  async start(): Promise<{ grpcPort: number; httpPort?: number }> {
+  async start(): Promise<{ grpcPort: number; httpPort?: number; tlsPort?: number }> {
     const grpcPort = await this.grpc.listen(this.o.grpcListen);
+    const tlsPort = this.o.tls ? await this.grpc.listenTls(this.o.tls.listen) : undefined;
     let httpPort: number | undefined;
     if (this.o.httpListen) {
       this.http = new HttpEdge({
@@ -160,12 +190,12 @@ export class ControlService {
     try {
       await this.o.source.start({ registry: this.registry, catalog: this.catalog, metrics: this.metrics, meshConfig: this.meshConfig });
       this.synced = true;
-      this.o.log.info({ grpcPort, httpPort, serverId: this.serverId, epoch: this.hub.epoch }, "egret control ready");
+      this.o.log.info({ grpcPort, tlsPort, httpPort, serverId: this.serverId, epoch: this.hub.epoch }, "egret control ready");
     } catch (err) {
       this.syncError = err instanceof Error ? err.message : String(err);
       throw err;
     }
-    return { grpcPort, httpPort };
+    return { grpcPort, httpPort, tlsPort };
   }
 
   notReadyReason(): string | undefined {
@@ -177,6 +207,8 @@ export class ControlService {
 
   /** Drops expired resolutions (the hub turns them into removal deltas). */
   sweep(): number {
+    this.nodeBinding.expire();
+    this.metrics.heldObservations.set(this.nodeBinding.heldObservations);
     const n = this.store.sweep();
     if (n > 0) this.metrics.resolutionExpired.inc(n);
     const c = this.store.counters;

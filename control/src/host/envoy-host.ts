@@ -31,6 +31,11 @@ export interface EnvoyHostOptions {
   node?: NodeIdentity;
   /** gRPC cluster name → "host:port" (§5). */
   grpcClusters?: Record<string, string>;
+  /**
+   * Source address of gRPC connections (Envoy's cluster_manager.upstream_bind_config): control
+   * binds a filter to the pod that owns it. Any 127.0.0.0/8 address on one machine.
+   */
+  grpcSourceAddress?: string;
   clock?: Clock;
   /** What a failed VM does to connections (§6.2). Default FAIL_CLOSED (Istio's FAIL_CLOSE). */
   failurePolicy?: FailurePolicy;
@@ -78,7 +83,7 @@ export class EnvoyHost {
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new Error(`concurrency must be an integer from 1 to 64, got ${concurrency}`);
     const logLevel = options.logLevel ?? 0;
     const maxLogs = options.maxLogEntries ?? 10_000;
-    const grpc = new GrpcChannels(options.grpcClusters ?? {});
+    const grpc = await GrpcChannels.create(options.grpcClusters ?? {}, options.grpcSourceAddress);
     let host: EnvoyHost | undefined;
     const pending: LogEntry[] = [];
     const services: HostServices = {

@@ -6,6 +6,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { CalloutType, MapType, Status } from "./abi.js";
 import type { WasmVm } from "./vm.js";
+import { SourceBoundForwarder } from "./upstream-bind.js";
 
 export interface Callout {
   readonly kind: "call" | "stream";
@@ -30,7 +31,28 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
 
 export class GrpcChannels {
   private readonly clients = new Map<string, grpc.Client>();
-  constructor(private readonly clusters: Record<string, string>) {}
+  constructor(
+    private readonly clusters: Record<string, string>,
+    private readonly forwarders: SourceBoundForwarder[] = [],
+  ) {}
+
+  /** With `sourceAddress`, every cluster is reached from that address (upstream-bind.ts). */
+  static async create(clusters: Record<string, string>, sourceAddress?: string): Promise<GrpcChannels> {
+    if (!sourceAddress) return new GrpcChannels(clusters);
+    const forwarders: SourceBoundForwarder[] = [];
+    const bound: Record<string, string> = {};
+    try {
+      for (const [name, address] of Object.entries(clusters)) {
+        const f = await SourceBoundForwarder.start(address, sourceAddress);
+        forwarders.push(f);
+        bound[name] = f.address;
+      }
+    } catch (err) {
+      for (const f of forwarders) f.close();
+      throw err;
+    }
+    return new GrpcChannels(bound, forwarders);
+  }
 
   hasCluster(name: string): boolean { return Object.hasOwn(this.clusters, name); }
   address(cluster: string): string | undefined { return this.hasCluster(cluster) ? this.clusters[cluster] : undefined; }
@@ -48,6 +70,7 @@ export class GrpcChannels {
   close(): void {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
+    for (const f of this.forwarders) f.close();
   }
 }
 

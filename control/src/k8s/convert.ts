@@ -16,7 +16,8 @@ export function podRecordOf(pod: V1Pod): PodRecord | undefined {
   if (phase === "Succeeded" || phase === "Failed") return undefined;
   const ips = (pod.status?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => !!ip);
   if (ips.length === 0 && pod.status?.podIP) ips.push(pod.status.podIP);
-  return { namespace, name, labels: { ...(pod.metadata?.labels ?? {}) }, ips, uid: pod.metadata?.uid };
+  const node = pod.spec?.nodeName ? { node: pod.spec.nodeName } : {};
+  return { namespace, name, labels: { ...(pod.metadata?.labels ?? {}) }, ips, uid: pod.metadata?.uid, ...node };
 }
 
 export function namespaceLabelsOf(ns: V1Namespace): Record<string, string> {

@@ -2,7 +2,8 @@
 // namespace, one `egret sidecar` per pod (as uid 1337, listening where Envoy's 15001 would) — and
 // the check that tells a scenario run which of them exist yet, so it can skip with a reason
 // instead of faking a pass. Every command line the mesh uses is built here, in one place.
-import { existsSync, readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ManagedProcess } from "./process.js";
 import { SIDECAR_GID, SIDECAR_PORT, SIDECAR_UID, type MeshNetwork, type PodNetwork } from "./netns.js";
@@ -47,6 +48,9 @@ export function missingComponents(repo: Repo): string[] {
 export interface MeshFiles {
   policyDir: string;
   podsFile: string;
+  /** control's --agent-token-file (`TOKEN NODE-NAME`) and the node agent's --token-file. */
+  agentTokens: string;
+  agentToken: string;
   auditLog: string;
   logDir: string;
 }
@@ -55,12 +59,25 @@ function egretIn(ns: string, repo: Repo, args: string[]): [string, string[]] {
   return ["ip", ["netns", "exec", ns, process.execPath, repo.egret, ...args]];
 }
 
+/** The mesh's one node: its pods carry `node:` with this name, and its agent's token names it. */
+export function nodeName(net: MeshNetwork): string {
+  return `${net.prefix.toLowerCase()}-node`;
+}
+
+/** Writes the node agent's credential and control's token file (a fresh random token per session). */
+export function writeAgentCredentials(net: MeshNetwork, files: MeshFiles): void {
+  const token = randomBytes(24).toString("base64url");
+  writeFileSync(files.agentTokens, `# egret mesh: the node agent's token\n${token} ${nodeName(net)}\n`, { mode: 0o600 });
+  writeFileSync(files.agentToken, `${token}\n`, { mode: 0o600 });
+}
+
 /** `egret control` in file mode, serving gRPC and HTTP on the node's gateway address. */
 export async function startControl(net: MeshNetwork, repo: Repo, files: MeshFiles, clusterCidrs: string[]): Promise<ManagedProcess> {
   const [cmd, args] = egretIn(net.nodeNs, repo, [
     "control",
     "--policies", files.policyDir,
     "--pods", files.podsFile,
+    "--agent-token-file", files.agentTokens,
     "--grpc-listen", `${net.gateway}:${CONTROL_GRPC_PORT}`,
     "--http-listen", `${net.gateway}:${CONTROL_HTTP_PORT}`,
     "--audit-log", files.auditLog,
@@ -85,7 +102,8 @@ export async function startAgent(net: MeshNetwork, repo: Repo, files: MeshFiles,
     "--pod-cidr", POD_CIDR,
     "--control", `${net.gateway}:${CONTROL_GRPC_PORT}`,
     "--metrics-address", `${net.gateway}:${metricsPort}`,
-    "--node-name", `${net.prefix}-node`,
+    "--node-name", nodeName(net),
+    "--token-file", files.agentToken,
     "--min-ttl", "0",
   ]);
   const p = ManagedProcess.start({ name: "egret agent", cmd, args, logFile: join(files.logDir, "agent.log"), env: { ...process.env, EGRET_LOG_LEVEL: "debug" } });

@@ -7,7 +7,7 @@ import { stringify } from "yaml";
 import type { MeshCluster } from "./cluster.js";
 import type { ManagedProcess } from "./process.js";
 import { SIDECAR_GID, SIDECAR_PORT, SIDECAR_UID, type PodNetwork } from "./netns.js";
-import { AGENT_HTTP_PORT, SIDECAR_ADMIN_PORT, startAgent, startControl, startSidecar, type MeshFiles, type Repo } from "./components.js";
+import { AGENT_HTTP_PORT, SIDECAR_ADMIN_PORT, nodeName, startAgent, startControl, startSidecar, writeAgentCredentials, type MeshFiles, type Repo } from "./components.js";
 import { run } from "./exec.js";
 import { sleep } from "./process.js";
 import type { ScenarioPod } from "./scenario.js";
@@ -32,7 +32,10 @@ export class EgretSession {
   /** Starts everything; on failure stops what started and rethrows (logs stay in `dir`). */
   static async start(cluster: MeshCluster, repo: Repo, spec: SessionSpec, dir: string): Promise<EgretSession> {
     mkdirSync(join(dir, "policies"), { recursive: true });
-    const files: MeshFiles = { policyDir: join(dir, "policies"), podsFile: join(dir, "pods.yaml"), auditLog: join(dir, "audit.log"), logDir: dir };
+    const files: MeshFiles = {
+      policyDir: join(dir, "policies"), podsFile: join(dir, "pods.yaml"), auditLog: join(dir, "audit.log"), logDir: dir,
+      agentTokens: join(dir, "agent-tokens"), agentToken: join(dir, "agent-token"),
+    };
     writeFileSync(join(files.policyDir, "policies.yaml"), spec.policies.map((p) => stringify(p)).join("---\n"));
     writeFileSync(files.auditLog, "");
     const s = new EgretSession(cluster, repo, files);
@@ -54,8 +57,9 @@ export class EgretSession {
     }
     writeFileSync(this.files.podsFile, stringify({
       namespaces: Object.entries(spec.namespaces).map(([name, v]) => ({ name, labels: v.labels })),
-      pods: spec.pods.map((p) => ({ name: p.name, namespace: p.namespace, labels: p.labels, ips: [this.pods.get(p.key)!.ip] })),
+      pods: spec.pods.map((p) => ({ name: p.name, namespace: p.namespace, labels: p.labels, ips: [this.pods.get(p.key)!.ip], node: nodeName(net) })),
     }));
+    writeAgentCredentials(net, this.files);
     this.control = await startControl(net, this.repo, this.files, world.clusterCidrs);
     this.agent = await startAgent(net, this.repo, this.files, world.resolver);
     const forwardProxies = world.services.filter((s) => s.kind === "forward-proxy").flatMap((s) => s.addresses.map((a) => `${a}:${s.port}`));

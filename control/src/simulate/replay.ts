@@ -107,8 +107,15 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
     throw new SimulateInputError((e as Error).message);
   }
   const workDir = mkdtempSync(join(tmpdir(), "egret-simulate-"));
-  const podsPath = canonicalPods === undefined ? o.podsFile : join(workDir, "pods.yaml");
-  if (canonicalPods !== undefined) writeFileSync(podsPath, canonicalPods);
+  // Control serves a filter only from its pod's address. Each simulated sidecar connects from a
+  // loopback address of its own (the host's upstream bind), listed as one more IP of its pod.
+  const loopbackOfPod = new Map<string, string>();
+  podsFile.pods.forEach((p, i) => loopbackOfPod.set(`${p.namespace}/${p.name}`, `127.77.${(i >> 8) & 255}.${i & 255}`));
+  const podsPath = join(workDir, "pods.yaml");
+  writeFileSync(podsPath, stringifyYaml({
+    namespaces: Object.entries(podsFile.namespaces).map(([name, labels]) => ({ name, labels })),
+    pods: podsFile.pods.map((p) => ({ name: p.name, namespace: p.namespace, labels: p.labels, ips: [...p.ips, loopbackOfPod.get(`${p.namespace}/${p.name}`)!] })),
+  }));
   const podOfIp = new Map<string, { key: string; name: string; namespace: string; labels: Record<string, string>; ips: string[] }>();
   for (const p of podsFile.pods) for (const ip of p.ips) podOfIp.set(ip, { key: `${p.namespace}/${p.name}`, ...p });
 
@@ -180,6 +187,7 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
         concurrency: 1,
         node: { name: pod.name, namespace: pod.namespace, labels: pod.labels, instanceIps: pod.ips },
         grpcClusters: { [CONTROL_CLUSTER]: `127.0.0.1:${grpcPort}` },
+        grpcSourceAddress: loopbackOfPod.get(pod.key),
         clock,
       }).then(async (host) => {
         await until(() => (host.metric("egret_watch_snapshots") ?? 0) >= 2, `the policy snapshot for ${pod.key}`);

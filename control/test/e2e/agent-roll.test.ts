@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MeshCluster } from "../../src/mesh/cluster.js";
 import { EgretSession } from "../../src/mesh/session.js";
-import { meshUnavailableReason } from "../../src/mesh/netns.js";
+import { SIDECAR_GID, meshUnavailableReason } from "../../src/mesh/netns.js";
 import { missingServerPrograms, webCaPath } from "../../src/mesh/services/index.js";
 import { CONTROL_GRPC_PORT, missingComponents, repoAt } from "../../src/mesh/components.js";
 import { readAudit } from "../../src/mesh/audit.js";
@@ -83,7 +83,9 @@ test("rolling the agent twice while the pod resolves and connects: 0 observation
 
   // Control holds every name the pod resolved for the address (0 observations lost).
   const lookupProbe = join(root, "dist/control/src/mesh/probes/lookup-probe.js");
-  const l = await run("ip", ["netns", "exec", cluster.net.nodeNs, process.execPath, lookupProbe, `${cluster.net.gateway}:${CONTROL_GRPC_PORT}`, POD.key, pod.ip, "198.19.2.20", "0"], { timeoutMs: 20_000 });
+  // As the pod's sidecar asks it: from the pod's address (control binds filters by address), with
+  // the sidecar's gid so the pod's REDIRECT lets it through, as Istio's does for Envoy.
+  const l = await run("ip", ["netns", "exec", pod.netns, "setpriv", `--regid=${SIDECAR_GID}`, "--clear-groups", process.execPath, lookupProbe, `${cluster.net.gateway}:${CONTROL_GRPC_PORT}`, POD.key, pod.ip, "198.19.2.20", "0"], { timeoutMs: 20_000 });
   const names = new Set((JSON.parse(l.stdout.trim()) as { names: { name: string }[] }).names.map((n) => n.name));
   const lost = Array.from({ length: CONNECTIONS }, (_, i) => `s${i + 1}.googleapis.test`).filter((n) => !names.has(n));
   assert.deepEqual(lost, [], "observations lost across the rolls");

@@ -8,7 +8,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { WatchClient, egressPolicy, eventually, observation, observe, podsYaml } from "../support/control-harness.js";
+import * as grpc from "@grpc/grpc-js";
+import { TEST_AGENT_TOKEN, TEST_NODE, WatchClient, egressPolicy, eventually, fromPod, loopbackOf, observation, observe, podsYaml } from "../support/control-harness.js";
 
 const bin = fileURLToPath(new URL("../../../../bin/egret.js", import.meta.url));
 const WEB = { name: "web-1", namespace: "shop", ips: ["198.18.1.10"], labels: { app: "web" } };
@@ -21,8 +22,9 @@ interface Running {
 }
 
 async function startControl(dir: string, grpcPort = 0): Promise<Running> {
+  writeFileSync(join(dir, "agent-tokens"), `# the test agent\n${TEST_AGENT_TOKEN} ${TEST_NODE}\n`);
   return spawnControl([
-    "--policies", join(dir, "policies"), "--pods", join(dir, "pods.yaml"), "--grpc-listen", `127.0.0.1:${grpcPort}`,
+    "--policies", join(dir, "policies"), "--pods", join(dir, "pods.yaml"), "--agent-token-file", join(dir, "agent-tokens"), "--grpc-listen", `127.0.0.1:${grpcPort}`,
     "--http-listen", "127.0.0.1:0", "--audit-log", join(dir, "audit.log"), "--min-ttl", "1", "--grace", "0",
   ]);
 }
@@ -105,7 +107,8 @@ test("egret control serves, reloads on file change, survives SIGKILL + restart, 
   assert.equal(await (await fetch(`${control.http}/healthz`)).text(), "ok\n");
   assert.match(await (await fetch(`${control.http}/metrics`)).text(), /egret_control_watch_streams 0/);
 
-  const w = new WatchClient(control.grpc, WEB);
+  const fromWeb = await fromPod(control.grpc, WEB);
+  const w = new WatchClient(fromWeb.address, WEB);
   await eventually(() => w.responses.length >= 1, "the snapshot");
   const hash = w.policyHash;
   await observe(control.grpc, [observation("198.18.1.10", "api.example.com", ["203.0.113.7"], 600)]);
@@ -131,8 +134,11 @@ test("egret control serves, reloads on file change, survives SIGKILL + restart, 
   w.close();
   control = await startControl(dir, port);
   children.push(control.child);
+  fromWeb.close();
   await observe(control.grpc, [observation("198.18.1.10", "api.example.com", ["203.0.113.7"], 600)], 1, true);
-  const resumed = new WatchClient(control.grpc, WEB, resumeFrom);
+  const fromWebAgain = await fromPod(control.grpc, WEB);
+  t.after(() => fromWebAgain.close());
+  const resumed = new WatchClient(fromWebAgain.address, WEB, resumeFrom);
   t.after(() => resumed.close());
   await eventually(() => resumed.names("203.0.113.7"), "the resumed view");
   assert.equal(resumed.responses[0].type, "WATCH_RESPONSE_TYPE_SNAPSHOT");
@@ -155,7 +161,7 @@ test("egret control --kubernetes --kubeconfig runs against an API server and wri
     rmSync(dir, { recursive: true, force: true });
   });
   api.upsert("namespaces", kube.namespace("shop"));
-  api.upsert("pods", kube.pod("shop", "web-1", "198.18.1.10", { app: "web" }));
+  api.upsert("pods", kube.pod("shop", "web-1", [...WEB.ips, loopbackOf(WEB)], { app: "web" }));
   api.upsert("egresspolicies", {
     apiVersion: "egret.dev/v1alpha1",
     kind: "EgressPolicy",
@@ -177,11 +183,45 @@ test("egret control --kubernetes --kubeconfig runs against an API server and wri
   const running = await spawnControl(["--kubernetes", "--kubeconfig", kubeconfig, "--grpc-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]);
   child = running.child;
   assert.equal((await fetch(`${running.http}/readyz`)).status, 200);
-  const w = new WatchClient(running.grpc, { namespace: "shop", name: "web-1" });
-  t.after(() => w.close());
+  const fromWeb = await fromPod(running.grpc, WEB);
+  const w = new WatchClient(fromWeb.address, { namespace: "shop", name: "web-1" });
+  t.after(() => (w.close(), fromWeb.close()));
   await eventually(() => w.responses.length >= 1, "the snapshot");
   assert.equal(w.selected, true);
   await eventually(() => (api.get("egresspolicies", "shop", "web-egress")?.status as { selectedPods?: number } | undefined)?.selectedPods === 1, "the policy status");
   child.kill("SIGTERM");
   assert.equal(await exited(child), 0);
+});
+
+test("egret control without --agent-token-file refuses every Observe; --insecure-agents says loudly what it opens", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "egE-cli-"));
+  const children: ChildProcess[] = [];
+  t.after(() => {
+    for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  });
+  mkdirSync(join(dir, "policies"));
+  writeFileSync(join(dir, "pods.yaml"), podsYaml([WEB]));
+  const base = ["--policies", join(dir, "policies"), "--pods", join(dir, "pods.yaml"), "--grpc-listen", "127.0.0.1:0", "--http-listen", "off"];
+
+  const closed = await spawnControl(base);
+  children.push(closed.child);
+  await assert.rejects(observe(closed.grpc, [observation("198.18.1.10", "api.example.com", ["203.0.113.7"])]), (err: grpc.ServiceError) => {
+    assert.equal(err.code, grpc.status.UNAUTHENTICATED);
+    return true;
+  });
+  closed.child.kill("SIGTERM");
+
+  const open = await spawnControl([...base, "--insecure-agents"]);
+  children.push(open.child);
+  assert.ok(open.logs.some((l) => l.level === 50 && /--insecure-agents: ANY client/.test(String(l.msg))), "an error-level log line names the risk");
+  const ack = await observe(open.grpc, [observation("198.18.1.10", "api.example.com", ["203.0.113.7"])], 1, false, "");
+  assert.equal(ack.accepted_observations, 1);
+  open.child.kill("SIGTERM");
+
+  // A broken token file is a usage error naming file:line.
+  writeFileSync(join(dir, "agent-tokens"), "# ok\ntok-1 node-1\ntok-2\n");
+  const bad = spawnSync(process.execPath, [bin, "control", ...base, "--agent-token-file", join(dir, "agent-tokens")], { encoding: "utf8", timeout: 30_000 });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /agent-tokens:3: expected "TOKEN NODE-NAME"/);
 });

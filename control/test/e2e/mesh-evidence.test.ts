@@ -14,7 +14,7 @@ import { MeshCluster } from "../../src/mesh/cluster.js";
 import { loadWorld } from "../../src/mesh/world.js";
 import { DNS_PROXY_PORT, SIDECAR_GID, meshUnavailableReason, type PodNetwork } from "../../src/mesh/netns.js";
 import { missingServerPrograms } from "../../src/mesh/services/index.js";
-import { CONTROL_GRPC_PORT, repoAt, sidecarUid, startAgent, startControl, type MeshFiles } from "../../src/mesh/components.js";
+import { CONTROL_GRPC_PORT, nodeName, repoAt, sidecarUid, startAgent, startControl, writeAgentCredentials, type MeshFiles } from "../../src/mesh/components.js";
 import { ManagedProcess } from "../../src/mesh/process.js";
 import { mustRun, run } from "../../src/mesh/exec.js";
 
@@ -48,12 +48,17 @@ before(async () => {
   cluster = await MeshCluster.start({ prefix: PREFIX, world, services: [] });
   const dir = join(cluster.workDir, "evidence");
   mkdirSync(join(dir, "policies"), { recursive: true });
-  files = { policyDir: join(dir, "policies"), podsFile: join(dir, "pods.yaml"), auditLog: join(dir, "audit.log"), logDir: dir };
+  files = {
+    policyDir: join(dir, "policies"), podsFile: join(dir, "pods.yaml"), auditLog: join(dir, "audit.log"), logDir: dir,
+    agentTokens: join(dir, "agent-tokens"), agentToken: join(dir, "agent-token"),
+  };
+  writeAgentCredentials(cluster.net, files);
   writeFileSync(join(files.policyDir, "p.yaml"), "apiVersion: egret.dev/v1alpha1\nkind: EgressPolicy\nmetadata: {name: p, namespace: shop}\nspec:\n  podSelector: {}\n  rules: [{action: Allow, to: {domains: [db.example.test]}}]\n");
   pods.a = await cluster.net.addPod("shop/a", "198.18.1.10");
   pods.b = await cluster.net.addPod("shop/b", "198.18.1.11");
   pods.c = await cluster.net.addPod("shop/c", "198.18.1.12");
-  writeFileSync(files.podsFile, "pods:\n  - {name: a, namespace: shop, ips: [198.18.1.10]}\n  - {name: b, namespace: shop, ips: [198.18.1.11]}\n  - {name: c, namespace: shop, ips: [198.18.1.12]}\n");
+  const node = nodeName(cluster.net);
+  writeFileSync(files.podsFile, `pods:\n  - {name: a, namespace: shop, ips: [198.18.1.10], node: ${node}}\n  - {name: b, namespace: shop, ips: [198.18.1.11], node: ${node}}\n  - {name: c, namespace: shop, ips: [198.18.1.12], node: ${node}}\n`);
   control = await startControl(cluster.net, repo, files, world.clusterCidrs);
   agent = await startAgent(cluster.net, repo, files, world.resolver);
   // Pod c: Istio DNS capture. The proxy runs as the sidecar's uid/gid, exempt from the redirect.
@@ -77,9 +82,10 @@ after(async () => {
 
 interface LookupAnswer { result: string; names: { name: string; cname_chain: string[] }[]; error?: string }
 
+/** A Lookup as the pod's filter makes it: from inside the pod's network namespace (control binds by address). */
 async function lookupFor(pod: string, destination: string, waitMs: number): Promise<LookupAnswer> {
   const probe = join(root, "dist/control/src/mesh/probes/lookup-probe.js");
-  const r = await run("ip", ["netns", "exec", cluster!.net.nodeNs, process.execPath, probe, `${cluster!.net.gateway}:${CONTROL_GRPC_PORT}`, pod, pods[pod.split("/")[1]!]!.ip, destination, String(waitMs)], { timeoutMs: waitMs + 15_000 });
+  const r = await run("ip", ["netns", "exec", pods[pod.split("/")[1]!]!.netns, process.execPath, probe, `${cluster!.net.gateway}:${CONTROL_GRPC_PORT}`, pod, pods[pod.split("/")[1]!]!.ip, destination, String(waitMs)], { timeoutMs: waitMs + 15_000 });
   return JSON.parse(r.stdout.trim() || JSON.stringify({ result: "", names: [], error: r.stderr })) as LookupAnswer;
 }
 

@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { EnvoyHost, RealClock, type Connection } from "../../src/host/index.js";
-import { ControlFixture, egressPolicy, eventually, observation, observe } from "../support/control-harness.js";
+import { ControlFixture, loopbackOf, egressPolicy, eventually, observation, observe } from "../support/control-harness.js";
 import { CONTROL_CLUSTER, EGRET_WASM, clientHello } from "./egress-fixture.js";
 
 const POD = { name: "web-0", namespace: "shop", ips: ["10.1.0.7"], labels: { app: "web" } };
@@ -25,6 +25,7 @@ test("the real filter and the real control: resolved names pass, the race is hel
     concurrency: 1,
     node: { name: POD.name, namespace: POD.namespace, labels: POD.labels, instanceIps: POD.ips },
     grpcClusters: { [CONTROL_CLUSTER]: control.address },
+    grpcSourceAddress: loopbackOf(POD),
     clock: new RealClock(),
   });
   t.after(() => host.close());

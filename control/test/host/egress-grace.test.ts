@@ -6,7 +6,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { EnvoyHost, ManualClock, type Connection } from "../../src/host/index.js";
-import { ControlFixture, egressPolicy, eventually, observation, observe } from "../support/control-harness.js";
+import { ControlFixture, loopbackOf, egressPolicy, eventually, observation, observe } from "../support/control-harness.js";
 import { CONTROL_CLUSTER, EGRET_WASM, clientHello } from "./egress-fixture.js";
 
 const POD = { name: "web-0", namespace: "shop", ips: ["10.1.0.7"], labels: { app: "web" } };
@@ -29,6 +29,7 @@ test("a name is usable for TTL + the policy's grace, not TTL + control's grace +
     concurrency: 1,
     node: { name: POD.name, namespace: POD.namespace, labels: POD.labels, instanceIps: POD.ips },
     grpcClusters: { [CONTROL_CLUSTER]: control.address },
+    grpcSourceAddress: loopbackOf(POD),
     clock,
   });
   t.after(() => host.close());

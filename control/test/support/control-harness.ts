@@ -1,5 +1,6 @@
 // A real ControlService in file mode on loopback, and a Watch client that applies responses the
 // way the filter does (SNAPSHOT replaces, DELTA patches), so tests assert on the filter's view.
+import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,6 +10,8 @@ import { silentLogger } from "../../src/common/log.js";
 import { fileControlSource } from "../../src/control/file-source.js";
 import { defaultPolicyApi } from "../../src/control/policy-api.js";
 import { ControlService, type ControlServiceOptions } from "../../src/control/service.js";
+import { FileAgentAuthenticator } from "../../src/auth/agent-tokens.js";
+import { SourceBoundForwarder } from "../../src/host/upstream-bind.js";
 import {
   bytesToIp,
   createAgentClient,
@@ -27,10 +30,40 @@ export interface PodSpec {
   namespace: string;
   ips: string[];
   labels: Record<string, string>;
+  /** spec.nodeName; ControlFixture places pods without one on TEST_NODE. */
+  node?: string;
 }
 
+/** The node the fixture's pods run on by default, and the agent token for it. */
+export const TEST_NODE = "node-1";
+export const TEST_AGENT_TOKEN = "test-agent-token-for-node-1";
+/** Another node and its agent's token (attacks: evidence from the wrong node). */
+export const OTHER_NODE = "node-2";
+export const OTHER_AGENT_TOKEN = "test-agent-token-for-node-2";
+
+/**
+ * The pod's "network namespace" on this machine: a 127.0.0.0/8 address its filter's calls come
+ * from (127.b.c.d for a pod whose first IPv4 address is a.b.c.d; from the last two bytes of its
+ * IPv6 address otherwise). Control binds filters to pods by that address, as in a cluster.
+ */
+export function loopbackOf(pod: { ips: string[] }): string {
+  const v4 = pod.ips.find((ip) => ip.includes("."));
+  if (v4) return `127.${v4.split(".").slice(1).join(".")}`;
+  const b = ipToBytes(pod.ips[0]!);
+  return `127.66.${b[14]}.${b[15]}`;
+}
+
+/** The pods file a fixture writes: each pod with its loopback address and a node. */
 export function podsYaml(pods: PodSpec[], namespaces: Record<string, Record<string, string>> = {}): string {
-  return stringify({ namespaces: Object.entries(namespaces).map(([name, labels]) => ({ name, labels })), pods });
+  return stringify({
+    namespaces: Object.entries(namespaces).map(([name, labels]) => ({ name, labels })),
+    pods: pods.map((p) => ({ ...p, ips: [...p.ips, loopbackOf(p)], node: p.node ?? TEST_NODE })),
+  });
+}
+
+/** A forwarder that makes a filter's calls come from `pod`'s loopback address (closed by the caller). */
+export async function fromPod(address: string, pod: { ips: string[] }): Promise<SourceBoundForwarder> {
+  return SourceBoundForwarder.start(address, loopbackOf(pod));
 }
 
 export function egressPolicy(name: string, namespace: string, podLabels: Record<string, string>, domains: string[], extra: Record<string, unknown> = {}): string {
@@ -58,9 +91,12 @@ export class ControlFixture {
   readonly policyDir: string;
   readonly podsFile: string;
   readonly audit: string[] = [];
+  readonly tokenFile: string;
   service!: ControlService;
   address = "";
+  ports: { grpcPort: number; httpPort?: number; tlsPort?: number } = { grpcPort: 0 };
   private source?: ReturnType<typeof fileControlSource>;
+  private readonly forwarders = new Map<string, Promise<SourceBoundForwarder>>();
 
   constructor(
     pods: PodSpec[],
@@ -74,6 +110,23 @@ export class ControlFixture {
     writeFileSync(this.podsFile, podsYaml(pods, namespaces));
     rmSync(this.policyDir, { recursive: true, force: true });
     for (const [file, text] of Object.entries(policies)) this.writePolicy(file, text);
+    this.tokenFile = join(this.dir, "agent-tokens");
+    writeFileSync(this.tokenFile, `# test agents\n${TEST_AGENT_TOKEN} ${TEST_NODE}\n${OTHER_AGENT_TOKEN} ${OTHER_NODE}\n`);
+  }
+
+  /** A file holding one agent's token (what `egret agent --token-file` reads). */
+  agentTokenFile(token = TEST_AGENT_TOKEN): string {
+    const file = join(this.dir, `agent-token-${createHash("sha256").update(token).digest("hex").slice(0, 8)}`);
+    writeFileSync(file, `${token}\n`);
+    return file;
+  }
+
+  /** The address a filter of `pod` dials: a forwarder from the pod's loopback address (one per pod). */
+  filterAddress(pod: { ips: string[] }): Promise<string> {
+    const from = loopbackOf(pod);
+    let f = this.forwarders.get(from);
+    if (!f) this.forwarders.set(from, (f = SourceBoundForwarder.start(this.address, from)));
+    return f.then((x) => x.address);
   }
 
   writePolicy(file: string, text: string): void {
@@ -99,15 +152,18 @@ export class ControlFixture {
       grpcListen: `127.0.0.1:${port}`,
       audit: { write: (line) => void this.audit.push(line) },
       sweepIntervalMs: 50,
+      agentAuth: new FileAgentAuthenticator(this.tokenFile, silentLogger()),
       ...this.extra,
     });
-    const { grpcPort } = await this.service.start();
-    this.address = `127.0.0.1:${grpcPort}`;
+    this.ports = await this.service.start();
+    this.address = `127.0.0.1:${this.ports.grpcPort}`;
     return this;
   }
 
   async stop(): Promise<void> {
     await this.service?.stop();
+    for (const f of this.forwarders.values()) (await f).close();
+    this.forwarders.clear();
   }
 
   cleanup(): void {
@@ -208,11 +264,18 @@ export function observation(podIp: string, name: string, ips: string[], ttl = 30
   };
 }
 
-/** Sends one Observe batch and resolves with the server's ack. */
-export async function observe(address: string, observations: Outgoing<Observation>[], sequence = 1, replay = false) {
+/** Metadata `authorization: Bearer TOKEN` (an agent's credential). */
+export function bearer(token: string): grpc.Metadata {
+  const md = new grpc.Metadata();
+  md.set("authorization", `Bearer ${token}`);
+  return md;
+}
+
+/** Sends one Observe batch as TEST_NODE's agent (or with `token`; "" = none) and resolves with the server's ack. */
+export async function observe(address: string, observations: Outgoing<Observation>[], sequence = 1, replay = false, token = TEST_AGENT_TOKEN) {
   const client = createAgentClient(address);
   try {
-    const call = client.Observe();
+    const call = client.Observe(token ? bearer(token) : new grpc.Metadata());
     const ack = await new Promise<ObserveResponse>((resolve, reject) => {
       call.on("data", resolve);
       call.on("error", reject);

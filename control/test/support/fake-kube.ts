@@ -316,9 +316,13 @@ function mergePatch(target: unknown, patch: unknown): unknown {
 /** Builders for the objects tests create. */
 export const kube = {
   namespace: (name: string, labels: Record<string, string> = {}): KubeObject => ({ metadata: { name, labels } }),
-  pod: (namespace: string, name: string, ip: string, labels: Record<string, string>, extra: { hostNetwork?: boolean; phase?: string } = {}): KubeObject => ({
-    metadata: { name, namespace, labels },
-    spec: { containers: [{ name: "app", image: "app" }], hostNetwork: extra.hostNetwork },
-    status: { phase: extra.phase ?? "Running", podIP: ip, podIPs: [{ ip }] },
-  }),
+  /** `ip`: one address or several (status.podIPs); `nodeName`: spec.nodeName. */
+  pod: (namespace: string, name: string, ip: string | string[], labels: Record<string, string>, extra: { hostNetwork?: boolean; phase?: string; nodeName?: string } = {}): KubeObject => {
+    const ips = typeof ip === "string" ? [ip] : ip;
+    return {
+      metadata: { name, namespace, labels },
+      spec: { containers: [{ name: "app", image: "app" }], hostNetwork: extra.hostNetwork, ...(extra.nodeName ? { nodeName: extra.nodeName } : {}) },
+      status: { phase: extra.phase ?? "Running", podIP: ips[0], podIPs: ips.map((x) => ({ ip: x })) },
+    };
+  },
 };

@@ -4,6 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Agent } from "../../src/agent/agent.js";
+import { agentCredentials } from "../../src/agent/credentials.js";
 import { silentLogger } from "../../src/common/log.js";
 import { LinkType } from "../../src/pcap/index.js";
 import { ControlFixture, WatchClient, egressPolicy, eventually } from "../support/control-harness.js";
@@ -20,9 +21,12 @@ test("frames captured by the agent become the filter's resolutions; forged ones 
     capture: { interfaces: [], bufferBytes: 1 << 20, rescanMs: 1000 },
     dns: { ports: [53], trustedResolvers: [RESOLVER], podCidrs: ["198.18.1.0/24"], minTtlSec: 0, maxTtlSec: 86400, queryTimeoutMs: 10_000, maxPendingPerPod: 64, maxPendingTotal: 1024 },
     store: { maxPerPod: 64, maxTotal: 1024, negativeTtlSec: 30 },
-    control: { addresses: [control.address], resolveEveryMs: 1000, maxBatch: 64, window: 4, maxQueue: 1000, ackTimeoutMs: 5000, connectTimeoutMs: 2000 },
+    control: {
+      addresses: [control.address], resolveEveryMs: 1000, maxBatch: 64, window: 4, maxQueue: 1000, ackTimeoutMs: 5000, connectTimeoutMs: 2000,
+      credentials: agentCredentials({ tokenFile: control.agentTokenFile() }),
+    },
   });
-  const watch = new WatchClient(control.address, WEB);
+  const watch = new WatchClient(await control.filterAddress(WEB), WEB);
   t.after(async () => {
     watch.close();
     agent.stop();

@@ -5,13 +5,14 @@ import assert from "node:assert/strict";
 import { Agent, type AgentOptions } from "../../src/agent/agent.js";
 import { silentLogger } from "../../src/common/log.js";
 import { LinkType } from "../../src/pcap/index.js";
+import { agentCredentials } from "../../src/agent/credentials.js";
 import { ControlFixture, WatchClient, egressPolicy, eventually } from "../support/control-harness.js";
 import { dnsMessage, T, udpFrame } from "./dns-fixtures.js";
 
 const WEB = { name: "web-1", namespace: "shop", ips: ["198.18.1.10"], labels: { app: "web" } };
 const RESOLVER = "198.18.0.53";
 
-function agentFor(address: string): Agent {
+function agentFor(address: string, tokenFile?: string): Agent {
   const opts: AgentOptions = {
     agentId: "node-a/drain",
     log: silentLogger(),
@@ -19,7 +20,7 @@ function agentFor(address: string): Agent {
     dns: { ports: [53], trustedResolvers: [RESOLVER], podCidrs: ["198.18.1.0/24"], minTtlSec: 0, maxTtlSec: 86400, queryTimeoutMs: 10_000, maxPendingPerPod: 1024, maxPendingTotal: 4096 },
     store: { maxPerPod: 1024, maxTotal: 4096, negativeTtlSec: 30 },
     // A small window and batch: most of what is captured is still queued when the drain starts.
-    control: { addresses: [address], resolveEveryMs: 1000, maxBatch: 4, window: 1, maxQueue: 10_000, ackTimeoutMs: 5000, connectTimeoutMs: 2000 },
+    control: { addresses: [address], resolveEveryMs: 1000, maxBatch: 4, window: 1, maxQueue: 10_000, ackTimeoutMs: 5000, connectTimeoutMs: 2000, credentials: agentCredentials(tokenFile ? { tokenFile } : {}) },
   };
   return new Agent(opts);
 }
@@ -37,8 +38,8 @@ function resolveMany(agent: Agent, n: number): void {
 
 test("drain: every observation captured before SIGTERM is acknowledged by control before the agent stops", { timeout: 60_000 }, async (t) => {
   const control = await new ControlFixture([WEB], { "web.yaml": egressPolicy("web-egress", "shop", { app: "web" }, ["**.example.com"]) }).start();
-  const agent = agentFor(control.address);
-  const watch = new WatchClient(control.address, WEB);
+  const agent = agentFor(control.address, control.agentTokenFile());
+  const watch = new WatchClient(await control.filterAddress(WEB), WEB);
   t.after(async () => {
     watch.close();
     agent.stop();

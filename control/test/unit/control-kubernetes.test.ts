@@ -12,7 +12,7 @@ import { ControlService } from "../../src/control/service.js";
 import { KubeSource } from "../../src/k8s/index.js";
 import { createFilterClient, ipToBytes } from "../../src/proto/index.js";
 import { FakeKube, kube } from "../support/fake-kube.js";
-import { WatchClient, eventually } from "../support/control-harness.js";
+import { WatchClient, eventually, fromPod, loopbackOf } from "../support/control-harness.js";
 
 const POLICY_GVK = { apiVersion: "egret.dev/v1alpha1", kind: "EgressPolicy" };
 
@@ -38,12 +38,22 @@ function clusterPolicy() {
   };
 }
 
+// Each pod's second address is its loopback "network namespace" here: its filter's calls come from it.
+const WEB_IPS = ["198.18.1.10", loopbackOf({ ips: ["198.18.1.10"] })];
+const JOB_IPS = ["198.18.1.11", loopbackOf({ ips: ["198.18.1.11"] })];
+
+async function fromPodOf(t: import("node:test").TestContext, grpcPort: number, ips: string[]): Promise<string> {
+  const f = await fromPod(`127.0.0.1:${grpcPort}`, { ips });
+  t.after(() => f.close());
+  return f.address;
+}
+
 async function setup(t: import("node:test").TestContext, seed = true, listTimeoutMs?: number, staleAfterMs = 0) {
   const api = await new FakeKube().start();
   if (seed) {
     api.upsert("namespaces", kube.namespace("shop", { team: "shop" }));
-    api.upsert("pods", kube.pod("shop", "web-1", "198.18.1.10", { app: "web" }));
-    api.upsert("pods", kube.pod("shop", "job-1", "198.18.1.11", { tier: "batch" }));
+    api.upsert("pods", kube.pod("shop", "web-1", WEB_IPS, { app: "web" }));
+    api.upsert("pods", kube.pod("shop", "job-1", JOB_IPS, { tier: "batch" }));
     api.upsert("pods", kube.pod("shop", "node-exporter", "198.18.0.1", { app: "web" }, { hostNetwork: true }));
     api.upsert("egresspolicies", policy(["api.example.com"]));
     api.upsert("clusteregresspolicies", clusterPolicy());
@@ -79,8 +89,8 @@ test("syncs, serves snapshots, and turns policy, pod-label and namespace-label c
   assert.equal(service.registry.byIp("198.18.1.10")?.name, "web-1");
   assert.equal(service.registry.get("shop", "node-exporter"), undefined, "host-network pods have no IP of their own");
 
-  const web = new WatchClient(`127.0.0.1:${grpcPort}`, { namespace: "shop", name: "web-1" });
-  const job = new WatchClient(`127.0.0.1:${grpcPort}`, { namespace: "shop", name: "job-1" });
+  const web = new WatchClient(await fromPodOf(t, grpcPort, WEB_IPS), { namespace: "shop", name: "web-1" });
+  const job = new WatchClient(await fromPodOf(t, grpcPort, JOB_IPS), { namespace: "shop", name: "job-1" });
   t.after(() => (web.close(), job.close()));
   await eventually(() => web.responses.length >= 1 && job.responses.length >= 1, "both snapshots");
   assert.equal(web.selected, true);
@@ -97,7 +107,7 @@ test("syncs, serves snapshots, and turns policy, pod-label and namespace-label c
   await eventually(() => !job.selected, "job-1 to be unselected");
   assert.equal(job.responses.length, jobCount + 1, "job-1 got exactly one delta: the namespace change (not web-1's policy edit)");
   // Pod label change.
-  api.upsert("pods", kube.pod("shop", "web-1", "198.18.1.10", { app: "api" }));
+  api.upsert("pods", kube.pod("shop", "web-1", WEB_IPS, { app: "api" }));
   await eventually(() => !web.selected, "web-1 to be unselected");
   assert.equal(web.responses.at(-1)!.type, "WATCH_RESPONSE_TYPE_DELTA");
 });
@@ -115,7 +125,7 @@ test("writes policy status, and an invalid edit keeps the previous version in fo
   assert.equal(s1.conditions[0].reason, "Accepted");
   await eventually(() => statusOf("clusteregresspolicies", undefined, "team-shop")?.selectedPods === 1, "the cluster policy's status");
 
-  const web = new WatchClient(`127.0.0.1:${grpcPort}`, { namespace: "shop", name: "web-1" });
+  const web = new WatchClient(await fromPodOf(t, grpcPort, WEB_IPS), { namespace: "shop", name: "web-1" });
   t.after(() => web.close());
   await eventually(() => web.responses.length >= 1, "the snapshot");
   const hash = web.policyHash;
@@ -182,7 +192,7 @@ test("an informer that fails is restarted (supervised), and ready waits for the 
 test("denies become rate-limited Kubernetes Events on the pod", async (t) => {
   const { api, service } = await setup(t);
   const { grpcPort } = await service.start();
-  const client = createFilterClient(`127.0.0.1:${grpcPort}`);
+  const client = createFilterClient(await fromPodOf(t, grpcPort, WEB_IPS));
   t.after(() => client.close());
   const deny = {
     pod_namespace: "shop",
@@ -225,7 +235,7 @@ test("a list that never answers times out and is retried, so the service still b
 test("an API outage: control keeps serving the last state, marked stale (condition, metric, readiness), and reconciles when the API returns", async (t) => {
   const { api, service } = await setup(t, true, 500, 150);
   const { grpcPort, httpPort } = await service.start();
-  const web = new WatchClient(`127.0.0.1:${grpcPort}`, { namespace: "shop", name: "web-1" });
+  const web = new WatchClient(await fromPodOf(t, grpcPort, WEB_IPS), { namespace: "shop", name: "web-1" });
   t.after(() => web.close());
   await eventually(() => web.responses.length >= 1 && web.selected, "web-1's snapshot");
   const hash = web.policyHash;
@@ -243,7 +253,7 @@ test("an API outage: control keeps serving the last state, marked stale (conditi
   assert.equal(readyz.status, 200);
   assert.match(await readyz.text(), /^ready \(stale: Kubernetes API unreachable/);
   // Still serving the last known state: a new filter gets web-1's policy.
-  const late = new WatchClient(`127.0.0.1:${grpcPort}`, { namespace: "shop", name: "web-1" });
+  const late = new WatchClient(await fromPodOf(t, grpcPort, WEB_IPS), { namespace: "shop", name: "web-1" });
   t.after(() => late.close());
   await eventually(() => late.responses.length >= 1, "a snapshot during the outage");
   assert.equal(late.policyHash, hash);

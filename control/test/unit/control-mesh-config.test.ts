@@ -22,7 +22,7 @@ import { KubeSource } from "../../src/k8s/index.js";
 import type { Outgoing, Resolution, WatchResponse } from "../../src/proto/index.js";
 import { bytesToIp, ipToBytes } from "../../src/proto/index.js";
 import { FakeKube, kube } from "../support/fake-kube.js";
-import { WatchClient, eventually } from "../support/control-harness.js";
+import { WatchClient, eventually, fromPod, loopbackOf } from "../support/control-harness.js";
 
 function se(namespace: string, name: string, spec: Record<string, unknown>, extra: { status?: unknown; labels?: Record<string, string> } = {}) {
   return {
@@ -222,7 +222,9 @@ test("ServiceEntry files: documents and Lists load; mistakes name the file and l
 test("Kubernetes mode watches ServiceEntries (status.addresses too) and streams them to watched pods", async (t) => {
   const api = await new FakeKube().start();
   api.upsert("namespaces", kube.namespace("shop", {}));
-  api.upsert("pods", kube.pod("shop", "web-1", "198.18.1.10", { app: "web" }));
+  // The pod's second address is its loopback "network namespace": its filter's calls come from it.
+  const WEB = { ips: ["198.18.1.10"] };
+  api.upsert("pods", kube.pod("shop", "web-1", [...WEB.ips, loopbackOf(WEB)], { app: "web" }));
   api.upsert("serviceentries", se("shop", "api", { hosts: ["api.example.com"], resolution: "DNS" }, { status: { addresses: [{ value: "240.240.0.5", host: "api.example.com" }] } }));
   const source = new KubeSource({
     kubeConfig: api.kubeConfig(),
@@ -237,8 +239,9 @@ test("Kubernetes mode watches ServiceEntries (status.addresses too) and streams 
     await api.stop();
   });
   const { grpcPort } = await service.start();
-  const web = new WatchClient(`127.0.0.1:${grpcPort}`, { namespace: "shop", name: "web-1" });
-  t.after(() => web.close());
+  const fromWeb = await fromPod(`127.0.0.1:${grpcPort}`, WEB);
+  const web = new WatchClient(fromWeb.address, { namespace: "shop", name: "web-1" });
+  t.after(() => (web.close(), fromWeb.close()));
   await eventually(() => web.responses.length >= 1, "snapshot");
   const ipsOf = (r: WatchResponse) => r.upserts.map((u) => `${bytesToIp(u.ip)}=${u.names.map((n) => `${n.name}/${n.source}`).join(",")}`);
   assert.deepEqual(ipsOf(web.responses[0]), ["240.240.0.5=api.example.com/NAME_SOURCE_MESH_CONFIG"]);

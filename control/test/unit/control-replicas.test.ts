@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { silentLogger } from "../../src/common/log.js";
 import { ReplicaStream } from "../../src/agent/replica-stream.js";
+import { agentCredentials } from "../../src/agent/credentials.js";
 import type { DnsObservation } from "../../src/dns/observer.js";
 import { createFilterClient, ipToBytes, lookup } from "../../src/proto/index.js";
 import { ControlFixture, WatchClient, egressPolicy, eventually } from "../support/control-harness.js";
@@ -34,6 +35,7 @@ test("every replica gets every observation; a filter moves to another replica an
       new ReplicaStream({
         address: f.address, agentId: "node-1/test", log: silentLogger(), replaySource: () => held,
         maxBatch: 100, window: 4, maxQueue: 1000, ackTimeoutMs: 5_000, connectTimeoutMs: 2_000, now: Date.now,
+        credentials: agentCredentials({ tokenFile: f.agentTokenFile() }),
       }),
   );
   t.after(() => streams.forEach((s) => s.close()));
@@ -44,13 +46,13 @@ test("every replica gets every observation; a filter moves to another replica an
     streams.forEach((s) => s.push(o));
   };
 
-  const filter = new WatchClient(a.address, WEB);
+  const filter = new WatchClient(await a.filterAddress(WEB), WEB);
   await eventually(() => filter.responses.length >= 1, "the snapshot from replica A");
   push(obs("one.example.com", "203.0.113.1"));
   await eventually(() => filter.names("203.0.113.1"), "the delta from replica A");
 
   // Replica B knows it too: any replica can answer any filter.
-  const clientB = createFilterClient(b.address);
+  const clientB = createFilterClient(await b.filterAddress(WEB));
   t.after(() => clientB.close());
   const viaB = await lookup(clientB, { source_ip: ipToBytes("198.18.1.10"), destination_ip: ipToBytes("203.0.113.1"), wait_ms: 5_000 }, 10_000);
   assert.equal(viaB.result, "LOOKUP_RESULT_FOUND");
@@ -61,7 +63,7 @@ test("every replica gets every observation; a filter moves to another replica an
   await a.stop();
   await eventually(() => filter.error !== undefined || filter.ended, "the stream to A to end");
   filter.close();
-  const moved = new WatchClient(b.address, WEB, resumeFrom);
+  const moved = new WatchClient(await b.filterAddress(WEB), WEB, resumeFrom);
   t.after(() => moved.close());
   await eventually(() => moved.responses.length >= 1, "B's answer to the resume");
   assert.equal(moved.responses[0].type, "WATCH_RESPONSE_TYPE_SNAPSHOT", "another replica's history is unknown: full snapshot");

@@ -5,6 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { silentLogger } from "../../src/common/log.js";
 import { ReplicaStream } from "../../src/agent/replica-stream.js";
+import { agentCredentials } from "../../src/agent/credentials.js";
 import type { DnsObservation } from "../../src/dns/observer.js";
 import { ControlFixture, WatchClient, egressPolicy, eventually } from "../support/control-harness.js";
 
@@ -54,11 +55,12 @@ test("a restarted control gets every unexpired resolution back from the agent, a
     ackTimeoutMs: 5_000,
     connectTimeoutMs: 2_000,
     now: Date.now,
+    credentials: agentCredentials({ tokenFile: control.agentTokenFile() }),
   });
   t.after(() => agent.close());
   agent.start();
 
-  const filter = new WatchClient(control.address, WEB);
+  const filter = new WatchClient(await control.filterAddress(WEB), WEB);
   await eventually(() => filter.entries.size === 2 && filter, "the filter to see both replayed resolutions");
   // A live observation after the connect.
   const live = dnsObservation("c.example.com", "203.0.113.3", 600);
@@ -83,7 +85,7 @@ test("a restarted control gets every unexpired resolution back from the agent, a
 
   // The filter resumes with its old epoch/version: another process cannot know that history, so
   // it answers with a SNAPSHOT — whose content equals what the filter had.
-  const resumed = new WatchClient(restarted.address, WEB, resumeFrom);
+  const resumed = new WatchClient(await restarted.filterAddress(WEB), WEB, resumeFrom);
   t.after(() => resumed.close());
   await eventually(() => resumed.responses.length >= 1, "the resume answer");
   assert.equal(resumed.responses[0].type, "WATCH_RESPONSE_TYPE_SNAPSHOT");

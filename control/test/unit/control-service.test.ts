@@ -23,7 +23,7 @@ async function fixture(t: import("node:test").TestContext, extra = {}) {
 
 test("a watcher gets its snapshot, then every relevant change as a delta", async (t) => {
   const f = await fixture(t, { storeLimits: { minTtlSeconds: 1, graceSeconds: 0 } });
-  const w = new WatchClient(f.address, WEB);
+  const w = new WatchClient(await f.filterAddress(WEB), WEB);
   t.after(() => w.close());
 
   await eventually(() => w.responses.length >= 1, "the snapshot");
@@ -75,7 +75,7 @@ test("a watcher gets its snapshot, then every relevant change as a delta", async
 
 test("Lookup answers at once when known, waits for the observation, and times out", async (t) => {
   const f = await fixture(t);
-  const client = createFilterClient(f.address);
+  const client = createFilterClient(await f.filterAddress(WEB));
   t.after(() => client.close());
   const req = (dest: string, wait_ms: number, source = "198.18.1.10") => ({ source_ip: ipToBytes(source), destination_ip: ipToBytes(dest), wait_ms });
 
@@ -107,9 +107,12 @@ test("Lookup answers at once when known, waits for the observation, and times ou
     assert.equal((err as grpc.ServiceError).code, grpc.status.DEADLINE_EXCEEDED);
   }
 
-  // A source IP no pod has and nothing was observed from.
-  const unknown = await lookup(client, req("203.0.113.7", 50, "198.18.9.9"), 10_000);
-  assert.equal(unknown.result, "LOOKUP_RESULT_UNKNOWN_POD");
+  // A source IP that is not this pod's: refused (a filter asks only about its own pod).
+  await assert.rejects(lookup(client, req("203.0.113.7", 50, "198.18.9.9"), 10_000), (err: grpc.ServiceError) => {
+    assert.equal(err.code, grpc.status.PERMISSION_DENIED);
+    assert.deepEqual(err.metadata.get("egret-error-code"), ["EGRET_FILTER_POD_MISMATCH"]);
+    return true;
+  });
 
   // Malformed request: INVALID_ARGUMENT with the catalogue code in trailing metadata.
   await assert.rejects(lookup(client, { source_ip: new Uint8Array(3), destination_ip: ipToBytes("203.0.113.7") }, 10_000), (err: grpc.ServiceError) => {
@@ -122,7 +125,7 @@ test("Lookup answers at once when known, waits for the observation, and times ou
 
 test("an invalid policy edit leaves the previous version in force and says why", async (t) => {
   const f = await fixture(t);
-  const w = new WatchClient(f.address, WEB);
+  const w = new WatchClient(await f.filterAddress(WEB), WEB);
   t.after(() => w.close());
   await eventually(() => w.responses.length >= 1, "the snapshot");
   const hashV1 = w.policyHash;
@@ -146,7 +149,7 @@ test("an invalid policy edit leaves the previous version in force and says why",
 test("a watcher that reconnects with its epoch and version gets only what changed", async (t) => {
   const f = await fixture(t);
   await observe(f.address, [observation("198.18.1.10", "a.example.com", ["203.0.113.1"])]);
-  const first = new WatchClient(f.address, WEB);
+  const first = new WatchClient(await f.filterAddress(WEB), WEB);
   await eventually(() => first.names("203.0.113.1"), "the snapshot with a.example.com");
   const resumeFrom = { epoch: first.epoch, version: first.version };
   const entriesBefore = new Map(first.entries);
@@ -154,7 +157,7 @@ test("a watcher that reconnects with its epoch and version gets only what change
   await eventually(() => f.service.hub.streamCount === 0, "the first stream to close");
 
   // Nothing changed: an empty DELTA confirms the resume.
-  const same = new WatchClient(f.address, WEB, resumeFrom);
+  const same = new WatchClient(await f.filterAddress(WEB), WEB, resumeFrom);
   t.after(() => same.close());
   await eventually(() => same.responses.length >= 1, "the resume confirmation");
   assert.equal(same.responses[0].type, "WATCH_RESPONSE_TYPE_DELTA");
@@ -165,7 +168,7 @@ test("a watcher that reconnects with its epoch and version gets only what change
 
   // A change while away: the DELTA carries just that change.
   await observe(f.address, [observation("198.18.1.10", "b.example.com", ["203.0.113.2"])]);
-  const resumed = new WatchClient(f.address, WEB, resumeFrom);
+  const resumed = new WatchClient(await f.filterAddress(WEB), WEB, resumeFrom);
   t.after(() => resumed.close());
   for (const [k, v] of entriesBefore) resumed.entries.set(k, v);
   await eventually(() => resumed.responses.length >= 1, "the resume delta");
@@ -176,7 +179,7 @@ test("a watcher that reconnects with its epoch and version gets only what change
   assert.deepEqual([...resumed.entries.keys()].sort(), ["203.0.113.1", "203.0.113.2"]);
 
   // A version from another epoch (another replica, or before a restart) gets a SNAPSHOT.
-  const foreign = new WatchClient(f.address, WEB, { epoch: "someone-else", version: 3 });
+  const foreign = new WatchClient(await f.filterAddress(WEB), WEB, { epoch: "someone-else", version: 3 });
   t.after(() => foreign.close());
   await eventually(() => foreign.responses.length >= 1, "the snapshot");
   assert.equal(foreign.responses[0].type, "WATCH_RESPONSE_TYPE_SNAPSHOT");
@@ -186,7 +189,7 @@ test("a watcher that reconnects with its epoch and version gets only what change
 test("a NACK makes the server resend a full snapshot; the stream goes on", async (t) => {
   const f = await fixture(t);
   let nacked = false;
-  const w = new WatchClient(f.address, WEB, undefined, {
+  const w = new WatchClient(await f.filterAddress(WEB), WEB, undefined, {
     nackWhen: (r) => {
       if (nacked || r.type !== "WATCH_RESPONSE_TYPE_DELTA") return false;
       nacked = true;
@@ -204,7 +207,7 @@ test("a NACK makes the server resend a full snapshot; the stream goes on", async
 
 test("Watch refuses requests before SUBSCRIBE and subscriptions without identity", async (t) => {
   const f = await fixture(t);
-  const client = createFilterClient(f.address);
+  const client = createFilterClient(await f.filterAddress(WEB));
   t.after(() => client.close());
   for (const [first, code, egret] of [
     [{ type: "WATCH_REQUEST_TYPE_ACK" as const, response_version: 1 }, grpc.status.FAILED_PRECONDITION, "EGRET_WATCH_SUBSCRIBE_FIRST"],
@@ -221,15 +224,19 @@ test("Watch refuses requests before SUBSCRIBE and subscriptions without identity
   }
 });
 
-test("a watcher for a pod not known yet gets its snapshot when the pod appears", async (t) => {
+test("a pod not known yet is refused until it appears, then served (its filter retries)", async (t) => {
   const f = await fixture(t);
   const NEW = { name: "new-1", namespace: "shop", ips: ["198.18.1.12"], labels: { app: "web" } };
-  const w = new WatchClient(f.address, NEW);
-  t.after(() => w.close());
-  await eventually(() => f.service.hub.streamCount === 1, "the stream to open");
-  assert.equal(w.responses.length, 0);
+  const early = new WatchClient(await f.filterAddress(NEW), NEW);
+  t.after(() => early.close());
+  await eventually(() => early.error, "the refusal");
+  assert.equal(early.error!.code, grpc.status.PERMISSION_DENIED);
+  assert.deepEqual(early.error!.metadata.get("egret-error-code"), ["EGRET_FILTER_PEER_NOT_A_POD"]);
   f.writePods([WEB, OTHER, NEW], { shop: { team: "shop" } });
   f.reload();
+  await eventually(() => f.service.registry.get("shop", "new-1"), "the new pod");
+  const w = new WatchClient(await f.filterAddress(NEW), NEW);
+  t.after(() => w.close());
   await eventually(() => w.responses.length >= 1, "the snapshot");
   assert.equal(w.responses[0].type, "WATCH_RESPONSE_TYPE_SNAPSHOT");
   assert.equal(w.selected, true);
@@ -237,7 +244,7 @@ test("a watcher for a pod not known yet gets its snapshot when the pod appears",
 
 test("Report turns verdict events into audit lines and counters, and drops malformed ones", async (t) => {
   const f = await fixture(t);
-  const client = createFilterClient(f.address);
+  const client = createFilterClient(await f.filterAddress(WEB));
   t.after(() => client.close());
   const response = await new Promise<{ accepted_events: number; rejected_events: number }>((resolve, reject) => {
     const call = client.Report(new grpc.Metadata(), {}, (err, r) => (err ? reject(err) : resolve(r!)));
@@ -306,12 +313,12 @@ test("Report turns verdict events into audit lines and counters, and drops malfo
 
 test("a SUBSCRIBE whose pod IPs do not match the pod is served by name and counted", async (t) => {
   const f = await fixture(t);
-  const w = new WatchClient(f.address, { ...WEB, ips: ["198.18.9.99"] });
+  const w = new WatchClient(await f.filterAddress(WEB), { ...WEB, ips: ["198.18.9.99"] });
   t.after(() => w.close());
   await eventually(() => w.responses.length >= 1, "the snapshot");
   assert.equal(w.selected, true);
   assert.match(await f.service.metrics.registry.metrics(), /egret_control_watch_identity_mismatches_total 1/);
-  const ok = new WatchClient(f.address, WEB);
+  const ok = new WatchClient(await f.filterAddress(WEB), WEB);
   t.after(() => ok.close());
   await eventually(() => ok.responses.length >= 1, "the second snapshot");
   assert.match(await f.service.metrics.registry.metrics(), /egret_control_watch_identity_mismatches_total 1/);
@@ -319,7 +326,7 @@ test("a SUBSCRIBE whose pod IPs do not match the pod is served by name and count
 
 test("a Lookup still waiting when control shuts down fails UNAVAILABLE, not a false NOT_FOUND", async (t) => {
   const f = await fixture(t);
-  const client = createFilterClient(f.address);
+  const client = createFilterClient(await f.filterAddress(WEB));
   t.after(() => client.close());
   const waiting = lookup(client, { source_ip: ipToBytes("198.18.1.10"), destination_ip: ipToBytes("203.0.113.77"), wait_ms: 30_000 }, 60_000);
   await eventually(() => f.service.lookups.pending === 1, "the Lookup to be waiting");
@@ -337,7 +344,7 @@ test("a Lookup still waiting when control shuts down fails UNAVAILABLE, not a fa
 test("random Watch request sequences never take the server down", async (t) => {
   const fc = (await import("fast-check")).default;
   const f = await fixture(t);
-  const client = createFilterClient(f.address);
+  const client = createFilterClient(await f.filterAddress(WEB));
   t.after(() => client.close());
   const request = fc.record({
     type: fc.constantFrom("WATCH_REQUEST_TYPE_UNSPECIFIED", "WATCH_REQUEST_TYPE_SUBSCRIBE", "WATCH_REQUEST_TYPE_ACK", "WATCH_REQUEST_TYPE_NACK", 7 as unknown as "WATCH_REQUEST_TYPE_ACK"),
@@ -350,7 +357,7 @@ test("random Watch request sequences never take the server down", async (t) => {
     response_nonce: fc.string({ maxLength: 10 }),
     error_detail: fc.string({ maxLength: 10 }),
   });
-  const allowed = new Set([grpc.status.FAILED_PRECONDITION, grpc.status.INVALID_ARGUMENT, grpc.status.CANCELLED]);
+  const allowed = new Set([grpc.status.FAILED_PRECONDITION, grpc.status.INVALID_ARGUMENT, grpc.status.CANCELLED, grpc.status.PERMISSION_DENIED]);
   await fc.assert(
     fc.asyncProperty(fc.array(request, { minLength: 1, maxLength: 5 }), async (requests) => {
       const call = client.Watch();
@@ -368,7 +375,7 @@ test("random Watch request sequences never take the server down", async (t) => {
     { numRuns: 60 },
   );
   // Still serving, and every stream was released.
-  const w = new WatchClient(f.address, WEB);
+  const w = new WatchClient(await f.filterAddress(WEB), WEB);
   t.after(() => w.close());
   await eventually(() => w.responses.length >= 1, "a snapshot after the fuzzing");
   await eventually(() => f.service.hub.streamCount === 1, "only the last stream to remain");

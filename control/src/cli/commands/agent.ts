@@ -3,6 +3,7 @@ import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { parseArgs } from "node:util";
 import { Agent, type AgentOptions } from "../../agent/agent.js";
+import { agentCredentials, readToken, type AgentCredentials } from "../../agent/credentials.js";
 import { createAgentMetrics, serveMetrics } from "../../agent/metrics.js";
 import { createLogger } from "../../common/log.js";
 import { UsageError, type CliCommand } from "../command.js";
@@ -45,6 +46,12 @@ control
   --window N                unacknowledged batches in flight per replica (default 8)
   --queue N                 observations queued per replica before the oldest are dropped (default 100000)
   --ack-timeout-ms MS       reconnect when a batch is not acknowledged in time (default 15000)
+  --token-file FILE         this agent's credential, sent as \`authorization: Bearer TOKEN\` and
+                            re-read on every reconnect (file mode: the token control's
+                            --agent-token-file maps to this node; Kubernetes: the projected
+                            ServiceAccount token). Without it control refuses the stream
+  --ca-file FILE            verify control's TLS certificate with this CA (PEM); without it the
+                            connection is plaintext
 shutdown
   --drain-timeout-ms MS     on SIGTERM, wait this long at most for every replica to acknowledge what
                             was captured (default 8000; keep it below terminationGracePeriodSeconds)
@@ -80,12 +87,25 @@ const OPTIONS = {
   window: { type: "string" },
   queue: { type: "string" },
   "ack-timeout-ms": { type: "string" },
+  "token-file": { type: "string" },
+  "ca-file": { type: "string" },
   "node-name": { type: "string" },
   "metrics-address": { type: "string" },
   "drain-timeout-ms": { type: "string" },
   "drain-capture-ms": { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
+
+/** --token-file / --ca-file, checked now so a wrong path is a usage error rather than a retry loop. */
+function credentialsFrom(tokenFile: unknown, caFile: unknown): AgentCredentials {
+  const o = { ...(typeof tokenFile === "string" ? { tokenFile } : {}), ...(typeof caFile === "string" ? { caFile } : {}) };
+  try {
+    if (o.tokenFile) readToken(o.tokenFile);
+    return agentCredentials(o);
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+}
 
 function bootId(): string {
   try {
@@ -166,6 +186,7 @@ export const command: CliCommand = {
         maxQueue: int("queue", 100_000, 1),
         ackTimeoutMs: int("ack-timeout-ms", 15_000, 100),
         connectTimeoutMs: 5_000,
+        credentials: credentialsFrom(values["token-file"], values["ca-file"]),
       },
     };
     if (options.control.addresses.length === 0 && !options.control.service) {
@@ -182,6 +203,7 @@ export const command: CliCommand = {
     await agent.start();
     const { server, port } = await serveMetrics(agent, registry, metricsHost, metricsPort,
       (err) => log.warn({ err: err.message }, "metrics port busy (the previous agent is draining?); capturing anyway, retrying the port every 500 ms"));
+    if (typeof values["token-file"] !== "string") log.warn("no --token-file: control refuses Observe from unauthenticated agents unless it runs with --insecure-agents");
     log.info({ agentId: options.agentId, interfaces: agent.health().interfaces, metricsPort: port, trusted: options.dns.trustedResolvers }, "egret agent running");
     await new Promise<void>((resolve) => {
       const stop = (sig: string) => {

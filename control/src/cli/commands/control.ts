@@ -10,6 +10,69 @@ import { ControlService, splitHostPort, type ControlSource } from "../../control
 import { KubeSource } from "../../k8s/index.js";
 import { createWasmHandler, fetchPreviousModule, loadWasmModule, type WasmModuleSet } from "../../wasmserve/index.js";
 import type { Route } from "../../control/http-server.js";
+import { InsecureAgents, NoAgentCredentials, type AgentAuthenticator } from "../../auth/agent-auth.js";
+import { FileAgentAuthenticator } from "../../auth/agent-tokens.js";
+import { CidrSet } from "../../dns/cidr.js";
+import { isLoopbackListen } from "../../auth/peer.js";
+import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
+import type { Logger } from "../../common/log.js";
+
+/** --tls-cert/--tls-key → the TLS listener; warns when credentials would travel in plaintext. */
+function tlsOptions(values: { "tls-cert"?: string; "tls-key"?: string; "grpc-tls-listen"?: string; "grpc-listen"?: string }, log: Logger) {
+  const certFile = values["tls-cert"];
+  const keyFile = values["tls-key"];
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError("give both --tls-cert FILE and --tls-key FILE, or neither");
+  if (certFile === undefined || keyFile === undefined) {
+    const [host] = splitHostPort(values["grpc-listen"]!);
+    if (!isLoopbackListen(host)) {
+      log.warn({ listen: values["grpc-listen"] }, "serving gRPC in plaintext on a non-loopback address: agent tokens travel unencrypted; give --tls-cert and --tls-key");
+    }
+    return undefined;
+  }
+  const read = (flag: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new UsageError(`--${flag} ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  const cert = read("tls-cert", certFile);
+  const key = read("tls-key", keyFile);
+  try {
+    createSecureContext({ cert, key });
+  } catch (err) {
+    throw new UsageError(`--tls-cert/--tls-key: not a usable PEM certificate and matching key (${(err as Error).message})`);
+  }
+  try {
+    splitHostPort(values["grpc-tls-listen"]!);
+  } catch (err) {
+    throw new UsageError(`--grpc-tls-listen: ${(err as Error).message}`);
+  }
+  return { cert, key, listen: values["grpc-tls-listen"]! };
+}
+
+/** --agent-token-file / --insecure-agents → who may deliver DNS evidence. */
+function agentAuthenticator(values: { "agent-token-file"?: string; "insecure-agents"?: boolean }, log: Logger): AgentAuthenticator {
+  const file = values["agent-token-file"];
+  if (file !== undefined && values["insecure-agents"]) throw new UsageError("give either --agent-token-file FILE or --insecure-agents, not both");
+  if (values["insecure-agents"]) {
+    log.error(
+      "--insecure-agents: ANY client that reaches the gRPC port may deliver DNS evidence for ANY pod. A pod can forge its own resolutions and " +
+        "get past every name-based rule. Use --agent-token-file FILE (or --kubernetes) outside a lab.",
+    );
+    return new InsecureAgents();
+  }
+  if (file === undefined) {
+    log.warn("no --agent-token-file: every Observe is refused with UNAUTHENTICATED (agents cannot deliver DNS evidence)");
+    return new NoAgentCredentials();
+  }
+  try {
+    return new FileAgentAuthenticator(file, log);
+  } catch (err) {
+    throw new UsageError(`--agent-token-file: ${(err as Error).message}`);
+  }
+}
 
 const HELP = `usage: egret control (--kubernetes [--kubeconfig FILE] | --policies PATH... --pods FILE) [options]
 
@@ -54,6 +117,23 @@ options:
   --max-entries-per-pod N   resolution entries per pod (default 20000)
   --max-entries N           resolution entries in total (default 2000000)
   --max-lookup-wait-ms MS   longest Lookup wait honoured (default 5000)
+
+trust (docs/security.md):
+  --agent-token-file FILE   agents allowed to deliver DNS evidence, one per line: \`TOKEN NODE-NAME\`
+                            (blank lines and # comments allowed; re-read when it changes). An agent
+                            sends \`authorization: Bearer TOKEN\` and speaks only for pods whose
+                            \`node:\` (pods file) is NODE-NAME. Without it (file mode) every Observe
+                            is refused with UNAUTHENTICATED
+  --tls-cert FILE, --tls-key FILE
+                            serve TLS (PEM) on --grpc-tls-listen; agents (bearer tokens) are then
+                            served only there, verifying with \`egret agent --ca-file\`. Without
+                            them gRPC is plaintext, with a warning unless it listens on loopback
+  --grpc-tls-listen HOST:PORT   TLS address (default 0.0.0.0:9443; AgentService and FilterService)
+  --insecure-agents         accept Observe from anyone, for any pod (labs only; logged loudly)
+  --filter-snat-peer CIDR   (repeatable; off by default) clusters that SNAT pod traffic to control:
+                            filter calls from these addresses are served for the pod they name,
+                            unverified. Otherwise Watch/Lookup/Report are served only when the
+                            peer address is one of the named pod's IPs (PERMISSION_DENIED if not)
 `;
 
 function int(name: string, value: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
@@ -112,6 +192,12 @@ export const command: CliCommand = {
           "max-entries-per-pod": { type: "string" },
           "max-entries": { type: "string" },
           "max-lookup-wait-ms": { type: "string" },
+          "agent-token-file": { type: "string" },
+          "insecure-agents": { type: "boolean" },
+          "tls-cert": { type: "string" },
+          "tls-key": { type: "string" },
+          "grpc-tls-listen": { type: "string", default: "0.0.0.0:9443" },
+          "filter-snat-peer": { type: "string", multiple: true },
           help: { type: "boolean", short: "h" },
         },
         strict: true,
@@ -146,6 +232,17 @@ export const command: CliCommand = {
     const maxLookupWaitMs = int("max-lookup-wait-ms", values["max-lookup-wait-ms"], 1, 60_000);
 
     const log = createLogger("control");
+    const agentAuth = agentAuthenticator(values, log);
+    const tls = tlsOptions(values, log);
+    const filterSnatPeers = values["filter-snat-peer"] ?? [];
+    try {
+      new CidrSet(filterSnatPeers, "--filter-snat-peer");
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    if (filterSnatPeers.length > 0) {
+      log.warn({ ranges: filterSnatPeers }, "--filter-snat-peer: filter calls from these addresses are served for the pod they claim, unverified");
+    }
     const routes: Route[] = [];
     if (values["wasm-previous"] !== undefined && !values.wasm) throw new UsageError("--wasm-previous needs --wasm FILE (the module this release serves)");
     if (values.wasm) routes.push(createWasmHandler(await wasmModules(values.wasm, values["wasm-previous"], log)));
@@ -190,6 +287,9 @@ export const command: CliCommand = {
       grpcLimits: maxLookupWaitMs ? { maxLookupWaitMs } : undefined,
       httpRoutes: routes,
       serverId: process.env.POD_NAME,
+      agentAuth,
+      filterSnatPeers,
+      ...(tls ? { tls } : {}),
     });
 
     return await new Promise<number>((resolve) => {

@@ -1,5 +1,6 @@
-// Asks egret control which names a pod resolved to an address, from inside the node namespace
-// (where control listens), exactly as a filter's Lookup would:
+// Asks egret control which names a pod resolved to an address, exactly as a filter's Lookup would
+// (run it inside the pod's network namespace: control answers only the pod that owns the source
+// address):
 //   node lookup-probe.js CONTROL_HOST:PORT NAMESPACE/NAME POD_IP DESTINATION_IP [WAIT_MS]
 // Prints one JSON line {result, names: [{name, cname_chain}], expires_unix_ms}.
 import { createFilterClient, lookup, ipToBytes, bytesToIp } from "../../proto/index.js";
