@@ -9,7 +9,8 @@
 //   pods:
 //     - name: web-1
 //       namespace: shop
-//       ips: [198.18.1.10]       # or `ip: 198.18.1.10`; IPv4 and/or IPv6
+//       ips: [198.18.1.10]       # or `ip: 198.18.1.10`, or both when `ip` is the first of `ips`
+//                                # (a Pod's podIP is podIPs[0]); IPv4 and/or IPv6
 //       labels: { app: web }
 //       node: worker-1           # the node it runs on (spec.nodeName): only that node's agent
 //                                # may deliver DNS evidence for it
@@ -117,7 +118,6 @@ export function parsePodsFile(text: string, file: string): PodsFile {
     const key = `${pod.namespace}/${pod.name}`;
     if (seenPods.has(key)) fail(["pods", i, "name"], `pod ${key} is listed twice`, "pod names are unique per namespace");
     seenPods.add(key);
-    if (pod.ip !== undefined && pod.ips !== undefined) fail(["pods", i, "ip"], "give either `ip` or `ips`, not both", "use `ips: [A, B]` for several");
     const rawIps: unknown[] = pod.ips !== undefined ? (Array.isArray(pod.ips) ? pod.ips : [Symbol("bad")]) : pod.ip !== undefined ? [pod.ip] : [];
     if (pod.ips !== undefined && !Array.isArray(pod.ips)) fail(["pods", i, "ips"], "must be a list of IP addresses", "e.g. `ips: [198.18.1.10]`");
     if (rawIps.length === 0) fail(["pods", i], "a pod needs at least one IP (`ip` or `ips`)", "add the pod's IP address");
@@ -131,6 +131,12 @@ export function parsePodsFile(text: string, file: string): PodsFile {
       ipOwner.set(c!, key);
       ips.push(c!);
     });
+    // Both, as a Pod's status has podIP and podIPs: they must agree (podIP is podIPs[0]).
+    if (pod.ip !== undefined && pod.ips !== undefined) {
+      const single = typeof pod.ip === "string" ? canonicalIp(pod.ip) : undefined;
+      if (single === undefined) fail(["pods", i, "ip"], `${show(pod.ip)} is not an IP address`, "write an IPv4 or IPv6 address");
+      if (single !== ips[0]) fail(["pods", i, "ip"], `ip ${single} disagrees with ips [${ips.join(", ")}]`, "`ip` must be the first of `ips` (a Pod's podIP is podIPs[0]); or give only `ips`");
+    }
     if (pod.node !== undefined && (typeof pod.node !== "string" || !NODE_NAME.test(pod.node))) {
       fail(["pods", i, "node"], `${show(pod.node)} is not a node name`, "give the node the pod runs on, as spec.nodeName (e.g. `node: worker-1`); only that node's agent may report its DNS");
     }

@@ -14,7 +14,7 @@ const TIER_CODE = { Admin: 0, Namespace: 1, Baseline: 2 } as const;
 const ACTION_CODE = { Allow: 1, Deny: 2, Alert: 3, Pass: 4 } as const;
 const PATTERN_CODE = { exact: 0, "one-label": 1, "multi-label": 2 } as const;
 const UNATTRIBUTED_CODE = { Deny: 1, Alert: 2, Allow: 3 } as const;
-const RULE_DOMAINS = 1, RULE_CIDRS = 2, RULE_EXTERNAL = 4, RULE_PORTS = 8, RULE_PROTOCOLS = 16;
+const RULE_DOMAINS = 1, RULE_CIDRS = 2, RULE_EXTERNAL = 4, RULE_PORTS = 8, RULE_PROTOCOLS = 16, RULE_ECH_ALLOWED = 32;
 
 export interface CompileOptions {
   /**
@@ -163,6 +163,7 @@ export function encodeSnapshot(ordered: readonly Policy[], selected: boolean, cl
       if (r.external) fields |= RULE_EXTERNAL;
       if (r.ports?.length) fields |= RULE_PORTS;
       if (r.protocols?.length) fields |= RULE_PROTOCOLS;
+      if (r.encryptedClientHello === "Allow" && r.domains?.length) fields |= RULE_ECH_ALLOWED;
       view.setUint8(ra, ACTION_CODE[r.action]);
       view.setUint8(ra + 1, fields);
       view.setUint16(ra + 2, pi, true);

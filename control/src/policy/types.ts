@@ -84,6 +84,11 @@ export interface Rule {
   external?: boolean;
   ports?: PortRange[];
   protocols?: string[];
+  /**
+   * "Allow": a TLS ClientHello offering encrypted_client_hello may match this rule's domains when
+   * every name the pod resolved to the IP is allowed by such a rule (default: ECH is unverifiable).
+   */
+  encryptedClientHello?: "Allow";
   /** Field path of the rule ("spec.rules[3]") and its source line, for explain. */
   path: string;
   line?: number;

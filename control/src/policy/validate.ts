@@ -250,6 +250,18 @@ export function validateWithContext(obj: unknown, ctx: ValidationContext = {}): 
       });
       if (protos.length) rule.protocols = protos;
     }
+    if (raw.encryptedClientHello === "Allow") {
+      const ep: (string | number)[] = [...path, "encryptedClientHello"];
+      if (!rule.domains) {
+        errAt("ech-without-domains", ep, "encryptedClientHello: Allow accepts ECH connections to this rule's names, and the rule lists no to.domains",
+          "add the names whose ECH connections this rule accepts (to.domains), or remove encryptedClientHello");
+      } else if (rule.action === "Deny" || rule.action === "Pass") {
+        errAt("ech-on-deny", ep, `encryptedClientHello: Allow has no effect on a ${rule.action} rule (ECH connections are only ever allowed by Allow/Alert rules)`,
+          "remove encryptedClientHello, or put it on the Allow rule for these names");
+      } else {
+        rule.encryptedClientHello = "Allow";
+      }
+    }
     rules.push(rule);
   });
 

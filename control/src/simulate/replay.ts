@@ -47,6 +47,25 @@ export interface SimulatedConnection {
   /** "monitor" when the deciding policy is in Monitor mode (verdict allow, reason would-deny). */
   mode?: string;
   detail?: string;
+  /**
+   * Every decision the filter reported for this connection, in order; the fields above are the
+   * last one (a later request on a keep-alive or proxy connection can revise the first verdict).
+   */
+  decisions: SimulatedDecision[];
+}
+
+/** One decision reported for a connection (a VerdictEvent as control's audit log records it). */
+export interface SimulatedDecision {
+  /** Capture time of the decision (seconds). */
+  time: number;
+  verdict: string;
+  reason: string;
+  policy: string | null;
+  rule: string | null;
+  names: string[];
+  protocol: string | null;
+  sni: string | null;
+  host: string | null;
 }
 
 export class SimulateInputError extends Error {}
@@ -80,15 +99,51 @@ interface Tracked {
   server: string;
   pod: string | null;
   time: number;
+  /** Capture time of the first packet (ms): reports from then on (until the tuple's next connection) are this connection's. */
+  openMs: number;
+  /** Client bytes given to the filter so far. */
+  clientBytes: number;
   conn?: Connection;
   closeRequested: boolean;
 }
 
 const DNS_PORT = 53;
 
+type PodEntry = { key: string; name: string; namespace: string; labels: Record<string, string>; ips: string[] };
+
+/** Validated inputs: the pods file in control's canonical form (in a temporary folder when rewritten). */
+interface Inputs {
+  workDir: string;
+  podsPath: string;
+  podOfIp: Map<string, PodEntry>;
+  /** The loopback address each pod's simulated sidecar connects to control from. */
+  loopbackOfPod: Map<string, string>;
+}
+
 /** Replays the capture; resolves to one result per TCP connection, in order of first packet. */
 export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConnection[]> {
-  // Inputs fail loudly, with every problem at once.
+  const inputs = loadInputs(o);
+  try {
+    // Pass 1: the capture as a time-ordered list of DNS packets and TCP connection events.
+    const timeline = buildTimeline(o.capture);
+    const detections = detectionsByConnection(o.capture);
+    const clock = new SimClock(timeline.length > 0 ? timeline[0]!.t : Date.now());
+    const audit: AuditRecord[] = [];
+    const control = await startControl(o, inputs.podsPath, clock, audit);
+    try {
+      const config = filterConfig(o, detections);
+      const order = await replay(timeline, { o, clock, config, grpcPort: control.grpcPort, podOfIp: inputs.podOfIp, loopbackOfPod: inputs.loopbackOfPod, pipeline: control.pipeline, audit });
+      return joinResults(order, audit, detections);
+    } finally {
+      await control.service.stop();
+    }
+  } finally {
+    rmSync(inputs.workDir, { recursive: true, force: true });
+  }
+}
+
+/** Inputs fail loudly, with every problem at once. */
+function loadInputs(o: SimulateOptions): Inputs {
   const loaded = loadPolicyFiles(o.policyPaths);
   const errors = loaded.diagnostics.filter((d) => d.severity === "error");
   if (errors.length > 0) throw new SimulateInputError(errors.map(formatDiagnostic).join("\n"));
@@ -116,16 +171,13 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
     namespaces: Object.entries(podsFile.namespaces).map(([name, labels]) => ({ name, labels })),
     pods: podsFile.pods.map((p) => ({ name: p.name, namespace: p.namespace, labels: p.labels, ips: [...p.ips, loopbackOfPod.get(`${p.namespace}/${p.name}`)!] })),
   }));
-  const podOfIp = new Map<string, { key: string; name: string; namespace: string; labels: Record<string, string>; ips: string[] }>();
+  const podOfIp = new Map<string, PodEntry>();
   for (const p of podsFile.pods) for (const ip of p.ips) podOfIp.set(ip, { key: `${p.namespace}/${p.name}`, ...p });
+  return { workDir, podsPath, podOfIp, loopbackOfPod };
+}
 
-  // Pass 1: the capture as a time-ordered list of DNS packets and TCP connection events.
-  const timeline = buildTimeline(o.capture);
-  const detections = detectionsByConnection(o.capture);
-  const startMs = timeline.length > 0 ? timeline[0]!.t : Date.now();
-
-  const clock = new SimClock(startMs);
-  const audit: AuditRecord[] = [];
+/** Control in file mode on loopback, fed by the agent's DNS observer as the replay goes. */
+async function startControl(o: SimulateOptions, podsPath: string, clock: SimClock, audit: AuditRecord[]): Promise<{ service: ControlService; grpcPort: number; pipeline: DnsPipeline }> {
   const service = new ControlService({
     policyApi: defaultPolicyApi,
     source: fileControlSource({ policyPaths: o.policyPaths, podsFile: podsPath, policyApi: defaultPolicyApi, log: o.log }),
@@ -144,7 +196,6 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
     ({ grpcPort } = await service.start());
   } catch (e) {
     await service.stop().catch(() => undefined);
-    rmSync(workDir, { recursive: true, force: true });
     throw e;
   }
   const observer = new DnsObserver({
@@ -161,86 +212,132 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
       });
     },
   });
-  const pipeline = new DnsPipeline(observer);
+  return { service, grpcPort, pipeline: new DnsPipeline(observer) };
+}
 
-  const hosts = new Map<string, Promise<EnvoyHost>>();
+/**
+ * The filter's own configuration defaults (egress/README.md), so verdicts match a sidecar's —
+ * detectTimeoutMs 2 s included. One exception: the Lookup deadline is also the gRPC call's
+ * deadline, which the Node host runs in real time; control answers at once in a replay and the
+ * capture clock waits for it, so a long one never decides a verdict but keeps a loaded machine's
+ * jitter from doing so.
+ */
+function filterConfig(o: SimulateOptions, detections: Map<string, ConnectionDetection[]>): Record<string, unknown> {
   const declared = o.filterConfig?.forwardProxies;
   const proxies = declared !== undefined ? undefined : o.detectProxies === false ? [] : proxiesSeen(detections);
-  const config = {
+  return {
     controlCluster: CONTROL_CLUSTER,
     ...(proxies ? { forwardProxies: proxies } : {}),
-    // Deadlines run in capture time; a generous Lookup deadline keeps real-time gRPC jitter from
-    // ever deciding a verdict (control answers at once, see grpcLimits above).
     lookupTimeoutMs: 5000,
-    detectTimeoutMs: 5000,
     reportIntervalMs: 10,
     reportBatchSize: 1000,
     startupWaitMs: 60_000,
     ...o.filterConfig,
   };
-  const hostFor = (pod: { key: string; name: string; namespace: string; labels: Record<string, string>; ips: string[] }) => {
+}
+
+interface ReplayContext {
+  o: SimulateOptions;
+  clock: SimClock;
+  config: Record<string, unknown>;
+  grpcPort: number;
+  podOfIp: Map<string, PodEntry>;
+  loopbackOfPod: Map<string, string>;
+  pipeline: DnsPipeline;
+  audit: AuditRecord[];
+}
+
+/** Pass 2: replays the timeline in capture order through one filter host per pod. */
+async function replay(timeline: TimelineEvent[], x: ReplayContext): Promise<Tracked[]> {
+  const hosts = new Map<string, Promise<EnvoyHost>>();
+  const hostFor = (pod: PodEntry) => {
     let h = hosts.get(pod.key);
     if (!h) {
-      h = EnvoyHost.create({
-        wasm: o.wasm ?? EGRET_WASM,
-        pluginConfig: JSON.stringify(config),
-        concurrency: 1,
-        node: { name: pod.name, namespace: pod.namespace, labels: pod.labels, instanceIps: pod.ips },
-        grpcClusters: { [CONTROL_CLUSTER]: `127.0.0.1:${grpcPort}` },
-        grpcSourceAddress: loopbackOfPod.get(pod.key),
-        clock,
-      }).then(async (host) => {
-        await until(() => (host.metric("egret_watch_snapshots") ?? 0) >= 2, `the policy snapshot for ${pod.key}`);
-        return host;
-      });
+      h = startHost(x, pod);
       hosts.set(pod.key, h);
     }
     return h;
   };
-
   const tracked = new Map<number, Tracked>();
   const order: Tracked[] = [];
   try {
-    // Pass 2: replay in capture order.
     for (const ev of timeline) {
-      clock.advanceTo(ev.t);
+      x.clock.advanceTo(ev.t);
       if (ev.kind === "dns") {
-        pipeline.push(ev.packet, { time: ev.t, frame: ev.frame });
-        continue;
-      }
-      if (ev.kind === "open") {
-        const pod = podOfIp.get(ev.clientIp);
-        const t: Tracked = { id: ev.id, client: ev.client, server: ev.server, pod: pod?.key ?? null, time: ev.t / 1000, closeRequested: false };
+        x.pipeline.push(ev.packet, { time: ev.t, frame: ev.frame });
+      } else if (ev.kind === "open") {
+        const pod = x.podOfIp.get(ev.clientIp);
+        const t: Tracked = { id: ev.id, client: ev.client, server: ev.server, pod: pod?.key ?? null, time: ev.t / 1000, openMs: ev.t, clientBytes: 0, closeRequested: false };
         tracked.set(ev.id, t);
         order.push(t);
         if (!pod) continue;
-        const host = await hostFor(pod);
-        t.conn = host.openConnection({ source: ev.client, destination: ev.server });
+        t.conn = (await hostFor(pod)).openConnection({ source: ev.client, destination: ev.server });
         // Held connections (Lookup) settle over real gRPC before the capture moves on.
         await Promise.race([t.conn.whenUpstreamRequested, t.conn.whenClosed, timeout(30_000)]);
-        continue;
-      }
-      const t = tracked.get(ev.id);
-      const c = t?.conn;
-      if (!t || !c || c.closed) continue;
-      if (ev.kind === "data") {
-        if (ev.fromClient) c.downstreamData(ev.bytes);
-        else if (c.upstreamConnectRequested) c.upstreamData(ev.bytes);
       } else {
-        t.closeRequested = true;
+        await deliver(tracked.get(ev.id), ev);
       }
     }
-    // Let every pending deadline (detection, Lookup) run out in capture time, then collect reports.
-    clock.advanceTo(clock.ms + Number(config.detectTimeoutMs) + 1000);
+    // Let every pending deadline (detection, Lookup) run out in capture time, then collect reports:
+    // a connection is complete once no report arrives for a while (it may carry several decisions).
+    x.clock.advanceTo(x.clock.ms + Number(x.config.detectTimeoutMs ?? 2000) + 1000);
     const decided = order.filter((t) => t.conn !== undefined).length;
-    await until(() => { clock.advanceTo(clock.ms + 20); return audit.length >= decided; }, `${decided} verdict reports`, 30_000).catch(() => undefined);
+    await until(() => { x.clock.advanceTo(x.clock.ms + 20); return x.audit.length >= decided; }, `${decided} verdict reports`, 30_000).catch(() => undefined);
+    await settleReports(x);
   } finally {
     for (const h of hosts.values()) await h.then((host) => host.close(), () => undefined);
-    await service.stop();
-    rmSync(workDir, { recursive: true, force: true });
   }
-  return joinResults(order, audit, detections);
+  return order;
 }
+
+/** Waits until the report count stops growing (later decisions on a connection come after its first). */
+async function settleReports(x: ReplayContext): Promise<void> {
+  let seen = -1;
+  for (let quiet = 0; quiet < 5;) {
+    x.clock.advanceTo(x.clock.ms + 20);
+    await new Promise((r) => setTimeout(r, 10));
+    if (x.audit.length === seen) quiet++;
+    else { seen = x.audit.length; quiet = 0; }
+  }
+}
+
+function startHost(x: ReplayContext, pod: PodEntry): Promise<EnvoyHost> {
+  return EnvoyHost.create({
+    wasm: x.o.wasm ?? EGRET_WASM,
+    pluginConfig: JSON.stringify(x.config),
+    concurrency: 1,
+    node: { name: pod.name, namespace: pod.namespace, labels: pod.labels, instanceIps: pod.ips },
+    grpcClusters: { [CONTROL_CLUSTER]: `127.0.0.1:${x.grpcPort}` },
+    grpcSourceAddress: x.loopbackOfPod.get(pod.key),
+    clock: x.clock,
+  }).then(async (host) => {
+    await until(() => (host.metric("egret_watch_snapshots") ?? 0) >= 2, `the policy snapshot for ${pod.key}`);
+    return host;
+  });
+}
+
+async function deliver(t: Tracked | undefined, ev: TimelineEvent): Promise<void> {
+  const c = t?.conn;
+  if (!t || !c || c.closed) return;
+  if (ev.kind === "data") {
+    if (ev.fromClient) {
+      c.downstreamData(ev.bytes);
+      t.clientBytes += ev.bytes.length;
+    } else if (c.upstreamConnectRequested) {
+      // Behind a sidecar the server never gets client bytes the filter holds, so it cannot answer
+      // them: let the filter decide on them (e.g. its claim Lookup, over real gRPC) first.
+      if (c.sentUpstream.length < t.clientBytes) {
+        await until(() => c.closed || c.sentUpstream.length >= t.clientBytes, "held client bytes", HELD_WAIT_MS).catch(() => undefined);
+      }
+      if (!c.closed) c.upstreamData(ev.bytes);
+    }
+  } else if (ev.kind === "close") {
+    t.closeRequested = true;
+  }
+}
+
+/** Longest real-time wait for the filter to release held client bytes before a server answer. */
+const HELD_WAIT_MS = 2000;
 
 /**
  * Accepts the spellings people write for PODS.yaml and returns control's canonical form, or
@@ -352,31 +449,63 @@ function proxiesSeen(detections: Map<string, ConnectionDetection[]>): string[] {
 
 /** The fields of a verdict audit record (control's audit log, one JSON line per report) the join reads. */
 interface AuditRecord {
-  src: string; dst: string; verdict: string; reason: string;
-  names?: string[]; protocol?: string; sni?: string; policy?: string; rule?: string;
+  time: string; src: string; dst: string; verdict: string; reason: string;
+  names?: string[]; protocol?: string; sni?: string; host?: string; policy?: string; rule?: string;
+}
+
+/**
+ * Each connection's decisions: the reports for its address pair decided from its first packet on,
+ * until the pair's next connection opens (a client port reused later in the capture).
+ */
+function decisionsOf(order: Tracked[], audit: AuditRecord[]): Map<Tracked, AuditRecord[]> {
+  const byKey = new Map<string, AuditRecord[]>();
+  for (const r of audit) {
+    const k = `${r.src}>${r.dst}`;
+    const list = byKey.get(k);
+    if (list) list.push(r);
+    else byKey.set(k, [r]);
+  }
+  const conns = new Map<string, Tracked[]>();
+  for (const t of order) {
+    const k = `${t.client}>${t.server}`;
+    const list = conns.get(k);
+    if (list) list.push(t);
+    else conns.set(k, [t]);
+  }
+  const out = new Map<Tracked, AuditRecord[]>();
+  for (const [k, ts] of conns) {
+    const reports = (byKey.get(k) ?? []).map((r) => ({ r, at: Date.parse(r.time) })).sort((a, b) => a.at - b.at);
+    const pods = ts.filter((t) => t.pod !== null);
+    for (const [i, t] of pods.entries()) {
+      const next = pods[i + 1]?.openMs ?? Infinity;
+      // A connection's first report may carry a time a little before its first packet (clock granularity).
+      const mine = reports.filter(({ at }) => (i === 0 || at >= t.openMs) && at < next);
+      out.set(t, mine.map(({ r }) => r));
+    }
+  }
+  return out;
+}
+
+function decisionOf(r: AuditRecord): SimulatedDecision {
+  return {
+    time: Date.parse(r.time) / 1000, verdict: r.verdict, reason: r.reason, policy: r.policy || null, rule: r.rule || null,
+    names: r.names ?? [], protocol: r.protocol || null, sni: r.sni || null, host: r.host || null,
+  };
 }
 
 function joinResults(order: Tracked[], audit: AuditRecord[], detections: Map<string, ConnectionDetection[]>): SimulatedConnection[] {
-  const reports = new Map<string, AuditRecord[]>();
-  for (const r of audit) {
-    const k = `${r.src}>${r.dst}`;
-    const list = reports.get(k);
-    if (list) list.push(r);
-    else reports.set(k, [r]);
-  }
+  const decisions = decisionsOf(order, audit);
   return order.map((t) => {
     const key = `${t.client}>${t.server}`;
     const det = detections.get(key)?.shift();
     const detProtocol = det?.protocol ?? "unknown";
     const detSni = det?.claims.sni ? det.claims.sni : null;
-    if (t.pod === null) {
-      return { client: t.client, server: t.server, pod: null, names: [], protocol: detProtocol, sni: detSni, verdict: "allow", reason: "not-a-pod", policy: null, rule: null, time: t.time };
-    }
-    const r = reports.get(key)?.shift();
-    if (!r) {
-      // No report: the connection was still undecided when the capture ended (e.g. it sent nothing).
-      return { client: t.client, server: t.server, pod: t.pod, names: [], protocol: detProtocol, sni: detSni, verdict: "deny", reason: "undecided", policy: null, rule: null, time: t.time };
-    }
+    const base = { client: t.client, server: t.server, pod: t.pod, protocol: detProtocol, sni: detSni, policy: null, rule: null, time: t.time };
+    if (t.pod === null) return { ...base, names: [], verdict: "allow", reason: "not-a-pod", decisions: [] };
+    const all = decisions.get(t) ?? [];
+    const r = all[all.length - 1];
+    // No report: the connection was still undecided when the capture ended (e.g. it sent nothing).
+    if (!r) return { ...base, names: [], verdict: "deny", reason: "undecided", decisions: [] };
     let verdict = r.verdict;
     let reason = r.reason;
     const extra: Partial<SimulatedConnection> = {};
@@ -386,10 +515,12 @@ function joinResults(order: Tracked[], audit: AuditRecord[], detections: Map<str
       verdict = "allow";
       reason = "would-deny";
     }
+    // Protocol and SNI come from the first decision that saw them (a revision judges one request).
+    const first = all.find((d) => d.protocol) ?? r;
     return {
-      client: t.client, server: t.server, pod: t.pod, names: r.names ?? [],
-      protocol: r.protocol || detProtocol, sni: r.sni || detSni,
-      verdict: verdict as SimulatedConnection["verdict"], reason, policy: r.policy || null, rule: r.rule || null, time: t.time, ...extra,
+      ...base, names: r.names ?? [], protocol: first.protocol || detProtocol, sni: first.sni || detSni,
+      verdict: verdict as SimulatedConnection["verdict"], reason, policy: r.policy || null, rule: r.rule || null, ...extra,
+      decisions: all.map(decisionOf),
     };
   });
 }

@@ -1,8 +1,13 @@
 // The capture's clock, for replaying a capture through the filter host. Time only moves when the
-// replay says so (to the next packet's timestamp). Periodic timers (the filter's ticks) are
-// coalesced across long quiet gaps: a timer fires at most once per advance, at the new time, which
-// is all a deadline check needs — replaying an hour of silence does not run 72,000 ticks.
+// replay says so (to the next packet's timestamp). Timers fire as in a sidecar: each at its due
+// time, in order, re-armed periodic ones included, so a tick sees the real time it fires at and a
+// deadline is noticed by the first tick after it. Over a long quiet gap (more than MAX_FIRES_PER_ADVANCE
+// firings) the rest is coalesced: each due timer fires once more at the end of the gap — still a
+// real time, never a stale due time — so an hour of silence does not run 72,000 ticks.
 import type { Clock, TimerHandle } from "../host/clock.js";
+
+/** Firings replayed one by one per advance (200 ticks of 50 ms = 10 s of exact tick times). */
+export const MAX_FIRES_PER_ADVANCE = 200;
 
 export class SimClock implements Clock {
   private nowMs: number;
@@ -35,17 +40,29 @@ export class SimClock implements Clock {
     this.timers.delete(handle.id);
   }
 
-  /** Moves to `ms` (never backwards) and fires every timer due by then, each at most once. */
+  /** Moves to `ms` (never backwards), firing due timers at their due times (see the header). */
   advanceTo(ms: number): void {
     if (!(ms > this.nowMs)) return;
+    for (let fired = 0; fired < MAX_FIRES_PER_ADVANCE; fired++) {
+      const next = this.earliestDue(ms);
+      if (!next) break;
+      this.timers.delete(next[0]);
+      this.nowMs = Math.max(this.nowMs, next[1].at);
+      next[1].fn();
+    }
+    // Coalesced remainder: the gap's end is the real time these firings happen at.
+    this.nowMs = ms;
     const due = [...this.timers].filter(([, t]) => t.at <= ms).sort((a, b) => a[1].at - b[1].at);
     for (const [id, t] of due) {
       if (!this.timers.has(id)) continue;
       this.timers.delete(id);
-      // Fire at its own due time when that is close, else at the end of the gap (coalesced).
-      this.nowMs = Math.max(this.nowMs, Math.min(ms, t.at));
       t.fn();
     }
-    this.nowMs = ms;
+  }
+
+  private earliestDue(ms: number): [number, { at: number; fn: () => void }] | undefined {
+    let best: [number, { at: number; fn: () => void }] | undefined;
+    for (const e of this.timers) if (e[1].at <= ms && (!best || e[1].at < best[1].at)) best = e;
+    return best;
   }
 }

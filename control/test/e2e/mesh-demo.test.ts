@@ -1,6 +1,6 @@
 // `egret demo` as a user runs it (npm start): as root it builds the mesh, prints a table of real
 // connections with Egret's verdicts, exits 0 and leaves nothing behind; without root it says what
-// it needs and runs the loopback variant.
+// it needs and replays the recorded story (corpus/demo) through the real filter.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -39,10 +39,16 @@ const unreadable = (await run("setpriv", ["--reuid=65534", "--regid=65534", "--c
   ? undefined : `user nobody cannot read ${egret}`;
 const skipNonRoot = (skip && !skip.startsWith("the chain") ? skip : undefined) ?? unreadable;
 
-test("egret demo without root: says what it needs, then the loopback variant", { skip: skipNonRoot, timeout: 120_000 }, async () => {
+test("egret demo without root: says what it needs, then replays the recorded mesh with real verdicts", { skip: skipNonRoot, timeout: 120_000 }, async () => {
   const r = await run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, egret, "demo"], { timeoutMs: 110_000 });
+  assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
   assert.match(r.stdout, /needs root/);
-  assert.match(r.stdout, /sudo npm start/);
+  assert.match(r.stdout, /sudo scripts\/setup && sudo npm start/);
   assert.match(r.stdout, /You are not root\./);
-  assert.match(r.stdout, /loopback variant/);
+  assert.match(r.stdout, /^REPLAY — not live/m);
+  const rows = r.stdout.split("\n").filter((l) => /^\d\d:\d\d:\d\d /.test(l));
+  assert.ok(rows.some((l) => /HTTPS api\.example\.test\s+200 OK\s+allow\s+allowed/.test(l)), `an allowed HTTPS call:\n${r.stdout}`);
+  assert.ok(rows.some((l) => /\sdeny\s+sni-unverified/.test(l)), `the faked SNI:\n${r.stdout}`);
+  assert.ok(rows.some((l) => /\sdeny\s+unattributed/.test(l)), `the never-resolved address:\n${r.stdout}`);
+  assert.ok(rows.some((l) => /\swould-deny\s+default-deny/.test(l)), `the Monitor would-deny:\n${r.stdout}`);
 });

@@ -1,4 +1,4 @@
-// The loopback demo (control/src/sidecar/demo.ts; what `egret demo` shows where the mesh demo
+// The loopback demo (control/src/sidecar/demo.ts; formerly what `egret demo` showed where the mesh demo
 // cannot run) works without root on a fresh build: real loopback connections through egret
 // sidecar's proxy and egret.wasm, a readable table, exit code 0.
 import { test } from "node:test";

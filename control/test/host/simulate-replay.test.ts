@@ -10,65 +10,12 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { simulateCapture, SimulateInputError, type SimulatedConnection } from "../../src/simulate/replay.js";
 import { silentLogger } from "../../src/common/log.js";
-import { pcapFile, ethernet, ipv4, tcpSegment, udpDatagram } from "../unit/pcap/builders.js";
-import { dnsMessage, T } from "../unit/dns-fixtures.js";
+import { CaptureScript } from "./attack-captures.js";
 import { clientHello, httpRequest } from "./egress-fixture.js";
 
 const REPO = fileURLToPath(new URL("../../../../", import.meta.url));
 const CORPUS = join(REPO, "..", "shared", "corpus");
 const BIN = join(REPO, "bin", "egret.js");
-
-/** Builds a capture: DNS exchanges and TCP connections at increasing times (Ethernet, IPv4). */
-class CaptureScript {
-  private records: { time: number; data: Uint8Array }[] = [];
-  private t = 1_767_225_600; // 2026-01-01
-  private nextId = 1;
-
-  private add(frame: Uint8Array, dt = 0.001): void {
-    this.t += dt;
-    this.records.push({ time: this.t, data: frame });
-  }
-
-  /** The pod asks `resolver` for `name`; the answer follows the CNAME chain to `ips`. */
-  dns(pod: string, resolver: string, name: string, ips: string[], o: { cnames?: string[]; ttl?: number } = {}): this {
-    const id = this.nextId++;
-    const port = 30000 + id;
-    const q = dnsMessage({ id, questions: [{ name, type: T.A }] });
-    const chain = [name, ...(o.cnames ?? [])];
-    const answers = [
-      ...chain.slice(1).map((target, i) => ({ name: chain[i]!, type: T.CNAME, ttl: o.ttl ?? 300, data: target })),
-      ...ips.map((ip) => ({ name: chain.at(-1)!, type: T.A, ttl: o.ttl ?? 300, data: ip })),
-    ];
-    const a = dnsMessage({ id, response: true, questions: [{ name, type: T.A }], answers });
-    this.add(ethernet(ipv4(pod, resolver, 17, udpDatagram(port, 53, q))));
-    this.add(ethernet(ipv4(resolver, pod, 17, udpDatagram(53, port, a))));
-    return this;
-  }
-
-  /** A complete TCP connection: handshake, client bytes, server bytes, FIN both ways. */
-  tcp(client: string, cport: number, server: string, sport: number, fromClient: Uint8Array, fromServer: Uint8Array = new Uint8Array()): this {
-    const c = 1000, s = 5000;
-    const seg = (src: string, sp: number, dst: string, dp: number, payload: Uint8Array, seq: number, ack: number, flags: number) =>
-      this.add(ethernet(ipv4(src, dst, 6, tcpSegment(sp, dp, payload, { seq, ack, flags }))));
-    seg(client, cport, server, sport, new Uint8Array(), c, 0, 0x02);
-    seg(server, sport, client, cport, new Uint8Array(), s, c + 1, 0x12);
-    seg(client, cport, server, sport, new Uint8Array(), c + 1, s + 1, 0x10);
-    if (fromClient.length) seg(client, cport, server, sport, fromClient, c + 1, s + 1, 0x18);
-    if (fromServer.length) seg(server, sport, client, cport, fromServer, s + 1, c + 1 + fromClient.length, 0x18);
-    seg(client, cport, server, sport, new Uint8Array(), c + 1 + fromClient.length, s + 1 + fromServer.length, 0x11);
-    seg(server, sport, client, cport, new Uint8Array(), s + 1 + fromServer.length, c + 2 + fromClient.length, 0x11);
-    return this;
-  }
-
-  wait(seconds: number): this {
-    this.t += seconds;
-    return this;
-  }
-
-  bytes(): Uint8Array {
-    return pcapFile(1, this.records);
-  }
-}
 
 const POD = "10.1.0.7";
 const RESOLVER = "10.96.0.10";
@@ -133,7 +80,9 @@ test("simulate: the verdicts follow the pod's own DNS answers, SNI/Host verifica
   assert.deepEqual(r[0], {
     client: `${POD}:40001`, server: "203.0.113.10:443", pod: "shop/web-0", names: ["api.example.com"], protocol: "tls",
     sni: "api.example.com", verdict: "allow", reason: "allowed", policy: "shop/web-egress", rule: "api", time: r[0]!.time,
+    decisions: r[0]!.decisions,
   });
+  assert.deepEqual(r[0]!.decisions.map((d) => [d.verdict, d.reason, d.sni]), [["allow", "allowed", "api.example.com"]]);
   assert.equal(r[5]!.protocol, "http");
   assert.equal(r[6]!.pod, null);
 });
@@ -201,6 +150,10 @@ test("egret simulate: JSON lines on stdout; bad input exits non-zero with the re
     assert.deepEqual(lines, [{
       client: `${POD}:40001`, server: "203.0.113.10:443", pod: "shop/web-0", names: ["api.example.com"], protocol: "tls",
       sni: "api.example.com", verdict: "allow", reason: "allowed", policy: "shop/web-egress", rule: "api",
+      decisions: [{
+        time: lines[0].decisions[0].time, verdict: "allow", reason: "allowed", policy: "shop/web-egress", rule: "api",
+        names: ["api.example.com"], protocol: "tls", sni: "api.example.com", host: null,
+      }],
     }]);
     const bad = run("--policy", join(dir, "bad-policy.yaml"), "--pods", join(dir, "pods.yaml"), "--pcap", join(dir, "cap.pcap"));
     assert.equal(bad.status, 1);

@@ -27,6 +27,11 @@ test("the pods file parser accepts the documented format and canonicalizes IPs",
   assert.deepEqual(r.namespaces, { shop: { team: "shop" }, batch: {} });
 });
 
+test("the pods file accepts ip and ips together when they agree, as a Pod's podIP and podIPs", () => {
+  const r = parsePodsFile("pods:\n  - {name: a, namespace: s, ip: '2001:DB8::1', ips: ['2001:db8::1', 198.18.1.12]}\n", "pods.yaml");
+  assert.deepEqual(r.pods[0]!.ips, ["2001:db8::1", "198.18.1.12"]);
+});
+
 test("the pods file parser names file, line, column and field for each kind of mistake", () => {
   const cases: [string, RegExp][] = [
     ["pods: [\n", /^.*f\.yaml:\d+:\d+: not valid YAML/],
@@ -36,7 +41,8 @@ test("the pods file parser names file, line, column and field for each kind of m
     ["pods:\n  - name: a\n    namespace: Shop\n    ip: 198.18.1.1\n", /f\.yaml:3:16: pods\[0\]\.namespace: a pod needs a `namespace`/],
     ["pods:\n  - {name: a, namespace: s}\n", /pods\[0\]: a pod needs at least one IP/],
     ["pods:\n  - {name: a, namespace: s, ips: [1.2.3]}\n", /pods\[0\]\.ips\[0\]: "1\.2\.3" is not an IP address/],
-    ["pods:\n  - {name: a, namespace: s, ip: 1.2.3.4, ips: [1.2.3.5]}\n", /give either `ip` or `ips`/],
+    ["pods:\n  - {name: a, namespace: s, ip: 1.2.3.4, ips: [1.2.3.5]}\n", /pods\[0\]\.ip: ip 1\.2\.3\.4 disagrees with ips \[1\.2\.3\.5\].*first of `ips`/],
+    ["pods:\n  - {name: a, namespace: s, ip: '2001:db8::1', ips: [1.2.3.5, '2001:db8::1']}\n", /pods\[0\]\.ip: ip 2001:db8::1 disagrees/],
     ["pods:\n  - {name: a, namespace: s, ip: 1.2.3.4}\n  - {name: b, namespace: s, ip: 1.2.3.4}\n", /pods\[1\]\.ip: IP 1\.2\.3\.4 is also the IP of s\/a/],
     ["pods:\n  - {name: a, namespace: s, ip: 1.2.3.4}\n  - {name: a, namespace: s, ip: 1.2.3.5}\n", /pod s\/a is listed twice/],
     ["pods:\n  - {name: a, namespace: s, ip: 1.2.3.4, labels: [x]}\n", /labels must be a mapping/],

@@ -159,3 +159,24 @@ items:
   assert.equal(d.line, 15);
   assert.equal(d.column, 22);
 });
+
+test("encryptedClientHello: Allow is compiled into the rule; without domains or on a Deny rule it is an error", () => {
+  const base = (rule: string) => `apiVersion: egret.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: p, namespace: ns}
+spec:
+  podSelector: {}
+  rules:
+    - ${rule}
+`;
+  const ok = loadPolicyText(base("{action: Allow, to: {domains: [a.example.com]}, encryptedClientHello: Allow}"), "ok.yaml");
+  assert.deepEqual(ok.diagnostics.map((d) => d.code), []);
+  assert.equal(ok.policies[0]!.rules[0]!.encryptedClientHello, "Allow");
+  const noDomains = loadPolicyText(base("{action: Allow, to: {cidrs: [{cidr: 198.18.0.0/15}]}, encryptedClientHello: Allow}"), "nd.yaml");
+  assert.deepEqual(noDomains.diagnostics.map((d) => [d.code, d.path]), [["ech-without-domains", "spec.rules[0].encryptedClientHello"]]);
+  const onDeny = loadPolicyText(base("{action: Deny, to: {domains: [a.example.com]}, encryptedClientHello: Allow}"), "deny.yaml");
+  assert.deepEqual(onDeny.diagnostics.map((d) => d.code), ["ech-on-deny"]);
+  const typo = loadPolicyText(base("{action: Allow, to: {domains: [a.example.com]}, encryptedClientHello: Yes}"), "typo.yaml");
+  assert.equal(typo.diagnostics.filter((d) => d.severity === "error").length, 1);
+  assert.match(formatDiagnostic(typo.diagnostics[0]!), /encryptedClientHello/);
+});

@@ -1,6 +1,6 @@
 // Per-connection protocol detector: buffers the first client and server bytes (bounded, allocated
 // once), runs the recognizers over them in priority order, and decides once. See README.md.
-import { Claims, PROXY_NONE, TLS_MALFORMED, TLS_TRUNCATED } from "./claims";
+import { Claims, HTTP_HEAD_INCOMPLETE, PROXY_NONE, TLS_MALFORMED, TLS_TRUNCATED } from "./claims";
 import { classifyCacheReply, classifyTextCommand, parseMemcachedBinary, parseRespArray, TEXT_AMBIGUOUS, TEXT_MEMCACHED, TEXT_REDIS } from "./cache";
 import { parseCassandra, parseCassandraFrames, parseKafka, parseMongo, parseMysqlGreeting, parsePostgres } from "./databases";
 import { finishHttpClaims, HttpRequestParser, parseHttp2Preface, parseHttpResponse } from "./http";
@@ -60,6 +60,9 @@ export const DEFAULT_SERVER_CAPACITY: i32 = 2048;
 @inline const CLIENT_RECOGNIZERS: i32 = 16;
 // @ts-ignore: decorator
 @inline const ALL_CLIENT: u32 = 0xffff;
+/** Recognizers of protocols that carry a destination claim (SNI, Host, :authority). */
+// @ts-ignore: decorator
+@inline const CLAIM_RECOGNIZERS: u32 = (1 << R_TLS) | (1 << R_HTTP2) | (1 << R_HTTP);
 
 const PROTOCOL_OF: StaticArray<i32> = [
   PROTO_TLS, PROTO_TLS, PROTO_HTTP2, PROTO_HTTP, PROTO_POSTGRESQL, PROTO_SSH, PROTO_AMQP, PROTO_MQTT, PROTO_MONGODB,
@@ -99,6 +102,11 @@ export class Detector {
   readonly claims: Claims = new Claims();
   /** The answer is final; later feeds are ignored. */
   done: bool = false;
+  /**
+   * The bytes ended (deadline or byte limit) while a claim-carrying format (TLS, HTTP/1, HTTP/2)
+   * was still possible and unconfirmed: a claim may exist that was not extracted.
+   */
+  claimCut: bool = false;
 
   constructor(clientCapacity: i32 = DEFAULT_CLIENT_CAPACITY, serverCapacity: i32 = DEFAULT_SERVER_CAPACITY) {
     const cc = clientCapacity < 64 ? 64 : clientCapacity;
@@ -127,6 +135,7 @@ export class Detector {
     this.protocol = PROTO_NEED_MORE;
     this.claims.reset();
     this.done = false;
+    this.claimCut = false;
   }
 
   /**
@@ -204,6 +213,8 @@ export class Detector {
   httpHostLen(): i32 { return this.claims.hostLen; }
   httpHostPort(): i32 { return this.claims.hostPort; }
   httpFlags(): i32 { return this.claims.httpFlags; }
+  /** Bytes of the first request head (through its empty line) once complete, else -1. */
+  httpHeadLength(): i32 { return this.protocol == PROTO_HTTP && this.http.stage == 2 ? this.http.lineStart : -1; }
   proxyForm(): i32 { return this.claims.proxyForm; }
   connectTargetPtr(): usize { return changetype<usize>(this.clientBuf) + <usize>this.claims.targetOff; }
   connectTargetLen(): i32 { return this.claims.proxyForm == PROXY_NONE ? 0 : this.claims.targetLen; }
@@ -216,6 +227,8 @@ export class Detector {
   serverFed(): i64 { return this.serverFedBytes; }
   /** Bytes buffered per direction (after TLS record stripping for the client). */
   clientBytes(): i32 { return this.clientLen; }
+  /** The client bytes buffered (raw for every protocol but TLS). */
+  clientBufferPtr(): usize { return changetype<usize>(this.clientBuf); }
   serverBytes(): i32 { return this.serverLen; }
 
   // ---- decision ----
@@ -226,7 +239,11 @@ export class Detector {
       return;
     }
     if (this.first == FIRST_CLIENT) {
-      const v = this.evaluateClient(final || this.clientFull);
+      const ending = final || this.clientFull;
+      const claimAlive = (this.alive & CLAIM_RECOGNIZERS) != 0 && this.clientLen > 0;
+      const v = this.evaluateClient(ending);
+      // Ended with a claim format still open, and not confirmed complete by the bytes themselves.
+      if (ending && claimAlive && v != PROTO_TLS && v != PROTO_HTTP) this.claimCut = true;
       if (v != PROTO_NEED_MORE) this.decide(v);
     } else if (this.first == FIRST_SERVER) {
       const v = this.evaluateServerFirst(final || this.serverFull, final);
@@ -430,6 +447,7 @@ export class Detector {
       c.alpnCount = 0;
     }
     if (protocol == PROTO_HTTP) {
+      if (this.http.stage != 2) c.httpFlags |= HTTP_HEAD_INCOMPLETE;
       finishHttpClaims(changetype<usize>(this.clientBuf), c);
     } else {
       c.hostLen = 0;

@@ -1,8 +1,11 @@
 // HTTP/1.x requests (method, Host, CONNECT target, absolute-form URI), the HTTP/2 prior-knowledge
 // preface, and (mid-connection only) HTTP/1.x responses. Reference: RFC 9112 §3, RFC 9113 §3.4.
-import { Claims, HTTP_HOST_CONFLICT, PROXY_ABSOLUTE, PROXY_CONNECT, PROXY_NONE } from "./claims";
 import {
-  indexOfByte, isDigit, isTchar, isUpper, LIKELY, lowercaseInPlace, matchAscii, matchAsciiNoCase, MAYBE, NO,
+  Claims, HTTP_BODY_AMBIGUOUS, HTTP_CHUNKED, HTTP_HOST_CONFLICT, HTTP_HOST_MALFORMED, HTTP_OBS_FOLD, HTTP_TARGET_CONFLICT,
+  HTTP_UPGRADE, PROXY_ABSOLUTE, PROXY_CONNECT, PROXY_NONE,
+} from "./claims";
+import {
+  indexOfByte, isAlpha, isDigit, isTchar, isUpper, LIKELY, lowercaseInPlace, matchAscii, matchAsciiNoCase, MAYBE, NO,
   parseDecimal, prefixOfAscii, u8at, YES,
 } from "./scan";
 
@@ -53,7 +56,11 @@ export class HttpRequestParser {
       } else {
         if (this.loose && this.headerLines == 0 && !isHeaderField(p, this.lineStart, lineEnd)) return this.verdict = NO;
         this.headerLines++;
-        headerLine(p, this.lineStart, lineEnd, claims);
+        const c0 = u8at(p, this.lineStart);
+        // A line starting with whitespace continues the previous field (obs-fold) or, before the
+        // first field, is one servers may read as a field: either way they disagree on it.
+        if (c0 == 0x20 || c0 == 0x09) claims.httpFlags |= HTTP_OBS_FOLD;
+        else headerLine(p, this.lineStart, lineEnd, claims);
       }
       this.lineStart = lf + 1;
     }
@@ -248,32 +255,104 @@ function recordAuthority(p: usize, s: i32, e: i32, claims: Claims, needPort: boo
   return true;
 }
 
-/** Records a Host field; several different Host fields leave the claim absent (flagged). */
+/**
+ * Examines one header field line: Host (several different Host fields leave the claim absent,
+ * flagged), and the fields that say where the request ends (Content-Length, Transfer-Encoding)
+ * or that the connection may stop being HTTP/1 (Upgrade).
+ */
 function headerLine(p: usize, s: i32, e: i32, claims: Claims): void {
-  if (e - s < 5 || !matchAsciiNoCase(p, e, s, "host:")) return;
-  let vs = s + 5;
+  let n = s;
+  while (n < e && isTchar(u8at(p, n))) n++;
+  const nameLen = n - s;
+  let colon = n;
+  while (colon < e && (u8at(p, colon) == 0x20 || u8at(p, colon) == 0x09)) colon++;
+  if (colon >= e || u8at(p, colon) != 0x3a) return; // not a field line
+  const spaced = colon > n; // "Name :" — RFC 9112 §5.1: must be rejected; some servers accept it
+  let vs = colon + 1;
   let ve = e;
   while (vs < ve && (u8at(p, vs) == 0x20 || u8at(p, vs) == 0x09)) vs++;
   while (ve > vs && (u8at(p, ve - 1) == 0x20 || u8at(p, ve - 1) == 0x09)) ve--;
+  if (nameLen == 4 && matchAsciiNoCase(p, n, s, "host")) {
+    if (spaced) claims.httpFlags |= HTTP_HOST_MALFORMED;
+    hostField(p, vs, ve, claims);
+  } else if (nameLen == 14 && matchAsciiNoCase(p, n, s, "content-length")) {
+    if (spaced) claims.httpFlags |= HTTP_BODY_AMBIGUOUS;
+    contentLengthField(p, vs, ve, claims);
+  } else if (nameLen == 17 && matchAsciiNoCase(p, n, s, "transfer-encoding")) {
+    if (spaced) claims.httpFlags |= HTTP_BODY_AMBIGUOUS;
+    transferEncodingField(p, vs, ve, claims);
+  } else if (nameLen == 7 && matchAsciiNoCase(p, n, s, "upgrade")) {
+    claims.httpFlags |= HTTP_UPGRADE;
+  } else if (spaced) {
+    // Any other "Name :" could be a Host a lenient server reads differently; harmless names are not
+    // worth the risk of guessing.
+    claims.httpFlags |= HTTP_HOST_MALFORMED;
+  }
+  if ((claims.httpFlags & HTTP_BODY_AMBIGUOUS) == 0 && claims.contentLength >= 0 && (claims.httpFlags & HTTP_CHUNKED) != 0) {
+    claims.httpFlags |= HTTP_BODY_AMBIGUOUS; // both framings: request smuggling territory
+  }
+}
+
+/** Content-Length: digits only; several must agree (RFC 9112 §6.3). */
+function contentLengthField(p: usize, vs: i32, ve: i32, claims: Claims): void {
+  const v = parseDecimal(p, vs, ve, 15);
+  if (v < 0 || (claims.contentLength >= 0 && claims.contentLength != v)) {
+    claims.httpFlags |= HTTP_BODY_AMBIGUOUS;
+    return;
+  }
+  claims.contentLength = v;
+}
+
+/** Transfer-Encoding: only a list ending in "chunked" frames a request body (RFC 9112 §6.3). */
+function transferEncodingField(p: usize, vs: i32, ve: i32, claims: Claims): void {
+  if ((claims.httpFlags & HTTP_CHUNKED) != 0 || ve - vs < 7 || !matchAsciiNoCase(p, ve, ve - 7, "chunked") ||
+    (ve - vs > 7 && u8at(p, ve - 8) != 0x2c && u8at(p, ve - 8) != 0x20 && u8at(p, ve - 8) != 0x09)) {
+    claims.httpFlags |= HTTP_BODY_AMBIGUOUS;
+    return;
+  }
+  claims.httpFlags |= HTTP_CHUNKED;
+}
+
+// @ts-ignore: decorator
+@inline function isHostChar(c: u32): bool {
+  return isAlpha(c) || isDigit(c) || c == 0x2d || c == 0x2e || c == 0x5f;
+}
+
+/** Host: "name[:port]" or "[v6][:port]"; anything else is a malformed claim. */
+function hostField(p: usize, vs: i32, ve: i32, claims: Claims): void {
   let hostEnd = ve;
   let port = -1;
+  let ok = true;
+  let portStart = -1;
   if (vs < ve && u8at(p, vs) == 0x5b) {
     const close = indexOfByte(p, ve, vs, 0x5d);
-    if (close > vs) {
+    if (close <= vs + 1) ok = false;
+    else {
+      for (let i = vs + 1; i < close; i++) {
+        const c = u8at(p, i);
+        if (!(isDigit(c) || ((c | 0x20) - 0x61) < 6 || c == 0x3a || c == 0x2e)) ok = false;
+      }
       hostEnd = close + 1;
-      if (close + 2 < ve && u8at(p, close + 1) == 0x3a) {
-        const v = parseDecimal(p, close + 2, ve, 5);
-        if (v >= 0 && v <= 65535) port = <i32>v;
+      if (hostEnd < ve) {
+        if (u8at(p, hostEnd) != 0x3a) ok = false;
+        else portStart = hostEnd + 1;
       }
     }
   } else {
     const colon = indexOfByte(p, ve, vs, 0x3a);
     if (colon >= 0) {
       hostEnd = colon;
-      const v = parseDecimal(p, colon + 1, ve, 5);
-      if (v >= 0 && v <= 65535) port = <i32>v;
+      portStart = colon + 1;
     }
+    for (let i = vs; i < hostEnd; i++) if (!isHostChar(u8at(p, i))) ok = false;
   }
+  if (portStart >= 0) {
+    const v = parseDecimal(p, portStart, ve, 5);
+    if (v < 0 || v > 65535) ok = false;
+    else port = <i32>v;
+  }
+  if (hostEnd <= vs && portStart >= 0) ok = false; // ":80" names no host
+  if (!ok) claims.httpFlags |= HTTP_HOST_MALFORMED;
   // Strip IPv6 brackets from the reported host.
   let hs = vs;
   let he = hostEnd;
@@ -306,6 +385,12 @@ function sameBytesNoCase(p: usize, a: i32, an: i32, b: i32, bn: i32): bool {
 
 /** Lowercases the recorded host and target in place (once the decision is made). */
 export function finishHttpClaims(p: usize, claims: Claims): void {
+  // An absolute-form or CONNECT target is what an origin server routes on (RFC 9112 §3.2.2); a
+  // Host naming another host makes the request's destination ambiguous.
+  if (claims.proxyForm != PROXY_NONE && claims.targetLen > 0 && claims.hostLen > 0 &&
+    !sameBytesNoCase(p, claims.targetOff, claims.targetLen, claims.hostOff, claims.hostLen)) {
+    claims.httpFlags |= HTTP_TARGET_CONFLICT;
+  }
   if (claims.hostLen > 0) lowercaseInPlace(p, claims.hostOff, claims.hostLen);
   if (claims.targetLen > 0) lowercaseInPlace(p, claims.targetOff, claims.targetLen);
 }

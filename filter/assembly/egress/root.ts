@@ -29,6 +29,7 @@ import {
 import { ReportBatch } from "./report";
 import { EgressStream, PHASE_WAIT_CLAIM } from "./stream";
 import { Inspector, ensureInspectScratch } from "./inspect";
+import { RequestFramer } from "./requests";
 
 const SERVICE = "egret.v1.FilterService";
 /** Pending-slot kinds: why a connection is registered with the root. */
@@ -104,6 +105,8 @@ export class EgressRoot extends RootContext {
   lastSweepMs: i64 = 0;
   /** Detector states not in use (a connection takes one only while it inspects). */
   private inspectors: Inspector[] = [];
+  private laterHeads: Inspector | null = null;
+  private framers: RequestFramer[] = [];
   // Reused decoders and buffers (allocated once).
   private watchView: WatchResponseView = new WatchResponseView();
   private resView: ResolutionView = new ResolutionView();
@@ -319,14 +322,40 @@ export class EgressRoot extends RootContext {
 
   /** A reset detector from the pool (allocates only when the pool is empty). */
   takeInspector(): Inspector {
-    const insp = this.inspectors.length > 0 ? this.inspectors.pop() : new Inspector();
+    const capacity = <i32>this.config!.maxInspectBytes;
+    let insp: Inspector | null = null;
+    while (this.inspectors.length > 0) {
+      const pooled = this.inspectors.pop();
+      if (pooled.detector.clientCapacity == capacity) { insp = pooled; break; } // else: from an older configuration
+    }
+    if (insp === null) insp = new Inspector(capacity);
     insp.reset();
     return insp;
   }
 
+  /** The VM's one inspector for later request heads on framed connections (one callback at a time). */
+  requestInspector(): Inspector {
+    const capacity = <i32>this.config!.maxInspectBytes;
+    let ri = this.laterHeads;
+    if (ri === null || ri.detector.clientCapacity != capacity) this.laterHeads = ri = new Inspector(capacity);
+    ri.reset();
+    return ri;
+  }
+
+  /** A request framer from the pool (allocates only when the pool is empty). */
+  takeFramer(): RequestFramer {
+    const f = this.framers.length > 0 ? this.framers.pop() : new RequestFramer();
+    f.reset(this.config!.maxInspectBytes);
+    return f;
+  }
+
+  giveBackFramer(f: RequestFramer): void {
+    if (this.framers.length < 1024) this.framers.push(f);
+  }
+
   giveBackInspector(insp: Inspector): void {
     // Bounded: a burst of concurrent inspections does not pin memory forever.
-    if (this.inspectors.length < 1024) this.inspectors.push(insp);
+    if (this.inspectors.length < 256) this.inspectors.push(insp);
   }
 
   // ---- Lookup ------------------------------------------------------------------------------

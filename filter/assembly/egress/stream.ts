@@ -18,12 +18,19 @@ import { PropertyPath, getProperty } from "../abi/properties";
 import { parseHostPort, parsedHi, parsedLo, parsedPort } from "../resolve/ip";
 import {
   evaluate, EvalResult, PROTOCOL_PENDING, CLAIM_NONE, CLAIM_SNI, CLAIM_HOST, CANDIDATE_SIZE,
-  FLAG_DEPENDS_ON_NAMES, FLAG_DEPENDS_ON_CLAIM, VERDICT_PENDING, VERDICT_ALLOW, VERDICT_DENY,
+  FLAG_DEPENDS_ON_NAMES, FLAG_DEPENDS_ON_CLAIM, VERDICT_PENDING, VERDICT_ALLOW, VERDICT_DENY, VERDICT_ALERT,
   REASON_PROTOCOL_MISMATCH, REASON_SNI_UNVERIFIED, REASON_HOST_UNVERIFIED, VERDICT_WOULD_DENY,
 } from "../policy/engine";
 import { FailureMode } from "./config";
+import { RULE_ECH_ALLOWED } from "../policy/snapshot";
 import { EgressRoot, PENDING_LOOKUP, PENDING_STARTUP, PENDING_DETECT } from "./root";
-import { Inspector, INSPECT_NEED_MORE } from "./inspect";
+import { Inspector, INSPECT_NEED_MORE, inspectScratchPtr, inspectScratchSize } from "./inspect";
+import { RequestFramer, FRAME_AWAIT, FRAME_BAD, FRAME_HEAD } from "./requests";
+import { PROXY_CONNECT, PROXY_NONE, HTTP_CHUNKED, HTTP_UPGRADE } from "../detect/claims";
+import {
+  PROTO_TLS, PROTO_HTTP, PROTO_UNKNOWN, PROTOCOL_COUNT, PROTO_POSTGRESQL, PROTO_MYSQL, PROTO_SMTP, PROTO_IMAP, PROTO_POP3,
+  PROTO_FTP, PROTO_LDAP,
+} from "../detect/protocols";
 import { reportDecision } from "./decision";
 import { nowMs } from "./clock";
 import { outboundHost, clusterHostOffset, clusterHostLength } from "./cluster";
@@ -55,6 +62,16 @@ export const CLUSTER_PATH = new PropertyPath(32).seg("xds").seg("cluster_name");
 const CLUSTER = new HostBytes();
 /** A claim that matches no name (a NUL byte is never part of a DNS name we store). */
 const UNVERIFIABLE_CLAIM = memory.data(1);
+/** Client segments of an in-band-upgradable connection examined for a ClientHello before watching stops. */
+const MAX_INNER_TLS_CHECKS: u32 = 32;
+/** PostgreSQL SSLRequest code 80877103 as its big-endian bytes read little-endian. */
+const SSL_REQUEST_CODE: u32 = 0x2f16d204;
+
+// @ts-ignore: decorator
+@inline function passes(verdict: u8): bool {
+  return verdict == VERDICT_ALLOW || verdict == VERDICT_ALERT || verdict == VERDICT_WOULD_DENY;
+}
+
 /** Candidate buffer for traffic through a forward proxy: the one target name. */
 const PROXY_CANDIDATE = memory.data(16);
 
@@ -93,6 +110,19 @@ export class EgressStream extends StreamContext {
   clientFed: u32 = 0;
   serverFed: u32 = 0;
   inspector: Inspector | null = null;
+  /** Request boundaries of an HTTP/1 connection whose verdict rested on a claim (every head is judged). */
+  framer: RequestFramer | null = null;
+  /**
+   * A claim-judged connection of a protocol that can switch to TLS in-band (PostgreSQL SSLRequest,
+   * STARTTLS …): client segments are watched for the inner ClientHello, whose SNI is judged.
+   */
+  innerTls: bool = false;
+  /** Where the inner ClientHello starts in the held bytes (it may follow an SSLRequest). */
+  private innerOffset: u32 = 0;
+  private innerChecks: u32 = 0;
+  private outerProtocol: i32 = 0;
+  /** Inside on_downstream_data: the held bytes are Envoy's to read (outside, only the detector's copy). */
+  private inDownstream: bool = false;
 
   // The decision (valid in PHASE_DECIDED).
   verdict: u8 = VERDICT_PENDING;
@@ -143,7 +173,18 @@ export class EgressStream extends StreamContext {
   }
 
   onDownstreamData(size: u32, endOfStream: bool): Action {
-    if (this.phase == PHASE_DECIDED) return this.verdict == VERDICT_DENY ? Action.StopIteration : Action.Continue;
+    this.inDownstream = true;
+    const action = this.downstreamData(size, endOfStream);
+    this.inDownstream = false;
+    return action;
+  }
+
+  private downstreamData(size: u32, endOfStream: bool): Action {
+    if (this.phase == PHASE_DECIDED) {
+      if (this.verdict == VERDICT_DENY) return Action.StopIteration;
+      if (this.framer !== null) return this.walkRequests(size);
+      return this.innerTls ? this.watchInnerTls(size) : Action.Continue;
+    }
     if (this.phase != PHASE_INSPECT) return Action.StopIteration; // cannot happen: reads are disabled while held
     const insp = this.inspector!;
     const cfg = this.egress.config!;
@@ -174,15 +215,17 @@ export class EgressStream extends StreamContext {
       closeStream(StreamType.Downstream);
       return Action.StopIteration;
     }
-    return Action.Continue;
+    if (this.framer !== null) return this.walkRequests(size);
+    return this.innerTls ? this.watchInnerTls(size) : Action.Continue;
   }
 
   onUpstreamData(size: u32, endOfStream: bool): Action {
     if (this.phase == PHASE_DECIDED) {
-      if (this.verdict != VERDICT_DENY) return Action.Continue;
+      if (this.verdict != VERDICT_DENY) return this.framer !== null ? this.serverAnswer(size) : Action.Continue;
       closeStream(StreamType.Downstream);
       return Action.StopIteration;
     }
+    if (this.phase == PHASE_WAIT_CLAIM) return this.closeUndecided();
     if (this.phase != PHASE_INSPECT) return Action.Continue;
     // Server-first protocols: judged on the first server bytes. They cannot be held (§3.5): the
     // only way to stop them is to close the connection now.
@@ -197,9 +240,9 @@ export class EgressStream extends StreamContext {
       }
     }
     if (insp.state == INSPECT_NEED_MORE && (endOfStream || this.serverFed >= limit)) insp.giveUp();
-    // A partial greeting passes (the client's own bytes stay held); the verdict comes with the
-    // next server bytes, the client's bytes, or the detection deadline.
-    if (insp.state == INSPECT_NEED_MORE) return Action.Continue;
+    // Server bytes cannot be held and must not reach the app before a verdict: a greeting too
+    // short to judge closes the connection.
+    if (insp.state == INSPECT_NEED_MORE) return this.closeUndecided();
     const now = nowMsCached();
     this.heldMs = now - this.holdStartMs;
     this.finishInspection(now);
@@ -214,6 +257,17 @@ export class EgressStream extends StreamContext {
       continueStream(StreamType.Downstream);
     }
     return Action.Continue;
+  }
+
+  /** Server bytes arrived while the verdict is open: they can be neither held nor passed. */
+  private closeUndecided(): Action {
+    const now = nowMsCached();
+    if (this.slot >= 0) this.egress.abandonSlot(this.slot);
+    this.heldMs = now - this.holdStartMs;
+    this.egress.metrics!.upstreamCloses.increment(1);
+    this.decideNow(VERDICT_DENY, REASON_DETECTION_TIMEOUT, now);
+    closeStream(StreamType.Downstream);
+    return Action.StopIteration;
   }
 
   onDownstreamClose(peer: PeerType): void {
@@ -323,8 +377,7 @@ export class EgressStream extends StreamContext {
       root.metrics!.lookupFailed.increment(1);
       return this.stepWithoutControl(now, REASON_CONTROL_UNAVAILABLE);
     }
-    if (RESULT.verdict == VERDICT_PENDING || (RESULT.flags & FLAG_DEPENDS_ON_CLAIM) != 0) return this.startInspection(now);
-    return this.adopt(now);
+    return this.inspectOrDecide(now);
   }
 
   /** After Lookup timed out or control is unreachable: decide from what the table says. */
@@ -332,13 +385,43 @@ export class EgressStream extends StreamContext {
     const cfg = this.egress.config!;
     const n = this.evaluateNow(now, PROTOCOL_PENDING, CLAIM_NONE, 0, 0);
     if (n == 0 && (RESULT.flags & FLAG_DEPENDS_ON_NAMES) != 0) {
-      // Names would matter and we could not learn them: the failure mode decides.
-      if (RESULT.verdict == VERDICT_DENY || cfg.failureMode == FailureMode.Open) {
-        return this.decideNow(cfg.failureMode == FailureMode.Open ? VERDICT_ALLOW : VERDICT_DENY, reason, now);
-      }
+      // Names would matter and we could not learn them: the failure mode decides. Closed never
+      // adopts what the table alone says (a deny-list would allow what a name it missed denies).
+      return this.decideNow(cfg.failureMode == FailureMode.Open ? VERDICT_ALLOW : VERDICT_DENY, reason, now);
     }
-    if (RESULT.verdict == VERDICT_PENDING || (RESULT.flags & FLAG_DEPENDS_ON_CLAIM) != 0) return this.startInspection(now);
+    return this.inspectOrDecide(now);
+  }
+
+  /**
+   * The engine needs the protocol or a claim: hold the connection for its first bytes, unless no
+   * protocol and no claim could make it pass — then decide now, before tcp_proxy connects.
+   */
+  private inspectOrDecide(now: i64): Action {
+    if (RESULT.verdict != VERDICT_PENDING && (RESULT.flags & FLAG_DEPENDS_ON_CLAIM) == 0) return this.adopt(now);
+    if (this.anyOutcomeCanPass()) return this.startInspection(now);
+    this.evaluateNow(now, PROTO_UNKNOWN, CLAIM_NONE, 0, 0);
+    if (RESULT.verdict == VERDICT_PENDING) return this.decideNow(VERDICT_DENY, REASON_DETECTION_TIMEOUT, now);
     return this.adopt(now);
+  }
+
+  /**
+   * Could some protocol make the connection pass (allow, alert, or would-deny)? With names for the
+   * IP, a claim (or a name control learns meanwhile, asked by the claim Lookup) may change the
+   * verdict, so only connections whose verdict no name can change are decided here: an IP with no
+   * names (Lookup already waited for them), or rules that look at no names.
+   */
+  private anyOutcomeCanPass(): bool {
+    const snap = this.egress.snapshot!;
+    const cands = changetype<usize>(this.egress.table!.candBuf);
+    const n = this.candCount;
+    for (let k = 0; k < PROTOCOL_COUNT; k++) {
+      // TLS and HTTP first: most connections that can pass do so with one of them.
+      const protocol = k == 0 ? PROTO_TLS : (k == 1 ? PROTO_HTTP : (k <= PROTO_HTTP ? k - 2 : k));
+      evaluate(snap, this.dstHi, this.dstLo, this.dstPort, cands, n, protocol, CLAIM_NONE, 0, 0, RESULT);
+      if (passes(RESULT.verdict)) return true;
+      if (n > 0 && (RESULT.flags & (FLAG_DEPENDS_ON_NAMES | FLAG_DEPENDS_ON_CLAIM)) != 0) return true;
+    }
+    return false;
   }
 
   /** Runs the engine; leaves the result in RESULT and returns the candidate count used. */
@@ -381,23 +464,15 @@ export class EgressStream extends StreamContext {
     const insp = this.inspector!;
     const protocol = insp.protocol;
     if (this.viaProxy) {
-      this.evaluateProxied(now, protocol);
+      this.evaluateProxied(now, protocol, insp);
     } else {
-      let kind = CLAIM_NONE;
-      let ptr: usize = 0;
-      let len: i32 = 0;
-      if (insp.sniLen > 0) {
-        kind = CLAIM_SNI;
-        ptr = insp.sniPtr;
-        len = <i32>insp.sniLen;
-      } else if (insp.hostLen > 0) {
-        kind = CLAIM_HOST;
-        ptr = insp.hostPtr;
-        len = <i32>insp.hostLen;
-      } else if (insp.hostConflict) {
-        // Two different Host headers: a server may route on either (fronting on a shared IP), so
-        // the request is a Host claim no resolution can support.
-        kind = CLAIM_HOST;
+      let kind = insp.claimKind;
+      let ptr: usize = insp.claimPtr;
+      let len: i32 = <i32>insp.claimLen;
+      if (insp.claimUnverifiable) {
+        // A claim that should be there but cannot be read or is ambiguous: a server may route on
+        // a name no resolution supports (fronting on a shared IP), so nothing can support it.
+        kind = insp.protocol == PROTO_TLS ? CLAIM_SNI : CLAIM_HOST;
         ptr = UNVERIFIABLE_CLAIM;
         len = 1;
       }
@@ -421,10 +496,14 @@ export class EgressStream extends StreamContext {
       this.claimKind = kind;
       this.claimPtr = ptr;
       this.claimLen = len;
+      if (insp.echOnly && this.echAllowedForEveryName(now, protocol)) {
+        this.adopt(now);
+        return;
+      }
       this.evaluateNow(now, protocol, kind, ptr, len);
       // The race with an already-known address: the app resolved the claimed name an instant ago
       // to an IP the table knows under other names. Ask control once before denying for it.
-      if (!this.claimLookedUp && !insp.hostConflict && this.claimUnverifiedDeny()) {
+      if (!this.claimLookedUp && !insp.claimUnverifiable && this.claimUnverifiedDeny()) {
         if (this.claimWouldBeAllowed(now, protocol) && this.startClaimLookup(now)) return;
         this.evaluateNow(now, protocol, kind, ptr, len); // RESULT back to the verdict to adopt
       }
@@ -447,11 +526,21 @@ export class EgressStream extends StreamContext {
    * An IP-literal target is evaluated as that IP with no names; a name target as the unspecified
    * address :: with that one name as its candidate.
    */
-  private evaluateProxied(now: i64, protocol: i32): void {
+  private evaluateProxied(now: i64, protocol: i32, insp: Inspector): void {
     const root = this.egress;
-    const insp = this.inspector!;
     if (insp.targetLen == 0) {
-      // Not a proxy request we understand (no CONNECT / absolute URI): judge the proxy itself.
+      if (insp.detector.claimCut || insp.detector.proxyForm() != PROXY_NONE) {
+        // A request line cut by the deadline or limit, or a CONNECT / absolute target that does not
+        // parse: a destination that matches no name.
+        store<u32>(PROXY_CANDIDATE, <u32>UNVERIFIABLE_CLAIM);
+        store<u32>(PROXY_CANDIDATE + 4, 1);
+        store<i32>(PROXY_CANDIDATE + 8, 0);
+        store<u32>(PROXY_CANDIDATE + 12, 0);
+        evaluate(root.snapshot!, 0, 0, this.dstPort, PROXY_CANDIDATE, 1, protocol, CLAIM_NONE, 0, 0, RESULT);
+        this.candCount = 1;
+        return;
+      }
+      // Not a proxy request (no CONNECT / absolute URI): judge the proxy itself.
       this.evaluateNow(now, protocol, CLAIM_NONE, 0, 0);
       return;
     }
@@ -466,11 +555,30 @@ export class EgressStream extends StreamContext {
       store<u32>(PROXY_CANDIDATE + 4, insp.targetLen);
       store<i32>(PROXY_CANDIDATE + 8, 0);
       store<u32>(PROXY_CANDIDATE + 12, 0);
-    store<u32>(PROXY_CANDIDATE + 12, 0);
       n = 1;
     }
     evaluate(root.snapshot!, hi, lo, insp.targetPort, PROXY_CANDIDATE, n, protocol, CLAIM_NONE, 0, 0, RESULT);
     this.candCount = n;
+  }
+
+  /**
+   * ECH opt-in (`encryptedClientHello: Allow` on a rule): the real server name is hidden, so the
+   * connection may go to any name the pod resolved to this IP. It passes only when each of those
+   * names, taken as the claim, passes by a rule that accepts ECH. Leaves RESULT at the first name's.
+   */
+  private echAllowedForEveryName(now: i64, protocol: i32): bool {
+    const snap = this.egress.snapshot!;
+    const n = this.evaluateNow(now, protocol, CLAIM_NONE, 0, 0);
+    if (n == 0) return false;
+    const cands = changetype<usize>(this.egress.table!.candBuf);
+    for (let i = n - 1; i >= 0; i--) {
+      const e = cands + <usize>i * CANDIDATE_SIZE;
+      evaluate(snap, this.dstHi, this.dstLo, this.dstPort, cands, n, protocol, CLAIM_SNI, <usize>load<u32>(e), <i32>load<u32>(e, 4), RESULT);
+      if (!passes(RESULT.verdict) || RESULT.rule < 0 || (snap.ruleFields(RESULT.rule) & RULE_ECH_ALLOWED) == 0) {
+        return false;
+      }
+    }
+    return true;
   }
 
   /**
@@ -585,6 +693,14 @@ export class EgressStream extends StreamContext {
     const root = this.egress;
     root.metrics!.decided(this.verdict, this.reason);
     reportDecision(root, this, now);
+    const insp = this.inspector;
+    if (insp !== null && !this.innerTls && this.mayUpgradeInBand(insp, now)) this.startInnerTlsWatch(insp);
+    if (insp !== null && this.framer === null && this.needsFraming(insp, now)) {
+      this.startFraming(insp);
+      // Decided on a timer or a Lookup answer: the held bytes are released without passing
+      // through on_downstream_data again, so the pipelined ones are judged now, from the copy.
+      if (!this.inDownstream) this.walkDetectorCopy(insp);
+    }
     this.returnInspector();
     if (this.verdict == VERDICT_DENY) {
       return Action.StopIteration;
@@ -641,6 +757,232 @@ export class EgressStream extends StreamContext {
   private release(): void {
     if (this.slot >= 0) this.egress.abandonSlot(this.slot);
     this.returnInspector();
+    const f = this.framer;
+    if (f !== null) {
+      this.framer = null;
+      this.egress.giveBackFramer(f);
+    }
+  }
+
+  // ---- later requests on a claim-judged HTTP/1 connection --------------------------------------
+
+  /**
+   * Whether every later request head must be judged: HTTP/1 through a declared proxy, or straight
+   * to an IP whose verdict a different claim could change.
+   */
+  private needsFraming(insp: Inspector, now: i64): bool {
+    if (insp.protocol != PROTO_HTTP || insp.detector.httpHeadLength() < 0 || !passes(this.verdict)) return false;
+    if (this.viaProxy) return true;
+    if (this.candCount == 0) return false;
+    this.evaluateNow(now, PROTO_HTTP, CLAIM_HOST, UNVERIFIABLE_CLAIM, 1);
+    return !passes(RESULT.verdict); // a claim no name supports would not pass: claims matter here
+  }
+
+  /** Starts framing after the first head (its body, if any, follows). */
+  private startFraming(insp: Inspector): void {
+    const f = this.egress.takeFramer();
+    const c = insp.detector.claims;
+    f.pos = <u32>insp.detector.httpHeadLength();
+    f.afterHead(c.contentLength, (c.httpFlags & HTTP_CHUNKED) != 0, c.proxyForm == PROXY_CONNECT, (c.httpFlags & HTTP_UPGRADE) != 0);
+    this.framer = f;
+  }
+
+  /**
+   * Walks the client bytes Envoy holds for this connection (from the framer's position): bodies
+   * are skipped, each complete head is judged; a head still arriving keeps everything held.
+   */
+  private walkRequests(size: u32): Action {
+    const f = this.framer!;
+    const scratch = inspectScratchPtr();
+    while (f.pos < size) {
+      const skip = f.skippable();
+      if (skip > 0) {
+        const left = <i64>(size - f.pos);
+        f.skip(<u32>(skip < left ? skip : left));
+        continue;
+      }
+      const want = min(size - f.pos, inspectScratchSize());
+      const n = readBuffer(BufferType.DownstreamData, f.pos, scratch, want);
+      if (n <= 0) break;
+      const ev = f.advance(scratch, <u32>n);
+      if (ev == FRAME_AWAIT) break;
+      if (ev == FRAME_BAD) return this.requestFailed();
+      if (ev == FRAME_HEAD) {
+        const len = f.pos - f.headStart;
+        if (readBuffer(BufferType.DownstreamData, f.headStart, scratch, len) != <i32>len || !this.judgeLaterHead(scratch, len)) {
+          return this.requestFailed();
+        }
+      }
+    }
+    if (f.headPending() || (f.awaiting() && f.heldWhileAwaiting)) {
+      this.dataHeld = true;
+      return Action.StopIteration;
+    }
+    this.dataHeld = false;
+    f.drained();
+    return Action.Continue;
+  }
+
+  /**
+   * Out of band (deadline or claim Lookup) the held bytes cannot be read from Envoy, only from the
+   * detector's copy: walk them there. Anything that cannot be judged in full closes the connection.
+   */
+  private walkDetectorCopy(insp: Inspector): void {
+    const f = this.framer!;
+    const d = insp.detector;
+    const held = d.clientBytes();
+    // More held than the copy holds: what lies beyond it cannot be judged.
+    if (d.clientFed() > <i64>held || <u32>held >= this.egress.config!.maxInspectBytes) { this.requestFailed(); return; }
+    const base = d.clientBufferPtr();
+    while (f.pos < <u32>held) {
+      const skip = f.skippable();
+      if (skip > 0) {
+        const left = <i64>(<u32>held - f.pos);
+        f.skip(<u32>(skip < left ? skip : left));
+        continue;
+      }
+      const ev = f.advance(base + <usize>f.pos, <u32>held - f.pos);
+      if (ev == FRAME_BAD || ev == FRAME_AWAIT) { this.requestFailed(); return; }
+      if (ev == FRAME_HEAD && !this.judgeLaterHead(base + <usize>f.headStart, f.pos - f.headStart)) { this.requestFailed(); return; }
+    }
+    if (f.headPending()) { this.requestFailed(); return; }
+    f.drained();
+  }
+
+  // ---- TLS started inside another protocol ---------------------------------------------------
+
+  /** A passed, claim-judged connection whose protocol can turn into TLS in-band. */
+  private mayUpgradeInBand(insp: Inspector, now: i64): bool {
+    const p = insp.protocol;
+    if (p != PROTO_POSTGRESQL && p != PROTO_MYSQL && p != PROTO_SMTP && p != PROTO_IMAP && p != PROTO_POP3 &&
+      p != PROTO_FTP && p != PROTO_LDAP) return false;
+    if (this.viaProxy || this.candCount == 0 || !passes(this.verdict)) return false;
+    this.evaluateNow(now, p, CLAIM_SNI, UNVERIFIABLE_CLAIM, 1);
+    return !passes(RESULT.verdict); // an SNI no name supports would not pass: it matters here
+  }
+
+  private startInnerTlsWatch(insp: Inspector): void {
+    this.innerTls = true;
+    this.outerProtocol = insp.protocol;
+    this.innerChecks = 0;
+    // A PostgreSQL SSLRequest (8 bytes) may be followed by the ClientHello in the same bytes.
+    const d = insp.detector;
+    this.innerOffset = insp.protocol == PROTO_POSTGRESQL && d.clientBytes() >= 8 && load<u32>(d.clientBufferPtr() + 4) == SSL_REQUEST_CODE ? 8 : 0;
+  }
+
+  /**
+   * Client bytes of a connection that may switch to TLS: a segment that starts a TLS handshake
+   * record is held until its ClientHello is complete, and its SNI is judged as the claim (with the
+   * outer protocol). Watching stops once TLS started, or after a bounded number of segments.
+   */
+  private watchInnerTls(size: u32): Action {
+    const start = this.innerOffset;
+    if (size <= start) {
+      this.innerOffset = 0; // these bytes go on: the next ones start a new buffer
+      return Action.Continue;
+    }
+    const scratch = inspectScratchPtr();
+    const limit = this.egress.config!.maxInspectBytes;
+    const n = readBuffer(BufferType.DownstreamData, start, scratch, min(size - start, limit));
+    if (n <= 0) return Action.Continue;
+    if (load<u8>(scratch) != 0x16) {
+      this.innerOffset = 0;
+      if (++this.innerChecks >= MAX_INNER_TLS_CHECKS) this.innerTls = false;
+      return Action.Continue;
+    }
+    const ri = this.egress.requestInspector();
+    ri.feedClient(scratch, <u32>n);
+    if (ri.state == INSPECT_NEED_MORE && <u32>n < limit) {
+      this.innerOffset = start; // the rest of the ClientHello: Envoy offers the held bytes again
+      this.dataHeld = true;
+      return Action.StopIteration;
+    }
+    ri.giveUp();
+    this.innerTls = false;
+    this.innerOffset = 0;
+    this.dataHeld = false;
+    const now = nowMsCached();
+    const unverifiable = ri.protocol != PROTO_TLS || ri.claimUnverifiable;
+    if (unverifiable) this.evaluateNow(now, this.outerProtocol, CLAIM_SNI, UNVERIFIABLE_CLAIM, 1);
+    else this.evaluateNow(now, this.outerProtocol, ri.claimKind, ri.claimPtr, <i32>ri.claimLen);
+    if (this.revise(ri, now)) return Action.Continue;
+    closeStream(StreamType.Downstream);
+    return Action.StopIteration;
+  }
+
+  /**
+   * Takes the verdict in RESULT for a later request (or inner handshake) on a passed connection:
+   * true when it still passes. A changed verdict is reported as a decision of its own (with the
+   * claims of `judged`).
+   */
+  private revise(judged: Inspector, now: i64): bool {
+    if (passes(RESULT.verdict) && !(RESULT.verdict == VERDICT_WOULD_DENY && this.verdict != VERDICT_WOULD_DENY)) return true;
+    const root = this.egress;
+    const first = this.inspector;
+    this.inspector = judged;
+    this.verdict = RESULT.verdict;
+    this.reason = RESULT.reason;
+    this.policy = RESULT.policy;
+    this.rule = RESULT.rule;
+    this.matchedCandidate = RESULT.matchedCandidate;
+    root.metrics!.decided(this.verdict, this.reason);
+    reportDecision(root, this, now);
+    this.inspector = first;
+    return this.verdict != VERDICT_DENY;
+  }
+
+  /** Judges one later request head with the connection's names; false when it is denied. */
+  private judgeLaterHead(ptr: usize, len: u32): bool {
+    const root = this.egress;
+    const now = nowMsCached();
+    const ri = root.requestInspector();
+    ri.feedClient(ptr, len);
+    ri.giveUp();
+    if (ri.protocol != PROTO_HTTP) return false;
+    if (this.viaProxy) {
+      this.evaluateProxied(now, PROTO_HTTP, ri);
+    } else {
+      // A later request without a Host after one with a Host names no destination either.
+      const unverifiable = ri.claimUnverifiable || (ri.claimKind == CLAIM_NONE && this.claimKind != CLAIM_NONE);
+      if (unverifiable) this.evaluateNow(now, PROTO_HTTP, CLAIM_HOST, UNVERIFIABLE_CLAIM, 1);
+      else this.evaluateNow(now, PROTO_HTTP, ri.claimKind, ri.claimPtr, <i32>ri.claimLen);
+    }
+    const c = ri.detector.claims;
+    this.framer!.afterHead(c.contentLength, (c.httpFlags & HTTP_CHUNKED) != 0, c.proxyForm == PROXY_CONNECT, (c.httpFlags & HTTP_UPGRADE) != 0);
+    return this.revise(ri, now);
+  }
+
+  /** A later request was denied or cannot be framed: close, nothing more reaches the server. */
+  private requestFailed(): Action {
+    if (this.verdict != VERDICT_DENY) {
+      // Framing broke (no head judged): the connection's claim can no longer be followed.
+      this.verdict = VERDICT_DENY;
+      this.reason = this.viaProxy || this.claimKind != CLAIM_SNI ? REASON_HOST_UNVERIFIED : REASON_SNI_UNVERIFIED;
+      this.egress.metrics!.decided(this.verdict, this.reason);
+      reportDecision(this.egress, this, nowMsCached());
+    }
+    this.dataHeld = false;
+    closeStream(StreamType.Downstream);
+    return Action.StopIteration;
+  }
+
+  /** Server bytes on a framed connection: the answer to a CONNECT / Upgrade says whether HTTP/1 goes on. */
+  private serverAnswer(size: u32): Action {
+    const f = this.framer!;
+    if (!f.awaiting()) return Action.Continue;
+    const scratch = inspectScratchPtr();
+    const n = readBuffer(BufferType.UpstreamData, 0, scratch, min(size, 16));
+    if (n <= 0 || !f.serverBytes(scratch, <u32>n)) return Action.Continue;
+    if (!f.heldWhileAwaiting) return Action.Continue;
+    if (f.skippable() > 0) {
+      // A tunnel: the held bytes belong to it.
+      this.dataHeld = false;
+      continueStream(StreamType.Downstream);
+      return Action.Continue;
+    }
+    // HTTP/1 goes on, but the bytes held meanwhile can no longer be re-read to be judged.
+    this.requestFailed();
+    return Action.StopIteration;
   }
 }
 

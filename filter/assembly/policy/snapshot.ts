@@ -89,6 +89,9 @@ import { equalFold } from "./match";
 @inline export const RULE_PORTS: u32 = 8;
 // @ts-ignore: decorator
 @inline export const RULE_PROTOCOLS: u32 = 16;
+/** `encryptedClientHello: Allow`: an ECH ClientHello may be judged by this rule's names (needs RULE_DOMAINS). */
+// @ts-ignore: decorator
+@inline export const RULE_ECH_ALLOWED: u32 = 32;
 
 // @ts-ignore: decorator
 @inline export const ACTION_ALLOW: u8 = 1;
@@ -521,7 +524,8 @@ export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
     const cStart = load<u32>(e, 20), cCount = load<u32>(e, 24);
     const oStart = load<u32>(e, 28), oCount = load<u32>(e, 32);
     const protoBits = load<u64>(e, 36);
-    if (action < 1 || action > 4 || fields > 31 || owner != policyIndex) return fail(DecodeError.BadRule, at);
+    if (action < 1 || action > 4 || fields > 63 || owner != policyIndex) return fail(DecodeError.BadRule, at);
+    if ((fields & RULE_ECH_ALLOWED) != 0 && (fields & RULE_DOMAINS) == 0) return fail(DecodeError.BadRule, at + 1);
     // Pass means "go on to the next tier": namespaced policies have a tier of their own, no Pass.
     if (action == ACTION_PASS && snap.policyTier(<i32>owner) == 1) return fail(DecodeError.BadRule, at);
     if (indexInPolicy != r - <u32>snap.policyFirstRule(<i32>owner)) return fail(DecodeError.BadRule, at + 10);

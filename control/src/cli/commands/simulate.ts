@@ -16,9 +16,14 @@ PODS.yaml lists the pods and namespace labels (the same file \`egret control --p
   pods:
     - {name: web-0, namespace: shop, ip: 10.1.0.7, labels: {app: web}}
 
-Output: one line per TCP connection of the capture (JSON objects with --json):
+Output: one line per TCP connection of the capture with its FINAL verdict (a later request on a
+keep-alive or proxy connection can revise the first one; such lines say "revised"). With --json,
+one object per connection, with every decision on it:
   {"client":"ip:port","server":"ip:port","pod":"ns/name","names":[…],"protocol":…,"sni":…,
-   "verdict":"allow|deny|alert","reason":…,"policy":…,"rule":…}
+   "verdict":"allow|deny|alert","reason":…,"policy":…,"rule":…,
+   "decisions":[{"time":s,"verdict":…,"reason":…,"policy":…,"rule":…,"names":[…],"protocol":…,"sni":…,"host":…},…]}
+The replay uses the filter's configuration defaults (detection deadline 2 s) and fires its timer
+ticks at the capture times a sidecar would.
 Servers that receive CONNECT or absolute-URI requests are treated as declared forward proxies (the
 request's target is what the policy judges) unless --forward-proxy lists them explicitly or
 --no-detect-proxies is given. Connections from addresses that are not pods are listed with pod null, verdict allow, reason
@@ -27,7 +32,8 @@ not-a-pod (no sidecar decides them). A Monitor-mode deny is verdict allow, reaso
 function format(c: SimulatedConnection): string {
   const names = c.names.length ? ` names=${c.names.join(",")}` : "";
   const rule = c.policy ? ` policy=${c.policy}${c.rule ? ` rule=${c.rule}` : ""}` : "";
-  return `${c.verdict.toUpperCase().padEnd(5)} ${c.client} -> ${c.server} pod=${c.pod ?? "-"} protocol=${c.protocol}${c.sni ? ` sni=${c.sni}` : ""}${names} reason=${c.reason}${rule}`;
+  const revised = c.decisions.length > 1 ? ` revised(${c.decisions.map((d) => d.verdict).join("→")})` : "";
+  return `${c.verdict.toUpperCase().padEnd(5)} ${c.client} -> ${c.server} pod=${c.pod ?? "-"} protocol=${c.protocol}${c.sni ? ` sni=${c.sni}` : ""}${names} reason=${c.reason}${rule}${revised}`;
 }
 
 export const command: CliCommand = {
@@ -87,9 +93,9 @@ export const command: CliCommand = {
     }
     for (const c of results) {
       if (opts.json) {
-        const { client, server, pod, names, protocol, sni, verdict, reason, policy, rule } = c;
+        const { client, server, pod, names, protocol, sni, verdict, reason, policy, rule, decisions } = c;
         const extra = c.mode ? { mode: c.mode, detail: c.detail } : {};
-        process.stdout.write(JSON.stringify({ client, server, pod, names, protocol, sni, verdict, reason, policy, rule, ...extra }) + "\n");
+        process.stdout.write(JSON.stringify({ client, server, pod, names, protocol, sni, verdict, reason, policy, rule, ...extra, decisions }) + "\n");
       } else {
         process.stdout.write(format(c) + "\n");
       }

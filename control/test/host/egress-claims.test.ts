@@ -1,0 +1,386 @@
+// Attacks on the destination claim (issue #14 findings 2, 3, 5, 6) through the real egret.wasm in
+// the Node host. Each attack has a benign twin that must still be allowed; most are also sent one
+// byte at a time. The pod resolved api.example.com → 198.18.5.10 and never evil.example.net.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { egressWorld, eventually, sendByteByByte, mysqlGreeting, type World, type WorldOptions } from "./egress-fixture.js";
+import type { Connection } from "../../src/host/index.js";
+import { tlsHello } from "../support/attack-bytes.js";
+
+const POLICY = `
+apiVersion: egret.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: claims, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  rules:
+    - {name: api, action: Allow, to: {domains: [api.example.com]}}
+    - {name: plain-block, action: Allow, to: {cidrs: [{cidr: 198.18.7.0/24}]}}
+`;
+const API = "198.18.5.10";
+const RESOLVED: WorldOptions["resolutions"] = [[API, "api.example.com", 300]];
+
+async function withWorld(o: Partial<WorldOptions>, fn: (w: World) => Promise<void>): Promise<void> {
+  const w = await egressWorld({ policy: POLICY, resolutions: RESOLVED, ...o });
+  try { await fn(w); } finally { await w.close(); }
+}
+
+/** Sends `bytes` (whole or one byte at a time) and waits for the verdict: true when allowed. */
+async function judge(w: World, bytes: Buffer, byteByByte = false, dst = `${API}:443`): Promise<{ c: Connection; allowed: boolean }> {
+  const c = w.connect(dst);
+  if (byteByByte) sendByteByByte(c, bytes); else c.downstreamData(bytes);
+  // A denied claim asks control once for the claimed name (real time, short), then closes.
+  await eventually(() => { w.tick(1); return c.closed || c.sentUpstream.length === bytes.length; }, "a verdict");
+  if (!c.closed) assert.deepEqual(c.sentUpstream, bytes, "every held byte forwarded once");
+  else assert.equal(c.sentUpstream.length, 0, "a denied connection forwards nothing");
+  return { c, allowed: !c.closed };
+}
+
+async function pair(w: World, attack: Buffer, twin: Buffer, reason: string): Promise<void> {
+  for (const bbb of [false, true]) {
+    const before = w.control.events.length;
+    assert.equal((await judge(w, attack, bbb)).allowed, false, `attack${bbb ? " (byte at a time)" : ""}`);
+    assert.equal((await judge(w, twin, bbb)).allowed, true, `benign twin${bbb ? " (byte at a time)" : ""}`);
+    const ev = await w.events(before + 2);
+    assert.deepEqual([ev[before]!.verdict, ev[before]!.reason], ["deny", reason]);
+    assert.deepEqual([ev[before + 1]!.verdict, ev[before + 1]!.reason], ["allow", "allowed"]);
+  }
+}
+
+const http = (head: string) => Buffer.from(head.replaceAll("\n", "\r\n"));
+
+test("claims: an SNI behind 9 KiB of padding is read (the detector keeps maxInspectBytes)", () =>
+  withWorld({}, (w) => pair(w,
+    tlsHello({ names: ["evil.example.net"], padding: 9000 }),
+    tlsHello({ names: ["api.example.com"], padding: 9000 }), "sni-unverified")));
+
+test("claims: a ClientHello larger than maxInspectBytes is an unverifiable claim", () =>
+  withWorld({ config: { maxInspectBytes: 4096 } }, (w) => pair(w,
+    tlsHello({ names: ["api.example.com"], padding: 5000 }),
+    tlsHello({ names: ["api.example.com"], padding: 1000 }), "sni-unverified")));
+
+test("claims: two server_name extensions are an unverifiable claim", () =>
+  withWorld({}, (w) => pair(w,
+    tlsHello({ names: ["api.example.com", "evil.example.net"] }),
+    tlsHello({ names: ["api.example.com"] }), "sni-unverified")));
+
+test("claims: a ClientHello offering encrypted_client_hello is an unverifiable claim (outer SNI is the client's choice)", () =>
+  withWorld({}, (w) => pair(w,
+    tlsHello({ names: ["api.example.com"], ech: true }),
+    tlsHello({ names: ["api.example.com"] }), "sni-unverified")));
+
+test("claims: a ClientHello still incomplete at the detection deadline is never allowed", () =>
+  withWorld({}, async (w) => {
+    const hello = tlsHello({ names: ["api.example.com"] });
+    const c = w.connect(`${API}:443`);
+    c.downstreamData(hello.subarray(0, hello.length - 20));
+    w.tick(2100); // the filter's detectTimeoutMs (2 s)
+    await eventually(() => { w.tick(1); return c.closed; }, "the deny at the deadline");
+    assert.equal(c.sentUpstream.length, 0);
+    assert.equal((await judge(w, hello)).allowed, true, "the whole hello is allowed");
+    const ev = await w.events(2);
+    assert.deepEqual(ev.map((e) => [e.verdict, e.reason]), [["deny", "sni-unverified"], ["allow", "allowed"]]);
+  }));
+
+test("claims: an HTTP head still incomplete at the detection deadline is never allowed", () =>
+  withWorld({}, async (w) => {
+    const c = w.connect(`${API}:80`);
+    c.downstreamData(http("GET / HTTP/1.1\nHost: api.example.com\nX-Pad: 1\n"));
+    w.tick(2100);
+    await eventually(() => { w.tick(1); return c.closed; }, "the deny at the deadline");
+    assert.equal(c.sentUpstream.length, 0);
+    const stalledTarget = w.connect(`${API}:80`);
+    stalledTarget.downstreamData(Buffer.from("GET http://evil.example.net/ HTT"));
+    w.tick(2100);
+    await eventually(() => { w.tick(1); return stalledTarget.closed; }, "the deny of a cut request line");
+    assert.equal((await judge(w, http("GET / HTTP/1.1\nHost: api.example.com\nX-Pad: 1\n\n"), false, `${API}:80`)).allowed, true);
+    const ev = await w.events(3);
+    assert.deepEqual(ev.map((e) => [e.verdict, e.reason]), [["deny", "host-unverified"], ["deny", "host-unverified"], ["allow", "allowed"]]);
+  }));
+
+test("claims: a Host after more header bytes than maxInspectBytes is an unverifiable claim; one after 9 KiB is read", () =>
+  withWorld({}, (w) => pair(w,
+    http(`GET / HTTP/1.1\nX-Pad: ${"a".repeat(17000)}\nHost: evil.example.net\n\n`),
+    http(`GET / HTTP/1.1\nX-Pad: ${"a".repeat(9000)}\nHost: api.example.com\n\n`), "host-unverified")));
+
+test("claims: an obs-folded Host line is an unverifiable claim", () =>
+  withWorld({}, (w) => pair(w,
+    http("GET / HTTP/1.1\nHost: api.example.com\n evil.example.net\nAccept: */*\n\n"),
+    http("GET / HTTP/1.1\nHost: api.example.com\nAccept: */*\n\n"), "host-unverified")));
+
+test("claims: 'Host :' (whitespace before the colon) and a malformed Host value are unverifiable claims", () =>
+  withWorld({}, async (w) => {
+    await pair(w, http("GET / HTTP/1.1\nHost : evil.example.net\n\n"), http("GET / HTTP/1.1\nHost: api.example.com\n\n"), "host-unverified");
+    await pair(w, http("GET / HTTP/1.1\nHost: api.example.com@evil.example.net\n\n"), http("GET / HTTP/1.1\nHost: api.example.com:443\n\n"), "host-unverified");
+  }));
+
+test("claims: Content-Length together with Transfer-Encoding (request smuggling) is an unverifiable claim", () =>
+  withWorld({}, (w) => pair(w,
+    http("POST / HTTP/1.1\nHost: api.example.com\nContent-Length: 5\nTransfer-Encoding: chunked\n\n0\n\n"),
+    http("POST / HTTP/1.1\nHost: api.example.com\nTransfer-Encoding: chunked\n\n0\n\n"), "host-unverified")));
+
+test("claims: h2c (prior knowledge) on a name-judged connection is an unverifiable claim; on a CIDR-judged one it passes", () =>
+  withWorld({}, async (w) => {
+    const h2 = Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
+    assert.equal((await judge(w, h2, false, `${API}:80`)).allowed, false);
+    assert.equal((await judge(w, h2, true, "198.18.7.3:80")).allowed, true);
+    const ev = await w.events(2);
+    // The CIDR rule decides at connect time, before any byte: no protocol is reported.
+    assert.deepEqual(ev.map((e) => [e.verdict, e.reason, e.protocol]), [["deny", "host-unverified", "http2"], ["allow", "allowed", ""]]);
+  }));
+
+test("absolute form: on a direct connection the absolute-form target is the claim, and one that disagrees with Host is unverifiable", () =>
+  withWorld({}, async (w) => {
+    await pair(w, http("GET http://evil.example.net/ HTTP/1.1\nHost: api.example.com\n\n"),
+      http("GET http://api.example.com/x HTTP/1.1\nHost: api.example.com\n\n"), "host-unverified");
+    await pair(w, http("GET http://evil.example.net/ HTTP/1.0\n\n"), http("GET http://API.example.com:80/ HTTP/1.0\n\n"), "host-unverified");
+    await pair(w, http("CONNECT evil.example.net:443 HTTP/1.1\nHost: evil.example.net:443\n\n"),
+      http("CONNECT api.example.com:443 HTTP/1.1\nHost: api.example.com:443\n\n"), "host-unverified");
+  }));
+
+const DOCS_EXAMPLE = `
+apiVersion: egret.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: analytics, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  rules:
+    - {action: Allow, to: {domains: [api.example.com]}, ports: [{port: 5432}], protocols: [postgresql]}
+    - {action: Deny, protocols: [ssh]}
+`;
+
+test("decide before connecting: no protocol can make a never-resolved IP pass, so no SYN leaves (docs' Deny protocols: [ssh] example)", () =>
+  withWorld({ policy: DOCS_EXAMPLE }, async (w) => {
+    const attack = w.connect("198.18.9.9:5432");
+    await eventually(() => { w.tick(1); return attack.closed; }, "the deny");
+    assert.equal(attack.upstreamConnectRequested, false, "decided before tcp_proxy connects");
+    // Twin: the resolved name, where postgresql can pass, waits for the bytes and is allowed.
+    const twin = w.connect(`${API}:5432`);
+    assert.equal(twin.upstreamConnectRequested, true);
+    const startup = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]); // SSLRequest
+    twin.downstreamData(startup);
+    assert.equal(twin.closed, false);
+    const ev = await w.events(2);
+    assert.deepEqual(ev.map((e) => [e.verdict, e.reason]), [["deny", "unattributed"], ["allow", "allowed"]]);
+  }));
+
+test("decide before connecting: server bytes that arrive before a verdict are never passed", () =>
+  withWorld({ policy: POLICY.replace("    - {name: plain-block", "    - {name: db, action: Allow, to: {domains: [db.example.com]}, protocols: [mysql]}\n    - {name: plain-block") ,
+    resolutions: [...RESOLVED!, ["198.18.5.20", "db.example.com", 300]] }, async (w) => {
+    const greeting = mysqlGreeting();
+    const cut = w.connect("198.18.5.20:3306");
+    cut.upstreamData(greeting.subarray(0, 6));
+    assert.equal(cut.closed, true);
+    assert.equal(cut.sentDownstream.length, 0, "a partial greeting is not passed");
+    const whole = w.connect("198.18.5.20:3306");
+    whole.upstreamData(greeting);
+    assert.equal(whole.closed, false);
+    assert.deepEqual(whole.sentDownstream, greeting);
+    const ev = await w.events(2);
+    assert.deepEqual(ev.map((e) => [e.verdict, e.reason]), [["deny", "detection-timeout"], ["allow", "allowed"]]);
+  }));
+
+const DENY_LIST = `
+apiVersion: egret.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: deny-list, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  rules:
+    - {name: no-evil, action: Deny, to: {domains: [evil.example.net]}}
+    - {name: rest, action: Allow, to: {cidrs: [{cidr: 0.0.0.0/0}]}}
+`;
+
+test("failure mode closed: a Lookup timeout on a deny-list policy never turns into allow; a known IP still passes", () =>
+  withWorld({ policy: DENY_LIST, config: { lookupTimeoutMs: 100 }, prepare: (c) => { c.lookupMode = "hang"; } }, async (w) => {
+    const unknown = w.connect("198.18.9.10:443");
+    assert.equal(unknown.upstreamConnectRequested, false);
+    await eventually(() => { w.tick(50); return unknown.closed; }, "the lookup-timeout deny");
+    assert.equal(unknown.upstreamConnectRequested, false);
+    const known = w.connect(`${API}:443`);
+    const hello = tlsHello({ names: ["api.example.com"] });
+    known.downstreamData(hello);
+    assert.equal(known.closed, false);
+    const ev = await w.events(2);
+    assert.deepEqual(ev.map((e) => [e.verdict, e.reason]), [["deny", "lookup-timeout"], ["allow", "allowed"]]);
+  }));
+
+// ---- every request on a claim-judged connection (findings 4 and 6) ------------------------------
+
+const get = (host: string, path = "/") => http(`GET ${path} HTTP/1.1\nHost: ${host}\nAccept: */*\n\n`);
+
+test("keep-alive: a pipelined request for another Host on a shared-IP connection closes it; the same Host passes", () =>
+  withWorld({}, async (w) => {
+    for (const bbb of [false, true]) {
+      const attack = Buffer.concat([get("api.example.com"), get("evil.example.net", "/steal")]);
+      const a = w.connect(`${API}:80`);
+      if (bbb) sendByteByByte(a, attack); else a.downstreamData(attack);
+      assert.equal(a.closed, true, "pipelined attack closes the connection");
+      assert.ok(!a.sentUpstream.includes(Buffer.from("/steal")), "the second request never reaches the server");
+      const twin = Buffer.concat([get("api.example.com"), get("API.example.com", "/two")]);
+      const t = w.connect(`${API}:80`);
+      if (bbb) sendByteByByte(t, twin); else t.downstreamData(twin);
+      assert.equal(t.closed, false);
+      assert.deepEqual(t.sentUpstream, twin);
+    }
+    const ev = await w.events(6);
+    // Each attack: the first request's allow, then the revised deny (every decision is reported).
+    assert.deepEqual(ev.map((e) => [e.verdict, e.reason, e.host]), [
+      ["allow", "allowed", "api.example.com"], ["deny", "host-unverified", "evil.example.net"], ["allow", "allowed", "api.example.com"],
+      ["allow", "allowed", "api.example.com"], ["deny", "host-unverified", "evil.example.net"], ["allow", "allowed", "api.example.com"],
+    ]);
+  }));
+
+test("keep-alive: a later request in its own segments is judged too; bodies (Content-Length, chunked) are skipped, not judged", () =>
+  withWorld({}, async (w) => {
+    const smuggledText = "GET / HTTP/1.1\r\nHost: evil.example.net\r\n\r\n";
+    const post = Buffer.from(`POST /up HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: ${smuggledText.length}\r\n\r\n${smuggledText}`);
+    const chunk = Buffer.from(`POST /c HTTP/1.1\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n${smuggledText.length.toString(16)};x=1\r\n${smuggledText}\r\n0\r\nX-Trailer: 1\r\n\r\n`);
+    const c = w.connect(`${API}:80`);
+    c.downstreamData(get("api.example.com"));
+    c.downstreamData(post.subarray(0, 30));
+    c.downstreamData(post.subarray(30));
+    sendByteByByte(c, chunk);
+    c.downstreamData(get("api.example.com", "/after"));
+    assert.equal(c.closed, false, "bodies that look like requests are bodies");
+    assert.deepEqual(c.sentUpstream, Buffer.concat([get("api.example.com"), post, chunk, get("api.example.com", "/after")]));
+    const before = c.sentUpstream.length;
+    c.downstreamData(get("evil.example.net"));
+    assert.equal(c.closed, true);
+    assert.equal(c.sentUpstream.length, before, "the denied request is not forwarded");
+    const ev = await w.events(2);
+    assert.deepEqual(ev.map((e) => [e.verdict, e.reason]), [["allow", "allowed"], ["deny", "host-unverified"]]);
+  }));
+
+const PROXY = "198.18.6.1:3128";
+
+test("forward proxy: a pipelined CONNECT or absolute-form request to a denied target closes the connection; allowed ones pass", () =>
+  withWorld({ config: { forwardProxies: [PROXY] } }, async (w) => {
+    const first = http("GET http://api.example.com/a HTTP/1.1\nHost: api.example.com\n\n");
+    const a = w.connect(PROXY);
+    a.downstreamData(Buffer.concat([first, http("CONNECT evil.example.net:443 HTTP/1.1\nHost: evil.example.net:443\n\n")]));
+    assert.equal(a.closed, true);
+    const b = w.connect(PROXY);
+    b.downstreamData(first);
+    sendByteByByte(b, http("GET http://evil.example.net/b HTTP/1.1\nHost: evil.example.net\n\n"));
+    assert.equal(b.closed, true);
+    assert.deepEqual(b.sentUpstream, first);
+    const twin = Buffer.concat([first, http("GET http://api.example.com/b HTTP/1.1\nHost: api.example.com\n\n")]);
+    const t = w.connect(PROXY);
+    t.downstreamData(twin);
+    assert.equal(t.closed, false);
+    assert.deepEqual(t.sentUpstream, twin);
+    const ev = await w.events(5);
+    assert.deepEqual(ev.map((e) => [e.verdict, e.names.join()]), [
+      ["allow", "api.example.com"], ["deny", "evil.example.net"], ["allow", "api.example.com"], ["deny", "evil.example.net"], ["allow", "api.example.com"],
+    ]);
+  }));
+
+test("forward proxy: after an allowed CONNECT answered 200 the bytes are the tunnel's; a refused CONNECT goes back to judging heads", () =>
+  withWorld({ config: { forwardProxies: [PROXY] } }, async (w) => {
+    const connect = http("CONNECT api.example.com:443 HTTP/1.1\nHost: api.example.com:443\n\n");
+    const hello = tlsHello({ names: ["api.example.com"] });
+    const t = w.connect(PROXY);
+    t.downstreamData(connect);
+    t.upstreamData(Buffer.from("HTTP/1.1 200 Connection established\r\n\r\n"));
+    t.downstreamData(hello);
+    assert.equal(t.closed, false);
+    assert.deepEqual(t.sentUpstream, Buffer.concat([connect, hello]));
+    const r = w.connect(PROXY);
+    r.downstreamData(connect);
+    r.upstreamData(Buffer.from("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"));
+    r.downstreamData(http("CONNECT evil.example.net:443 HTTP/1.1\nHost: evil.example.net:443\n\n"));
+    assert.equal(r.closed, true);
+    assert.deepEqual(r.sentUpstream, connect);
+    const ev = await w.events(3);
+    assert.deepEqual(ev.map((e) => e.verdict), ["allow", "allow", "deny"]);
+  }));
+
+// ---- TLS started inside another protocol (finding 2: in-band upgrades) ----------------------------
+
+const UPGRADES = `
+apiVersion: egret.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: upgrades, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  rules:
+    - {name: db, action: Allow, to: {domains: [api.example.com]}, protocols: [postgresql, smtp]}
+`;
+
+test("in-band TLS: after a PostgreSQL SSLRequest answered 'S', the inner ClientHello's SNI is judged", () =>
+  withWorld({ policy: UPGRADES }, async (w) => {
+    const sslRequest = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
+    for (const bbb of [false, true]) {
+      const run = (sni: string) => {
+        const c = w.connect(`${API}:5432`);
+        c.downstreamData(sslRequest);
+        c.upstreamData(Buffer.from("S"));
+        const hello = tlsHello({ names: [sni] });
+        if (bbb) sendByteByByte(c, hello); else c.downstreamData(hello);
+        return { c, hello };
+      };
+      const attack = run("evil.example.net");
+      assert.equal(attack.c.closed, true, "the inner SNI is not the name resolved to this IP");
+      assert.deepEqual(attack.c.sentUpstream, sslRequest, "the ClientHello never reaches the server");
+      const twin = run("api.example.com");
+      assert.equal(twin.c.closed, false);
+      assert.deepEqual(twin.c.sentUpstream, Buffer.concat([sslRequest, twin.hello]));
+    }
+    // SSLRequest and ClientHello in one segment.
+    const both = w.connect(`${API}:5432`);
+    both.downstreamData(Buffer.concat([sslRequest, tlsHello({ names: ["evil.example.net"] })]));
+    assert.equal(both.closed, true);
+    const ev = await w.events(6);
+    assert.deepEqual(ev.slice(0, 3).map((e) => [e.verdict, e.reason, e.protocol, e.sni]), [
+      ["allow", "allowed", "postgresql", ""], ["deny", "sni-unverified", "tls", "evil.example.net"], ["allow", "allowed", "postgresql", ""],
+    ]);
+  }));
+
+test("in-band TLS: after SMTP STARTTLS, the inner ClientHello's SNI is judged", () =>
+  withWorld({ policy: UPGRADES }, async (w) => {
+    const run = (sni: string) => {
+      const c = w.connect(`${API}:25`);
+      c.upstreamData(Buffer.from("220 mx.example ESMTP ready\r\n"));
+      c.downstreamData(Buffer.from("EHLO client\r\n"));
+      c.upstreamData(Buffer.from("250-mx.example\r\n250 STARTTLS\r\n"));
+      c.downstreamData(Buffer.from("STARTTLS\r\n"));
+      c.upstreamData(Buffer.from("220 go ahead\r\n"));
+      const hello = tlsHello({ names: [sni] });
+      c.downstreamData(hello);
+      return c;
+    };
+    const attack = run("evil.example.net");
+    assert.equal(attack.closed, true);
+    assert.equal(attack.sentUpstream.toString("latin1"), "EHLO client\r\nSTARTTLS\r\n");
+    const twin = run("api.example.com");
+    assert.equal(twin.closed, false);
+    const ev = await w.events(3);
+    assert.deepEqual(ev.map((e) => [e.verdict, e.protocol]), [["allow", "smtp"], ["deny", "tls"], ["allow", "smtp"]]);
+  }));
+
+// ---- ECH opt-in (encryptedClientHello: Allow) -----------------------------------------------------
+
+const ECH_POLICY = `
+apiVersion: egret.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: ech, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  rules:
+    - {name: browsers, action: Allow, to: {domains: [api.example.com, www.example.com]}, encryptedClientHello: Allow}
+    - {name: other, action: Allow, to: {domains: [other.example.com]}}
+`;
+
+test("ECH opt-in: an ECH ClientHello passes only when every name the pod resolved to the IP is allowed by a rule that accepts ECH", () =>
+  withWorld({ policy: ECH_POLICY, resolutions: [[API, "api.example.com", 300], [API, "www.example.com", 300], ["198.18.5.11", "api.example.com", 300], ["198.18.5.11", "other.example.com", 300]] }, async (w) => {
+    const ech = tlsHello({ names: ["cloudflare-ech.com"], ech: true });
+    // Twin: both names of 198.18.5.10 accept ECH.
+    assert.equal((await judge(w, ech)).allowed, true);
+    // Attack: 198.18.5.11 is also other.example.com, allowed only without ECH — the hidden name may be it.
+    assert.equal((await judge(w, ech, true, "198.18.5.11:443")).allowed, false);
+    // Without ECH the same IP is judged by the (verifiable) SNI as usual.
+    assert.equal((await judge(w, tlsHello({ names: ["other.example.com"] }), false, "198.18.5.11:443")).allowed, true);
+    const ev = await w.events(3);
+    assert.deepEqual(ev.map((e) => [e.verdict, e.reason, e.rule]), [["allow", "allowed", "browsers"], ["deny", "sni-unverified", "browsers"], ["allow", "allowed", "other"]]);
+  }));
