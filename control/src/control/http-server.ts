@@ -12,6 +12,8 @@ export interface HttpEdgeOptions {
   registry: Registry;
   /** undefined = ready; otherwise why not. */
   notReadyReason: () => string | undefined;
+  /** Shown after "ready" on /readyz when set (e.g. the Kubernetes API has been unreachable: stale state). */
+  readyDetail?: () => string | undefined;
   status: () => unknown;
   routes?: Route[];
 }
@@ -59,7 +61,8 @@ export class HttpEdge {
         return;
       case "/readyz": {
         const reason = this.o.notReadyReason();
-        if (reason === undefined) res.writeHead(200, { "content-type": "text/plain" }).end("ready\n");
+        const detail = reason === undefined ? this.o.readyDetail?.() : undefined;
+        if (reason === undefined) res.writeHead(200, { "content-type": "text/plain" }).end(detail ? `ready (stale: ${detail})\n` : "ready\n");
         else res.writeHead(503, { "content-type": "text/plain" }).end(`not ready: ${reason}\n`);
         return;
       }

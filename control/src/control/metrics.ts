@@ -125,6 +125,11 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
       registers: r,
     }),
     pods: new Gauge({ name: "egret_control_pods", help: "Pods known (with at least one IP)", registers: r }),
+    kubernetesStale: new Gauge({
+      name: "egret_control_kubernetes_stale",
+      help: "1 while the Kubernetes API has been unreachable past the stale threshold: control serves the last known pods and policies",
+      registers: r,
+    }),
     informerRestarts: new Counter({
       name: "egret_control_informer_restarts_total",
       help: "Kubernetes informer restarts after an error, by resource",

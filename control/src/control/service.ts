@@ -39,6 +39,8 @@ export interface ControlSource {
   start(ctx: SourceContext): Promise<void>;
   /** undefined when synced; otherwise why not (shown by /readyz). */
   notReadyReason(): string | undefined;
+  /** Why the state served may be out of date (shown by /readyz, /status), or undefined. */
+  staleReason?(): string | undefined;
   close(): Promise<void> | void;
   /** Kubernetes Events for denies, when the source has a cluster to post them to. */
   denyEvents?: DenyEventSink;
@@ -176,6 +178,7 @@ export class ControlService {
       this.http = new HttpEdge({
         registry: this.metrics.registry,
         notReadyReason: () => this.notReadyReason(),
+        readyDetail: () => this.o.source.staleReason?.(),
         status: () => this.status(),
         routes: this.o.httpRoutes,
       });
@@ -225,6 +228,12 @@ export class ControlService {
       serverId: this.serverId,
       epoch: this.hub.epoch,
       ready: this.notReadyReason() ?? "ready",
+      // One condition per question an operator asks; status "False" says what is wrong.
+      conditions: [{
+        type: "KubernetesSynced",
+        status: this.o.source.staleReason?.() === undefined ? "True" : "False",
+        ...(this.o.source.staleReason?.() !== undefined ? { reason: "ApiUnreachable", message: `${this.o.source.staleReason!()}; serving the last known state` } : {}),
+      }],
       store: this.store.size,
       watchStreams: this.hub.streamCount,
       watchedPods: this.hub.watchedPods(),

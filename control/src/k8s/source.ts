@@ -31,8 +31,6 @@ export interface KubeSourceOptions {
   kubeConfig: KubeConfig;
   policyApi: PolicyApi;
   log: Logger;
-  /** Called when an informer gives up after a long outage: the process should exit non-zero. */
-  onGiveUp: (err: unknown) => void;
   backoff?: Partial<BackoffOptions>;
   eventLimits?: Partial<EventLimits>;
   statusDebounceMs?: number;
@@ -110,7 +108,8 @@ export class KubeSource implements ControlSource {
       kubeConfig: kc,
       log: this.o.log,
       backoff: this.o.backoff,
-      onGiveUp: this.o.onGiveUp,
+      onStale: () => this.noteStaleness(metrics),
+      onFresh: () => this.noteStaleness(metrics),
       listTimeoutMs: this.o.listTimeoutMs,
     };
     const add = <T extends KubernetesObject>(inf: SupervisedInformer<T>) => this.informers.push(inf as unknown as SupervisedInformer<KubernetesObject>);
@@ -192,6 +191,22 @@ export class KubeSource implements ControlSource {
     await this.informers[0].start();
     await Promise.all(this.informers.slice(1).map((i) => i.start()));
     this.o.log.info({ resources: this.informers.map((i) => i.name) }, "kubernetes: initial sync done");
+  }
+
+  /**
+   * Why the state served may be out of date (the Kubernetes API has been unreachable for a
+   * while), or undefined. Control stays Ready meanwhile: filters keep the last policy, which is
+   * better than losing their control plane too.
+   */
+  staleReason(): string | undefined {
+    const stale = this.informers.filter((i) => i.staleSince !== undefined);
+    if (stale.length === 0) return undefined;
+    const since = Math.min(...stale.map((i) => i.staleSince!));
+    return `Kubernetes API unreachable: ${stale.map((i) => i.name).join(", ")} stale since ${new Date(since).toISOString()} (${stale[0]!.lastError ?? "no answer"})`;
+  }
+
+  private noteStaleness(metrics: SourceContext["metrics"]): void {
+    metrics.kubernetesStale.set(this.staleReason() === undefined ? 0 : 1);
   }
 
   notReadyReason(): string | undefined {

@@ -1,19 +1,21 @@
 // A @kubernetes/client-node informer under supervision. client-node's ListWatch relists on 410
 // Gone and reconnects when a watch ends, but after any other error it stops for good (it calls
-// the error handlers and returns): we restart it with jittered exponential backoff, report
-// "synced" only after the first successful list, and give up (so the process exits and
-// Kubernetes restarts it) after a bounded outage.
+// the error handlers and returns): we restart it with jittered exponential backoff and report
+// "synced" only after the first successful list. A long outage never stops it: after
+// `staleAfterMs` of continuous failure it reports itself stale (control keeps serving the last
+// known state, and says so) and keeps retrying at the longest backoff; the next successful list
+// reconciles the cache (client-node's informer diffs it) and clears the mark.
 import { makeInformer, type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache } from "@kubernetes/client-node";
 import type { Logger } from "../common/log.js";
 
 export interface BackoffOptions {
   initialMs: number;
   maxMs: number;
-  /** Give up when failing continuously this long (ms); 0 = never. */
-  giveUpAfterMs: number;
+  /** Failing continuously this long (ms) marks the informer stale; 0 = never. */
+  staleAfterMs: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1_000, maxMs: 30_000, giveUpAfterMs: 5 * 60_000 };
+export const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 1_000, maxMs: 30_000, staleAfterMs: 30_000 };
 
 export interface SupervisedInformerOptions<T extends KubernetesObject> {
   name: string;
@@ -24,7 +26,10 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   onDelete: (obj: T) => void;
   log: Logger;
   onRestart?: () => void;
-  onGiveUp: (err: unknown) => void;
+  /** The outage has lasted staleAfterMs: the cache is what was last seen (retries continue). */
+  onStale?: (err: unknown) => void;
+  /** A list succeeded again after the informer was stale. */
+  onFresh?: () => void;
   backoff?: Partial<BackoffOptions>;
   now?: () => number;
   /** A list that has not answered in this long counts as failed (client-node sets no timeout). */
@@ -33,6 +38,7 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
 
 export class SupervisedInformer<T extends KubernetesObject> {
   private readonly informer: Informer<T> & ObjectCache<T>;
+  private readonly listOnce: () => Promise<KubernetesListObject<T>>;
   private readonly backoff: BackoffOptions;
   private readonly now: () => number;
   private syncedOnce = false;
@@ -43,6 +49,8 @@ export class SupervisedInformer<T extends KubernetesObject> {
   private stopped = false;
   private readonly syncWaiters: (() => void)[] = [];
   lastError?: string;
+  /** Since when (ms) the cache has been stale, or undefined. */
+  staleSince?: number;
 
   get name(): string {
     return this.o.name;
@@ -67,6 +75,7 @@ export class SupervisedInformer<T extends KubernetesObject> {
         clearTimeout(timer);
       }
     };
+    this.listOnce = list;
     this.informer = makeInformer(o.kubeConfig, o.path, list);
     this.informer.on("add", (obj) => this.event(() => o.onUpsert(obj)));
     this.informer.on("update", (obj) => this.event(() => o.onUpsert(obj)));
@@ -99,6 +108,17 @@ export class SupervisedInformer<T extends KubernetesObject> {
   private async run(): Promise<void> {
     if (this.stopped) return;
     this.errorDuringStart = false;
+    if (this.staleSince !== undefined) {
+      // client-node resumes a watch from its last resourceVersion without listing, so a quiet
+      // resource would never prove the API is back: probe with one list (the watch then
+      // delivers what changed meanwhile, or relists on 410 Gone).
+      try {
+        await this.listOnce();
+      } catch (err) {
+        this.failed(err);
+        return;
+      }
+    }
     try {
       await this.informer.start();
     } catch (err) {
@@ -123,6 +143,11 @@ export class SupervisedInformer<T extends KubernetesObject> {
     this.failingSince = undefined;
     this.attempt = 0;
     this.lastError = undefined;
+    if (this.staleSince !== undefined) {
+      this.staleSince = undefined;
+      this.o.log.info({ informer: this.o.name }, "informer: the Kubernetes API answers again; reconciling");
+      this.o.onFresh?.();
+    }
     if (!this.syncedOnce) {
       // The list is applied right after listFn returns; report synced once that has happened.
       setImmediate(() => {
@@ -138,10 +163,10 @@ export class SupervisedInformer<T extends KubernetesObject> {
     const message = describe(err, this.o.path);
     this.lastError = message;
     this.failingSince ??= this.now();
-    if (this.backoff.giveUpAfterMs > 0 && this.now() - this.failingSince >= this.backoff.giveUpAfterMs) {
-      this.o.log.error({ informer: this.o.name, err: message }, "informer: giving up after a long outage");
-      this.o.onGiveUp(err);
-      return;
+    if (this.staleSince === undefined && this.backoff.staleAfterMs > 0 && this.now() - this.failingSince >= this.backoff.staleAfterMs) {
+      this.staleSince = this.now();
+      this.o.log.error({ informer: this.o.name, err: message }, "informer: long outage; serving the last known state (stale) and still retrying");
+      this.o.onStale?.(err);
     }
     if (this.restartTimer) return;
     const base = Math.min(this.backoff.maxMs, this.backoff.initialMs * 2 ** this.attempt);

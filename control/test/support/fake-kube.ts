@@ -138,6 +138,11 @@ export class FakeKube {
     this.faults.push({ collection, watch, status, remaining: count });
   }
 
+  /** Removes every pending injected failure (the API "comes back"). */
+  clearFaults(): void {
+    this.faults.length = 0;
+  }
+
   /** Ends every open watch stream (the clients reconnect from their last resourceVersion). */
   dropWatches(): void {
     this.paused.clear();

@@ -48,7 +48,7 @@ async function fromPodOf(t: import("node:test").TestContext, grpcPort: number, i
   return f.address;
 }
 
-async function setup(t: import("node:test").TestContext, seed = true, listTimeoutMs?: number) {
+async function setup(t: import("node:test").TestContext, seed = true, listTimeoutMs?: number, staleAfterMs = 0) {
   const api = await new FakeKube().start();
   if (seed) {
     api.upsert("namespaces", kube.namespace("shop", { team: "shop" }));
@@ -58,13 +58,11 @@ async function setup(t: import("node:test").TestContext, seed = true, listTimeou
     api.upsert("egresspolicies", policy(["api.example.com"]));
     api.upsert("clusteregresspolicies", clusterPolicy());
   }
-  let gaveUp: unknown;
   const source = new KubeSource({
     kubeConfig: api.kubeConfig(),
     policyApi: defaultPolicyApi,
     log: silentLogger(),
-    onGiveUp: (err) => (gaveUp = err),
-    backoff: { initialMs: 20, maxMs: 200, giveUpAfterMs: 0 },
+    backoff: { initialMs: 20, maxMs: 200, staleAfterMs },
     statusDebounceMs: 10,
     listTimeoutMs,
     eventLimits: { perKeyIntervalMs: 60_000 },
@@ -74,13 +72,14 @@ async function setup(t: import("node:test").TestContext, seed = true, listTimeou
     source,
     log: silentLogger(),
     grpcListen: "127.0.0.1:0",
+    httpListen: "127.0.0.1:0",
     audit: { write: () => undefined },
   });
   t.after(async () => {
     await service.stop();
     await api.stop();
   });
-  return { api, source, service, gaveUp: () => gaveUp };
+  return { api, source, service };
 }
 
 test("syncs, serves snapshots, and turns policy, pod-label and namespace-label changes into deltas", async (t) => {
@@ -231,4 +230,42 @@ test("a list that never answers times out and is retried, so the service still b
   assert.equal(service.notReadyReason(), undefined);
   assert.ok(service.registry.get("shop", "web-1"));
   assert.ok(api.requests.filter((r) => r.collection === "pods" && !r.watch).length >= 2, "the list was retried");
+});
+
+test("an API outage: control keeps serving the last state, marked stale (condition, metric, readiness), and reconciles when the API returns", async (t) => {
+  const { api, service } = await setup(t, true, 500, 150);
+  const { grpcPort, httpPort } = await service.start();
+  const web = new WatchClient(await fromPodOf(t, grpcPort, WEB_IPS), { namespace: "shop", name: "web-1" });
+  t.after(() => web.close());
+  await eventually(() => web.responses.length >= 1 && web.selected, "web-1's snapshot");
+  const hash = web.policyHash;
+
+  // The API goes away for every resource, lists and watches alike.
+  for (const c of ["namespaces", "pods", "egresspolicies", "clusteregresspolicies"] as const) api.failNext(c, "any", 503, 1_000_000);
+  api.dropWatches();
+  await eventually(() => service.status() && (service.status() as { conditions: { status: string }[] }).conditions[0]!.status === "False", "the stale condition");
+  const status = service.status() as { ready: string; conditions: { type: string; status: string; reason?: string; message?: string }[] };
+  assert.equal(status.ready, "ready", "still Ready: filters keep their control plane");
+  assert.deepEqual([status.conditions[0]!.type, status.conditions[0]!.reason], ["KubernetesSynced", "ApiUnreachable"]);
+  assert.match(status.conditions[0]!.message ?? "", /Kubernetes API unreachable: .*stale since .*serving the last known state/);
+  assert.match(await service.metrics.registry.metrics(), /egret_control_kubernetes_stale 1/);
+  const readyz = await fetch(`http://127.0.0.1:${httpPort}/readyz`);
+  assert.equal(readyz.status, 200);
+  assert.match(await readyz.text(), /^ready \(stale: Kubernetes API unreachable/);
+  // Still serving the last known state: a new filter gets web-1's policy.
+  const late = new WatchClient(await fromPodOf(t, grpcPort, WEB_IPS), { namespace: "shop", name: "web-1" });
+  t.after(() => late.close());
+  await eventually(() => late.responses.length >= 1, "a snapshot during the outage");
+  assert.equal(late.policyHash, hash);
+
+  // Changes made meanwhile are picked up when the API returns.
+  api.upsert("egresspolicies", policy(["api.example.com", "*.cdn.example.net"]));
+  api.clearFaults();
+  await eventually(() => web.policyHash !== hash, "the policy edited during the outage", 10_000);
+  try {
+    await eventually(() => (service.status() as { conditions: { status: string }[] }).conditions[0]!.status === "True", "fresh again");
+  } catch (err) {
+    assert.fail(`${(err as Error).message}: ${JSON.stringify((service.status() as { conditions: unknown[] }).conditions)}`);
+  }
+  assert.match(await service.metrics.registry.metrics(), /egret_control_kubernetes_stale 0/);
 });

@@ -230,8 +230,7 @@ test("Kubernetes mode watches ServiceEntries (status.addresses too) and streams 
     kubeConfig: api.kubeConfig(),
     policyApi: defaultPolicyApi,
     log: silentLogger(),
-    onGiveUp: () => undefined,
-    backoff: { initialMs: 20, maxMs: 200, giveUpAfterMs: 0 },
+    backoff: { initialMs: 20, maxMs: 200, staleAfterMs: 0 },
     writeStatus: false,
   });
   const service = new ControlService({ policyApi: defaultPolicyApi, source, log: silentLogger(), grpcListen: "127.0.0.1:0", audit: { write: () => undefined } });

@@ -163,7 +163,7 @@ test("policy status: Accepted with selected pods; Invalid keeps the previous ver
   writer.close();
 });
 
-test("a supervised informer restarts with backoff and gives up after a bounded outage", async (t) => {
+test("a supervised informer restarts with backoff, marks itself stale after a bounded outage, and keeps retrying", async (t) => {
   const { FakeKube } = await import("../support/fake-kube.js");
   const { SupervisedInformer } = await import("../../src/k8s/index.js");
   const { CoreV1Api } = await import("@kubernetes/client-node");
@@ -173,7 +173,7 @@ test("a supervised informer restarts with backoff and gives up after a bounded o
   const kc = api.kubeConfig();
   const core = kc.makeApiClient(CoreV1Api);
   let restarts = 0;
-  let gaveUp: unknown;
+  let staleErr: unknown;
   const inf = new SupervisedInformer({
     name: "namespaces",
     kubeConfig: kc,
@@ -183,15 +183,18 @@ test("a supervised informer restarts with backoff and gives up after a bounded o
     onDelete: () => undefined,
     log: silentLogger(),
     onRestart: () => restarts++,
-    onGiveUp: (err) => (gaveUp = err),
-    backoff: { initialMs: 10, maxMs: 40, giveUpAfterMs: 300 },
+    onStale: (err) => (staleErr = err),
+    backoff: { initialMs: 10, maxMs: 40, staleAfterMs: 300 },
   });
   t.after(() => inf.stop());
   void inf.start();
-  await eventually(() => gaveUp !== undefined, "the informer to give up");
-  assert.ok(restarts >= 2, `restarted ${restarts} times before giving up`);
+  await eventually(() => staleErr !== undefined, "the informer to mark itself stale");
+  assert.ok(restarts >= 2, `restarted ${restarts} times before going stale`);
+  assert.ok(inf.staleSince !== undefined);
   assert.equal(inf.synced, false);
   assert.match(inf.lastError ?? "", /503|Service Unavailable|injected/i);
+  const before = restarts;
+  await eventually(() => restarts > before, "retries continue after going stale");
 });
 
 test("every catalogued error maps to a gRPC status at the edge and keeps its code and cause", async () => {

@@ -246,7 +246,6 @@ export const command: CliCommand = {
     const routes: Route[] = [];
     if (values["wasm-previous"] !== undefined && !values.wasm) throw new UsageError("--wasm-previous needs --wasm FILE (the module this release serves)");
     if (values.wasm) routes.push(createWasmHandler(await wasmModules(values.wasm, values["wasm-previous"], log)));
-    let fatal: ((err: unknown) => void) | undefined;
     let source: ControlSource;
     if (values.kubernetes) {
       const kc = new KubeConfig();
@@ -261,7 +260,6 @@ export const command: CliCommand = {
         policyApi: defaultPolicyApi,
         log,
         instance: process.env.POD_NAME,
-        onGiveUp: (err) => fatal?.(err),
         serviceEntries: !values["no-service-entries"],
       });
     } else {
@@ -305,7 +303,6 @@ export const command: CliCommand = {
         await audit.close();
         resolve(code);
       };
-      fatal = (err) => void exit(1, "giving up: the Kubernetes API has been unreachable too long", err);
       process.once("SIGTERM", () => void exit(0, "SIGTERM: shutting down"));
       process.once("SIGINT", () => void exit(0, "SIGINT: shutting down"));
       service.start().catch((err: unknown) => void exit(1, "egret control failed to start", err));
