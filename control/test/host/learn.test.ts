@@ -158,3 +158,20 @@ test("learn: usage errors are clear", () => withDir({ "pods.yaml": PODS }, (dir)
   assert.match(missing.stderr, /cannot read --pcap/);
   assert.ok(readFileSync(join(dir, "pods.yaml")));
 }));
+
+test("learn round trip on the project's own recorded capture (corpus/demo): the learnt Enforce policy denies only lies and never-resolved addresses", () => {
+  const demo = (f: string) => readFileSync(fileURLToPath(new URL(`../../../../corpus/demo/${f}`, import.meta.url)));
+  return withDir({ "train.pcap": demo("capture.pcap"), "pods.yaml": demo("pods.yaml") }, (dir) => {
+    learnTo(dir, "enforce.yaml", "--mode", "Enforce");
+    const results = simulate(dir, "enforce.yaml", "train.pcap").filter((r) => r.pod !== null);
+    assert.ok(results.length >= 5, `the recording holds the demo's connections: ${results.length}`);
+    const leftOut = new Set(["sni-unverified", "host-unverified", "unattributed"]);
+    for (const r of results) {
+      if (r.verdict === "deny") assert.ok(leftOut.has(r.reason), `only what learn leaves out is denied: ${JSON.stringify(r)}`);
+      else assert.ok(!leftOut.has(r.reason), `a lie is never allowed: ${JSON.stringify(r)}`);
+    }
+    const reasons = new Set(results.filter((r) => r.verdict === "deny").map((r) => r.reason));
+    assert.ok(reasons.has("sni-unverified") && reasons.has("unattributed"), `the demo's faked SNI and never-resolved address stay denied: ${[...reasons].join(",")}`);
+    assert.ok(results.some((r) => r.verdict === "allow"), "what the pods really did is allowed");
+  });
+});

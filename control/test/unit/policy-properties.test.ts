@@ -59,6 +59,11 @@ test("CIDRs with except blocks, IPv4 and IPv6, agree with arithmetic on 128-bit 
       const net = full(base) & mask(fam === 4 ? prefix + 96 : prefix) | (fam === 4 ? 0xffffn << 32n : 0n);
       const exceptNet = (net | (noise & ~mask(fam === 4 ? prefix + 96 : prefix) & (fam === 4 ? 0xffffffffn : MASK128))) & mask(fam === 4 ? exceptPrefix + 96 : exceptPrefix);
       const hasExcept = prefix < width;
+      // In Egret ::ffff:a.b.c.d is the IPv4 address (one address, one meaning), so an IPv6 network
+      // that overlaps ::ffff:0:0/96 is partly an IPv4 network: the 128-bit arithmetic below does
+      // not model that; policy-internal and the validator's own tests cover it.
+      const mappedBits = Math.min(prefix, 96);
+      fc.pre(fam === 4 || (net & mask(mappedBits)) !== ((0xffffn << 32n) & mask(mappedBits)));
       // Probe: near the network (flip a few low bits) or, sometimes, an address of the other family.
       let probe = (net ^ (noise & ((1n << BigInt(Math.min(noiseBits, width))) - 1n)));
       const probeFamily = v4Probe && fam === 6 ? 4 : fam;
