@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { simulateCapture, SimulateInputError, type SimulatedConnection } from "../../src/simulate/replay.js";
 import { silentLogger } from "../../src/common/log.js";
-import { CaptureScript } from "./attack-captures.js";
+import { CaptureScript } from "../support/capture-script.js";
 import { clientHello, httpRequest } from "./egress-fixture.js";
 
 const REPO = fileURLToPath(new URL("../../../../", import.meta.url));

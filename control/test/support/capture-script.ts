@@ -44,6 +44,33 @@ export class CaptureScript {
     return this;
   }
 
+  /**
+   * A TCP connection whose client and server segments alternate as listed; `wait` (seconds) passes
+   * before a segment. Ends with FIN both ways.
+   */
+  conversation(client: string, cport: number, server: string, sport: number, segments: Array<{ fromClient: boolean; bytes: Uint8Array; wait?: number }>): this {
+    let c = 1000, s = 5000;
+    const seg = (fromClient: boolean, payload: Uint8Array, flags: number) => {
+      const frame = fromClient ? ipv4(client, server, 6, tcpSegment(cport, sport, payload, { seq: c, ack: s, flags }))
+        : ipv4(server, client, 6, tcpSegment(sport, cport, payload, { seq: s, ack: c, flags }));
+      this.add(ethernet(frame));
+    };
+    seg(true, new Uint8Array(), 0x02);
+    c++;
+    seg(false, new Uint8Array(), 0x12);
+    s++;
+    seg(true, new Uint8Array(), 0x10);
+    for (const x of segments) {
+      if (x.wait) this.t += x.wait;
+      seg(x.fromClient, x.bytes, 0x18);
+      if (x.fromClient) c += x.bytes.length; else s += x.bytes.length;
+    }
+    seg(true, new Uint8Array(), 0x11);
+    c++;
+    seg(false, new Uint8Array(), 0x11);
+    return this;
+  }
+
   wait(seconds: number): this {
     this.t += seconds;
     return this;
