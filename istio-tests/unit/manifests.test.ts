@@ -210,7 +210,7 @@ test("agent DaemonSet: host network, only NET_RAW, no API token, runs on every n
   assert.equal(rendered.filter((o) => /Binding$/.test(o.kind) && JSON.stringify(o).includes("egret-agent")).length, 0, "agent has no RBAC");
 });
 
-test("control RBAC is least privilege: read pods/namespaces/policies/ServiceEntries, write only status and events", () => {
+test("control RBAC is least privilege: read pods/namespaces/policies/ServiceEntries, write only status and events, review callers", () => {
   const rules = (one("ClusterRole", "egret-control") as KubeObject & { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] }).rules;
   const grants = new Set<string>();
   for (const r of rules) for (const g of r.apiGroups) for (const res of r.resources) for (const v of r.verbs) grants.add(`${g || "core"}/${res}:${v}`);
@@ -223,6 +223,8 @@ test("control RBAC is least privilege: read pods/namespaces/policies/ServiceEntr
     "egret.dev/egresspolicies/status:update", "egret.dev/egresspolicies/status:patch",
     "egret.dev/clusteregresspolicies/status:update", "egret.dev/clusteregresspolicies/status:patch",
     "core/events:create", "core/events:patch",
+    // egret observe / egret status: the caller's identity and its own RBAC (operator-auth.ts).
+    "authentication.k8s.io/tokenreviews:create", "authorization.k8s.io/subjectaccessreviews:create",
   ];
   assert.deepEqual([...grants].sort(), expected.sort());
   assert.equal(byKind("Role").length + byKind("RoleBinding").length, 0);

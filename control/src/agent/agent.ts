@@ -244,6 +244,7 @@ export class Agent {
         agentId: this.opts.agentId,
         log: this.opts.log,
         replaySource: () => this.store.valid(),
+        captureDrops: () => this.captureDrops,
         maxBatch: this.opts.control.maxBatch,
         ...(this.opts.control.maxBatchBytes ? { maxBatchBytes: this.opts.control.maxBatchBytes } : {}),
         window: this.opts.control.window,

@@ -78,6 +78,27 @@ export const ERROR_CATALOGUE = {
     kind: "permission-denied",
     message: "the pod this stream is bound to no longer owns the connection's source address",
   },
+  // --- Operator views (egret observe, egret status) ------------------------------------
+  EGRET_OPERATOR_UNAUTHENTICATED: {
+    kind: "unauthenticated",
+    message: "egret observe/status need gRPC metadata `authorization: Bearer TOKEN` with a token this control accepts (--token-file: an --operator-token-file entry, or in Kubernetes a token the API server authenticates)",
+  },
+  EGRET_OPERATOR_AUTH_UNAVAILABLE: {
+    kind: "unavailable",
+    message: "the caller's credentials could not be checked right now (TokenReview / SubjectAccessReview unreachable or busy); retry",
+  },
+  EGRET_OPERATOR_FORBIDDEN: {
+    kind: "permission-denied",
+    message: "you may not read a namespace you asked for (Kubernetes: `list egresspolicies.egret.dev` there; file mode: the token's namespaces)",
+  },
+  EGRET_OBSERVE_BAD_FILTER: {
+    kind: "invalid-argument",
+    message: "an ObserveVerdictsRequest filter is not valid",
+  },
+  EGRET_OBSERVE_TOO_MANY_STREAMS: {
+    kind: "resource-exhausted",
+    message: "this replica serves its maximum number of verdict streams; retry later",
+  },
   // --- Configuration and sources ---------------------------------------------------------
   EGRET_CONFIG_INVALID: {
     kind: "invalid-argument",

@@ -148,6 +148,18 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
       labelNames: ["outcome"] as const,
       registers: r,
     }),
+    operatorAuth: new Counter({
+      name: "egret_control_operator_auth_total",
+      help: "egret observe/status calls authenticated, by outcome (ok, missing, malformed, invalid, unavailable, not_configured)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    observeStreams: new Gauge({ name: "egret_control_observe_streams", help: "Open egret observe --follow streams", registers: r }),
+    observeDropped: new Counter({
+      name: "egret_control_observe_dropped_total",
+      help: "Verdict events not delivered to an egret observe stream because it read too slowly (its buffer was full)",
+      registers: r,
+    }),
     fileReloads: new Counter({
       name: "egret_control_file_reloads_total",
       help: "File-mode reloads, by outcome (ok, error)",

@@ -24,6 +24,11 @@ import { PodRegistry } from "./pods.js";
 import { ReportSink, type AuditWriter, type DenyEventSink } from "./reports.js";
 import { ResolutionStore, type StoreLimits } from "./store.js";
 import { MeshConfigTable } from "./mesh-config.js";
+import { NoOperatorCredentials, type OperatorAuthenticator } from "../auth/operator-auth.js";
+import { AgentTracker } from "./agent-tracker.js";
+import { OperatorEdge } from "./operator-edge.js";
+import type { LeaderView, StatusParts } from "./operator-status.js";
+import { VerdictFeed, type FeedLimits } from "./verdict-feed.js";
 
 export interface SourceContext {
   registry: PodRegistry;
@@ -80,6 +85,14 @@ export interface ControlServiceOptions {
   filterSnatPeers?: string[];
   /** Observations for pod IPs not yet known, held until the pod appears. */
   holdLimits?: Partial<HoldLimits>;
+  /** Who may use `egret observe` / `egret status`, and which namespaces (default: nobody). */
+  operatorAuth?: OperatorAuthenticator;
+  /** Recent verdicts kept, and each observer's buffer. */
+  feedLimits?: Partial<FeedLimits>;
+  /** Leader election, once there is one; undefined: status shows the leader as unknown. */
+  leader?: () => LeaderView | undefined;
+  /** Labels that mark control's own pods in its namespace (status lists them as replicas). */
+  replicaSelector?: { namespace: string; labels: Record<string, string> };
 }
 
 export class ControlService {
@@ -93,6 +106,8 @@ export class ControlService {
   readonly reports: ReportSink;
   readonly serverId: string;
   readonly nodeBinding: NodeBinding;
+  readonly feed: VerdictFeed;
+  readonly agents: AgentTracker;
   private readonly grpc: GrpcEdge;
   private http?: HttpEdge;
   private sweepTimer?: NodeJS.Timeout;
@@ -130,7 +145,12 @@ export class ControlService {
       epoch: o.epoch,
     });
     this.lookups = new LookupService(this.store, this.registry, this.metrics, { maxPending: o.maxPendingLookups ?? 100_000 }, o.now, this.meshConfig);
-    this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents);
+    this.feed = new VerdictFeed(o.feedLimits, {
+      dropped: () => this.metrics.observeDropped.inc(),
+      subscribers: (n) => this.metrics.observeStreams.set(n),
+    });
+    this.agents = new AgentTracker(o.now);
+    this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents, (e) => this.feed.publish(e));
     this.nodeBinding = new NodeBinding(
       this.registry,
       (outcome, ip, node, podNode) => {
@@ -159,6 +179,14 @@ export class ControlService {
       limits: o.grpcLimits,
       isReady: () => this.notReadyReason() === undefined,
       now: o.now,
+      agents: this.agents,
+      operator: new OperatorEdge({
+        auth: o.operatorAuth ?? new NoOperatorCredentials(),
+        feed: this.feed,
+        status: this.statusParts(),
+        metrics: this.metrics,
+        log: o.log,
+      }).handlers(),
     });
     // A pod IP that leaves a pod (deleted, or IP changed) takes that pod's resolutions with it.
     this.registry.onChange((c) => {
@@ -250,10 +278,29 @@ export class ControlService {
     };
   }
 
+  /** What `egret status` reads (control/operator-status.ts). */
+  private statusParts(): StatusParts {
+    const sel = this.o.replicaSelector;
+    return {
+      serverId: this.serverId,
+      notReadyReason: () => this.notReadyReason(),
+      peerReplicas: () =>
+        sel ? this.registry.inNamespace(sel.namespace).filter((p) => Object.entries(sel.labels).every(([k, v]) => p.labels[k] === v)).map((p) => p.name) : [],
+      leader: () => this.o.leader?.(),
+      agents: () => this.agents.rows(),
+      pods: () => this.registry.all(),
+      connectedFilters: () => this.hub.connectedFilters(),
+      policies: () => this.catalog.all(),
+      feed: this.feed,
+      now: this.o.now ?? Date.now,
+    };
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.feed.close();
     this.lookups.close();
     await this.grpc.close();
     this.hub.close();

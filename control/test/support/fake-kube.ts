@@ -41,6 +41,13 @@ const KINDS: Record<Collection, { apiVersion: string; kind: string; namespaced: 
   serviceentries: { apiVersion: "networking.istio.io/v1", kind: "ServiceEntry", namespaced: true },
 };
 
+/** A route served by a helper (fake-kube-authz.ts): exact method and path, JSON body in and out. */
+export interface ExtraRoute {
+  method: string;
+  path: string;
+  handle(body: unknown, headers: IncomingMessage["headers"]): { status: number; body: unknown };
+}
+
 export interface RequestRecord {
   method: string;
   collection?: Collection;
@@ -63,6 +70,13 @@ export class FakeKube {
   goneAs: "event" | "status" = "event";
   bookmarkIntervalMs = 200;
   port = 0;
+  /** Extra API groups served by helpers in their own files (e.g. fake-kube-authz.ts). */
+  private readonly extraRoutes: ExtraRoute[] = [];
+
+  /** Serves `method path` with `handle(body)` (JSON in, status + JSON out). */
+  addRoute(route: ExtraRoute): void {
+    this.extraRoutes.push(route);
+  }
 
   async start(): Promise<this> {
     this.server = createServer((req, res) => this.handle(req, res));
@@ -164,6 +178,8 @@ export class FakeKube {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? "/", "http://localhost");
+    const extra = this.extraRoutes.find((r) => r.method === req.method && r.path === url.pathname);
+    if (extra) return this.serveExtra(extra, req, res);
     const route = this.route(url.pathname);
     const watch = url.searchParams.get("watch") === "true";
     const rvParam = url.searchParams.get("resourceVersion") ?? undefined;
@@ -214,6 +230,23 @@ export class FakeKube {
       } catch (err) {
         reply(400, status(400, "BadRequest", (err as Error).message));
       }
+    });
+  }
+
+  private serveExtra(route: ExtraRoute, req: IncomingMessage, res: ServerResponse): void {
+    const record: RequestRecord = { method: req.method ?? "POST", watch: false, status: 200 };
+    this.requests.push(record);
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString()));
+    req.on("end", () => {
+      let out: { status: number; body: unknown };
+      try {
+        out = route.handle(JSON.parse(body || "{}"), req.headers);
+      } catch (err) {
+        out = { status: 400, body: status(400, "BadRequest", (err as Error).message) };
+      }
+      record.status = out.status;
+      res.writeHead(out.status, { "content-type": "application/json" }).end(JSON.stringify(out.body));
     });
   }
 

@@ -14,6 +14,8 @@ import { InsecureAgents, NoAgentCredentials, type AgentAuthenticator } from "../
 import { FileAgentAuthenticator } from "../../auth/agent-tokens.js";
 import { CidrSet } from "../../dns/cidr.js";
 import { isLoopbackListen } from "../../auth/peer.js";
+import { FileOperatorAuthenticator, KubernetesOperatorAuthenticator, NoOperatorCredentials, type OperatorAuthenticator } from "../../auth/operator-auth.js";
+import { KubeAccessReviewer } from "../../k8s/access-review.js";
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
 import type { Logger } from "../../common/log.js";
@@ -74,6 +76,22 @@ function agentAuthenticator(values: { "agent-token-file"?: string; "insecure-age
   }
 }
 
+/** Who may use `egret observe` / `egret status`: Kubernetes RBAC, a token file, or nobody. */
+function operatorAuthenticator(values: { "operator-token-file"?: string }, kc: KubeConfig | undefined, log: Logger): OperatorAuthenticator {
+  const file = values["operator-token-file"];
+  if (kc && file !== undefined) throw new UsageError("--operator-token-file is for file mode; in Kubernetes mode the caller's RBAC decides (TokenReview + SubjectAccessReview)");
+  if (kc) return new KubernetesOperatorAuthenticator(new KubeAccessReviewer(kc), log);
+  if (file === undefined) {
+    log.info("no --operator-token-file: egret observe and egret status are refused (UNAUTHENTICATED)");
+    return new NoOperatorCredentials();
+  }
+  try {
+    return new FileOperatorAuthenticator(file, log);
+  } catch (err) {
+    throw new UsageError(`--operator-token-file: ${(err as Error).message}`);
+  }
+}
+
 const HELP = `usage: egret control (--kubernetes [--kubeconfig FILE] | --policies PATH... --pods FILE) [options]
 
 Serves the egret.v1 gRPC API (FilterService for filters, AgentService for node agents) and an
@@ -129,6 +147,12 @@ trust (docs/security.md):
                             served only there, verifying with \`egret agent --ca-file\`. Without
                             them gRPC is plaintext, with a warning unless it listens on loopback
   --grpc-tls-listen HOST:PORT   TLS address (default 0.0.0.0:9443; AgentService and FilterService)
+  --operator-token-file FILE
+                            file mode: who may use egret observe / egret status, one per line:
+                            \`TOKEN NAME NAMESPACES\` (NAMESPACES: * for all and the cluster-wide
+                            rows, or ns1,ns2); re-read when it changes. Without it they are refused.
+                            Kubernetes mode: the caller's own RBAC decides (TokenReview, then
+                            SubjectAccessReview: list egresspolicies.egret.dev in each namespace)
   --insecure-agents         accept Observe from anyone, for any pod (labs only; logged loudly)
   --filter-snat-peer CIDR   (repeatable; off by default) clusters that SNAT pod traffic to control:
                             filter calls from these addresses are served for the pod they name,
@@ -194,6 +218,7 @@ export const command: CliCommand = {
           "max-lookup-wait-ms": { type: "string" },
           "agent-token-file": { type: "string" },
           "insecure-agents": { type: "boolean" },
+          "operator-token-file": { type: "string" },
           "tls-cert": { type: "string" },
           "tls-key": { type: "string" },
           "grpc-tls-listen": { type: "string", default: "0.0.0.0:9443" },
@@ -247,8 +272,9 @@ export const command: CliCommand = {
     if (values["wasm-previous"] !== undefined && !values.wasm) throw new UsageError("--wasm-previous needs --wasm FILE (the module this release serves)");
     if (values.wasm) routes.push(createWasmHandler(await wasmModules(values.wasm, values["wasm-previous"], log)));
     let source: ControlSource;
+    let kc: KubeConfig | undefined;
     if (values.kubernetes) {
-      const kc = new KubeConfig();
+      kc = new KubeConfig();
       try {
         if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
         else kc.loadFromDefault();
@@ -271,6 +297,8 @@ export const command: CliCommand = {
         log,
       });
     }
+    const operatorAuth = operatorAuthenticator(values, kc, log);
+    const podNamespace = process.env.POD_NAMESPACE;
     const audit = openAuditWriter(values["audit-log"]!);
     const service = new ControlService({
       policyApi: defaultPolicyApi,
@@ -289,6 +317,8 @@ export const command: CliCommand = {
       serverId: process.env.POD_NAME,
       agentAuth,
       filterSnatPeers,
+      operatorAuth,
+      ...(kc && podNamespace ? { replicaSelector: { namespace: podNamespace, labels: { "app.kubernetes.io/name": "egret", "app.kubernetes.io/component": "control" } } } : {}),
       ...(tls ? { tls } : {}),
     });
 

@@ -29,6 +29,10 @@ export function controlRbacObjects(): KubeObject[] {
         { apiGroups: ["egret.dev"], resources: ["egresspolicies/status", "clusteregresspolicies/status"], verbs: ["update", "patch"] },
         // Rate-limited deny Events (core/v1).
         { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
+        // egret observe / egret status: who the caller is (TokenReview) and which namespaces its
+        // own RBAC lets it read (SubjectAccessReview), as kube-rbac-proxy does.
+        { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },
+        { apiGroups: ["authorization.k8s.io"], resources: ["subjectaccessreviews"], verbs: ["create"] },
       ],
     },
     {
