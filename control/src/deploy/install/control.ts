@@ -31,6 +31,8 @@ function controlArgs(s: InstallSettings): string[] {
     `--agent-audience=${AGENT_TOKEN_AUDIENCE}`,
     `--agent-service-account=${NAMESPACE}:${AGENT_NAME}`,
     ...s.clusterCidrs.map((c) => `--cluster-cidr=${c}`),
+    // The EnvoyFilter's workloadSelector: coverage calls sidecars it leaves out envoy-without-filter.
+    ...Object.entries(s.workloadSelector).map(([k, v]) => `--filter-selector=${k}=${v}`),
   ];
 }
 
