@@ -417,3 +417,28 @@ test("ECH opt-in: an ECH ClientHello passes only when every name the pod resolve
     const ev = await w.events(3);
     assert.deepEqual(ev.map((e) => [e.verdict, e.reason, e.rule]), [["allow", "allowed", "browsers"], ["deny", "sni-unverified", "browsers"], ["allow", "allowed", "other"]]);
   }));
+
+const WILDCARD = `
+apiVersion: egret.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: wildcard, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  rules:
+    - {name: one, action: Allow, to: {domains: ["*.one.example", "**.many.example"]}}
+`;
+
+test("names stay label-exact: a proxy target with an escaped dot ('allowed\\.one.example' = [allowed.one][example]) is not under *.one.example; the plain twin is", () =>
+  withWorld({ policy: WILDCARD, config: { forwardProxies: [PROXY] } }, async (w) => {
+    const cases: [string, boolean][] = [
+      ["allowed\\.one.example", false], ["x.allowed\\046one.example", false], ["a\\.b.many.example", false], ["a..b.many.example", false],
+      ["allowed.one.example", true], ["a.b.many.example", true],
+    ];
+    for (const [target, allowed] of cases) {
+      const c = w.connect(PROXY);
+      c.downstreamData(http(`CONNECT ${target}:443 HTTP/1.1\nHost: ${target}:443\n\n`));
+      assert.equal(!c.closed, allowed, target);
+    }
+    const ev = await w.events(cases.length);
+    assert.deepEqual(ev.map((e) => e.verdict), cases.map(([, a]) => (a ? "allow" : "deny")));
+  }));
