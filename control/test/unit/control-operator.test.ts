@@ -30,6 +30,7 @@ import {
 import { ControlFixture, WatchClient, bearer, egressPolicy, eventually, fromPod, loopbackOf, observe, observation } from "../support/control-harness.js";
 import { FakeKube, kube } from "../support/fake-kube.js";
 import { FakeAccessReviews } from "../support/fake-kube-authz.js";
+import { API_AUDIENCE, FakeServiceAccountTokens } from "../support/fake-kube-tokens.js";
 
 const SHOP = { name: "web-1", namespace: "shop", ips: ["198.18.1.10"], labels: { app: "web" } };
 const LAB = { name: "notebook-1", namespace: "lab", ips: ["198.18.1.20"], labels: { app: "notebook" } };
@@ -230,6 +231,7 @@ const NB_IPS = ["198.18.1.20", loopbackOf({ ips: ["198.18.1.20"] })];
 async function kubeControl(t: import("node:test").TestContext, ttlMs: number) {
   const api = await new FakeKube().start();
   const reviews = new FakeAccessReviews().install(api);
+  const tokens = new FakeServiceAccountTokens(api);
   api.upsert("namespaces", kube.namespace("shop"));
   api.upsert("namespaces", kube.namespace("lab"));
   api.upsert("pods", kube.pod("shop", "web-1", WEB_IPS, { app: "web" }, { nodeName: "node-1" }));
@@ -253,54 +255,61 @@ async function kubeControl(t: import("node:test").TestContext, ttlMs: number) {
     t.after(() => fw.close());
     return fw.address;
   };
-  return { api, reviews, service, address: `127.0.0.1:${grpcPort}`, web: await via(WEB_IPS), notebook: await via(NB_IPS) };
+  /** A token of ServiceAccount ops/NAME for the API server's own audience (what kubectl create token gives). */
+  const tokenOf = (name: string) => {
+    tokens.serviceAccount("ops", name);
+    return tokens.issue({ namespace: "ops", serviceAccount: name, audiences: [API_AUDIENCE] });
+  };
+  return { api, reviews, tokenOf, service, address: `127.0.0.1:${grpcPort}`, web: await via(WEB_IPS), notebook: await via(NB_IPS) };
 }
 
 test("scoping attack (Kubernetes): a user whose RBAC denies lab sees nothing of lab; a revoked RoleBinding or token ends what it could see", async (t) => {
   const k = await kubeControl(t, 200);
-  k.reviews.addToken("alice-token", { username: "alice", groups: ["system:authenticated"] });
-  k.reviews.addToken("root-token", { username: "root", groups: ["ops"] });
-  k.reviews.allow({ subject: "alice", verb: "list", group: "egret.dev", resource: "egresspolicies", namespace: "shop" });
-  k.reviews.allow({ subject: "group:ops", verb: "list", group: "egret.dev", resource: "egresspolicies", namespace: "*" });
-  k.reviews.allow({ subject: "group:ops", verb: "list", group: "egret.dev", resource: "clusteregresspolicies", namespace: "*" });
+  const ALICE = "system:serviceaccount:ops:alice";
+  const aliceToken = k.tokenOf("alice");
+  const rootToken = k.tokenOf("root");
+  k.reviews.allow({ subject: ALICE, verb: "list", group: "egret.dev", resource: "egresspolicies", namespace: "shop" });
+  k.reviews.allow({ subject: "system:serviceaccount:ops:root", verb: "list", group: "egret.dev", resource: "egresspolicies", namespace: "*" });
+  k.reviews.allow({ subject: "system:serviceaccount:ops:root", verb: "list", group: "egret.dev", resource: "clusteregresspolicies", namespace: "*" });
   await report(k.web, [event({ ips: WEB_IPS }, "VERDICT_DENY", "REASON_DEFAULT_DENY", "")]);
   await report(k.notebook, [event({ ips: NB_IPS }, "VERDICT_DENY", "REASON_DEFAULT_DENY", "")]);
 
-  assert.deepEqual(verdictsOf(await observeAll(k.address, "root-token")).map((e) => e.pod_namespace), ["shop", "lab"]);
-  assert.deepEqual(verdictsOf(await observeAll(k.address, "alice-token")).map((e) => e.pod_namespace), ["shop"]);
-  assert.ok(k.reviews.accessReviews.some((r) => r.user === "alice" && r.namespace === "lab" && r.resource === "egresspolicies" && r.verb === "list" && !r.allowed));
-  await assert.rejects(observeAll(k.address, "alice-token", { namespaces: ["lab"] }), rejectsWith(grpc.status.PERMISSION_DENIED, "EGRET_OPERATOR_FORBIDDEN"));
+  assert.deepEqual(verdictsOf(await observeAll(k.address, rootToken)).map((e) => e.pod_namespace), ["shop", "lab"]);
+  assert.deepEqual(verdictsOf(await observeAll(k.address, aliceToken)).map((e) => e.pod_namespace), ["shop"]);
+  assert.ok(k.reviews.accessReviews.some((r) => r.user === ALICE && r.namespace === "lab" && r.resource === "egresspolicies" && r.verb === "list" && !r.allowed));
+  await assert.rejects(observeAll(k.address, aliceToken, { namespaces: ["lab"] }), rejectsWith(grpc.status.PERMISSION_DENIED, "EGRET_OPERATOR_FORBIDDEN"));
   await assert.rejects(observeAll(k.address, "mallory-token"), rejectsWith(grpc.status.UNAUTHENTICATED, "EGRET_OPERATOR_UNAUTHENTICATED"));
 
-  const s = await getStatus(k.address, "alice-token");
+  const s = await getStatus(k.address, aliceToken);
   assert.equal(s.cluster_visible, false);
   assert.deepEqual(s.filters.map((x) => x.namespace), ["shop"]);
   assert.deepEqual(s.denies.map((d) => d.namespace), ["shop"]);
-  assert.deepEqual((await getStatus(k.address, "root-token")).denies.map((d) => d.namespace).sort(), ["lab", "shop"]);
+  assert.deepEqual((await getStatus(k.address, rootToken)).denies.map((d) => d.namespace).sort(), ["lab", "shop"]);
 
   // Live: alice follows; lab's verdicts never arrive; when her RoleBinding goes, shop's stop too.
-  const live = new Follower(k.address, "alice-token");
+  const live = new Follower(k.address, aliceToken);
   t.after(() => live.close());
   await eventually(() => live.historyDone, "history");
   await report(k.notebook, [event({ ips: NB_IPS }, "VERDICT_DENY", "REASON_DEFAULT_DENY", "")]);
   await report(k.web, [event({ ips: WEB_IPS }, "VERDICT_ALLOW", "REASON_ALLOWED", "")]);
   await eventually(() => live.verdicts.length >= 1, "shop's live verdict");
   assert.deepEqual(live.verdicts.map((e) => e.pod_namespace), ["shop"]);
-  k.reviews.revoke("alice");
+  k.reviews.revoke(ALICE);
   await new Promise((r) => setTimeout(r, 300)); // past the 200 ms cache
   await report(k.web, [event({ ips: WEB_IPS }, "VERDICT_ALLOW", "REASON_ALLOWED", "")]);
-  const marker = new Follower(k.address, "root-token");
+  const marker = new Follower(k.address, rootToken);
   t.after(() => marker.close());
   await eventually(() => marker.historyDone, "a second observer is live");
   await report(k.web, [event({ ips: WEB_IPS }, "VERDICT_DENY", "REASON_DENIED_BY_RULE", "")]);
   await eventually(() => marker.verdicts.some((e) => e.reason === "REASON_DENIED_BY_RULE"), "the marker reached a live observer");
   assert.deepEqual(live.verdicts.map((e) => e.pod_namespace), ["shop"], "after the RoleBinding went, nothing more");
-  // A revoked token ends the stream at the next check.
-  k.reviews.addToken("bob-token", { username: "bob", groups: ["ops"] });
-  const bobs = new Follower(k.address, "bob-token");
+  // A token that stops being valid (its ServiceAccount deleted) ends the stream at the next check.
+  const bobToken = k.tokenOf("bob");
+  k.reviews.allow({ subject: "group:system:serviceaccounts:ops", verb: "list", group: "egret.dev", resource: "egresspolicies", namespace: "shop" });
+  const bobs = new Follower(k.address, bobToken);
   t.after(() => bobs.close());
   await eventually(() => bobs.historyDone, "bob's history");
-  k.reviews.revokeToken("bob-token");
+  k.api.delete("serviceaccounts", "ops", "bob");
   await new Promise((r) => setTimeout(r, 300));
   await report(k.web, [event({ ips: WEB_IPS }, "VERDICT_ALLOW", "REASON_ALLOWED", "")]);
   await eventually(() => bobs.error, "bob's stream to end");
