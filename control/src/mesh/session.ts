@@ -7,7 +7,9 @@ import { stringify } from "yaml";
 import type { MeshCluster } from "./cluster.js";
 import type { ManagedProcess } from "./process.js";
 import { SIDECAR_GID, SIDECAR_PORT, SIDECAR_UID, type PodNetwork } from "./netns.js";
-import { AGENT_HTTP_PORT, SIDECAR_ADMIN_PORT, nodeName, startAgent, startControl, startSidecar, writeAgentCredentials, type MeshFiles, type Repo } from "./components.js";
+import {
+  AGENT_HTTP_PORT, SIDECAR_ADMIN_PORT, nodeName, startAgent, startControl, startSidecar, writeAgentCredentials, writeOperatorCredentials, type MeshFiles, type Repo,
+} from "./components.js";
 import { run } from "./exec.js";
 import { sleep } from "./process.js";
 import type { ScenarioPod } from "./scenario.js";
@@ -35,6 +37,7 @@ export class EgretSession {
     const files: MeshFiles = {
       policyDir: join(dir, "policies"), podsFile: join(dir, "pods.yaml"), auditLog: join(dir, "audit.log"), logDir: dir,
       agentTokens: join(dir, "agent-tokens"), agentToken: join(dir, "agent-token"),
+      operatorTokens: join(dir, "operator-tokens"), operatorToken: join(dir, "operator-token"),
     };
     writeFileSync(join(files.policyDir, "policies.yaml"), spec.policies.map((p) => stringify(p)).join("---\n"));
     writeFileSync(files.auditLog, "");
@@ -60,6 +63,7 @@ export class EgretSession {
       pods: spec.pods.map((p) => ({ name: p.name, namespace: p.namespace, labels: p.labels, ips: [this.pods.get(p.key)!.ip], node: nodeName(net) })),
     }));
     writeAgentCredentials(net, this.files);
+    writeOperatorCredentials(this.files);
     this.control = await startControl(net, this.repo, this.files, world.clusterCidrs);
     this.agent = await startAgent(net, this.repo, this.files, world.resolver);
     const forwardProxies = world.services.filter((s) => s.kind === "forward-proxy").flatMap((s) => s.addresses.map((a) => `${a}:${s.port}`));
