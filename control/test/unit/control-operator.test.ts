@@ -6,9 +6,11 @@
 // buffer and never blocks the filters' Report calls.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { silentLogger } from "../../src/common/log.js";
 import { FileOperatorAuthenticator, KubernetesOperatorAuthenticator } from "../../src/auth/operator-auth.js";
@@ -31,6 +33,20 @@ import { ControlFixture, WatchClient, bearer, egressPolicy, eventually, fromPod,
 import { FakeKube, kube } from "../support/fake-kube.js";
 import { FakeAccessReviews } from "../support/fake-kube-authz.js";
 import { API_AUDIENCE, FakeServiceAccountTokens } from "../support/fake-kube-tokens.js";
+
+const BIN = join(fileURLToPath(new URL("../../../../", import.meta.url)), "bin", "egret.js");
+
+/** Runs a program to its end without blocking the event loop (control runs in this process). */
+function spawnAsync(cmd: string, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { env: { ...process.env, NO_COLOR: "1" } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+    child.on("close", (code) => resolve({ code, stdout, stderr }));
+  });
+}
 
 const SHOP = { name: "web-1", namespace: "shop", ips: ["198.18.1.10"], labels: { app: "web" } };
 const LAB = { name: "notebook-1", namespace: "lab", ips: ["198.18.1.20"], labels: { app: "notebook" } };
@@ -342,4 +358,39 @@ test("status counts agents with their capture drops and connected filters per na
     { namespace: "lab", connected_pods: 0, known_pods: 1, selected_pods: 0 },
     { namespace: "shop", connected_pods: 1, known_pods: 1, selected_pods: 1 },
   ]);
+});
+
+test("with TLS, operator calls are served only on the TLS port: the egret CLI verifies with --ca-file; the plaintext port has no OperatorService", { skip: spawnSync("openssl", ["version"]).status !== 0 && "openssl is not installed (scripts/apt-packages.txt)" }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "egE-operator-tls-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const made = spawnSync("openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", "key.pem", "-out", "cert.pem",
+    "-days", "1", "-subj", "/CN=egret-control", "-addext", "subjectAltName=IP:127.0.0.1"], { cwd: dir, encoding: "utf8" });
+  assert.equal(made.status, 0, made.stderr);
+  const tokens = join(dir, "operator-tokens");
+  writeFileSync(tokens, `${ADMIN_TOKEN} admin *\n`);
+  writeFileSync(join(dir, "token"), `${ADMIN_TOKEN}\n`);
+  const f = new ControlFixture([SHOP], { "shop.yaml": egressPolicy("web-egress", "shop", { app: "web" }, ["api.shop.test"]) }, {}, {
+    operatorAuth: new FileOperatorAuthenticator(tokens, silentLogger()),
+    tls: { cert: readFileSync(join(dir, "cert.pem")), key: readFileSync(join(dir, "key.pem")), listen: "127.0.0.1:0" },
+  });
+  t.after(async () => {
+    await f.stop();
+    f.cleanup();
+  });
+  await f.start();
+  await report(await f.filterAddress(SHOP), [event(SHOP, "VERDICT_DENY", "REASON_DEFAULT_DENY", "shop/web-egress")]);
+  const egret = (...args: string[]) => spawnAsync(process.execPath, [BIN, ...args, "--token-file", join(dir, "token")]);
+  const tlsAt = `127.0.0.1:${f.ports.tlsPort}`;
+  const status = await egret("status", "--control", tlsAt, "--ca-file", join(dir, "cert.pem"), "--json");
+  assert.equal(status.code, 0, status.stderr);
+  const denies = (JSON.parse(status.stdout) as { denies: { namespace: string; verdict: string; reason: string; count: number }[] }).denies;
+  assert.deepEqual(denies.map((d) => `${d.namespace} ${d.verdict} ${d.reason} ${d.count}`), ["shop deny default-deny 1"]);
+  const seen = await egret("observe", "--control", tlsAt, "--ca-file", join(dir, "cert.pem"), "--json");
+  assert.equal(seen.code, 0, seen.stderr);
+  assert.deepEqual(seen.stdout.trim().split("\n").map((l) => (JSON.parse(l) as { pod: string; verdict: string }).verdict), ["deny"]);
+  const plain = await egret("observe", "--control", f.address);
+  assert.equal(plain.code, 1);
+  assert.match(plain.stderr, /UNIMPLEMENTED/);
+  const untrusted = await egret("status", "--control", tlsAt, "--timeout", "3");
+  assert.equal(untrusted.code, 1, "plaintext to the TLS port gets nowhere");
 });
