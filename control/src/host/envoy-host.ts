@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { RealClock, ManualClock, type Clock } from "./clock.js";
 import { StatStore } from "./metrics.js";
 import { SharedData, SharedQueues } from "./shared-state.js";
-import { GrpcChannels } from "./grpc-callouts.js";
+import { GrpcChannels, type ClusterEndpoints } from "./grpc-callouts.js";
 import { linkCheck, LinkError } from "./link.js";
 import { WasmVm } from "./vm.js";
 import { Connection, type ConnectionOptions, type FailurePolicy } from "./connection.js";
@@ -29,8 +29,15 @@ export interface EnvoyHostOptions {
   concurrency?: number;
   /** The pod this sidecar belongs to: xds.node.* properties (§4.3). */
   node?: NodeIdentity;
-  /** gRPC cluster name → "host:port" (§5). */
-  grpcClusters?: Record<string, string>;
+  /**
+   * gRPC cluster name → its endpoint "host:port", or several (replicas: each call and stream is
+   * load balanced least-request, as Istio's default; §5, docs/reference/envoy-grpc.md).
+   */
+  grpcClusters?: Record<string, ClusterEndpoints>;
+  /** Default of ConnectionOptions.connectImmediately for every connection (test drivers). */
+  connectImmediately?: boolean;
+  /** Random source of the least-request choice (tests make it deterministic). Default Math.random. */
+  lbRandom?: () => number;
   /**
    * Source address of gRPC connections (Envoy's cluster_manager.upstream_bind_config): control
    * binds a filter to the pod that owns it. Any 127.0.0.0/8 address on one machine.
@@ -83,7 +90,7 @@ export class EnvoyHost {
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new Error(`concurrency must be an integer from 1 to 64, got ${concurrency}`);
     const logLevel = options.logLevel ?? 0;
     const maxLogs = options.maxLogEntries ?? 10_000;
-    const grpc = await GrpcChannels.create(options.grpcClusters ?? {}, options.grpcSourceAddress);
+    const grpc = await GrpcChannels.create(options.grpcClusters ?? {}, options.grpcSourceAddress, options.lbRandom);
     let host: EnvoyHost | undefined;
     const pending: LogEntry[] = [];
     const services: HostServices = {
@@ -136,16 +143,24 @@ export class EnvoyHost {
     let vm = this.workers[index];
     if (!vm) throw new Error(`no worker ${index}: concurrency is ${this.workers.length}`);
     if (vm.failed && this.options.failurePolicy === "FAIL_RELOAD") vm = this.reload(index);
-    const c = new Connection(vm, options, this.options.failurePolicy ?? "FAIL_CLOSED", (done) => this.connections.delete(done));
+    const c = new Connection(vm, { connectImmediately: this.options.connectImmediately, ...options }, this.options.failurePolicy ?? "FAIL_CLOSED", (done) => this.connections.delete(done));
     this.connections.add(c);
     c.open();
     return c;
   }
 
-  /** Advances an injected ManualClock by `ms`, firing due ticks and timers (tests, simulate). */
-  tick(ms: number): void {
+  /**
+   * Advances an injected ManualClock by `ms`, firing due ticks and timers (tests); network answers
+   * that are ready arrive between two timers, as in Envoy.
+   */
+  tick(ms: number): Promise<void> {
     if (!(this.services.clock instanceof ManualClock)) throw new Error("host.tick() needs EnvoyHostOptions.clock = new ManualClock()");
-    this.services.clock.advance(ms);
+    return this.services.clock.advance(ms);
+  }
+
+  /** Active gRPC/HTTP callouts per endpoint, and how many client connections exist (one per VM × endpoint). */
+  grpcUsage(): { active: Map<string, number>; clients: number } {
+    return { active: this.grpc.activeRequests(), clients: this.grpc.clientCount };
   }
 
   /** FAIL_RELOAD: a fresh VM for a failed worker (Envoy reloads with backoff; here at once). */

@@ -12,10 +12,10 @@ export function startHttpCall(vm: WasmVm, req: HttpCallRequest): { status: numbe
   const header = (name: string): string | undefined => req.headers.find(([k]) => k.toString() === name)?.[1].toString();
   const method = header(":method"), path = header(":path"), authority = header(":authority");
   if (!method || !path || !authority) return { status: Status.BadArgument };
-  const address = vm.services.grpc.address(req.cluster);
-  if (!address) return { status: Status.BadArgument };
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
-  if (!m) return { status: Status.BadArgument };
+  const endpoint = vm.services.grpc.pick(req.cluster);
+  if (!endpoint) return { status: Status.BadArgument };
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(endpoint.address) ?? /^([^:]+):(\d+)$/.exec(endpoint.address);
+  if (!m) { endpoint.release(); return { status: Status.BadArgument }; }
   const token = vm.nextCalloutToken(CalloutType.HttpCall);
   const headers: Record<string, string> = { host: authority };
   for (const [k, v] of req.headers) { const key = k.toString(); if (!key.startsWith(":")) headers[key] = v.toString(); }
@@ -24,6 +24,7 @@ export function startHttpCall(vm: WasmVm, req: HttpCallRequest): { status: numbe
     if (done) return;
     done = true;
     vm.callouts.delete(token);
+    endpoint.release();
     setImmediate(() => { if (!vm.failed && vm.contexts.has(vm.rootContextId)) vm.defer(fn); });
   };
   const failure = (message: string): void => finish(() => {

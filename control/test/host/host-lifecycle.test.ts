@@ -79,6 +79,6 @@ test("a root returning false from on_done is kept until proxy_done", async () =>
 
 // Test that the minimal filter module loads with the default options (no plugin config at all; §1.4 lifecycle).
 test("the minimal filter loads without configuration", async () => {
-  const host = await EnvoyHost.create({ wasm: probePath("host_minimal") });
+  const host = await EnvoyHost.create({ connectImmediately: true, wasm: probePath("host_minimal") });
   try { assert.equal(lines(host, "minimal: configured").length, 4); } finally { await host.close(); }
 });

@@ -8,7 +8,7 @@ import { probeHost, probePath } from "./helpers.js";
 // Test that 50k byte-sized data callbacks (reading the buffer each time) do not grow memory (§2.4: host copies are freed).
 test("memory stays flat across 50k downstream_data callbacks and 2k connections", async () => {
   for (const [wasm, config] of [[probePath("host_probe"), "quiet metrics"], [probePath("host_minimal"), "{}"]] as const) {
-    const host = await EnvoyHost.create({ wasm, pluginConfig: config, concurrency: 1 });
+    const host = await EnvoyHost.create({ connectImmediately: true, wasm, pluginConfig: config, concurrency: 1 });
     try {
       const vm = host.workers[0];
       const run = (conns: number, chunks: number): void => {
