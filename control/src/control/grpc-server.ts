@@ -22,6 +22,7 @@ import type { NodeBinding } from "../auth/node-binding.js";
 import type { PodRegistry } from "./pods.js";
 import { asControlError, ControlError, type ErrorKind } from "./errors.js";
 import type { WatchHub, Subscription } from "./hub.js";
+import type { CoverageTracker } from "./coverage.js";
 import type { LookupService } from "./lookup.js";
 import type { ControlMetrics } from "./metrics.js";
 import type { ReportSink } from "./reports.js";
@@ -67,6 +68,8 @@ export const DEFAULT_GRPC_LIMITS: GrpcLimits = {
 
 export interface GrpcEdgeOptions {
   hub: WatchHub;
+  /** Counts the Watch streams bound to each pod (enforcement coverage). */
+  coverage?: Pick<CoverageTracker, "filterConnected">;
   lookups: LookupService;
   store: ResolutionStore;
   reports: ReportSink;
@@ -173,11 +176,13 @@ export class GrpcEdge {
     let subscription: Subscription | undefined;
     let finished = false;
     let unbind: (() => void) | undefined;
+    let disconnected: (() => void) | undefined;
     const finish = (err?: unknown) => {
       if (finished) return;
       finished = true;
       this.openCalls.delete(stream);
       unbind?.();
+      disconnected?.();
       subscription?.close();
       if (err) {
         this.o.log.info({ err: asControlError(err).message }, "watch: ending stream");
@@ -202,6 +207,7 @@ export class GrpcEdge {
             },
             { send: (m) => call.write(m), onDrain: (cb) => call.on("drain", cb) },
           );
+          disconnected = this.o.coverage?.filterConnected(req.pod_namespace, req.pod_name);
         } else if (!subscription) {
           throw new ControlError("EGRET_WATCH_SUBSCRIBE_FIRST");
         } else if (req.type === "WATCH_REQUEST_TYPE_ACK") {

@@ -144,8 +144,23 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
     }),
     kubeEvents: new Counter({
       name: "egret_control_kubernetes_events_total",
-      help: "Kubernetes Events for denies, by outcome (posted, rate_limited, error)",
+      help: "Kubernetes Events (denies, coverage, bypass), by outcome (posted, rate_limited, error)",
       labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    // Enforcement coverage (coverage.ts): pods some policy selects, enforced by a connected filter or not.
+    selectedPods: new Gauge({ name: "egret_control_selected_pods", help: "Pods selected by at least one policy", registers: r }),
+    enforcedPods: new Gauge({ name: "egret_control_enforced_pods", help: "Selected pods with a filter connected (a live Watch bound to the pod)", registers: r }),
+    unenforcedPods: new Gauge({
+      name: "egret_control_unenforced_pods",
+      help: "Selected pods no filter enforces, by reason (no-sidecar, envoy-without-filter, filter-not-connected)",
+      labelNames: ["reason"] as const,
+      registers: r,
+    }),
+    coverageTransitions: new Counter({
+      name: "egret_control_coverage_transitions_total",
+      help: "Selected pods announced unenforced (after the grace period) or enforced again, by state reached and reason",
+      labelNames: ["to", "reason"] as const,
       registers: r,
     }),
     fileReloads: new Counter({

@@ -317,11 +317,15 @@ function mergePatch(target: unknown, patch: unknown): unknown {
 export const kube = {
   namespace: (name: string, labels: Record<string, string> = {}): KubeObject => ({ metadata: { name, labels } }),
   /** `ip`: one address or several (status.podIPs); `nodeName`: spec.nodeName. */
-  pod: (namespace: string, name: string, ip: string | string[], labels: Record<string, string>, extra: { hostNetwork?: boolean; phase?: string; nodeName?: string } = {}): KubeObject => {
+  /** `sidecar`: an injected `istio-proxy` container ("native": a restartable init container). */
+  pod: (namespace: string, name: string, ip: string | string[], labels: Record<string, string>, extra: { hostNetwork?: boolean; phase?: string; nodeName?: string; sidecar?: boolean | "native" } = {}): KubeObject => {
     const ips = typeof ip === "string" ? [ip] : ip;
+    const proxy = { name: "istio-proxy", image: "proxyv2" };
+    const containers = [{ name: "app", image: "app" }, ...(extra.sidecar === true ? [proxy] : [])];
+    const init = extra.sidecar === "native" ? { initContainers: [{ ...proxy, restartPolicy: "Always" }] } : {};
     return {
       metadata: { name, namespace, labels },
-      spec: { containers: [{ name: "app", image: "app" }], hostNetwork: extra.hostNetwork, ...(extra.nodeName ? { nodeName: extra.nodeName } : {}) },
+      spec: { containers, ...init, hostNetwork: extra.hostNetwork, ...(extra.nodeName ? { nodeName: extra.nodeName } : {}) },
       status: { phase: extra.phase ?? "Running", podIP: ips[0], podIPs: ips.map((x) => ({ ip: x })) },
     };
   },

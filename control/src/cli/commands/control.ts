@@ -118,6 +118,13 @@ options:
   --max-entries N           resolution entries in total (default 2000000)
   --max-lookup-wait-ms MS   longest Lookup wait honoured (default 5000)
 
+coverage (docs/operations.md "Coverage and bypass reports"):
+  --filter-selector KEY=VALUE  the EnvoyFilter's workloadSelector (\`egret manifests --selector\`;
+                            repeatable): selected pods with a sidecar it leaves out are reported
+                            \`envoy-without-filter\` rather than \`filter-not-connected\`
+  --coverage-grace-ms MS    a selected pod unenforced this long is announced (log, Event
+                            EgressNotEnforced); default 30000. /status and /coverage show it at once
+
 trust (docs/security.md):
   --agent-token-file FILE   agents allowed to deliver DNS evidence, one per line: \`TOKEN NODE-NAME\`
                             (blank lines and # comments allowed; re-read when it changes). An agent
@@ -164,6 +171,17 @@ async function wasmModules(currentPath: string, previous: string | undefined, lo
   }
 }
 
+/** --filter-selector KEY=VALUE… → labels (like the EnvoyFilter's workloadSelector). */
+function parseSelector(pairs: string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf("=");
+    if (eq <= 0) throw new UsageError(`--filter-selector ${JSON.stringify(pair)}: expected KEY=VALUE (a label of the EnvoyFilter's workloadSelector)`);
+    out[pair.slice(0, eq)] = pair.slice(eq + 1);
+  }
+  return out;
+}
+
 export const command: CliCommand = {
   name: "control",
   summary: "run the control service (gRPC API for filters and agents; Kubernetes or file mode)",
@@ -198,6 +216,8 @@ export const command: CliCommand = {
           "tls-key": { type: "string" },
           "grpc-tls-listen": { type: "string", default: "0.0.0.0:9443" },
           "filter-snat-peer": { type: "string", multiple: true },
+          "filter-selector": { type: "string", multiple: true },
+          "coverage-grace-ms": { type: "string" },
           help: { type: "boolean", short: "h" },
         },
         strict: true,
@@ -231,6 +251,8 @@ export const command: CliCommand = {
     const limits = Object.fromEntries(Object.entries(storeLimits).filter(([, v]) => v !== undefined));
     const maxLookupWaitMs = int("max-lookup-wait-ms", values["max-lookup-wait-ms"], 1, 60_000);
 
+    const filterSelector = parseSelector(values["filter-selector"] ?? []);
+    const coverageGraceMs = int("coverage-grace-ms", values["coverage-grace-ms"], 0, 86_400_000);
     const log = createLogger("control");
     const agentAuth = agentAuthenticator(values, log);
     const tls = tlsOptions(values, log);
@@ -289,6 +311,8 @@ export const command: CliCommand = {
       serverId: process.env.POD_NAME,
       agentAuth,
       filterSnatPeers,
+      filterSelector,
+      coverageGraceMs,
       ...(tls ? { tls } : {}),
     });
 

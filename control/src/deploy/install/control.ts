@@ -29,6 +29,8 @@ function controlArgs(s: InstallSettings): string[] {
     `--wasm-previous=http://${controlHost}:${HTTP_PORT}`,
     "--audit-log=stdout",
     ...s.clusterCidrs.map((c) => `--cluster-cidr=${c}`),
+    // The EnvoyFilter's workloadSelector: coverage calls sidecars it leaves out envoy-without-filter.
+    ...Object.entries(s.workloadSelector).map(([k, v]) => `--filter-selector=${k}=${v}`),
   ];
 }
 
