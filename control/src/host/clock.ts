@@ -33,7 +33,7 @@ export class RealClock implements Clock {
 /**
  * A clock that only moves when advance() is called; due timers fire in time order.
  *
- * Between two timers the event loop gets a turn, so network events that are ready (a gRPC
+ * Between two instants the event loop gets a turn, so network events that are ready (a gRPC
  * answer, a stream message) are delivered between two ticks of one advance(), as they would be
  * in Envoy where time passes while the dispatcher also serves sockets. advance() calls run one
  * after another, never interleaved.
@@ -59,6 +59,11 @@ export class ManualClock implements Clock {
     return run;
   }
 
+  private dueAt(ms: number): boolean {
+    for (const t of this.timers.values()) if (t.at <= ms) return true;
+    return false;
+  }
+
   private async run(ms: number): Promise<void> {
     const target = this.nowMs + ms;
     for (;;) {
@@ -69,7 +74,9 @@ export class ManualClock implements Clock {
       this.timers.delete(nextId);
       this.nowMs = Math.max(this.nowMs, t.at);
       t.fn();
-      await new Promise<void>((resolve) => setImmediate(resolve));
+      // Timers due at the same instant run in one pass, as an event loop runs every expired
+      // timer before it polls sockets again; the sockets get their turn before time moves on.
+      if (!this.dueAt(this.nowMs)) await new Promise<void>((resolve) => setImmediate(resolve));
     }
     this.nowMs = target;
   }

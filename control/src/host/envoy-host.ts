@@ -57,7 +57,15 @@ export interface EnvoyHostOptions {
   maxLogEntries?: number;
 }
 
-export interface VmStatus { name: string; failed: boolean; failure?: string; rootContextId: number; liveContexts: number }
+export interface VmStatus {
+  name: string; failed: boolean; failure?: string;
+  /** The root context new connections get (the newest configuration's). */
+  rootContextId: number;
+  /** Every live root context, oldest first (more than one after reconfigure(), until the old ones drain). */
+  rootContextIds: number[];
+  /** Live contexts: roots plus streams not yet deleted. */
+  liveContexts: number;
+}
 
 export class EnvoyHost {
   private readonly logEntries: LogEntry[] = [];
@@ -163,11 +171,45 @@ export class EnvoyHost {
     return { active: this.grpc.activeRequests(), clients: this.grpc.clientCount };
   }
 
+  /**
+   * A new plugin configuration with the same VM key, as a listener update delivers it (§6.1,
+   * §6.2; docs/reference/envoy-host-behaviour.md #6): a canary VM must accept it (otherwise it
+   * is rejected and nothing changes); then every VM gets a second root context configured with it,
+   * which new connections use. Connections already open keep their root; each VM's old root is
+   * shut down (on_done, on_delete) once the last of them has closed.
+   */
+  reconfigure(pluginConfig: string | Uint8Array): { ok: boolean; reason?: string } {
+    if (this.closed) throw new Error("EnvoyHost is closed");
+    const bytes = toBytes(pluginConfig);
+    const canary = new WasmVm("canary", this.services, this.module);
+    const started = canary.start();
+    const r = started ? canary.createRoot(bytes) : { ok: false, reason: canary.failure ?? "start failed" };
+    canary.discard();
+    if (!r.ok) {
+      this.record({ vm: "canary", level: 4, message: `new plugin configuration rejected: ${r.reason}`, host: true });
+      return { ok: false, reason: r.reason };
+    }
+    for (const vm of [this.mainVm, ...this.workers]) {
+      if (vm.failed) continue;
+      const old = vm.rootIds;
+      const added = vm.createRoot(bytes);
+      if (!added.ok) {
+        this.record({ vm: vm.name, level: 4, message: `configuring the new root context failed: ${added.reason}`, host: true });
+        continue;
+      }
+      for (const id of old) vm.retireRoot(id);
+    }
+    this.currentPluginConfig = bytes;
+    return { ok: true };
+  }
+
+  private currentPluginConfig?: Buffer;
+
   /** FAIL_RELOAD: a fresh VM for a failed worker (Envoy reloads with backoff; here at once). */
   private reload(index: number): WasmVm {
     const old = this.workers[index];
     const vm = new WasmVm(old.name, this.services, this.module);
-    const ok = vm.start() && vm.createRoot().ok;
+    const ok = vm.start() && vm.createRoot(this.currentPluginConfig).ok;
     if (!ok) {
       this.record({ vm: old.name, level: 4, message: `wasm VM reload failed: ${vm.failure ?? "configure refused"}`, host: true });
       return old; // still failed: its connections are closed
@@ -206,7 +248,7 @@ export class EnvoyHost {
   sharedData(key: string): { value: Buffer; cas: number } | undefined { return this.services.sharedData.get(this.services.vmId, key); }
 
   vmStatus(): VmStatus[] {
-    return [this.mainVm, ...this.workers].map((vm) => ({ name: vm.name, failed: vm.failed, failure: vm.failure, rootContextId: vm.rootContextId, liveContexts: vm.contexts.size }));
+    return [this.mainVm, ...this.workers].map((vm) => ({ name: vm.name, failed: vm.failed, failure: vm.failure, rootContextId: vm.rootContextId, rootContextIds: vm.rootIds, liveContexts: vm.rootIds.length + vm.liveStreams }));
   }
 
   get droppedLogCount(): number { return this.droppedLogs; }

@@ -11,6 +11,8 @@ import type { TimerHandle } from "./clock.js";
 
 export interface Callout {
   readonly kind: "call" | "stream";
+  /** The root context that made it: its answers go there (§5), and it ends with that root. */
+  readonly rootId: number;
   cancel(): void;
   /** Streams only. */
   send?(message: Buffer, endStream: boolean): void;
@@ -225,35 +227,36 @@ function fromMetadata(md: grpc.Metadata | undefined): [Buffer, Buffer][] {
 }
 
 /** Delivers a root callback from the network (next event-loop turn), honouring failure, cancellation and deferral. */
-function deliver(vm: WasmVm, token: number, fn: () => void): void {
-  setImmediate(() => deliverNow(vm, fn));
+function deliver(vm: WasmVm, rootId: number, fn: () => void): void {
+  setImmediate(() => deliverNow(vm, rootId, fn));
 }
 
 /** Delivers a root callback now (a timer of the injected clock fired), or after the current VM call. */
-function deliverNow(vm: WasmVm, fn: () => void): void {
-  if (vm.failed || !vm.contexts.has(vm.rootContextId)) return;
+function deliverNow(vm: WasmVm, rootId: number, fn: () => void): void {
+  if (vm.failed || !vm.hasRoot(rootId)) return;
   vm.defer(fn);
 }
 
-function onReceive(vm: WasmVm, token: number, message: Buffer): void {
+function onReceive(vm: WasmVm, rootId: number, token: number, message: Buffer): void {
   vm.grpcReceiveBuffer = message;
-  try { vm.call("proxy_on_grpc_receive", vm.rootContextId, vm.rootContextId, token, message.length); } finally { vm.grpcReceiveBuffer = undefined; }
+  try { vm.call("proxy_on_grpc_receive", rootId, rootId, token, message.length); } finally { vm.grpcReceiveBuffer = undefined; }
 }
 
-function onClose(vm: WasmVm, token: number, code: number, message: string): void {
+function onClose(vm: WasmVm, rootId: number, token: number, code: number, message: string): void {
   vm.status = { code, message };
-  vm.call("proxy_on_grpc_close", vm.rootContextId, vm.rootContextId, token, code);
+  vm.call("proxy_on_grpc_close", rootId, rootId, token, code);
 }
 
-function onMetadata(vm: WasmVm, token: number, type: number, pairs: [Buffer, Buffer][], callback: string): void {
+function onMetadata(vm: WasmVm, rootId: number, token: number, type: number, pairs: [Buffer, Buffer][], callback: string): void {
   vm.grpcMetadata = { type, pairs };
-  try { vm.call(callback, vm.rootContextId, vm.rootContextId, token, pairs.length); } finally { vm.grpcMetadata = undefined; }
+  try { vm.call(callback, rootId, rootId, token, pairs.length); } finally { vm.grpcMetadata = undefined; }
 }
 
 export function startGrpcCall(vm: WasmVm, req: { upstream: Buffer; service: string; method: string; metadata: [Buffer, Buffer][]; message: Buffer; timeoutMs: number }): { status: number; token?: number } {
   const r = resolveUpstream(vm, req.upstream);
   if (r.status !== Status.Ok) return { status: r.status };
   const token = vm.nextCalloutToken(CalloutType.GrpcCall);
+  const rootId = vm.activeRootId();
   const endpoint = vm.services.grpc.pick(r.cluster!);
   const clock = vm.services.clock;
   let finished = false;
@@ -268,9 +271,9 @@ export function startGrpcCall(vm: WasmVm, req: { upstream: Buffer; service: stri
   const fail = (code: number, message: string): void => {
     if (finished) return;
     settle();
-    deliver(vm, token, () => onClose(vm, token, code, message));
+    deliver(vm, rootId, () => onClose(vm, rootId, token, code, message));
   };
-  vm.callouts.set(token, { kind: "call", cancel: () => { if (!finished) { settle(); call?.cancel(); } } });
+  vm.callouts.set(token, { kind: "call", rootId, cancel: () => { if (!finished) { settle(); call?.cancel(); } } });
   if (!endpoint) { fail(grpc.status.UNAVAILABLE, `cluster ${r.cluster} not found`); return { status: Status.Ok, token }; }
   // The call's timeout runs on the host's clock, as Envoy's router timer runs on its dispatcher's
   // time source: an injected ManualClock decides when it fires, so tests reach that branch.
@@ -280,7 +283,7 @@ export function startGrpcCall(vm: WasmVm, req: { upstream: Buffer; service: stri
       if (finished) return;
       settle();
       call?.cancel();
-      deliverNow(vm, () => onClose(vm, token, CALL_TIMEOUT.code, CALL_TIMEOUT.message));
+      deliverNow(vm, rootId, () => onClose(vm, rootId, token, CALL_TIMEOUT.code, CALL_TIMEOUT.message));
     });
   }
   try {
@@ -290,7 +293,7 @@ export function startGrpcCall(vm: WasmVm, req: { upstream: Buffer; service: stri
         if (finished) return;
         if (err) { fail(err.code ?? grpc.status.UNKNOWN, err.details ?? err.message); return; }
         settle();
-        deliver(vm, token, () => onReceive(vm, token, value ?? Buffer.alloc(0)));
+        deliver(vm, rootId, () => onReceive(vm, rootId, token, value ?? Buffer.alloc(0)));
       });
   } catch (e) {
     fail(grpc.status.INTERNAL, (e as Error).message);
@@ -302,6 +305,7 @@ export function startGrpcStream(vm: WasmVm, req: { upstream: Buffer; service: st
   const r = resolveUpstream(vm, req.upstream);
   if (r.status !== Status.Ok) return { status: r.status };
   const token = vm.nextCalloutToken(CalloutType.GrpcStream);
+  const rootId = vm.activeRootId();
   const endpoint = vm.services.grpc.pick(r.cluster!);
   let closed = false;
   let closedByServer = false;
@@ -309,13 +313,13 @@ export function startGrpcStream(vm: WasmVm, req: { upstream: Buffer; service: st
     if (closed) return; closed = true; closedByServer = true;
     vm.callouts.delete(token);
     endpoint?.release();
-    deliver(vm, token, () => {
-      if (trailers) onMetadata(vm, token, MapType.GrpcReceiveTrailingMetadata, fromMetadata(trailers), "proxy_on_grpc_receive_trailing_metadata");
-      onClose(vm, token, code, message);
+    deliver(vm, rootId, () => {
+      if (trailers) onMetadata(vm, rootId, token, MapType.GrpcReceiveTrailingMetadata, fromMetadata(trailers), "proxy_on_grpc_receive_trailing_metadata");
+      onClose(vm, rootId, token, code, message);
     });
   };
   if (!endpoint) {
-    vm.callouts.set(token, { kind: "stream", cancel: () => { closed = true; }, send: () => undefined, halfClose: () => undefined });
+    vm.callouts.set(token, { kind: "stream", rootId, cancel: () => { closed = true; }, send: () => undefined, halfClose: () => undefined });
     finish(grpc.status.UNAVAILABLE, `cluster ${r.cluster} not found`);
     return { status: Status.Ok, token };
   }
@@ -323,20 +327,21 @@ export function startGrpcStream(vm: WasmVm, req: { upstream: Buffer; service: st
   try {
     stream = vm.services.grpc.client(vm.name, endpoint.address, r.authority ?? "").makeBidiStreamRequest(`/${req.service}/${req.method}`, (b: Buffer) => b, (b: Buffer) => b, toMetadata(req.metadata), {});
   } catch (e) {
-    vm.callouts.set(token, { kind: "stream", cancel: () => { closed = true; } });
+    vm.callouts.set(token, { kind: "stream", rootId, cancel: () => { closed = true; } });
     finish(grpc.status.INTERNAL, (e as Error).message);
     return { status: Status.Ok, token };
   }
   // Events queued before a cancel are dropped at delivery: a cancelled token is forgotten.
   const live = (): boolean => vm.callouts.has(token);
   stream.on("metadata", (md: grpc.Metadata) => {
-    if (!closed) deliver(vm, token, () => { if (live()) onMetadata(vm, token, MapType.GrpcReceiveInitialMetadata, fromMetadata(md), "proxy_on_grpc_receive_initial_metadata"); });
+    if (!closed) deliver(vm, rootId, () => { if (live()) onMetadata(vm, rootId, token, MapType.GrpcReceiveInitialMetadata, fromMetadata(md), "proxy_on_grpc_receive_initial_metadata"); });
   });
-  stream.on("data", (msg: Buffer) => { if (!closed) deliver(vm, token, () => { if (live() || closedByServer) onReceive(vm, token, msg); }); });
+  stream.on("data", (msg: Buffer) => { if (!closed) deliver(vm, rootId, () => { if (live() || closedByServer) onReceive(vm, rootId, token, msg); }); });
   stream.on("error", () => { /* reported through "status" */ });
   stream.on("status", (st: grpc.StatusObject) => finish(st.code, st.details, st.metadata));
   vm.callouts.set(token, {
     kind: "stream",
+    rootId,
     cancel: () => { closed = true; endpoint.release(); stream.cancel(); },
     send: (message, endStream) => { stream.write(message); if (endStream) stream.end(); },
     halfClose: () => stream.end(),

@@ -140,3 +140,34 @@ test("replicas: Watch and Lookup land on different control replicas; every VM ha
     assert.equal(host.grpcUsage().clients, clients + 1, "worker-0 opened its own connection to replica 1");
   } finally { await host.close(); for (const r of replicas) await r.stop(); }
 });
+
+// On a configuration change Envoy gives each VM a second root context (reference #6). The filter
+// must serve new connections from the new root while old connections finish under the old one,
+// and the old root's shutdown must not disturb the new one.
+test("second root context: egret.wasm decides under the new root while an old connection finishes under the old", () =>
+  withWorld({ concurrency: 1, resolutions: [[API, "api.example.com", 300]] }, async (w) => {
+    const hello = clientHello("api.example.com");
+    const old = w.connect(`${API}:443`);
+    old.downstreamData(hello);
+    assert.equal(old.sentUpstream.length, hello.length, "allowed under root 1");
+    assert.deepEqual(w.host.reconfigure(JSON.stringify({ controlCluster: CONTROL_CLUSTER, reportIntervalMs: 10, lookupTimeoutMs: 4000 })), { ok: true });
+    assert.equal(w.host.vmStatus()[1]!.rootContextIds.length, 2, "worker-0: the old root stays while its connection lives");
+    await eventually(async () => { await w.tick(50); return w.metric("egret_watch_snapshots") >= 4; }, "the new roots' snapshots");
+    const fresh = w.connect(`${API}:443`);
+    fresh.downstreamData(hello);
+    await eventually(async () => { await w.tick(20); return fresh.closed || fresh.sentUpstream.length === hello.length; }, "the new root's verdict");
+    assert.equal(fresh.closed, false, "allowed under the new root");
+    const faked = w.connect(`${API}:443`);
+    faked.downstreamData(clientHello("evil.example.net"));
+    await eventually(async () => { await w.tick(20); return faked.closed; }, "the faked SNI denied under the new root");
+    old.upstreamData(Buffer.from("pong"));
+    assert.equal(old.sentDownstream.toString(), "pong", "the old connection still flows under its root");
+    old.downstreamClose();
+    await eventually(() => w.host.vmStatus()[1]!.rootContextIds.length === 1, "the old root shut down after its last connection");
+    const after = w.connect(`${API}:443`);
+    after.downstreamData(hello);
+    await eventually(async () => { await w.tick(20); return after.closed || after.sentUpstream.length === hello.length; }, "a verdict after the old root went");
+    assert.equal(after.closed, false);
+    assert.equal(w.host.vmStatus().some((v) => v.failed), false);
+    assert.deepEqual(w.host.logs(4).filter((e) => !e.message.includes("Watch")).map((e) => e.message), [], "no error logged (unknown context, trap)");
+  }));
