@@ -17,6 +17,7 @@ import type {
   Verdict,
 } from "../proto/messages.js";
 import type { PolicyState } from "./policies.js";
+import type { CoverageReport } from "./coverage.js";
 import type { PodRecord } from "./pods.js";
 import type { VerdictFeed } from "./verdict-feed.js";
 
@@ -40,6 +41,8 @@ export interface StatusParts {
   /** Pods with an open Watch stream: key "namespace/name" → at least one policy selects it. */
   connectedFilters(): Map<string, boolean>;
   policies(): PolicyState[];
+  /** Enforcement coverage of selected pods (control/coverage.ts). */
+  coverage(): CoverageReport;
   feed: VerdictFeed;
   now(): number;
 }
@@ -48,6 +51,7 @@ export async function buildStatus(parts: StatusParts, access: OperatorAccess): P
   const cluster = await access.canReadCluster();
   const readable = await readableNamespaces(parts, access);
   const notReady = parts.notReadyReason();
+  const coverage = parts.coverage();
   return {
     server_id: parts.serverId,
     ready: notReady === undefined,
@@ -55,11 +59,14 @@ export async function buildStatus(parts: StatusParts, access: OperatorAccess): P
     cluster_visible: cluster,
     replicas: cluster ? replicaRows(parts, notReady) : [],
     agents: cluster ? parts.agents() : [],
-    filters: filterRows(parts, readable),
+    filters: filterRows(parts, readable, coverage),
     policies: policyRows(parts.policies(), readable, cluster),
     denies: denyRows(parts.feed, readable),
     denies_since_unix_ms: parts.feed.oldestMs(),
     server_time_unix_ms: parts.now(),
+    not_enforced_pods: coverage.pods
+      .filter((p) => p.state === "not-enforced" && readable.has(p.namespace))
+      .map((p) => ({ namespace: p.namespace, name: p.name, reason: p.reason ?? "", since_unix_ms: p.since })),
   };
 }
 
@@ -69,6 +76,7 @@ async function readableNamespaces(parts: StatusParts, access: OperatorAccess): P
   for (const p of parts.pods()) names.add(p.namespace);
   for (const s of parts.policies()) if (s.namespace) names.add(s.namespace);
   for (const e of parts.feed.retained()) names.add(e.pod_namespace);
+  for (const p of parts.coverage().pods) names.add(p.namespace);
   const checked = await Promise.all([...names].map(async (ns) => [ns, await access.canReadNamespace(ns)] as const));
   return new Set(checked.filter(([, ok]) => ok).map(([ns]) => ns));
 }
@@ -93,14 +101,15 @@ function replicaRows(parts: StatusParts, notReady: string | undefined): ControlR
   return [self, ...peers.sort((a, b) => a.name.localeCompare(b.name))];
 }
 
-function filterRows(parts: StatusParts, readable: Set<string>): NamespaceFilters[] {
+function filterRows(parts: StatusParts, readable: Set<string>, coverage: CoverageReport): NamespaceFilters[] {
   const rows = new Map<string, NamespaceFilters>();
   const row = (ns: string) => {
     let r = rows.get(ns);
-    if (!r) rows.set(ns, (r = { namespace: ns, connected_pods: 0, known_pods: 0, selected_pods: 0 }));
+    if (!r) rows.set(ns, (r = { namespace: ns, connected_pods: 0, known_pods: 0, selected_pods: 0, policy_selected_pods: 0 }));
     return r;
   };
   for (const p of parts.pods()) if (readable.has(p.namespace)) row(p.namespace).known_pods++;
+  for (const p of coverage.pods) if (readable.has(p.namespace)) row(p.namespace).policy_selected_pods++;
   for (const [key, selected] of parts.connectedFilters()) {
     const ns = key.slice(0, key.indexOf("/"));
     if (!readable.has(ns)) continue;

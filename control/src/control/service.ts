@@ -317,6 +317,10 @@ export class ControlService {
       pods: () => this.registry.all(),
       connectedFilters: () => this.hub.connectedFilters(),
       policies: () => this.catalog.all(),
+      coverage: () => {
+        this.coverage.refreshIfDirty();
+        return this.coverage.report();
+      },
       feed: this.feed,
       now: this.o.now ?? Date.now,
     };

@@ -73,7 +73,9 @@ export function observeJson(e: VerdictEvent): string {
 export interface StatusView {
   replicas: { name: string; ready: boolean | null; leader: "leader" | "follower" | "unknown"; detail: string; answered: boolean }[];
   agents: { node: string; agentId: string; captureDrops: number; replicas: number; lastBatchUnixMs: number; acceptedObservations: number; rejectedObservations: number }[];
-  filters: { namespace: string; connectedPods: number; selectedPods: number; knownPods: number }[];
+  filters: { namespace: string; connectedPods: number; selectedPods: number; knownPods: number; policySelectedPods: number }[];
+  /** Selected pods no replica has a filter for (each answering replica lists them). */
+  notEnforced: { pod: string; reason: string; sinceUnixMs: number }[];
   policies: { kind: string; namespace: string; name: string; mode: string; ready: boolean; inForce: boolean; messages: string[] }[];
   denies: { namespace: string; verdict: string; reason: string; count: number; lastUnixMs: number }[];
   deniesSinceUnixMs: number;
@@ -120,6 +122,7 @@ export function mergeStatus(answers: GetStatusResponse[], unreachable: { address
         connectedPods: (prev?.connectedPods ?? 0) + f.connected_pods,
         selectedPods: (prev?.selectedPods ?? 0) + f.selected_pods,
         knownPods: Math.max(prev?.knownPods ?? 0, f.known_pods),
+        policySelectedPods: Math.max(prev?.policySelectedPods ?? 0, f.policy_selected_pods),
       });
     }
     for (const p of a.policies) {
@@ -140,12 +143,22 @@ export function mergeStatus(answers: GetStatusResponse[], unreachable: { address
     }
   }
   const since = answers.map((a) => a.denies_since_unix_ms).filter((t) => t > 0);
+  // A filter holds its Watch on one replica: a pod is unenforced only if no replica has it.
+  const listed = new Map<string, { pod: string; reason: string; sinceUnixMs: number; count: number }>();
+  for (const a of answers) {
+    for (const p of a.not_enforced_pods) {
+      const pod = `${p.namespace}/${p.name}`;
+      const prev = listed.get(pod);
+      listed.set(pod, { pod, reason: prev?.reason ?? p.reason, sinceUnixMs: Math.max(prev?.sinceUnixMs ?? 0, p.since_unix_ms), count: (prev?.count ?? 0) + 1 });
+    }
+  }
   return {
     replicas: [...replicas.values()],
     agents: [...agents.values()].sort((a, b) => a.node.localeCompare(b.node)),
     filters: [...filters.values()].sort((a, b) => a.namespace.localeCompare(b.namespace)),
     policies: [...policies.values()],
     denies: [...denies.values()].sort((a, b) => a.namespace.localeCompare(b.namespace) || b.count - a.count),
+    notEnforced: [...listed.values()].filter((p) => p.count === answers.length).map(({ pod, reason, sinceUnixMs }) => ({ pod, reason, sinceUnixMs })).sort((a, b) => a.pod.localeCompare(b.pod)),
     deniesSinceUnixMs: since.length ? Math.min(...since) : 0,
     clusterVisible: answers.length > 0 && answers.every((a) => a.cluster_visible),
     unreachable,
@@ -185,7 +198,15 @@ export function statusText(v: StatusView, style: Style, now: number): string {
     ));
   }
   section("Filters connected, per namespace");
-  out.push(...table(["NAMESPACE", "CONNECTED", "ENFORCED", "PODS KNOWN"], v.filters.map((f) => [f.namespace, String(f.connectedPods), String(f.selectedPods), String(f.knownPods)]), style));
+  out.push(...table(
+    ["NAMESPACE", "CONNECTED", "ENFORCED", "SELECTED BY A POLICY", "PODS KNOWN"],
+    v.filters.map((f) => [f.namespace, String(f.connectedPods), String(f.selectedPods), String(f.policySelectedPods), String(f.knownPods)]),
+    style,
+  ));
+  if (v.notEnforced.length > 0) {
+    section("Selected pods no filter enforces");
+    out.push(...table(["POD", "REASON", "SINCE"], v.notEnforced.map((p) => [p.pod, paint(style, "red", p.reason), ago(now, p.sinceUnixMs)]), style));
+  }
   section("Policies");
   out.push(...table(
     ["KIND", "NAMESPACE", "NAME", "MODE", "READY", "IN FORCE", "MESSAGE"],

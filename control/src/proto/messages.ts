@@ -214,6 +214,14 @@ export interface NamespaceFilters {
   connected_pods: number;
   known_pods: number;
   selected_pods: number;
+  policy_selected_pods: number;
+}
+
+export interface NotEnforcedPod {
+  namespace: string;
+  name: string;
+  reason: string;
+  since_unix_ms: number;
 }
 
 export interface PolicyStatus {
@@ -246,6 +254,7 @@ export interface GetStatusResponse {
   denies: DenyCount[];
   denies_since_unix_ms: number;
   server_time_unix_ms: number;
+  not_enforced_pods: NotEnforcedPod[];
 }
 
 /** What a sender writes: every field optional (proto3 defaults apply), bytes as any Uint8Array. */

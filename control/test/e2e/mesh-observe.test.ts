@@ -118,14 +118,16 @@ test("egret observe --follow shows every verdict of a mesh run, live and filtere
   const s = JSON.parse(status.stdout) as {
     replicas: { ready: boolean; leader: string }[];
     agents: { node: string; captureDrops: number }[];
-    filters: { namespace: string; connectedPods: number; selectedPods: number }[];
+    filters: { namespace: string; connectedPods: number; selectedPods: number; policySelectedPods: number }[];
+    notEnforced: unknown[];
     policies: { name: string; ready: boolean; mode: string }[];
     denies: { namespace: string; verdict: string; reason: string; count: number }[];
   };
   assert.deepEqual(s.replicas.map((r) => [r.ready, r.leader]), [[true, "unknown"]]);
   assert.equal(s.agents.length, 1);
   assert.equal(s.agents[0]!.node, `${cluster!.net.prefix.toLowerCase()}-node`);
-  assert.deepEqual(s.filters.map((f) => [f.namespace, f.connectedPods, f.selectedPods]), [["lab", 1, 1], ["shop", 1, 1]]);
+  assert.deepEqual(s.filters.map((f) => [f.namespace, f.connectedPods, f.selectedPods, f.policySelectedPods]), [["lab", 1, 1, 1], ["shop", 1, 1, 1]]);
+  assert.deepEqual(s.notEnforced, [], "every selected pod has its filter connected");
   assert.deepEqual(s.policies.map((p) => [p.name, p.ready, p.mode]).sort(), [["checkout-egress", true, "enforce"], ["lab-rollout", true, "monitor"]]);
   const expected = new Map<string, number>();
   for (const r of audit()) if (r.verdict === "deny" || r.verdict === "would-deny") {

@@ -355,9 +355,13 @@ test("status counts agents with their capture drops and connected filters per na
   assert.equal(row.capture_drops, 7);
   assert.equal(row.accepted_observations, 1);
   assert.deepEqual(s.filters, [
-    { namespace: "lab", connected_pods: 0, known_pods: 1, selected_pods: 0 },
-    { namespace: "shop", connected_pods: 1, known_pods: 1, selected_pods: 1 },
+    { namespace: "lab", connected_pods: 0, known_pods: 1, selected_pods: 0, policy_selected_pods: 1 },
+    { namespace: "shop", connected_pods: 1, known_pods: 1, selected_pods: 1, policy_selected_pods: 1 },
   ]);
+  // lab's pod is selected by a policy but no filter is connected (enforcement coverage).
+  assert.deepEqual(s.not_enforced_pods.map((p) => `${p.namespace}/${p.name}`), ["lab/notebook-1"]);
+  const shopOnly = await getStatus(f.address, SHOP_TOKEN);
+  assert.deepEqual(shopOnly.not_enforced_pods, [], "another namespace's coverage is not shown");
 });
 
 test("with TLS, operator calls are served only on the TLS port: the egret CLI verifies with --ca-file; the plaintext port has no OperatorService", { skip: spawnSync("openssl", ["version"]).status !== 0 && "openssl is not installed (scripts/apt-packages.txt)" }, async (t) => {

@@ -101,7 +101,7 @@ test("format: a table line per verdict, colour only on a terminal and never with
 function status(over: Partial<GetStatusResponse>): GetStatusResponse {
   return {
     server_id: "a", ready: true, not_ready_reason: "", cluster_visible: true, replicas: [], agents: [], filters: [], policies: [], denies: [],
-    denies_since_unix_ms: 0, server_time_unix_ms: 0, ...over,
+    denies_since_unix_ms: 0, server_time_unix_ms: 0, not_enforced_pods: [], ...over,
   };
 }
 
@@ -110,7 +110,8 @@ test("status from several replicas: filters and denies add up, agents once per n
   const a = status({
     replicas: [{ name: "a", ready: true, leader: "LEADER_STATE_LEADER", answering: true, detail: "" }, { name: "b", ready: false, leader: "LEADER_STATE_FOLLOWER", answering: false, detail: "pod list" }],
     agents: [{ ...agent, capture_drops: 2 }],
-    filters: [{ namespace: "shop", connected_pods: 1, known_pods: 3, selected_pods: 1 }],
+    filters: [{ namespace: "shop", connected_pods: 1, known_pods: 3, selected_pods: 1, policy_selected_pods: 3 }],
+    not_enforced_pods: [{ namespace: "shop", name: "a", reason: "filter-not-connected", since_unix_ms: 1 }, { namespace: "shop", name: "b", reason: "no-sidecar", since_unix_ms: 1 }],
     denies: [{ namespace: "shop", verdict: "VERDICT_DENY", reason: "REASON_UNATTRIBUTED", count: 2, last_unix_ms: 10 }],
     denies_since_unix_ms: 4,
   });
@@ -118,19 +119,22 @@ test("status from several replicas: filters and denies add up, agents once per n
     server_id: "b",
     replicas: [{ name: "b", ready: true, leader: "LEADER_STATE_FOLLOWER", answering: true, detail: "" }],
     agents: [{ ...agent, capture_drops: 5 }],
-    filters: [{ namespace: "shop", connected_pods: 2, known_pods: 3, selected_pods: 2 }],
+    filters: [{ namespace: "shop", connected_pods: 2, known_pods: 3, selected_pods: 2, policy_selected_pods: 3 }],
+    not_enforced_pods: [{ namespace: "shop", name: "b", reason: "no-sidecar", since_unix_ms: 1 }],
     denies: [{ namespace: "shop", verdict: "VERDICT_DENY", reason: "REASON_UNATTRIBUTED", count: 3, last_unix_ms: 20 }],
     denies_since_unix_ms: 2,
   });
   const v = mergeStatus([a, b]);
   assert.deepEqual(v.replicas.map((r) => `${r.name} ${r.ready} ${r.leader}`), ["a true leader", "b true follower"]);
   assert.deepEqual(v.agents.map((x) => `${x.node} drops=${x.captureDrops} replicas=${x.replicas}`), ["n1 drops=5 replicas=2"]);
-  assert.deepEqual(v.filters, [{ namespace: "shop", connectedPods: 3, selectedPods: 3, knownPods: 3 }]);
+  assert.deepEqual(v.filters, [{ namespace: "shop", connectedPods: 3, selectedPods: 3, knownPods: 3, policySelectedPods: 3 }]);
+  assert.deepEqual(v.notEnforced.map((p) => `${p.pod} ${p.reason}`), ["shop/b no-sidecar"], "a pod connected to one replica is enforced");
   assert.deepEqual(v.denies, [{ namespace: "shop", verdict: "deny", reason: "unattributed", count: 5, lastUnixMs: 20 }]);
   assert.equal(v.deniesSinceUnixMs, 2);
   const text = statusText(v, { colour: false }, 30);
   assert.match(text, /Control replicas\n +NAME +READY +LEADER/);
   assert.match(text, /shop +deny +unattributed +5/);
+  assert.match(text, /Selected pods no filter enforces\n +POD +REASON +SINCE\n +shop\/b +no-sidecar/);
   const hidden = statusText(mergeStatus([status({ cluster_visible: false })]), { colour: false }, 0);
   assert.match(hidden, /cluster-wide rows .* hidden/);
   assert.doesNotMatch(hidden, /Control replicas/);
