@@ -12,6 +12,8 @@ import { dnsBpfFilter, frameTowardPod, LiveCapture, readSocketDrops, type Frame 
 import { ControlTargets } from "./control-targets.js";
 import { ReplicaStream } from "./replica-stream.js";
 import { ObservationStore } from "./store.js";
+import { EgressBypass } from "./egress-bypass.js";
+import type { EgressWatchLimits } from "./egress-watch.js";
 
 export interface AgentOptions {
   /** Stable id of this agent process, sent with every batch ("<node>/<boot id>"). */
@@ -49,6 +51,8 @@ export interface AgentOptions {
     /** Bearer token / TLS towards control (control/src/agent/credentials.ts). */
     credentials?: AgentCredentials;
   };
+  /** Bypass detection (egress-bypass.ts): outbound SYNs and UDP on pod interfaces; off when absent. */
+  egress?: { limits?: Partial<EgressWatchLimits>; bufferBytes?: number };
   /** Called for every accepted observation (tests, debugging). */
   onObservation?(obs: DnsObservation): void;
 }
@@ -59,6 +63,8 @@ export class Agent {
   readonly observer: DnsObserver;
   readonly pipeline: DnsPipeline;
   readonly store: ObservationStore;
+  /** Bypass detection, when enabled. */
+  readonly egress?: EgressBypass;
   readonly frameDrops: DropCounts = {};
   captureDrops = 0;
   /** Called with each acknowledged batch's latency (the metrics histogram). */
@@ -97,6 +103,22 @@ export class Agent {
       dnsPorts: opts.dns.ports, maxTcpConnections: 16_384, maxTcpConnectionsPerClient: 64, maxTcpBufferedBytes: 32 << 20,
       isTrustedServer: (ip) => trusted.has(ip),
     });
+    if (opts.egress) {
+      this.egress = new EgressBypass({
+        agentId: opts.agentId,
+        log: opts.log,
+        now: this.now,
+        interfaces: opts.capture.interfaces,
+        bufferBytes: opts.egress.bufferBytes ?? opts.capture.bufferBytes,
+        rescanMs: opts.capture.rescanMs,
+        dnsPorts: opts.dns.ports,
+        trustedResolvers: opts.dns.trustedResolvers,
+        podCidrs: opts.dns.podCidrs,
+        limits: opts.egress.limits,
+        connectTimeoutMs: opts.control.connectTimeoutMs,
+        ...(opts.control.credentials ? { credentials: opts.control.credentials } : {}),
+      });
+    }
   }
 
   async start(): Promise<void> {
@@ -113,6 +135,7 @@ export class Agent {
       this.dropTimer = setInterval(() => void this.pollDrops(), DROP_POLL_MS);
       this.dropTimer.unref();
     }
+    this.egress?.start();
     this.targets = new ControlTargets({
       addresses: this.opts.control.addresses,
       ...(this.opts.control.service ? { service: this.opts.control.service } : {}),
@@ -134,6 +157,7 @@ export class Agent {
     const deadline = this.now() + opts.timeoutMs;
     await sleep(Math.min(opts.captureTailMs, opts.timeoutMs));
     this.capture?.stop();
+    this.egress?.stop();
     this.targets?.stop();
     const pending = (): Record<string, string> => {
       const out: Record<string, string> = {};
@@ -154,6 +178,7 @@ export class Agent {
 
   stop(): void {
     this.capture?.stop();
+    this.egress?.stop();
     this.targets?.stop();
     if (this.dropTimer) clearInterval(this.dropTimer);
     for (const s of this.streams.values()) s.close();
@@ -229,6 +254,7 @@ export class Agent {
   }
 
   private setReplicas(addresses: string[]): void {
+    this.egress?.setReplicas(addresses);
     const wanted = new Set(addresses);
     for (const [a, s] of this.streams) {
       if (!wanted.has(a)) {

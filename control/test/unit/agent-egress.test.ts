@@ -1,0 +1,103 @@
+// Bypass detection in the agent: packet classification (egress-classify.ts, pure) and the
+// correlation state (egress-watch.ts) on a fake clock. Attacks: a pod flooding SYNs and UDP
+// flows is rate-limited and bounded, and cannot push out another pod's evidence.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { decodeFrame, LinkType } from "../../src/pcap/index.js";
+import { classifyEgress, egressBpfFilter, quicLongHeaderVersion, type ClassifyContext } from "../../src/agent/egress-classify.js";
+import { EgressWatch, type BypassReport } from "../../src/agent/egress-watch.js";
+import { ethernet, ipv4, ipv6, linuxCooked, tcpSegment, udpDatagram } from "./pcap/builders.js";
+import { dnsMessage, T } from "./dns-fixtures.js";
+
+const RESOLVER = "198.19.0.53";
+const ctx: ClassifyContext = { isTrustedResolver: (ip) => ip === RESOLVER, dnsPorts: new Set([53]) };
+const decode = (frame: Uint8Array, link: number = LinkType.ETHERNET) => decodeFrame(link, frame)!;
+const syn = (src: string, sport: number, dst: string, dport: number, flags = 0x02) => decode(ethernet(ipv4(src, dst, 6, tcpSegment(sport, dport, [], { flags }))));
+const udp = (src: string, sport: number, dst: string, dport: number, payload: Uint8Array | number[]) => decode(ethernet(ipv4(src, dst, 17, udpDatagram(sport, dport, payload))));
+/** A QUIC v1 Initial's first bytes: long header, version 1, 8-byte DCID, 0-byte SCID, then padding. */
+const QUIC_INITIAL = [0xc3, 0, 0, 0, 1, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, ...new Array(1180).fill(0)];
+
+test("classify: outbound SYNs (not SYN+ACK), QUIC long headers, DNS to an untrusted resolver, other UDP; DNS to the trusted resolver is not egress", () => {
+  assert.equal(classifyEgress(syn("198.18.1.10", 40000, "203.0.113.5", 443), ctx)?.kind, "tcp-syn");
+  assert.equal(classifyEgress(syn("198.18.1.10", 40000, "203.0.113.5", 443, 0x12), ctx), null, "SYN+ACK");
+  assert.equal(classifyEgress(syn("198.18.1.10", 40000, "203.0.113.5", 443, 0x10), ctx), null, "ACK");
+  const v6 = decode(ethernet(ipv6("fd00::10", "2001:db8::5", 6, tcpSegment(40000, 443, [], { flags: 0x02 }))));
+  assert.equal(classifyEgress(v6, ctx)?.kind, "tcp-syn");
+  const quic = classifyEgress(udp("198.18.1.10", 50000, "203.0.113.5", 443, QUIC_INITIAL), ctx)!;
+  assert.deepEqual([quic.kind, quic.detail], ["udp-quic", "quic/1"]);
+  const query = dnsMessage({ id: 7, questions: [{ name: "exfil.example.net", type: T.TXT }] });
+  const dns = classifyEgress(udp("198.18.1.10", 50001, "8.8.8.8", 53, query), ctx)!;
+  assert.deepEqual([dns.kind, dns.detail], ["udp-dns", "exfil.example.net"]);
+  assert.equal(classifyEgress(udp("198.18.1.10", 50001, RESOLVER, 53, query), ctx), null, "DNS to the trusted resolver is evidence, not egress");
+  assert.equal(classifyEgress(udp("198.18.1.10", 50002, RESOLVER, 443, QUIC_INITIAL), ctx)?.kind, "udp-quic", "the trusted resolver on another port is egress");
+  assert.equal(classifyEgress(udp("198.18.1.10", 50003, "203.0.113.5", 9999, [1, 2, 3]), ctx)?.kind, "udp-other");
+  // QUIC short headers, version negotiation and over-long connection IDs are not long headers.
+  assert.equal(quicLongHeaderVersion(Uint8Array.from([0x43, 0, 0, 0, 1, 8, 0, 0, 0, 0, 0, 0, 0, 0, 0])), undefined);
+  assert.equal(quicLongHeaderVersion(Uint8Array.from([0xc0, 0, 0, 0, 0, 0, 0])), undefined);
+  assert.equal(quicLongHeaderVersion(Uint8Array.from([0xc0, 0, 0, 0, 1, 21, ...new Array(30).fill(0)])), undefined);
+  // With pod networks given, only their sources count; the `any` device's forwarded copy (outgoing) never does.
+  assert.equal(classifyEgress(syn("203.0.113.5", 443, "198.18.1.10", 40000), { ...ctx, isPodAddress: (ip) => ip.startsWith("198.18.") }), null);
+  const cooked = decode(linuxCooked(ipv4("198.18.1.10", "203.0.113.5", 6, tcpSegment(40000, 443, [], { flags: 0x02 }))), LinkType.LINUX_SLL);
+  assert.equal(classifyEgress({ ...cooked, pktType: 4 }, ctx), null);
+  assert.match(egressBpfFilter([53], [RESOLVER, "fd00::53"]), /^inbound and .*tcp-syn.*ip6\[53\].*dst net 198\.19\.0\.53\/32 or dst net fd00::53\/128/);
+});
+
+function watch(limits = {}) {
+  let now = 1_000_000;
+  const reports: BypassReport[] = [];
+  const w = new EgressWatch({ now: () => now, classify: ctx, onBypass: (r) => reports.push(...r), limits: { windowMs: 1000, ...limits } });
+  return { w, reports, advance: (ms: number) => (now += ms), at: () => now };
+}
+
+test("watch: a SYN a verdict covers (after or before it) is the sidecar's; one no verdict covers within the window is a bypass, several SYNs one report", () => {
+  const { w, reports, advance, at } = watch();
+  w.ingest(syn("198.18.1.10", 40000, "203.0.113.5", 443), at(), "p1");
+  advance(300);
+  w.coveredConnection("198.18.1.10", "203.0.113.5", 443);
+  w.coveredConnection("198.18.1.10", "203.0.113.6", 443);
+  advance(100);
+  w.ingest(syn("198.18.1.10", 40001, "203.0.113.6", 443), at(), "p1"); // verdict came first
+  w.ingest(syn("198.18.1.10", 40002, "203.0.113.7", 8443), at(), "p1");
+  w.ingest(syn("198.18.1.10", 40003, "203.0.113.7", 8443), at(), "p1"); // same key, retry
+  advance(999);
+  w.tick();
+  assert.equal(reports.length, 0, "the window is not over yet");
+  advance(2);
+  w.tick();
+  assert.deepEqual(reports.map((r) => [r.kind, r.dstIp, r.dstPort, r.packets]), [["tcp-syn", "203.0.113.7", 8443, 2]]);
+  assert.equal(w.counters.synsCovered, 2);
+  // A verdict older than the window covers nothing.
+  advance(5000);
+  w.tick();
+  w.ingest(syn("198.18.1.10", 40004, "203.0.113.6", 443), at(), "p1");
+  advance(1001);
+  w.tick();
+  assert.equal(reports.length, 2, "an old verdict does not cover a new SYN");
+});
+
+test("watch: a UDP flow is reported at once, then not again for the quiet period", () => {
+  const { w, reports, advance, at } = watch({ flowQuietMs: 10_000 });
+  for (let i = 0; i < 50; i++) w.ingest(udp("198.18.1.10", 50000, "203.0.113.5", 443, QUIC_INITIAL), at(), "p1");
+  assert.equal(reports.length, 1);
+  advance(10_001);
+  w.tick();
+  w.ingest(udp("198.18.1.10", 50000, "203.0.113.5", 443, QUIC_INITIAL), at(), "p1");
+  assert.equal(reports.length, 2);
+});
+
+test("watch attack: a pod flooding new SYN destinations and UDP flows is rate-limited and bounded; a quiet pod's SYN is still judged and reported", () => {
+  const { w, reports, advance, at } = watch({ newPerPodPerSecond: 10, newBurst: 20, maxEntriesPerPod: 64, maxEntries: 128 });
+  w.ingest(syn("198.18.1.20", 40000, "203.0.113.9", 443), at(), "quiet");
+  for (let i = 0; i < 100_000; i++) {
+    const dst = `203.0.${(i >> 8) & 255}.${i & 255}`;
+    w.ingest(i % 2 ? syn("198.18.1.66", 1024 + (i % 60000), dst, 443) : udp("198.18.1.66", 1024 + (i % 60000), dst, 53, [1, 2, 3, 4]), at(), "flood");
+    if (i % 1000 === 0) advance(10);
+  }
+  assert.ok(w.size <= 128, `bounded: ${w.size}`);
+  assert.ok(w.counters.rateLimited > 99_000, `rate-limited: ${w.counters.rateLimited}`);
+  const floodReports = reports.filter((r) => r.podIp === "198.18.1.66").length;
+  assert.ok(floodReports <= 20 + 10 * 2, `the flood's reports stay within its rate: ${floodReports}`);
+  advance(1001);
+  w.tick();
+  assert.ok(reports.some((r) => r.podIp === "198.18.1.20" && r.dstIp === "203.0.113.9"), "the quiet pod's SYN was kept and reported");
+});
