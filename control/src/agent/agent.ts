@@ -52,7 +52,7 @@ export interface AgentOptions {
     credentials?: AgentCredentials;
   };
   /** Bypass detection (egress-bypass.ts): outbound SYNs and UDP on pod interfaces; off when absent. */
-  egress?: { limits?: Partial<EgressWatchLimits>; bufferBytes?: number };
+  egress?: { limits?: Partial<EgressWatchLimits>; bufferBytes?: number; clusterCidrs?: readonly string[] };
   /** Called for every accepted observation (tests, debugging). */
   onObservation?(obs: DnsObservation): void;
 }
@@ -114,6 +114,7 @@ export class Agent {
         dnsPorts: opts.dns.ports,
         trustedResolvers: opts.dns.trustedResolvers,
         podCidrs: opts.dns.podCidrs,
+        clusterCidrs: opts.egress.clusterCidrs ?? [],
         limits: opts.egress.limits,
         connectTimeoutMs: opts.control.connectTimeoutMs,
         ...(opts.control.credentials ? { credentials: opts.control.credentials } : {}),

@@ -4,12 +4,16 @@
 import { Counter, Gauge, type Registry } from "prom-client";
 import type { Logger } from "../common/log.js";
 import { CidrSet } from "../dns/cidr.js";
+import { effectiveClusterCidrs } from "../policy/network.js";
 import { decodeFrame, type DropCounts } from "../pcap/index.js";
 import { LiveCapture, type Frame } from "./capture.js";
 import type { AgentCredentials } from "./credentials.js";
 import { egressBpfFilter, type EgressKind } from "./egress-classify.js";
 import { EgressLink } from "./egress-link.js";
 import { EgressWatch, type BypassReport, type EgressWatchLimits } from "./egress-watch.js";
+
+/** After a lost Egress stream, filters' resent verdicts may lag by their report backoff (≤ 5 s). */
+export const RECONNECT_GRACE_MS = 6_000;
 
 export interface EgressBypassOptions {
   agentId: string;
@@ -22,6 +26,8 @@ export interface EgressBypassOptions {
   dnsPorts: readonly number[];
   trustedResolvers: readonly string[];
   podCidrs: readonly string[];
+  /** Cluster networks besides the default private ranges (`--cluster-cidr`): SYNs to them are not judged. */
+  clusterCidrs?: readonly string[];
   limits?: Partial<EgressWatchLimits>;
   credentials?: AgentCredentials;
   connectTimeoutMs: number;
@@ -38,19 +44,30 @@ export class EgressBypass {
   private capture?: LiveCapture;
   private timer?: NodeJS.Timeout;
   private droppedSinceSend = 0;
+  /**
+   * Since when every replica's Egress stream has been up (undefined: not all are). After a stream
+   * was lost, filters resend the verdicts control missed only after their backoff, so SYNs seen
+   * before `stableSince` (connect time + RECONNECT_GRACE_MS) are not judged: no false bypass from
+   * a control outage.
+   */
+  private stableSince?: number;
+  private everStable = false;
 
   constructor(private readonly o: EgressBypassOptions) {
     const trusted = new CidrSet(o.trustedResolvers, "trusted resolver");
     const pods = o.podCidrs.length > 0 ? new CidrSet(o.podCidrs, "pod CIDR") : undefined;
+    const internal = new CidrSet(effectiveClusterCidrs(o.clusterCidrs ?? []), "cluster CIDR");
     this.watch = new EgressWatch({
       now: o.now,
       limits: o.limits,
       classify: {
         isTrustedResolver: (ip) => trusted.has(ip),
         dnsPorts: new Set(o.dnsPorts),
+        isInternal: (ip) => internal.has(ip),
         ...(pods ? { isPodAddress: (ip: string) => pods.has(ip) } : {}),
       },
       onBypass: (reports) => this.send(reports),
+      judgeable: (first) => this.stableSince !== undefined && first >= this.stableSince,
     });
   }
 
@@ -59,7 +76,7 @@ export class EgressBypass {
     if (this.o.interfaces.length > 0 && !(any && this.o.podCidrs.length === 0)) {
       this.capture = new LiveCapture({
         interfaces: this.o.interfaces,
-        filter: egressBpfFilter(this.o.dnsPorts, this.o.trustedResolvers),
+        filter: egressBpfFilter(this.o.dnsPorts, this.o.trustedResolvers, this.o.podCidrs, any),
         bufferBytes: this.o.bufferBytes,
         rescanMs: this.o.rescanMs,
         log: this.o.log,
@@ -103,9 +120,20 @@ export class EgressBypass {
         connectTimeoutMs: this.o.connectTimeoutMs,
         ...(this.o.credentials ? { credentials: this.o.credentials } : {}),
         onCovered: (pod, dst, port) => this.watch.coveredConnection(pod, dst, port),
+        onState: () => this.linksChanged(),
       });
       this.links.set(a, link);
       link.start();
+    }
+    this.linksChanged();
+  }
+
+  private linksChanged(): void {
+    const all = this.links.size > 0 && [...this.links.values()].every((l) => l.connected);
+    if (!all) this.stableSince = undefined;
+    else if (this.stableSince === undefined) {
+      this.stableSince = this.o.now() + (this.everStable ? RECONNECT_GRACE_MS : 0);
+      this.everStable = true;
     }
   }
 
@@ -124,6 +152,7 @@ export class EgressBypass {
     counter("egret_agent_egress_covered_received_total", "Covered connections received from control replicas.", () => w.counters.coveredReceived);
     counter("egret_agent_egress_rate_limited_total", "New SYN keys or UDP flows dropped because their pod exceeded its rate (a flooding pod).", () => w.counters.rateLimited);
     counter("egret_agent_egress_evicted_total", "SYN candidates or UDP flows pushed out by the per-pod or node bound.", () => w.counters.evicted);
+    counter("egret_agent_egress_unjudged_total", "SYN candidates not judged because a control replica's stream was down around them (its verdicts may be late).", () => w.counters.unjudged);
     counter("egret_agent_bypass_unsent_total", "Bypass reports dropped because no control replica was connected.", () => this.unsent);
     gauge(registry, "egret_agent_egress_entries", "SYN candidates and UDP flows held.", () => w.size);
     new Counter({

@@ -2,9 +2,9 @@
 // and what they are. Pure functions over decoded frames (../pcap), so they work with any capture
 // path (libpcap today, AF_PACKET tomorrow) and in tests without one.
 //
-// - Outbound TCP SYNs (SYN without ACK): the sidecar's own upstream connections look exactly like
-//   an app's connection that skipped the sidecar; the agent tells them apart by the filter's
-//   verdicts (egress-watch.ts), never here.
+// - Outbound TCP SYNs (SYN without ACK) to destinations outside the cluster networks: the
+//   sidecar's own upstream connections look exactly like an app's connection that skipped the
+//   sidecar; the agent tells them apart by the filter's verdicts (egress-watch.ts), never here.
 // - Outbound UDP not to a trusted resolver's DNS port: Istio's sidecar captures no UDP, so every
 //   such datagram left unchecked. QUIC is recognised from its long header (RFC 9000 §17.2: header
 //   form and fixed bit set, a non-zero version, connection-ID lengths ≤ 20), a DNS query from its
@@ -31,6 +31,13 @@ export interface ClassifyContext {
   dnsPorts: ReadonlySet<number>;
   /** Pod networks: only packets from them are judged (undefined: every source, as on a pod's own link). */
   isPodAddress?(ip: string): boolean;
+  /**
+   * Cluster networks: SYNs to them are not judged. Envoy's own upstreams (istiod, egret control,
+   * in-mesh services) live there, and for in-mesh services it connects to an endpoint, not to the
+   * address the app dialled, so no verdict names them; the correlation is sound only for
+   * passthrough destinations, where Envoy connects to the original destination.
+   */
+  isInternal?(ip: string): boolean;
 }
 
 /**
@@ -44,6 +51,7 @@ export function classifyEgress(pkt: DecodedPacket, ctx: ClassifyContext): Egress
   const base = { podIp: pkt.src, srcPort: pkt.srcPort, dstIp: pkt.dst, dstPort: pkt.dstPort };
   if (pkt.proto === "tcp") {
     const flags = pkt.tcp?.flags ?? 0;
+    if (ctx.isInternal?.(pkt.dst)) return null;
     return (flags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN ? { ...base, kind: "tcp-syn", detail: "" } : null;
   }
   if (ctx.dnsPorts.has(pkt.dstPort) && ctx.isTrustedResolver(pkt.dst)) return null;
@@ -86,17 +94,25 @@ export function dnsQuestion(p: Uint8Array): string | undefined {
 }
 
 /**
- * The kernel BPF filter for bypass detection on a pod's link: outbound TCP SYNs (IPv4 by the TCP
- * flags, IPv6 when the next header is TCP and no extension header precedes it) and outbound UDP
- * except to a trusted resolver's DNS port. `inbound` on the node side of a pod's veth is what the
- * pod sent. A capture of its own, apart from DNS evidence: a pod flooding UDP fills this ring, not
- * the one that carries DNS answers.
+ * The kernel BPF filter for bypass detection: TCP SYNs (IPv4 by the TCP flags, IPv6 when the next
+ * header is TCP and no extension header precedes it) and UDP except to a trusted resolver's DNS
+ * port, sent from the pod networks (`src net`, when given). Direction by source address, not by
+ * `inbound`: on the node side of a pod's veth, libpcap's `inbound` matched nothing here (checked
+ * with tcpdump on this machine), and the classifier checks the source again. On the `any` device
+ * the node's forwarded copies are dropped by `inbound` (the cooked header's packet type, also
+ * checked in user space). A capture of its own, apart from DNS evidence: a pod flooding UDP fills
+ * this ring, not the one that carries DNS answers.
  */
-export function egressBpfFilter(dnsPorts: readonly number[], trustedResolvers: readonly string[]): string {
+export function egressBpfFilter(dnsPorts: readonly number[], trustedResolvers: readonly string[], podCidrs: readonly string[] = [], anyDevice = false): string {
   const dns = dnsPorts.map((n) => `dst port ${n}`).join(" or ");
-  const resolvers = trustedResolvers.map((r) => `dst net ${r.includes("/") ? r : r.includes(":") ? `${r}/128` : `${r}/32`}`).join(" or ");
+  const resolvers = trustedResolvers.map((r) => `dst net ${withPrefix(r)}`).join(" or ");
   const syn4 = "(ip and tcp and (tcp[tcpflags] & (tcp-syn|tcp-ack)) == tcp-syn)";
   const syn6 = "(ip6 and ip6[6] == 6 and (ip6[53] & 0x12) == 0x02)";
   const udp = resolvers ? `(udp and not ((${dns}) and (${resolvers})))` : "udp";
-  return `inbound and (${syn4} or ${syn6} or ${udp})`;
+  const from = podCidrs.length ? `(${podCidrs.map((c) => `src net ${withPrefix(c)}`).join(" or ")}) and ` : "";
+  return `${anyDevice ? "inbound and " : ""}${from}(${syn4} or ${syn6} or ${udp})`;
+}
+
+function withPrefix(cidr: string): string {
+  return cidr.includes("/") ? cidr : cidr.includes(":") ? `${cidr}/128` : `${cidr}/32`;
 }

@@ -41,6 +41,8 @@ export interface EgressLinkOptions {
   connectTimeoutMs: number;
   /** A filter's verdict covers this connection (pod IP, destination, port). */
   onCovered(podIp: string, dstIp: string, dstPort: number): void;
+  /** The stream came up or went down. */
+  onState?(connected: boolean): void;
   createClient?(address: string): AgentServiceClient;
 }
 
@@ -98,6 +100,7 @@ export class EgressLink {
     const call = client.Egress(metadata);
     this.call = call;
     this.connected = true;
+    this.o.onState?.(true);
     // An empty first request opens the stream: the replica starts sending covered connections.
     call.write({ agent_id: this.o.agentId });
     call.on("data", (r: EgressResponse) => {
@@ -132,7 +135,10 @@ export class EgressLink {
   }
 
   private teardown(): void {
-    this.connected = false;
+    if (this.connected) {
+      this.connected = false;
+      this.o.onState?.(false);
+    }
     const call = this.call;
     this.call = undefined;
     if (call) {

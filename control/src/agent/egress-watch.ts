@@ -56,6 +56,8 @@ export interface EgressCounters {
   /** Candidates or flows pushed out by a bound. */
   evicted: number;
   coveredReceived: number;
+  /** SYN candidates not judged: the verdicts that could cover them may not have reached the agent (control unreachable around their window). */
+  unjudged: number;
 }
 
 interface Candidate {
@@ -71,7 +73,7 @@ interface Bucket {
 export class EgressWatch {
   readonly limits: EgressWatchLimits;
   readonly counters: EgressCounters = {
-    synsSeen: 0, synsCovered: 0, udpSeen: 0, bypasses: { "tcp-syn": 0, "udp-quic": 0, "udp-dns": 0, "udp-other": 0 }, rateLimited: 0, evicted: 0, coveredReceived: 0,
+    synsSeen: 0, synsCovered: 0, udpSeen: 0, bypasses: { "tcp-syn": 0, "udp-quic": 0, "udp-dns": 0, "udp-other": 0 }, rateLimited: 0, evicted: 0, coveredReceived: 0, unjudged: 0,
   };
   /** SYN candidates by key, oldest first (Map keeps insertion order). */
   private readonly pending = new Map<string, Candidate>();
@@ -88,6 +90,8 @@ export class EgressWatch {
       /** Called with bypasses as they are decided (UDP at once, SYNs when their window ends). */
       onBypass(reports: BypassReport[]): void;
       limits?: Partial<EgressWatchLimits>;
+      /** Whether covered connections could have reached the agent for a SYN first seen at `first` (default: always). */
+      judgeable?(first: number): boolean;
     },
   ) {
     this.limits = { ...DEFAULT_EGRESS_LIMITS, ...o.limits };
@@ -129,7 +133,8 @@ export class EgressWatch {
     for (const [key, c] of this.pending) {
       if (c.report.first + this.limits.windowMs > now) break;
       this.remove(this.pending, key, c.pod);
-      due.push(c.report);
+      if (this.o.judgeable && !this.o.judgeable(c.report.first)) this.counters.unjudged++;
+      else due.push(c.report);
     }
     for (const [key, f] of this.flows) {
       if (f.at + this.limits.flowQuietMs > now) break;

@@ -21,6 +21,9 @@ test("classify: outbound SYNs (not SYN+ACK), QUIC long headers, DNS to an untrus
   assert.equal(classifyEgress(syn("198.18.1.10", 40000, "203.0.113.5", 443), ctx)?.kind, "tcp-syn");
   assert.equal(classifyEgress(syn("198.18.1.10", 40000, "203.0.113.5", 443, 0x12), ctx), null, "SYN+ACK");
   assert.equal(classifyEgress(syn("198.18.1.10", 40000, "203.0.113.5", 443, 0x10), ctx), null, "ACK");
+  const inCluster = { ...ctx, isInternal: (ip: string) => ip.startsWith("10.") };
+  assert.equal(classifyEgress(syn("198.18.1.10", 40000, "10.96.0.10", 15012, 0x02), inCluster), null, "SYNs into the cluster are Envoy's own or in-mesh: not judged");
+  assert.equal(classifyEgress(udp("198.18.1.10", 40000, "10.96.0.99", 8125, [1]), inCluster)?.kind, "udp-other", "UDP is judged whatever its destination");
   const v6 = decode(ethernet(ipv6("fd00::10", "2001:db8::5", 6, tcpSegment(40000, 443, [], { flags: 0x02 }))));
   assert.equal(classifyEgress(v6, ctx)?.kind, "tcp-syn");
   const quic = classifyEgress(udp("198.18.1.10", 50000, "203.0.113.5", 443, QUIC_INITIAL), ctx)!;
@@ -39,7 +42,8 @@ test("classify: outbound SYNs (not SYN+ACK), QUIC long headers, DNS to an untrus
   assert.equal(classifyEgress(syn("203.0.113.5", 443, "198.18.1.10", 40000), { ...ctx, isPodAddress: (ip) => ip.startsWith("198.18.") }), null);
   const cooked = decode(linuxCooked(ipv4("198.18.1.10", "203.0.113.5", 6, tcpSegment(40000, 443, [], { flags: 0x02 }))), LinkType.LINUX_SLL);
   assert.equal(classifyEgress({ ...cooked, pktType: 4 }, ctx), null);
-  assert.match(egressBpfFilter([53], [RESOLVER, "fd00::53"]), /^inbound and .*tcp-syn.*ip6\[53\].*dst net 198\.19\.0\.53\/32 or dst net fd00::53\/128/);
+  assert.match(egressBpfFilter([53], [RESOLVER, "fd00::53"]), /^\(\(ip and tcp.*tcp-syn.*ip6\[53\].*dst net 198\.19\.0\.53\/32 or dst net fd00::53\/128/);
+  assert.match(egressBpfFilter([53], [RESOLVER], ["198.18.1.0/24"], true), /^inbound and \(src net 198\.18\.1\.0\/24\) and /);
 });
 
 function watch(limits = {}) {

@@ -57,6 +57,9 @@ bypass detection (docs/operations.md "Coverage and bypass reports")
   --bypass-window-ms MS     how long a SYN waits for a filter verdict covering it before it is a
                             bypass (default 3000; above the filter's reportIntervalMs plus the
                             time a connection may wait for its first bytes)
+  --cluster-cidr CIDR       in-cluster network (repeatable), added to the default private ranges
+                            as in egret control: SYNs to it are not judged (Envoy's own upstreams,
+                            in-mesh services); UDP is judged whatever its destination
   --bypass-rate N           new SYN destinations / UDP flows per pod per second reported at most
                             (default 50, burst 4x); beyond: dropped and counted
 shutdown
@@ -103,6 +106,7 @@ const OPTIONS = {
   "no-bypass": { type: "boolean" },
   "bypass-window-ms": { type: "string" },
   "bypass-rate": { type: "string" },
+  "cluster-cidr": { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -201,7 +205,7 @@ export const command: CliCommand = {
     };
     if (!values["no-bypass"]) {
       const rate = int("bypass-rate", 50, 1);
-      options.egress = { limits: { windowMs: int("bypass-window-ms", 3_000, 100), newPerPodPerSecond: rate, newBurst: 4 * rate } };
+      options.egress = { clusterCidrs: list("cluster-cidr"), limits: { windowMs: int("bypass-window-ms", 3_000, 100), newPerPodPerSecond: rate, newBurst: 4 * rate } };
     }
     if (options.control.addresses.length === 0 && !options.control.service) {
       throw new UsageError(`give at least one --control HOST:PORT or --control-service NAME:PORT\n\n${HELP}`);

@@ -24,6 +24,8 @@ function agentArgs(s: InstallSettings): string[] {
     "--interface=any",
     ...s.trustedResolvers.map((ip) => `--trusted-resolver=${ip}`),
     ...s.podCidrs.map((c) => `--pod-cidr=${c}`),
+    // Bypass detection judges SYNs only to destinations outside these (as control's `external`).
+    ...s.clusterCidrs.map((c) => `--cluster-cidr=${c}`),
     "--node-name=$(NODE_NAME)",
     `--metrics-address=$(HOST_IP):${AGENT_METRICS_PORT}`,
   ];
