@@ -52,6 +52,8 @@ export function classifyEgress(pkt: DecodedPacket, ctx: ClassifyContext): Egress
   if (pkt.proto === "tcp") {
     const flags = pkt.tcp?.flags ?? 0;
     if (ctx.isInternal?.(pkt.dst)) return null;
+    // DNS over TCP to a trusted resolver is evidence (the DNS capture reassembles it), not egress.
+    if (ctx.dnsPorts.has(pkt.dstPort) && ctx.isTrustedResolver(pkt.dst)) return null;
     return (flags & (TcpFlag.SYN | TcpFlag.ACK)) === TcpFlag.SYN ? { ...base, kind: "tcp-syn", detail: "" } : null;
   }
   if (ctx.dnsPorts.has(pkt.dstPort) && ctx.isTrustedResolver(pkt.dst)) return null;

@@ -29,7 +29,7 @@ export interface EgressWatchLimits {
 }
 
 export const DEFAULT_EGRESS_LIMITS: EgressWatchLimits = {
-  windowMs: 3_000,
+  windowMs: 4_000,
   flowQuietMs: 60_000,
   newPerPodPerSecond: 50,
   newBurst: 200,
@@ -110,20 +110,30 @@ export class EgressWatch {
     else this.udp(e, time, iface);
   }
 
-  /** A filter reported a verdict for this connection (from a control replica). */
+  /**
+   * A filter reported a verdict for this connection, or (port 0: any port) asked control about the
+   * destination while holding a connection to it (Lookup) — from a control replica.
+   */
   coveredConnection(podIp: string, dstIp: string, dstPort: number, at = this.o.now()): void {
     this.counters.coveredReceived++;
     const key = synKey(podIp, dstIp, dstPort);
-    const c = this.pending.get(key);
-    if (c && at >= c.report.first - this.limits.windowMs) {
-      this.counters.synsCovered += c.report.packets;
-      this.remove(this.pending, key, c.pod);
+    if (dstPort === 0) {
+      const prefix = `${podIp}|${dstIp}|`;
+      for (const [k, c] of this.pending) if (k.startsWith(prefix) && at >= c.report.first - this.limits.windowMs) this.coverPending(k, c);
+    } else {
+      const c = this.pending.get(key);
+      if (c && at >= c.report.first - this.limits.windowMs) this.coverPending(key, c);
     }
     let seen = this.covered.get(podIp);
     if (!seen) this.covered.set(podIp, (seen = new Map()));
     seen.delete(key);
     seen.set(key, at);
     while (seen.size > this.limits.maxCoveredPerPod) seen.delete(seen.keys().next().value!);
+  }
+
+  private coverPending(key: string, c: Candidate): void {
+    this.counters.synsCovered += c.report.packets;
+    this.remove(this.pending, key, c.pod);
   }
 
   /** Ends the windows that are over (SYN bypasses) and forgets what aged out. Call periodically. */
@@ -154,8 +164,9 @@ export class EgressWatch {
   private syn(e: EgressPacket, time: number, iface: string): void {
     this.counters.synsSeen++;
     const key = synKey(e.podIp, e.dstIp, e.dstPort);
-    const coveredAt = this.covered.get(e.podIp)?.get(key);
-    if (coveredAt !== undefined && coveredAt >= time - this.limits.windowMs) {
+    const seen = this.covered.get(e.podIp);
+    const coveredAt = Math.max(seen?.get(key) ?? -Infinity, seen?.get(synKey(e.podIp, e.dstIp, 0)) ?? -Infinity);
+    if (coveredAt >= time - this.limits.windowMs) {
       this.counters.synsCovered++;
       return;
     }

@@ -117,12 +117,26 @@ export class BypassHub {
   /** A verdict a filter reported (ReportSink, already bound to its pod): tell the pod's node. */
   verdict(e: VerdictEvent, bound: ReportIdentity | undefined): void {
     const pod = bound ? this.o.registry.get(bound.namespace, bound.name) : this.o.registry.get(e.pod_namespace, e.pod_name);
-    if (!pod || (!this.sinks.has(pod.node ?? "") && !this.sinks.has(INSECURE_ANY_NODE))) return;
-    const source = e.source_ip.length ? bytesToIp(e.source_ip) : undefined;
+    if (pod) this.cover(pod, e.source_ip, e.destination_ip, e.destination_port);
+  }
+
+  /**
+   * A filter's Lookup (already bound to its pod): it holds a connection to this destination — the
+   * verdict may come much later (a claim Lookup waits, detection waits for bytes) while Envoy's
+   * upstream SYN has already left. Port 0: any port.
+   */
+  lookedUp(sourceIp: Uint8Array, destinationIp: Uint8Array): void {
+    const pod = this.o.registry.byIp(sourceIp);
+    if (pod) this.cover(pod, sourceIp, destinationIp, 0);
+  }
+
+  private cover(pod: PodRecord, sourceIp: Uint8Array, destinationIp: Uint8Array, port: number): void {
+    if (!this.sinks.has(pod.node ?? "") && !this.sinks.has(INSECURE_ANY_NODE)) return;
+    const source = sourceIp.length ? bytesToIp(sourceIp) : undefined;
     const podIps = source !== undefined && pod.ips.includes(source) ? [source] : pod.ips;
     const at = this.now();
     for (const ip of podIps) {
-      const c = { pod_ip: ipToBytes(ip), destination_ip: e.destination_ip, destination_port: e.destination_port, reported_unix_ms: at };
+      const c = { pod_ip: ipToBytes(ip), destination_ip: destinationIp, destination_port: port, reported_unix_ms: at };
       for (const node of [pod.node ?? "", INSECURE_ANY_NODE]) {
         if (!this.sinks.has(node)) continue;
         let list = this.outgoing.get(node);

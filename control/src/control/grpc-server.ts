@@ -73,7 +73,7 @@ export interface GrpcEdgeOptions {
   /** Counts the Watch streams bound to each pod (enforcement coverage). */
   coverage?: Pick<CoverageTracker, "filterConnected">;
   /** Bypass detection: agents' Egress streams (absent: the RPC answers UNIMPLEMENTED). */
-  bypass?: Pick<BypassHub, "attachAgent" | "attempts">;
+  bypass?: Pick<BypassHub, "attachAgent" | "attempts" | "lookedUp">;
   lookups: LookupService;
   store: ResolutionStore;
   reports: ReportSink;
@@ -242,6 +242,7 @@ export class GrpcEdge {
       if (!this.o.isReady()) throw new ControlError("EGRET_NOT_READY");
       const req = call.request;
       this.bind("lookup", call, () => this.o.filterBinder.bindSource(call.getPeer(), req.source_ip, req.pod_namespace, req.pod_name));
+      this.o.bypass?.lookedUp(req.source_ip, req.destination_ip);
       const deadline = call.getDeadline();
       const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
       // Answer a little before the caller's deadline so NOT_FOUND arrives rather than DEADLINE_EXCEEDED.

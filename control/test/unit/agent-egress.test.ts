@@ -79,6 +79,19 @@ test("watch: a SYN a verdict covers (after or before it) is the sidecar's; one n
   assert.equal(reports.length, 2, "an old verdict does not cover a new SYN");
 });
 
+test("watch: a Lookup (any port) covers the pod's SYNs to that destination, before or after them; DNS over TCP to the trusted resolver is not egress", () => {
+  const { w, reports, advance, at } = watch();
+  w.ingest(syn("198.18.1.10", 40000, "203.0.113.5", 443), at(), "p1");
+  advance(200);
+  w.coveredConnection("198.18.1.10", "203.0.113.5", 0);
+  w.ingest(syn("198.18.1.10", 40001, "203.0.113.5", 8443), at(), "p1");
+  w.ingest(syn("198.18.1.11", 40002, "203.0.113.5", 443), at(), "p2"); // another pod: not covered
+  w.ingest(syn("198.18.1.10", 40003, RESOLVER, 53), at(), "p1");
+  advance(1001);
+  w.tick();
+  assert.deepEqual(reports.map((r) => r.podIp), ["198.18.1.11"]);
+});
+
 test("watch: a UDP flow is reported at once, then not again for the quiet period", () => {
   const { w, reports, advance, at } = watch({ flowQuietMs: 10_000 });
   for (let i = 0; i < 50; i++) w.ingest(udp("198.18.1.10", 50000, "203.0.113.5", 443, QUIC_INITIAL), at(), "p1");

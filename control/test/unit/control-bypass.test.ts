@@ -72,6 +72,11 @@ test("bypass: verdicts reach the pod's node as covered connections; attempts bec
 
   await report(f, WEB, "203.0.113.10", 443);
   await eventually(() => agent.covered.includes("198.18.1.40>203.0.113.10:443"), "the covered connection at the agent");
+  // A Lookup (the filter holds a connection; its verdict may come seconds later) covers any port.
+  const lookupClient = createFilterClient(await f.filterAddress(WEB));
+  await new Promise<void>((resolve, reject) => lookupClient.Lookup({ source_ip: ipToBytes("198.18.1.40"), destination_ip: ipToBytes("203.0.113.77"), wait_ms: 1, pod_namespace: "shop", pod_name: "web" }, new grpc.Metadata(), {}, (err) => (err ? reject(err) : resolve())));
+  lookupClient.close();
+  await eventually(() => agent.covered.includes("198.18.1.40>203.0.113.77:0"), "the Lookup as a covered destination (any port)");
 
   agent.call.write({
     agent_id: "test-agent",

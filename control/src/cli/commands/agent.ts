@@ -55,8 +55,8 @@ control
 bypass detection (docs/operations.md "Coverage and bypass reports")
   --no-bypass               do not watch outbound TCP SYNs and UDP on pod interfaces
   --bypass-window-ms MS     how long a SYN waits for a filter verdict covering it before it is a
-                            bypass (default 3000; above the filter's reportIntervalMs plus the
-                            time a connection may wait for its first bytes)
+                            bypass (default 4000; above the filter's detectTimeoutMs plus its
+                            reportIntervalMs: a client that sends nothing is judged only then)
   --cluster-cidr CIDR       in-cluster network (repeatable), added to the default private ranges
                             as in egret control: SYNs to it are not judged (Envoy's own upstreams,
                             in-mesh services); UDP is judged whatever its destination
@@ -205,7 +205,7 @@ export const command: CliCommand = {
     };
     if (!values["no-bypass"]) {
       const rate = int("bypass-rate", 50, 1);
-      options.egress = { clusterCidrs: list("cluster-cidr"), limits: { windowMs: int("bypass-window-ms", 3_000, 100), newPerPodPerSecond: rate, newBurst: 4 * rate } };
+      options.egress = { clusterCidrs: list("cluster-cidr"), limits: { windowMs: int("bypass-window-ms", 4_000, 100), newPerPodPerSecond: rate, newBurst: 4 * rate } };
     }
     if (options.control.addresses.length === 0 && !options.control.service) {
       throw new UsageError(`give at least one --control HOST:PORT or --control-service NAME:PORT\n\n${HELP}`);
