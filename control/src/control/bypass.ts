@@ -15,7 +15,7 @@ import type { BypassAttempt, CoveredConnection, EgressKind, Outgoing, VerdictEve
 import { INSECURE_ANY_NODE } from "../auth/agent-auth.js";
 import type { CoverageTracker } from "./coverage.js";
 import type { ControlMetrics } from "./metrics.js";
-import type { PolicyApi } from "./policy-api.js";
+import type { CompiledPod, PolicyApi } from "./policy-api.js";
 import type { PolicyCatalog } from "./policies.js";
 import { podKeyOf, type PodRecord, type PodRegistry } from "./pods.js";
 import type { ResolutionStore } from "./store.js";
@@ -82,6 +82,8 @@ export interface BypassHubOptions {
   events?: BypassEventSink;
   /** The filter's engine for the would-be verdict (default: egret.wasm's, loaded on first use). */
   engine?: () => PolicyEngine;
+  /** The snapshot already compiled for a watched pod (the hub's), to avoid compiling again. */
+  compiledFor?: (namespace: string, name: string) => CompiledPod | undefined;
 }
 
 export class BypassHub {
@@ -207,7 +209,7 @@ export class BypassHub {
     if (!engine) return { verdict: "unknown", reason: "engine-unavailable", policy: "", rule: "" };
     try {
       const glass = breakGlassFor(pod.namespace, this.o.breakGlassNamespace, (ns) => this.o.registry.namespaceLabels(ns));
-      const compiled = this.o.policyApi.compilePodSnapshot(
+      const compiled = this.o.compiledFor?.(pod.namespace, pod.name) ?? this.o.policyApi.compilePodSnapshot(
         [...applyBreakGlass(this.o.catalog.active(), glass)],
         { namespace: pod.namespace, name: pod.name, labels: pod.labels, ips: pod.ips },
         this.o.registry.namespaceLabels(pod.namespace),

@@ -173,6 +173,7 @@ export class ControlService {
       replaceDefaultClusterCidrs: o.replaceDefaultClusterCidrs,
       breakGlassNamespace: o.breakGlassNamespace,
       events: o.source.bypassEvents,
+      compiledFor: (namespace, name) => this.hub.compiledFor(namespace, name),
       ...(o.bypassEngine ? { engine: o.bypassEngine } : {}),
     });
     this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents, (e, bound) => this.bypass.verdict(e, bound));
