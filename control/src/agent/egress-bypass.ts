@@ -8,7 +8,9 @@ import { effectiveClusterCidrs } from "../policy/network.js";
 import { decodeFrame, type DropCounts } from "../pcap/index.js";
 import { LiveCapture, type Frame } from "./capture.js";
 import type { AgentCredentials } from "./credentials.js";
-import { egressBpfFilter, type EgressKind } from "./egress-classify.js";
+import type { EgressKind } from "./egress-classify.js";
+import { assemble } from "./bpf.js";
+import { egressSocketFilter } from "./egress-bpf.js";
 import { EgressLink } from "./egress-link.js";
 import { EgressWatch, type BypassReport, type EgressWatchLimits } from "./egress-watch.js";
 
@@ -74,9 +76,11 @@ export class EgressBypass {
   start(): void {
     const any = this.o.interfaces.includes("any");
     if (this.o.interfaces.length > 0 && !(any && this.o.podCidrs.length === 0)) {
+      // Its own sockets and rings, with their own kernel filter (egress-bpf.ts).
       this.capture = new LiveCapture({
         interfaces: this.o.interfaces,
-        filter: egressBpfFilter(this.o.dnsPorts, this.o.trustedResolvers, this.o.podCidrs, any),
+        dnsPorts: this.o.dnsPorts,
+        socketFilter: assemble(egressSocketFilter(this.o.dnsPorts, this.o.trustedResolvers, this.o.podCidrs)),
         bufferBytes: this.o.bufferBytes,
         rescanMs: this.o.rescanMs,
         log: this.o.log,
@@ -100,7 +104,8 @@ export class EgressBypass {
   /** One frame of the egress capture (tests inject frames here). Never throws on its contents. */
   ingestFrame(frame: Frame): void {
     const pkt = decodeFrame(frame.linkType, frame.data, this.frameDrops);
-    if (pkt) this.watch.ingest(pkt, frame.time, frame.iface);
+    // The live capture states the kernel's packet type: the classifier drops what the node sent.
+    if (pkt) this.watch.ingest(frame.pktType !== undefined ? { ...pkt, pktType: frame.pktType } : pkt, frame.time, frame.iface);
   }
 
   /** The control replicas (the same set the Observe streams go to). */

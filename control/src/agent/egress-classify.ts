@@ -94,27 +94,3 @@ export function dnsQuestion(p: Uint8Array): string | undefined {
   if (!msg || msg.isResponse || msg.questions.length === 0) return undefined;
   return readName(msg.buf, msg.questions[0].nameOffset, true) ?? undefined;
 }
-
-/**
- * The kernel BPF filter for bypass detection: TCP SYNs (IPv4 by the TCP flags, IPv6 when the next
- * header is TCP and no extension header precedes it) and UDP except to a trusted resolver's DNS
- * port, sent from the pod networks (`src net`, when given). Direction by source address, not by
- * `inbound`: on the node side of a pod's veth, libpcap's `inbound` matched nothing here (checked
- * with tcpdump on this machine), and the classifier checks the source again. On the `any` device
- * the node's forwarded copies are dropped by `inbound` (the cooked header's packet type, also
- * checked in user space). A capture of its own, apart from DNS evidence: a pod flooding UDP fills
- * this ring, not the one that carries DNS answers.
- */
-export function egressBpfFilter(dnsPorts: readonly number[], trustedResolvers: readonly string[], podCidrs: readonly string[] = [], anyDevice = false): string {
-  const dns = dnsPorts.map((n) => `dst port ${n}`).join(" or ");
-  const resolvers = trustedResolvers.map((r) => `dst net ${withPrefix(r)}`).join(" or ");
-  const syn4 = "(ip and tcp and (tcp[tcpflags] & (tcp-syn|tcp-ack)) == tcp-syn)";
-  const syn6 = "(ip6 and ip6[6] == 6 and (ip6[53] & 0x12) == 0x02)";
-  const udp = resolvers ? `(udp and not ((${dns}) and (${resolvers})))` : "udp";
-  const from = podCidrs.length ? `(${podCidrs.map((c) => `src net ${withPrefix(c)}`).join(" or ")}) and ` : "";
-  return `${anyDevice ? "inbound and " : ""}${from}(${syn4} or ${syn6} or ${udp})`;
-}
-
-function withPrefix(cidr: string): string {
-  return cidr.includes("/") ? cidr : cidr.includes(":") ? `${cidr}/128` : `${cidr}/32`;
-}

@@ -312,9 +312,11 @@ export class GrpcEdge {
     this.o.metrics.agentStreams.inc();
     const state = { lastSequence: 0, agentId: "" };
     let finished = false;
+    let expiry: NodeJS.Timeout | undefined;
     const finish = (err?: unknown) => {
       if (finished) return;
       finished = true;
+      clearTimeout(expiry);
       this.openCalls.delete(stream);
       this.o.metrics.agentStreams.dec();
       if (err) call.emit("error", toStatus(err));
@@ -323,7 +325,10 @@ export class GrpcEdge {
     // Batches wait for the authentication in order; nothing is applied before it succeeds.
     const authorization = call.metadata.get("authorization")[0];
     let identity: Promise<AgentIdentity | undefined> = this.authenticateAgent(typeof authorization === "string" ? authorization : undefined, call.getPeer()).then(
-      (id) => id,
+      (id) => {
+        if (!finished) expiry = this.endAtExpiry(id, () => finish(new ControlError("EGRET_AGENT_TOKEN_EXPIRED", id.subject)));
+        return id;
+      },
       (err: unknown) => {
         finish(err);
         return undefined;
@@ -365,9 +370,11 @@ export class GrpcEdge {
     this.openCalls.add(stream);
     let detach: (() => void) | undefined;
     let finished = false;
+    let expiry: NodeJS.Timeout | undefined;
     const finish = (err?: unknown) => {
       if (finished) return;
       finished = true;
+      clearTimeout(expiry);
       this.openCalls.delete(stream);
       detach?.();
       if (err) call.emit("error", toStatus(err));
@@ -376,7 +383,9 @@ export class GrpcEdge {
     const authorization = call.metadata.get("authorization")[0];
     let identity: Promise<AgentIdentity | undefined> = this.authenticateAgent(typeof authorization === "string" ? authorization : undefined, call.getPeer()).then(
       (id) => {
-        if (!finished) detach = bypass.attachAgent(id.node, { send: (covered) => void call.write({ covered_connections: covered }) });
+        if (finished) return id;
+        detach = bypass.attachAgent(id.node, { send: (covered) => void call.write({ covered_connections: covered }) });
+        expiry = this.endAtExpiry(id, () => finish(new ControlError("EGRET_AGENT_TOKEN_EXPIRED", id.subject)));
         return id;
       },
       (err: unknown) => {
@@ -400,6 +409,18 @@ export class GrpcEdge {
     call.on("end", () => void identity.then(() => finish()));
     call.on("cancelled", () => finish());
     call.on("error", () => finish());
+  }
+
+  /** A stream never outlives its credential: ends it when the token expires (the agent reconnects with the rotated one). */
+  private endAtExpiry(id: AgentIdentity, end: () => void): NodeJS.Timeout | undefined {
+    if (id.expiresAtMs === undefined) return undefined;
+    const timer = setTimeout(() => {
+      this.o.metrics.agentStreamsExpired.inc();
+      this.o.log.info({ subject: id.subject, node: id.node }, "observe: the agent's token expired; stream ended");
+      end();
+    }, Math.max(0, Math.min(id.expiresAtMs - (this.o.now ?? Date.now)(), 2 ** 31 - 1)));
+    timer.unref?.();
+    return timer;
   }
 
   private async authenticateAgent(authorization: string | undefined, peer: string): Promise<AgentIdentity> {
