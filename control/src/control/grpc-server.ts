@@ -23,6 +23,8 @@ import type { PodRegistry } from "./pods.js";
 import { asControlError, ControlError, type ErrorKind } from "./errors.js";
 import type { WatchHub, Subscription } from "./hub.js";
 import type { CoverageTracker } from "./coverage.js";
+import type { BypassHub } from "./bypass.js";
+import type { EgressHandler, EgressRequest } from "../proto/index.js";
 import type { LookupService } from "./lookup.js";
 import type { ControlMetrics } from "./metrics.js";
 import type { ReportSink } from "./reports.js";
@@ -73,6 +75,8 @@ export interface GrpcEdgeOptions {
   hub: WatchHub;
   /** Counts the Watch streams bound to each pod (enforcement coverage). */
   coverage?: Pick<CoverageTracker, "filterConnected">;
+  /** Bypass detection: agents' Egress streams (absent: the RPC answers UNIMPLEMENTED). */
+  bypass?: Pick<BypassHub, "attachAgent" | "attempts" | "lookedUp">;
   lookups: LookupService;
   store: ResolutionStore;
   reports: ReportSink;
@@ -171,7 +175,8 @@ export class GrpcEdge {
       Lookup: (call, callback) => void this.lookup(call, callback),
       Report: (call, callback) => this.report(call, callback),
     };
-    const agent: AgentServiceHandlers = { Observe: (call) => this.observe(call) };
+    const egress: EgressHandler = (call) => this.egress(call);
+    const agent: AgentServiceHandlers = { Observe: (call) => this.observe(call), ...(o.bypass ? { Egress: egress } : {}) };
     // Plaintext: filters (no credential travels; they are bound by source address). Agents too,
     // unless TLS is configured: then bearer tokens travel only on the TLS listener.
     const options: grpc.ServerOptions = {
@@ -282,6 +287,7 @@ export class GrpcEdge {
       releaseSlot = this.peers.startLookup(peerKey(call));
       const req = call.request;
       this.bind("lookup", call, () => this.o.filterBinder.bindSource(call.getPeer(), req.source_ip, req.pod_namespace, req.pod_name));
+      this.o.bypass?.lookedUp(req.source_ip, req.destination_ip);
       const deadline = call.getDeadline();
       const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
       // Answer a little before the caller's deadline so NOT_FOUND arrives rather than DEADLINE_EXCEEDED.
@@ -399,6 +405,64 @@ export class GrpcEdge {
         } catch (err) {
           finish(err);
         }
+        return id;
+      });
+    });
+    call.on("end", () => void identity.then(() => finish()));
+    call.on("cancelled", () => finish());
+    call.on("error", () => finish());
+  }
+
+  // ---- Egress (bypass detection) ----------------------------------------------------------------
+
+  /**
+   * An agent's Egress stream: authenticated like Observe and bound to the token's node; it
+   * receives the connections filters reported for that node's pods, and sends bypass attempts
+   * (accepted only for that node's pods). One response per request, with the counts.
+   */
+  private egress(call: grpc.ServerDuplexStream<EgressRequest, unknown>): void {
+    const stream = call as grpc.ServerDuplexStream<unknown, unknown>;
+    if (this.shuttingDown || !this.o.bypass) {
+      call.emit("error", toStatus(new ControlError("EGRET_SHUTTING_DOWN")));
+      return;
+    }
+    const bypass = this.o.bypass;
+    this.openCalls.add(stream);
+    let detach: (() => void) | undefined;
+    let finished = false;
+    let expiry: NodeJS.Timeout | undefined;
+    const finish = (err?: unknown) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(expiry);
+      this.openCalls.delete(stream);
+      detach?.();
+      if (err) call.emit("error", toStatus(err));
+      else if (!call.cancelled) call.end();
+    };
+    const authorization = call.metadata.get("authorization")[0];
+    let identity: Promise<AgentIdentity | undefined> = this.authenticateAgent(typeof authorization === "string" ? authorization : undefined, call.getPeer()).then(
+      (id) => {
+        if (finished) return id;
+        detach = bypass.attachAgent(id.node, { send: (covered) => void call.write({ covered_connections: covered }) });
+        expiry = this.endAtExpiry(id, () => finish(new ControlError("EGRET_AGENT_TOKEN_EXPIRED", id.subject)));
+        return id;
+      },
+      (err: unknown) => {
+        finish(err);
+        return undefined;
+      },
+    );
+    call.on("data", (req: EgressRequest) => {
+      identity = identity.then((id) => {
+        if (!id || finished) return id;
+        if (req.attempts.length > this.limits.maxEventsPerBatch) {
+          finish(new ControlError("EGRET_REPORT_BATCH_TOO_LARGE", `${req.attempts.length} bypass attempts > ${this.limits.maxEventsPerBatch}`));
+          return id;
+        }
+        if (req.attempts.length === 0 && req.dropped_attempts === 0) return id;
+        const r = bypass.attempts(req.attempts, id.node, req.dropped_attempts);
+        call.write({ accepted_attempts: r.accepted, rejected_attempts: r.rejected });
         return id;
       });
     });

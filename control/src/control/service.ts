@@ -26,6 +26,8 @@ import { ReportSink, type AuditWriter, type DenyEventSink } from "./reports.js";
 import { ResolutionStore, type StoreLimits } from "./store.js";
 import { MeshConfigTable } from "./mesh-config.js";
 import { CoverageTracker, type CoverageEventSink } from "./coverage.js";
+import { BypassHub, type BypassEventSink } from "./bypass.js";
+import type { PolicyEngine } from "../policy/index.js";
 
 export interface SourceContext {
   registry: PodRegistry;
@@ -50,6 +52,8 @@ export interface ControlSource {
   denyEvents?: DenyEventSink;
   /** Kubernetes Events for selected pods no filter enforces. */
   coverageEvents?: CoverageEventSink;
+  /** Kubernetes Events for bypass reports. */
+  bypassEvents?: BypassEventSink;
 }
 
 export interface ControlServiceOptions {
@@ -92,6 +96,8 @@ export interface ControlServiceOptions {
   filterSelector?: Record<string, string>;
   /** How long a selected pod stays unenforced before it is announced (log, Event); default 30 s. */
   coverageGraceMs?: number;
+  /** The engine for bypass reports' would-be verdicts (default: egret.wasm's, loaded on first use). */
+  bypassEngine?: () => PolicyEngine;
 }
 
 export class ControlService {
@@ -106,6 +112,7 @@ export class ControlService {
   readonly serverId: string;
   readonly nodeBinding: NodeBinding;
   readonly coverage: CoverageTracker;
+  readonly bypass: BypassHub;
   private readonly grpc: GrpcEdge;
   private http?: HttpEdge;
   private sweepTimer?: NodeJS.Timeout;
@@ -155,7 +162,24 @@ export class ControlService {
       graceMs: o.coverageGraceMs,
     });
     this.coverage.setEventSink(o.source.coverageEvents);
-    this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents);
+    this.bypass = new BypassHub({
+      registry: this.registry,
+      catalog: this.catalog,
+      policyApi: o.policyApi,
+      store: this.store,
+      coverage: this.coverage,
+      audit: o.audit,
+      metrics: this.metrics,
+      log: o.log,
+      now: o.now,
+      clusterCidrs: o.clusterCidrs,
+      replaceDefaultClusterCidrs: o.replaceDefaultClusterCidrs,
+      breakGlassNamespace: o.breakGlassNamespace,
+      events: o.source.bypassEvents,
+      compiledFor: (namespace, name) => this.hub.compiledFor(namespace, name),
+      ...(o.bypassEngine ? { engine: o.bypassEngine } : {}),
+    });
+    this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents, (e, bound) => this.bypass.verdict(e, bound));
     this.nodeBinding = new NodeBinding(
       this.registry,
       (outcome, ip, node, podNode) => {
@@ -176,6 +200,7 @@ export class ControlService {
       ...(o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key } } : {}),
       hub: this.hub,
       coverage: this.coverage,
+      bypass: this.bypass,
       lookups: this.lookups,
       store: this.store,
       reports: this.reports,
