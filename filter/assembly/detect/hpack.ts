@@ -72,6 +72,12 @@ const HUFFMAN_LENGTHS: StaticArray<u8> = [
 const FIRST_CODE = new StaticArray<u32>(MAX_CODE_LENGTH + 1);
 const CODE_COUNT = new StaticArray<u32>(MAX_CODE_LENGTH + 1);
 const FIRST_SYMBOL = new StaticArray<u32>(MAX_CODE_LENGTH + 1);
+/**
+ * Per code length: the end of its codes left-aligned in 32 bits. In a canonical code every code of
+ * length L, left-aligned, sorts below every longer one, so a 32-bit window's code length is the
+ * first L whose limit is above it (a few comparisons for the common 5–8-bit symbols).
+ */
+const LIMIT = new StaticArray<u64>(MAX_CODE_LENGTH + 1);
 /** Symbols ordered by (code length, symbol). */
 const SYMBOLS = new StaticArray<u16>(257);
 buildHuffmanTables();
@@ -84,6 +90,7 @@ function buildHuffmanTables(): void {
     unchecked(FIRST_CODE[n] = code);
     unchecked(FIRST_SYMBOL[n] = index);
     const count = unchecked(CODE_COUNT[n]);
+    unchecked(LIMIT[n] = <u64>(code + count) << <u64>(32 - n));
     for (let s = 0; s <= 256; s++) if (<u32>unchecked(HUFFMAN_LENGTHS[s]) == <u32>n) unchecked(SYMBOLS[index++] = <u16>s);
     code = (code + count) << 1;
   }
@@ -91,32 +98,38 @@ function buildHuffmanTables(): void {
 
 /**
  * Decodes the Huffman string [off, off+n) of p. Writes at most `cap` bytes to `out` and returns the
- * full decoded length, or -1 when the string is invalid: EOS inside it, a code longer than 30 bits,
- * or padding that is longer than 7 bits or not the most significant bits of EOS (§5.2).
+ * full decoded length, or -1 when the string is invalid: EOS inside it, or padding that is longer
+ * than 7 bits or not the most significant bits of EOS (RFC 7541 §5.2).
  */
 export function huffmanDecode(p: usize, off: i32, n: i32, out: usize, cap: i32): i32 {
-  let code: u32 = 0;
+  let acc: u64 = 0; // unread bits, right-aligned
   let bits: i32 = 0;
+  let i = 0;
   let written: i32 = 0;
-  for (let i = 0; i < n; i++) {
-    const byte = u8at(p, off + i);
-    for (let b = 7; b >= 0; b--) {
-      code = (code << 1) | ((byte >>> <u32>b) & 1);
-      bits++;
-      const rank = code - unchecked(FIRST_CODE[bits]);
-      if (rank < unchecked(CODE_COUNT[bits])) {
-        const symbol = <u32>unchecked(SYMBOLS[unchecked(FIRST_SYMBOL[bits]) + rank]);
-        if (symbol == EOS) return -1;
-        if (written < cap) store<u8>(out + <usize>written, <u8>symbol);
-        written++;
-        code = 0;
-        bits = 0;
-      } else if (bits >= MAX_CODE_LENGTH) {
-        return -1;
-      }
+  while (true) {
+    while (bits <= 56 && i < n) {
+      acc = (acc << 8) | <u64>u8at(p, off + i++);
+      bits += 8;
     }
+    if (bits == 0) break;
+    // The next 32 bits, left-aligned; past the end they read as ones (the EOS prefix padding uses).
+    const window: u64 = bits >= 32 ? (acc >> <u64>(bits - 32)) & 0xffffffff
+      : ((acc << <u64>(32 - bits)) | ((<u64>1 << <u64>(32 - bits)) - 1)) & 0xffffffff;
+    let len = 5;
+    while (window >= unchecked(LIMIT[len])) len++; // LIMIT[30] is 2^32: always stops
+    if (len > bits) {
+      // Only padding is left: at most 7 bits, all ones.
+      const mask: u64 = (<u64>1 << <u64>bits) - 1;
+      if (bits > 7 || (acc & mask) != mask) return -1;
+      break;
+    }
+    const symbol = <u32>unchecked(SYMBOLS[unchecked(FIRST_SYMBOL[len]) + (<u32>(window >> <u64>(32 - len)) - unchecked(FIRST_CODE[len]))]);
+    if (symbol == EOS) return -1;
+    if (written < cap) store<u8>(out + <usize>written, <u8>symbol);
+    written++;
+    bits -= len;
+    acc &= (<u64>1 << <u64>bits) - 1;
   }
-  if (bits > 7 || code != (<u32>1 << <u32>bits) - 1) return -1;
   return written;
 }
 
