@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { egressWorld, eventually, sendByteByByte, mysqlGreeting, type World, type WorldOptions } from "./egress-fixture.js";
 import type { Connection } from "../../src/host/index.js";
 import { tlsHello } from "../support/attack-bytes.js";
-import { h2cRequest, h2Frame, hpackBlock, nghttp2Requests, requestBlock } from "../support/h2c.js";
+import { H2_PREFACE, h2cRequest, h2Frame, hpackBlock, nghttp2Requests, requestBlock } from "../support/h2c.js";
 
 const POLICY = `
 apiVersion: egret.dev/v1alpha1
@@ -493,4 +493,36 @@ test("h2c: two requests from a real client (nghttp2 via node:http2) — a second
       if (bbb) sendByteByByte(c, attack); else c.downstreamData(attack);
       await eventually(() => { w.tick(1); return c.closed; }, "the deny of the second stream");
     }
+  }));
+
+test("h2c Upgrade: after a 101, the HTTP/2 streams of a claim-judged connection are judged like prior-knowledge ones; a websocket Upgrade stays a tunnel", () =>
+  withWorld({}, async (w) => {
+    const upgrade = http("GET / HTTP/1.1\nHost: api.example.com\nConnection: Upgrade, HTTP2-Settings\nUpgrade: h2c\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\n\n");
+    const switching = Buffer.from("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
+    const settings = h2Frame(4, 0, 0, Buffer.alloc(0));
+    const stream3 = (authority: string) => h2Frame(1, 5, 3, hpackBlock([{ indexed: 2 }, { indexed: 6 }, { indexed: 4 }, { nameIndex: 1, huffman: authority, indexing: "incremental" }]));
+    const run = async (authority: string, bbb: boolean) => {
+      const c = w.connect(`${API}:80`);
+      c.downstreamData(upgrade);
+      await eventually(() => { w.tick(1); return c.sentUpstream.length === upgrade.length; }, "the upgrade request");
+      c.upstreamData(switching);
+      const rest = Buffer.concat([H2_PREFACE, settings, stream3(authority)]);
+      if (bbb) sendByteByByte(c, rest); else c.downstreamData(rest);
+      return c;
+    };
+    for (const bbb of [false, true]) {
+      const twin = await run("api.example.com", bbb);
+      assert.equal(twin.closed, false, "twin");
+      assert.equal(twin.sentUpstream.length, upgrade.length + H2_PREFACE.length + settings.length + stream3("api.example.com").length);
+      const attack = await run("evil.example.net", bbb);
+      assert.equal(attack.closed, true, `attack${bbb ? " (byte at a time)" : ""}`);
+    }
+    // A websocket upgrade is a tunnel after its 101: its bytes are not HTTP/2 and are not judged.
+    const ws = w.connect(`${API}:80`);
+    const wsReq = http("GET /chat HTTP/1.1\nHost: api.example.com\nConnection: Upgrade\nUpgrade: websocket\nSec-WebSocket-Version: 13\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\n\n");
+    ws.downstreamData(wsReq);
+    await eventually(() => { w.tick(1); return ws.sentUpstream.length === wsReq.length; }, "the websocket upgrade");
+    ws.upstreamData(Buffer.from("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"));
+    ws.downstreamData(Buffer.from([0x81, 0x82, 1, 2, 3, 4, 0x49, 0x6b]));
+    assert.equal(ws.closed, false);
   }));

@@ -33,6 +33,8 @@ export const H2_BAD: i32 = 2;
 // @ts-ignore: decorator
 @inline const F_PRIORITY: u32 = 0x20;
 
+const PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
 export class H2RequestWalker {
   readonly decoder: HeaderBlockDecoder = new HeaderBlockDecoder();
   /** The authority of the request just reported (len 0: none). */
@@ -57,6 +59,8 @@ export class H2RequestWalker {
   private blockStream: u32 = 0;
   /** Highest request stream seen; a block on an older stream is trailers. */
   private lastStream: u32 = 0;
+  /** Bytes of the client connection preface still expected (after an Upgrade: h2c). */
+  private prefaceLeft: i32 = 0;
 
   reset(): void {
     this.decoder.reset();
@@ -72,6 +76,7 @@ export class H2RequestWalker {
     this.inBlock = false;
     this.blockStream = 0;
     this.lastStream = 0;
+    this.prefaceLeft = 0;
   }
 
   /** Goes on after the detector's first request (its HPACK state and stream). */
@@ -81,10 +86,27 @@ export class H2RequestWalker {
     this.lastStream = stream;
   }
 
+  /**
+   * Goes on after an HTTP/1 request with `Upgrade: h2c` was answered 101: the client's preface
+   * comes first, stream 1 is the upgrade request itself (already judged), HPACK starts empty
+   * (RFC 7540 §3.2).
+   */
+  startAfterUpgrade(): void {
+    this.reset();
+    this.prefaceLeft = PREFACE.length;
+    this.lastStream = 1;
+  }
+
   /** Consumes bytes until a new request's header block ends (H2_REQUEST) or all are used. */
   advance(p: usize, n: i32): i32 {
     let i = 0;
     while (i < n) {
+      if (this.prefaceLeft > 0) {
+        if (<u32>load<u8>(p + <usize>i) != <u32>PREFACE.charCodeAt(PREFACE.length - this.prefaceLeft)) return this.bad(i);
+        this.prefaceLeft--;
+        i++;
+        continue;
+      }
       if (this.headerFill < FRAME_HEADER) {
         unchecked(this.header[this.headerFill++] = load<u8>(p + <usize>i));
         i++;

@@ -28,7 +28,7 @@ import { Inspector, INSPECT_NEED_MORE, inspectScratchPtr, inspectScratchSize } f
 import { RequestFramer, FRAME_AWAIT, FRAME_BAD, FRAME_HEAD } from "./requests";
 import { H2RequestWalker, H2_BAD, H2_REQUEST } from "./h2requests";
 import { H2_CLAIM_BROKEN } from "../detect/http2";
-import { PROXY_CONNECT, PROXY_NONE, HTTP_CHUNKED, HTTP_UPGRADE } from "../detect/claims";
+import { PROXY_CONNECT, PROXY_NONE, HTTP_CHUNKED, HTTP_UPGRADE, HTTP_UPGRADE_H2C } from "../detect/claims";
 import {
   PROTO_TLS, PROTO_HTTP, PROTO_HTTP2, PROTO_UNKNOWN, PROTOCOL_COUNT, PROTO_POSTGRESQL, PROTO_MYSQL, PROTO_SMTP, PROTO_IMAP, PROTO_POP3,
   PROTO_FTP, PROTO_LDAP,
@@ -801,7 +801,8 @@ export class EgressStream extends StreamContext {
     const f = this.egress.takeFramer();
     const c = insp.detector.claims;
     f.pos = <u32>insp.detector.httpHeadLength();
-    f.afterHead(c.contentLength, (c.httpFlags & HTTP_CHUNKED) != 0, c.proxyForm == PROXY_CONNECT, (c.httpFlags & HTTP_UPGRADE) != 0);
+    f.afterHead(c.contentLength, (c.httpFlags & HTTP_CHUNKED) != 0, c.proxyForm == PROXY_CONNECT, (c.httpFlags & HTTP_UPGRADE) != 0,
+      (c.httpFlags & HTTP_UPGRADE_H2C) != 0);
     this.framer = f;
   }
 
@@ -883,6 +884,26 @@ export class EgressStream extends StreamContext {
     w.startAfterFirst(parser.block, parser.firstStream());
     this.h2 = w;
     this.h2Offset = <u32>parser.framesEnd();
+  }
+
+  /**
+   * 101 to an `Upgrade: h2c` request on a claim-judged connection: its HTTP/2 streams are judged as
+   * prior-knowledge ones are. A compliant client sends nothing before the 101 (RFC 7540 §3.2), so
+   * bytes held meanwhile (which cannot be re-read from here) close the connection.
+   */
+  private switchToH2(f: RequestFramer): Action {
+    const held = f.heldWhileAwaiting;
+    this.framer = null;
+    this.egress.giveBackFramer(f);
+    const w = this.egress.takeH2Walker();
+    w.startAfterUpgrade();
+    this.h2 = w;
+    this.h2Offset = 0;
+    if (held) {
+      this.requestFailed();
+      return Action.StopIteration;
+    }
+    return Action.Continue;
   }
 
   /** Walks the client bytes Envoy holds from h2Offset; each new request's block is judged before they pass. */
@@ -1043,7 +1064,8 @@ export class EgressStream extends StreamContext {
       else this.evaluateNow(now, PROTO_HTTP, ri.claimKind, ri.claimPtr, <i32>ri.claimLen);
     }
     const c = ri.detector.claims;
-    this.framer!.afterHead(c.contentLength, (c.httpFlags & HTTP_CHUNKED) != 0, c.proxyForm == PROXY_CONNECT, (c.httpFlags & HTTP_UPGRADE) != 0);
+    this.framer!.afterHead(c.contentLength, (c.httpFlags & HTTP_CHUNKED) != 0, c.proxyForm == PROXY_CONNECT, (c.httpFlags & HTTP_UPGRADE) != 0,
+      (c.httpFlags & HTTP_UPGRADE_H2C) != 0);
     return this.revise(ri, now);
   }
 
@@ -1068,6 +1090,7 @@ export class EgressStream extends StreamContext {
     const scratch = inspectScratchPtr();
     const n = readBuffer(BufferType.UpstreamData, 0, scratch, min(size, 16));
     if (n <= 0 || !f.serverBytes(scratch, <u32>n)) return Action.Continue;
+    if (f.switchedToH2c()) return this.switchToH2(f);
     if (!f.heldWhileAwaiting) return Action.Continue;
     if (f.skippable() > 0) {
       // A tunnel: the held bytes belong to it.
