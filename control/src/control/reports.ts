@@ -100,6 +100,8 @@ export class ReportSink {
     private readonly audit: AuditWriter,
     private readonly metrics: ControlMetrics,
     private readonly events?: DenyEventSink,
+    /** Hears every recorded verdict (bypass detection: the connection the sidecar handled). */
+    private readonly onVerdict?: (e: VerdictEvent, bound: ReportIdentity | undefined) => void,
     /** Hears every recorded event, with the identity it was recorded under (the verdict feed). */
     private readonly onRecorded?: (e: VerdictEvent) => void,
   ) {}
@@ -124,6 +126,7 @@ export class ReportSink {
       try {
         this.record(bound ? { ...e, pod_namespace: bound.namespace, pod_name: bound.name } : e);
         accepted++;
+        this.onVerdict?.(e, bound);
       } catch {
         // Input from a filter must never take the service down: count it and go on.
         rejected++;

@@ -13,6 +13,7 @@ import type { Logger } from "../common/log.js";
 import { NoAgentCredentials, type AgentAuthenticator } from "../auth/agent-auth.js";
 import { FilterBinder } from "../auth/filter-binding.js";
 import { NodeBinding, type HoldLimits } from "../auth/node-binding.js";
+import type { PeerLimiter, PeerLimits } from "./peer-limits.js";
 import { GrpcEdge, type GrpcLimits } from "./grpc-server.js";
 import { HttpEdge, type Route } from "./http-server.js";
 import { WatchHub, type HubLimits } from "./hub.js";
@@ -30,6 +31,8 @@ import { OperatorEdge } from "./operator-edge.js";
 import type { LeaderView, StatusParts } from "./operator-status.js";
 import { VerdictFeed, type FeedLimits } from "./verdict-feed.js";
 import { CoverageTracker, type CoverageEventSink } from "./coverage.js";
+import { BypassHub, type BypassEventSink } from "./bypass.js";
+import type { PolicyEngine } from "../policy/index.js";
 
 export interface SourceContext {
   registry: PodRegistry;
@@ -54,6 +57,8 @@ export interface ControlSource {
   denyEvents?: DenyEventSink;
   /** Kubernetes Events for selected pods no filter enforces. */
   coverageEvents?: CoverageEventSink;
+  /** Kubernetes Events for bypass reports. */
+  bypassEvents?: BypassEventSink;
 }
 
 export interface ControlServiceOptions {
@@ -88,6 +93,8 @@ export interface ControlServiceOptions {
   agentAuth?: AgentAuthenticator;
   /** Peer ranges whose filter calls are served unverified (clusters that SNAT pod traffic); default none. */
   filterSnatPeers?: string[];
+  /** What one peer address may hold and do on the gRPC port (peer-limits.ts). */
+  peerLimits?: Partial<PeerLimits>;
   /** Observations for pod IPs not yet known, held until the pod appears. */
   holdLimits?: Partial<HoldLimits>;
   /** Who may use `egret observe` / `egret status`, and which namespaces (default: nobody). */
@@ -102,6 +109,8 @@ export interface ControlServiceOptions {
   filterSelector?: Record<string, string>;
   /** How long a selected pod stays unenforced before it is announced (log, Event); default 30 s. */
   coverageGraceMs?: number;
+  /** The engine for bypass reports' would-be verdicts (default: egret.wasm's, loaded on first use). */
+  bypassEngine?: () => PolicyEngine;
 }
 
 export class ControlService {
@@ -118,6 +127,7 @@ export class ControlService {
   readonly feed: VerdictFeed;
   readonly agents: AgentTracker;
   readonly coverage: CoverageTracker;
+  readonly bypass: BypassHub;
   private readonly grpc: GrpcEdge;
   private http?: HttpEdge;
   private sweepTimer?: NodeJS.Timeout;
@@ -167,12 +177,29 @@ export class ControlService {
       graceMs: o.coverageGraceMs,
     });
     this.coverage.setEventSink(o.source.coverageEvents);
+    this.bypass = new BypassHub({
+      registry: this.registry,
+      catalog: this.catalog,
+      policyApi: o.policyApi,
+      store: this.store,
+      coverage: this.coverage,
+      audit: o.audit,
+      metrics: this.metrics,
+      log: o.log,
+      now: o.now,
+      clusterCidrs: o.clusterCidrs,
+      replaceDefaultClusterCidrs: o.replaceDefaultClusterCidrs,
+      breakGlassNamespace: o.breakGlassNamespace,
+      events: o.source.bypassEvents,
+      compiledFor: (namespace, name) => this.hub.compiledFor(namespace, name),
+      ...(o.bypassEngine ? { engine: o.bypassEngine } : {}),
+    });
     this.feed = new VerdictFeed(o.feedLimits, {
       dropped: () => this.metrics.observeDropped.inc(),
       subscribers: (n) => this.metrics.observeStreams.set(n),
     });
     this.agents = new AgentTracker(o.now);
-    this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents, (e) => this.feed.publish(e));
+    this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents, (e, bound) => this.bypass.verdict(e, bound), (e) => this.feed.publish(e));
     this.nodeBinding = new NodeBinding(
       this.registry,
       (outcome, ip, node, podNode) => {
@@ -193,6 +220,7 @@ export class ControlService {
       ...(o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key } } : {}),
       hub: this.hub,
       coverage: this.coverage,
+      bypass: this.bypass,
       lookups: this.lookups,
       store: this.store,
       reports: this.reports,
@@ -200,6 +228,7 @@ export class ControlService {
       log: o.log,
       serverId: this.serverId,
       limits: o.grpcLimits,
+      peerLimits: o.peerLimits,
       isReady: () => this.notReadyReason() === undefined,
       now: o.now,
       agents: this.agents,
@@ -218,6 +247,11 @@ export class ControlService {
       for (const ip of c.before.ips) if (!kept.has(ip)) this.store.dropPod(ip);
     });
     this.catalog.onState(() => this.updatePolicyGauges());
+  }
+
+  /** The gRPC port's per-peer limits and what each peer holds now. */
+  get grpcPeers(): PeerLimiter {
+    return this.grpc.peers;
   }
 
   /** Binds the ports, then syncs the source (ready after it). Resolves to the bound ports. */
