@@ -48,6 +48,12 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
       labelNames: ["outcome"] as const,
       registers: r,
     }),
+    peerLimitExceeded: new Counter({
+      name: "egret_control_peer_limit_exceeded_total",
+      help: "Refusals because one peer address exceeded a per-peer limit: streams, lookups, connections, message_size, keepalive",
+      labelNames: ["limit"] as const,
+      registers: r,
+    }),
     tokenReviews: new Counter({
       name: "egret_control_token_reviews_total",
       help: "Agent token checks in Kubernetes mode: cache_hit (no API call), reviewed (a TokenReview answered), error (the API could not be asked)",

@@ -13,6 +13,7 @@ import type { Logger } from "../common/log.js";
 import { NoAgentCredentials, type AgentAuthenticator } from "../auth/agent-auth.js";
 import { FilterBinder } from "../auth/filter-binding.js";
 import { NodeBinding, type HoldLimits } from "../auth/node-binding.js";
+import type { PeerLimiter, PeerLimits } from "./peer-limits.js";
 import { GrpcEdge, type GrpcLimits } from "./grpc-server.js";
 import { HttpEdge, type Route } from "./http-server.js";
 import { WatchHub, type HubLimits } from "./hub.js";
@@ -87,6 +88,8 @@ export interface ControlServiceOptions {
   agentAuth?: AgentAuthenticator;
   /** Peer ranges whose filter calls are served unverified (clusters that SNAT pod traffic); default none. */
   filterSnatPeers?: string[];
+  /** What one peer address may hold and do on the gRPC port (peer-limits.ts). */
+  peerLimits?: Partial<PeerLimits>;
   /** Observations for pod IPs not yet known, held until the pod appears. */
   holdLimits?: Partial<HoldLimits>;
   /** Labels of the EnvoyFilter's workloadSelector (`egret manifests --selector`): sidecars it leaves out are `envoy-without-filter`. */
@@ -205,6 +208,7 @@ export class ControlService {
       log: o.log,
       serverId: this.serverId,
       limits: o.grpcLimits,
+      peerLimits: o.peerLimits,
       isReady: () => this.notReadyReason() === undefined,
       now: o.now,
     });
@@ -215,6 +219,11 @@ export class ControlService {
       for (const ip of c.before.ips) if (!kept.has(ip)) this.store.dropPod(ip);
     });
     this.catalog.onState(() => this.updatePolicyGauges());
+  }
+
+  /** The gRPC port's per-peer limits and what each peer holds now. */
+  get grpcPeers(): PeerLimiter {
+    return this.grpc.peers;
   }
 
   /** Binds the ports, then syncs the source (ready after it). Resolves to the bound ports. */
