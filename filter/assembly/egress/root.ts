@@ -31,6 +31,7 @@ import { EgressStream, PHASE_WAIT_CLAIM } from "./stream";
 import { Inspector, ensureInspectScratch } from "./inspect";
 import { SharedWatch, ROLE_OWN, ROLE_HOLDER, ROLE_FOLLOWER, ROLE_CANDIDATE } from "./shared";
 import { RequestFramer } from "./requests";
+import { ConnectionFacts } from "./facts";
 
 const SERVICE = "egret.v1.FilterService";
 /** Pending-slot kinds: why a connection is registered with the root. */
@@ -112,6 +113,12 @@ export class EgressRoot extends RootContext {
   private inspectors: Inspector[] = [];
   private laterHeads: Inspector | null = null;
   private framers: RequestFramer[] = [];
+  /** Recorded facts not in use (an open, passing connection holds one). */
+  private factsPool: ConnectionFacts[] = [];
+  /** Open connections that passed, newest first (re-judged when the policy changes). */
+  openHead: EgressStream | null = null;
+  /** A new policy was applied: open connections are judged again (after the response, or on the next tick). */
+  rejudgeDue: bool = false;
   // Reused decoders and buffers (allocated once).
   private watchView: WatchResponseView = new WatchResponseView();
   private resView: ResolutionView = new ResolutionView();
@@ -223,6 +230,7 @@ export class EgressRoot extends RootContext {
     if (cfg === null) return;
     const now = nowMs();
     this.runLease(now, cfg.tickMs);
+    if (this.rejudgeDue) this.rejudgeOpen(now);
     if (this.watchState == WATCH_IDLE && now >= this.watchRetryAtMs && this.watchesItself()) this.openWatch();
     this.expireHeld(now);
     if (this.reportToken != 0 && now >= this.reportDeadlineMs) {
@@ -370,6 +378,52 @@ export class EgressRoot extends RootContext {
 
   giveBackFramer(f: RequestFramer): void {
     if (this.framers.length < 1024) this.framers.push(f);
+  }
+
+  /** A facts record from the pool (allocates only when the pool is empty). */
+  takeFacts(): ConnectionFacts {
+    return this.factsPool.length > 0 ? this.factsPool.pop() : new ConnectionFacts();
+  }
+
+  linkOpen(s: EgressStream): void {
+    const head = this.openHead;
+    s.openPrev = null;
+    s.openNext = head;
+    if (head !== null) head.openPrev = s;
+    this.openHead = s;
+  }
+
+  /** The connection closed: off the open list, its facts back to the pool. */
+  unlinkOpen(s: EgressStream): void {
+    const f = s.facts;
+    if (f === null) return;
+    const prev = s.openPrev;
+    const next = s.openNext;
+    if (prev !== null) prev.openNext = next;
+    else this.openHead = next;
+    if (next !== null) next.openPrev = prev;
+    s.openPrev = null;
+    s.openNext = null;
+    s.facts = null;
+    // Bounded: a burst of open connections does not pin memory forever.
+    if (this.factsPool.length < 1024) this.factsPool.push(f);
+  }
+
+  /**
+   * The policy changed: every open connection that passed is judged again on its recorded facts
+   * (stream.ts rejudge). Closes are deferred by the host until this callback returns, so the list
+   * is not changed under the walk; `next` is read first all the same.
+   */
+  private rejudgeOpen(now: i64): void {
+    this.rejudgeDue = false;
+    if (this.snapshot === null) return;
+    let s = this.openHead;
+    while (s !== null) {
+      const next = s.openNext;
+      setEffectiveContext(s.id);
+      s.rejudge(now);
+      s = next;
+    }
   }
 
   giveBackInspector(insp: Inspector): void {
@@ -613,6 +667,7 @@ export class EgressRoot extends RootContext {
     if (resnapshot) this.openWatch(true);
     this.publishTableGauges();
     this.resumeHeld();
+    if (this.rejudgeDue) this.rejudgeOpen(nowMs());
   }
 
   /**
@@ -654,8 +709,11 @@ export class EgressRoot extends RootContext {
     while (v.nextUpsert(res)) this.applyResolutionView(res, now, true);
     if (t.evicted > evictedBefore && fromControl) m.tableEvictions.increment(<i64>(t.evicted - evictedBefore));
     if (snap !== null) {
+      const hash = v.policyHash.toString();
+      // A different policy (or one control did not hash): open connections are judged again.
+      if (this.snapshot !== null && (hash.length == 0 || hash != this.policyHash) && this.openHead !== null) this.rejudgeDue = true;
       this.snapshot = snap;
-      this.policyHash = v.policyHash.toString();
+      this.policyHash = hash;
       m.policyLoaded.record(1);
     }
     this.epoch = v.epoch.toString();
