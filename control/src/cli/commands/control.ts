@@ -8,6 +8,7 @@ import { fileControlSource } from "../../control/file-source.js";
 import { defaultPolicyApi } from "../../control/policy-api.js";
 import { ControlService, splitHostPort, type ControlSource } from "../../control/service.js";
 import { KubeSource } from "../../k8s/index.js";
+import { LoopbackOrTokenAuth } from "../../auth/operator-auth.js";
 import { createWasmHandler, fetchPreviousModule, loadWasmModule, type WasmModuleSet } from "../../wasmserve/index.js";
 import type { Route } from "../../control/http-server.js";
 import { InsecureAgents, NoAgentCredentials, type AgentAuthenticator } from "../../auth/agent-auth.js";
@@ -106,6 +107,9 @@ options:
                             the control Service, whose running replicas are asked for theirs at
                             start (none there = first install); an EnvoyFilter still naming the
                             previous sha256 keeps working during a rollout
+  --operator-token-file FILE   who may read GET /debug/names?pod=NS/NAME[&ip=IP] (the names
+                            control holds for a pod, and why) besides loopback callers (kubectl
+                            port-forward): lines "TOKEN NAMESPACES [WHO]", NAMESPACES * or ns1,ns2
   --break-glass-namespace NS
                             the namespace whose label egret.dev/break-glass=monitor|exclude applies
                             to the whole mesh (default $POD_NAMESPACE, else egret-system); on any
@@ -186,6 +190,7 @@ export const command: CliCommand = {
           "break-glass-namespace": { type: "string" },
           wasm: { type: "string" },
           "wasm-previous": { type: "string" },
+          "operator-token-file": { type: "string" },
           "min-ttl": { type: "string" },
           "max-ttl": { type: "string" },
           grace: { type: "string" },
@@ -272,7 +277,14 @@ export const command: CliCommand = {
       });
     }
     const audit = openAuditWriter(values["audit-log"]!);
+    let operatorAuth: LoopbackOrTokenAuth;
+    try {
+      operatorAuth = new LoopbackOrTokenAuth(values["operator-token-file"]);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
     const service = new ControlService({
+      operatorAuth,
       policyApi: defaultPolicyApi,
       source,
       log,
