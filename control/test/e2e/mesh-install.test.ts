@@ -6,11 +6,13 @@
 // The documented order — control Ready before the EnvoyFilter names its module; on upgrade the new
 // control serves the new module beside the previous one before the mesh phase — loses no allowed
 // connection through install, upgrade and a control crash, and leaves no sidecar on the fallback.
-// Breaking the order (naming a module control does not serve) shows what each version does.
+// Breaking the order (naming a module control does not serve) shows what each version does. Last,
+// a policy change closes a connection that is already open (reason revoked in the audit log).
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { stringify } from "yaml";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -150,7 +152,45 @@ test("install, upgrade and a control crash under traffic: no allowed connection 
   // Recovering: a push naming a module control serves.
   assert.deepEqual(pick(await session.pushModule(NEW.key, sha2)), { result: "applied", state: "module", sha256: sha2 });
   assert.equal((await once(NEW.key, "recovered.googleapis.test")).ok, true);
+
+  // A policy change reaches a connection that is already open: the app holds a TLS connection
+  // (handshake done, no request yet); the operator drops *.googleapis.test from the policy.
+  const ca = webCaPath({ net: cluster.net, world: WORLD, workDir: cluster.workDir });
+  const holder = run("ip", ["netns", "exec", session.pod(NEW.key).netns, process.execPath, "-e", HOLD_OPEN, "held.googleapis.test", ca], { timeoutMs: 60_000 });
+  await eventually(() => readAudit(session!.files.auditLog).some((e) => e.sni === "held.googleapis.test" && e.verdict === "allow"), "the held connection allowed");
+  writeFileSync(join(session.files.policyDir, "policies.yaml"), stringify({ ...POLICY, spec: { ...POLICY.spec, rules: [{ ...POLICY.spec.rules[0], to: { domains: ["*.elsewhere.test"] } }] } }));
+  const held = JSON.parse((await holder).stdout.trim()) as { secure: boolean; closedAfterMs?: number; error?: string };
+  assert.equal(held.secure, true, JSON.stringify(held));
+  assert.ok(held.closedAfterMs !== undefined, `the open connection was closed: ${JSON.stringify(held)}`);
+  const revoked = await eventually(() => readAudit(session!.files.auditLog).find((e) => e.sni === "held.googleapis.test" && e.reason === "revoked"), "the revoked audit line");
+  assert.deepEqual([revoked.verdict, revoked.raw.detail], ["deny", "policy changed: default-deny"]);
+  assert.ok(revoked.names?.includes("held.googleapis.test"), "reported with the names it was judged on (every name the pod resolved to that shared address)");
 });
+
+/** Polls until `check` returns something (real time; the e2e tier has no manual clock). */
+async function eventually<T>(check: () => T | undefined | false, what: string, timeoutMs = 30_000): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const v = check();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+
+/** An app holding one TLS connection open after the handshake; prints {secure, closedAfterMs} when the peer closes it (or after 40 s). */
+const HOLD_OPEN = `
+const tls = require("node:tls"), dns = require("node:dns"), fs = require("node:fs");
+const [name, ca] = process.argv.slice(1);
+dns.lookup(name, { family: 4 }, (err, address) => {
+  if (err) { console.log(JSON.stringify({ secure: false, error: String(err) })); return; }
+  let secureAt = 0;
+  const s = tls.connect({ host: address, port: 443, servername: name, ca: fs.readFileSync(ca) }, () => { secureAt = Date.now(); });
+  const done = (extra) => { console.log(JSON.stringify({ secure: secureAt > 0, ...extra })); process.exit(0); };
+  s.on("close", () => done({ closedAfterMs: Date.now() - secureAt }));
+  s.on("error", (e) => { if (!secureAt) done({ error: String(e) }); });
+  setTimeout(() => done({ error: "still open after 40 s" }), 40000);
+});`;
 
 function pick(r: { result: string; state: string; sha256?: string }): { result: string; state: string; sha256?: string } {
   return { result: r.result, state: r.state, sha256: r.sha256 };
