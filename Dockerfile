@@ -2,14 +2,12 @@
 # One image for `egret control` and `egret agent` (and every other egret command):
 #   docker build -t REGISTRY/egret:VERSION .
 # Stage 1 builds the filter (AssemblyScript → filter/build/egret.wasm), the TypeScript (dist/) and
-# the libpcap binding; stage 2 is node:20-slim with only the runtime library and the built files.
+# the native addons (dist/native: the agent's AF_PACKET capture ring, the sidecar's SO_ORIGINAL_DST,
+# with the image's g++); stage 2 is node:20-slim with only the built files.
 # The layout under /opt/egret is the repository's, because the code finds proto/, manifests/crds/
 # and filter/build/egret.wasm relative to itself.
 
 FROM node:20-bookworm AS build
-RUN apt-get update \
- && apt-get install -y --no-install-recommends libpcap-dev \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -23,18 +21,20 @@ COPY istio-tests ./istio-tests
 COPY manifests ./manifests
 COPY bin ./bin
 RUN npm run build \
+ && test -e dist/native/packet_ring.node \
  && npm prune --omit=dev --no-audit --no-fund \
  && sha256sum filter/build/egret.wasm
 
 FROM node:20-bookworm-slim AS runtime
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpcap0.8 tini \
+ && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/egret
 COPY --from=build /src/package.json ./package.json
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/bin ./bin
 COPY --from=build /src/dist/control ./dist/control
+COPY --from=build /src/dist/native ./dist/native
 COPY --from=build /src/proto ./proto
 COPY --from=build /src/manifests ./manifests
 COPY --from=build /src/filter/build/egret.wasm /src/filter/build/egret.debug.wasm ./filter/build/

@@ -23,8 +23,8 @@ test("two stages: a build stage and a node:20 slim runtime", () => {
   assert.match(stages[0].from, /^node:20(-bookworm)?$/);
   assert.match(runtime.from, /^node:20-[a-z]+-slim$/);
   assert.ok(stages[0].lines.some((l) => /npm ci/.test(l)) && stages[0].lines.some((l) => /npm run build/.test(l)));
-  assert.ok(stages[0].lines.some((l) => /libpcap-dev/.test(l)), "the capture binding builds against libpcap");
-  assert.ok(runtime.lines.some((l) => /apt-get install[^&]*\blibpcap0\.8\b/.test(l)), "runtime has the libpcap library");
+  assert.ok(stages[0].lines.some((l) => /test -e dist\/native\/packet_ring\.node/.test(l)), "the build fails when the agent's capture addon was not built");
+  assert.ok(!runtime.lines.some((l) => /\b(libpcap|iproute2)\b/.test(l)), "the agent needs no libpcap and no ss: its capture and drop counters are the addon's");
 });
 
 test("the runtime stage runs as a non-root user and starts the egret command", () => {
@@ -39,6 +39,7 @@ test("the runtime stage copies what the code loads relative to itself", () => {
   const copied = runtime.lines.filter((l) => /^COPY\s+--from=build/.test(l)).map((l) => l.split(/\s+/).slice(2, -1)).flat();
   const needed = [
     "/src/dist/control",            // the compiled CLI, control, agent
+    "/src/dist/native",             // the agent's capture addon (packet_ring.node), SO_ORIGINAL_DST
     "/src/proto",                   // control/src/proto loads the .proto files at run time
     "/src/manifests",               // control/src/policy/schema.ts reads manifests/crds/; `egret manifests`
     "/src/filter/build/egret.wasm", // served to istio-agent, run by the CLI tools

@@ -8,7 +8,8 @@ import { DnsObserver, type DnsObservation } from "../dns/observer.js";
 import { DnsPipeline } from "../dns/pipeline.js";
 import { CidrSet } from "../dns/cidr.js";
 import type { Logger } from "../common/log.js";
-import { dnsBpfFilter, frameTowardPod, LiveCapture, readSocketDrops, type Frame } from "./capture.js";
+import { frameTowardPod, LiveCapture, type Frame } from "./capture.js";
+import type { RingStats } from "./packet-ring.js";
 import { ControlTargets } from "./control-targets.js";
 import { ReplicaStream } from "./replica-stream.js";
 import { ObservationStore } from "./store.js";
@@ -22,6 +23,8 @@ export interface AgentOptions {
     /** Interface names / globs, or ["any"]. Empty: no live capture (frames come from ingestFrame). */
     interfaces: readonly string[];
     bufferBytes: number;
+    /** Captured frames waiting for the event loop, bytes, all sockets together (default 64 MiB). */
+    queueBytes?: number;
     rescanMs: number;
   };
   dns: {
@@ -53,20 +56,16 @@ export interface AgentOptions {
   onObservation?(obs: DnsObservation): void;
 }
 
-export const DROP_POLL_MS = 10_000;
-
 export class Agent {
   readonly observer: DnsObserver;
   readonly pipeline: DnsPipeline;
   readonly store: ObservationStore;
   readonly frameDrops: DropCounts = {};
-  captureDrops = 0;
   /** Called with each acknowledged batch's latency (the metrics histogram). */
   onBatchAcked: ((replica: string, seconds: number) => void) | undefined;
   private capture: LiveCapture | undefined;
   private targets: ControlTargets | undefined;
   private readonly streams = new Map<string, ReplicaStream>();
-  private dropTimer: NodeJS.Timeout | undefined;
   private injectedFrames = 0;
   private readonly now: () => number;
 
@@ -103,15 +102,14 @@ export class Agent {
     if (this.opts.capture.interfaces.length > 0) {
       this.capture = new LiveCapture({
         interfaces: this.opts.capture.interfaces,
-        filter: dnsBpfFilter(this.opts.dns.ports, this.opts.capture.interfaces.includes("any")),
+        dnsPorts: this.opts.dns.ports,
         bufferBytes: this.opts.capture.bufferBytes,
+        ...(this.opts.capture.queueBytes !== undefined ? { queueBytes: this.opts.capture.queueBytes } : {}),
         rescanMs: this.opts.capture.rescanMs,
         log: this.opts.log,
         onFrame: (f) => this.ingestFrame(f),
       });
       this.capture.start();
-      this.dropTimer = setInterval(() => void this.pollDrops(), DROP_POLL_MS);
-      this.dropTimer.unref();
     }
     this.targets = new ControlTargets({
       addresses: this.opts.control.addresses,
@@ -155,7 +153,6 @@ export class Agent {
   stop(): void {
     this.capture?.stop();
     this.targets?.stop();
-    if (this.dropTimer) clearInterval(this.dropTimer);
     for (const s of this.streams.values()) s.close();
     this.streams.clear();
   }
@@ -167,6 +164,7 @@ export class Agent {
       // Never decapsulated: the outer packet is the one the kernel filter and the network judged.
       const pkt = decodeFrame(frame.linkType, frame.data, this.frameDrops);
       if (!pkt) return;
+      if (frame.pktType !== undefined) pkt.pktType = frame.pktType;
       const towardPod = frameTowardPod(pkt.pktType, pkt.srcPort, pkt.dstPort, this.dnsPorts);
       if (towardPod === null) {
         this.wrongDirectionFrames++;
@@ -259,8 +257,8 @@ export class Agent {
     }
   }
 
-  private async pollDrops(): Promise<void> {
-    const d = await readSocketDrops();
-    if (d !== undefined) this.captureDrops = Math.max(this.captureDrops, d);
+  /** The kernel's counters for the capture sockets (PACKET_STATISTICS), summed. */
+  captureKernelStats(): RingStats {
+    return this.capture?.kernelStats() ?? { packets: 0, drops: 0, freezes: 0, queueDrops: 0 };
   }
 }

@@ -1,17 +1,18 @@
-// Live capture with libpcap through the `cap` npm package: one handle per selected interface (or the
-// `any` device), each with a kernel BPF filter for DNS over UDP and TCP, so only DNS ever crosses
-// into user space. Interfaces matching the patterns are re-scanned periodically: pods come and go.
+// Live capture: one AF_PACKET socket with a TPACKET_V3 ring per selected interface (or one for
+// every interface, "any"), each with a kernel BPF filter (bpf.ts) for DNS over UDP and TCP and the
+// IP fragments that may carry it, so only those ever cross into user space. Interfaces matching
+// the patterns are re-scanned periodically: pods come and go.
 //
-// `cap` exposes neither packet timestamps nor pcap_stats: the receive time (Date.now) stamps a
-// frame, and kernel drops are read from the packet sockets' sk_drops via `ss` (see readSocketDrops),
-// which does not include ring overflows (tp_drops). `cap` also fixes the snap length at 65535 and
-// sets immediate mode, so libpcap uses a TPACKET_V2 ring of 64 KiB slots: a buffer of N MiB holds
-// only 16*N packets, and bursts longer than that while the event loop is busy are lost.
-import { execFile } from "node:child_process";
+// Frames start at the IP header and carry the kernel's packet type and receive timestamp. A native
+// reader thread per socket empties the kernel ring into a bounded queue (packet_ring.cc), so the
+// ring keeps draining while JavaScript is busy. Kernel counters (accepted, dropped for lack of
+// ring space, ring-full events) come from getsockopt(PACKET_STATISTICS), the queue's own drops
+// from the addon; all are summed over every socket this capture ever opened.
 import { readdirSync } from "node:fs";
-import { createRequire } from "node:module";
 import { LinkType, PACKET_OUTGOING } from "../pcap/index.js";
 import type { Logger } from "../common/log.js";
+import { assemble, dnsSocketFilter } from "./bpf.js";
+import { interfaceName, loadPacketRing, PacketRing, setCaptureQueueLimit, type RingStats } from "./packet-ring.js";
 
 export interface Frame {
   linkType: number;
@@ -19,55 +20,35 @@ export interface Frame {
   iface: string;
   /** Receive time, ms since the epoch. */
   time: number;
-  /** The frame was longer than the capture buffer (it is cut). */
+  /** The frame was longer than the snap length (it is cut). */
   truncated: boolean;
+  /** Kernel packet type (4 = PACKET_OUTGOING) when the capture states it (live capture does). */
+  pktType?: number;
 }
 
 export interface CaptureOptions {
   /** Interface names or glob patterns ("veth*", "cali*"), or ["any"]. */
   interfaces: readonly string[];
-  /** BPF filter (pcap-filter(7)). */
-  filter: string;
-  /** Kernel capture buffer per handle, bytes. */
+  /** DNS server ports (the kernel filter, bpf.ts). */
+  dnsPorts: readonly number[];
+  /** Kernel capture ring per socket, bytes. */
   bufferBytes: number;
+  /** Bytes kept of each frame. */
+  snapLength?: number;
+  /** Frames read from the rings but not yet processed, bytes, shared by every socket (default 64 MiB). */
+  queueBytes?: number;
   rescanMs: number;
   log: Logger;
   onFrame(frame: Frame): void;
 }
 
-interface CapHandle {
-  open(device: string, filter: string, bufSize: number, buffer: Buffer): string;
-  close(): void;
-  on(event: "packet", cb: (nbytes: number, truncated: boolean) => void): void;
-  removeAllListeners(): void;
-}
-
-interface CapModule {
-  Cap: { new (): CapHandle; deviceList(): { name: string }[] };
-}
-
-let capModule: CapModule | undefined;
-
-/** Loads `cap` (an optional native dependency), failing with what to do. */
-export function loadCap(): CapModule {
-  if (capModule) return capModule;
-  try {
-    capModule = createRequire(import.meta.url)("cap") as CapModule;
-  } catch (err) {
-    throw new Error(`libpcap capture needs the npm package "cap" built against libpcap-dev (apt-get install libpcap-dev; npm ci): ${(err as Error).message}`);
-  }
-  return capModule;
-}
-
-const LINK_TYPES: Record<string, number> = {
-  ETHERNET: LinkType.ETHERNET,
-  LINKTYPE_LINUX_SLL: LinkType.LINUX_SLL,
-  RAW: LinkType.RAW,
-  NULL: LinkType.NULL,
-};
+/** Enough for any DNS message over UDP (65,535) with its IP header, and a GSO TCP frame. */
+export const DEFAULT_SNAP_LENGTH = 65_535 + 60;
 
 /**
- * The kernel BPF filter for DNS over UDP and TCP on the given server ports. Answers (from a DNS
+ * The same rules as the agent's kernel filter (bpf.ts), in pcap-filter(7) syntax, for tcpdump and
+ * libpcap tools (the capture benchmark's baseline runs tcpdump with it): DNS over UDP and TCP on
+ * the given server ports. Answers (from a DNS
  * port) only as the node sends them to the pod (`outbound`: PACKET_OUTGOING, the kernel's packet
  * type, which nothing inside a packet can change), so a frame a pod sends is never taken for an
  * answer whatever its addresses and ports say. The agent relies on this (frameTowardPod) for link
@@ -108,11 +89,7 @@ function globToRegExp(glob: string): RegExp {
 
 /** Names of the node's network interfaces (including address-less veths). */
 export function listInterfaces(): string[] {
-  try {
-    return readdirSync("/sys/class/net");
-  } catch {
-    return loadCap().Cap.deviceList().map((d) => d.name);
-  }
+  return readdirSync("/sys/class/net");
 }
 
 export function selectInterfaces(patterns: readonly string[], available = listInterfaces()): string[] {
@@ -121,30 +98,30 @@ export function selectInterfaces(patterns: readonly string[], available = listIn
   return available.filter((name) => res.some((re) => re.test(name))).sort();
 }
 
-interface Open {
-  cap: CapHandle;
-  buffer: Buffer;
-  linkType: number;
-}
-
 export class LiveCapture {
-  private readonly handles = new Map<string, Open>();
+  private readonly rings = new Map<string, PacketRing>();
   private timer: NodeJS.Timeout | undefined;
+  /** Counters of sockets already closed (their interface vanished). */
+  private readonly closedStats: RingStats = { packets: 0, drops: 0, freezes: 0, queueDrops: 0 };
+  private readonly filter: Buffer;
   /** Interfaces that failed to open, with the error (reported by /healthz). */
   readonly failures = new Map<string, string>();
   frames = 0;
   truncatedFrames = 0;
 
-  constructor(private readonly opts: CaptureOptions) {}
+  constructor(private readonly opts: CaptureOptions) {
+    this.filter = assemble(dnsSocketFilter(opts.dnsPorts, opts.snapLength ?? DEFAULT_SNAP_LENGTH));
+  }
 
   /**
    * Opens every selected interface. Throws when interfaces matched but none could be opened (no
-   * CAP_NET_RAW, bad filter). Patterns matching nothing yet are fine: a node may have no pods.
+   * CAP_NET_RAW, addon missing). Patterns matching nothing yet are fine: a node may have no pods.
    */
   start(): void {
-    loadCap();
+    loadPacketRing();
+    if (this.opts.queueBytes !== undefined) setCaptureQueueLimit(this.opts.queueBytes);
     this.rescan();
-    if (this.handles.size === 0 && this.failures.size > 0) {
+    if (this.rings.size === 0 && this.failures.size > 0) {
       const why = [...this.failures].map(([i, e]) => `${i}: ${e}`).join("; ");
       throw new Error(`cannot capture on ${this.opts.interfaces.join(", ")}: ${why}`);
     }
@@ -155,82 +132,66 @@ export class LiveCapture {
   }
 
   get interfaces(): string[] {
-    return [...this.handles.keys()];
+    return [...this.rings.keys()];
+  }
+
+  /** Kernel counters summed over every socket this capture opened. */
+  kernelStats(): RingStats {
+    const sum = { ...this.closedStats };
+    for (const ring of this.rings.values()) {
+      const s = ring.stats();
+      sum.packets += s.packets;
+      sum.drops += s.drops;
+      sum.freezes += s.freezes;
+      sum.queueDrops += s.queueDrops;
+    }
+    return sum;
   }
 
   stop(): void {
     if (this.timer) clearInterval(this.timer);
-    for (const name of [...this.handles.keys()]) this.closeHandle(name);
+    for (const name of [...this.rings.keys()]) this.closeRing(name);
   }
 
   /** Attaches to new matching interfaces and detaches from vanished ones. */
   rescan(): void {
     const wanted = new Set(selectInterfaces(this.opts.interfaces));
-    for (const name of [...this.handles.keys()]) if (!wanted.has(name)) this.closeHandle(name);
+    for (const name of [...this.rings.keys()]) if (!wanted.has(name)) this.closeRing(name);
     for (const name of [...this.failures.keys()]) if (!wanted.has(name)) this.failures.delete(name);
-    for (const name of wanted) if (!this.handles.has(name)) this.openHandle(name);
+    for (const name of wanted) if (!this.rings.has(name)) this.openRing(name);
   }
 
-  private openHandle(name: string): void {
-    const { Cap } = loadCap();
-    const cap = new Cap();
-    const buffer = Buffer.alloc(65_536);
-    let linkName: string;
+  private openRing(name: string): void {
+    const any = name === "any";
+    let ring: PacketRing;
     try {
-      linkName = cap.open(name, this.opts.filter, this.opts.bufferBytes, buffer);
+      ring = new PacketRing({ ifname: any ? "" : name, filter: this.filter, bufferBytes: this.opts.bufferBytes }, (f) => {
+        this.frames++;
+        const truncated = f.data.length < f.origLen;
+        if (truncated) this.truncatedFrames++;
+        // `data` is a view of a reused buffer: consumers must not keep it past this call.
+        this.opts.onFrame({ linkType: LinkType.RAW, data: f.data, iface: any ? interfaceName(f.ifindex) : name, time: f.time, truncated, pktType: f.pktType });
+      });
     } catch (err) {
       this.failures.set(name, (err as Error).message);
       this.opts.log.warn({ iface: name, err: (err as Error).message }, "cannot capture on interface");
       return;
     }
-    const linkType = LINK_TYPES[linkName];
-    if (linkType === undefined) {
-      cap.close();
-      this.failures.set(name, `unsupported link type ${linkName}`);
-      return;
-    }
     this.failures.delete(name);
-    const open: Open = { cap, buffer, linkType };
-    cap.on("packet", (nbytes, truncated) => {
-      this.frames++;
-      if (truncated) this.truncatedFrames++;
-      // `buffer` is reused for the next packet: consumers must not keep views of it.
-      this.opts.onFrame({ linkType, data: buffer.subarray(0, nbytes), iface: name, time: Date.now(), truncated });
-    });
-    this.handles.set(name, open);
-    this.opts.log.info({ iface: name, linkType: linkName }, "capturing");
+    this.rings.set(name, ring);
+    this.opts.log.info({ iface: name, ringBytes: this.opts.bufferBytes }, "capturing");
   }
 
-  private closeHandle(name: string): void {
-    const h = this.handles.get(name);
-    if (!h) return;
-    this.handles.delete(name);
-    h.cap.removeAllListeners();
-    try {
-      h.cap.close();
-    } catch {
-      // already gone with its interface
-    }
+  private closeRing(name: string): void {
+    const ring = this.rings.get(name);
+    if (!ring) return;
+    this.rings.delete(name);
+    ring.close();
+    const s = ring.stats();
+    this.closedStats.packets += s.packets;
+    this.closedStats.drops += s.drops;
+    this.closedStats.freezes += s.freezes;
+    this.closedStats.queueDrops += s.queueDrops;
     this.opts.log.info({ iface: name }, "stopped capturing");
   }
-}
-
-/**
- * Kernel drops of this process's packet sockets (sum of sk_drops), from `ss -0 -e -m -p`; undefined
- * when `ss` is unavailable. libpcap's own counters are not exposed by `cap`.
- */
-export function readSocketDrops(pid = process.pid): Promise<number | undefined> {
-  return new Promise((resolve) => {
-    execFile("ss", ["-0", "-a", "-e", "-m", "-p", "-n"], { timeout: 5000 }, (err, stdout) => {
-      if (err) return resolve(undefined);
-      let drops = 0;
-      let mine = false;
-      for (const line of stdout.split("\n")) {
-        if (/^\S/.test(line)) mine = line.includes(`pid=${pid},`);
-        const m = /skmem:\([^)]*\bd(\d+)\)/.exec(line);
-        if (mine && m) drops += Number(m[1]);
-      }
-      resolve(drops);
-    });
-  });
 }

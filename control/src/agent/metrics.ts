@@ -19,7 +19,7 @@ export function createAgentMetrics(agent: Agent): { registry: Registry; batchLat
   const gauge = (name: string, help: string, value: () => number) =>
     new Gauge({ name, help, registers: [registry], collect() { this.set(value()); } });
 
-  counter("egret_agent_frames_captured_total", "Frames delivered by libpcap (after the kernel BPF filter).", () => agent.capturedFrames);
+  counter("egret_agent_frames_captured_total", "Frames read from the capture rings (after the kernel BPF filter).", () => agent.capturedFrames);
   counter("egret_agent_frames_truncated_total", "Frames longer than the capture buffer.", () => agent.truncatedFrames);
   counter("egret_agent_dns_messages_total", "DNS messages examined (UDP datagrams and TCP-framed messages).", () => agent.observer.stats.messages);
   counter("egret_agent_dns_queries_total", "DNS queries seen.", () => agent.observer.stats.queries);
@@ -39,7 +39,10 @@ export function createAgentMetrics(agent: Agent): { registry: Registry; batchLat
   counter("egret_agent_tcp_overflows_total", "Partial DNS-over-TCP messages dropped: buffered-bytes budget exhausted.", () => agent.pipeline.stats.tcpOverflows);
   counter("egret_agent_tcp_gaps_total", "DNS-over-TCP streams that lost bytes in capture.", () => agent.pipeline.stats.tcpGaps);
   counter("egret_agent_wrong_direction_frames_total", "Frames dropped because their direction contradicts their ports (an answer leaving a pod, a query sent to one).", () => agent.wrongDirectionFrames);
-  counter("egret_agent_capture_drops_total", "Packets the kernel dropped for the agent's capture sockets (sk_drops; ring overflows are not visible through the cap binding).", () => agent.captureDrops);
+  counter("egret_agent_capture_drops_total", "Frames the kernel accepted for the agent's capture but dropped because the capture ring was full (PACKET_STATISTICS tp_drops, summed over the capture sockets).", () => agent.captureKernelStats().drops);
+  counter("egret_agent_capture_kernel_packets_total", "Frames the kernel's capture filter accepted for the agent, delivered or dropped (PACKET_STATISTICS tp_packets).", () => agent.captureKernelStats().packets);
+  counter("egret_agent_capture_queue_drops_total", "Frames read from a capture ring but dropped because the agent's capture queue (--capture-queue-mb) was full: the event loop fell behind for longer than the queue holds.", () => agent.captureKernelStats().queueDrops);
+  counter("egret_agent_capture_ring_full_total", "Times a capture ring was full (PACKET_STATISTICS tp_freeze_q_cnt): the agent fell behind.", () => agent.captureKernelStats().freezes);
   counter("egret_agent_internal_errors_total", "Frames whose processing failed with an internal error (a bug; see the log).", () => agent.internalErrors);
   gauge("egret_agent_capture_interfaces", "Interfaces being captured.", () => agent.captureInterfaces);
   gauge("egret_agent_observations_stored", "Still-valid observations held for replay.", () => agent.store.size);

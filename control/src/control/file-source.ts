@@ -14,6 +14,8 @@
 //       labels: { app: web }
 //       node: worker-1           # the node it runs on (spec.nodeName): only that node's agent
 //                                # may deliver DNS evidence for it
+//       sidecar: false           # optional: the pod runs no Envoy sidecar (true: it does); unset:
+//                                # unknown — coverage then says `filter-not-connected`
 import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { LineCounter, isMap, isNode, isScalar, parseDocument } from "yaml";
@@ -111,7 +113,7 @@ export function parsePodsFile(text: string, file: string): PodsFile {
     if (typeof p !== "object" || p === null || Array.isArray(p)) fail(["pods", i], "each pod must be a mapping", "give name, namespace, ips, labels");
     const pod = p as Record<string, unknown>;
     for (const k of Object.keys(pod)) {
-      if (!["name", "namespace", "ip", "ips", "labels", "node"].includes(k)) fail(["pods", i, k], `unknown key "${k}"`, "pods take name, namespace, ip or ips, labels, node", true);
+      if (!["name", "namespace", "ip", "ips", "labels", "node", "sidecar"].includes(k)) fail(["pods", i, k], `unknown key "${k}"`, "pods take name, namespace, ip or ips, labels, node, sidecar", true);
     }
     if (typeof pod.name !== "string" || !POD_NAME.test(pod.name)) fail(["pods", i, "name"], "a pod needs a `name` (lowercase DNS subdomain)", "e.g. `name: web-1`");
     if (typeof pod.namespace !== "string" || !DNS_LABEL.test(pod.namespace)) fail(["pods", i, "namespace"], "a pod needs a `namespace` (DNS label)", "e.g. `namespace: shop`");
@@ -141,7 +143,9 @@ export function parsePodsFile(text: string, file: string): PodsFile {
       fail(["pods", i, "node"], `${show(pod.node)} is not a node name`, "give the node the pod runs on, as spec.nodeName (e.g. `node: worker-1`); only that node's agent may report its DNS");
     }
     const node = typeof pod.node === "string" ? { node: pod.node } : {};
-    pods.push({ namespace: pod.namespace as string, name: pod.name as string, labels: labelsAt(pod.labels, ["pods", i, "labels"]), ips, ...node });
+    if (pod.sidecar !== undefined && typeof pod.sidecar !== "boolean") fail(["pods", i, "sidecar"], `${show(pod.sidecar)} is not true or false`, "write `sidecar: false` for a pod without an Envoy sidecar (or leave it out)");
+    const sidecar = typeof pod.sidecar === "boolean" ? { sidecar: pod.sidecar } : {};
+    pods.push({ namespace: pod.namespace as string, name: pod.name as string, labels: labelsAt(pod.labels, ["pods", i, "labels"]), ips, ...node, ...sidecar });
   });
   for (const p of pods) namespaces[p.namespace] ??= {};
   return { pods, namespaces };

@@ -44,8 +44,19 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
     }),
     agentAuth: new Counter({
       name: "egret_control_agent_auth_total",
-      help: "Observe stream authentications, by outcome (ok, missing, malformed, invalid, forbidden, unavailable, not_configured)",
+      help: "Observe stream authentications, by outcome (ok, missing, malformed, invalid, expired, wrong_audience, forbidden, unavailable, not_configured)",
       labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    tokenReviews: new Counter({
+      name: "egret_control_token_reviews_total",
+      help: "Agent token checks in Kubernetes mode: cache_hit (no API call), reviewed (a TokenReview answered), error (the API could not be asked)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    agentStreamsExpired: new Counter({
+      name: "egret_control_agent_streams_expired_total",
+      help: "Observe streams ended because the agent's token expired (the agent reconnects with its rotated token)",
       registers: r,
     }),
     foreignNodeObservations: new Counter({
@@ -144,8 +155,23 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
     }),
     kubeEvents: new Counter({
       name: "egret_control_kubernetes_events_total",
-      help: "Kubernetes Events for denies, by outcome (posted, rate_limited, error)",
+      help: "Kubernetes Events (denies, coverage, bypass), by outcome (posted, rate_limited, error)",
       labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    // Enforcement coverage (coverage.ts): pods some policy selects, enforced by a connected filter or not.
+    selectedPods: new Gauge({ name: "egret_control_selected_pods", help: "Pods selected by at least one policy", registers: r }),
+    enforcedPods: new Gauge({ name: "egret_control_enforced_pods", help: "Selected pods with a filter connected (a live Watch bound to the pod)", registers: r }),
+    unenforcedPods: new Gauge({
+      name: "egret_control_unenforced_pods",
+      help: "Selected pods no filter enforces, by reason (no-sidecar, envoy-without-filter, filter-not-connected)",
+      labelNames: ["reason"] as const,
+      registers: r,
+    }),
+    coverageTransitions: new Counter({
+      name: "egret_control_coverage_transitions_total",
+      help: "Selected pods announced unenforced (after the grace period) or enforced again, by state reached and reason",
+      labelNames: ["to", "reason"] as const,
       registers: r,
     }),
     fileReloads: new Counter({

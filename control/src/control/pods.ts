@@ -14,6 +14,9 @@ export interface PodRecord {
   /** The node the pod is scheduled on (spec.nodeName; `node:` in the pods file). Only that
    *  node's agent may deliver DNS evidence for the pod. */
   node?: string;
+  /** Whether the pod runs an Istio sidecar (an `istio-proxy` container, or Istio's injection
+   *  status annotation); undefined when the source cannot tell (coverage.ts). */
+  sidecar?: boolean;
 }
 
 export type RegistryChange =
@@ -36,7 +39,7 @@ function sameLabels(a: Record<string, string> | undefined, b: Record<string, str
 
 function samePod(a: PodRecord | undefined, b: PodRecord | undefined): boolean {
   if (!a || !b) return a === b;
-  return a.uid === b.uid && a.node === b.node && sameLabels(a.labels, b.labels) && a.ips.length === b.ips.length && a.ips.every((ip, i) => ip === b.ips[i]);
+  return a.uid === b.uid && a.node === b.node && a.sidecar === b.sidecar && sameLabels(a.labels, b.labels) && a.ips.length === b.ips.length && a.ips.every((ip, i) => ip === b.ips[i]);
 }
 
 export class PodRegistry {

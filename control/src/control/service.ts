@@ -26,6 +26,7 @@ import { PodRegistry } from "./pods.js";
 import { ReportSink, type AuditWriter, type DenyEventSink } from "./reports.js";
 import { ResolutionStore, type StoreLimits } from "./store.js";
 import { MeshConfigTable } from "./mesh-config.js";
+import { CoverageTracker, type CoverageEventSink } from "./coverage.js";
 
 export interface SourceContext {
   registry: PodRegistry;
@@ -33,6 +34,8 @@ export interface SourceContext {
   metrics: ControlMetrics;
   /** ServiceEntries (mesh-configuration evidence); sources that know none leave it empty. */
   meshConfig: MeshConfigTable;
+  /** Enforcement coverage of selected pods (policy status reads it). */
+  coverage?: CoverageTracker;
 }
 
 /** Where pods, namespaces and policies come from. */
@@ -46,6 +49,8 @@ export interface ControlSource {
   close(): Promise<void> | void;
   /** Kubernetes Events for denies, when the source has a cluster to post them to. */
   denyEvents?: DenyEventSink;
+  /** Kubernetes Events for selected pods no filter enforces. */
+  coverageEvents?: CoverageEventSink;
 }
 
 export interface ControlServiceOptions {
@@ -84,6 +89,10 @@ export interface ControlServiceOptions {
   filterSnatPeers?: string[];
   /** Observations for pod IPs not yet known, held until the pod appears. */
   holdLimits?: Partial<HoldLimits>;
+  /** Labels of the EnvoyFilter's workloadSelector (`egret manifests --selector`): sidecars it leaves out are `envoy-without-filter`. */
+  filterSelector?: Record<string, string>;
+  /** How long a selected pod stays unenforced before it is announced (log, Event); default 30 s. */
+  coverageGraceMs?: number;
 }
 
 export class ControlService {
@@ -97,6 +106,7 @@ export class ControlService {
   readonly reports: ReportSink;
   readonly serverId: string;
   readonly nodeBinding: NodeBinding;
+  readonly coverage: CoverageTracker;
   private readonly grpc: GrpcEdge;
   private http?: HttpEdge;
   private sweepTimer?: NodeJS.Timeout;
@@ -134,6 +144,18 @@ export class ControlService {
       epoch: o.epoch,
     });
     this.lookups = new LookupService(this.store, this.registry, this.metrics, { maxPending: o.maxPendingLookups ?? 100_000 }, o.now, this.meshConfig);
+    this.coverage = new CoverageTracker({
+      registry: this.registry,
+      catalog: this.catalog,
+      policyApi: o.policyApi,
+      metrics: this.metrics,
+      log: o.log,
+      now: o.now,
+      filterSelector: o.filterSelector,
+      breakGlassNamespace: o.breakGlassNamespace,
+      graceMs: o.coverageGraceMs,
+    });
+    this.coverage.setEventSink(o.source.coverageEvents);
     this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents);
     this.nodeBinding = new NodeBinding(
       this.registry,
@@ -154,6 +176,7 @@ export class ControlService {
       nodeBinding: this.nodeBinding,
       ...(o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key } } : {}),
       hub: this.hub,
+      coverage: this.coverage,
       lookups: this.lookups,
       store: this.store,
       reports: this.reports,
@@ -184,7 +207,7 @@ export class ControlService {
         notReadyReason: () => this.notReadyReason(),
         readyDetail: () => this.o.source.staleReason?.(),
         status: () => this.status(),
-        routes: [...(this.o.operatorAuth ? [this.podNamesRoute(this.o.operatorAuth)] : []), ...(this.o.httpRoutes ?? [])],
+        routes: [coverageRoute(this.coverage), ...(this.o.operatorAuth ? [this.podNamesRoute(this.o.operatorAuth)] : []), ...(this.o.httpRoutes ?? [])],
       });
       const [host, port] = splitHostPort(this.o.httpListen);
       httpPort = await this.http.listen(port, host);
@@ -192,7 +215,8 @@ export class ControlService {
     this.sweepTimer = setInterval(() => this.sweep(), this.o.sweepIntervalMs ?? 1000);
     this.sweepTimer.unref();
     try {
-      await this.o.source.start({ registry: this.registry, catalog: this.catalog, metrics: this.metrics, meshConfig: this.meshConfig });
+      await this.o.source.start({ registry: this.registry, catalog: this.catalog, metrics: this.metrics, meshConfig: this.meshConfig, coverage: this.coverage });
+      this.coverage.refresh();
       this.synced = true;
       this.o.log.info({ grpcPort, tlsPort, httpPort, serverId: this.serverId, epoch: this.hub.epoch }, "egret control ready");
     } catch (err) {
@@ -232,6 +256,7 @@ export class ControlService {
     this.syncEvictionCounter("per_pod", c.evictedPerPod);
     this.syncEvictionCounter("total", c.evictedTotal);
     this.metrics.pods.set(this.registry.all().length);
+    this.coverage.tick();
     return n;
   }
 
@@ -251,6 +276,7 @@ export class ControlService {
       watchedPods: this.hub.watchedPods(),
       pendingLookups: this.lookups.pending,
       pods: this.registry.all().length,
+      coverage: coverageSummary(this.coverage),
       serviceEntries: this.meshConfig.describe(),
       policies: this.catalog.all().map((s) => ({
         key: s.key,
@@ -267,6 +293,7 @@ export class ControlService {
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.lookups.close();
+    this.coverage.close();
     await this.grpc.close();
     this.hub.close();
     await this.o.source.close();
@@ -293,6 +320,34 @@ export class ControlService {
     this.metrics.policies.set({ state: "invalid_keeping_previous" }, keeping);
     this.metrics.policies.set({ state: "invalid" }, invalid);
   }
+}
+
+/** /status's coverage part: the figures and the unenforced pods (the full list is /coverage). */
+function coverageSummary(coverage: CoverageTracker) {
+  const r = coverage.report();
+  return {
+    selected: r.selected,
+    enforced: r.enforced,
+    notEnforced: r.notEnforced,
+    byReason: r.byReason,
+    unenforcedPods: r.pods.filter((p) => p.state === "not-enforced").map((p) => ({ pod: p.pod, reason: p.reason, policies: p.policies, since: new Date(p.since).toISOString() })),
+  };
+}
+
+/**
+ * GET /coverage[?namespace=NS]: every selected pod, enforced or not with the reason — the data
+ * `egret status` lists (CoverageReport, JSON).
+ */
+function coverageRoute(coverage: CoverageTracker): Route {
+  return (req, res) => {
+    const url = new URL(req.url ?? "/", "http://control");
+    if (url.pathname !== "/coverage") return false;
+    const namespace = url.searchParams.get("namespace") ?? undefined;
+    const r = coverage.report(namespace ? { namespace } : {});
+    const body = { ...r, pods: r.pods.map((p) => ({ ...p, since: new Date(p.since).toISOString() })) };
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body, null, 2) + "\n");
+    return true;
+  };
 }
 
 /** "host:port", "[v6]:port" or ":port" → [host, port]. */

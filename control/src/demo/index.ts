@@ -32,7 +32,7 @@ const WHAT_IT_NEEDS = `egret demo builds a small mesh on this machine:
   - cluster DNS and a web service in an "outside" namespace;
   - \`egret control\` (file mode) and \`egret agent\` (packet capture of the pods' DNS) on the node.
 That needs root (network namespaces, iptables, packet capture) and the Debian packages of
-scripts/apt-packages.txt (iproute2, iptables, libpcap-dev, …):
+scripts/apt-packages.txt (iproute2, iptables, tcpdump, …):
   sudo scripts/setup && sudo npm start               # or: sudo node bin/egret.js demo`;
 
 function repoRoot(): string {

@@ -153,6 +153,8 @@ export const DEFAULT_OBSERVER_LIMITS = {
 } as const;
 
 /** Minimum clock advance between two expiry sweeps. */
+/** Pending queries of one client examined to name why an answer matched none (diagnose). */
+const DIAGNOSE_WALK = 32;
 const EXPIRE_EVERY_MS = 100;
 
 /**
@@ -471,7 +473,11 @@ export class DnsObserver {
     const perClient = this.pendingByClient.get(meta.dst);
     if (!perClient) return "unsolicited";
     let sameFlow = false, sameId = false;
-    for (let p = perClient.oldest; p; p = p.clientNewer) {
+    // The reason is a diagnosis, not a decision: look at the client's newest queries only, so an
+    // answer whose query was never seen (lost in capture, or a flood of unsolicited answers)
+    // costs a bounded walk, not one over the pod's whole pending list.
+    let budget = DIAGNOSE_WALK;
+    for (let p = perClient.newest; p && budget > 0; p = p.clientOlder, budget--) {
       if (p.server !== meta.src || p.transport !== meta.transport) continue;
       const flow = p.clientPort === meta.dstPort && p.serverPort === meta.srcPort;
       if (flow && p.id === msg.id) return "mismatched-question";

@@ -17,7 +17,21 @@ export function podRecordOf(pod: V1Pod): PodRecord | undefined {
   const ips = (pod.status?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => !!ip);
   if (ips.length === 0 && pod.status?.podIP) ips.push(pod.status.podIP);
   const node = pod.spec?.nodeName ? { node: pod.spec.nodeName } : {};
-  return { namespace, name, labels: { ...(pod.metadata?.labels ?? {}) }, ips, uid: pod.metadata?.uid, ...node };
+  return { namespace, name, labels: { ...(pod.metadata?.labels ?? {}) }, ips, uid: pod.metadata?.uid, ...node, sidecar: hasIstioSidecar(pod) };
+}
+
+/** Istio's injected proxy container: a regular container, or a native sidecar (restartable init container). */
+export const ISTIO_PROXY_CONTAINER = "istio-proxy";
+/** Istio's injector records what it injected here. */
+export const ISTIO_SIDECAR_STATUS_ANNOTATION = "sidecar.istio.io/status";
+
+/**
+ * Whether the pod runs an Istio sidecar: an `istio-proxy` container (regular, or a native sidecar
+ * among the init containers), or the injector's status annotation.
+ */
+export function hasIstioSidecar(pod: V1Pod): boolean {
+  const named = (list: { name?: string }[] | undefined) => (list ?? []).some((c) => c.name === ISTIO_PROXY_CONTAINER);
+  return named(pod.spec?.containers) || named(pod.spec?.initContainers) || pod.metadata?.annotations?.[ISTIO_SIDECAR_STATUS_ANNOTATION] !== undefined;
 }
 
 export function namespaceLabelsOf(ns: V1Namespace): Record<string, string> {

@@ -8,7 +8,9 @@ import type { AuditRecord, DenyEventSink } from "../control/reports.js";
 export interface KubeEvent {
   namespace: string;
   podName: string;
-  reason: "EgressDenied" | "EgressWouldDeny";
+  reason: "EgressDenied" | "EgressWouldDeny" | "EgressNotEnforced" | "EgressEnforced" | "EgressBypass";
+  /** Warning unless said otherwise. */
+  type?: "Warning" | "Normal";
   message: string;
   count: number;
   firstTimestamp: Date;

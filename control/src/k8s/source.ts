@@ -18,6 +18,8 @@ import type { DenyEventSink as DenySink } from "../control/reports.js";
 import type { ControlSource, SourceContext } from "../control/service.js";
 import { namespaceLabelsOf, podRecordOf } from "./convert.js";
 import { DenyEventRecorder, type EventClient, type EventLimits } from "./events.js";
+import { CoverageEventRecorder } from "./coverage-events.js";
+import type { CoverageEventSink } from "../control/coverage.js";
 import { PolicyStatusWriter, type StatusClient } from "./status.js";
 import { SupervisedInformer, type BackoffOptions } from "./supervise.js";
 
@@ -72,7 +74,7 @@ export function kubeClients(kc: KubeConfig, instance: string): { status: StatusC
             involvedObject: { apiVersion: "v1", kind: "Pod", name: e.podName, namespace: e.namespace },
             reason: e.reason,
             message: e.message,
-            type: "Warning",
+            type: e.type ?? "Warning",
             count: e.count,
             firstTimestamp: e.firstTimestamp,
             lastTimestamp: e.lastTimestamp,
@@ -90,6 +92,12 @@ export class KubeSource implements ControlSource {
   /** Forwards to the recorder created at start() (reports may arrive only after it). */
   readonly denyEvents: DenySink = { denied: (rec) => this.recorder?.denied(rec) };
   private recorder?: DenyEventRecorder;
+  /** Forwards to the coverage recorder created at start(). */
+  readonly coverageEvents: CoverageEventSink = {
+    notEnforced: (p) => this.coverageRecorder?.notEnforced(p),
+    enforcedAgain: (p) => this.coverageRecorder?.enforcedAgain(p),
+  };
+  private coverageRecorder?: CoverageEventRecorder;
   private readonly informers: SupervisedInformer<KubernetesObject>[] = [];
   private statusWriter?: PolicyStatusWriter;
   private readonly clients: { status: StatusClient; events: EventClient };
@@ -101,6 +109,7 @@ export class KubeSource implements ControlSource {
   async start(ctx: SourceContext): Promise<void> {
     const { registry, catalog, metrics, meshConfig } = ctx;
     this.recorder = new DenyEventRecorder(this.clients.events, this.o.log, metrics, { limits: this.o.eventLimits });
+    this.coverageRecorder = new CoverageEventRecorder(this.clients.events, this.o.log, metrics, { limits: this.o.eventLimits });
     const kc = this.o.kubeConfig;
     const core = kc.makeApiClient(CoreV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);
@@ -185,6 +194,7 @@ export class KubeSource implements ControlSource {
         log: this.o.log,
         metrics,
         debounceMs: this.o.statusDebounceMs,
+        coverage: ctx.coverage,
       });
     }
     // Namespaces first so pods compile with their namespace labels on the first pass.

@@ -7,13 +7,33 @@ import type { ControlMetrics } from "../control/metrics.js";
 import type { PolicyApi } from "../control/policy-api.js";
 import type { PolicyCatalog, PolicyState } from "../control/policies.js";
 import type { PodRegistry } from "../control/pods.js";
+import type { CoverageTracker, UnenforcedReason } from "../control/coverage.js";
+
+export interface StatusCondition {
+  type: "Accepted" | "Enforced";
+  status: "True" | "False";
+  reason: string;
+  message: string;
+  lastTransitionTime: string;
+  observedGeneration?: number;
+}
 
 export interface PolicyStatus {
   observedGeneration?: number;
   selectedPods: number;
+  /** Selected pods a connected filter enforces (coverage.ts); only with a coverage tracker. */
+  enforcedPods?: number;
+  /** Selected pods no filter enforces. */
+  unenforcedPods?: number;
+  /** The first UNENFORCED_LISTED of them, with the reason (the full list: control's /coverage). */
+  unenforced?: { pod: string; reason: UnenforcedReason }[];
   ruleCount: number;
-  conditions: { type: "Accepted"; status: "True" | "False"; reason: string; message: string; lastTransitionTime: string; observedGeneration?: number }[];
+  /** conditions[0] is Accepted; Enforced follows when coverage is tracked. */
+  conditions: StatusCondition[];
 }
+
+/** How many unenforced pods a policy's status names (the count is exact). */
+export const UNENFORCED_LISTED = 20;
 
 /** How the status reaches the API (client-node in production; a fake in unit tests). */
 export interface StatusClient {
@@ -24,7 +44,7 @@ const MESSAGE_MAX = 4_000;
 
 export class PolicyStatusWriter {
   private readonly dirty = new Set<string>();
-  private readonly written = new Map<string, { key: string; transition: string; accepted: string }>();
+  private readonly written = new Map<string, { key: string; transitions: Record<string, { at: string; status: string }> }>();
   private timer?: NodeJS.Timeout;
   private flushing = false;
   private readonly unsubscribe: (() => void)[] = [];
@@ -39,8 +59,11 @@ export class PolicyStatusWriter {
       metrics: ControlMetrics;
       debounceMs?: number;
       now?: () => number;
+      /** Enforcement coverage: adds enforcedPods, unenforcedPods, unenforced and the Enforced condition. */
+      coverage?: CoverageTracker;
     },
   ) {
+    if (o.coverage) this.unsubscribe.push(o.coverage.onChange((keys) => keys.forEach((k) => this.mark(k))));
     this.unsubscribe.push(
       o.catalog.onState((s) => this.mark(s.key)),
       // Selected-pod counts move with pods, labels and namespace labels. A pod change can only
@@ -73,7 +96,7 @@ export class PolicyStatusWriter {
   }
 
   /** Computes the status a policy should have now. */
-  statusOf(state: PolicyState, previousTransition?: { transition: string; accepted: string }): PolicyStatus {
+  statusOf(state: PolicyState, previous?: Record<string, { at: string; status: string }>): PolicyStatus {
     const active = state.active;
     let selected = 0;
     if (active) {
@@ -98,14 +121,28 @@ export class PolicyStatusWriter {
       message = state.warnings.length ? `accepted with warnings:\n${state.warnings.join("\n")}` : "the policy is valid and in force";
     }
     if (message.length > MESSAGE_MAX) message = message.slice(0, MESSAGE_MAX - 1) + "…";
-    const transition =
-      previousTransition && previousTransition.accepted === accepted ? previousTransition.transition : new Date((this.o.now ?? Date.now)()).toISOString();
-    return {
-      observedGeneration: state.generation,
-      selectedPods: selected,
-      ruleCount: active?.rules.length ?? 0,
-      conditions: [{ type: "Accepted", status: accepted, reason, message, lastTransitionTime: transition, observedGeneration: state.generation }],
-    };
+    const transition = (type: string, status: string) =>
+      previous?.[type]?.status === status ? previous[type].at : new Date((this.o.now ?? Date.now)()).toISOString();
+    const conditions: StatusCondition[] = [
+      { type: "Accepted", status: accepted, reason, message, lastTransitionTime: transition("Accepted", accepted), observedGeneration: state.generation },
+    ];
+    this.o.coverage?.refreshIfDirty();
+    const coverage = this.o.coverage && active ? this.o.coverage.forPolicy(state.key) : undefined;
+    if (this.o.coverage) {
+      const c = coverage ?? { selected: 0, enforced: 0, unenforced: [] };
+      const enforced = enforcedCondition(c);
+      conditions.push({ ...enforced, lastTransitionTime: transition("Enforced", enforced.status), observedGeneration: state.generation });
+      return {
+        observedGeneration: state.generation,
+        selectedPods: coverage ? c.selected : selected,
+        enforcedPods: c.enforced,
+        unenforcedPods: c.unenforced.length,
+        unenforced: c.unenforced.slice(0, UNENFORCED_LISTED),
+        ruleCount: active?.rules.length ?? 0,
+        conditions,
+      };
+    }
+    return { observedGeneration: state.generation, selectedPods: selected, ruleCount: active?.rules.length ?? 0, conditions };
   }
 
   private mark(key: string): void {
@@ -136,13 +173,13 @@ export class PolicyStatusWriter {
           continue;
         }
         const prev = this.written.get(key);
-        const status = this.statusOf(state, prev);
-        const { lastTransitionTime, ...cond } = status.conditions[0];
-        const comparable = JSON.stringify({ ...status, conditions: [cond] });
+        const status = this.statusOf(state, prev?.transitions);
+        const comparable = JSON.stringify({ ...status, conditions: status.conditions.map(({ lastTransitionTime: _t, ...c }) => c) });
         if (prev?.key === comparable) continue;
         try {
           await this.o.client.patchStatus(state.kind, state.namespace, state.name, status);
-          this.written.set(key, { key: comparable, transition: lastTransitionTime, accepted: cond.status });
+          const transitions = Object.fromEntries(status.conditions.map((c) => [c.type, { at: c.lastTransitionTime, status: c.status }]));
+          this.written.set(key, { key: comparable, transitions });
           this.o.metrics.statusWrites.inc({ outcome: "ok" });
         } catch (err) {
           this.o.metrics.statusWrites.inc({ outcome: "error" });
@@ -154,4 +191,21 @@ export class PolicyStatusWriter {
       this.flushing = false;
     }
   }
+}
+
+/** The Enforced condition: True when every selected pod has a connected filter. */
+function enforcedCondition(c: { selected: number; enforced: number; unenforced: { pod: string; reason: UnenforcedReason }[] }): Omit<StatusCondition, "lastTransitionTime"> {
+  if (c.selected === 0) return { type: "Enforced", status: "True", reason: "NoPodsSelected", message: "the policy selects no pods" };
+  if (c.unenforced.length === 0) return { type: "Enforced", status: "True", reason: "AllPodsEnforced", message: `all ${c.selected} selected pods have a connected egret filter` };
+  const counts = new Map<UnenforcedReason, number>();
+  for (const u of c.unenforced) counts.set(u.reason, (counts.get(u.reason) ?? 0) + 1);
+  const parts = [...counts].map(([r, n]) => `${n} ${r}`).join(", ");
+  const named = c.unenforced.slice(0, 5).map((u) => `${u.pod} (${u.reason})`).join(", ");
+  const more = c.unenforced.length > 5 ? ` and ${c.unenforced.length - 5} more` : "";
+  return {
+    type: "Enforced",
+    status: "False",
+    reason: "PodsNotEnforced",
+    message: `${c.unenforced.length} of ${c.selected} selected pods are not enforced (${parts}): ${named}${more}. Their egress is not checked by egret; see docs/operations.md "Coverage".`,
+  };
 }

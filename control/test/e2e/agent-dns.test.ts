@@ -6,7 +6,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
@@ -30,11 +30,7 @@ function missing(): string | undefined {
   }
   if (spawnSync("ip", ["netns", "add", "egC-probe"]).status !== 0) return "cannot create network namespaces";
   spawnSync("ip", ["netns", "del", "egC-probe"]);
-  try {
-    execFileSync(process.execPath, ["-e", "require('cap')"], { cwd: ROOT, stdio: "ignore" });
-  } catch {
-    return "npm package cap (libpcap binding) not built";
-  }
+  if (!existsSync(join(ROOT, "dist/native/packet_ring.node"))) return "capture addon dist/native/packet_ring.node not built (npm run build:native)";
   return undefined;
 }
 const skip = missing();

@@ -27,7 +27,7 @@ function chainMissing(): string | undefined {
   for (const c of ["control", "agent"]) {
     if (!existsSync(join(root, `dist/control/src/cli/commands/${c}.js`))) return `\`egret ${c}\` does not exist yet`;
   }
-  if (!existsSync(join(root, "node_modules/cap/build/Release/cap.node"))) return "the npm package `cap` is not built (apt-get install -y libpcap-dev, then npm ci)";
+  if (!existsSync(join(root, "dist/native/packet_ring.node"))) return "the agent's capture addon dist/native/packet_ring.node is not built (npm run build:native; needs g++)";
   const missing = missingServerPrograms(["dns"]);
   return missing.length ? `missing programs: ${missing.join(", ")}` : undefined;
 }

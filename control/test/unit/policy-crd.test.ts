@@ -27,7 +27,7 @@ for (const [kind, file] of Object.entries(CRD_FILES)) {
     assert.equal(version.name, "v1alpha1");
     assert.deepEqual(version.subresources, { status: {} });
     const columns = version.additionalPrinterColumns.map((c: { name: string }) => c.name);
-    for (const c of ["Mode", "Priority", "Rules", "Selected Pods", "Ready"]) assert.ok(columns.includes(c), `column ${c}`);
+    for (const c of ["Mode", "Priority", "Rules", "Selected Pods", "Enforced", "Not Enforced", "Ready"]) assert.ok(columns.includes(c), `column ${c}`);
     const schema = version.schema.openAPIV3Schema as Node;
     let cel = 0;
     walk(schema, "", (n, path) => {

@@ -8,7 +8,7 @@
 // comes from the root's pool (allocation only when the pool is empty or a buffer must grow), so
 // recording costs a copy per decided connection and nothing per data callback.
 import {
-  evaluate, EvalResult, CANDIDATE_SIZE, CLAIM_NONE, CLAIM_SNI, PROTOCOL_PENDING,
+  evaluate, EvalResult, EvalQuery, CANDIDATE_SIZE, CLAIM_NONE, CLAIM_SNI, PROTOCOL_PENDING,
   VERDICT_ALLOW, VERDICT_ALERT, VERDICT_WOULD_DENY, VERDICT_PENDING,
 } from "../policy/engine";
 import { PolicySnapshot, RULE_ECH_ALLOWED } from "../policy/snapshot";
@@ -19,49 +19,26 @@ import { PROTOCOL_COUNT, PROTO_TLS, PROTO_HTTP, PROTO_UNKNOWN } from "../detect/
   return verdict == VERDICT_ALLOW || verdict == VERDICT_ALERT || verdict == VERDICT_WOULD_DENY;
 }
 
-/** The inputs of the last evaluation a stream ran (pointers valid until the table or inspector changes). */
-export class EvaluateInputs {
-  hi: u64 = 0;
-  lo: u64 = 0;
-  port: u32 = 0;
-  cands: usize = 0;
-  candCount: i32 = 0;
-  protocol: i32 = PROTOCOL_PENDING;
-  claimKind: i32 = CLAIM_NONE;
-  claimPtr: usize = 0;
-  claimLen: i32 = 0;
-}
-
-/** One per VM: a VM runs one callback at a time. */
-export const LAST = new EvaluateInputs();
+/** The inputs of the last evaluation a stream ran (pointers valid until the table or inspector changes). One per VM: a VM runs one callback at a time. */
+export const LAST = new EvalQuery();
 
 /** Runs the engine and notes its inputs in LAST (what a decision rests on). */
-export function evaluateNoted(
-  snap: PolicySnapshot, hi: u64, lo: u64, port: u32, cands: usize, n: i32,
-  protocol: i32, claimKind: i32, claimPtr: usize, claimLen: i32, out: EvalResult,
-): void {
-  LAST.hi = hi;
-  LAST.lo = lo;
-  LAST.port = port;
-  LAST.cands = cands;
-  LAST.candCount = n;
-  LAST.protocol = protocol;
-  LAST.claimKind = claimKind;
-  LAST.claimPtr = claimPtr;
-  LAST.claimLen = claimLen;
-  evaluate(snap, hi, lo, port, cands, n, protocol, claimKind, claimPtr, claimLen, out);
+export function evaluateNoted(snap: PolicySnapshot, q: EvalQuery, out: EvalResult): void {
+  LAST.destination(q.ipHi, q.ipLo, q.port).names(q.candidates, q.candidateCount).detected(q.protocol).claim(q.claimKind, q.claimPtr, q.claimLen);
+  evaluate(snap, q, out);
 }
 
 /**
  * ECH opt-in (`encryptedClientHello: Allow` on a rule): the real server name is hidden, so the
- * connection passes only when each name the pod resolved to the IP, taken as the SNI, passes by a
- * rule that accepts ECH. Leaves `out` at the first name's result.
+ * connection passes only when each name the pod resolved to the IP (q's candidates), taken as the
+ * SNI, passes by a rule that accepts ECH. Changes q's claim; leaves `out` at the first name's result.
  */
-export function echPassesForEveryName(snap: PolicySnapshot, hi: u64, lo: u64, port: u32, cands: usize, n: i32, protocol: i32, out: EvalResult): bool {
+export function echPassesForEveryName(snap: PolicySnapshot, q: EvalQuery, out: EvalResult): bool {
+  const n = q.candidateCount;
   if (n == 0) return false;
   for (let i = n - 1; i >= 0; i--) {
-    const e = cands + <usize>i * CANDIDATE_SIZE;
-    evaluate(snap, hi, lo, port, cands, n, protocol, CLAIM_SNI, <usize>load<u32>(e), <i32>load<u32>(e, 4), out);
+    const e = q.candidates + <usize>i * CANDIDATE_SIZE;
+    evaluate(snap, q.claim(CLAIM_SNI, <usize>load<u32>(e), <i32>load<u32>(e, 4)), out);
     if (!passes(out.verdict) || out.rule < 0 || (snap.ruleFields(out.rule) & RULE_ECH_ALLOWED) == 0) return false;
   }
   return true;
@@ -91,15 +68,15 @@ export class ConnectionFacts {
   get claimPtr(): usize { return this.claimLen > 0 ? changetype<usize>(this.buf) + <usize>this.claimOffset : 0; }
 
   /** Copies the inputs in `from` (the protocol is the detector's when it ran, else pending). */
-  record(from: EvaluateInputs, ech: bool): void {
-    const n = from.candCount;
+  record(from: EvalQuery, ech: bool): void {
+    const n = from.candidateCount;
     let need = n * <i32>CANDIDATE_SIZE + (from.claimKind != CLAIM_NONE ? from.claimLen : 0);
-    for (let i = 0; i < n; i++) need += <i32>load<u32>(from.cands + <usize>i * CANDIDATE_SIZE, 4);
+    for (let i = 0; i < n; i++) need += <i32>load<u32>(from.candidates + <usize>i * CANDIDATE_SIZE, 4);
     if (need > this.buf.length) this.buf = new StaticArray<u8>(need);
     const base = changetype<usize>(this.buf);
     let at = <usize>n * CANDIDATE_SIZE;
     for (let i = 0; i < n; i++) {
-      const src = from.cands + <usize>i * CANDIDATE_SIZE;
+      const src = from.candidates + <usize>i * CANDIDATE_SIZE;
       const dst = base + <usize>i * CANDIDATE_SIZE;
       const len = load<u32>(src, 4);
       memory.copy(base + at, <usize>load<u32>(src), <usize>len);
@@ -113,8 +90,8 @@ export class ConnectionFacts {
     this.claimLen = from.claimKind != CLAIM_NONE ? from.claimLen : 0;
     this.claimOffset = <i32>at;
     if (this.claimLen > 0) memory.copy(base + at, from.claimPtr, <usize>this.claimLen);
-    this.hi = from.hi;
-    this.lo = from.lo;
+    this.hi = from.ipHi;
+    this.lo = from.ipLo;
     this.port = from.port;
     this.candCount = n;
     this.protocol = from.protocol;
@@ -131,23 +108,25 @@ export class ConnectionFacts {
    * protocol, and some protocol would pass (the bytes that would tell are gone: it is kept).
    */
   judge(snap: PolicySnapshot, out: EvalResult): bool {
-    const cands = this.cands;
+    const q = JUDGE.destination(this.hi, this.lo, this.port).names(this.cands, this.candCount).detected(this.protocol);
     if (this.ech) {
-      if (echPassesForEveryName(snap, this.hi, this.lo, this.port, cands, this.candCount, this.protocol, out)) return true;
-      evaluate(snap, this.hi, this.lo, this.port, cands, this.candCount, this.protocol, CLAIM_SNI, UNVERIFIABLE_CLAIM, 1, out);
+      if (echPassesForEveryName(snap, q, out)) return true;
+      evaluate(snap, q.claim(CLAIM_SNI, UNVERIFIABLE_CLAIM, 1), out);
       return out.verdict != VERDICT_PENDING;
     }
-    const claimPtr = this.claimKind != CLAIM_NONE && this.claimLen == 0 ? UNVERIFIABLE_CLAIM : this.claimPtr;
-    const claimLen = this.claimKind != CLAIM_NONE && this.claimLen == 0 ? 1 : this.claimLen;
-    evaluate(snap, this.hi, this.lo, this.port, cands, this.candCount, this.protocol, this.claimKind, claimPtr, claimLen, out);
+    const unverifiable = this.claimKind != CLAIM_NONE && this.claimLen == 0;
+    q.claim(this.claimKind, unverifiable ? UNVERIFIABLE_CLAIM : this.claimPtr, unverifiable ? 1 : this.claimLen);
+    evaluate(snap, q, out);
     if (out.verdict != VERDICT_PENDING) return true;
     for (let k = 0; k < PROTOCOL_COUNT; k++) {
-      const protocol = k == 0 ? PROTO_TLS : (k == 1 ? PROTO_HTTP : (k <= PROTO_HTTP ? k - 2 : k));
-      evaluate(snap, this.hi, this.lo, this.port, cands, this.candCount, protocol, this.claimKind, claimPtr, claimLen, out);
+      evaluate(snap, q.detected(k == 0 ? PROTO_TLS : (k == 1 ? PROTO_HTTP : (k <= PROTO_HTTP ? k - 2 : k))), out);
       if (passes(out.verdict)) return false;
     }
     // No protocol passes: the verdict for an undetected protocol is the one to apply.
-    evaluate(snap, this.hi, this.lo, this.port, cands, this.candCount, PROTO_UNKNOWN, this.claimKind, claimPtr, claimLen, out);
+    evaluate(snap, q.detected(PROTO_UNKNOWN), out);
     return out.verdict != VERDICT_PENDING;
   }
 }
+
+/** Scratch query for judge() (one callback at a time per VM). */
+const JUDGE = new EvalQuery();

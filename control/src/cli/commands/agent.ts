@@ -12,16 +12,18 @@ import { UsageError, type CliCommand } from "../command.js";
 
 const HELP = `usage: egret agent --trusted-resolver IP... (--control HOST:PORT... | --control-service NAME:PORT) [options]
 
-Captures DNS on this node with libpcap and streams the answers pods receive to every control replica.
+Captures DNS on this node (AF_PACKET, TPACKET_V3 ring) and streams the answers pods receive to every control replica.
 
 capture
   --interface NAME|GLOB     interface or pattern to capture on, repeatable ("veth*", "cali*"), or
                             "any" (default: any). Only "*" and "?" are wildcards ("veth+" is not);
                             together the patterns must match an interface when the agent starts
-  --dns-port N              DNS server port, repeatable (default 53); the kernel BPF filter is
-                            "(udp or tcp) and (port N ...)"
-  --capture-buffer-mb N     kernel capture ring per handle (default 64 with "any", 8 per interface
-                            otherwise); \`cap\` uses 64 KiB slots, so N MiB hold 16*N packets
+  --dns-port N              DNS server port, repeatable (default 53); the kernel BPF filter keeps
+                            answers from these ports toward pods, queries to them, and IP fragments
+  --capture-buffer-mb N     kernel capture ring per socket (default 64 with "any", 8 per interface
+                            otherwise); frames are packed, so 8 MiB hold about 45,000 DNS answers
+  --capture-queue-mb N      captured frames waiting for the event loop, all sockets together
+                            (default 64): a reader thread empties the kernel rings into it
   --rescan-ms MS            how often interface patterns are re-evaluated (default 5000)
 evidence
   --trusted-resolver IP     resolver address or CIDR whose answers count (repeatable, required)
@@ -69,6 +71,7 @@ const OPTIONS = {
   interface: { type: "string", multiple: true },
   "dns-port": { type: "string", multiple: true },
   "capture-buffer-mb": { type: "string" },
+  "capture-queue-mb": { type: "string" },
   "rescan-ms": { type: "string" },
   "trusted-resolver": { type: "string", multiple: true },
   "pod-cidr": { type: "string", multiple: true },
@@ -169,6 +172,7 @@ export const command: CliCommand = {
       capture: {
         interfaces,
         bufferBytes: int("capture-buffer-mb", list("interface").length === 0 || list("interface").includes("any") ? 64 : 8, 1) * 2 ** 20,
+        queueBytes: int("capture-queue-mb", 64, 1) * 2 ** 20,
         rescanMs: int("rescan-ms", 5000, 100),
       },
       dns: {
