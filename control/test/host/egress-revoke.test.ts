@@ -167,3 +167,18 @@ test("every worker VM re-judges its own connections (followers apply the policy 
     assert.deepEqual(ev.map((e) => e.reason), Array(5).fill("revoked"));
     assert.deepEqual(ev.map((e) => e.host).filter(Boolean), ["api.example.com"], "the HTTP connection's recorded Host");
   }));
+
+test("many open connections: one callback closes at most 256 (deferred closes nest in the host), the next ticks go on until every one is revoked", () =>
+  withWorld({ policy: BEFORE, resolutions: [[API, "api.example.com", 300]] }, async (w) => {
+    const conns = Array.from({ length: 600 }, () => openApi(w));
+    pushPolicy(w, AFTER);
+    const seen: number[] = [];
+    await eventually(() => {
+      w.tick(20); // at most one tick per VM each time
+      const n = w.metric("egret_decisions_revoked");
+      if (n > (seen.at(-1) ?? 0)) seen.push(n);
+      return conns.every((c) => c.closed);
+    }, "every connection revoked", 30_000);
+    assert.equal(w.metric("egret_decisions_revoked"), 600);
+    assert.ok(seen.length >= 2, `revoked over several callbacks, not all in one (progress: ${seen.join(", ")})`);
+  }));

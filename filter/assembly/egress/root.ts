@@ -48,6 +48,8 @@ const SWEEP_INTERVAL_MS: i64 = 10000;
 const MESSAGE_BUFFER_BYTES: u32 = 64 * 1024;
 /** Longest wait for control's answer to a Report batch before sending it again. */
 const REPORT_ANSWER_TIMEOUT_MS: i64 = 30000;
+/** Connections one callback closes after a policy change at most (the rest: next tick). */
+const MAX_REVOKES_PER_CALL: i32 = 256;
 /** Shortest Watch lease (shared.ts): a holder that missed this many ms of ticks is replaced. */
 const MIN_LEASE_MS: i64 = 1000;
 
@@ -119,6 +121,8 @@ export class EgressRoot extends RootContext {
   openHead: EgressStream | null = null;
   /** A new policy was applied: open connections are judged again (after the response, or on the next tick). */
   rejudgeDue: bool = false;
+  /** Counts policy changes; a connection judged under the current policy carries this number. */
+  policyGeneration: u32 = 0;
   // Reused decoders and buffers (allocated once).
   private watchView: WatchResponseView = new WatchResponseView();
   private resView: ResolutionView = new ResolutionView();
@@ -412,16 +416,28 @@ export class EgressRoot extends RootContext {
   /**
    * The policy changed: every open connection that passed is judged again on its recorded facts
    * (stream.ts rejudge). Closes are deferred by the host until this callback returns, so the list
-   * is not changed under the walk; `next` is read first all the same.
+   * is not changed under the walk; `next` is read first all the same. The host runs each deferred
+   * close (and the callbacks it causes) nested in the previous one's (Envoy's after-VM-call
+   * actions recurse, and so does the Node host), so one callback closes at most
+   * MAX_REVOKES_PER_CALL connections and the next tick goes on with the rest.
    */
   private rejudgeOpen(now: i64): void {
     this.rejudgeDue = false;
     if (this.snapshot === null) return;
+    const generation = this.policyGeneration;
+    let closes = 0;
     let s = this.openHead;
     while (s !== null) {
       const next = s.openNext;
-      setEffectiveContext(s.id);
-      s.rejudge(now);
+      if (s.judgedGeneration != generation) {
+        if (closes >= MAX_REVOKES_PER_CALL) {
+          this.rejudgeDue = true;
+          return;
+        }
+        s.judgedGeneration = generation;
+        setEffectiveContext(s.id);
+        if (s.rejudge(now)) closes++;
+      }
       s = next;
     }
   }
@@ -711,7 +727,10 @@ export class EgressRoot extends RootContext {
     if (snap !== null) {
       const hash = v.policyHash.toString();
       // A different policy (or one control did not hash): open connections are judged again.
-      if (this.snapshot !== null && (hash.length == 0 || hash != this.policyHash) && this.openHead !== null) this.rejudgeDue = true;
+      if (this.snapshot !== null && (hash.length == 0 || hash != this.policyHash)) {
+        this.policyGeneration++;
+        if (this.openHead !== null) this.rejudgeDue = true;
+      }
       this.snapshot = snap;
       this.policyHash = hash;
       m.policyLoaded.record(1);

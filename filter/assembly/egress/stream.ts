@@ -135,6 +135,8 @@ export class EgressStream extends StreamContext {
   openNext: EgressStream | null = null;
   /** For a revoked connection: the reason the new policy gives (reported in the detail). */
   revokedBy: u8 = 0;
+  /** The root's policyGeneration this connection was last judged under. */
+  judgedGeneration: u32 = 0;
   /** The verdict being adopted came from the ECH opt-in (every name taken as the SNI). */
   private echAdopted: bool = false;
 
@@ -674,19 +676,21 @@ export class EgressStream extends StreamContext {
       this.egress.linkOpen(this);
     }
     f.record(LAST, this.echAdopted);
+    this.judgedGeneration = this.egress.policyGeneration; // decided under the policy in force
   }
 
   /**
    * The pod's policy changed (called from the root context, effective context set): judge this
    * open connection again on its recorded facts. Now denied: closed and reported `revoked`; now a
    * Monitor policy's would-deny: only reported `revoked`; still passing: nothing happens.
+   * Returns whether it closed the connection.
    */
-  rejudge(now: i64): void {
+  rejudge(now: i64): bool {
     const facts = this.facts;
-    if (facts === null || this.phase != PHASE_DECIDED || this.verdict == VERDICT_DENY) return;
+    if (facts === null || this.phase != PHASE_DECIDED || this.verdict == VERDICT_DENY) return false;
     const root = this.egress;
     root.metrics!.rejudged.increment(1);
-    if (!facts.judge(root.snapshot!, RESULT)) return;
+    if (!facts.judge(root.snapshot!, RESULT)) return false;
     const reported = RESULT.verdict == VERDICT_DENY || (RESULT.verdict == VERDICT_WOULD_DENY && this.verdict != VERDICT_WOULD_DENY);
     this.verdict = RESULT.verdict;
     this.policy = RESULT.policy; // indexes into the new snapshot from now on
@@ -694,16 +698,16 @@ export class EgressStream extends StreamContext {
     this.matchedCandidate = RESULT.matchedCandidate;
     if (!reported) {
       this.reason = RESULT.reason;
-      return;
+      return false;
     }
     this.reason = REASON_REVOKED;
     this.revokedBy = RESULT.reason;
     root.metrics!.decided(this.verdict, this.reason);
     reportDecision(root, this, now);
-    if (this.verdict == VERDICT_DENY) {
-      this.dataHeld = false;
-      closeStream(StreamType.Downstream);
-    }
+    if (this.verdict != VERDICT_DENY) return false;
+    this.dataHeld = false;
+    closeStream(StreamType.Downstream);
+    return true;
   }
 
   /** A verdict the filter assigns itself (failure mode, timeouts). */
