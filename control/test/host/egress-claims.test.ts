@@ -31,7 +31,7 @@ async function judge(w: World, bytes: Buffer, byteByByte = false, dst = `${API}:
   const c = w.connect(dst);
   if (byteByByte) sendByteByByte(c, bytes); else c.downstreamData(bytes);
   // A denied claim asks control once for the claimed name (real time, short), then closes.
-  await eventually(() => { w.tick(1); return c.closed || c.sentUpstream.length === bytes.length; }, "a verdict");
+  await eventually(async () => { await w.tick(1); return c.closed || c.sentUpstream.length === bytes.length; }, "a verdict");
   if (!c.closed) assert.deepEqual(c.sentUpstream, bytes, "every held byte forwarded once");
   else assert.equal(c.sentUpstream.length, 0, "a denied connection forwards nothing");
   return { c, allowed: !c.closed };
@@ -79,8 +79,8 @@ test("claims: a ClientHello still incomplete at the detection deadline is never 
     const hello = tlsHello({ names: ["api.example.com"] });
     const c = w.connect(`${API}:443`);
     c.downstreamData(hello.subarray(0, hello.length - 20));
-    w.tick(2100); // the filter's detectTimeoutMs (2 s)
-    await eventually(() => { w.tick(1); return c.closed; }, "the deny at the deadline");
+    await w.tick(2100); // the filter's detectTimeoutMs (2 s)
+    await eventually(async () => { await w.tick(1); return c.closed; }, "the deny at the deadline");
     assert.equal(c.sentUpstream.length, 0);
     assert.equal((await judge(w, hello)).allowed, true, "the whole hello is allowed");
     const ev = await w.events(2);
@@ -91,13 +91,13 @@ test("claims: an HTTP head still incomplete at the detection deadline is never a
   withWorld({}, async (w) => {
     const c = w.connect(`${API}:80`);
     c.downstreamData(http("GET / HTTP/1.1\nHost: api.example.com\nX-Pad: 1\n"));
-    w.tick(2100);
-    await eventually(() => { w.tick(1); return c.closed; }, "the deny at the deadline");
+    await w.tick(2100);
+    await eventually(async () => { await w.tick(1); return c.closed; }, "the deny at the deadline");
     assert.equal(c.sentUpstream.length, 0);
     const stalledTarget = w.connect(`${API}:80`);
     stalledTarget.downstreamData(Buffer.from("GET http://evil.example.net/ HTT"));
-    w.tick(2100);
-    await eventually(() => { w.tick(1); return stalledTarget.closed; }, "the deny of a cut request line");
+    await w.tick(2100);
+    await eventually(async () => { await w.tick(1); return stalledTarget.closed; }, "the deny of a cut request line");
     assert.equal((await judge(w, http("GET / HTTP/1.1\nHost: api.example.com\nX-Pad: 1\n\n"), false, `${API}:80`)).allowed, true);
     const ev = await w.events(3);
     assert.deepEqual(ev.map((e) => [e.verdict, e.reason]), [["deny", "host-unverified"], ["deny", "host-unverified"], ["allow", "allowed"]]);
@@ -185,7 +185,7 @@ spec:
 test("decide before connecting: no protocol can make a never-resolved IP pass, so no SYN leaves (docs' Deny protocols: [ssh] example)", () =>
   withWorld({ policy: DOCS_EXAMPLE }, async (w) => {
     const attack = w.connect("198.18.9.9:5432");
-    await eventually(() => { w.tick(1); return attack.closed; }, "the deny");
+    await eventually(async () => { await w.tick(1); return attack.closed; }, "the deny");
     assert.equal(attack.upstreamConnectRequested, false, "decided before tcp_proxy connects");
     // Twin: the resolved name, where postgresql can pass, waits for the bytes and is allowed.
     const twin = w.connect(`${API}:5432`);
@@ -228,7 +228,7 @@ test("failure mode closed: a Lookup timeout on a deny-list policy never turns in
   withWorld({ policy: DENY_LIST, config: { lookupTimeoutMs: 100 }, prepare: (c) => { c.lookupMode = "hang"; } }, async (w) => {
     const unknown = w.connect("198.18.9.10:443");
     assert.equal(unknown.upstreamConnectRequested, false);
-    await eventually(() => { w.tick(50); return unknown.closed; }, "the lookup-timeout deny");
+    await eventually(async () => { await w.tick(50); return unknown.closed; }, "the lookup-timeout deny");
     assert.equal(unknown.upstreamConnectRequested, false);
     const known = w.connect(`${API}:443`);
     const hello = tlsHello({ names: ["api.example.com"] });

@@ -72,7 +72,7 @@ test("fuzz: pipelined request heads and bodies on claim-judged connections — n
   try {
     const next = rng(0x5eed14);
     const vm = w.host.workers[0]!;
-    const round = (n: number) => {
+    const round = async (n: number) => {
       for (let i = 0; i < n; i++) {
         const first = Buffer.from(`GET http://api.example.com/ HTTP/1.1\r\nHost: api.example.com\r\n\r\n`);
         const pipeline = Buffer.concat([first, ...Array.from({ length: 1 + (next() % 4) }, () => mutate(Buffer.from(request(next)), next))]);
@@ -87,12 +87,12 @@ test("fuzz: pipelined request heads and bodies on claim-judged connections — n
           }
         }
         if (!c.closed) c.downstreamClose();
-        if (i % 100 === 0) w.tick(20);
+        if (i % 100 === 0) await w.tick(20);
       }
     };
-    round(8000); // the incremental GC settles on its working heap (it reaches 8 MiB within ~4,000 connections)
+    await round(8000); // the incremental GC settles on its working heap (it reaches 8 MiB within ~4,000 connections)
     const before = vm.memory.buffer.byteLength;
-    round(3000);
+    await round(3000);
     assert.equal(w.host.vmStatus().filter((s) => s.failed).length, 0, "no VM trapped");
     assert.ok(vm.memory.buffer.byteLength <= before, `wasm memory grew from ${before} to ${vm.memory.buffer.byteLength} bytes`);
     assert.equal(w.host.openConnections, 0);

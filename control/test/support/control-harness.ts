@@ -76,10 +76,10 @@ export function egressPolicy(name: string, namespace: string, podLabels: Record<
 }
 
 /** Polls `check` until it returns a value (not undefined/false) or the timeout passes. */
-export async function eventually<T>(check: () => T | undefined | false, what: string, timeoutMs = 10_000, intervalMs = 10): Promise<T> {
+export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000, intervalMs = 10): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const v = check();
+    const v = await check();
     if (v !== undefined && v !== false) return v;
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, intervalMs));

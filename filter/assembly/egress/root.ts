@@ -493,9 +493,14 @@ export class EgressRoot extends RootContext {
     this.metrics!.lookupFailed.increment(1);
     if (slot < 0) return;
     const s = unchecked(this.slotStream[slot]);
+    const now = nowMs();
+    // Past the connection's deadline the hold is over whatever the status says: Envoy reports its
+    // own call timeout as UNAVAILABLE "upstream request timeout" (the router's local 504), and a
+    // server enforcing grpc-timeout as DEADLINE_EXCEEDED (4); docs/reference/envoy-grpc.md.
+    const timedOut = grpcStatus == 4 || now >= unchecked(this.slotDeadline[slot]);
     // A transport failure (connection reset, replica going away) is not an answer: ask again on
     // the next tick while the connection's deadline allows. The deadline still bounds the hold.
-    if (s !== null && grpcStatus != 4 && s.lookupRetries < MAX_LOOKUP_RETRIES && nowMs() < unchecked(this.slotDeadline[slot])) {
+    if (s !== null && !timedOut && s.lookupRetries < MAX_LOOKUP_RETRIES) {
       s.lookupRetries++;
       unchecked((this.slotToken[slot] = 0));
       return;
@@ -503,9 +508,8 @@ export class EgressRoot extends RootContext {
     this.releaseSlot(slot);
     if (s === null) return;
     setEffectiveContext(s.id);
-    // DEADLINE_EXCEEDED (4) is our own timeout seen from the other side.
-    if (grpcStatus == 4) s.onLookupTimeout(nowMs());
-    else s.onControlUnavailable(nowMs());
+    if (timedOut) s.onLookupTimeout(now);
+    else s.onControlUnavailable(now);
   }
 
   private retryLookup(slot: i32): void {
