@@ -32,6 +32,7 @@ import { Inspector, ensureInspectScratch } from "./inspect";
 import { SharedWatch, ROLE_OWN, ROLE_HOLDER, ROLE_FOLLOWER, ROLE_CANDIDATE } from "./shared";
 import { RequestFramer } from "./requests";
 import { ConnectionFacts } from "./facts";
+import { H2RequestWalker } from "./h2requests";
 
 const SERVICE = "egret.v1.FilterService";
 /** Pending-slot kinds: why a connection is registered with the root. */
@@ -123,6 +124,7 @@ export class EgressRoot extends RootContext {
   rejudgeDue: bool = false;
   /** Counts policy changes; a connection judged under the current policy carries this number. */
   policyGeneration: u32 = 0;
+  private h2Walkers: H2RequestWalker[] = [];
   // Reused decoders and buffers (allocated once).
   private watchView: WatchResponseView = new WatchResponseView();
   private resView: ResolutionView = new ResolutionView();
@@ -440,6 +442,15 @@ export class EgressRoot extends RootContext {
       }
       s = next;
     }
+  }
+
+  /** A pooled h2c request walker (~41 KiB each: header block copy and HPACK table). */
+  takeH2Walker(): H2RequestWalker {
+    return this.h2Walkers.length > 0 ? this.h2Walkers.pop() : new H2RequestWalker();
+  }
+
+  giveBackH2Walker(w: H2RequestWalker): void {
+    if (this.h2Walkers.length < 32) this.h2Walkers.push(w);
   }
 
   giveBackInspector(insp: Inspector): void {
