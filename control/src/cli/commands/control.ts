@@ -11,6 +11,7 @@ import { KubeSource, LeaderElector, kubeBoundPodReader, kubeLeaseClient, kubeTok
 import { hostname } from "node:os";
 import { TokenReviewAuthenticator } from "../../auth/token-review.js";
 import { createControlMetrics, type ControlMetrics } from "../../control/metrics.js";
+import { LoopbackOrTokenAuth } from "../../auth/operator-auth.js";
 import { createWasmHandler, fetchPreviousModule, loadWasmModule, type WasmModuleSet } from "../../wasmserve/index.js";
 import type { Route } from "../../control/http-server.js";
 import { InsecureAgents, NoAgentCredentials, type AgentAuthenticator } from "../../auth/agent-auth.js";
@@ -145,6 +146,9 @@ options:
                             the control Service, whose running replicas are asked for theirs at
                             start (none there = first install); an EnvoyFilter still naming the
                             previous sha256 keeps working during a rollout
+  --operator-token-file FILE   who may read GET /debug/names?pod=NS/NAME[&ip=IP] (the names
+                            control holds for a pod, and why) besides loopback callers (kubectl
+                            port-forward): lines "TOKEN NAMESPACES [WHO]", NAMESPACES * or ns1,ns2
   --break-glass-namespace NS
                             the namespace whose label egret.dev/break-glass=monitor|exclude applies
                             to the whole mesh (default $POD_NAMESPACE, else egret-system); on any
@@ -269,6 +273,7 @@ export const command: CliCommand = {
           "break-glass-namespace": { type: "string" },
           wasm: { type: "string" },
           "wasm-previous": { type: "string" },
+          "operator-token-file": { type: "string" },
           "min-ttl": { type: "string" },
           "max-ttl": { type: "string" },
           grace: { type: "string" },
@@ -378,7 +383,14 @@ export const command: CliCommand = {
       });
     }
     const audit = openAuditWriter(values["audit-log"]!);
+    let operatorAuth: LoopbackOrTokenAuth;
+    try {
+      operatorAuth = new LoopbackOrTokenAuth(values["operator-token-file"]);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
     const service = new ControlService({
+      operatorAuth,
       policyApi: defaultPolicyApi,
       source,
       log,
