@@ -1,273 +1,114 @@
-// Who may read control's operator views (`egret observe`, `egret status`), and which namespaces.
-// An OperatorAuthenticator turns a call's `authorization: Bearer TOKEN` into an OperatorAccess:
-// the namespaces whose verdicts and status rows the caller may see, and whether it may see the
-// cluster-wide rows. Kubernetes mode asks the API server (TokenReview, then a SubjectAccessReview
-// per namespace: may this user `list` `egresspolicies.egret.dev` there?), caching answers briefly;
-// file mode reads `--operator-token-file`. Nothing is open by default: without either, every call
-// is refused.
+// Who may read per-pod evidence on control's HTTP port (/debug/names): the pods' DNS history is
+// more sensitive than /metrics, and every pod can reach that port (istio-agent downloads the
+// module there). Two ways in, both scoped:
+// - a loopback peer: only a process inside control's own pod, i.e. `kubectl port-forward` or
+//   `kubectl exec`, which Kubernetes RBAC already limits (pods/portforward, pods/exec on
+//   egret-system) — every namespace;
+// - `Authorization: Bearer TOKEN` with a token from `--operator-token-file` (lines
+//   `TOKEN NAMESPACES [WHO]`, NAMESPACES = `*` or a comma list; `#` comments; re-read when the
+//   file changes, a broken edit keeps the previous tokens) — only those namespaces.
+// Anything else is refused: EGRET_OPERATOR_UNAUTHENTICATED (401) or EGRET_OPERATOR_FORBIDDEN (403).
 import { createHash } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
-import type { Logger } from "../common/log.js";
-import { AuthFailure, bearerToken } from "./agent-auth.js";
+import type { IncomingMessage } from "node:http";
+import { canonicalIp } from "../control/pods.js";
+import { ControlError } from "../control/errors.js";
 
-export interface OperatorAccess {
-  /** Who was authenticated (logs). */
-  readonly subject: string;
-  /** The cached answer for `namespace`, or undefined when it must be asked (canReadNamespace). */
-  cachedNamespace(namespace: string): boolean | undefined;
-  /** May the caller read this namespace's verdicts and status rows? Rejects (AuthFailure) if the credential stopped being valid. */
-  canReadNamespace(namespace: string): Promise<boolean>;
-  /** May the caller read the cluster-wide rows (replicas, agents, ClusterEgressPolicies)? */
-  canReadCluster(): Promise<boolean>;
+export interface OperatorIdentity {
+  who: string;
+  /** "*" = every namespace. */
+  namespaces: "*" | ReadonlySet<string>;
 }
 
-export interface OperatorAuthenticator {
-  /** `authorization` is the metadata value ("Bearer TOKEN"); rejects with AuthFailure. */
-  authenticate(authorization: string | undefined): Promise<OperatorAccess>;
+export interface OperatorAuth {
+  /** The caller's identity when it may read `namespace`; throws ControlError otherwise. */
+  authorize(req: IncomingMessage, namespace: string): OperatorIdentity;
 }
 
-/** Control without operator credentials: every operator call is refused. */
-export class NoOperatorCredentials implements OperatorAuthenticator {
-  async authenticate(): Promise<OperatorAccess> {
-    throw new AuthFailure(
-      "not_configured",
-      "this control accepts no operator credentials: start it with --operator-token-file FILE (file mode) or --kubernetes (RBAC decides)",
-    );
-  }
-}
-
-const digestOf = (token: string) => createHash("sha256").update(token, "utf8").digest("hex");
-
-// ---- file mode --------------------------------------------------------------------------------
-
-/** One operator of the token file: a name and the namespaces it may read ("*": all, and cluster rows). */
-export interface OperatorGrant {
-  name: string;
-  namespaces: ReadonlySet<string> | "*";
-}
-
-const NAME = /^[A-Za-z0-9][-A-Za-z0-9_.@:]{0,252}$/;
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export class OperatorTokenFileError extends Error {}
 
-/** Parses `TOKEN NAME NAMESPACES` lines (NAMESPACES: `*` or `ns1,ns2`); throws naming file:line. */
-export function parseOperatorTokens(text: string, file: string): Map<string, OperatorGrant> {
-  const byDigest = new Map<string, OperatorGrant>();
+/** Parses the operator token file; throws naming file:line and what to write. */
+export function parseOperatorTokens(text: string, file: string): Map<string, OperatorIdentity> {
+  const out = new Map<string, OperatorIdentity>();
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.trim();
     if (line === "" || line.startsWith("#")) return;
     const at = `${file}:${i + 1}`;
     const fields = line.split(/\s+/);
-    if (fields.length !== 3) throw new OperatorTokenFileError(`${at}: expected "TOKEN NAME NAMESPACES" (NAMESPACES: * or ns1,ns2), got ${fields.length} field(s)`);
-    const [token, name, scope] = fields as [string, string, string];
-    if (token.length < 16) throw new OperatorTokenFileError(`${at}: the token is ${token.length} characters; use at least 16 random ones (e.g. openssl rand -base64 24)`);
-    if (!NAME.test(name)) throw new OperatorTokenFileError(`${at}: "${name}" is not an operator name (letters, digits, - _ . @ :)`);
-    let namespaces: ReadonlySet<string> | "*";
+    if (fields.length < 2 || fields.length > 3) throw new OperatorTokenFileError(`${at}: expected "TOKEN NAMESPACES [WHO]" (NAMESPACES: * or ns1,ns2), got ${fields.length} field(s)`);
+    const [token, scope, who] = fields as [string, string, string | undefined];
+    if (token.length < 16) throw new OperatorTokenFileError(`${at}: the token is shorter than 16 characters; use a random one (e.g. openssl rand -base64 24)`);
+    let namespaces: OperatorIdentity["namespaces"];
     if (scope === "*") namespaces = "*";
     else {
       const list = scope.split(",");
       const bad = list.find((n) => !NAMESPACE.test(n));
-      if (bad !== undefined) throw new OperatorTokenFileError(`${at}: "${bad}" is not a namespace name; give * or a comma-separated list like shop,lab`);
+      if (bad !== undefined) throw new OperatorTokenFileError(`${at}: "${bad}" is not a namespace name; NAMESPACES is * or a comma list such as shop,payments`);
       namespaces = new Set(list);
     }
     const digest = digestOf(token);
-    if (byDigest.has(digest)) throw new OperatorTokenFileError(`${at}: this token is already on an earlier line; give every operator its own token`);
-    byDigest.set(digest, { name, namespaces });
+    if (out.has(digest)) throw new OperatorTokenFileError(`${at}: this token appears twice; give each operator their own`);
+    out.set(digest, { who: who ?? `token on ${at}`, namespaces });
   });
-  return byDigest;
+  return out;
 }
 
-class GrantAccess implements OperatorAccess {
-  readonly subject: string;
-  constructor(private readonly grant: OperatorGrant) {
-    this.subject = `operator-token-file:${grant.name}`;
-  }
-  cachedNamespace(namespace: string): boolean {
-    return this.grant.namespaces === "*" || this.grant.namespaces.has(namespace);
-  }
-  async canReadNamespace(namespace: string): Promise<boolean> {
-    return this.cachedNamespace(namespace);
-  }
-  async canReadCluster(): Promise<boolean> {
-    return this.grant.namespaces === "*";
-  }
+function digestOf(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("hex");
 }
 
-/** `--operator-token-file FILE`: re-read when it changes; a broken edit keeps the previous tokens. */
-export class FileOperatorAuthenticator implements OperatorAuthenticator {
-  private grants: Map<string, OperatorGrant>;
-  private stamp: string;
+function isLoopbackPeer(address: string | undefined): boolean {
+  if (!address) return false;
+  const ip = canonicalIp(address.replace(/^::ffff:/i, ""));
+  return ip !== undefined && (ip.startsWith("127.") || ip === "::1");
+}
 
-  constructor(private readonly file: string, private readonly log: Logger) {
-    this.stamp = this.currentStamp();
-    this.grants = this.read();
+export class LoopbackOrTokenAuth implements OperatorAuth {
+  private tokens = new Map<string, OperatorIdentity>();
+  private stamp = "";
+
+  /** `file` undefined: only loopback callers. Reads the file now; throws OperatorTokenFileError. */
+  constructor(private readonly file?: string) {
+    if (file) this.reload(true);
   }
 
-  async authenticate(authorization: string | undefined): Promise<OperatorAccess> {
-    this.reloadIfChanged();
-    const grant = this.grants.get(digestOf(bearerToken(authorization)));
-    if (!grant) throw new AuthFailure("invalid", "the bearer token is not in the operator token file");
-    return new GrantAccess(grant);
+  authorize(req: IncomingMessage, namespace: string): OperatorIdentity {
+    let id: OperatorIdentity | undefined;
+    const header = req.headers.authorization;
+    if (header !== undefined) {
+      const m = /^Bearer\s+(\S+)$/i.exec(header);
+      if (this.file) this.reload(false);
+      id = m ? this.tokens.get(digestOf(m[1]!)) : undefined;
+      if (!id) throw new ControlError("EGRET_OPERATOR_UNAUTHENTICATED", m ? "the bearer token is not in --operator-token-file" : "the Authorization header is not `Bearer TOKEN`");
+    } else if (isLoopbackPeer(req.socket.remoteAddress)) {
+      id = { who: "loopback (kubectl port-forward / exec)", namespaces: "*" };
+    } else {
+      throw new ControlError("EGRET_OPERATOR_UNAUTHENTICATED", "no credential: use kubectl port-forward to control (loopback), or a bearer token from --operator-token-file");
+    }
+    if (id.namespaces !== "*" && !id.namespaces.has(namespace)) {
+      throw new ControlError("EGRET_OPERATOR_FORBIDDEN", `${id.who} may read ${[...id.namespaces].join(", ")}, not ${namespace}`);
+    }
+    return id;
   }
 
-  private read(): Map<string, OperatorGrant> {
-    let text: string;
+  private reload(initial: boolean): void {
+    const file = this.file!;
+    let stamp: string;
     try {
-      text = readFileSync(this.file, "utf8");
+      const st = statSync(file);
+      stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
     } catch (err) {
-      throw new OperatorTokenFileError(`${this.file}: cannot read the operator token file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      if (initial) throw new OperatorTokenFileError(`--operator-token-file ${file}: ${(err as Error).message}`);
+      return; // gone for a moment (a ConfigMap/Secret swap): keep the tokens we have
     }
-    return parseOperatorTokens(text, this.file);
-  }
-
-  private currentStamp(): string {
-    try {
-      const s = statSync(this.file);
-      return `${s.mtimeMs}/${s.size}/${s.ino}`;
-    } catch {
-      return "missing";
-    }
-  }
-
-  private reloadIfChanged(): void {
-    const stamp = this.currentStamp();
     if (stamp === this.stamp) return;
-    this.stamp = stamp;
     try {
-      this.grants = this.read();
-      this.log.info({ file: this.file, operators: this.grants.size }, "operator token file reloaded");
+      this.tokens = parseOperatorTokens(readFileSync(file, "utf8"), file);
+      this.stamp = stamp;
     } catch (err) {
-      this.log.error({ err: (err as Error).message }, "operator token file not reloaded; the previous tokens stay in force");
+      if (initial) throw err instanceof OperatorTokenFileError ? err : new OperatorTokenFileError(`--operator-token-file ${file}: ${(err as Error).message}`);
     }
   }
-}
-
-// ---- Kubernetes mode --------------------------------------------------------------------------
-
-/** A user as TokenReview reports it (what SubjectAccessReview needs). */
-export interface ReviewedUser {
-  username: string;
-  uid?: string;
-  groups: string[];
-  extra?: Record<string, string[]>;
-}
-
-/** The two API calls, implemented against the Kubernetes API by k8s/access-review.ts. */
-export interface AccessReviewer {
-  /** undefined when the API server does not authenticate the token. */
-  reviewToken(token: string): Promise<ReviewedUser | undefined>;
-  /** May `user` `list` EgressPolicies in `namespace` (or ClusterEgressPolicies when namespace is undefined)? */
-  mayList(user: ReviewedUser, namespace: string | undefined): Promise<boolean>;
-}
-
-export interface ReviewCacheOptions {
-  /** How long a TokenReview or SubjectAccessReview answer is reused (ms). */
-  ttlMs: number;
-  /** Entries kept per cache (oldest evicted). */
-  maxEntries: number;
-  /** Reviews in flight at once; more are refused (UNAVAILABLE) rather than queued. */
-  maxInFlight: number;
-  now: () => number;
-}
-
-export const DEFAULT_REVIEW_CACHE: ReviewCacheOptions = { ttlMs: 10_000, maxEntries: 10_000, maxInFlight: 32, now: Date.now };
-
-/** A size-bounded map of answers that expire. */
-class ExpiringCache<V> {
-  private readonly map = new Map<string, { value: V; expires: number }>();
-  constructor(private readonly o: ReviewCacheOptions) {}
-
-  get(key: string): V | undefined {
-    const hit = this.map.get(key);
-    if (!hit) return undefined;
-    if (hit.expires <= this.o.now()) {
-      this.map.delete(key);
-      return undefined;
-    }
-    return hit.value;
-  }
-
-  set(key: string, value: V): void {
-    this.map.delete(key);
-    if (this.map.size >= this.o.maxEntries) this.map.delete(this.map.keys().next().value!);
-    this.map.set(key, { value, expires: this.o.now() + this.o.ttlMs });
-  }
-}
-
-/**
- * Kubernetes RBAC decides: the caller's token is reviewed (TokenReview), and each namespace is
- * checked with a SubjectAccessReview (`list egresspolicies.egret.dev` in it; cluster rows:
- * `list clusteregresspolicies.egret.dev`). Answers are cached for `ttlMs`, so a revoked
- * RoleBinding or token takes effect on open streams within that time. An API failure denies.
- */
-export class KubernetesOperatorAuthenticator implements OperatorAuthenticator {
-  private readonly o: ReviewCacheOptions;
-  private readonly users: ExpiringCache<ReviewedUser | null>;
-  private readonly decisions: ExpiringCache<boolean>;
-  private inFlight = 0;
-
-  constructor(private readonly reviewer: AccessReviewer, private readonly log: Logger, options: Partial<ReviewCacheOptions> = {}) {
-    this.o = { ...DEFAULT_REVIEW_CACHE, ...options };
-    this.users = new ExpiringCache(this.o);
-    this.decisions = new ExpiringCache(this.o);
-  }
-
-  async authenticate(authorization: string | undefined): Promise<OperatorAccess> {
-    const token = bearerToken(authorization);
-    const user = await this.user(token);
-    const key = userKey(user);
-    return {
-      subject: user.username,
-      cachedNamespace: (ns) => this.decisions.get(`${key}\u0000ns\u0000${ns}`),
-      canReadNamespace: (ns) => this.decide(token, `ns\u0000${ns}`, ns),
-      canReadCluster: () => this.decide(token, "cluster", undefined),
-    };
-  }
-
-  private async user(token: string): Promise<ReviewedUser> {
-    const digest = digestOf(token);
-    let user = this.users.get(digest);
-    if (user === undefined) {
-      user = (await this.limited(() => this.reviewer.reviewToken(token))) ?? null;
-      this.users.set(digest, user);
-    }
-    if (user === null) throw new AuthFailure("invalid", "the Kubernetes API server does not accept this token (TokenReview)");
-    return user;
-  }
-
-  /** Re-reviews the token when its cached answer expired, so a revoked token ends open streams. */
-  private async decide(token: string, what: string, namespace: string | undefined): Promise<boolean> {
-    const user = await this.user(token);
-    const key = `${userKey(user)}\u0000${what}`;
-    const cached = this.decisions.get(key);
-    if (cached !== undefined) return cached;
-    let allowed = false;
-    try {
-      allowed = await this.limited(() => this.reviewer.mayList(user, namespace));
-    } catch (err) {
-      this.log.warn({ user: user.username, namespace, err: (err as Error).message }, "SubjectAccessReview failed; denying");
-      return false;
-    }
-    this.decisions.set(key, allowed);
-    return allowed;
-  }
-
-  private async limited<T>(call: () => Promise<T>): Promise<T> {
-    if (this.inFlight >= this.o.maxInFlight) throw new AuthFailure("unavailable", `${this.inFlight} access reviews already in flight; retry`);
-    this.inFlight++;
-    try {
-      return await call();
-    } catch (err) {
-      if (err instanceof AuthFailure) throw err;
-      throw new AuthFailure("unavailable", `the Kubernetes API could not review the caller: ${(err as Error).message}`);
-    } finally {
-      this.inFlight--;
-    }
-  }
-}
-
-/** One key per distinct authorization subject (user, uid, groups, extra). */
-function userKey(u: ReviewedUser): string {
-  return digestOf(JSON.stringify([u.username, u.uid ?? "", [...u.groups].sort(), Object.entries(u.extra ?? {}).sort()]));
 }

@@ -83,17 +83,9 @@ export const ERROR_CATALOGUE = {
     message: "the pod this stream is bound to no longer owns the connection's source address",
   },
   // --- Operator views (egret observe, egret status) ------------------------------------
-  EGRET_OPERATOR_UNAUTHENTICATED: {
-    kind: "unauthenticated",
-    message: "egret observe/status need gRPC metadata `authorization: Bearer TOKEN` with a token this control accepts (--token-file: an --operator-token-file entry, or in Kubernetes a token the API server authenticates)",
-  },
   EGRET_OPERATOR_AUTH_UNAVAILABLE: {
     kind: "unavailable",
     message: "the caller's credentials could not be checked right now (TokenReview / SubjectAccessReview unreachable or busy); retry",
-  },
-  EGRET_OPERATOR_FORBIDDEN: {
-    kind: "permission-denied",
-    message: "you may not read a namespace you asked for (Kubernetes: `list egresspolicies.egret.dev` there; file mode: the token's namespaces)",
   },
   EGRET_OBSERVE_BAD_FILTER: {
     kind: "invalid-argument",
@@ -102,6 +94,23 @@ export const ERROR_CATALOGUE = {
   EGRET_OBSERVE_TOO_MANY_STREAMS: {
     kind: "resource-exhausted",
     message: "this replica serves its maximum number of verdict streams; retry later",
+  },
+  EGRET_OPERATOR_UNAUTHENTICATED: {
+    kind: "unauthenticated",
+    message: "operator calls need a credential: HTTP /debug a loopback caller (kubectl port-forward) or `Authorization: Bearer TOKEN` from --operator-token-file; egret observe/status (gRPC) `authorization: Bearer TOKEN` — an --operator-token-file token, or in Kubernetes a token the API server authenticates (egret observe --token-file)",
+  },
+  EGRET_OPERATOR_FORBIDDEN: {
+    kind: "permission-denied",
+    message: "the caller may not read this namespace (its --operator-token-file namespaces; Kubernetes: `list egresspolicies.egret.dev` there, for egret observe/status)",
+  },
+  // --- Debug endpoints (HTTP) ------------------------------------------------------------
+  EGRET_DEBUG_BAD_QUERY: {
+    kind: "invalid-argument",
+    message: "bad query parameter",
+  },
+  EGRET_DEBUG_POD_UNKNOWN: {
+    kind: "not-found",
+    message: "this replica knows no such pod",
   },
   // --- Per-peer limits (peer-limits.ts) -------------------------------------------------
   EGRET_PEER_TOO_MANY_STREAMS: {

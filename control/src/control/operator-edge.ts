@@ -5,7 +5,7 @@
 import * as grpc from "@grpc/grpc-js";
 import type { Logger } from "../common/log.js";
 import { AuthFailure } from "../auth/agent-auth.js";
-import type { OperatorAccess, OperatorAuthenticator } from "../auth/operator-auth.js";
+import type { OperatorAccess, OperatorAuthenticator } from "../auth/operator-access.js";
 import type {
   GetStatusRequest,
   GetStatusResponse,

@@ -3,7 +3,7 @@
 // their readiness, recent denies by reason — with every row the caller may not read left out:
 // namespaced rows by namespace, cluster-wide rows only for callers who may list
 // ClusterEgressPolicies.
-import type { OperatorAccess } from "../auth/operator-auth.js";
+import type { OperatorAccess } from "../auth/operator-access.js";
 import type {
   AgentStatus,
   ControlReplica,

@@ -16,6 +16,8 @@ import { NodeBinding, type HoldLimits } from "../auth/node-binding.js";
 import type { PeerLimiter, PeerLimits } from "./peer-limits.js";
 import { GrpcEdge, type GrpcLimits } from "./grpc-server.js";
 import { HttpEdge, type Route } from "./http-server.js";
+import { createPodNamesRoute } from "./pod-names.js";
+import type { OperatorAuth } from "../auth/operator-auth.js";
 import { WatchHub, type HubLimits } from "./hub.js";
 import { LookupService } from "./lookup.js";
 import { createControlMetrics, type ControlMetrics } from "./metrics.js";
@@ -25,7 +27,7 @@ import { PodRegistry } from "./pods.js";
 import { ReportSink, type AuditWriter, type DenyEventSink } from "./reports.js";
 import { ResolutionStore, type StoreLimits } from "./store.js";
 import { MeshConfigTable } from "./mesh-config.js";
-import { NoOperatorCredentials, type OperatorAuthenticator } from "../auth/operator-auth.js";
+import { NoOperatorCredentials, type OperatorAuthenticator } from "../auth/operator-access.js";
 import { AgentTracker } from "./agent-tracker.js";
 import { OperatorEdge } from "./operator-edge.js";
 import type { LeaderView, StatusParts } from "./operator-status.js";
@@ -62,6 +64,8 @@ export interface ControlSource {
 }
 
 export interface ControlServiceOptions {
+  /** Who may read /debug/names (per-pod evidence); without it the endpoint is not served. */
+  operatorAuth?: OperatorAuth;
   policyApi: PolicyApi;
   source: ControlSource;
   log: Logger;
@@ -97,8 +101,8 @@ export interface ControlServiceOptions {
   peerLimits?: Partial<PeerLimits>;
   /** Observations for pod IPs not yet known, held until the pod appears. */
   holdLimits?: Partial<HoldLimits>;
-  /** Who may use `egret observe` / `egret status`, and which namespaces (default: nobody). */
-  operatorAuth?: OperatorAuthenticator;
+  /** Who may use `egret observe` / `egret status` (gRPC), and which namespaces (default: nobody). */
+  operatorAccess?: OperatorAuthenticator;
   /** Recent verdicts kept, and each observer's buffer. */
   feedLimits?: Partial<FeedLimits>;
   /** Leader election, once there is one; undefined: status shows the leader as unknown. */
@@ -233,7 +237,7 @@ export class ControlService {
       now: o.now,
       agents: this.agents,
       operator: new OperatorEdge({
-        auth: o.operatorAuth ?? new NoOperatorCredentials(),
+        auth: o.operatorAccess ?? new NoOperatorCredentials(),
         feed: this.feed,
         status: this.statusParts(),
         metrics: this.metrics,
@@ -265,7 +269,7 @@ export class ControlService {
         notReadyReason: () => this.notReadyReason(),
         readyDetail: () => this.o.source.staleReason?.(),
         status: () => this.status(),
-        routes: [coverageRoute(this.coverage), ...(this.o.httpRoutes ?? [])],
+        routes: [coverageRoute(this.coverage), ...(this.o.operatorAuth ? [this.podNamesRoute(this.o.operatorAuth)] : []), ...(this.o.httpRoutes ?? [])],
       });
       const [host, port] = splitHostPort(this.o.httpListen);
       httpPort = await this.http.listen(port, host);
@@ -282,6 +286,14 @@ export class ControlService {
       throw err;
     }
     return { grpcPort, httpPort, tlsPort };
+  }
+
+  /** GET /debug/names (pod-names.ts): the names this replica holds for a pod, and why. */
+  podNamesRoute(auth: OperatorAuth): Route {
+    return createPodNamesRoute({
+      registry: this.registry, store: this.store, meshConfig: this.meshConfig,
+      compiledFor: (namespace, name) => this.hub.compiledFor(namespace, name), now: this.o.now ?? Date.now,
+    }, auth, () => this.notReadyReason());
   }
 
   notReadyReason(): string | undefined {

@@ -3,7 +3,7 @@
 // namespace (or ClusterEgressPolicies, for the cluster-wide rows). Control's ServiceAccount needs
 // `create` on tokenreviews and subjectaccessreviews (control/src/deploy/install/rbac.ts).
 import { AuthenticationV1Api, AuthorizationV1Api, type KubeConfig } from "@kubernetes/client-node";
-import type { AccessReviewer, ReviewedUser } from "../auth/operator-auth.js";
+import type { AccessReviewer, ReviewedUser } from "../auth/operator-access.js";
 import { POLICY_GROUP } from "./source.js";
 
 /** The rights an operator view needs, as SubjectAccessReview resource attributes. */

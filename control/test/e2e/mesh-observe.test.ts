@@ -96,7 +96,7 @@ test("egret observe --follow shows every verdict of a mesh run, live and filtere
   // An operator limited to lab (a second line in control's operator token file) sees lab only.
   const labToken = join(dir, "lab-token");
   writeFileSync(labToken, "lab-operator-token-0123456789\n");
-  writeFileSync(session!.files.operatorTokens!, `${readFileSync(session!.files.operatorTokens!, "utf8")}lab-operator-token-0123456789 lab-oncall lab\n`);
+  writeFileSync(session!.files.operatorTokens!, `${readFileSync(session!.files.operatorTokens!, "utf8")}lab-operator-token-0123456789 lab lab-oncall\n`);
   const [cmd, args] = operatorCommand(cluster!.net, repo, { ...session!.files, operatorToken: labToken }, "observe", ["--json"]);
   const lab = await run(cmd, args, { timeoutMs: 30_000 });
   assert.equal(lab.code, 0, lab.stderr);

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
 import { silentLogger } from "../../src/common/log.js";
-import { FileOperatorAuthenticator, KubernetesOperatorAuthenticator } from "../../src/auth/operator-auth.js";
+import { FileOperatorAuthenticator, KubernetesOperatorAuthenticator } from "../../src/auth/operator-access.js";
 import { KubeAccessReviewer } from "../../src/k8s/access-review.js";
 import { KubeSource } from "../../src/k8s/index.js";
 import { defaultPolicyApi } from "../../src/control/policy-api.js";
@@ -56,7 +56,7 @@ const SHOP_TOKEN = "shop-token-0123456789abcdef";
 async function fixture(t: import("node:test").TestContext, feedLimits = {}) {
   const dir = mkdtempSync(join(tmpdir(), "egE-operator-"));
   const tokens = join(dir, "operator-tokens");
-  writeFileSync(tokens, `# operators\n${ADMIN_TOKEN} admin *\n${SHOP_TOKEN} shop-oncall shop\n`);
+  writeFileSync(tokens, `# operators\n${ADMIN_TOKEN} * admin\n${SHOP_TOKEN} shop shop-oncall\n`);
   const f = new ControlFixture(
     [SHOP, LAB],
     {
@@ -64,7 +64,7 @@ async function fixture(t: import("node:test").TestContext, feedLimits = {}) {
       "lab.yaml": egressPolicy("lab-egress", "lab", { app: "notebook" }, ["api.lab.test"], { mode: "Monitor" }),
     },
     {},
-    { operatorAuth: new FileOperatorAuthenticator(tokens, silentLogger()), feedLimits },
+    { operatorAccess: new FileOperatorAuthenticator(tokens, silentLogger()), feedLimits },
   );
   t.after(async () => {
     await f.stop();
@@ -259,7 +259,7 @@ async function kubeControl(t: import("node:test").TestContext, ttlMs: number) {
     log: silentLogger(),
     grpcListen: "127.0.0.1:0",
     audit: { write: () => undefined },
-    operatorAuth: new KubernetesOperatorAuthenticator(new KubeAccessReviewer(kc), silentLogger(), { ttlMs }),
+    operatorAccess: new KubernetesOperatorAuthenticator(new KubeAccessReviewer(kc), silentLogger(), { ttlMs }),
   });
   t.after(async () => {
     await service.stop();
@@ -371,10 +371,10 @@ test("with TLS, operator calls are served only on the TLS port: the egret CLI ve
     "-days", "1", "-subj", "/CN=egret-control", "-addext", "subjectAltName=IP:127.0.0.1"], { cwd: dir, encoding: "utf8" });
   assert.equal(made.status, 0, made.stderr);
   const tokens = join(dir, "operator-tokens");
-  writeFileSync(tokens, `${ADMIN_TOKEN} admin *\n`);
+  writeFileSync(tokens, `${ADMIN_TOKEN} * admin\n`);
   writeFileSync(join(dir, "token"), `${ADMIN_TOKEN}\n`);
   const f = new ControlFixture([SHOP], { "shop.yaml": egressPolicy("web-egress", "shop", { app: "web" }, ["api.shop.test"]) }, {}, {
-    operatorAuth: new FileOperatorAuthenticator(tokens, silentLogger()),
+    operatorAccess: new FileOperatorAuthenticator(tokens, silentLogger()),
     tls: { cert: readFileSync(join(dir, "cert.pem")), key: readFileSync(join(dir, "key.pem")), listen: "127.0.0.1:0" },
   });
   t.after(async () => {

@@ -6,7 +6,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { silentLogger } from "../../src/common/log.js";
 import { AuthFailure } from "../../src/auth/agent-auth.js";
-import { KubernetesOperatorAuthenticator, parseOperatorTokens, type AccessReviewer, type ReviewedUser } from "../../src/auth/operator-auth.js";
+import { KubernetesOperatorAuthenticator, type AccessReviewer, type ReviewedUser } from "../../src/auth/operator-access.js";
+import { parseOperatorTokens } from "../../src/auth/operator-auth.js";
 import { auditRecordOf } from "../../src/control/reports.js";
 import { NO_FILTER, VerdictFeed, retainedCopy, verdictMatches, type VerdictFilter } from "../../src/control/verdict-feed.js";
 import { observeRequest, parseDuration, parseSince } from "../../src/operate/flags.js";
@@ -140,13 +141,11 @@ test("status from several replicas: filters and denies add up, agents once per n
   assert.doesNotMatch(hidden, /Control replicas/);
 });
 
-test("operator token file: TOKEN NAME NAMESPACES, with errors naming file:line", () => {
-  const m = parseOperatorTokens("# ops\nabcdefghijklmnopqrst admin *\nbcdefghijklmnopqrstu oncall shop,lab\n", "ops.txt");
-  assert.deepEqual([...m.values()].map((g) => [g.name, g.namespaces === "*" ? "*" : [...g.namespaces].join(",")]), [["admin", "*"], ["oncall", "shop,lab"]]);
-  assert.throws(() => parseOperatorTokens("short admin *\n", "ops.txt"), /ops\.txt:1: the token is 5 characters/);
-  assert.throws(() => parseOperatorTokens("abcdefghijklmnopqrst admin\n", "ops.txt"), /ops\.txt:1: expected "TOKEN NAME NAMESPACES"/);
-  assert.throws(() => parseOperatorTokens("abcdefghijklmnopqrst admin Shop\n", "ops.txt"), /"Shop" is not a namespace name/);
-  assert.throws(() => parseOperatorTokens("abcdefghijklmnopqrst a *\nabcdefghijklmnopqrst b *\n", "ops.txt"), /ops\.txt:2: this token is already on an earlier line/);
+test("operator token file (shared with /debug/names): TOKEN NAMESPACES [WHO], and what egret observe/status may read with it", async () => {
+  const m = parseOperatorTokens("# ops\nabcdefghijklmnopqrst * admin\nbcdefghijklmnopqrstu shop,lab oncall\n", "ops.txt");
+  assert.deepEqual([...m.values()].map((g) => [g.who, g.namespaces === "*" ? "*" : [...g.namespaces].join(",")]), [["admin", "*"], ["oncall", "shop,lab"]]);
+  assert.throws(() => parseOperatorTokens("short *\n", "ops.txt"), /ops\.txt:1: the token is shorter than 16 characters/);
+  assert.throws(() => parseOperatorTokens("abcdefghijklmnopqrst Shop\n", "ops.txt"), /"Shop" is not a namespace name/);
 });
 
 class CountingReviewer implements AccessReviewer {

@@ -7,16 +7,18 @@ import { openAuditWriter } from "../../control/audit.js";
 import { fileControlSource } from "../../control/file-source.js";
 import { defaultPolicyApi } from "../../control/policy-api.js";
 import { ControlService, splitHostPort, type ControlSource } from "../../control/service.js";
-import { KubeSource, kubeBoundPodReader, kubeTokenReviewer } from "../../k8s/index.js";
+import { KubeSource, LeaderElector, kubeBoundPodReader, kubeLeaseClient, kubeTokenReviewer } from "../../k8s/index.js";
+import { hostname } from "node:os";
 import { TokenReviewAuthenticator } from "../../auth/token-review.js";
 import { createControlMetrics, type ControlMetrics } from "../../control/metrics.js";
+import { LoopbackOrTokenAuth } from "../../auth/operator-auth.js";
 import { createWasmHandler, fetchPreviousModule, loadWasmModule, type WasmModuleSet } from "../../wasmserve/index.js";
 import type { Route } from "../../control/http-server.js";
 import { InsecureAgents, NoAgentCredentials, type AgentAuthenticator } from "../../auth/agent-auth.js";
 import { FileAgentAuthenticator } from "../../auth/agent-tokens.js";
 import { CidrSet } from "../../dns/cidr.js";
 import { isLoopbackListen } from "../../auth/peer.js";
-import { FileOperatorAuthenticator, KubernetesOperatorAuthenticator, NoOperatorCredentials, type OperatorAuthenticator } from "../../auth/operator-auth.js";
+import { FileOperatorAuthenticator, KubernetesOperatorAuthenticator, NoOperatorCredentials, type OperatorAuthenticator } from "../../auth/operator-access.js";
 import { KubeAccessReviewer } from "../../k8s/access-review.js";
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
@@ -113,7 +115,6 @@ function agentAuthenticator(values: AgentAuthFlags, log: Logger, kube?: { kc: Ku
 /** Who may use `egret observe` / `egret status`: Kubernetes RBAC, a token file, or nobody. */
 function operatorAuthenticator(values: { "operator-token-file"?: string }, kc: KubeConfig | undefined, log: Logger): OperatorAuthenticator {
   const file = values["operator-token-file"];
-  if (kc && file !== undefined) throw new UsageError("--operator-token-file is for file mode; in Kubernetes mode the caller's RBAC decides (TokenReview + SubjectAccessReview)");
   if (kc) return new KubernetesOperatorAuthenticator(new KubeAccessReviewer(kc), log);
   if (file === undefined) {
     log.info("no --operator-token-file: egret observe and egret status are refused (UNAUTHENTICATED)");
@@ -140,6 +141,10 @@ sources (exactly one):
 mesh configuration as evidence (Istio ServiceEntry addresses, docs/operations.md "Istio DNS proxying"):
   --service-entries PATH    file mode: ServiceEntry YAML/JSON file or folder (repeatable; reloaded)
   --no-service-entries      Kubernetes mode: do not watch networking.istio.io/v1 ServiceEntries
+  --no-leader-election      Kubernetes mode: every replica writes policy status (default: the
+                            replicas elect a leader on the Lease egret-control in
+                            --leader-election-namespace, default $POD_NAMESPACE; only it writes)
+  --leader-election-namespace NS
   --default-export-to NS    exportTo of ServiceEntries that set none, like Istio's
                             meshConfig.defaultServiceExportTo (repeatable; default "*")
 
@@ -158,6 +163,14 @@ options:
                             the control Service, whose running replicas are asked for theirs at
                             start (none there = first install); an EnvoyFilter still naming the
                             previous sha256 keeps working during a rollout
+  --operator-token-file FILE   who may read GET /debug/names?pod=NS/NAME[&ip=IP] (the names
+                            control holds for a pod, and why) besides loopback callers (kubectl
+                            port-forward), and (file mode) who may use egret observe / egret
+                            status: lines "TOKEN NAMESPACES [WHO]", NAMESPACES * (all, and the
+                            cluster-wide status rows) or ns1,ns2; without it egret observe/status
+                            are refused in file mode. Kubernetes mode: for them the caller's own
+                            RBAC decides (TokenReview, then SubjectAccessReview: list
+                            egresspolicies.egret.dev in each namespace)
   --break-glass-namespace NS
                             the namespace whose label egret.dev/break-glass=monitor|exclude applies
                             to the whole mesh (default $POD_NAMESPACE, else egret-system); on any
@@ -195,12 +208,6 @@ trust (docs/security.md):
                             served only there, verifying with \`egret agent --ca-file\`. Without
                             them gRPC is plaintext, with a warning unless it listens on loopback
   --grpc-tls-listen HOST:PORT   TLS address (default 0.0.0.0:9443; AgentService and FilterService)
-  --operator-token-file FILE
-                            file mode: who may use egret observe / egret status, one per line:
-                            \`TOKEN NAME NAMESPACES\` (NAMESPACES: * for all and the cluster-wide
-                            rows, or ns1,ns2); re-read when it changes. Without it they are refused.
-                            Kubernetes mode: the caller's own RBAC decides (TokenReview, then
-                            SubjectAccessReview: list egresspolicies.egret.dev in each namespace)
   --insecure-agents         accept Observe from anyone, for any pod (labs only; logged loudly)
   --agent-audience AUD      Kubernetes mode (without --agent-token-file): agents send a projected
                             ServiceAccount token with this audience (default egret-control), checked
@@ -277,6 +284,8 @@ export const command: CliCommand = {
           pods: { type: "string" },
           "service-entries": { type: "string", multiple: true },
           "no-service-entries": { type: "boolean" },
+          "no-leader-election": { type: "boolean" },
+          "leader-election-namespace": { type: "string" },
           "default-export-to": { type: "string", multiple: true },
           "grpc-listen": { type: "string", default: "0.0.0.0:9090" },
           "http-listen": { type: "string", default: "0.0.0.0:9091" },
@@ -286,6 +295,7 @@ export const command: CliCommand = {
           "break-glass-namespace": { type: "string" },
           wasm: { type: "string" },
           "wasm-previous": { type: "string" },
+          "operator-token-file": { type: "string" },
           "min-ttl": { type: "string" },
           "max-ttl": { type: "string" },
           grace: { type: "string" },
@@ -298,7 +308,6 @@ export const command: CliCommand = {
           "max-message-bytes": { type: "string" },
           "agent-token-file": { type: "string" },
           "insecure-agents": { type: "boolean" },
-          "operator-token-file": { type: "string" },
           "agent-audience": { type: "string", default: "egret-control" },
           "agent-service-account": { type: "string", multiple: true },
           "tls-cert": { type: "string" },
@@ -368,7 +377,18 @@ export const command: CliCommand = {
     if (values.wasm) routes.push(createWasmHandler(await wasmModules(values.wasm, values["wasm-previous"], log)));
     let source: ControlSource;
     if (kc) {
+      const leaseNamespace = values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "egret-system";
+      const leader = values["no-leader-election"]
+        ? undefined
+        : new LeaderElector({
+            client: kubeLeaseClient(kc, leaseNamespace, "egret-control"),
+            identity: process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
+            name: "egret-control",
+            namespace: leaseNamespace,
+            log,
+          });
       source = new KubeSource({
+        leader,
         kubeConfig: kc,
         policyApi: defaultPolicyApi,
         log,
@@ -384,10 +404,17 @@ export const command: CliCommand = {
         log,
       });
     }
-    const operatorAuth = operatorAuthenticator(values, kc, log);
+    const operatorAccess = operatorAuthenticator(values, kc, log);
     const podNamespace = process.env.POD_NAMESPACE;
     const audit = openAuditWriter(values["audit-log"]!);
+    let operatorAuth: LoopbackOrTokenAuth;
+    try {
+      operatorAuth = new LoopbackOrTokenAuth(values["operator-token-file"]);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
     const service = new ControlService({
+      operatorAuth,
       policyApi: defaultPolicyApi,
       source,
       log,
@@ -406,7 +433,7 @@ export const command: CliCommand = {
       metrics,
       agentAuth,
       filterSnatPeers,
-      operatorAuth,
+      operatorAccess,
       ...(kc && podNamespace ? { replicaSelector: { namespace: podNamespace, labels: { "app.kubernetes.io/name": "egret", "app.kubernetes.io/component": "control" } } } : {}),
       filterSelector,
       coverageGraceMs,
