@@ -5,7 +5,8 @@ import { classifyCacheReply, parseMemcachedBinary, parseRespArray } from "../ass
 import { Claims } from "../assembly/detect/claims";
 import { parseCassandra, parseKafka, parseMongo, parseMysqlGreeting, parsePostgres } from "../assembly/detect/databases";
 import { Detector } from "../assembly/detect/detector";
-import { HttpRequestParser, parseHttp2Preface, parseHttpResponse } from "../assembly/detect/http";
+import { HttpRequestParser, parseHttpResponse } from "../assembly/detect/http";
+import { Http2Parser } from "../assembly/detect/http2";
 import { parseAmqpFrame, parseAmqpHeader, parseMqttConnect } from "../assembly/detect/messaging";
 import { parseDnsTcp, parseLdap } from "../assembly/detect/naming";
 import { protocolIdOfName, protocolName, PROTOCOL_COUNT } from "../assembly/detect/protocols";
@@ -16,6 +17,7 @@ import { looksLikeClientHelloRecord, parseClientHello, parseRecordRun, parseSslv
 const input = memory.data(65536);
 const claims = new Claims();
 const http = new HttpRequestParser();
+const http2 = new Http2Parser();
 let small: Detector = new Detector(64, 64);
 
 export function inputPtr(): usize {
@@ -30,7 +32,7 @@ export function recognize(which: i32, len: i32, final: bool): i32 {
   switch (which) {
     case 0: return looksLikeClientHelloRecord(p, len);
     case 1: return parseSslv2Hello(p, len, claims);
-    case 2: return parseHttp2Preface(p, len);
+    case 2: http2.reset(); return http2.update(p, len, final);
     case 3: http.reset(); return http.update(p, len, claims, final);
     case 4: return parsePostgres(p, len);
     case 5: return parseSshBanner(p, len, false);

@@ -210,7 +210,25 @@ test("agent DaemonSet: host network, only NET_RAW, no API token, runs on every n
   assert.equal(rendered.filter((o) => /Binding$/.test(o.kind) && JSON.stringify(o).includes("egret-agent")).length, 0, "agent has no RBAC");
 });
 
-test("control RBAC is least privilege: read pods/namespaces/policies/ServiceEntries, write only status and events", () => {
+test("agent credential: a projected token for control's audience only, short-lived, sent with --token-file; control accepts exactly that ServiceAccount", () => {
+  const pod = podSpec(one("DaemonSet", "egret-agent"));
+  type Projected = { name: string; projected?: { sources: { serviceAccountToken?: { audience?: string; expirationSeconds?: number; path: string } }[] } };
+  const volumes = (pod.volumes ?? []) as Projected[];
+  const tokenVolumes = volumes.filter((v) => v.projected?.sources.some((src) => src.serviceAccountToken));
+  assert.equal(tokenVolumes.length, 1, "one projected token volume");
+  const src = tokenVolumes[0]!.projected!.sources.find((x) => x.serviceAccountToken)!.serviceAccountToken!;
+  assert.ok(src.audience && !/kubernetes/.test(src.audience), `an audience of Egret's own, not the API server's (${src.audience})`);
+  assert.ok(src.expirationSeconds! >= 600 && src.expirationSeconds! <= 3600, `short-lived (600 s is the API's minimum): ${src.expirationSeconds}`);
+  const agent = pod.containers[0]! as unknown as { args: string[]; volumeMounts: { name: string; mountPath: string; readOnly?: boolean }[] };
+  const mount = agent.volumeMounts.find((m) => m.name === tokenVolumes[0]!.name)!;
+  assert.equal(mount.readOnly, true);
+  assert.ok(agent.args.includes(`--token-file=${mount.mountPath}/${src.path}`), agent.args.join(" "));
+  const control = podSpec(one("Deployment", "egret-control")).containers[0]! as unknown as { args: string[] };
+  assert.ok(control.args.includes(`--agent-audience=${src.audience}`), "control checks the same audience");
+  assert.ok(control.args.includes(`--agent-service-account=egret-system:${pod.serviceAccountName}`), "control accepts the agent's ServiceAccount");
+});
+
+test("control RBAC is least privilege: read pods/namespaces/policies/ServiceEntries, write only status and events, review agent tokens", () => {
   const rules = (one("ClusterRole", "egret-control") as KubeObject & { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] }).rules;
   const grants = new Set<string>();
   for (const r of rules) for (const g of r.apiGroups) for (const res of r.resources) for (const v of r.verbs) grants.add(`${g || "core"}/${res}:${v}`);
@@ -223,6 +241,7 @@ test("control RBAC is least privilege: read pods/namespaces/policies/ServiceEntr
     "egret.dev/egresspolicies/status:update", "egret.dev/egresspolicies/status:patch",
     "egret.dev/clusteregresspolicies/status:update", "egret.dev/clusteregresspolicies/status:patch",
     "core/events:create", "core/events:patch",
+    "authentication.k8s.io/tokenreviews:create",
   ];
   assert.deepEqual([...grants].sort(), expected.sort());
   assert.equal(byKind("Role").length + byKind("RoleBinding").length, 0);

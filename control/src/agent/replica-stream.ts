@@ -245,7 +245,11 @@ export class ReplicaStream {
         this.stats.refusedBatches++;
         this.stats.batchBytes = Math.max(MIN_BATCH_BYTES, Math.floor(this.stats.batchBytes / 2));
       }
-      if (code === grpc.status.UNAUTHENTICATED || code === grpc.status.PERMISSION_DENIED) {
+      const errorCode = (err as grpc.ServiceError | undefined)?.metadata?.get("egret-error-code")[0];
+      if (errorCode === "EGRET_AGENT_TOKEN_EXPIRED") {
+        // Expected once per token lifetime: the reconnect reads the token the kubelet rotated.
+        this.opts.log.info({ replica: this.opts.address }, "the stream's token expired; reconnecting with the current token file");
+      } else if (code === grpc.status.UNAUTHENTICATED || code === grpc.status.PERMISSION_DENIED) {
         this.opts.log.error({ replica: this.opts.address, err: err?.message }, "control refused this agent's credentials (check --token-file); retrying");
       } else {
         this.opts.log.warn({ replica: this.opts.address, err: err?.message ?? "stream ended" }, "control replica stream lost; reconnecting");

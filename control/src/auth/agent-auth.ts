@@ -8,6 +8,8 @@ export interface AgentIdentity {
   node: string;
   /** Who authenticated (for logs): "token-file:NODE", "system:serviceaccount:NS:NAME", … */
   subject: string;
+  /** When the credential expires (ms): the stream ends then, and the agent reconnects with its rotated token. */
+  expiresAtMs?: number;
 }
 
 export interface AgentAuthenticator {
@@ -15,7 +17,7 @@ export interface AgentAuthenticator {
   authenticate(authorization: string | undefined): Promise<AgentIdentity>;
 }
 
-export type AuthFailureCause = "missing" | "malformed" | "invalid" | "forbidden" | "unavailable" | "not_configured";
+export type AuthFailureCause = "missing" | "malformed" | "invalid" | "expired" | "wrong_audience" | "forbidden" | "unavailable" | "not_configured";
 
 /** Why a credential was refused; `reason` labels the metric, the message goes to the log. */
 export class AuthFailure extends Error {

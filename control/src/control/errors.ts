@@ -62,6 +62,10 @@ export const ERROR_CATALOGUE = {
     kind: "unauthenticated",
     message: "Observe needs gRPC metadata `authorization: Bearer TOKEN` with a token this control accepts (the agent's --token-file)",
   },
+  EGRET_AGENT_TOKEN_EXPIRED: {
+    kind: "unauthenticated",
+    message: "the agent's token expired during the stream; reconnect with the rotated token (the kubelet refreshes the projected token before it expires)",
+  },
   EGRET_AGENT_AUTH_UNAVAILABLE: {
     kind: "unavailable",
     message: "the agent's credentials could not be checked right now (TokenReview unreachable); the agent retries",

@@ -306,9 +306,11 @@ export class GrpcEdge {
     this.o.metrics.agentStreams.inc();
     const state = { lastSequence: 0, agentId: "" };
     let finished = false;
+    let expiry: NodeJS.Timeout | undefined;
     const finish = (err?: unknown) => {
       if (finished) return;
       finished = true;
+      clearTimeout(expiry);
       this.openCalls.delete(stream);
       this.o.metrics.agentStreams.dec();
       if (err) call.emit("error", toStatus(err));
@@ -317,7 +319,10 @@ export class GrpcEdge {
     // Batches wait for the authentication in order; nothing is applied before it succeeds.
     const authorization = call.metadata.get("authorization")[0];
     let identity: Promise<AgentIdentity | undefined> = this.authenticateAgent(typeof authorization === "string" ? authorization : undefined, call.getPeer()).then(
-      (id) => id,
+      (id) => {
+        if (!finished) expiry = this.endAtExpiry(id, () => finish(new ControlError("EGRET_AGENT_TOKEN_EXPIRED", id.subject)));
+        return id;
+      },
       (err: unknown) => {
         finish(err);
         return undefined;
@@ -340,6 +345,18 @@ export class GrpcEdge {
     call.on("end", () => void identity.then(() => finish()));
     call.on("cancelled", () => finish());
     call.on("error", () => finish());
+  }
+
+  /** A stream never outlives its credential: ends it when the token expires (the agent reconnects with the rotated one). */
+  private endAtExpiry(id: AgentIdentity, end: () => void): NodeJS.Timeout | undefined {
+    if (id.expiresAtMs === undefined) return undefined;
+    const timer = setTimeout(() => {
+      this.o.metrics.agentStreamsExpired.inc();
+      this.o.log.info({ subject: id.subject, node: id.node }, "observe: the agent's token expired; stream ended");
+      end();
+    }, Math.max(0, Math.min(id.expiresAtMs - (this.o.now ?? Date.now)(), 2 ** 31 - 1)));
+    timer.unref?.();
+    return timer;
   }
 
   private async authenticateAgent(authorization: string | undefined, peer: string): Promise<AgentIdentity> {

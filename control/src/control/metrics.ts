@@ -44,8 +44,19 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
     }),
     agentAuth: new Counter({
       name: "egret_control_agent_auth_total",
-      help: "Observe stream authentications, by outcome (ok, missing, malformed, invalid, forbidden, unavailable, not_configured)",
+      help: "Observe stream authentications, by outcome (ok, missing, malformed, invalid, expired, wrong_audience, forbidden, unavailable, not_configured)",
       labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    tokenReviews: new Counter({
+      name: "egret_control_token_reviews_total",
+      help: "Agent token checks in Kubernetes mode: cache_hit (no API call), reviewed (a TokenReview answered), error (the API could not be asked)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    agentStreamsExpired: new Counter({
+      name: "egret_control_agent_streams_expired_total",
+      help: "Observe streams ended because the agent's token expired (the agent reconnects with its rotated token)",
       registers: r,
     }),
     foreignNodeObservations: new Counter({

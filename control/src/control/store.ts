@@ -17,7 +17,7 @@
 // on a timer. Changes are reported per (pod, ip) to subscribers, which read the current state
 // back (level-based: a subscriber never needs the event's contents).
 import { InternTable } from "./intern.js";
-import { bytesToIp } from "../proto/ip.js";
+import { bytesToIp, canonicalIpBytes } from "../proto/ip.js";
 import type { Resolution } from "../proto/messages.js";
 
 export interface StoreLimits {
@@ -85,6 +85,9 @@ export function normalizeName(name: string): string | undefined {
   if (n.length === 0 || n.length > MAX_NAME_LENGTH) return undefined;
   // Printable ASCII without spaces; labels 1..63 octets. Anything else is not something a policy can name.
   if (!/^[\x21-\x7e]+$/.test(n)) return undefined;
+  // Names stay label-exact: a backslash is an escaped presentation label (`\.` is a '.' inside one
+  // wire label, `\046` too), which policy matching must never split at that dot (issue #14).
+  if (n.includes("\\")) return undefined;
   for (const label of n.split(".")) if (label.length === 0 || label.length > 63) return undefined;
   return n;
 }
@@ -216,8 +219,10 @@ export class ResolutionStore {
         continue;
       }
       taken++;
+      // ::ffff:a.b.c.d from an AAAA answer is the IPv4 address: one entry, found by either form.
+      const ip = canonicalIpBytes(answer.ip);
       // A replayed observation the store already holds changes nothing: no delta for watchers.
-      if (this.upsert(podId, answer.ip, name, chain, expiry, graceMs)) changed.push(answer.ip);
+      if (this.upsert(podId, ip, name, chain, expiry, graceMs)) changed.push(ip);
     }
     if (this.podEntries[podId] === 0 && this.podHead[podId] === NONE) this.releasePod(podId);
     if (taken === 0) return this.reject(stale > 0 ? "stale" : "no-answers");
@@ -230,7 +235,7 @@ export class ResolutionStore {
   get(podKey: string, ip: Uint8Array): Resolution | undefined {
     const podId = this.podIds.get(podKey);
     if (podId === undefined) return undefined;
-    const slot = this.findSlot(podId, ip);
+    const slot = this.findSlot(podId, canonicalIpBytes(ip));
     if (slot === NONE) return undefined;
     return this.view(slot, this.now());
   }

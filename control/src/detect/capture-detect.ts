@@ -54,7 +54,7 @@ const REPLAY_BYTES = 16384;
 
 const NO_CLAIMS: DetectedClaims = {
   sni: null, alpn: null, tlsVersion: null, ech: false, httpHost: null, httpHostPort: null, proxyForm: null,
-  connectTarget: null, connectTargetPort: null,
+  connectTarget: null, connectTargetPort: null, h2Authority: null, h2Flags: 0,
 };
 
 /** Runs detection over a whole capture file's bytes. Throws CaptureFormatError for a non-capture. */
@@ -163,7 +163,8 @@ export function detectionJson(c: ConnectionDetection): Record<string, unknown> {
     protocol: c.protocol,
     sni: c.claims.sni,
     alpn: c.claims.alpn,
-    http_host: c.claims.httpHost,
+    // HTTP/2's :authority is the request's host (RFC 9113 §8.3.1).
+    http_host: c.claims.httpHost ?? c.claims.h2Authority,
     connect_target: target,
   };
 }

@@ -14,6 +14,10 @@ export interface DetectedClaims {
   proxyForm: "connect" | "absolute" | null;
   connectTarget: string | null;
   connectTargetPort: number | null;
+  /** h2c: the first request's :authority (else host), host part; null when absent or unverifiable. */
+  h2Authority: string | null;
+  /** h2c: flags of the first request (1 malformed, 2 incomplete, 4 conflict, 8 authority malformed). */
+  h2Flags: number;
 }
 
 type Fn<A extends unknown[], R> = (...a: A) => R;
@@ -21,8 +25,9 @@ type Fn<A extends unknown[], R> = (...a: A) => R;
 const CLAIM_SNI = 0;
 const CLAIM_HOST = 1;
 const CLAIM_TARGET = 2;
+const CLAIM_H2_AUTHORITY = 3;
 const CLAIM_ALPN = 10;
-const INFO = { alpnCount: 0, tlsVersion: 1, ech: 2, hostPort: 4, proxyForm: 5, targetPort: 6 } as const;
+const INFO = { alpnCount: 0, tlsVersion: 1, ech: 2, hostPort: 4, proxyForm: 5, targetPort: 6, h2Flags: 10 } as const;
 
 export const PROTO_NEED_MORE = -1;
 
@@ -116,6 +121,8 @@ export class DetectorEngine {
       proxyForm: form === 1 ? "connect" : form === 2 ? "absolute" : null,
       connectTarget: form !== 0 ? text(CLAIM_TARGET) : null,
       connectTargetPort: form !== 0 && targetPort >= 0 ? targetPort : null,
+      h2Authority: text(CLAIM_H2_AUTHORITY),
+      h2Flags: this.f.info(h, INFO.h2Flags),
     };
   }
 }

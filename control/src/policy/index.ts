@@ -7,7 +7,7 @@ export { policySelectsPod, selectorMatches, orderPolicies, comparePolicies } fro
 export { compilePodSnapshot, encodeSnapshot, type CompiledSnapshot, type CompileOptions } from "./compile.js";
 export { PolicyEngine, SnapshotRejected, type EvalRequest, type EvalResponse, type TraceStep, type Candidate } from "./engine.js";
 export { PROTOCOL_LABELS } from "./protocols.js";
-export { parseCidr, parseAddress, DEFAULT_CLUSTER_CIDRS, ALWAYS_INTERNAL, alwaysInternalEntry, effectiveClusterCidrs } from "./network.js";
+export { parseCidr, parseAddress, formatAddress, DEFAULT_CLUSTER_CIDRS, ALWAYS_INTERNAL, alwaysInternalEntry, effectiveClusterCidrs } from "./network.js";
 export { crdSchema, CRD_FILES } from "./schema.js";
 
 import type { Diagnostic, Policy } from "./types.js";

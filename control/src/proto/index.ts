@@ -130,4 +130,4 @@ export function lookup(client: FilterServiceClient, request: m.Outgoing<m.Lookup
 }
 
 /** Encodes/decodes IP addresses to/from the API's 4- or 16-byte form. */
-export { ipToBytes, bytesToIp } from "./ip.js";
+export { ipToBytes, bytesToIp, canonicalIpBytes } from "./ip.js";

@@ -4,11 +4,11 @@
 // verdicts). Each capture holds the attack's connection first, then its twin's.
 import { CaptureScript } from "../support/capture-script.js";
 import { tlsHello } from "../support/attack-bytes.js";
+import { h2cRequest as h2c, hpackBlock, requestBlock, type HpackRep } from "../support/h2c.js";
 
 export const ATTACK_POD = "198.18.0.7";
 export const ATTACK_RESOLVER = "198.18.0.10";
 const API = "198.18.5.10";
-const PLAIN = "198.18.7.3";
 const PROXY = "198.18.6.1";
 
 export const ATTACK_PODS = `
@@ -37,6 +37,7 @@ export interface AttackCapture {
   pcap: Uint8Array;
 }
 
+const H2_GET: HpackRep[] = [{ indexed: 2 }, { indexed: 6 }, { indexed: 4 }];
 const text = (s: string) => Buffer.from(s.replaceAll("\n", "\r\n"));
 const get = (host: string, path = "/") => text(`GET ${path} HTTP/1.1\nHost: ${host}\nAccept: */*\n\n`);
 
@@ -76,12 +77,12 @@ export function attackCaptures(): AttackCapture[] {
       pcap: pair(text("GET / HTTP/1.1\nHost: api.example.com\n evil.example.net\n\n"), get("api.example.com"), 80) },
     { name: "f2-http-host-space", what: "'Host :' with whitespace before the colon", expect: ["deny", "allow"],
       pcap: pair(text("GET / HTTP/1.1\nHost : evil.example.net\n\n"), get("api.example.com"), 80) },
-    { name: "f2-h2c", what: "h2c prior knowledge to a name-judged IP; twin to a CIDR-judged one", expect: ["deny", "allow"],
-      pcap: new CaptureScript()
-        .dns(ATTACK_POD, ATTACK_RESOLVER, "api.example.com", [API])
-        .tcp(ATTACK_POD, 41001, API, 80, Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0", "latin1"))
-        .tcp(ATTACK_POD, 41002, PLAIN, 80, Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0", "latin1"))
-        .bytes() },
+    { name: "f2-h2c", what: "h2c prior knowledge: the first request's :authority (HPACK, Huffman) names a host the pod never resolved", expect: ["deny", "allow"],
+      pcap: pair(h2c(hpackBlock([...H2_GET, { nameIndex: 1, huffman: "evil.example.net", indexing: "incremental" }])),
+        h2c(hpackBlock([...H2_GET, { nameIndex: 1, huffman: "api.example.com", indexing: "incremental" }])), 80) },
+    { name: "f2-h2c-two-authorities", what: "h2c: the allowed :authority, then a second one in the same header block (CONTINUATION)", expect: ["deny", "allow"],
+      pcap: pair(h2c(requestBlock("api.example.com", [{ nameIndex: 1, huffman: "evil.example.net", indexing: "none" }]), { fragment: 8 }),
+        h2c(requestBlock("api.example.com", [{ name: "user-agent", huffman: "curl/8", indexing: "none" }]), { fragment: 8 }), 80) },
     { name: "f3-absolute-form", what: "absolute-form target naming another host than Host", expect: ["deny", "allow"],
       pcap: pair(text("GET http://evil.example.net/ HTTP/1.1\nHost: api.example.com\n\n"), text("GET http://api.example.com/ HTTP/1.1\nHost: api.example.com\n\n"), 80) },
     { name: "f4-proxy-pipelined-connect", what: "a declared proxy: allowed request, then a pipelined CONNECT to a denied target", expect: ["deny", "allow"],

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { egressWorld, eventually, sendByteByByte, mysqlGreeting, type World, type WorldOptions } from "./egress-fixture.js";
 import type { Connection } from "../../src/host/index.js";
 import { tlsHello } from "../support/attack-bytes.js";
+import { h2cRequest, hpackBlock, requestBlock } from "../support/h2c.js";
 
 const POLICY = `
 apiVersion: egret.dev/v1alpha1
@@ -37,10 +38,14 @@ async function judge(w: World, bytes: Buffer, byteByByte = false, dst = `${API}:
 }
 
 async function pair(w: World, attack: Buffer, twin: Buffer, reason: string): Promise<void> {
+  await pairAt(w, attack, twin, reason, `${API}:443`);
+}
+
+async function pairAt(w: World, attack: Buffer, twin: Buffer, reason: string, dst: string): Promise<void> {
   for (const bbb of [false, true]) {
     const before = w.control.events.length;
-    assert.equal((await judge(w, attack, bbb)).allowed, false, `attack${bbb ? " (byte at a time)" : ""}`);
-    assert.equal((await judge(w, twin, bbb)).allowed, true, `benign twin${bbb ? " (byte at a time)" : ""}`);
+    assert.equal((await judge(w, attack, bbb, dst)).allowed, false, `attack${bbb ? " (byte at a time)" : ""}`);
+    assert.equal((await judge(w, twin, bbb, dst)).allowed, true, `benign twin${bbb ? " (byte at a time)" : ""}`);
     const ev = await w.events(before + 2);
     assert.deepEqual([ev[before]!.verdict, ev[before]!.reason], ["deny", reason]);
     assert.deepEqual([ev[before + 1]!.verdict, ev[before + 1]!.reason], ["allow", "allowed"]);
@@ -119,15 +124,43 @@ test("claims: Content-Length together with Transfer-Encoding (request smuggling)
     http("POST / HTTP/1.1\nHost: api.example.com\nContent-Length: 5\nTransfer-Encoding: chunked\n\n0\n\n"),
     http("POST / HTTP/1.1\nHost: api.example.com\nTransfer-Encoding: chunked\n\n0\n\n"), "host-unverified")));
 
-test("claims: h2c (prior knowledge) on a name-judged connection is an unverifiable claim; on a CIDR-judged one it passes", () =>
+test("claims: h2c (prior knowledge) is judged by the first request's :authority (HPACK, Huffman); a twin naming the resolved host passes", () =>
   withWorld({}, async (w) => {
-    const h2 = Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]);
-    assert.equal((await judge(w, h2, false, `${API}:80`)).allowed, false);
-    assert.equal((await judge(w, h2, true, "198.18.7.3:80")).allowed, true);
+    const huffman = (name: string) => h2cRequest(hpackBlock([{ indexed: 2 }, { indexed: 6 }, { indexed: 4 }, { nameIndex: 1, huffman: name, indexing: "incremental" }]));
+    await pairAt(w, huffman("evil.example.net"), huffman("api.example.com"), "host-unverified", `${API}:80`);
+    await pairAt(w, h2cRequest(requestBlock("evil.example.net"), { fragment: 5, padding: 3 }), h2cRequest(requestBlock("API.example.com:80"), { fragment: 5, padding: 3 }),
+      "host-unverified", `${API}:80`);
+  }));
+
+test("claims: an h2c first request that cannot be read exactly is an unverifiable claim, never 'no claim'", () =>
+  withWorld({}, async (w) => {
+    const twin = h2cRequest(requestBlock("api.example.com"));
+    // A :authority the server might read as another host, one repeated, an HPACK error, a dynamic index beyond the table.
+    await pairAt(w, h2cRequest(requestBlock("api.example.com@evil.example.net")), twin, "host-unverified", `${API}:80`);
+    await pairAt(w, h2cRequest(requestBlock("api.example.com", [{ nameIndex: 1, value: "evil.example.net", indexing: "none" }])), twin, "host-unverified", `${API}:80`);
+    await pairAt(w, h2cRequest(requestBlock("api.example.com", [{ nameIndex: 38, value: "evil.example.net", indexing: "none" }])), twin, "host-unverified", `${API}:80`);
+    await pairAt(w, h2cRequest(hpackBlock([{ indexed: 2 }, { indexed: 70 }])), twin, "host-unverified", `${API}:80`);
+  }));
+
+test("claims: h2c whose first request is still incomplete at the deadline is denied; on a CIDR-judged IP h2c passes without a look", () =>
+  withWorld({}, async (w) => {
+    const preface = h2cRequest(requestBlock("api.example.com")).subarray(0, 33); // preface + SETTINGS, no HEADERS
+    const c = w.connect(`${API}:80`);
+    c.downstreamData(preface);
+    w.tick(2100);
+    await eventually(() => { w.tick(1); return c.closed; }, "the deny at the deadline");
+    assert.equal(c.sentUpstream.length, 0);
+    assert.equal((await judge(w, h2cRequest(requestBlock("evil.example.net")), true, "198.18.7.3:80")).allowed, true);
     const ev = await w.events(2);
     // The CIDR rule decides at connect time, before any byte: no protocol is reported.
     assert.deepEqual(ev.map((e) => [e.verdict, e.reason, e.protocol]), [["deny", "host-unverified", "http2"], ["allow", "allowed", ""]]);
   }));
+
+test("claims: an h2c Upgrade request is judged by its Host like any HTTP/1 request", () =>
+  withWorld({}, (w) => pairAt(w,
+    http("GET / HTTP/1.1\nHost: evil.example.net\nConnection: Upgrade, HTTP2-Settings\nUpgrade: h2c\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\n\n"),
+    http("GET / HTTP/1.1\nHost: api.example.com\nConnection: Upgrade, HTTP2-Settings\nUpgrade: h2c\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\n\n"),
+    "host-unverified", `${API}:80`)));
 
 test("absolute form: on a direct connection the absolute-form target is the claim, and one that disagrees with Host is unverifiable", () =>
   withWorld({}, async (w) => {
@@ -383,4 +416,29 @@ test("ECH opt-in: an ECH ClientHello passes only when every name the pod resolve
     assert.equal((await judge(w, tlsHello({ names: ["other.example.com"] }), false, "198.18.5.11:443")).allowed, true);
     const ev = await w.events(3);
     assert.deepEqual(ev.map((e) => [e.verdict, e.reason, e.rule]), [["allow", "allowed", "browsers"], ["deny", "sni-unverified", "browsers"], ["allow", "allowed", "other"]]);
+  }));
+
+const WILDCARD = `
+apiVersion: egret.dev/v1alpha1
+kind: EgressPolicy
+metadata: {name: wildcard, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  rules:
+    - {name: one, action: Allow, to: {domains: ["*.one.example", "**.many.example"]}}
+`;
+
+test("names stay label-exact: a proxy target with an escaped dot ('allowed\\.one.example' = [allowed.one][example]) is not under *.one.example; the plain twin is", () =>
+  withWorld({ policy: WILDCARD, config: { forwardProxies: [PROXY] } }, async (w) => {
+    const cases: [string, boolean][] = [
+      ["allowed\\.one.example", false], ["x.allowed\\046one.example", false], ["a\\.b.many.example", false], ["a..b.many.example", false],
+      ["allowed.one.example", true], ["a.b.many.example", true],
+    ];
+    for (const [target, allowed] of cases) {
+      const c = w.connect(PROXY);
+      c.downstreamData(http(`CONNECT ${target}:443 HTTP/1.1\nHost: ${target}:443\n\n`));
+      assert.equal(!c.closed, allowed, target);
+    }
+    const ev = await w.events(cases.length);
+    assert.deepEqual(ev.map((e) => e.verdict), cases.map(([, a]) => (a ? "allow" : "deny")));
   }));

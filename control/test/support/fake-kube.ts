@@ -5,11 +5,12 @@
 // point gets a 410 Gone (as an ERROR event in the stream, like the real server, or as an HTTP
 // status); status subresources accept PUT and merge PATCH; Events accept POST. Tests inject
 // faults (failing requests, dropped watches, compaction) to drive the client's recovery paths.
+import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 
-export type Collection = "namespaces" | "pods" | "egresspolicies" | "clusteregresspolicies" | "events" | "serviceentries";
+export type Collection = "namespaces" | "pods" | "egresspolicies" | "clusteregresspolicies" | "events" | "serviceentries" | "serviceaccounts" | "leases";
 
 interface KubeObject {
   apiVersion?: string;
@@ -39,7 +40,12 @@ const KINDS: Record<Collection, { apiVersion: string; kind: string; namespaced: 
   egresspolicies: { apiVersion: "egret.dev/v1alpha1", kind: "EgressPolicy", namespaced: true },
   clusteregresspolicies: { apiVersion: "egret.dev/v1alpha1", kind: "ClusterEgressPolicy", namespaced: false },
   serviceentries: { apiVersion: "networking.istio.io/v1", kind: "ServiceEntry", namespaced: true },
+  serviceaccounts: { apiVersion: "v1", kind: "ServiceAccount", namespaced: true },
+  leases: { apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespaced: true },
 };
+
+/** A POST to a path that is not a collection (TokenReview, SubjectAccessReview, …): body in, status and body out. */
+export type PostHandler = (body: unknown, path: string) => { status: number; body: unknown };
 
 export interface RequestRecord {
   method: string;
@@ -63,6 +69,12 @@ export class FakeKube {
   goneAs: "event" | "status" = "event";
   bookmarkIntervalMs = 200;
   port = 0;
+  private readonly postHandlers = new Map<string, PostHandler>();
+
+  /** Serves POST `path` (e.g. /apis/authentication.k8s.io/v1/tokenreviews) with `handler`. */
+  handlePost(path: string, handler: PostHandler): void {
+    this.postHandlers.set(path, handler);
+  }
 
   async start(): Promise<this> {
     this.server = createServer((req, res) => this.handle(req, res));
@@ -105,7 +117,8 @@ export class FakeKube {
       status: obj.status ?? existing?.status,
       metadata: {
         ...obj.metadata,
-        uid: existing?.metadata.uid ?? `uid-${collection}-${obj.metadata.name}`,
+        // A new object gets a new UID (a pod recreated under the same name is another pod).
+        uid: existing?.metadata.uid ?? `uid-${collection}-${obj.metadata.name}-${randomUUID().slice(0, 8)}`,
         generation: (existing?.metadata.generation ?? 0) + (specChanged ? 1 : 0),
         resourceVersion: String(++this.rv),
       },
@@ -173,6 +186,8 @@ export class FakeKube {
       record.status = status;
       res.writeHead(status, { "content-type": "application/json" }).end(JSON.stringify(body));
     };
+    const post = req.method === "POST" ? this.postHandlers.get(url.pathname) : undefined;
+    if (post) return this.servePost(req, url.pathname, post, reply);
     if (!route) return reply(404, status(404, "NotFound", `no route for ${url.pathname}`));
     const fault = this.faults.find((f) => f.remaining > 0 && f.collection === route.collection && (f.watch === "any" || f.watch === watch) && req.method === "GET");
     if (fault) {
@@ -210,11 +225,54 @@ export class FakeKube {
           stored.metadata.generation = existing.metadata.generation; // status writes never bump generation
           return reply(200, stored);
         }
+        if (req.method === "POST" && !route.name) return this.create(route.collection, route.namespace, JSON.parse(body) as KubeObject, reply);
+        if (req.method === "PUT" && route.name && !route.subresource) return this.replace(route.collection, route.namespace, route.name, JSON.parse(body) as KubeObject, reply);
+        if (req.method === "DELETE" && route.name && !route.subresource) {
+          const existing = this.get(route.collection, route.namespace, route.name);
+          if (!existing) return reply(404, status(404, "NotFound", `${route.name} not found`));
+          this.delete(route.collection, route.namespace, route.name);
+          return reply(200, existing);
+        }
         reply(405, status(405, "MethodNotAllowed", `${req.method} ${url.pathname}`));
       } catch (err) {
         reply(400, status(400, "BadRequest", (err as Error).message));
       }
     });
+  }
+
+  private servePost(req: IncomingMessage, path: string, handler: PostHandler, reply: (status: number, body: unknown) => void): void {
+    let body = "";
+    req.on("data", (c: Buffer) => (body += c.toString()));
+    req.on("end", () => {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body);
+      } catch (err) {
+        return reply(400, status(400, "BadRequest", (err as Error).message));
+      }
+      const out = handler(parsed, path);
+      reply(out.status, out.body);
+    });
+  }
+
+  /** POST to a collection: 409 AlreadyExists when the name is taken, like the real server. */
+  private create(collection: Collection, namespace: string | undefined, obj: KubeObject, reply: (status: number, body: unknown) => void): void {
+    if (!obj.metadata?.name) return reply(422, status(422, "Invalid", "metadata.name: Required value"));
+    if (this.get(collection, namespace, obj.metadata.name)) {
+      return reply(409, status(409, "AlreadyExists", `${collection} "${obj.metadata.name}" already exists`));
+    }
+    reply(201, this.upsert(collection, { ...obj, metadata: { ...obj.metadata, namespace } }));
+  }
+
+  /** PUT to an object: optimistic concurrency on metadata.resourceVersion (409 Conflict when stale). */
+  private replace(collection: Collection, namespace: string | undefined, name: string, obj: KubeObject, reply: (status: number, body: unknown) => void): void {
+    const existing = this.get(collection, namespace, name);
+    if (!existing) return reply(404, status(404, "NotFound", `${collection} "${name}" not found`));
+    const rv = obj.metadata?.resourceVersion;
+    if (rv !== undefined && rv !== existing.metadata.resourceVersion) {
+      return reply(409, status(409, "Conflict", `Operation cannot be fulfilled on ${collection} "${name}": the object has been modified; please apply your changes to the latest version and try again`));
+    }
+    reply(200, this.upsert(collection, { ...obj, metadata: { ...obj.metadata, name, namespace } }));
   }
 
   private route(path: string): { collection: Collection; namespace?: string; name?: string; subresource?: string } | undefined {
@@ -223,6 +281,7 @@ export class FakeKube {
     if (parts[0] === "api" && parts[1] === "v1") rest = parts.slice(2);
     else if (parts[0] === "apis" && parts[1] === "egret.dev" && parts[2] === "v1alpha1") rest = parts.slice(3);
     else if (parts[0] === "apis" && parts[1] === "networking.istio.io" && parts[2] === "v1") rest = parts.slice(3);
+    else if (parts[0] === "apis" && parts[1] === "coordination.k8s.io" && parts[2] === "v1") rest = parts.slice(3);
     else return undefined;
     let namespace: string | undefined;
     if (rest[0] === "namespaces" && rest.length >= 3) {

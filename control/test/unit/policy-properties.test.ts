@@ -135,14 +135,16 @@ test("compilation is deterministic: same bytes and hash whatever the input order
 
 // The engine matches candidate names through a suffix index (policy/README.md). This is the matcher
 // it replaced, written out: every name against every pattern, byte by byte — ASCII case folded, one
-// trailing dot ignored, no empty label left of a wildcard's suffix, names over 253 bytes never match.
+// trailing dot ignored, names over 253 bytes never match, and label-exact (issue #14): the labels a
+// wildcard covers are never empty, and never hold a backslash (an escaped presentation label such as
+// `a\.com` is one wire label "a.com") or a byte outside visible ASCII.
 function referenceMatches(kind: "exact" | "one" | "multi", suffix: string, raw: string): boolean {
   const name = (raw.endsWith(".") ? raw.slice(0, -1) : raw).replace(/[A-Z]/g, (c) => c.toLowerCase());
   if (name.length === 0 || name.length > 253) return false;
   if (kind === "exact") return name === suffix;
   if (!name.endsWith(`.${suffix}`)) return false;
   const left = name.slice(0, name.length - suffix.length - 1);
-  if (left.length === 0 || left.startsWith(".") || left.endsWith(".")) return false;
+  if (left.split(".").some((l) => l === "") || /[^\x21-\x5b\x5d-\x7e]/.test(left)) return false;
   return kind === "multi" || !left.includes(".");
 }
 
@@ -155,9 +157,9 @@ test("shared IPs: the indexed matcher agrees with matching every name against ev
     port: fc.option(fc.constantFrom(443, 80), { nil: undefined }),
   });
   // Names: labels from the same alphabet (so suffixes are shared), sometimes odd: upper case, empty
-  // labels, a trailing dot.
+  // labels, a trailing dot, escaped presentation labels (`\.`, `\046`), a space.
   const nameArb = fc.record({
-    labels: fc.array(fc.oneof(lab, fc.constantFrom("API", "Cdn", "", "COM")), { minLength: 1, maxLength: 5 }),
+    labels: fc.array(fc.oneof({ arbitrary: lab, weight: 8 }, { arbitrary: fc.constantFrom("API", "Cdn", "", "COM", "a\\.com", "b\\046net", "x y"), weight: 1 }), { minLength: 1, maxLength: 5 }),
     dot: fc.boolean(),
     stale: fc.integer({ min: -5, max: 9 }),
   }).map((n) => ({ name: n.labels.join(".") + (n.dot ? "." : ""), staleSeconds: n.stale }));

@@ -3,7 +3,8 @@
 import { Claims, HTTP_HEAD_INCOMPLETE, PROXY_NONE, TLS_MALFORMED, TLS_TRUNCATED } from "./claims";
 import { classifyCacheReply, classifyTextCommand, parseMemcachedBinary, parseRespArray, TEXT_AMBIGUOUS, TEXT_MEMCACHED, TEXT_REDIS } from "./cache";
 import { parseCassandra, parseCassandraFrames, parseKafka, parseMongo, parseMysqlGreeting, parsePostgres } from "./databases";
-import { finishHttpClaims, HttpRequestParser, parseHttp2Preface, parseHttpResponse } from "./http";
+import { finishHttpClaims, HttpRequestParser, parseHttpResponse } from "./http";
+import { Http2Parser } from "./http2";
 import { parseAmqpFrame, parseAmqpHeader, parseMqttConnect } from "./messaging";
 import { parseDnsTcp, parseLdap } from "./naming";
 import {
@@ -94,6 +95,7 @@ export class Detector {
   private tlsMode: bool = false;
   private readonly stripper: RecordStripper = new RecordStripper();
   private readonly http: HttpRequestParser = new HttpRequestParser();
+  private readonly http2: Http2Parser = new Http2Parser();
   private alive: u32 = ALL_CLIENT;
   private textKind: i32 = NO;
   private midstream: bool = false;
@@ -129,6 +131,7 @@ export class Detector {
     this.tlsMode = false;
     this.stripper.reset();
     this.http.reset();
+    this.http2.reset();
     this.alive = ALL_CLIENT;
     this.textKind = NO;
     this.midstream = false;
@@ -216,6 +219,12 @@ export class Detector {
   /** Bytes of the first request head (through its empty line) once complete, else -1. */
   httpHeadLength(): i32 { return this.protocol == PROTO_HTTP && this.http.stage == 2 ? this.http.lineStart : -1; }
   proxyForm(): i32 { return this.claims.proxyForm; }
+  /** h2c: the first request's :authority (else host), host part lowercased; len 0 = absent. */
+  h2AuthorityPtr(): usize { return this.http2.claimBuffer + <usize>this.http2.claimOff; }
+  h2AuthorityLen(): i32 { return this.protocol == PROTO_HTTP2 ? this.http2.claimLen : 0; }
+  h2AuthorityPort(): i32 { return this.protocol == PROTO_HTTP2 ? this.http2.claimPort : -1; }
+  /** h2c: H2_* flags of the first request (H2_CLAIM_BROKEN: the claim is unverifiable); 0 when not HTTP/2. */
+  h2Flags(): i32 { return this.protocol == PROTO_HTTP2 ? this.http2.flags : 0; }
   connectTargetPtr(): usize { return changetype<usize>(this.clientBuf) + <usize>this.claims.targetOff; }
   connectTargetLen(): i32 { return this.claims.proxyForm == PROXY_NONE ? 0 : this.claims.targetLen; }
   connectTargetPort(): i32 { return this.claims.proxyForm == PROXY_NONE ? -1 : this.claims.targetPort; }
@@ -243,7 +252,7 @@ export class Detector {
       const claimAlive = (this.alive & CLAIM_RECOGNIZERS) != 0 && this.clientLen > 0;
       const v = this.evaluateClient(ending);
       // Ended with a claim format still open, and not confirmed complete by the bytes themselves.
-      if (ending && claimAlive && v != PROTO_TLS && v != PROTO_HTTP) this.claimCut = true;
+      if (ending && claimAlive && v != PROTO_TLS && v != PROTO_HTTP && !(v == PROTO_HTTP2 && this.http2.complete())) this.claimCut = true;
       if (v != PROTO_NEED_MORE) this.decide(v);
     } else if (this.first == FIRST_SERVER) {
       const v = this.evaluateServerFirst(final || this.serverFull, final);
@@ -311,7 +320,7 @@ export class Detector {
         return v;
       }
       case R_SSLV2: return parseSslv2Hello(p, len, this.claims);
-      case R_HTTP2: return parseHttp2Preface(p, len);
+      case R_HTTP2: return this.http2.update(p, len, final);
       case R_HTTP: return this.http.update(p, len, this.claims, final);
       case R_POSTGRES: return parsePostgres(p, len);
       case R_SSH: return parseSshBanner(p, len, false);

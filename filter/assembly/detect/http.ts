@@ -1,5 +1,5 @@
-// HTTP/1.x requests (method, Host, CONNECT target, absolute-form URI), the HTTP/2 prior-knowledge
-// preface, and (mid-connection only) HTTP/1.x responses. Reference: RFC 9112 §3, RFC 9113 §3.4.
+// HTTP/1.x requests (method, Host, CONNECT target, absolute-form URI) and (mid-connection only)
+// HTTP/1.x responses. Reference: RFC 9112 §3. HTTP/2 with prior knowledge: http2.ts.
 import {
   Claims, HTTP_BODY_AMBIGUOUS, HTTP_CHUNKED, HTTP_HOST_CONFLICT, HTTP_HOST_MALFORMED, HTTP_OBS_FOLD, HTTP_TARGET_CONFLICT,
   HTTP_UPGRADE, PROXY_ABSOLUTE, PROXY_CONNECT, PROXY_NONE,
@@ -9,14 +9,8 @@ import {
   parseDecimal, prefixOfAscii, u8at, YES,
 } from "./scan";
 
-const H2_PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 // @ts-ignore: decorator
 @inline const MAX_METHOD: i32 = 32;
-
-export function parseHttp2Preface(p: usize, len: i32): i32 {
-  if (!prefixOfAscii(p, len, 0, H2_PREFACE)) return NO;
-  return len >= H2_PREFACE.length ? YES : MAYBE;
-}
 
 /** Incremental HTTP/1 request-head parser: each complete line is examined once. */
 export class HttpRequestParser {

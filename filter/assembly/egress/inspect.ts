@@ -4,6 +4,7 @@
 // Inspectors are pooled by the root context, so connections allocate none in steady state.
 import { Detector, DEFAULT_SERVER_CAPACITY } from "../detect/detector";
 import { PROXY_CONNECT, PROXY_ABSOLUTE, PROXY_NONE, HTTP_CLAIM_BROKEN, TLS_CLAIM_BROKEN } from "../detect/claims";
+import { H2_CLAIM_BROKEN } from "../detect/http2";
 import { PROTO_NEED_MORE, PROTO_TLS, PROTO_HTTP, PROTO_HTTP2 } from "../detect/protocols";
 import { CLAIM_NONE, CLAIM_SNI, CLAIM_HOST } from "../policy/engine";
 import { parseIp, parsedHi, parsedLo } from "../resolve/ip";
@@ -47,8 +48,8 @@ export class Inspector {
   claimLen: u32 = 0;
   /**
    * A claim should exist but could not be extracted or is ambiguous (conflicting or malformed TLS
-   * or Host, a head cut by the deadline or byte limit, obs-fold, absolute target ≠ Host, h2c,
-   * ECH): the connection names no destination any resolution can support.
+   * or Host, a head cut by the deadline or byte limit, obs-fold, absolute target ≠ Host, an h2c
+   * first request that cannot be decoded exactly, ECH): the connection names no destination any resolution can support.
    */
   claimUnverifiable: bool = false;
   /** The ClientHello offered encrypted_client_hello (its SNI is only the outer, public name). */
@@ -165,8 +166,9 @@ export class Inspector {
         else this.setClaim(CLAIM_HOST, this.targetPtr, this.targetLen);
       } else if (this.hostLen > 0) this.setClaim(CLAIM_HOST, this.hostPtr, this.hostLen);
     } else if (protocol == PROTO_HTTP2) {
-      // h2c prior knowledge: :authority sits in HPACK-coded HEADERS frames the detector does not decode.
-      this.claimUnverifiable = true;
+      // h2c prior knowledge: the first request's :authority (else host), decoded from HPACK.
+      if ((d.h2Flags() & H2_CLAIM_BROKEN) != 0) this.claimUnverifiable = true;
+      else if (d.h2AuthorityLen() > 0) this.setClaim(CLAIM_HOST, d.h2AuthorityPtr(), <u32>d.h2AuthorityLen());
     }
   }
 

@@ -17,7 +17,7 @@ import { HostBytes } from "../abi/memory";
 import { PropertyPath, getProperty } from "../abi/properties";
 import { parseHostPort, parsedHi, parsedLo, parsedPort } from "../resolve/ip";
 import {
-  evaluate, EvalResult, PROTOCOL_PENDING, CLAIM_NONE, CLAIM_SNI, CLAIM_HOST, CANDIDATE_SIZE,
+  evaluate, EvalQuery, EvalResult, PROTOCOL_PENDING, CLAIM_NONE, CLAIM_SNI, CLAIM_HOST, CANDIDATE_SIZE,
   FLAG_DEPENDS_ON_NAMES, FLAG_DEPENDS_ON_CLAIM, VERDICT_PENDING, VERDICT_ALLOW, VERDICT_DENY, VERDICT_ALERT,
   REASON_PROTOCOL_MISMATCH, REASON_SNI_UNVERIFIED, REASON_HOST_UNVERIFIED, VERDICT_WOULD_DENY,
 } from "../policy/engine";
@@ -54,6 +54,7 @@ export const REASON_CLUSTER_UNVERIFIED: u8 = 14;
 
 // Shared per-VM scratch: a VM runs one callback at a time.
 const RESULT = new EvalResult();
+const QUERY = new EvalQuery();
 const ADDRESS = new HostBytes();
 const SOURCE_PATH = new PropertyPath(32).seg("source").seg("address");
 const DESTINATION_PATH = new PropertyPath(32).seg("destination").seg("address");
@@ -417,7 +418,7 @@ export class EgressStream extends StreamContext {
     for (let k = 0; k < PROTOCOL_COUNT; k++) {
       // TLS and HTTP first: most connections that can pass do so with one of them.
       const protocol = k == 0 ? PROTO_TLS : (k == 1 ? PROTO_HTTP : (k <= PROTO_HTTP ? k - 2 : k));
-      evaluate(snap, this.dstHi, this.dstLo, this.dstPort, cands, n, protocol, CLAIM_NONE, 0, 0, RESULT);
+      evaluate(snap, QUERY.destination(this.dstHi, this.dstLo, this.dstPort).names(cands, n).detected(protocol).noClaim(), RESULT);
       if (passes(RESULT.verdict)) return true;
       if (n > 0 && (RESULT.flags & (FLAG_DEPENDS_ON_NAMES | FLAG_DEPENDS_ON_CLAIM)) != 0) return true;
     }
@@ -430,7 +431,7 @@ export class EgressStream extends StreamContext {
     const snap = root.snapshot!;
     const t = root.table!;
     const n = t.lookup(this.dstHi, this.dstLo, now, root.graceMs());
-    evaluate(snap, this.dstHi, this.dstLo, this.dstPort, changetype<usize>(t.candBuf), n, protocol, claimKind, claimPtr, claimLen, RESULT);
+    evaluate(snap, QUERY.destination(this.dstHi, this.dstLo, this.dstPort).names(changetype<usize>(t.candBuf), n).detected(protocol).claim(claimKind, claimPtr, claimLen), RESULT);
     this.candCount = n;
     return n;
   }
@@ -536,7 +537,7 @@ export class EgressStream extends StreamContext {
         store<u32>(PROXY_CANDIDATE + 4, 1);
         store<i32>(PROXY_CANDIDATE + 8, 0);
         store<u32>(PROXY_CANDIDATE + 12, 0);
-        evaluate(root.snapshot!, 0, 0, this.dstPort, PROXY_CANDIDATE, 1, protocol, CLAIM_NONE, 0, 0, RESULT);
+        evaluate(root.snapshot!, QUERY.destination(0, 0, this.dstPort).names(PROXY_CANDIDATE, 1).detected(protocol).noClaim(), RESULT);
         this.candCount = 1;
         return;
       }
@@ -557,7 +558,7 @@ export class EgressStream extends StreamContext {
       store<u32>(PROXY_CANDIDATE + 12, 0);
       n = 1;
     }
-    evaluate(root.snapshot!, hi, lo, insp.targetPort, PROXY_CANDIDATE, n, protocol, CLAIM_NONE, 0, 0, RESULT);
+    evaluate(root.snapshot!, QUERY.destination(hi, lo, insp.targetPort).names(PROXY_CANDIDATE, n).detected(protocol).noClaim(), RESULT);
     this.candCount = n;
   }
 
@@ -573,7 +574,7 @@ export class EgressStream extends StreamContext {
     const cands = changetype<usize>(this.egress.table!.candBuf);
     for (let i = n - 1; i >= 0; i--) {
       const e = cands + <usize>i * CANDIDATE_SIZE;
-      evaluate(snap, this.dstHi, this.dstLo, this.dstPort, cands, n, protocol, CLAIM_SNI, <usize>load<u32>(e), <i32>load<u32>(e, 4), RESULT);
+      evaluate(snap, QUERY.destination(this.dstHi, this.dstLo, this.dstPort).names(cands, n).detected(protocol).claim(CLAIM_SNI, <usize>load<u32>(e), <i32>load<u32>(e, 4)), RESULT);
       if (!passes(RESULT.verdict) || RESULT.rule < 0 || (snap.ruleFields(RESULT.rule) & RULE_ECH_ALLOWED) == 0) {
         return false;
       }
@@ -614,7 +615,7 @@ export class EgressStream extends StreamContext {
     store<u32>(PROXY_CANDIDATE + 4, <u32>this.claimLen);
     store<i32>(PROXY_CANDIDATE + 8, 0);
     store<u32>(PROXY_CANDIDATE + 12, 0);
-    evaluate(this.egress.snapshot!, this.dstHi, this.dstLo, this.dstPort, PROXY_CANDIDATE, 1, protocol, this.claimKind, this.claimPtr, this.claimLen, RESULT);
+    evaluate(this.egress.snapshot!, QUERY.destination(this.dstHi, this.dstLo, this.dstPort).names(PROXY_CANDIDATE, 1).detected(protocol).claim(this.claimKind, this.claimPtr, this.claimLen), RESULT);
     return RESULT.verdict != VERDICT_DENY && RESULT.verdict != VERDICT_WOULD_DENY && RESULT.verdict != VERDICT_PENDING;
   }
 

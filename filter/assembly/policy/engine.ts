@@ -197,30 +197,53 @@ function isExternal(snap: PolicySnapshot, hi: u64, lo: u64, isV4: bool): bool {
 function matchSlot(snap: PolicySnapshot, slot: usize, name: usize, dot: i32, c: i32, stale: i32, stamp: u32): void {
   let p = slotHead(slot);
   if (p < 0) return;
-  // Labels left of the suffix must be non-empty: "a..b.com" never matches "**.b.com".
-  const labelsOk = dot >= 1 && load<u8>(name + <usize>(dot - 1)) != 0x2e && load<u8>(name) != 0x2e;
-  let oneLabel = false; // whether exactly one label is left of the suffix (computed once, if asked)
-  let oneLabelKnown = false;
+  let left = LEFT_UNKNOWN; // the labels a wildcard would cover (computed once, if a wildcard is there)
   while (p >= 0) {
     const kind = snap.patternKind(p);
     let fits = false;
     if (kind == PATTERN_EXACT) fits = dot < 0;
-    else if (labelsOk) {
-      if (kind == PATTERN_MULTI_LABEL) fits = true;
-      else {
-        if (!oneLabelKnown) { oneLabel = noDotBefore(name, dot); oneLabelKnown = true; }
-        fits = oneLabel;
-      }
+    else {
+      if (left == LEFT_UNKNOWN) left = wildcardLabels(name, dot);
+      fits = kind == PATTERN_MULTI_LABEL ? left != LEFT_INVALID : left == LEFT_ONE;
     }
     if (fits) recordMatch(snap, unchecked(snap.patternRule[p]), c, stale, stamp);
     p = unchecked(snap.patternNext[p]);
   }
 }
 
-/** Whether name bytes [0, end) hold no '.'. */
-function noDotBefore(name: usize, end: i32): bool {
-  for (let i = 0; i < end; i++) if (load<u8>(name + <usize>i) == 0x2e) return false;
-  return true;
+// wildcardLabels outcomes.
+// @ts-ignore: decorator
+@inline const LEFT_UNKNOWN: i32 = -1;
+// @ts-ignore: decorator
+@inline const LEFT_INVALID: i32 = 0;
+// @ts-ignore: decorator
+@inline const LEFT_ONE: i32 = 1;
+// @ts-ignore: decorator
+@inline const LEFT_MANY: i32 = 2;
+
+/**
+ * The labels in name bytes [0, end) that a wildcard would cover: LEFT_ONE, LEFT_MANY, or
+ * LEFT_INVALID when none (end < 1) or any is not an ordinary label. Names are compared label by
+ * label: an empty label ("a..b.com"), or a byte that is not visible ASCII, never matches — and a
+ * backslash means an escaped presentation label (`\.` is a '.' inside a wire label, `\046` too), so
+ * "[allowed.one][example]" (written `allowed\.one.example`) is never under "*.one.example".
+ */
+function wildcardLabels(name: usize, end: i32): i32 {
+  if (end < 1) return LEFT_INVALID;
+  let dots = 0;
+  let previous: u32 = 0x2e; // a leading '.' is an empty label
+  for (let i = 0; i < end; i++) {
+    const ch = <u32>load<u8>(name + <usize>i);
+    if (ch == 0x2e) {
+      if (previous == 0x2e) return LEFT_INVALID;
+      dots++;
+    } else if (ch == 0x5c || ch < 0x21 || ch > 0x7e) {
+      return LEFT_INVALID;
+    }
+    previous = ch;
+  }
+  if (previous == 0x2e) return LEFT_INVALID;
+  return dots == 0 ? LEFT_ONE : LEFT_MANY;
 }
 
 /**
@@ -304,15 +327,99 @@ function rulePortMatches(snap: PolicySnapshot, r: i32, port: u32): bool {
 }
 
 /**
- * Evaluates one connection. `cands` holds `candCount` entries of CANDIDATE_SIZE bytes
- * (u32 namePtr, u32 nameLen, i32 staleSeconds, u32 flags). `protocol` is a detector id or PROTOCOL_PENDING.
- * `claimKind` CLAIM_NONE/SNI/HOST with the claimed name at [claimPtr, claimPtr+claimLen).
- * Writes every field of `out`. See README.md for the semantics of each outcome and flag.
+ * One connection's facts for evaluate(): the destination, the names this pod resolved to it, the
+ * detected protocol and the destination claim. Preallocate one and reuse it; set every part before
+ * each evaluation (the setters return the query, so a call reads as one sentence).
  */
-export function evaluate(
-  snap: PolicySnapshot, hi: u64, lo: u64, port: u32, cands: usize, candCount: i32,
-  protocol: i32, claimKind: i32, claimPtr: usize, claimLen: i32, out: EvalResult,
-): void {
+export class EvalQuery {
+  /** Destination: two big-endian u64 halves of the 16-byte address (IPv4 as ::ffff:a.b.c.d). */
+  ipHi: u64 = 0;
+  ipLo: u64 = 0;
+  port: u32 = 0;
+  /** `candidateCount` entries of CANDIDATE_SIZE bytes (see README "Candidates"). */
+  candidates: usize = 0;
+  candidateCount: i32 = 0;
+  /** Detector protocol id, or PROTOCOL_PENDING. */
+  protocol: i32 = PROTOCOL_PENDING;
+  /** CLAIM_NONE / CLAIM_SNI / CLAIM_HOST and the claimed name's bytes. */
+  claimKind: i32 = CLAIM_NONE;
+  claimPtr: usize = 0;
+  claimLen: i32 = 0;
+
+  destination(hi: u64, lo: u64, port: u32): EvalQuery {
+    this.ipHi = hi;
+    this.ipLo = lo;
+    this.port = port;
+    return this;
+  }
+
+  names(candidates: usize, count: i32): EvalQuery {
+    this.candidates = candidates;
+    this.candidateCount = count < 0 ? 0 : count;
+    return this;
+  }
+
+  detected(protocol: i32): EvalQuery {
+    this.protocol = protocol;
+    return this;
+  }
+
+  claim(kind: i32, ptr: usize, len: i32): EvalQuery {
+    this.claimKind = kind;
+    this.claimPtr = ptr;
+    this.claimLen = len;
+    return this;
+  }
+
+  noClaim(): EvalQuery {
+    return this.claim(CLAIM_NONE, 0, 0);
+  }
+}
+
+/** What the rule walk learned for the fallthrough when no rule matched. */
+class Walk {
+  /** Some rule's CIDRs contain the destination. */
+  cidrCovered: bool = false;
+  /** First Allow/Alert rule that failed only on the protocol. */
+  mismatchRule: i32 = -1;
+  /** First Allow/Alert domain rule passed over because the claim is not among the names. */
+  unverifiedRule: i32 = -1;
+  /** Lazily computed: 1 external, 0 inside the cluster, -1 not yet known. */
+  external: i32 = -1;
+  /** Candidates indexed (lazily, at the first rule with domains), with or without mesh names. */
+  stamp: u32 = 0;
+  stampSkipsMesh: bool = false;
+  /** Index of the candidate the claim names, -1 none; the claim names no candidate at all. */
+  claimIndex: i32 = -1;
+  claimUnsupported: bool = false;
+  isV4: bool = false;
+
+  reset(q: EvalQuery): void {
+    this.cidrCovered = false;
+    this.mismatchRule = -1;
+    this.unverifiedRule = -1;
+    this.external = -1;
+    this.stamp = 0;
+    this.stampSkipsMesh = false;
+    this.claimIndex = claimedCandidate(q);
+    this.claimUnsupported = q.claimKind != CLAIM_NONE && this.claimIndex < 0;
+    this.isV4 = isV4Mapped(q.ipHi, q.ipLo);
+  }
+}
+
+const WALK = new Walk();
+
+// Rule-walk outcomes.
+// @ts-ignore: decorator
+@inline const WALK_NO_MATCH: i32 = 0;
+// @ts-ignore: decorator
+@inline const WALK_DECIDED: i32 = 1;
+
+/**
+ * Evaluates one connection (first matching rule wins, then the fallthrough described in README).
+ * Never allocates, never traps; `out` is overwritten.
+ */
+export function evaluate(snap: PolicySnapshot, q: EvalQuery, out: EvalResult): void {
   traceCount = 0;
   out.verdict = VERDICT_PENDING;
   out.reason = REASON_NONE;
@@ -325,89 +432,59 @@ export function evaluate(
     out.reason = REASON_NOT_SELECTED;
     return;
   }
-  if (candCount < 0) candCount = 0;
-  const isV4 = isV4Mapped(hi, lo);
+  const walk = WALK;
+  walk.reset(q);
+  if (walkRules(snap, q, walk, out) == WALK_DECIDED) return;
+  fallThrough(snap, q, walk, out);
+}
 
-  // A claim (SNI/Host) found among the candidates narrows them to that one name; a claim the
-  // evidence does not support leaves no name for domain rules to match.
-  let claimIndex: i32 = -1;
-  let claimUnsupported = false;
-  if (claimKind != CLAIM_NONE) {
-    for (let i = 0; i < candCount; i++) {
-      const e = cands + <usize>i * CANDIDATE_SIZE;
-      if (sameName(<usize>load<u32>(e), <i32>load<u32>(e, 4), claimPtr, claimLen)) { claimIndex = i; break; }
-    }
-    claimUnsupported = claimIndex < 0;
+/**
+ * A claim (SNI/Host) found among the candidates narrows them to that one name: its index, or -1
+ * (none, or no claim).
+ */
+function claimedCandidate(q: EvalQuery): i32 {
+  if (q.claimKind == CLAIM_NONE) return -1;
+  for (let i = 0; i < q.candidateCount; i++) {
+    const e = q.candidates + <usize>i * CANDIDATE_SIZE;
+    if (sameName(<usize>load<u32>(e), <i32>load<u32>(e, 4), q.claimPtr, q.claimLen)) return i;
   }
+  return -1;
+}
 
-  // Any candidate within the largest grace that some policy may use (mesh-configuration names
-  // count only when at least one policy accepts that evidence).
-  let freshNames = false;
-  for (let i = 0; i < candCount; i++) {
-    const e = cands + <usize>i * CANDIDATE_SIZE;
+/**
+ * Any candidate within the largest grace that some policy may use (mesh-configuration names count
+ * only when at least one policy accepts that evidence).
+ */
+function hasFreshNames(snap: PolicySnapshot, q: EvalQuery): bool {
+  for (let i = 0; i < q.candidateCount; i++) {
+    const e = q.candidates + <usize>i * CANDIDATE_SIZE;
     if (load<i32>(e, 8) > snap.maxGraceSeconds) continue;
     if ((load<u32>(e, 12) & CAND_MESH_CONFIG) != 0 && !snap.anyPolicyUsesMeshConfig) continue;
-    freshNames = true;
-    break;
+    return true;
   }
+  return false;
+}
 
-  let cidrCovered = false;       // some rule's CIDRs contain the destination
-  let mismatchRule: i32 = -1;    // first Allow/Alert rule that failed only on the protocol
-  let unverifiedRule: i32 = -1;  // first Allow/Alert domain rule passed over: unsupported claim
-  let external: i32 = -1;        // lazily computed: 1 external, 0 inside the cluster
-  let stamp: u32 = 0;            // candidates indexed (lazily, at the first rule with domains)
-  let stampSkipsMesh = false;    // ...with or without mesh-configuration names
-
+/** Walks the rules in evaluation order; decides `out` at the first matching one (WALK_DECIDED). */
+function walkRules(snap: PolicySnapshot, q: EvalQuery, walk: Walk, out: EvalResult): i32 {
   for (let p = 0; p < snap.policyCount; p++) {
-    const grace = snap.policyGrace(p);
-    const skipMesh = snap.policyIgnoresMeshConfig(p);
     const rEnd = snap.policyFirstRule(p) + snap.policyRuleCount(p);
     for (let r = snap.policyFirstRule(p); r < rEnd; r++) {
-      const fields = snap.ruleFields(r);
-      if (fields & RULE_CIDRS) {
-        const c = ruleCidrOutcome(snap, r, hi, lo, isV4);
-        if (c != 1) { trace(p, r, c < 0 ? TRACE_CIDR_EXCEPT : TRACE_NO_CIDR, 0); continue; }
-        cidrCovered = true;
-      }
-      if (fields & RULE_EXTERNAL) {
-        if (external < 0) external = isExternal(snap, hi, lo, isV4) ? 1 : 0;
-        if (external == 0) { trace(p, r, TRACE_NOT_EXTERNAL, 0); continue; }
-      }
-      if ((fields & RULE_PORTS) && !rulePortMatches(snap, r, port)) { trace(p, r, TRACE_NO_PORT, <i32>port); continue; }
+      if (!ruleMatchesDestination(snap, q, walk, p, r)) continue;
       matchedCandidate = -1;
-      if (fields & RULE_DOMAINS) {
-        if (claimUnsupported) {
-          // Remember the first rule the claim might have been aiming at (not a Deny: failing to
-          // match a Deny rule is not why a connection ends up denied).
-          if (unverifiedRule < 0 && allowsTraffic(snap.ruleAction(r))) unverifiedRule = r;
-          out.flags |= FLAG_DEPENDS_ON_NAMES;
-          trace(p, r, TRACE_CLAIM_UNVERIFIED, 0);
-          continue;
-        }
-        if (stamp == 0 || stampSkipsMesh != skipMesh) {
-          stamp = indexCandidates(snap, cands, candCount, claimIndex, skipMesh);
-          stampSkipsMesh = skipMesh;
-        }
-        const n = ruleNamesOutcome(snap, r, grace, stamp);
-        if (claimKind == CLAIM_NONE && candCount > 0) out.flags |= FLAG_DEPENDS_ON_CLAIM;
-        if (n != 1) {
-          out.flags |= FLAG_DEPENDS_ON_NAMES;
-          trace(p, r, n < 0 ? TRACE_NAMES_STALE : TRACE_NO_NAME, 0);
-          continue;
-        }
-      }
-      if (fields & RULE_PROTOCOLS) {
+      if ((snap.ruleFields(r) & RULE_DOMAINS) != 0 && !ruleMatchesNames(snap, q, walk, p, r, out)) continue;
+      if ((snap.ruleFields(r) & RULE_PROTOCOLS) != 0) {
         out.flags |= FLAG_DEPENDS_ON_PROTOCOL;
-        if (protocol == PROTOCOL_PENDING) {
+        if (q.protocol == PROTOCOL_PENDING) {
           trace(p, r, TRACE_PROTOCOL_PENDING, 0);
           out.policy = p;
           out.rule = r;
           out.matchedCandidate = matchedCandidate;
-          return; // VERDICT_PENDING: hold until the detector answers
+          return WALK_DECIDED; // VERDICT_PENDING: hold until the detector answers
         }
-        if (protocol < 0 || protocol >= 64 || ((snap.ruleProtocolMask(r) >> <u64>protocol) & 1) == 0) {
-          if (mismatchRule < 0 && allowsTraffic(snap.ruleAction(r))) mismatchRule = r;
-          trace(p, r, TRACE_NO_PROTOCOL, protocol);
+        if (q.protocol < 0 || q.protocol >= 64 || ((snap.ruleProtocolMask(r) >> <u64>q.protocol) & 1) == 0) {
+          if (walk.mismatchRule < 0 && allowsTraffic(snap.ruleAction(r))) walk.mismatchRule = r;
+          trace(p, r, TRACE_NO_PROTOCOL, q.protocol);
           continue;
         }
       }
@@ -419,15 +496,61 @@ export function evaluate(
       trace(p, r, TRACE_MATCHED, matchedCandidate);
       out.matchedCandidate = matchedCandidate;
       decide(out, snap, snap.ruleAction(r), p, r, REASON_DENIED_BY_RULE);
-      return;
+      return WALK_DECIDED;
     }
   }
+  return WALK_NO_MATCH;
+}
 
-  // Nothing matched. Unattributed: the pod resolved no (fresh) name to this IP and no CIDR rule
-  // covers it. A policy that says what to do with such connections decides first (the first in
-  // evaluation order) — they are commonly hard-coded IPs or /etc/hosts names, which carry an
-  // SNI/Host that no DNS answer can support.
-  const unattributed = !freshNames && !cidrCovered;
+/** The rule's CIDRs, `external` and ports against the destination (traced when they fail). */
+function ruleMatchesDestination(snap: PolicySnapshot, q: EvalQuery, walk: Walk, p: i32, r: i32): bool {
+  const fields = snap.ruleFields(r);
+  if (fields & RULE_CIDRS) {
+    const c = ruleCidrOutcome(snap, r, q.ipHi, q.ipLo, walk.isV4);
+    if (c != 1) { trace(p, r, c < 0 ? TRACE_CIDR_EXCEPT : TRACE_NO_CIDR, 0); return false; }
+    walk.cidrCovered = true;
+  }
+  if (fields & RULE_EXTERNAL) {
+    if (walk.external < 0) walk.external = isExternal(snap, q.ipHi, q.ipLo, walk.isV4) ? 1 : 0;
+    if (walk.external == 0) { trace(p, r, TRACE_NOT_EXTERNAL, 0); return false; }
+  }
+  if ((fields & RULE_PORTS) && !rulePortMatches(snap, r, q.port)) { trace(p, r, TRACE_NO_PORT, <i32>q.port); return false; }
+  return true;
+}
+
+/** The rule's domains against the candidate names (narrowed by a supported claim). */
+function ruleMatchesNames(snap: PolicySnapshot, q: EvalQuery, walk: Walk, p: i32, r: i32, out: EvalResult): bool {
+  if (walk.claimUnsupported) {
+    // Remember the first rule the claim might have been aiming at (not a Deny: failing to match a
+    // Deny rule is not why a connection ends up denied).
+    if (walk.unverifiedRule < 0 && allowsTraffic(snap.ruleAction(r))) walk.unverifiedRule = r;
+    out.flags |= FLAG_DEPENDS_ON_NAMES;
+    trace(p, r, TRACE_CLAIM_UNVERIFIED, 0);
+    return false;
+  }
+  const skipMesh = snap.policyIgnoresMeshConfig(p);
+  if (walk.stamp == 0 || walk.stampSkipsMesh != skipMesh) {
+    walk.stamp = indexCandidates(snap, q.candidates, q.candidateCount, walk.claimIndex, skipMesh);
+    walk.stampSkipsMesh = skipMesh;
+  }
+  const n = ruleNamesOutcome(snap, r, snap.policyGrace(p), walk.stamp);
+  if (q.claimKind == CLAIM_NONE && q.candidateCount > 0) out.flags |= FLAG_DEPENDS_ON_CLAIM;
+  if (n != 1) {
+    out.flags |= FLAG_DEPENDS_ON_NAMES;
+    trace(p, r, n < 0 ? TRACE_NAMES_STALE : TRACE_NO_NAME, 0);
+    return false;
+  }
+  return true;
+}
+
+/**
+ * Nothing matched. Unattributed: the pod resolved no (fresh) name to this IP and no CIDR rule covers
+ * it. A policy that says what to do with such connections decides first (the first in evaluation
+ * order) — they are commonly hard-coded IPs or /etc/hosts names, which carry an SNI/Host that no DNS
+ * answer can support. Then *-unverified, protocol-mismatch, unattributed, default-deny.
+ */
+function fallThrough(snap: PolicySnapshot, q: EvalQuery, walk: Walk, out: EvalResult): void {
+  const unattributed = !walk.cidrCovered && !hasFreshNames(snap, q);
   if (unattributed) {
     for (let p = 0; p < snap.policyCount; p++) {
       const u = snap.policyUnattributed(p);
@@ -439,13 +562,13 @@ export function evaluate(
       return;
     }
   }
-  if (unverifiedRule >= 0) {
-    decide(out, snap, ACTION_DENY, snap.rulePolicy(unverifiedRule), unverifiedRule,
-      claimKind == CLAIM_HOST ? REASON_HOST_UNVERIFIED : REASON_SNI_UNVERIFIED);
+  if (walk.unverifiedRule >= 0) {
+    decide(out, snap, ACTION_DENY, snap.rulePolicy(walk.unverifiedRule), walk.unverifiedRule,
+      q.claimKind == CLAIM_HOST ? REASON_HOST_UNVERIFIED : REASON_SNI_UNVERIFIED);
     return;
   }
-  if (mismatchRule >= 0) {
-    decide(out, snap, ACTION_DENY, snap.rulePolicy(mismatchRule), mismatchRule, REASON_PROTOCOL_MISMATCH);
+  if (walk.mismatchRule >= 0) {
+    decide(out, snap, ACTION_DENY, snap.rulePolicy(walk.mismatchRule), walk.mismatchRule, REASON_PROTOCOL_MISMATCH);
     return;
   }
   if (unattributed) {

@@ -73,7 +73,8 @@ export function detect_result(h: i32): i32 {
 }
 
 /**
- * Claim accessors. `which`: 0 SNI, 1 HTTP Host, 2 CONNECT/absolute-form target, 10+i ALPN entry i.
+ * Claim accessors. `which`: 0 SNI, 1 HTTP Host, 2 CONNECT/absolute-form target, 3 h2c :authority
+ * (else host) of the first request, 10+i ALPN entry i.
  * Pointer and length are into the detector's buffer (valid until the next call on this handle).
  */
 export function detect_claim_ptr(h: i32, which: i32): usize {
@@ -82,6 +83,7 @@ export function detect_claim_ptr(h: i32, which: i32): usize {
   if (which == 0) return d.sniPtr();
   if (which == 1) return d.httpHostPtr();
   if (which == 2) return d.connectTargetPtr();
+  if (which == 3) return d.h2AuthorityPtr();
   if (which >= 10) return d.alpnPtr(which - 10);
   return 0;
 }
@@ -91,6 +93,7 @@ export function detect_claim_len(h: i32, which: i32): i32 {
   if (which == 0) return d.sniLen();
   if (which == 1) return d.httpHostLen();
   if (which == 2) return d.connectTargetLen();
+  if (which == 3) return d.h2AuthorityLen();
   if (which >= 10) return d.alpnLen(which - 10);
   return 0;
 }
@@ -98,7 +101,8 @@ export function detect_claim_len(h: i32, which: i32): i32 {
 /**
  * Integer facts. `which`: 0 ALPN count, 1 TLS version, 2 ECH offered (0/1), 3 TLS flags,
  * 4 HTTP Host port (-1 none), 5 proxy form (0 none, 1 CONNECT, 2 absolute-form), 6 target port,
- * 7 HTTP flags, 8 client bytes buffered, 9 server bytes buffered.
+ * 7 HTTP flags, 8 client bytes buffered, 9 server bytes buffered, 10 h2c flags (H2_*),
+ * 11 h2c :authority port (-1 none), 12 claim cut (1: the bytes ended while a claim was still arriving).
  */
 export function detect_info(h: i32, which: i32): i32 {
   const d = get(h);
@@ -114,6 +118,9 @@ export function detect_info(h: i32, which: i32): i32 {
     case 7: return d.httpFlags();
     case 8: return d.clientBytes();
     case 9: return d.serverBytes();
+    case 10: return d.h2Flags();
+    case 11: return d.h2AuthorityPort();
+    case 12: return d.claimCut ? 1 : 0;
   }
   return -1;
 }

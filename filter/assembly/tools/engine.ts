@@ -2,12 +2,13 @@
 // control/src/wasm/tools.ts): the same decoder and evaluate() the filter runs, driven through raw
 // pointers. Not used by the filter itself. Tool calls may allocate (never per connection in Envoy).
 import { decodeSnapshot, lastDecodeError, lastDecodeErrorOffset, PolicySnapshot } from "../policy/snapshot";
-import { evaluate, EvalResult, setTracing, tracedCount, traceAddress } from "../policy/engine";
+import { evaluate, EvalQuery, EvalResult, setTracing, tracedCount, traceAddress } from "../policy/engine";
 import { protocolIdOfLabel, protocolLabel, protocolLabelCount } from "../policy/protocols";
 
 let toolSnapshot: PolicySnapshot | null = null;
 let inputBuffer: StaticArray<u8> = new StaticArray<u8>(0);
 const toolResult = new EvalResult();
+const toolQuery = new EvalQuery();
 // verdict, reason, policy, rule, matchedCandidate, flags, traceCount
 const resultBlock = memory.data(7 * 4);
 const textBlock = memory.data(256);
@@ -39,7 +40,7 @@ export function engine_eval(hi: u64, lo: u64, port: u32, cands: usize, candCount
   const snap = toolSnapshot;
   if (snap === null) return 0;
   setTracing(trace != 0);
-  evaluate(snap, hi, lo, port, cands, candCount, protocol, claimKind, claimPtr, claimLen, toolResult);
+  evaluate(snap, toolQuery.destination(hi, lo, port).names(cands, candCount).detected(protocol).claim(claimKind, claimPtr, claimLen), toolResult);
   const traced = tracedCount();
   setTracing(false);
   store<i32>(resultBlock, <i32>toolResult.verdict);
@@ -61,7 +62,8 @@ export function engine_eval_many(times: i32, hi: u64, lo: u64, port: u32, cands:
   const snap = toolSnapshot;
   if (snap === null) return -1;
   setTracing(false);
-  for (let i = 0; i < times; i++) evaluate(snap, hi, lo, port, cands, candCount, protocol, claimKind, claimPtr, claimLen, toolResult);
+  const q = toolQuery.destination(hi, lo, port).names(cands, candCount).detected(protocol).claim(claimKind, claimPtr, claimLen);
+  for (let i = 0; i < times; i++) evaluate(snap, q, toolResult);
   return (<i32>toolResult.verdict << 8) | <i32>toolResult.reason;
 }
 

@@ -7,7 +7,9 @@ import { openAuditWriter } from "../../control/audit.js";
 import { fileControlSource } from "../../control/file-source.js";
 import { defaultPolicyApi } from "../../control/policy-api.js";
 import { ControlService, splitHostPort, type ControlSource } from "../../control/service.js";
-import { KubeSource } from "../../k8s/index.js";
+import { KubeSource, kubeBoundPodReader, kubeTokenReviewer } from "../../k8s/index.js";
+import { TokenReviewAuthenticator } from "../../auth/token-review.js";
+import { createControlMetrics, type ControlMetrics } from "../../control/metrics.js";
 import { createWasmHandler, fetchPreviousModule, loadWasmModule, type WasmModuleSet } from "../../wasmserve/index.js";
 import type { Route } from "../../control/http-server.js";
 import { InsecureAgents, NoAgentCredentials, type AgentAuthenticator } from "../../auth/agent-auth.js";
@@ -52,8 +54,39 @@ function tlsOptions(values: { "tls-cert"?: string; "tls-key"?: string; "grpc-tls
   return { cert, key, listen: values["grpc-tls-listen"]! };
 }
 
-/** --agent-token-file / --insecure-agents → who may deliver DNS evidence. */
-function agentAuthenticator(values: { "agent-token-file"?: string; "insecure-agents"?: boolean }, log: Logger): AgentAuthenticator {
+interface AgentAuthFlags {
+  "agent-token-file"?: string;
+  "insecure-agents"?: boolean;
+  "agent-audience"?: string;
+  "agent-service-account"?: string[];
+}
+
+/** The default agent ServiceAccount: egret-agent in control's own namespace. */
+function defaultAgentServiceAccount(): string {
+  return `${process.env.POD_NAMESPACE ?? "egret-system"}:egret-agent`;
+}
+
+/** Kubernetes mode: projected ServiceAccount tokens checked by TokenReview (docs/security.md). */
+function tokenReviewAuthenticator(values: AgentAuthFlags, kube: { kc: KubeConfig; metrics: ControlMetrics }, log: Logger): AgentAuthenticator {
+  const serviceAccounts = values["agent-service-account"] ?? [defaultAgentServiceAccount()];
+  for (const sa of serviceAccounts) {
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?:[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/.test(sa)) {
+      throw new UsageError(`--agent-service-account: "${sa}" is not NAMESPACE:NAME (e.g. egret-system:egret-agent)`);
+    }
+  }
+  const audience = values["agent-audience"]!;
+  log.info({ audience, serviceAccounts }, "agents authenticate with projected ServiceAccount tokens (TokenReview)");
+  return new TokenReviewAuthenticator({
+    reviewer: kubeTokenReviewer(kube.kc),
+    pods: kubeBoundPodReader(kube.kc),
+    audience,
+    serviceAccounts,
+    onReview: (outcome) => kube.metrics.tokenReviews.inc({ outcome }),
+  });
+}
+
+/** --agent-token-file / --insecure-agents (or, in Kubernetes mode, TokenReview) → who may deliver DNS evidence. */
+function agentAuthenticator(values: AgentAuthFlags, log: Logger, kube?: { kc: KubeConfig; metrics: ControlMetrics }): AgentAuthenticator {
   const file = values["agent-token-file"];
   if (file !== undefined && values["insecure-agents"]) throw new UsageError("give either --agent-token-file FILE or --insecure-agents, not both");
   if (values["insecure-agents"]) {
@@ -63,6 +96,7 @@ function agentAuthenticator(values: { "agent-token-file"?: string; "insecure-age
     );
     return new InsecureAgents();
   }
+  if (file === undefined && kube) return tokenReviewAuthenticator(values, kube, log);
   if (file === undefined) {
     log.warn("no --agent-token-file: every Observe is refused with UNAUTHENTICATED (agents cannot deliver DNS evidence)");
     return new NoAgentCredentials();
@@ -137,11 +171,28 @@ trust (docs/security.md):
                             them gRPC is plaintext, with a warning unless it listens on loopback
   --grpc-tls-listen HOST:PORT   TLS address (default 0.0.0.0:9443; AgentService and FilterService)
   --insecure-agents         accept Observe from anyone, for any pod (labs only; logged loudly)
+  --agent-audience AUD      Kubernetes mode (without --agent-token-file): agents send a projected
+                            ServiceAccount token with this audience (default egret-control), checked
+                            by a TokenReview (cached); the stream is bound to the node of the pod the
+                            token is bound to, and ends when the token expires
+  --agent-service-account NS:NAME
+                            the agents' ServiceAccount (repeatable; default $POD_NAMESPACE:egret-agent)
   --filter-snat-peer CIDR   (repeatable; off by default) clusters that SNAT pod traffic to control:
                             filter calls from these addresses are served for the pod they name,
                             unverified. Otherwise Watch/Lookup/Report are served only when the
                             peer address is one of the named pod's IPs (PERMISSION_DENIED if not)
 `;
+
+function loadKubeConfig(file: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (file) kc.loadFromFile(file);
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new UsageError(`cannot load the Kubernetes configuration: ${(err as Error).message}`);
+  }
+  return kc;
+}
 
 function int(name: string, value: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (value === undefined) return undefined;
@@ -212,6 +263,8 @@ export const command: CliCommand = {
           "max-lookup-wait-ms": { type: "string" },
           "agent-token-file": { type: "string" },
           "insecure-agents": { type: "boolean" },
+          "agent-audience": { type: "string", default: "egret-control" },
+          "agent-service-account": { type: "string", multiple: true },
           "tls-cert": { type: "string" },
           "tls-key": { type: "string" },
           "grpc-tls-listen": { type: "string", default: "0.0.0.0:9443" },
@@ -254,7 +307,9 @@ export const command: CliCommand = {
     const filterSelector = parseSelector(values["filter-selector"] ?? []);
     const coverageGraceMs = int("coverage-grace-ms", values["coverage-grace-ms"], 0, 86_400_000);
     const log = createLogger("control");
-    const agentAuth = agentAuthenticator(values, log);
+    const metrics = createControlMetrics({ defaultMetrics: true });
+    const kc = values.kubernetes ? loadKubeConfig(values.kubeconfig) : undefined;
+    const agentAuth = agentAuthenticator(values, log, kc ? { kc, metrics } : undefined);
     const tls = tlsOptions(values, log);
     const filterSnatPeers = values["filter-snat-peer"] ?? [];
     try {
@@ -269,14 +324,7 @@ export const command: CliCommand = {
     if (values["wasm-previous"] !== undefined && !values.wasm) throw new UsageError("--wasm-previous needs --wasm FILE (the module this release serves)");
     if (values.wasm) routes.push(createWasmHandler(await wasmModules(values.wasm, values["wasm-previous"], log)));
     let source: ControlSource;
-    if (values.kubernetes) {
-      const kc = new KubeConfig();
-      try {
-        if (values.kubeconfig) kc.loadFromFile(values.kubeconfig);
-        else kc.loadFromDefault();
-      } catch (err) {
-        throw new UsageError(`cannot load the Kubernetes configuration: ${(err as Error).message}`);
-      }
+    if (kc) {
       source = new KubeSource({
         kubeConfig: kc,
         policyApi: defaultPolicyApi,
@@ -309,6 +357,7 @@ export const command: CliCommand = {
       grpcLimits: maxLookupWaitMs ? { maxLookupWaitMs } : undefined,
       httpRoutes: routes,
       serverId: process.env.POD_NAME,
+      metrics,
       agentAuth,
       filterSnatPeers,
       filterSelector,

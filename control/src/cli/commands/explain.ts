@@ -3,7 +3,7 @@
 import { parseArgs } from "node:util";
 import { UsageError, type CliCommand } from "../command.js";
 import {
-  alwaysInternalEntry, compilePodSnapshot, formatDiagnostic, loadPolicyFiles, parseAddress, PolicyEngine, PROTOCOL_LABELS,
+  alwaysInternalEntry, compilePodSnapshot, formatAddress, formatDiagnostic, loadPolicyFiles, parseAddress, PolicyEngine, PROTOCOL_LABELS,
   type EvalResponse, type PodIdentity, type Policy,
 } from "../../policy/index.js";
 
@@ -43,7 +43,9 @@ export function parseDestination(text: string): { ip?: string; name?: string; po
   if (bracket) { host = bracket[1]!; if (bracket[2]) port = Number(bracket[2]); }
   else if ((text.match(/:/g) ?? []).length === 1) { const i = text.indexOf(":"); host = text.slice(0, i); port = Number(text.slice(i + 1)); }
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--to "${text}": port must be 1…65535`);
-  if (parseAddress(host)) return { ip: host, port };
+  // The address in its normal form (::ffff:a.b.c.d is the IPv4 address), as the filter reads it.
+  const address = parseAddress(host);
+  if (address) return { ip: formatAddress(address.address, address.family), port };
   if (!/^[A-Za-z0-9_.-]+\.?$/.test(host)) throw new UsageError(`--to "${text}": not a DNS name or IP address`);
   return { name: host.toLowerCase().replace(/\.$/, ""), port };
 }

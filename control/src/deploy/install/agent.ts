@@ -1,7 +1,19 @@
 // `egret agent`: one per node, watches the DNS answers pods receive and streams them to every
 // control replica.
 import type { KubeObject } from "../objects.js";
-import { AGENT_METRICS_PORT, AGENT_NAME, CONTROL_NAME, GRPC_PORT, labels, NAMESPACE, selectorLabels, type InstallSettings } from "./settings.js";
+import {
+  AGENT_METRICS_PORT,
+  AGENT_NAME,
+  AGENT_TOKEN_AUDIENCE,
+  AGENT_TOKEN_DIR,
+  AGENT_TOKEN_EXPIRATION_SECONDS,
+  AGENT_TOKEN_FILE,   CONTROL_NAME,
+  GRPC_PORT,
+  labels,
+  NAMESPACE,
+  selectorLabels,
+  type InstallSettings,
+} from "./settings.js";
 
 export const AGENT_HEADER = `\`egret agent\`: one per node, watches the DNS answers pods receive (libpcap on the node's pod
 interfaces) and streams them to every control replica.
@@ -10,7 +22,10 @@ sockets; the promiscuous-mode membership libpcap asks for is a packet-socket opt
 "any" device ignores it), so CAP_NET_ADMIN is not granted. It runs as UID 0 because
 Kubernetes cannot grant ambient capabilities to a non-root process and no_new_privs (which we
 keep) ignores file capabilities; every other capability is dropped and the root filesystem is
-read-only. It has no Kubernetes API access at all (no token mounted). Its /metrics and /healthz
+read-only. It has no Kubernetes API access at all: the only token it holds is a projected
+ServiceAccount token for the audience ${AGENT_TOKEN_AUDIENCE} (useless against the API server), expiring
+after ${AGENT_TOKEN_EXPIRATION_SECONDS / 60} minutes and refreshed by the kubelet; it sends it to control, which checks it
+with a TokenReview and binds the stream to this pod's node. Its /metrics and /healthz
 listen on the node's own address (status.hostIP), port ${AGENT_METRICS_PORT}.
 --trusted-resolver: cluster DNS as pods see it (the kube-dns Service IP; add NodeLocal
 DNSCache's address if you run it); \`egret manifests --trusted-resolver\` sets it.`;
@@ -25,6 +40,8 @@ function agentArgs(s: InstallSettings): string[] {
     ...s.trustedResolvers.map((ip) => `--trusted-resolver=${ip}`),
     ...s.podCidrs.map((c) => `--pod-cidr=${c}`),
     "--node-name=$(NODE_NAME)",
+    // Re-read on every reconnect; control ends a stream when its token expires.
+    `--token-file=${AGENT_TOKEN_DIR}/${AGENT_TOKEN_FILE}`,
     `--metrics-address=$(HOST_IP):${AGENT_METRICS_PORT}`,
   ];
 }
@@ -56,7 +73,10 @@ function agentContainer(s: InstallSettings): Record<string, unknown> {
       capabilities: { drop: ["ALL"], add: ["NET_RAW"] },
       seccompProfile: { type: "RuntimeDefault" },
     },
-    volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
+    volumeMounts: [
+      { name: "tmp", mountPath: "/tmp" },
+      { name: "egret-token", mountPath: AGENT_TOKEN_DIR, readOnly: true },
+    ],
   };
 }
 
@@ -101,7 +121,16 @@ export function agentObjects(s: InstallSettings): KubeObject[] {
             // Pods run on every node, tainted or not, so the agent must too.
             tolerations: [{ operator: "Exists" }],
             containers: [agentContainer(s)],
-            volumes: [{ name: "tmp", emptyDir: { sizeLimit: "16Mi" } }],
+            volumes: [
+              { name: "tmp", emptyDir: { sizeLimit: "16Mi" } },
+              // Bound to this pod (so to its node), for Egret's audience only, short-lived.
+              {
+                name: "egret-token",
+                projected: {
+                  sources: [{ serviceAccountToken: { audience: AGENT_TOKEN_AUDIENCE, expirationSeconds: AGENT_TOKEN_EXPIRATION_SECONDS, path: AGENT_TOKEN_FILE } }],
+                },
+              },
+            ],
           },
         },
       },

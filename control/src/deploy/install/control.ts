@@ -1,7 +1,7 @@
 // `egret control`: Deployment, PodDisruptionBudget, the Service for filters and the headless
 // Service for agents, and the DestinationRule that keeps Istio mTLS off the filters' connection.
 import type { KubeObject } from "../objects.js";
-import { CONTROL_NAME, controlHost, GRPC_PORT, HTTP_PORT, labels, NAMESPACE, selectorLabels, type InstallSettings } from "./settings.js";
+import { AGENT_NAME, AGENT_TOKEN_AUDIENCE, CONTROL_NAME, controlHost, GRPC_PORT, HTTP_PORT, labels, NAMESPACE, selectorLabels, type InstallSettings } from "./settings.js";
 
 export const CONTROL_HEADER = `\`egret control\`: the gRPC control service (FilterService for sidecar filters, AgentService for
 node agents) plus an HTTP port for /metrics, /healthz, /readyz and the wasm module
@@ -28,6 +28,8 @@ function controlArgs(s: InstallSettings): string[] {
     // mesh phase is applied) can still download it.
     `--wasm-previous=http://${controlHost}:${HTTP_PORT}`,
     "--audit-log=stdout",
+    `--agent-audience=${AGENT_TOKEN_AUDIENCE}`,
+    `--agent-service-account=${NAMESPACE}:${AGENT_NAME}`,
     ...s.clusterCidrs.map((c) => `--cluster-cidr=${c}`),
     // The EnvoyFilter's workloadSelector: coverage calls sidecars it leaves out envoy-without-filter.
     ...Object.entries(s.workloadSelector).map(([k, v]) => `--filter-selector=${k}=${v}`),

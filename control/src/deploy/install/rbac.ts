@@ -4,7 +4,7 @@ import type { KubeObject } from "../objects.js";
 import { CONTROL_NAME, labels, NAMESPACE } from "./settings.js";
 
 export const CONTROL_RBAC_HEADER = `Least privilege for \`egret control\`: read what it compiles policy from, write only policy
-status and Events.`;
+status and Events, and create TokenReviews (agents' projected tokens).`;
 
 export function controlRbacObjects(): KubeObject[] {
   const meta = { name: CONTROL_NAME, labels: labels("control") };
@@ -27,6 +27,8 @@ export function controlRbacObjects(): KubeObject[] {
         { apiGroups: ["networking.istio.io"], resources: ["serviceentries"], verbs: ["get", "list", "watch"] },
         // Accepted/Invalid conditions and selectedPods.
         { apiGroups: ["egret.dev"], resources: ["egresspolicies/status", "clusteregresspolicies/status"], verbs: ["update", "patch"] },
+        // Agents authenticate with projected ServiceAccount tokens: control asks whether they are valid.
+        { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },
         // Rate-limited deny Events (core/v1).
         { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
       ],

@@ -14,6 +14,12 @@ export const AGENT_NAME = "egret-agent";
 export const GRPC_PORT = 9090;
 export const HTTP_PORT = 9091;
 export const AGENT_METRICS_PORT = 9102;
+/** The audience of the agents' projected tokens (control --agent-audience). */
+export const AGENT_TOKEN_AUDIENCE = "egret-control";
+/** The agents' token lifetime; the kubelet refreshes it at 80 % (the API's minimum is 600). */
+export const AGENT_TOKEN_EXPIRATION_SECONDS = 3600;
+export const AGENT_TOKEN_DIR = "/var/run/secrets/egret";
+export const AGENT_TOKEN_FILE = "token";
 /** Where the volume delivery mode expects the module inside each sidecar. */
 export const WASM_VOLUME_PATH = "/var/local/lib/egret/egret.wasm";
 

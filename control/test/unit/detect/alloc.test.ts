@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import * as m from "./messages.js";
+import { h2cRequest, hpackBlock } from "../../support/h2c.js";
 
 const HARNESS = fileURLToPath(new URL("../../../../../filter/build/test/detect_alloc.wasm", import.meta.url));
 
@@ -27,6 +28,8 @@ function load() {
 const workloads: [string, Uint8Array, Uint8Array, boolean][] = [
   ["tls", m.clientHello({ sni: "a.example", alpn: ["h2", "http/1.1"], versions: [0x0304], ech: true, recordSize: 200, padding: 500 }), new Uint8Array(0), false],
   ["http", m.httpRequest("CONNECT", "db.example:5432", [["Host", "db.example:5432"]]), new Uint8Array(0), false],
+  ["h2c (HPACK, Huffman, CONTINUATION)", h2cRequest(hpackBlock([{ indexed: 2 }, { nameIndex: 1, huffman: "api.example.com", indexing: "incremental" },
+    { name: "x-a", huffman: "b".repeat(30), indexing: "incremental" }, { indexed: 62 }]), { fragment: 6, padding: 2 }), new Uint8Array(0), false],
   ["postgresql", m.pgStartup(), new Uint8Array(0), false],
   ["redis ambiguous", m.bytes("get k\r\n"), m.bytes("$1\r\nv\r\n"), false],
   ["memcached", m.bytes("set k 0 0 1\r\nv\r\n"), new Uint8Array(0), false],

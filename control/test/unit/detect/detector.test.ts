@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { DetectorEngine, PROTO_NEED_MORE, type DetectedClaims } from "../../../src/detect/wasm-detector.js";
 import * as m from "./messages.js";
+import { h2cRequest, requestBlock } from "../../support/h2c.js";
 
 const engine = new DetectorEngine();
 
@@ -67,7 +68,8 @@ const cases: Case[] = [
   { name: "HTTP with conflicting Host headers reports no host", steps: [C(m.httpRequest("GET", "/", [["Host", "a.example"], ["Host", "b.example"]]))],
     protocol: "http", claims: { httpHost: null } },
   { name: "HTTP/1.0 POST with a custom method-like token", steps: [C(m.httpRequest("PROPFIND", "/dav/", [["Host", "dav.example"]], "HTTP/1.0"))], protocol: "http" },
-  { name: "HTTP/2 prior-knowledge preface", steps: [C(m.h2Preface())], protocol: "http2" },
+  { name: "HTTP/2 prior knowledge: the first request's :authority", steps: [C(h2cRequest(requestBlock("API.Example.com:8443"), { fragment: 5 }))],
+    protocol: "http2", claims: { h2Authority: "api.example.com", h2Flags: 0, httpHost: null } },
   { name: "PostgreSQL StartupMessage 3.0", steps: [C(m.pgStartup())], protocol: "postgresql" },
   { name: "PostgreSQL StartupMessage 3.2", steps: [C(m.pgStartup([["user", "u"]], 2))], protocol: "postgresql" },
   { name: "PostgreSQL SSLRequest (STARTTLS keeps the label)", steps: [C(m.pgSslRequest()), S("S"), C(m.clientHello({ sni: "db" }))], protocol: "postgresql" },

@@ -5,6 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { instantiateTools } from "../../../src/wasm/tools.js";
 import * as m from "./messages.js";
+import { h2cRequest, requestBlock } from "../../support/h2c.js";
 
 const TOTAL_INPUTS = 1_000_000;
 
@@ -19,7 +20,7 @@ function rng(seed: number) {
 
 const clientSeeds: Uint8Array[] = [
   m.clientHello({ sni: "a.example", alpn: ["h2", "http/1.1"], versions: [0x0304, 0x0303], ech: true }),
-  m.clientHello({ sni: "b.example", recordSize: 50 }), m.sslv2Hello(), m.h2Preface(),
+  m.clientHello({ sni: "b.example", recordSize: 50 }), m.sslv2Hello(), m.h2Preface(), h2cRequest(requestBlock("h2.example", [{ name: "x-a", value: "b", indexing: "incremental" }]), { fragment: 6 }),
   m.httpRequest("GET", "/", [["Host", "h.example:81"]]), m.httpRequest("CONNECT", "c.example:443"),
   m.httpRequest("GET", "http://[2001:db8::1]:8080/x", [["Host", "x"]]), m.pgStartup(), m.pgSslRequest(), m.pgCancelRequest(),
   m.respCommand("SET", "k", "v"), m.bytes("PING\r\n"), m.bytes("get k\r\n"), m.bytes("set k 0 0 1\r\nx\r\n"), m.memcachedBinaryGet(),

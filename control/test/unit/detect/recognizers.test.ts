@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { loadHarness } from "../egress-harness.js";
 import * as m from "./messages.js";
+import { h2cRequest, requestBlock } from "../../support/h2c.js";
 
 const NO = 0, MAYBE = 1, LIKELY = 2, YES = 3;
 const h = loadHarness("detect_recognizers");
@@ -25,7 +26,7 @@ const R = {
 
 const hello = m.clientHello({ sni: "x.example", alpn: ["h2"] });
 const valid: [string, number, Uint8Array][] = [
-  ["tls record", R.tlsRecord, hello.subarray(0, 11)], ["sslv2", R.sslv2, m.sslv2Hello()], ["h2", R.h2, m.h2Preface().subarray(0, 24)],
+  ["tls record", R.tlsRecord, hello.subarray(0, 11)], ["sslv2", R.sslv2, m.sslv2Hello()], ["h2", R.h2, h2cRequest(requestBlock("x.example"), { fragment: 4, padding: 2 })],
   ["http", R.http, m.httpRequest("GET", "/", [["Host", "a"]])], ["pg startup", R.postgres, m.pgStartup()], ["pg ssl", R.postgres, m.pgSslRequest()],
   ["pg cancel", R.postgres, m.pgCancelRequest()], ["ssh", R.sshClient, m.sshBanner()], ["amqp", R.amqp, m.amqp091Header()],
   ["mqtt", R.mqtt, m.mqttConnect()], ["mongo msg", R.mongo, m.mongoOpMsg()], ["mongo query", R.mongo, m.mongoOpQuery()],
