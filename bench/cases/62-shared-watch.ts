@@ -33,9 +33,9 @@ export const benchCase: BenchCase = {
       };
       const streamsBefore = w.control.watchCount;
       const memBefore = vmBytes();
-      await eventually(() => { w.tick(50); return w.control.watchCount === 1 && w.host.sharedData(PREFIX + "head") !== undefined; }, "one Watch stream for the sidecar", 30_000);
+      await eventually(async () => { await w.tick(50); return w.control.watchCount === 1 && w.host.sharedData(PREFIX + "head") !== undefined; }, "one Watch stream for the sidecar", 30_000);
       // Let the followers load the published base (they sync on ticks and new connections).
-      for (let i = 0; i < 5; i++) w.tick(50);
+      for (let i = 0; i < 5; i++) await w.tick(50);
       const streamsAfter = w.control.watchCount;
       const memAfter = vmBytes() + sharedBytes();
       ctx.log(`${entries} resolutions; wasm memory per VM ${vms.map((vm) => (vm.u8().byteLength / 2 ** 20).toFixed(1)).join(" / ")} MiB, shared data ${(sharedBytes() / 2 ** 20).toFixed(2)} MiB`);

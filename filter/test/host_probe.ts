@@ -50,6 +50,9 @@ function prop(a: string, b: string = "", c: string = "", d: string = "", e: stri
   return out;
 }
 
+/** The last stream context deleted (for "effective-deleted": is its id still registered?). */
+let lastDeleted: u32 = 0;
+
 class ProbeRoot extends RootContext {
   ticks: i32 = 0;
   holdAt: u32 = 0;
@@ -136,6 +139,7 @@ class ProbeRoot extends RootContext {
     // From the root, close_stream has no connection to act on: proves the effective context of an
     // earlier callback did not leak into this one.
     if (has("close-on-tick")) info("tick close=" + st(closeStream(StreamType.Downstream)));
+    if (has("effective-deleted") && lastDeleted != 0) info("tick effective-deleted id=" + lastDeleted.toString() + " status=" + st(setEffectiveContext(lastDeleted)));
     const stop = value("tick-stop");
     if (stop !== null && this.ticks >= I32.parseInt(stop)) setTickPeriod(0);
   }
@@ -316,7 +320,7 @@ class ProbeStream extends StreamContext {
     return false; // ignored by Envoy for TCP streams
   }
   onLog(): void { if (!has("quiet")) info("log id=" + this.id.toString()); }
-  onDelete(): void { if (!has("quiet")) info("delete id=" + this.id.toString()); }
+  onDelete(): void { lastDeleted = this.id; if (!has("quiet")) info("delete id=" + this.id.toString()); }
 }
 
 registerRootContextFactory((id: u32): RootContext => new ProbeRoot(id));

@@ -13,6 +13,8 @@ import type { RingStats } from "./packet-ring.js";
 import { ControlTargets } from "./control-targets.js";
 import { ReplicaStream } from "./replica-stream.js";
 import { ObservationStore } from "./store.js";
+import { EgressBypass } from "./egress-bypass.js";
+import type { EgressWatchLimits } from "./egress-watch.js";
 
 export interface AgentOptions {
   /** Stable id of this agent process, sent with every batch ("<node>/<boot id>"). */
@@ -54,6 +56,8 @@ export interface AgentOptions {
   };
   /** IP fragment reassembly bounds (default DEFAULT_REASSEMBLY_LIMITS: 30 s, 1 MiB per pod, 16 MiB in total). */
   fragments?: Partial<ReassemblyLimits>;
+  /** Bypass detection (egress-bypass.ts): outbound SYNs and UDP on pod interfaces; off when absent. */
+  egress?: { limits?: Partial<EgressWatchLimits>; bufferBytes?: number; clusterCidrs?: readonly string[] };
   /** Called for every accepted observation (tests, debugging). */
   onObservation?(obs: DnsObservation): void;
 }
@@ -62,6 +66,8 @@ export class Agent {
   readonly observer: DnsObserver;
   readonly pipeline: DnsPipeline;
   readonly store: ObservationStore;
+  /** Bypass detection, when enabled. */
+  readonly egress?: EgressBypass;
   readonly frameDrops: DropCounts = {};
   /** IP fragments, reassembled per interface and direction (ip-reassembler.ts). */
   readonly fragments: IpReassembler;
@@ -101,6 +107,23 @@ export class Agent {
       dnsPorts: opts.dns.ports, maxTcpConnections: 16_384, maxTcpConnectionsPerClient: 64, maxTcpBufferedBytes: 32 << 20,
       isTrustedServer: (ip) => trusted.has(ip),
     });
+    if (opts.egress) {
+      this.egress = new EgressBypass({
+        agentId: opts.agentId,
+        log: opts.log,
+        now: this.now,
+        interfaces: opts.capture.interfaces,
+        bufferBytes: opts.egress.bufferBytes ?? opts.capture.bufferBytes,
+        rescanMs: opts.capture.rescanMs,
+        dnsPorts: opts.dns.ports,
+        trustedResolvers: opts.dns.trustedResolvers,
+        podCidrs: opts.dns.podCidrs,
+        clusterCidrs: opts.egress.clusterCidrs ?? [],
+        limits: opts.egress.limits,
+        connectTimeoutMs: opts.control.connectTimeoutMs,
+        ...(opts.control.credentials ? { credentials: opts.control.credentials } : {}),
+      });
+    }
   }
 
   async start(): Promise<void> {
@@ -116,6 +139,7 @@ export class Agent {
       });
       this.capture.start();
     }
+    this.egress?.start();
     this.targets = new ControlTargets({
       addresses: this.opts.control.addresses,
       ...(this.opts.control.service ? { service: this.opts.control.service } : {}),
@@ -137,6 +161,7 @@ export class Agent {
     const deadline = this.now() + opts.timeoutMs;
     await sleep(Math.min(opts.captureTailMs, opts.timeoutMs));
     this.capture?.stop();
+    this.egress?.stop();
     this.targets?.stop();
     const pending = (): Record<string, string> => {
       const out: Record<string, string> = {};
@@ -157,6 +182,7 @@ export class Agent {
 
   stop(): void {
     this.capture?.stop();
+    this.egress?.stop();
     this.targets?.stop();
     for (const s of this.streams.values()) s.close();
     this.streams.clear();
@@ -254,6 +280,7 @@ export class Agent {
   }
 
   private setReplicas(addresses: string[]): void {
+    this.egress?.setReplicas(addresses);
     const wanted = new Set(addresses);
     for (const [a, s] of this.streams) {
       if (!wanted.has(a)) {

@@ -21,8 +21,19 @@ export interface ConnectionOptions {
   destination: string;
   /** Worker VM index; default round-robin. */
   worker?: number;
-  /** Emulate tcp_proxy connecting at once when asked (default true). */
+  /**
+   * Emulate the upstream connect when tcp_proxy asks (default true). As in Envoy, the connect
+   * completes later, on a following event-loop turn (tcp_proxy's pool callback), never inside
+   * the call that asked for it: until then downstream reads stay disabled. false: the driver
+   * calls upstreamConnected() / upstreamConnectFailed() itself (egret sidecar does).
+   */
   autoConnectUpstream?: boolean;
+  /**
+   * With autoConnectUpstream: the network connects at once, inside the call that asked (no
+   * client bytes can arrive before the upstream exists). A driver's choice of network timing for
+   * tests that are not about it; Envoy's own order is the default.
+   */
+  connectImmediately?: boolean;
   /** Address the upstream connection comes from once connected (upstream.local_address). */
   upstreamLocalAddress?: string;
   /**
@@ -60,6 +71,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   upstreamConnectRequested = false;
   /** Resolves when tcp_proxy asks for the upstream connection. */
   readonly whenUpstreamRequested: Promise<void>;
+  /** Resolves when tcp_proxy's upstream connection is established (never, if it closes first). */
+  readonly whenUpstreamConnected: Promise<void>;
   /** Resolves when the connection is closed, with who closed it. */
   readonly whenClosed: Promise<CloseInfo>;
   closeInfo?: CloseInfo;
@@ -83,6 +96,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
   private readonly dst: { host: string; port: number };
   private upstreamLocal?: string;
   private resolveRequested!: () => void;
+  private resolveConnected!: () => void;
   private resolveClosed!: (c: CloseInfo) => void;
 
   constructor(
@@ -95,6 +109,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     this.src = splitHostPort(options.source);
     this.dst = splitHostPort(options.destination);
     this.whenUpstreamRequested = new Promise((r) => (this.resolveRequested = r));
+    this.whenUpstreamConnected = new Promise((r) => (this.resolveConnected = r));
     this.whenClosed = new Promise((r) => (this.resolveClosed = r));
   }
 
@@ -167,6 +182,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     if (this.state !== "connecting") return;
     this.upstreamLocal = localAddress ?? this.options.upstreamLocalAddress;
     this.state = "open";
+    this.resolveConnected();
     this.readEnabled = true; // tcp_proxy re-enables reads on connect (§3.2 step 4)
     if (this.downstreamBuffer.length > 0 || this.downstreamEnd) this.readDownstream();
   }
@@ -244,7 +260,9 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     this.state = "connecting";
     this.resolveRequested();
     this.emit("upstream-connect");
-    if (this.options.autoConnectUpstream !== false && this.state === "connecting") this.upstreamConnected();
+    if (this.options.autoConnectUpstream === false) return;
+    if (this.options.connectImmediately) this.upstreamConnected();
+    else setImmediate(() => this.upstreamConnected());
   }
 
   private readDownstream(): void {

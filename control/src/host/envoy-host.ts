@@ -6,7 +6,7 @@ import { readFile } from "node:fs/promises";
 import { RealClock, ManualClock, type Clock } from "./clock.js";
 import { StatStore } from "./metrics.js";
 import { SharedData, SharedQueues } from "./shared-state.js";
-import { GrpcChannels } from "./grpc-callouts.js";
+import { GrpcChannels, type ClusterEndpoints } from "./grpc-callouts.js";
 import { linkCheck, LinkError } from "./link.js";
 import { WasmVm } from "./vm.js";
 import { Connection, type ConnectionOptions, type FailurePolicy } from "./connection.js";
@@ -29,8 +29,15 @@ export interface EnvoyHostOptions {
   concurrency?: number;
   /** The pod this sidecar belongs to: xds.node.* properties (§4.3). */
   node?: NodeIdentity;
-  /** gRPC cluster name → "host:port" (§5). */
-  grpcClusters?: Record<string, string>;
+  /**
+   * gRPC cluster name → its endpoint "host:port", or several (replicas: each call and stream is
+   * load balanced least-request, as Istio's default; §5, docs/reference/envoy-grpc.md).
+   */
+  grpcClusters?: Record<string, ClusterEndpoints>;
+  /** Default of ConnectionOptions.connectImmediately for every connection (test drivers). */
+  connectImmediately?: boolean;
+  /** Random source of the least-request choice (tests make it deterministic). Default Math.random. */
+  lbRandom?: () => number;
   /**
    * Source address of gRPC connections (Envoy's cluster_manager.upstream_bind_config): control
    * binds a filter to the pod that owns it. Any 127.0.0.0/8 address on one machine.
@@ -50,7 +57,15 @@ export interface EnvoyHostOptions {
   maxLogEntries?: number;
 }
 
-export interface VmStatus { name: string; failed: boolean; failure?: string; rootContextId: number; liveContexts: number }
+export interface VmStatus {
+  name: string; failed: boolean; failure?: string;
+  /** The root context new connections get (the newest configuration's). */
+  rootContextId: number;
+  /** Every live root context, oldest first (more than one after reconfigure(), until the old ones drain). */
+  rootContextIds: number[];
+  /** Live contexts: roots plus streams not yet deleted. */
+  liveContexts: number;
+}
 
 export class EnvoyHost {
   private readonly logEntries: LogEntry[] = [];
@@ -83,7 +98,7 @@ export class EnvoyHost {
     if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new Error(`concurrency must be an integer from 1 to 64, got ${concurrency}`);
     const logLevel = options.logLevel ?? 0;
     const maxLogs = options.maxLogEntries ?? 10_000;
-    const grpc = await GrpcChannels.create(options.grpcClusters ?? {}, options.grpcSourceAddress);
+    const grpc = await GrpcChannels.create(options.grpcClusters ?? {}, options.grpcSourceAddress, options.lbRandom);
     let host: EnvoyHost | undefined;
     const pending: LogEntry[] = [];
     const services: HostServices = {
@@ -136,23 +151,65 @@ export class EnvoyHost {
     let vm = this.workers[index];
     if (!vm) throw new Error(`no worker ${index}: concurrency is ${this.workers.length}`);
     if (vm.failed && this.options.failurePolicy === "FAIL_RELOAD") vm = this.reload(index);
-    const c = new Connection(vm, options, this.options.failurePolicy ?? "FAIL_CLOSED", (done) => this.connections.delete(done));
+    const c = new Connection(vm, { connectImmediately: this.options.connectImmediately, ...options }, this.options.failurePolicy ?? "FAIL_CLOSED", (done) => this.connections.delete(done));
     this.connections.add(c);
     c.open();
     return c;
   }
 
-  /** Advances an injected ManualClock by `ms`, firing due ticks and timers (tests, simulate). */
-  tick(ms: number): void {
+  /**
+   * Advances an injected ManualClock by `ms`, firing due ticks and timers (tests); network answers
+   * that are ready arrive between two timers, as in Envoy.
+   */
+  tick(ms: number): Promise<void> {
     if (!(this.services.clock instanceof ManualClock)) throw new Error("host.tick() needs EnvoyHostOptions.clock = new ManualClock()");
-    this.services.clock.advance(ms);
+    return this.services.clock.advance(ms);
   }
+
+  /** Active gRPC/HTTP callouts per endpoint, and how many client connections exist (one per VM × endpoint). */
+  grpcUsage(): { active: Map<string, number>; clients: number } {
+    return { active: this.grpc.activeRequests(), clients: this.grpc.clientCount };
+  }
+
+  /**
+   * A new plugin configuration with the same VM key, as a listener update delivers it (§6.1,
+   * §6.2; docs/reference/envoy-host-behaviour.md #6): a canary VM must accept it (otherwise it
+   * is rejected and nothing changes); then every VM gets a second root context configured with it,
+   * which new connections use. Connections already open keep their root; each VM's old root is
+   * shut down (on_done, on_delete) once the last of them has closed.
+   */
+  reconfigure(pluginConfig: string | Uint8Array): { ok: boolean; reason?: string } {
+    if (this.closed) throw new Error("EnvoyHost is closed");
+    const bytes = toBytes(pluginConfig);
+    const canary = new WasmVm("canary", this.services, this.module);
+    const started = canary.start();
+    const r = started ? canary.createRoot(bytes) : { ok: false, reason: canary.failure ?? "start failed" };
+    canary.discard();
+    if (!r.ok) {
+      this.record({ vm: "canary", level: 4, message: `new plugin configuration rejected: ${r.reason}`, host: true });
+      return { ok: false, reason: r.reason };
+    }
+    for (const vm of [this.mainVm, ...this.workers]) {
+      if (vm.failed) continue;
+      const old = vm.rootIds;
+      const added = vm.createRoot(bytes);
+      if (!added.ok) {
+        this.record({ vm: vm.name, level: 4, message: `configuring the new root context failed: ${added.reason}`, host: true });
+        continue;
+      }
+      for (const id of old) vm.retireRoot(id);
+    }
+    this.currentPluginConfig = bytes;
+    return { ok: true };
+  }
+
+  private currentPluginConfig?: Buffer;
 
   /** FAIL_RELOAD: a fresh VM for a failed worker (Envoy reloads with backoff; here at once). */
   private reload(index: number): WasmVm {
     const old = this.workers[index];
     const vm = new WasmVm(old.name, this.services, this.module);
-    const ok = vm.start() && vm.createRoot().ok;
+    const ok = vm.start() && vm.createRoot(this.currentPluginConfig).ok;
     if (!ok) {
       this.record({ vm: old.name, level: 4, message: `wasm VM reload failed: ${vm.failure ?? "configure refused"}`, host: true });
       return old; // still failed: its connections are closed
@@ -191,7 +248,7 @@ export class EnvoyHost {
   sharedData(key: string): { value: Buffer; cas: number } | undefined { return this.services.sharedData.get(this.services.vmId, key); }
 
   vmStatus(): VmStatus[] {
-    return [this.mainVm, ...this.workers].map((vm) => ({ name: vm.name, failed: vm.failed, failure: vm.failure, rootContextId: vm.rootContextId, liveContexts: vm.contexts.size }));
+    return [this.mainVm, ...this.workers].map((vm) => ({ name: vm.name, failed: vm.failed, failure: vm.failure, rootContextId: vm.rootContextId, rootContextIds: vm.rootIds, liveContexts: vm.rootIds.length + vm.liveStreams }));
   }
 
   get droppedLogCount(): number { return this.droppedLogs; }

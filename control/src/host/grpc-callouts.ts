@@ -7,16 +7,18 @@ import * as grpc from "@grpc/grpc-js";
 import { CalloutType, MapType, Status } from "./abi.js";
 import type { WasmVm } from "./vm.js";
 import { SourceBoundForwarder } from "./upstream-bind.js";
+import type { TimerHandle } from "./clock.js";
 
 export interface Callout {
   readonly kind: "call" | "stream";
+  /** The root context that made it: its answers go there (§5), and it ends with that root. */
+  readonly rootId: number;
   cancel(): void;
   /** Streams only. */
   send?(message: Buffer, endStream: boolean): void;
   halfClose?(): void;
 }
 
-/** Cluster name → "host:port", and the grpc-js clients for them (one per address+authority). */
 /**
  * Envoy opens an upstream connection on demand for each new gRPC stream (no channel-level
  * reconnect backoff: a failed connect fails that stream at once, the next stream tries again).
@@ -29,36 +31,93 @@ export const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.max_reconnect_backoff_ms": 1000,
 };
 
+/** A cluster: one endpoint ("host:port") or several (the replicas behind a Service). */
+export type ClusterEndpoints = string | readonly string[];
+
+/** The endpoint one call or stream went to; `release()` when it is over (least-request counts). */
+export interface PickedEndpoint { readonly address: string; release(): void }
+
+/** Envoy's LeastRequestLbConfig.choice_count default. */
+const LEAST_REQUEST_CHOICES = 2;
+
+/**
+ * The "cluster manager" of the host: cluster name → endpoints, and the grpc-js clients.
+ *
+ * Like Envoy (docs/reference/envoy-grpc.md): every worker thread has its own connections to a
+ * cluster, so each VM gets its own grpc-js client per endpoint; each new call or stream is load
+ * balanced on its own, so one sidecar's Watch and Lookup can land on different replicas. Istio's
+ * default policy is LEAST_REQUEST; with equal weights Envoy samples `choice_count` (2) hosts at
+ * random, with replacement, and takes the one with the fewest active requests.
+ */
 export class GrpcChannels {
   private readonly clients = new Map<string, grpc.Client>();
+  private readonly active = new Map<string, number>();
   constructor(
-    private readonly clusters: Record<string, string>,
+    private readonly clusters: Record<string, readonly string[]>,
     private readonly forwarders: SourceBoundForwarder[] = [],
+    private readonly random: () => number = Math.random,
   ) {}
 
-  /** With `sourceAddress`, every cluster is reached from that address (upstream-bind.ts). */
-  static async create(clusters: Record<string, string>, sourceAddress?: string): Promise<GrpcChannels> {
-    if (!sourceAddress) return new GrpcChannels(clusters);
+  /** With `sourceAddress`, every endpoint is reached from that address (upstream-bind.ts). */
+  static async create(clusters: Record<string, ClusterEndpoints>, sourceAddress?: string, random?: () => number): Promise<GrpcChannels> {
+    const lists: Record<string, readonly string[]> = {};
+    for (const [name, endpoints] of Object.entries(clusters)) {
+      const list = typeof endpoints === "string" ? [endpoints] : [...endpoints];
+      if (list.length === 0) throw new Error(`grpcClusters["${name}"]: no endpoints; give "host:port" or a list of them`);
+      lists[name] = list;
+    }
+    if (!sourceAddress) return new GrpcChannels(lists, [], random);
     const forwarders: SourceBoundForwarder[] = [];
-    const bound: Record<string, string> = {};
+    const bound: Record<string, string[]> = {};
     try {
-      for (const [name, address] of Object.entries(clusters)) {
-        const f = await SourceBoundForwarder.start(address, sourceAddress);
-        forwarders.push(f);
-        bound[name] = f.address;
+      for (const [name, list] of Object.entries(lists)) {
+        bound[name] = [];
+        for (const address of list) {
+          const f = await SourceBoundForwarder.start(address, sourceAddress);
+          forwarders.push(f);
+          bound[name].push(f.address);
+        }
       }
     } catch (err) {
       for (const f of forwarders) f.close();
       throw err;
     }
-    return new GrpcChannels(bound, forwarders);
+    return new GrpcChannels(bound, forwarders, random);
   }
 
   hasCluster(name: string): boolean { return Object.hasOwn(this.clusters, name); }
-  address(cluster: string): string | undefined { return this.hasCluster(cluster) ? this.clusters[cluster] : undefined; }
 
-  client(address: string, authority: string): grpc.Client {
-    const key = `${address}\0${authority}`;
+  /** Least-request pick (power of two choices) among the cluster's endpoints; undefined = no such cluster. */
+  pick(cluster: string): PickedEndpoint | undefined {
+    if (!this.hasCluster(cluster)) return undefined;
+    const list = this.clusters[cluster];
+    let chosen = list[0];
+    if (list.length > 1) {
+      let best = Infinity;
+      for (let i = 0; i < LEAST_REQUEST_CHOICES; i++) {
+        const candidate = list[Math.min(list.length - 1, Math.floor(this.random() * list.length))];
+        const load = this.active.get(candidate) ?? 0;
+        if (load < best) { best = load; chosen = candidate; }
+      }
+    }
+    this.active.set(chosen, (this.active.get(chosen) ?? 0) + 1);
+    let released = false;
+    return {
+      address: chosen,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.active.set(chosen, (this.active.get(chosen) ?? 1) - 1);
+      },
+    };
+  }
+
+  /** Active calls + streams per endpoint address (tests, diagnostics). */
+  activeRequests(): Map<string, number> { return new Map(this.active); }
+
+  /** The grpc-js client of one VM ("worker thread") for one endpoint and authority. */
+  client(vmName: string, address: string, authority: string): grpc.Client {
+    const key = `${vmName}\0${address}\0${authority}`;
     let c = this.clients.get(key);
     if (!c) {
       c = new grpc.Client(address, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, ...(authority ? { "grpc.default_authority": authority } : {}) });
@@ -67,12 +126,23 @@ export class GrpcChannels {
     return c;
   }
 
+  /** Separate client connections so far (one per VM × endpoint × authority). */
+  get clientCount(): number { return this.clients.size; }
+
   close(): void {
     for (const c of this.clients.values()) c.close();
     this.clients.clear();
     for (const f of this.forwarders) f.close();
   }
 }
+
+/**
+ * What Envoy's async gRPC client reports when a unary call's timeout fires: the router's
+ * response timeout sends a local 504 "upstream request timeout", which a gRPC request receives as
+ * grpc-status httpToGrpcStatus(504) = UNAVAILABLE (docs/reference/envoy-grpc.md). Not
+ * DEADLINE_EXCEEDED: that only comes from a server that enforced grpc-timeout itself.
+ */
+export const CALL_TIMEOUT = { code: grpc.status.UNAVAILABLE, message: "upstream request timeout" } as const;
 
 interface Target { cluster: string; authority: string }
 
@@ -122,18 +192,18 @@ function parseMessage(b: Uint8Array): { no: number; bytes?: Uint8Array }[] | und
   return out;
 }
 
-interface Resolved { status: number; address?: string; authority?: string; cluster?: string }
+interface Resolved { status: number; cluster?: string; authority?: string }
 
 function resolveUpstream(vm: WasmVm, upstream: Uint8Array): Resolved {
   const parsed = parseGrpcService(upstream);
   if (parsed) {
     // Parsed form: the cluster is not checked up front; a missing one fails asynchronously.
-    return { status: Status.Ok, cluster: parsed.cluster, address: vm.services.grpc.address(parsed.cluster), authority: parsed.authority || parsed.cluster };
+    return { status: Status.Ok, cluster: parsed.cluster, authority: parsed.authority || parsed.cluster };
   }
   const cluster = Buffer.from(upstream).toString("utf8");
   if (!vm.services.grpc.hasCluster(cluster)) return { status: Status.ParseFailure };
   // Plain name: :authority defaults to the cluster name (invalid for Istio names, istio#27918).
-  return { status: Status.Ok, cluster, address: vm.services.grpc.address(cluster), authority: cluster };
+  return { status: Status.Ok, cluster, authority: cluster };
 }
 
 function toMetadata(pairs: [Buffer, Buffer][]): grpc.Metadata {
@@ -156,52 +226,74 @@ function fromMetadata(md: grpc.Metadata | undefined): [Buffer, Buffer][] {
   return out;
 }
 
-/** Delivers a root callback, honouring failure, cancellation and deferral. */
-function deliver(vm: WasmVm, token: number, fn: () => void): void {
-  setImmediate(() => {
-    if (vm.failed || !vm.contexts.has(vm.rootContextId)) return;
-    vm.defer(fn);
-  });
+/** Delivers a root callback from the network (next event-loop turn), honouring failure, cancellation and deferral. */
+function deliver(vm: WasmVm, rootId: number, fn: () => void): void {
+  setImmediate(() => deliverNow(vm, rootId, fn));
 }
 
-function onReceive(vm: WasmVm, token: number, message: Buffer): void {
+/** Delivers a root callback now (a timer of the injected clock fired), or after the current VM call. */
+function deliverNow(vm: WasmVm, rootId: number, fn: () => void): void {
+  if (vm.failed || !vm.hasRoot(rootId)) return;
+  vm.defer(fn);
+}
+
+function onReceive(vm: WasmVm, rootId: number, token: number, message: Buffer): void {
   vm.grpcReceiveBuffer = message;
-  try { vm.call("proxy_on_grpc_receive", vm.rootContextId, vm.rootContextId, token, message.length); } finally { vm.grpcReceiveBuffer = undefined; }
+  try { vm.call("proxy_on_grpc_receive", rootId, rootId, token, message.length); } finally { vm.grpcReceiveBuffer = undefined; }
 }
 
-function onClose(vm: WasmVm, token: number, code: number, message: string): void {
+function onClose(vm: WasmVm, rootId: number, token: number, code: number, message: string): void {
   vm.status = { code, message };
-  vm.call("proxy_on_grpc_close", vm.rootContextId, vm.rootContextId, token, code);
+  vm.call("proxy_on_grpc_close", rootId, rootId, token, code);
 }
 
-function onMetadata(vm: WasmVm, token: number, type: number, pairs: [Buffer, Buffer][], callback: string): void {
+function onMetadata(vm: WasmVm, rootId: number, token: number, type: number, pairs: [Buffer, Buffer][], callback: string): void {
   vm.grpcMetadata = { type, pairs };
-  try { vm.call(callback, vm.rootContextId, vm.rootContextId, token, pairs.length); } finally { vm.grpcMetadata = undefined; }
+  try { vm.call(callback, rootId, rootId, token, pairs.length); } finally { vm.grpcMetadata = undefined; }
 }
 
 export function startGrpcCall(vm: WasmVm, req: { upstream: Buffer; service: string; method: string; metadata: [Buffer, Buffer][]; message: Buffer; timeoutMs: number }): { status: number; token?: number } {
   const r = resolveUpstream(vm, req.upstream);
   if (r.status !== Status.Ok) return { status: r.status };
   const token = vm.nextCalloutToken(CalloutType.GrpcCall);
+  const rootId = vm.activeRootId();
+  const endpoint = vm.services.grpc.pick(r.cluster!);
+  const clock = vm.services.clock;
   let finished = false;
-  const fail = (code: number, message: string): void => {
-    if (finished) return; finished = true;
-    vm.callouts.delete(token);
-    deliver(vm, token, () => onClose(vm, token, code, message));
-  };
-  if (!r.address) { vm.callouts.set(token, { kind: "call", cancel: () => { finished = true; } }); fail(grpc.status.UNAVAILABLE, `cluster ${r.cluster} not found`); return { status: Status.Ok, token }; }
   let call: grpc.ClientUnaryCall | undefined;
-  const options: grpc.CallOptions = req.timeoutMs > 0 ? { deadline: new Date(Date.now() + req.timeoutMs) } : {};
-  vm.callouts.set(token, { kind: "call", cancel: () => { finished = true; call?.cancel(); } });
+  let deadline: TimerHandle | undefined;
+  const settle = (): void => {
+    finished = true;
+    vm.callouts.delete(token);
+    endpoint?.release();
+    if (deadline) { clock.clearTimer(deadline); deadline = undefined; }
+  };
+  const fail = (code: number, message: string): void => {
+    if (finished) return;
+    settle();
+    deliver(vm, rootId, () => onClose(vm, rootId, token, code, message));
+  };
+  vm.callouts.set(token, { kind: "call", rootId, cancel: () => { if (!finished) { settle(); call?.cancel(); } } });
+  if (!endpoint) { fail(grpc.status.UNAVAILABLE, `cluster ${r.cluster} not found`); return { status: Status.Ok, token }; }
+  // The call's timeout runs on the host's clock, as Envoy's router timer runs on its dispatcher's
+  // time source: an injected ManualClock decides when it fires, so tests reach that branch.
+  if (req.timeoutMs > 0) {
+    deadline = clock.setTimer(req.timeoutMs, () => {
+      deadline = undefined;
+      if (finished) return;
+      settle();
+      call?.cancel();
+      deliverNow(vm, rootId, () => onClose(vm, rootId, token, CALL_TIMEOUT.code, CALL_TIMEOUT.message));
+    });
+  }
   try {
-    call = vm.services.grpc.client(r.address, r.authority ?? "").makeUnaryRequest(
-      `/${req.service}/${req.method}`, (b: Buffer) => b, (b: Buffer) => b, req.message, toMetadata(req.metadata), options,
+    call = vm.services.grpc.client(vm.name, endpoint.address, r.authority ?? "").makeUnaryRequest(
+      `/${req.service}/${req.method}`, (b: Buffer) => b, (b: Buffer) => b, req.message, toMetadata(req.metadata), {},
       (err: grpc.ServiceError | null, value?: Buffer) => {
         if (finished) return;
         if (err) { fail(err.code ?? grpc.status.UNKNOWN, err.details ?? err.message); return; }
-        finished = true;
-        vm.callouts.delete(token);
-        deliver(vm, token, () => onReceive(vm, token, value ?? Buffer.alloc(0)));
+        settle();
+        deliver(vm, rootId, () => onReceive(vm, rootId, token, value ?? Buffer.alloc(0)));
       });
   } catch (e) {
     fail(grpc.status.INTERNAL, (e as Error).message);
@@ -213,40 +305,44 @@ export function startGrpcStream(vm: WasmVm, req: { upstream: Buffer; service: st
   const r = resolveUpstream(vm, req.upstream);
   if (r.status !== Status.Ok) return { status: r.status };
   const token = vm.nextCalloutToken(CalloutType.GrpcStream);
+  const rootId = vm.activeRootId();
+  const endpoint = vm.services.grpc.pick(r.cluster!);
   let closed = false;
   let closedByServer = false;
   const finish = (code: number, message: string, trailers?: grpc.Metadata): void => {
     if (closed) return; closed = true; closedByServer = true;
     vm.callouts.delete(token);
-    deliver(vm, token, () => {
-      if (trailers) onMetadata(vm, token, MapType.GrpcReceiveTrailingMetadata, fromMetadata(trailers), "proxy_on_grpc_receive_trailing_metadata");
-      onClose(vm, token, code, message);
+    endpoint?.release();
+    deliver(vm, rootId, () => {
+      if (trailers) onMetadata(vm, rootId, token, MapType.GrpcReceiveTrailingMetadata, fromMetadata(trailers), "proxy_on_grpc_receive_trailing_metadata");
+      onClose(vm, rootId, token, code, message);
     });
   };
-  if (!r.address) {
-    vm.callouts.set(token, { kind: "stream", cancel: () => { closed = true; }, send: () => undefined, halfClose: () => undefined });
+  if (!endpoint) {
+    vm.callouts.set(token, { kind: "stream", rootId, cancel: () => { closed = true; }, send: () => undefined, halfClose: () => undefined });
     finish(grpc.status.UNAVAILABLE, `cluster ${r.cluster} not found`);
     return { status: Status.Ok, token };
   }
   let stream: grpc.ClientDuplexStream<Buffer, Buffer>;
   try {
-    stream = vm.services.grpc.client(r.address, r.authority ?? "").makeBidiStreamRequest(`/${req.service}/${req.method}`, (b: Buffer) => b, (b: Buffer) => b, toMetadata(req.metadata), {});
+    stream = vm.services.grpc.client(vm.name, endpoint.address, r.authority ?? "").makeBidiStreamRequest(`/${req.service}/${req.method}`, (b: Buffer) => b, (b: Buffer) => b, toMetadata(req.metadata), {});
   } catch (e) {
-    vm.callouts.set(token, { kind: "stream", cancel: () => { closed = true; } });
+    vm.callouts.set(token, { kind: "stream", rootId, cancel: () => { closed = true; } });
     finish(grpc.status.INTERNAL, (e as Error).message);
     return { status: Status.Ok, token };
   }
   // Events queued before a cancel are dropped at delivery: a cancelled token is forgotten.
   const live = (): boolean => vm.callouts.has(token);
   stream.on("metadata", (md: grpc.Metadata) => {
-    if (!closed) deliver(vm, token, () => { if (live()) onMetadata(vm, token, MapType.GrpcReceiveInitialMetadata, fromMetadata(md), "proxy_on_grpc_receive_initial_metadata"); });
+    if (!closed) deliver(vm, rootId, () => { if (live()) onMetadata(vm, rootId, token, MapType.GrpcReceiveInitialMetadata, fromMetadata(md), "proxy_on_grpc_receive_initial_metadata"); });
   });
-  stream.on("data", (msg: Buffer) => { if (!closed) deliver(vm, token, () => { if (live() || closedByServer) onReceive(vm, token, msg); }); });
+  stream.on("data", (msg: Buffer) => { if (!closed) deliver(vm, rootId, () => { if (live() || closedByServer) onReceive(vm, rootId, token, msg); }); });
   stream.on("error", () => { /* reported through "status" */ });
   stream.on("status", (st: grpc.StatusObject) => finish(st.code, st.details, st.metadata));
   vm.callouts.set(token, {
     kind: "stream",
-    cancel: () => { closed = true; stream.cancel(); },
+    rootId,
+    cancel: () => { closed = true; endpoint.release(); stream.cancel(); },
     send: (message, endStream) => { stream.write(message); if (endStream) stream.end(); },
     halfClose: () => stream.end(),
   });

@@ -66,7 +66,7 @@ function envFunctions(vm: WasmVm): Record<string, HostFn> {
       case BufferType.VmConfiguration:
         return { status: Status.Ok, data: s.vmConfig };
       case BufferType.PluginConfiguration:
-        return vm.pluginConfigReadable ? { status: Status.Ok, data: s.pluginConfig } : { status: Status.NotFound };
+        return vm.pluginConfigReadable ? { status: Status.Ok, data: vm.pluginConfigReadable } : { status: Status.NotFound };
       default:
         return { status: Status.NotFound };
     }
@@ -213,9 +213,9 @@ function envFunctions(vm: WasmVm): Record<string, HostFn> {
       return s.sharedData.set(s.vmId, vm.readString(n(keyPtr), n(keyLen)), vm.read(n(valPtr), n(valLen)), n(cas));
     },
     proxy_register_shared_queue(namePtr, nameLen, tokenPtr) {
-      const root = vm.rootContextId;
+      const root = vm.activeRootId();
       const token = s.queues.register(s.vmId, vm.readString(n(namePtr), n(nameLen)), {
-        alive: () => !vm.failed && vm.contexts.has(root),
+        alive: () => !vm.failed && vm.hasRoot(root),
         deliver: (t) => vm.defer(() => { vm.call("proxy_on_queue_ready", root, root, t); }),
       });
       vm.writeU32(n(tokenPtr), token);

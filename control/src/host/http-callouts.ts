@@ -12,11 +12,12 @@ export function startHttpCall(vm: WasmVm, req: HttpCallRequest): { status: numbe
   const header = (name: string): string | undefined => req.headers.find(([k]) => k.toString() === name)?.[1].toString();
   const method = header(":method"), path = header(":path"), authority = header(":authority");
   if (!method || !path || !authority) return { status: Status.BadArgument };
-  const address = vm.services.grpc.address(req.cluster);
-  if (!address) return { status: Status.BadArgument };
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(address) ?? /^([^:]+):(\d+)$/.exec(address);
-  if (!m) return { status: Status.BadArgument };
+  const endpoint = vm.services.grpc.pick(req.cluster);
+  if (!endpoint) return { status: Status.BadArgument };
+  const m = /^\[([^\]]+)\]:(\d+)$/.exec(endpoint.address) ?? /^([^:]+):(\d+)$/.exec(endpoint.address);
+  if (!m) { endpoint.release(); return { status: Status.BadArgument }; }
   const token = vm.nextCalloutToken(CalloutType.HttpCall);
+  const rootId = vm.activeRootId();
   const headers: Record<string, string> = { host: authority };
   for (const [k, v] of req.headers) { const key = k.toString(); if (!key.startsWith(":")) headers[key] = v.toString(); }
   let done = false;
@@ -24,11 +25,12 @@ export function startHttpCall(vm: WasmVm, req: HttpCallRequest): { status: numbe
     if (done) return;
     done = true;
     vm.callouts.delete(token);
-    setImmediate(() => { if (!vm.failed && vm.contexts.has(vm.rootContextId)) vm.defer(fn); });
+    endpoint.release();
+    setImmediate(() => { if (!vm.failed && vm.hasRoot(rootId)) vm.defer(fn); });
   };
   const failure = (message: string): void => finish(() => {
     vm.status = { code: Status.BrokenConnection, message };
-    vm.call("proxy_on_http_call_response", vm.rootContextId, vm.rootContextId, token, 0, 0, 0);
+    vm.call("proxy_on_http_call_response", rootId, rootId, token, 0, 0, 0);
   });
   const request = http.request({ host: m[1], port: Number(m[2]), method, path, headers, timeout: req.timeoutMs > 0 ? req.timeoutMs : undefined }, (res) => {
     const chunks: Buffer[] = [];
@@ -43,14 +45,14 @@ export function startHttpCall(vm: WasmVm, req: HttpCallRequest): { status: numbe
       vm.status = { code: Status.Ok, message: "" };
       vm.httpResponse = { body, headers: hdrs, trailers };
       try {
-        vm.call("proxy_on_http_call_response", vm.rootContextId, vm.rootContextId, token, hdrs.length, body.length, trailers.length);
+        vm.call("proxy_on_http_call_response", rootId, rootId, token, hdrs.length, body.length, trailers.length);
       } finally { vm.httpResponse = undefined; }
     }));
   });
   request.on("timeout", () => { request.destroy(); failure("timeout"); });
   request.on("error", (e) => failure(e.message));
   request.end(req.body);
-  vm.callouts.set(token, { kind: "call", cancel: () => { done = true; request.destroy(); } });
+  vm.callouts.set(token, { kind: "call", rootId, cancel: () => { done = true; request.destroy(); } });
   return { status: Status.Ok, token };
 }
 

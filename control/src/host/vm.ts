@@ -14,9 +14,25 @@ import type { Callout } from "./grpc-callouts.js";
 export interface VmContext {
   readonly id: number;
   readonly isRoot: boolean;
+  /** The root context this context belongs to (a root: itself). */
+  readonly rootId: number;
   readonly connection?: StreamOwner;
   /** Root only: onDone returned false; deletion waits for proxy_done. */
   deletionDeferred?: boolean;
+  /** Stream only: on_delete ran; the id stays registered until the connection object goes (§6.2). */
+  deleted?: boolean;
+}
+
+/** One root context of this VM: its configuration, timer and the streams opened under it (§6.1, §6.5). */
+interface RootState {
+  readonly id: number;
+  readonly pluginConfig: Buffer;
+  tickPeriodMs: number;
+  tickTimer?: TimerHandle;
+  /** Streams created under this root and not yet destroyed. */
+  streams: number;
+  /** Its configuration was replaced: shut it down once its last stream is gone. */
+  retiring: boolean;
 }
 
 /** What a stream context needs from its connection for hostcalls (implemented by Connection). */
@@ -44,12 +60,13 @@ export class WasmVm {
   failed = false;
   failure?: string;
   phase: VmPhase = null;
+  /** The root context new connections are created under: the newest configuration's. */
   rootContextId = 0;
   readonly contexts = new Map<number, VmContext>();
   currentContextId = 0;
   effectiveContextId = 0;
   /** Buffers and maps that exist only during one callback (§3.6, §5). */
-  pluginConfigReadable = false;
+  pluginConfigReadable?: Buffer;
   grpcReceiveBuffer?: Buffer;
   grpcMetadata?: { type: number; pairs: [Buffer, Buffer][] };
   httpResponse?: { body: Buffer; headers: [Buffer, Buffer][]; trailers: [Buffer, Buffer][] };
@@ -64,8 +81,7 @@ export class WasmVm {
   private readonly nextToken = [0, 1, 2];
   private depth = 0;
   private readonly afterCall: (() => void)[] = [];
-  private tickPeriodMs = 0;
-  private tickTimer?: TimerHandle;
+  private readonly roots = new Map<number, RootState>();
 
   constructor(readonly name: string, readonly services: HostServices, module: WebAssembly.Module) {
     this.metrics = new VmMetrics(services.stats);
@@ -96,75 +112,138 @@ export class WasmVm {
     return !this.failed;
   }
 
-  /** Creates the root context and runs vm_start and configure; false if any refused or trapped. */
-  createRoot(): { ok: boolean; reason?: string } {
+  /**
+   * Creates a root context for `pluginConfig` (default: the host's) and runs vm_start and
+   * configure; false if any refused or trapped. A second call adds a second root context to this
+   * VM, as Envoy does for a new plugin configuration with the same VM key (§6.1, §6.2); it
+   * becomes the root of new connections.
+   */
+  createRoot(pluginConfig: Buffer = this.services.pluginConfig): { ok: boolean; reason?: string } {
     const id = this.nextContextId++;
-    this.rootContextId = id;
-    this.contexts.set(id, { id, isRoot: true });
+    this.contexts.set(id, { id, isRoot: true, rootId: id });
+    this.roots.set(id, { id, pluginConfig, tickPeriodMs: 0, streams: 0, retiring: false });
     this.call("proxy_on_context_create", id, id, 0);
     if (this.failed) return { ok: false, reason: this.failure };
     const started = this.call("proxy_on_vm_start", id, id, this.services.vmConfig.length);
     if (started === undefined) return { ok: false, reason: this.failure };
     if (started === 0) return { ok: false, reason: "proxy_on_vm_start returned false" };
-    this.pluginConfigReadable = true;
+    this.pluginConfigReadable = pluginConfig;
     let configured: number | undefined;
-    try { configured = this.call("proxy_on_configure", id, id, this.services.pluginConfig.length); } finally { this.pluginConfigReadable = false; }
+    try { configured = this.call("proxy_on_configure", id, id, pluginConfig.length); } finally { this.pluginConfigReadable = undefined; }
     if (configured === undefined) return { ok: false, reason: this.failure };
     if (configured === 0) return { ok: false, reason: "proxy_on_configure returned false (plugin configuration rejected)" };
+    this.rootContextId = id;
     return { ok: true };
+  }
+
+  /** Root contexts alive in this VM (oldest first). */
+  get rootIds(): number[] { return [...this.roots.keys()]; }
+
+  /**
+   * The configuration of `rootId` was replaced: it is shut down (on_done, then on_delete) once
+   * the connections opened under it are gone; at once if there are none.
+   */
+  retireRoot(rootId: number): void {
+    const root = this.roots.get(rootId);
+    if (!root || root.retiring) return;
+    root.retiring = true;
+    if (root.streams === 0) this.shutdownRoot(root);
   }
 
   newStreamContext(owner: StreamOwner): number {
     const id = this.nextContextId++;
-    this.contexts.set(id, { id, isRoot: false, connection: owner });
+    const rootId = this.rootContextId;
+    this.contexts.set(id, { id, isRoot: false, rootId, connection: owner });
+    const root = this.roots.get(rootId);
+    if (root) root.streams++;
     return id;
   }
 
-  /** on_done/on_log/on_delete for a stream (done's result is ignored for TCP, §1.4). */
+  /**
+   * on_done/on_log/on_delete for a stream (done's result is ignored for TCP, §1.4). The id stays
+   * registered until Envoy destroys the context with the connection (its deferred deletion, at
+   * the end of this event-loop turn): until then proxy_set_effective_context(id) still succeeds
+   * (docs/reference/envoy-host-behaviour.md #7).
+   */
   finishStream(id: number): void {
+    const ctx = this.contexts.get(id);
+    if (!ctx || ctx.deleted) return;
     if (!this.failed) {
       this.call("proxy_on_done", id, id);
       this.call("proxy_on_log", id, id);
       this.call("proxy_on_delete", id, id);
     }
-    this.contexts.delete(id);
+    ctx.deleted = true;
+    setImmediate(() => this.destroyStream(ctx));
   }
 
-  /** Shuts the VM down: root done (may defer until proxy_done), log, delete; cancels everything. */
+  /** Live (not yet deleted) stream contexts. */
+  get liveStreams(): number {
+    let n = 0;
+    for (const c of this.contexts.values()) if (!c.isRoot && !c.deleted) n++;
+    return n;
+  }
+
+  private destroyStream(ctx: VmContext): void {
+    if (this.contexts.get(ctx.id) !== ctx) return;
+    this.contexts.delete(ctx.id);
+    const root = this.roots.get(ctx.rootId);
+    if (!root) return;
+    root.streams--;
+    if (root.retiring && root.streams === 0) this.shutdownRoot(root);
+  }
+
+  /** Shuts the VM down: every root done (may defer until proxy_done), delete; cancels everything. */
   shutdown(): void {
-    this.setTickPeriod(0);
     for (const c of this.callouts.values()) c.cancel();
     this.callouts.clear();
-    const root = this.contexts.get(this.rootContextId);
-    if (root && !this.failed) {
-      const done = this.call("proxy_on_done", root.id, root.id);
-      if (done !== 0) this.deleteRoot();
-      else root.deletionDeferred = true;
-    }
+    for (const root of [...this.roots.values()]) this.shutdownRoot(root);
+  }
+
+  private shutdownRoot(root: RootState): void {
+    this.stopTick(root);
+    for (const [token, c] of this.callouts) if (c.rootId === root.id) { c.cancel(); this.callouts.delete(token); }
+    const ctx = this.contexts.get(root.id);
+    if (!ctx || ctx.deletionDeferred) return;
+    if (this.failed) { this.forgetRoot(root.id); return; }
+    const done = this.call("proxy_on_done", root.id, root.id);
+    if (done !== 0) this.deleteRoot(root.id);
+    else ctx.deletionDeferred = true;
   }
 
   /** Drops the VM without further callbacks (the canary, §6.1): timers and callouts stop. */
   discard(): void {
-    this.setTickPeriod(0);
+    for (const root of this.roots.values()) this.stopTick(root);
     for (const c of this.callouts.values()) c.cancel();
     this.callouts.clear();
     this.contexts.clear();
+    this.roots.clear();
   }
 
   /** proxy_done from a root that deferred its deletion. */
   rootDone(): number {
-    const root = this.contexts.get(this.rootContextId);
+    const root = this.contexts.get(this.activeRootId());
     if (!root?.deletionDeferred) return Status.NotFound;
-    this.afterCall.push(() => this.deleteRoot());
+    const id = root.id;
+    this.afterCall.push(() => this.deleteRoot(id));
     return Status.Ok;
   }
 
-  private deleteRoot(): void {
-    const id = this.rootContextId;
+  private deleteRoot(id: number): void {
     if (!this.contexts.has(id)) return;
     if (!this.failed) this.call("proxy_on_delete", id, id); // roots get no on_log (that is the access log of streams)
-    this.contexts.delete(id);
+    this.forgetRoot(id);
   }
+
+  private forgetRoot(id: number): void {
+    this.contexts.delete(id);
+    const root = this.roots.get(id);
+    if (root) this.stopTick(root);
+    this.roots.delete(id);
+  }
+
+  /** Whether `rootId` is still a live root context (callout answers for a deleted one are dropped). */
+  hasRoot(rootId: number): boolean { return this.contexts.has(rootId) && this.roots.has(rootId); }
 
   // --- calling into the module ----------------------------------------------------------------
 
@@ -221,7 +300,7 @@ export class WasmVm {
     this.failed = true;
     this.failure = err instanceof Error ? `${err.constructor.name}: ${err.message}` : String(err);
     this.afterCall.length = 0;
-    this.setTickPeriod(0);
+    for (const root of this.roots.values()) this.stopTick(root);
     for (const c of this.callouts.values()) c.cancel();
     this.callouts.clear();
     this.services.log({ vm: this.name, level: 5, message: `wasm VM failed: ${this.failure}`, contextId: this.currentContextId, host: true });
@@ -284,24 +363,35 @@ export class WasmVm {
     return this.contexts.get(this.effectiveContextId || this.currentContextId);
   }
 
+  /** The root context of the active context (Envoy's root_context()): callouts and timers belong to it. */
+  activeRootId(): number {
+    return this.activeContext()?.rootId ?? this.rootContextId;
+  }
+
   nextCalloutToken(type: 0 | 1 | 2): number {
     do { this.nextToken[type] = (this.nextToken[type] + 4) >>> 0; } while (this.nextToken[type] === 0 || this.callouts.has(this.nextToken[type]));
     return this.nextToken[type];
   }
 
-  /** The root's timer in this VM (§6.5). */
+  /** The timer of the active context's root in this VM (§6.5). */
   setTickPeriod(ms: number): void {
-    this.tickPeriodMs = ms;
-    if (this.tickTimer) { this.services.clock.clearTimer(this.tickTimer); this.tickTimer = undefined; }
-    if (ms > 0 && !this.failed) this.armTick();
+    const root = this.roots.get(this.activeRootId());
+    if (!root) return;
+    this.stopTick(root);
+    root.tickPeriodMs = ms;
+    if (ms > 0 && !this.failed) this.armTick(root);
   }
 
-  private armTick(): void {
-    this.tickTimer = this.services.clock.setTimer(this.tickPeriodMs, () => {
-      this.tickTimer = undefined;
-      if (this.failed || !this.contexts.has(this.rootContextId)) return;
-      this.call("proxy_on_tick", this.rootContextId, this.rootContextId);
-      if (this.tickPeriodMs > 0 && !this.tickTimer && !this.failed) this.armTick();
+  private stopTick(root: RootState): void {
+    if (root.tickTimer) { this.services.clock.clearTimer(root.tickTimer); root.tickTimer = undefined; }
+  }
+
+  private armTick(root: RootState): void {
+    root.tickTimer = this.services.clock.setTimer(root.tickPeriodMs, () => {
+      root.tickTimer = undefined;
+      if (this.failed || !this.hasRoot(root.id)) return;
+      this.call("proxy_on_tick", root.id, root.id);
+      if (root.tickPeriodMs > 0 && !root.tickTimer && !this.failed && this.hasRoot(root.id)) this.armTick(root);
     });
   }
 }

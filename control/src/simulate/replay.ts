@@ -274,6 +274,8 @@ async function replay(timeline: TimelineEvent[], x: ReplayContext): Promise<Trac
         t.conn = (await hostFor(pod)).openConnection({ source: ev.client, destination: ev.server });
         // Held connections (Lookup) settle over real gRPC before the capture moves on.
         await Promise.race([t.conn.whenUpstreamRequested, t.conn.whenClosed, timeout(30_000)]);
+        // The upstream connect completes on a later turn, as in Envoy; server bytes need it.
+        if (t.conn.upstreamConnectRequested) await Promise.race([t.conn.whenUpstreamConnected, t.conn.whenClosed]);
       } else {
         await deliver(tracked.get(ev.id), ev);
       }

@@ -19,7 +19,7 @@ test("the real filter and the real control: resolved names pass, the race is hel
     control.cleanup();
   });
   await observe(control.address, [observation("10.1.0.7", "api.example.com", ["203.0.113.10"], 300)]);
-  const host = await EnvoyHost.create({
+  const host = await EnvoyHost.create({ connectImmediately: true,
     wasm: EGRET_WASM,
     pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, reportIntervalMs: 10, lookupTimeoutMs: 3000 }),
     concurrency: 1,

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { egressWorld, eventually, sendByteByByte, mysqlGreeting, type World, type WorldOptions } from "./egress-fixture.js";
 import type { Connection } from "../../src/host/index.js";
 import { tlsHello } from "../support/attack-bytes.js";
-import { h2cRequest, hpackBlock, requestBlock } from "../support/h2c.js";
+import { H2_PREFACE, h2cRequest, h2Frame, hpackBlock, nghttp2Requests, requestBlock } from "../support/h2c.js";
 
 const POLICY = `
 apiVersion: egret.dev/v1alpha1
@@ -31,7 +31,7 @@ async function judge(w: World, bytes: Buffer, byteByByte = false, dst = `${API}:
   const c = w.connect(dst);
   if (byteByByte) sendByteByByte(c, bytes); else c.downstreamData(bytes);
   // A denied claim asks control once for the claimed name (real time, short), then closes.
-  await eventually(() => { w.tick(1); return c.closed || c.sentUpstream.length === bytes.length; }, "a verdict");
+  await eventually(async () => { await w.tick(1); return c.closed || c.sentUpstream.length === bytes.length; }, "a verdict");
   if (!c.closed) assert.deepEqual(c.sentUpstream, bytes, "every held byte forwarded once");
   else assert.equal(c.sentUpstream.length, 0, "a denied connection forwards nothing");
   return { c, allowed: !c.closed };
@@ -79,8 +79,8 @@ test("claims: a ClientHello still incomplete at the detection deadline is never 
     const hello = tlsHello({ names: ["api.example.com"] });
     const c = w.connect(`${API}:443`);
     c.downstreamData(hello.subarray(0, hello.length - 20));
-    w.tick(2100); // the filter's detectTimeoutMs (2 s)
-    await eventually(() => { w.tick(1); return c.closed; }, "the deny at the deadline");
+    await w.tick(2100); // the filter's detectTimeoutMs (2 s)
+    await eventually(async () => { await w.tick(1); return c.closed; }, "the deny at the deadline");
     assert.equal(c.sentUpstream.length, 0);
     assert.equal((await judge(w, hello)).allowed, true, "the whole hello is allowed");
     const ev = await w.events(2);
@@ -91,13 +91,13 @@ test("claims: an HTTP head still incomplete at the detection deadline is never a
   withWorld({}, async (w) => {
     const c = w.connect(`${API}:80`);
     c.downstreamData(http("GET / HTTP/1.1\nHost: api.example.com\nX-Pad: 1\n"));
-    w.tick(2100);
-    await eventually(() => { w.tick(1); return c.closed; }, "the deny at the deadline");
+    await w.tick(2100);
+    await eventually(async () => { await w.tick(1); return c.closed; }, "the deny at the deadline");
     assert.equal(c.sentUpstream.length, 0);
     const stalledTarget = w.connect(`${API}:80`);
     stalledTarget.downstreamData(Buffer.from("GET http://evil.example.net/ HTT"));
-    w.tick(2100);
-    await eventually(() => { w.tick(1); return stalledTarget.closed; }, "the deny of a cut request line");
+    await w.tick(2100);
+    await eventually(async () => { await w.tick(1); return stalledTarget.closed; }, "the deny of a cut request line");
     assert.equal((await judge(w, http("GET / HTTP/1.1\nHost: api.example.com\nX-Pad: 1\n\n"), false, `${API}:80`)).allowed, true);
     const ev = await w.events(3);
     assert.deepEqual(ev.map((e) => [e.verdict, e.reason]), [["deny", "host-unverified"], ["deny", "host-unverified"], ["allow", "allowed"]]);
@@ -185,7 +185,7 @@ spec:
 test("decide before connecting: no protocol can make a never-resolved IP pass, so no SYN leaves (docs' Deny protocols: [ssh] example)", () =>
   withWorld({ policy: DOCS_EXAMPLE }, async (w) => {
     const attack = w.connect("198.18.9.9:5432");
-    await eventually(() => { w.tick(1); return attack.closed; }, "the deny");
+    await eventually(async () => { await w.tick(1); return attack.closed; }, "the deny");
     assert.equal(attack.upstreamConnectRequested, false, "decided before tcp_proxy connects");
     // Twin: the resolved name, where postgresql can pass, waits for the bytes and is allowed.
     const twin = w.connect(`${API}:5432`);
@@ -228,7 +228,7 @@ test("failure mode closed: a Lookup timeout on a deny-list policy never turns in
   withWorld({ policy: DENY_LIST, config: { lookupTimeoutMs: 100 }, prepare: (c) => { c.lookupMode = "hang"; } }, async (w) => {
     const unknown = w.connect("198.18.9.10:443");
     assert.equal(unknown.upstreamConnectRequested, false);
-    await eventually(() => { w.tick(50); return unknown.closed; }, "the lookup-timeout deny");
+    await eventually(async () => { await w.tick(50); return unknown.closed; }, "the lookup-timeout deny");
     assert.equal(unknown.upstreamConnectRequested, false);
     const known = w.connect(`${API}:443`);
     const hello = tlsHello({ names: ["api.example.com"] });
@@ -441,4 +441,88 @@ test("names stay label-exact: a proxy target with an escaped dot ('allowed\\.one
     }
     const ev = await w.events(cases.length);
     assert.deepEqual(ev.map((e) => e.verdict), cases.map(([, a]) => (a ? "allow" : "deny")));
+  }));
+
+test("h2c: every later request on a claim-judged connection is judged by its :authority (indexed or literal); a stream naming another host closes the connection", () =>
+  withWorld({}, async (w) => {
+    const first = h2cRequest(requestBlock("api.example.com"));
+    // The first block indexed its :authority (dynamic index 62): later requests refer to it.
+    const sameIndexed = h2Frame(1, 0x05, 3, hpackBlock([{ indexed: 2 }, { indexed: 6 }, { indexed: 4 }, { indexed: 62 }]));
+    const sameLiteral = h2Frame(1, 0x04, 5, hpackBlock([{ indexed: 3 }, { indexed: 6 }, { indexed: 4 }, { nameIndex: 1, huffman: "API.example.com", indexing: "none" }]));
+    const data = h2Frame(0, 0x01, 5, Buffer.from("body"));
+    const evil = hpackBlock([{ indexed: 2 }, { indexed: 6 }, { indexed: 4 }, { nameIndex: 1, huffman: "evil.example.net", indexing: "incremental" }]);
+    const evilSplit = Buffer.concat([h2Frame(1, 0x01, 7, evil.subarray(0, 4)), h2Frame(9, 0x04, 7, evil.subarray(4))]);
+    for (const bbb of [false, true]) {
+      const before = w.control.events.length;
+      const send = (c: Connection, b: Buffer) => (bbb ? sendByteByByte(c, b) : c.downstreamData(b));
+      // Twin: the same authority, indexed and literal, with a body: everything passes.
+      const twin = w.connect(`${API}:80`);
+      send(twin, first);
+      await eventually(() => { w.tick(1); return twin.sentUpstream.length === first.length; }, "the first request");
+      send(twin, sameIndexed);
+      send(twin, Buffer.concat([sameLiteral, data]));
+      assert.equal(twin.closed, false);
+      assert.deepEqual(twin.sentUpstream, Buffer.concat([first, sameIndexed, sameLiteral, data]));
+      // Attack: a later stream (HEADERS + CONTINUATION) naming a host the pod never resolved.
+      const attack = w.connect(`${API}:80`);
+      send(attack, first);
+      await eventually(() => { w.tick(1); return attack.sentUpstream.length === first.length; }, "the first request");
+      send(attack, sameIndexed);
+      send(attack, evilSplit);
+      assert.equal(attack.closed, true, `attack${bbb ? " (byte at a time)" : ""}`);
+      const passed = attack.sentUpstream.subarray(first.length + sameIndexed.length);
+      assert.ok(passed.length < evilSplit.length, "the block's END_HEADERS frame is never forwarded");
+      const ev = await w.events(before + 3);
+      assert.deepEqual(ev.slice(before).map((e) => [e.verdict, e.reason]), [["allow", "allowed"], ["allow", "allowed"], ["deny", "host-unverified"]]);
+    }
+    // Pipelined with the first request, in the held bytes: judged before anything passes.
+    const pipelined = w.connect(`${API}:80`);
+    pipelined.downstreamData(Buffer.concat([first, h2Frame(1, 0x05, 3, evil)]));
+    await eventually(() => { w.tick(1); return pipelined.closed; }, "the pipelined deny");
+    assert.equal(pipelined.sentUpstream.length, 0);
+  }));
+
+test("h2c: two requests from a real client (nghttp2 via node:http2) — a second :authority the pod never resolved closes the connection; the same one twice passes", () =>
+  withWorld({}, async (w) => {
+    const req = (authority: string) => ({ ":path": "/", ":authority": authority, "user-agent": "nghttp2-test" });
+    const twin = await nghttp2Requests([req("api.example.com"), req("api.example.com")]);
+    const attack = await nghttp2Requests([req("api.example.com"), req("evil.example.net")]);
+    for (const bbb of [false, true]) {
+      assert.equal((await judge(w, twin, bbb, `${API}:80`)).allowed, true, "the twin");
+      const c = w.connect(`${API}:80`);
+      if (bbb) sendByteByByte(c, attack); else c.downstreamData(attack);
+      await eventually(() => { w.tick(1); return c.closed; }, "the deny of the second stream");
+    }
+  }));
+
+test("h2c Upgrade: after a 101, the HTTP/2 streams of a claim-judged connection are judged like prior-knowledge ones; a websocket Upgrade stays a tunnel", () =>
+  withWorld({}, async (w) => {
+    const upgrade = http("GET / HTTP/1.1\nHost: api.example.com\nConnection: Upgrade, HTTP2-Settings\nUpgrade: h2c\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\n\n");
+    const switching = Buffer.from("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
+    const settings = h2Frame(4, 0, 0, Buffer.alloc(0));
+    const stream3 = (authority: string) => h2Frame(1, 5, 3, hpackBlock([{ indexed: 2 }, { indexed: 6 }, { indexed: 4 }, { nameIndex: 1, huffman: authority, indexing: "incremental" }]));
+    const run = async (authority: string, bbb: boolean) => {
+      const c = w.connect(`${API}:80`);
+      c.downstreamData(upgrade);
+      await eventually(() => { w.tick(1); return c.sentUpstream.length === upgrade.length; }, "the upgrade request");
+      c.upstreamData(switching);
+      const rest = Buffer.concat([H2_PREFACE, settings, stream3(authority)]);
+      if (bbb) sendByteByByte(c, rest); else c.downstreamData(rest);
+      return c;
+    };
+    for (const bbb of [false, true]) {
+      const twin = await run("api.example.com", bbb);
+      assert.equal(twin.closed, false, "twin");
+      assert.equal(twin.sentUpstream.length, upgrade.length + H2_PREFACE.length + settings.length + stream3("api.example.com").length);
+      const attack = await run("evil.example.net", bbb);
+      assert.equal(attack.closed, true, `attack${bbb ? " (byte at a time)" : ""}`);
+    }
+    // A websocket upgrade is a tunnel after its 101: its bytes are not HTTP/2 and are not judged.
+    const ws = w.connect(`${API}:80`);
+    const wsReq = http("GET /chat HTTP/1.1\nHost: api.example.com\nConnection: Upgrade\nUpgrade: websocket\nSec-WebSocket-Version: 13\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\n\n");
+    ws.downstreamData(wsReq);
+    await eventually(() => { w.tick(1); return ws.sentUpstream.length === wsReq.length; }, "the websocket upgrade");
+    ws.upstreamData(Buffer.from("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"));
+    ws.downstreamData(Buffer.from([0x81, 0x82, 1, 2, 3, 4, 0x49, 0x6b]));
+    assert.equal(ws.closed, false);
   }));

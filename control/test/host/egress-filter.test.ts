@@ -60,7 +60,7 @@ function settled(c: Connection): Promise<boolean> {
 
 /** Like settled(), moving the manual clock so ticks run (Lookup retries, deadlines). */
 function settledTicking(w: World, c: Connection): Promise<boolean> {
-  return eventually(() => { w.tick(20); return c.upstreamConnectRequested || c.closed; }, `connection to ${c.destination} to be decided`);
+  return eventually(async () => { await w.tick(20); return c.upstreamConnectRequested || c.closed; }, `connection to ${c.destination} to be decided`);
 }
 
 test("CIDR and port rules decide in on_new_connection: allowed ones connect, others never send a SYN", () =>
@@ -244,8 +244,8 @@ test("expiry: once the TTL ran out (and no grace), the IP is no longer attribute
     const before = w.connect("203.0.113.10:443");
     before.downstreamData(clientHello("api.example.com"));
     assert.equal(before.closed, false);
-    await eventually(() => { w.tick(20); return w.metric("egret_report_events_sent") >= 1; }, "the first batch answered"); // before the clock jumps: an unanswered batch is sent again
-    w.tick(11_000);
+    await eventually(async () => { await w.tick(20); return w.metric("egret_report_events_sent") >= 1; }, "the first batch answered"); // before the clock jumps: an unanswered batch is sent again
+    await w.tick(11_000);
     const after = w.connect("203.0.113.10:443");
     await settled(after);
     assert.equal(after.closed, true);
@@ -256,13 +256,15 @@ test("expiry: once the TTL ran out (and no grace), the IP is no longer attribute
 
 test("grace: a policy's resolutionGraceSeconds keeps an expired resolution usable (apps reuse IPs)", () =>
   withWorld({ policy: GRACE(60), resolutions: [["203.0.113.10", "api.example.com", 10]] }, async (w) => {
+    // 30 s pass with the network live (a Watch holder may re-subscribe and get control's state),
+    // then control forgets the name: only the filter's own copy, within its grace, can allow.
+    await w.tick(30_000);
     w.control.resolutions.clear();
-    w.tick(30_000);
     const c = w.connect("203.0.113.10:443");
     c.downstreamData(clientHello("api.example.com"));
     assert.equal(c.closed, false);
-    await eventually(() => { w.tick(20); return w.metric("egret_report_events_sent") >= 1; }, "the first batch answered"); // before the clock jumps: an unanswered batch is sent again
-    w.tick(60_000);
+    await eventually(async () => { await w.tick(20); return w.metric("egret_report_events_sent") >= 1; }, "the first batch answered"); // before the clock jumps: an unanswered batch is sent again
+    await w.tick(60_000);
     const late = w.connect("203.0.113.10:443");
     await settled(late);
     assert.equal(late.closed, true, "past TTL + grace");
@@ -364,9 +366,9 @@ test("the filter enforces its own Lookup deadline: lookup-timeout, closed by def
   withWorld({ policy: GRACE(0), config: { lookupTimeoutMs: 250 }, prepare: (c) => { c.lookupMode = "hang"; } }, async (w) => {
     const c = w.connect("203.0.113.79:443");
     await eventually(() => w.control.lookups.length === 1, "the Lookup");
-    w.tick(200);
+    await w.tick(200);
     assert.equal(c.closed, false, "still within the deadline");
-    w.tick(100);
+    await w.tick(100);
     assert.equal(c.closed, true);
     assert.equal(c.upstreamConnectRequested, false);
     const [e] = await w.events(1);
@@ -396,7 +398,7 @@ test("control outage: the last tables keep deciding known IPs; unknown ones foll
     w.control.lookupMode = "answer";
     const subscribes = () => w.control.watchRequests.filter((r) => r.type === "WATCH_REQUEST_TYPE_SUBSCRIBE");
     const before = subscribes().length;
-    await eventually(() => { w.tick(1000); return subscribes().length > before; }, "a new SUBSCRIBE");
+    await eventually(async () => { await w.tick(1000); return subscribes().length > before; }, "a new SUBSCRIBE");
     const resume = subscribes().at(-1);
     assert.equal(resume.resume_epoch, "test");
     assert.ok(resume.resume_version > 0);
@@ -416,12 +418,12 @@ test("control outage: verdicts decided while Report fails stay buffered and reac
     };
     decide(10);
     // Batches go out and fail while control is away: nothing may count as sent.
-    for (let i = 0; i < 40; i++) { w.tick(100); await new Promise((r) => setTimeout(r, 5)); }
+    for (let i = 0; i < 40; i++) { await w.tick(100); await new Promise((r) => setTimeout(r, 5)); }
     assert.equal(w.control.events.length, 0);
     assert.equal(w.metric("egret_report_events_sent"), 0, "a batch counts as sent only once control answered it");
     decide(5);
     w.control.refuseReport = false;
-    const ev = await eventually(() => { w.tick(100); return w.control.events.length >= 15 && w.metric("egret_report_events_sent") >= 15 && w.control.events; }, "the buffered verdicts after control came back");
+    const ev = await eventually(async () => { await w.tick(100); return w.control.events.length >= 15 && w.metric("egret_report_events_sent") >= 15 && w.control.events; }, "the buffered verdicts after control came back");
     assert.equal(ev.length, 15, "every verdict once (no batch was answered twice)");
     assert.ok(ev.every((e) => e.verdict === "allow"));
     assert.equal(w.metric("egret_report_events_dropped"), 0);
@@ -430,9 +432,9 @@ test("control outage: verdicts decided while Report fails stay buffered and reac
     decide(60);
     const dropped = w.metric("egret_report_events_dropped");
     assert.ok(dropped > 0, "a 4 KiB buffer cannot hold 60 verdicts");
-    for (let i = 0; i < 10; i++) { w.tick(100); await new Promise((r) => setTimeout(r, 5)); }
+    for (let i = 0; i < 10; i++) { await w.tick(100); await new Promise((r) => setTimeout(r, 5)); }
     w.control.refuseReport = false;
-    await eventually(() => { w.tick(100); return w.control.events.length >= 15 + 60 - dropped && w.control.droppedEvents >= dropped; }, "the kept verdicts and the dropped count");
+    await eventually(async () => { await w.tick(100); return w.control.events.length >= 15 + 60 - dropped && w.control.droppedEvents >= dropped; }, "the kept verdicts and the dropped count");
     assert.equal(w.control.events.length, 15 + 60 - dropped);
     assert.equal(w.control.droppedEvents, dropped);
   }));
@@ -444,7 +446,7 @@ test("reconnect after a long control outage: Watch attempts stay at most ~5 s ap
     await eventually(() => w.metric("egret_watch_reconnects") >= 2, "every VM to notice the outage");
     // Two minutes of (manual) outage in 100 ms steps, letting each attempt's refusal arrive.
     for (let t = 0; t < 120_000; t += 100) {
-      w.tick(100);
+      await w.tick(100);
       await new Promise((r) => setTimeout(r, 1));
     }
     // One VM of the sidecar holds the Watch once ticks run (shared.ts) and retries alone; a
@@ -459,7 +461,7 @@ test("reconnect after a long control outage: Watch attempts stay at most ~5 s ap
     assert.ok(Math.max(...gaps) <= 6_000, `no long silence between attempts: ${gaps.join(", ")} ms`);
     w.control.refuseWatch = false;
     const before = w.metric("egret_watch_snapshots");
-    await eventually(() => { w.tick(100); return w.metric("egret_watch_snapshots") >= before + 1 && w.control.watchCount === 1; }, "the sidecar's Watch back after control returned");
+    await eventually(async () => { await w.tick(100); return w.metric("egret_watch_snapshots") >= before + 1 && w.control.watchCount === 1; }, "the sidecar's Watch back after control returned");
   }));
 
 test("failure mode open: with control unreachable, connections that need it are allowed (and reported as such)", () =>
@@ -475,9 +477,9 @@ test("no snapshot yet: connections wait for it, then fail closed after startupWa
   withWorld({ policy: CIDR_ONLY, noWait: true, config: { startupWaitMs: 1000 }, prepare: (c) => { c.refuseWatch = true; } }, async (w) => {
     const c = w.connect("198.19.1.12:6379");
     assert.equal(c.upstreamConnectRequested, false);
-    w.tick(500);
+    await w.tick(500);
     assert.equal(c.closed, false);
-    w.tick(600);
+    await w.tick(600);
     assert.equal(c.closed, true);
     assert.equal(w.metric("egret_holds_startup"), 1);
     assert.equal(w.metric("egret_decisions_control_unavailable"), 1);
@@ -487,7 +489,7 @@ test("no snapshot yet: a held connection proceeds as soon as the first snapshot 
   withWorld({ policy: CIDR_ONLY, noWait: true, config: { startupWaitMs: 60000 }, prepare: (c) => { c.refuseWatch = true; } }, async (w) => {
     const c = w.connect("198.19.1.12:6379");
     w.control.refuseWatch = false;
-    await eventually(() => { w.tick(300); return c.upstreamConnectRequested; }, "the connection to proceed after the snapshot");
+    await eventually(async () => { await w.tick(300); return c.upstreamConnectRequested; }, "the connection to proceed after the snapshot");
     assert.equal(c.closed, false);
   }));
 
@@ -517,7 +519,7 @@ test("rejects bad plugin configuration with a message naming the field", async (
   ] as const) {
     // Envoy refuses the plugin when the canary's on_configure returns false; the log says why.
     await assert.rejects(
-      EnvoyHost.create({ wasm: EGRET_WASM, pluginConfig: config, node: { name: "p", namespace: "n", instanceIps: ["10.0.0.1"] } }),
+      EnvoyHost.create({ connectImmediately: true, wasm: EGRET_WASM, pluginConfig: config, node: { name: "p", namespace: "n", instanceIps: ["10.0.0.1"] } }),
       (e: Error) => /on_configure returned false/.test(e.message) && message.test(e.message), config);
   }
 });
@@ -526,7 +528,7 @@ test("memory stays flat over 30,000 decided connections once the GC reached stea
   withWorld({ policy: POLICY, resolutions: [["203.0.113.10", "api.example.com", 86_400], ["198.51.100.9", "other.example.net", 86_400]], config: { reportBufferBytes: 65536 } }, async (w) => {
     const hello = clientHello("api.example.com");
     const bad = clientHello("evil.example.com");
-    const round = (n: number) => {
+    const round = async (n: number) => {
       for (let i = 0; i < n; i++) {
         const ok = w.connect("203.0.113.10:443");
         ok.downstreamData(hello);
@@ -535,13 +537,13 @@ test("memory stays flat over 30,000 decided connections once the GC reached stea
         no.downstreamData(bad);
         const held = w.connect("198.19.1.12:6379"); // held for Lookup (deny-by-name rule ahead), then abandoned
         held.downstreamClose();
-        if (i % 100 === 0) w.tick(20); // report batches go out; ticks run
+        if (i % 100 === 0) await w.tick(20); // report batches go out; ticks run
       }
     };
     const vm = w.host.workers[0]!;
-    round(5000); // 15,000 connections: the incremental GC settles on its working heap
+    await round(5000); // 15,000 connections: the incremental GC settles on its working heap
     const before = vm.memory.buffer.byteLength;
-    round(5000);
+    await round(5000);
     const after = vm.memory.buffer.byteLength;
     assert.equal(w.host.openConnections, 0, "every connection closed");
     assert.ok(after <= before, `wasm memory grew from ${before} to ${after} bytes`);

@@ -24,10 +24,10 @@ export interface Event {
 }
 
 /** Polls `fn` until it returns a truthy value (generous timeout; no timing assertion). */
-export async function eventually<T>(fn: () => T | undefined | null | false, what: string, timeoutMs = 10_000): Promise<T> {
+export async function eventually<T>(fn: () => T | undefined | null | false | Promise<T | undefined | null | false>, what: string, timeoutMs = 10_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const v = fn();
+    const v = await fn();
     if (v) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 2));
@@ -228,7 +228,7 @@ export interface World {
   /** Opens a connection from the pod to `destination` ("ip:port"); `cluster` = what tcp_proxy routes it to. */
   connect(destination: string, cluster?: string): Connection;
   /** Advances the clock so ticks run (deadlines, report flushes). */
-  tick(ms?: number): void;
+  tick(ms?: number): Promise<void>;
   /** Waits until `n` report events arrived (flushing batches with ticks). */
   events(n: number): Promise<Event[]>;
   metric(name: string): number;
@@ -264,10 +264,8 @@ export async function egressWorld(o: WorldOptions): Promise<World> {
   const concurrency = o.concurrency ?? 1;
   let host: EnvoyHost;
   try {
-    host = await EnvoyHost.create({
+    host = await EnvoyHost.create({ connectImmediately: true,
       wasm: EGRET_WASM,
-      // The Lookup call's gRPC deadline runs on real time in the host: keep it far from anything a
-      // loaded machine could hit, unless a test sets lookupTimeoutMs itself.
       pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, reportIntervalMs: 10, lookupTimeoutMs: 5000, ...o.config }),
       concurrency,
       node: { name: pod.name, namespace: pod.namespace, labels: pod.labels, instanceIps: [pod.ip] },
@@ -286,9 +284,9 @@ export async function egressWorld(o: WorldOptions): Promise<World> {
   return {
     host, control, clock, pod, metric,
     connect: (destination, cluster) => host.openConnection({ source: `${pod.ip}:${nextPort++ % 20000 + 40000}`, destination, ...(cluster ? { cluster } : {}) }),
-    tick: (ms = 50) => { if (clock instanceof ManualClock) clock.advance(ms); },
+    tick: async (ms = 50) => { if (clock instanceof ManualClock) await clock.advance(ms); },
     async events(n) {
-      return eventually(() => { if (clock instanceof ManualClock) clock.advance(20); return control.events.length >= n && control.events; }, `${n} report events`);
+      return eventually(async () => { if (clock instanceof ManualClock) await clock.advance(20); return control.events.length >= n && control.events; }, `${n} report events`);
     },
     async close() {
       await host.close();

@@ -23,7 +23,7 @@ test("a name is usable for TTL + the policy's grace, not TTL + control's grace +
     await control.stop();
     control.cleanup();
   });
-  const host = await EnvoyHost.create({
+  const host = await EnvoyHost.create({ connectImmediately: true,
     wasm: EGRET_WASM,
     pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, reportIntervalMs: 10, lookupTimeoutMs: 5000 }),
     concurrency: 1,
@@ -40,9 +40,9 @@ test("a name is usable for TTL + the policy's grace, not TTL + control's grace +
 
   let port = 41000;
   const tryAt = async (offsetS: number): Promise<boolean> => {
-    clock.advance(start + offsetS * 1000 - nowMs());
+    await clock.advance(start + offsetS * 1000 - nowMs());
     const c: Connection = host.openConnection({ source: `10.1.0.7:${port++}`, destination: "203.0.113.10:443" });
-    await eventually(() => { clock.advance(1); return c.upstreamConnectRequested || c.closed; }, `a verdict at ${offsetS} s`);
+    await eventually(async () => { await clock.advance(1); return c.upstreamConnectRequested || c.closed; }, `a verdict at ${offsetS} s`);
     if (!c.closed) c.downstreamData(clientHello("api.example.com"));
     const allowed = !c.closed;
     c.downstreamClose();
@@ -52,8 +52,8 @@ test("a name is usable for TTL + the policy's grace, not TTL + control's grace +
   assert.equal(await tryAt(TTL_S + POLICY_GRACE_S - 5), true, "TTL over, within the policy's grace");
   // Control still keeps the entry (its grace is longer) but the policy's grace is over.
   assert.equal(await tryAt(TTL_S + POLICY_GRACE_S + 5), false, "beyond TTL + the policy's grace: the name no longer attributes the IP");
-  const lines = await eventually(() => {
-    clock.advance(20); // report flushes run on ticks
+  const lines = await eventually(async () => {
+    await clock.advance(20); // report flushes run on ticks
     return control.audit.length >= 3 && control.audit.map((l) => JSON.parse(l) as { verdict: string; names: string[] });
   }, "three audit lines");
   assert.deepEqual(lines.map((l) => l.verdict), ["allow", "allow", "deny"]);

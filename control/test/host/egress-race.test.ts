@@ -84,7 +84,7 @@ test(`the race against the real egret control: connections opened as the agent's
   try {
     control = await startFileControl({ policy: POLICY, pods: "pods:\n  - {name: web-0, namespace: shop, ips: [10.1.0.7, 127.1.0.7], node: node-1, labels: {app: web}}\n" });
     const { grpcPort } = control;
-    host = await EnvoyHost.create({
+    host = await EnvoyHost.create({ connectImmediately: true,
       wasm: EGRET_WASM, concurrency: 2, clock: new RealClock(),
       pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, lookupTimeoutMs: Number(process.env.EGRET_RACE_LOOKUP_MS ?? 2000) }),
       node: { name: "web-0", namespace: "shop", labels: { app: "web" }, instanceIps: ["10.1.0.7"] },

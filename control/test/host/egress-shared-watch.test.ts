@@ -17,8 +17,8 @@ spec:
 
 /** Ticks until one VM holds the Watch, control serves exactly one stream and the holder published. */
 async function elected(w: World): Promise<void> {
-  await eventually(() => {
-    w.tick(50);
+  await eventually(async () => {
+    await w.tick(50);
     return w.control.watchCount === 1 && w.host.sharedData("egret.watch/shop/web-0/head") !== undefined;
   }, "one Watch stream for the sidecar");
 }
@@ -28,7 +28,7 @@ async function decideOn(w: World, worker: number, destination: string): Promise<
   const held = w.metric("egret_holds_lookup");
   const c = w.host.openConnection({ source: `${w.pod.ip}:${41000 + Math.floor(Math.random() * 20000)}`, destination, worker });
   const atOnce = c.upstreamConnectRequested || c.closed;
-  await eventually(() => { if (!(c.upstreamConnectRequested || c.closed)) w.tick(20); return c.upstreamConnectRequested || c.closed; }, `a verdict for ${destination} on worker ${worker}`);
+  await eventually(async () => { if (!(c.upstreamConnectRequested || c.closed)) await w.tick(20); return c.upstreamConnectRequested || c.closed; }, `a verdict for ${destination} on worker ${worker}`);
   const allowed = !c.closed;
   if (allowed) c.downstreamData(clientHello(""));
   c.downstreamClose();
@@ -62,7 +62,7 @@ test("one Watch per sidecar: one VM holds the stream, every worker decides from 
       w.control.addResolution(ip, `w${worker}.api.example.com`, Number(w.clock.nowNs() / 1_000_000n) + 300_000);
       const before = w.control.lookups.length;
       const c = w.host.openConnection({ source: `${w.pod.ip}:${42000 + worker}`, destination: `${ip}:443`, worker });
-      await eventually(() => { w.tick(5); return c.upstreamConnectRequested || c.closed; }, `the Lookup verdict on worker ${worker}`);
+      await eventually(async () => { await w.tick(5); return c.upstreamConnectRequested || c.closed; }, `the Lookup verdict on worker ${worker}`);
       assert.equal(c.closed, false, `worker ${worker}: allowed after its Lookup`);
       assert.ok(w.control.lookups.length > before, `worker ${worker} asked control itself`);
       c.downstreamData(clientHello(""));
@@ -102,16 +102,16 @@ test("the holder VM fails: another VM takes the Watch over after the lease, resu
     const subscribes = () => w.control.watchRequests.filter((r) => r.type === "WATCH_REQUEST_TYPE_SUBSCRIBE");
     const before = subscribes().length;
     // The dead VM's stream ends with it; after the lease (1 s) another VM subscribes, resuming.
-    await eventually(() => { w.tick(100); return subscribes().length > before && holderLine()!.vm !== first.vm; }, "a new holder");
+    await eventually(async () => { await w.tick(100); return subscribes().length > before && holderLine()!.vm !== first.vm; }, "a new holder");
     const resume = subscribes().at(-1);
     assert.equal(resume.resume_epoch, "test", "the new holder resumes from the version it followed");
     assert.ok(Number(resume.resume_version) > 0);
-    await eventually(() => { w.tick(50); return w.control.watchCount === 1; }, "one stream again");
+    await eventually(async () => { await w.tick(50); return w.control.watchCount === 1; }, "one stream again");
     // A delta pushed now reaches the surviving worker(s) through the new holder.
     w.control.addResolution("203.0.113.3", "c.api.example.com", Number(w.clock.nowNs() / 1_000_000n) + 300_000, true);
     const alive = w.host.workers.map((vm, i) => ({ vm, i })).filter(({ vm }) => !vm.failed);
     assert.ok(alive.length >= 1);
-    await eventually(() => { w.tick(50); return (w.host.sharedData("egret.watch/shop/web-0/head")?.value.readBigUInt64LE(0) ?? 0n) > 0n && w.metric("egret_watch_deltas") >= 1; }, "the delta at the new holder");
+    await eventually(async () => { await w.tick(50); return (w.host.sharedData("egret.watch/shop/web-0/head")?.value.readBigUInt64LE(0) ?? 0n) > 0n && w.metric("egret_watch_deltas") >= 1; }, "the delta at the new holder");
     for (const { i } of alive) {
       const r = await decideOn(w, i, "203.0.113.3:443");
       assert.deepEqual(r, { allowed: true, held: false }, `worker ${i} has the delta from the new holder`);

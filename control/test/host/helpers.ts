@@ -10,12 +10,12 @@ export const probePath = (name: string): string => `${root}filter/build/test/${n
 export const EGRET_WASM = `${root}filter/build/egret.wasm`;
 
 /** Polls `check` until it returns a truthy value (or stops throwing); generous timeout. */
-export async function eventually<T>(check: () => T | undefined | false, timeoutMs = 10_000, what = "condition"): Promise<T> {
+export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, timeoutMs = 10_000, what = "condition"): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
-      const v = check();
+      const v = await check();
       if (v) return v;
     } catch (e) { last = e; }
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ""}`);
@@ -25,7 +25,7 @@ export async function eventually<T>(check: () => T | undefined | false, timeoutM
 
 /** Creates a host on the probe module with `config` words; always closed by the caller's finally. */
 export async function probeHost(config: string, extra: Partial<EnvoyHostOptions> = {}): Promise<EnvoyHost> {
-  return EnvoyHost.create({ wasm: probePath("host_probe"), pluginConfig: config, concurrency: 2, ...extra });
+  return EnvoyHost.create({ connectImmediately: true, wasm: probePath("host_probe"), pluginConfig: config, concurrency: 2, ...extra });
 }
 
 /** Log messages of one VM that start with `prefix`. */

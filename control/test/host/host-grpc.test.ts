@@ -166,7 +166,7 @@ test("effective context does not leak from the gRPC callback into a later tick",
     const c = host.openConnection({ source: "10.0.0.1:1000", destination: "198.18.0.1:443", worker: 0 });
     await c.whenUpstreamRequested;
     assert.deepEqual(lines(host, "effective=", "worker-0"), ["effective=0 continue=0"]);
-    clock.advance(50);
+    await clock.advance(50);
     assert.equal(lines(host, "tick close=0", "worker-0").length, 5);
     assert.equal(c.state, "open", "the tick's close_stream acted on the root, not on the connection");
   } finally { await host.close(); srv.server.forceShutdown(); }

@@ -1,7 +1,7 @@
 // VM model and context lifecycle (reference/proxy-wasm.md §6.1, §6.2, §3.2, §6.6).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { EnvoyHost } from "../../src/host/index.js";
+import { EnvoyHost, ManualClock } from "../../src/host/index.js";
 import { lines, probeHost, probePath } from "./helpers.js";
 
 // Test that the canary, the main-thread VM and every worker VM each create a root and configure (§6.1).
@@ -79,6 +79,74 @@ test("a root returning false from on_done is kept until proxy_done", async () =>
 
 // Test that the minimal filter module loads with the default options (no plugin config at all; §1.4 lifecycle).
 test("the minimal filter loads without configuration", async () => {
-  const host = await EnvoyHost.create({ wasm: probePath("host_minimal") });
+  const host = await EnvoyHost.create({ connectImmediately: true, wasm: probePath("host_minimal") });
   try { assert.equal(lines(host, "minimal: configured").length, 4); } finally { await host.close(); }
+});
+
+// Envoy gives an existing VM a second root context when the plugin configuration changes and the
+// VM key does not (docs/reference/envoy-host-behaviour.md #6): canary first, then a new root id
+// in every VM; new connections use it; old ones keep theirs; the old root goes when they are gone.
+test("reconfigure: a second root context in every VM; old connections keep the old root until they close", async () => {
+  const host = await probeHost("tick=1000", { concurrency: 1, clock: new ManualClock() });
+  try {
+    const old = host.openConnection({ source: "10.0.0.1:1000", destination: "198.18.0.1:80" });
+    assert.equal(old.contextId, 2);
+    host.clearLogs();
+    assert.deepEqual(host.reconfigure("tick=1000 v2"), { ok: true });
+    // Canary (a fresh VM: root 1), then the next context id of each VM as its new root: create,
+    // vm_start, configure. Ids are per VM: main had no connection (2), worker-0 had one (3).
+    assert.deepEqual(host.logs().filter((e) => e.message.startsWith("configure root=")).map((e) => `${e.vm} ${e.message.split(" ").slice(0, 2).join(" ")}`),
+      ["canary configure root=1", "main configure root=2", "worker-0 configure root=3"]);
+    assert.equal(lines(host, "vm_start root=2").length + lines(host, "vm_start root=3").length, 2, "vm_start runs for the new root too");
+    // The main VM had no connection under root 1: its old root is shut down at once; worker-0's
+    // waits for its connection.
+    assert.deepEqual(host.vmStatus().map((v) => v.rootContextIds), [[2], [1, 3]]);
+    assert.deepEqual(host.logs().filter((e) => e.message.startsWith("root ")).map((e) => `${e.vm} ${e.message}`), ["main root done 1", "main root delete 1"]);
+    const fresh = host.openConnection({ source: "10.0.0.1:1001", destination: "198.18.0.1:80" });
+    assert.deepEqual(lines(host, "new id=4"), ["new id=4 root=3 down_len=0"], "new connections get the new root as parent");
+    // Both roots tick: each root context has its own timer (§6.5).
+    host.clearLogs();
+    await host.tick(1000);
+    assert.deepEqual(host.logs().filter((e) => e.vm === "worker-0" && e.message.startsWith("tick ")).length, 2);
+    assert.equal(lines(host, "root done 1").length, 0, "worker-0 still has a connection under root 1");
+    host.clearLogs();
+    old.downstreamClose();
+    await new Promise((r) => setImmediate(r)); // the connection object goes at the end of the turn
+    assert.deepEqual(host.logs().filter((e) => e.vm === "worker-0").map((e) => e.message).filter((m) => m.startsWith("root ")), ["root done 1", "root delete 1"]);
+    assert.deepEqual(host.vmStatus()[1]!.rootContextIds, [3]);
+    fresh.downstreamData(Buffer.from("x"));
+    assert.equal(fresh.sentUpstream.toString(), "x", "the new root's connection is unaffected");
+  } finally { await host.close(); }
+});
+
+// A configuration the canary refuses is rejected and nothing changes (Envoy keeps the old one).
+test("reconfigure: a configuration the canary refuses changes nothing", async () => {
+  const host = await probeHost("", { concurrency: 1 });
+  try {
+    assert.equal(host.reconfigure("reject").ok, false);
+    assert.deepEqual(host.vmStatus().map((v) => v.rootContextIds), [[1], [1]]);
+    const c = host.openConnection({ source: "10.0.0.1:1000", destination: "198.18.0.1:80" });
+    assert.deepEqual(lines(host, "new id="), ["new id=2 root=1 down_len=0"]);
+    assert.equal(c.closed, false);
+  } finally { await host.close(); }
+});
+
+// A closed connection's context id stays registered until the connection object is destroyed at
+// the end of the event-loop turn (Envoy's deferred deletion), then set_effective_context on it is
+// BadArgument (docs/reference/envoy-host-behaviour.md #7).
+test("context id lifetime: valid for set_effective_context until the end of the turn it closed in, then BadArgument", async () => {
+  const host = await probeHost("tick=10 effective-deleted", { concurrency: 1, clock: new ManualClock() });
+  try {
+    const c = host.openConnection({ source: "10.0.0.1:1000", destination: "198.18.0.1:80" });
+    c.downstreamClose();
+    assert.deepEqual(lines(host, "delete id=2"), ["delete id=2"]);
+    host.clearLogs();
+    await host.tick(10); // the due ticks fire in this turn, before the connection object is destroyed
+    assert.deepEqual(lines(host, "tick effective-deleted", "worker-0"), ["tick effective-deleted id=2 status=0"]);
+    await new Promise((r) => setImmediate(r));
+    host.clearLogs();
+    await host.tick(10);
+    assert.deepEqual(lines(host, "tick effective-deleted", "worker-0"), ["tick effective-deleted id=2 status=2"]);
+    assert.equal(host.vmStatus()[1]!.liveContexts, 1, "only the root is left");
+  } finally { await host.close(); }
 });

@@ -8,7 +8,7 @@ import { probeHost, probePath } from "./helpers.js";
 // Test that 50k byte-sized data callbacks (reading the buffer each time) do not grow memory (§2.4: host copies are freed).
 test("memory stays flat across 50k downstream_data callbacks and 2k connections", async () => {
   for (const [wasm, config] of [[probePath("host_probe"), "quiet metrics"], [probePath("host_minimal"), "{}"]] as const) {
-    const host = await EnvoyHost.create({ wasm, pluginConfig: config, concurrency: 1 });
+    const host = await EnvoyHost.create({ connectImmediately: true, wasm, pluginConfig: config, concurrency: 1 });
     try {
       const vm = host.workers[0];
       const run = (conns: number, chunks: number): void => {
@@ -23,6 +23,8 @@ test("memory stays flat across 50k downstream_data callbacks and 2k connections"
       const before = vm.memory.buffer.byteLength;
       run(2000, 25);
       assert.equal(vm.memory.buffer.byteLength, before, `${wasm}: memory grew`);
+      assert.equal(vm.liveStreams, 0, "every stream context was deleted");
+      await new Promise((r) => setImmediate(r)); // the closed connections' objects go at the end of the turn
       assert.equal(vm.contexts.size, 1, "only the root context is left");
     } finally { await host.close(); }
   }

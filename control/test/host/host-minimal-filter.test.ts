@@ -24,7 +24,7 @@ test("minimal filter: destination logged, metrics counted, destinations streamed
       call.on("error", () => undefined);
     },
   });
-  const host = await EnvoyHost.create({
+  const host = await EnvoyHost.create({ connectImmediately: true,
     wasm: probePath("host_minimal"), concurrency: 2,
     pluginConfig: JSON.stringify({ grpc_cluster: CLUSTER, grpc_authority: "egret-control.egret-system.svc.cluster.local:9000" }),
     grpcClusters: { [CLUSTER]: srv.address },
@@ -51,7 +51,7 @@ test("minimal filter: destination logged, metrics counted, destinations streamed
 
 // Test that a stream failure is logged and the filter keeps passing traffic (§5: failure = close only).
 test("minimal filter: control unreachable is logged, traffic still flows", async () => {
-  const host = await EnvoyHost.create({ wasm: probePath("host_minimal"), concurrency: 1, pluginConfig: JSON.stringify({ grpc_cluster: "nowhere" }) });
+  const host = await EnvoyHost.create({ connectImmediately: true, wasm: probePath("host_minimal"), concurrency: 1, pluginConfig: JSON.stringify({ grpc_cluster: "nowhere" }) });
   try {
     await eventually(() => lines(host, "minimal: gRPC stream closed with status 14").length >= 2, 10_000, "stream failure");
     const c = host.openConnection({ source: "10.1.0.7:1", destination: "198.18.0.1:80" });

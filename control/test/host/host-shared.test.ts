@@ -46,11 +46,11 @@ test("ticks fire once per VM per period and stop at period 0", async () => {
   const host = await probeHost("tick=100 tick-stop=3", { concurrency: 2, clock });
   try {
     assert.ok(lines(host, "set_tick status=").every((l) => l === "set_tick status=0"));
-    clock.advance(99);
+    await clock.advance(99);
     assert.equal(lines(host, "tick ").length, 0);
-    clock.advance(1);
+    await clock.advance(1);
     assert.deepEqual(host.logs().filter((e) => e.message.startsWith("tick 1 ")).map((e) => e.vm).sort(), ["main", "worker-0", "worker-1"]);
-    clock.advance(1000);
+    await clock.advance(1000);
     for (const vm of ["main", "worker-0", "worker-1"]) assert.equal(lines(host, "tick ", vm).length, 3, `${vm} stopped after 3 ticks`);
     // proxy_get_current_time_nanoseconds follows the injected clock.
     const t1 = Number(/now_ms=(\d+)/.exec(lines(host, "tick 1 ", "main")[0])![1]);

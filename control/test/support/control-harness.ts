@@ -32,6 +32,10 @@ export interface PodSpec {
   labels: Record<string, string>;
   /** spec.nodeName; ControlFixture places pods without one on TEST_NODE. */
   node?: string;
+  /** Whether the pod runs a sidecar (the pods file's `sidecar:`); unset: unknown. */
+  sidecar?: boolean;
+  /** Pod annotations (Istio's traffic.sidecar.istio.io/exclude* are read). */
+  annotations?: Record<string, string>;
 }
 
 /** The node the fixture's pods run on by default, and the agent token for it. */
@@ -76,10 +80,10 @@ export function egressPolicy(name: string, namespace: string, podLabels: Record<
 }
 
 /** Polls `check` until it returns a value (not undefined/false) or the timeout passes. */
-export async function eventually<T>(check: () => T | undefined | false, what: string, timeoutMs = 10_000, intervalMs = 10): Promise<T> {
+export async function eventually<T>(check: () => T | undefined | false | Promise<T | undefined | false>, what: string, timeoutMs = 10_000, intervalMs = 10): Promise<T> {
   const until = Date.now() + timeoutMs;
   for (;;) {
-    const v = check();
+    const v = await check();
     if (v !== undefined && v !== false) return v;
     if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, intervalMs));

@@ -193,5 +193,7 @@ test("shared IPs: the indexed matcher agrees with matching every name against ev
         assert.ok(["default-deny", "unattributed"].includes(got.reason), `${got.verdict}/${got.reason} rule ${got.rule}`);
       }
     }), { numRuns: 300 });
-  assert.ok(seen.matched > 50 && seen.none > 20 && seen.stale > 5, `outcomes exercised: ${JSON.stringify(seen)}`);
+  // Random inputs: each outcome must be exercised, with margins far below its typical count (matched
+  // 46-69 of 300 in eight runs) so that the check catches a generator that stopped producing one, never bad luck.
+  assert.ok(seen.matched > 10 && seen.none > 20 && seen.stale > 5, `outcomes exercised: ${JSON.stringify(seen)}`);
 });

@@ -31,6 +31,7 @@ import { EgressStream, PHASE_WAIT_CLAIM } from "./stream";
 import { Inspector, ensureInspectScratch } from "./inspect";
 import { SharedWatch, ROLE_OWN, ROLE_HOLDER, ROLE_FOLLOWER, ROLE_CANDIDATE } from "./shared";
 import { RequestFramer } from "./requests";
+import { H2RequestWalker } from "./h2requests";
 
 const SERVICE = "egret.v1.FilterService";
 /** Pending-slot kinds: why a connection is registered with the root. */
@@ -112,6 +113,7 @@ export class EgressRoot extends RootContext {
   private inspectors: Inspector[] = [];
   private laterHeads: Inspector | null = null;
   private framers: RequestFramer[] = [];
+  private h2Walkers: H2RequestWalker[] = [];
   // Reused decoders and buffers (allocated once).
   private watchView: WatchResponseView = new WatchResponseView();
   private resView: ResolutionView = new ResolutionView();
@@ -372,6 +374,15 @@ export class EgressRoot extends RootContext {
     if (this.framers.length < 1024) this.framers.push(f);
   }
 
+  /** A pooled h2c request walker (~41 KiB each: header block copy and HPACK table). */
+  takeH2Walker(): H2RequestWalker {
+    return this.h2Walkers.length > 0 ? this.h2Walkers.pop() : new H2RequestWalker();
+  }
+
+  giveBackH2Walker(w: H2RequestWalker): void {
+    if (this.h2Walkers.length < 32) this.h2Walkers.push(w);
+  }
+
   giveBackInspector(insp: Inspector): void {
     // Bounded: a burst of concurrent inspections does not pin memory forever.
     if (this.inspectors.length < 256) this.inspectors.push(insp);
@@ -423,9 +434,14 @@ export class EgressRoot extends RootContext {
     this.metrics!.lookupFailed.increment(1);
     if (slot < 0) return;
     const s = unchecked(this.slotStream[slot]);
+    const now = nowMs();
+    // Past the connection's deadline the hold is over whatever the status says: Envoy reports its
+    // own call timeout as UNAVAILABLE "upstream request timeout" (the router's local 504), and a
+    // server enforcing grpc-timeout as DEADLINE_EXCEEDED (4); docs/reference/envoy-grpc.md.
+    const timedOut = grpcStatus == 4 || now >= unchecked(this.slotDeadline[slot]);
     // A transport failure (connection reset, replica going away) is not an answer: ask again on
     // the next tick while the connection's deadline allows. The deadline still bounds the hold.
-    if (s !== null && grpcStatus != 4 && s.lookupRetries < MAX_LOOKUP_RETRIES && nowMs() < unchecked(this.slotDeadline[slot])) {
+    if (s !== null && !timedOut && s.lookupRetries < MAX_LOOKUP_RETRIES) {
       s.lookupRetries++;
       unchecked((this.slotToken[slot] = 0));
       return;
@@ -433,9 +449,8 @@ export class EgressRoot extends RootContext {
     this.releaseSlot(slot);
     if (s === null) return;
     setEffectiveContext(s.id);
-    // DEADLINE_EXCEEDED (4) is our own timeout seen from the other side.
-    if (grpcStatus == 4) s.onLookupTimeout(nowMs());
-    else s.onControlUnavailable(nowMs());
+    if (timedOut) s.onLookupTimeout(now);
+    else s.onControlUnavailable(now);
   }
 
   private retryLookup(slot: i32): void {
