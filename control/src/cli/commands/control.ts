@@ -376,9 +376,10 @@ export const command: CliCommand = {
     if (values["wasm-previous"] !== undefined && !values.wasm) throw new UsageError("--wasm-previous needs --wasm FILE (the module this release serves)");
     if (values.wasm) routes.push(createWasmHandler(await wasmModules(values.wasm, values["wasm-previous"], log)));
     let source: ControlSource;
+    let leader: LeaderElector | undefined;
     if (kc) {
       const leaseNamespace = values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "egret-system";
-      const leader = values["no-leader-election"]
+      leader = values["no-leader-election"]
         ? undefined
         : new LeaderElector({
             client: kubeLeaseClient(kc, leaseNamespace, "egret-control"),
@@ -413,8 +414,11 @@ export const command: CliCommand = {
     } catch (err) {
       throw new UsageError((err as Error).message);
     }
+    const elector = leader;
     const service = new ControlService({
       operatorAuth,
+      // `egret status` shows which replica leads; without election (file mode, --no-leader-election) it is unknown.
+      ...(elector ? { leader: () => ({ self: elector.isLeader, holder: elector.observedHolder }) } : {}),
       policyApi: defaultPolicyApi,
       source,
       log,
