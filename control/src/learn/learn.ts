@@ -13,6 +13,7 @@ import { loadPolicyFiles } from "../policy/index.js";
 import type { Logger } from "../common/log.js";
 import { collapseNames } from "./collapse.js";
 import { stableLabels, workloadKey, workloadName, workloadSelector, type Workload } from "./workloads.js";
+import { tryParseHostPort } from "../common/host-port.js";
 
 /** The policy the replay evaluates with: it selects every pod, decides nothing (Monitor), and makes
  *  every connection's verdict depend on the pod's names, so the filter looks them up and checks claims. */
@@ -69,9 +70,10 @@ export interface LearnResult {
   rejectedEvidence: Record<string, number>;
 }
 
+/** An address with its port ("ip:port", "[v6]:port"); a bare address has port 0. */
 function splitHostPort(text: string): { ip: string; port: number } {
-  const m = /^\[(.+)\]:(\d+)$/.exec(text) ?? /^(.+):(\d+)$/.exec(text);
-  return m ? { ip: m[1]!, port: Number(m[2]) } : { ip: text, port: 0 };
+  const m = tryParseHostPort(text);
+  return m ? { ip: m.host, port: m.port } : { ip: text, port: 0 };
 }
 
 /** Names learnt for a connection: the verified claim when there is one, else every name the pod resolved. */

@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { UsageError } from "../cli/command.js";
 import type { NodeIdentity } from "../host/index.js";
 import type { DestinationMode, ServiceRoute } from "./proxy.js";
+import { parseHostPort } from "../common/host-port.js";
 
 export const DEFAULT_WASM = fileURLToPath(new URL("../../../../filter/build/egret.wasm", import.meta.url));
 
@@ -52,9 +53,11 @@ Runs the proxy-wasm filter in a local TCP proxy, where Envoy's outbound listener
 `;
 
 function hostPort(flag: string, v: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(v) ?? /^([^:]+):(\d+)$/.exec(v);
-  if (!m || Number(m[2]) > 65535) throw new UsageError(`--${flag} ${JSON.stringify(v)}: expected HOST:PORT (IPv6 as [addr]:port)`);
-  return { host: m[1], port: Number(m[2]) };
+  try {
+    return parseHostPort(v, `--${flag}`, { allowPortZero: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 function textOrFile(flag: string, v: string | undefined): string {

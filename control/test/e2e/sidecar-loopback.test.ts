@@ -113,7 +113,7 @@ test("upstream connect failure closes the client", async () => {
 
 // Test the flag validation messages.
 test("bad flags name the flag and the fix", () => {
-  assert.throws(() => parseSidecarArgs(["--target", "nowhere"]), /--target "nowhere": expected HOST:PORT/);
+  assert.throws(() => parseSidecarArgs(["--target", "nowhere"]), /--target: "nowhere" is not host:port/);
   assert.throws(() => parseSidecarArgs(["--pod-label", "app"]), /--pod-label "app": expected key=value/);
   assert.throws(() => parseSidecarArgs(["--grpc-cluster", "x"]), /--grpc-cluster "x": expected NAME=HOST:PORT/);
   assert.throws(() => parseSidecarArgs(["--plugin-config", "{bad"]), /--plugin-config: invalid JSON/);

@@ -7,6 +7,7 @@ import { agentCredentials, readToken, type AgentCredentials } from "../../agent/
 import { createAgentMetrics, serveMetrics } from "../../agent/metrics.js";
 import { createLogger } from "../../common/log.js";
 import { UsageError, type CliCommand } from "../command.js";
+import { parseHostPort } from "../../common/host-port.js";
 
 const HELP = `usage: egret agent --trusted-resolver IP... (--control HOST:PORT... | --control-service NAME:PORT) [options]
 
@@ -145,10 +146,14 @@ export const command: CliCommand = {
     });
     let metricsHost = "0.0.0.0", metricsPort = 9102;
     if (typeof values["metrics-address"] === "string") {
-      const m = /^\[([^\]]+)\]:(\d+)$/.exec(values["metrics-address"]) ?? /^([^:]*):(\d+)$/.exec(values["metrics-address"]);
-      if (!m || Number(m[2]) > 65535) throw new UsageError(`--metrics-address: "${values["metrics-address"]}" is not host:port (port 0 = any free port)`);
-      metricsHost = m[1] || "0.0.0.0";
-      metricsPort = Number(m[2]);
+      let m: { host: string; port: number };
+      try {
+        m = parseHostPort(values["metrics-address"], "--metrics-address", { allowEmptyHost: true, allowPortZero: true });
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      metricsHost = m.host;
+      metricsPort = m.port;
     }
     const nodeName = (values["node-name"] as string | undefined) ?? process.env.NODE_NAME ?? hostname();
     const log = createLogger("agent");
