@@ -1,5 +1,5 @@
 // `egret sidecar` flags → validated options. Every mistake names the flag and what to do.
-import { parseArgs } from "node:util";
+import { readFlags } from "../common/flags.js";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { fileURLToPath } from "node:url";
@@ -71,7 +71,7 @@ function textOrFile(flag: string, v: string | undefined): string {
 export function parseSidecarArgs(argv: string[]): SidecarConfig | "help" {
   let parsed;
   try {
-    parsed = parseArgs({
+    parsed = readFlags({
       args: argv, strict: true, allowPositionals: false,
       options: {
         help: { type: "boolean", short: "h" },

@@ -119,7 +119,7 @@ test("bad flags name the flag and the fix", () => {
   assert.throws(() => parseSidecarArgs(["--plugin-config", "{bad"]), /--plugin-config: invalid JSON/);
   assert.throws(() => parseSidecarArgs(["--plugin-config", "@/nonexistent.json"]), /cannot read \/nonexistent\.json \(ENOENT\)/);
   assert.throws(() => parseSidecarArgs(["--concurrency", "0"]), /--concurrency 0: expected an integer from 1 to 64/);
-  assert.throws(() => parseSidecarArgs(["--bogus"]), /Unknown option '--bogus'/);
+  assert.throws(() => parseSidecarArgs(["--bogus"]), /unknown option '--bogus'/);
   const c = config(["--grpc-cluster", "outbound|9000||ctl.ns.svc.cluster.local=127.0.0.1:9000", "--pod-label", "app=web", "--pod-ip", "10.1.0.7"]);
   assert.deepEqual(c.grpcClusters, { "outbound|9000||ctl.ns.svc.cluster.local": "127.0.0.1:9000" });
   assert.deepEqual(c.mode, { kind: "original-dst" });

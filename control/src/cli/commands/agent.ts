@@ -1,7 +1,7 @@
 // `egret agent`: the node agent (DaemonSet). Flags are documented in control/src/agent/README.md.
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { parseArgs } from "node:util";
+import { readFlags } from "../../common/flags.js";
 import { Agent, type AgentOptions } from "../../agent/agent.js";
 import { agentCredentials, readToken, type AgentCredentials } from "../../agent/credentials.js";
 import { createAgentMetrics, serveMetrics } from "../../agent/metrics.js";
@@ -125,7 +125,7 @@ export const command: CliCommand = {
   async run(argv) {
     let values: Record<string, string | string[] | boolean | undefined>;
     try {
-      ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+      ({ values } = readFlags({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
     } catch (err) {
       throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
     }

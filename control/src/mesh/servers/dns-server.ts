@@ -6,12 +6,12 @@
 import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { readFlags } from "../../common/flags.js";
 import { parseHostPort } from "../../common/host-port.js";
 
 interface Rec { name: string; ttl: number; type: "A" | "CNAME"; value: string }
 
-const { values } = parseArgs({ options: { listen: { type: "string" }, records: { type: "string" } } });
+const { values } = readFlags({ options: { listen: { type: "string" }, records: { type: "string" } } });
 if (!values.listen || !values.records) {
   process.stderr.write("usage: dns-server --listen IP:PORT --records FILE.json\n");
   process.exit(2);

@@ -5,11 +5,11 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { readFlags } from "../../common/flags.js";
 import type { TLSSocket } from "node:tls";
 import { parseHostPort } from "../../common/host-port.js";
 
-const { values } = parseArgs({
+const { values } = readFlags({
   options: { http: { type: "string", multiple: true }, https: { type: "string", multiple: true }, cert: { type: "string" }, key: { type: "string" } },
 });
 
