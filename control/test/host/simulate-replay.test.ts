@@ -152,7 +152,7 @@ test("egret simulate: JSON lines on stdout; bad input exits non-zero with the re
       sni: "api.example.com", verdict: "allow", reason: "allowed", policy: "shop/web-egress", rule: "api",
       decisions: [{
         time: lines[0].decisions[0].time, verdict: "allow", reason: "allowed", policy: "shop/web-egress", rule: "api",
-        names: ["api.example.com"], protocol: "tls", sni: "api.example.com", host: null,
+        names: ["api.example.com"], protocol: "tls", sni: "api.example.com", host: null, matchedName: "api.example.com",
       }],
     }]);
     const bad = run("--policy", join(dir, "bad-policy.yaml"), "--pods", join(dir, "pods.yaml"), "--pcap", join(dir, "cap.pcap"));

@@ -34,7 +34,7 @@ keep-alive or proxy connection can revise the first one; such lines say "revised
 one object per connection, with every decision on it:
   {"client":"ip:port","server":"ip:port","pod":"ns/name","names":[…],"protocol":…,"sni":…,
    "verdict":"allow|deny|alert","reason":…,"policy":…,"rule":…,
-   "decisions":[{"time":s,"verdict":…,"reason":…,"policy":…,"rule":…,"names":[…],"protocol":…,"sni":…,"host":…},…]}
+   "decisions":[{"time":s,"verdict":…,"reason":…,"policy":…,"rule":…,"names":[…],"protocol":…,"sni":…,"host":…,"matchedName":…},…]}
 The replay uses the filter's configuration defaults (detection deadline 2 s) and fires its timer
 ticks at the capture times a sidecar would.
 Servers that receive CONNECT or absolute-URI requests are treated as declared forward proxies (the
