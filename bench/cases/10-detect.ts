@@ -4,6 +4,7 @@
 import { DetectorEngine } from "../../control/src/detect/wasm-detector.js";
 import { instantiateTools } from "../../control/src/wasm/tools.js";
 import { clientHello, pgStartup } from "../../control/test/host/egress-fixture.js";
+import { h2cRequest, hpackBlock } from "../../control/test/support/h2c.js";
 import { timePerCall, type BenchCase, type Figure } from "../harness.js";
 
 /** A ClientHello grown to `size` bytes with a padding extension (21), as browsers send. */
@@ -32,6 +33,11 @@ export const benchCase: BenchCase = {
     const noop = tools.fn<() => number>("detect_scratch_size");
     const hello = paddedClientHello("api.payments.example.com", ["h2", "http/1.1"], 512);
     const pg = pgStartup("app", "orders");
+    // h2c prior knowledge: preface, SETTINGS and a first request as browsers and curl encode it
+    // (indexed pseudo-headers, Huffman-coded :authority, user-agent and accept).
+    const h2c = h2cRequest(hpackBlock([{ indexed: 2 }, { indexed: 6 }, { indexed: 4 },
+      { nameIndex: 1, huffman: "api.payments.example.com", indexing: "incremental" },
+      { nameIndex: 58, huffman: "curl/8.5.0", indexing: "incremental" }, { nameIndex: 19, huffman: "*/*", indexing: "incremental" }]));
     const copyBaseline = (bytes: Uint8Array) => () => { tools.u8().set(bytes, scratch); noop(); };
     const detectOnce = (bytes: Uint8Array, expect: string) => {
       const s = engine.open();
@@ -41,7 +47,7 @@ export const benchCase: BenchCase = {
     };
     const figures: Figure[] = [];
     const batch = Math.max(1000, Math.round(20000 * ctx.scale));
-    for (const [label, bytes, expect] of [["TLS ClientHello", hello, "tls"], ["PostgreSQL startup", pg, "postgresql"]] as const) {
+    for (const [label, bytes, expect] of [["TLS ClientHello", hello, "tls"], ["PostgreSQL startup", pg, "postgresql"], ["h2c first request (HPACK, Huffman)", h2c, "http2"]] as const) {
       const t = timePerCall(() => detectOnce(bytes, expect), batch);
       const b = timePerCall(copyBaseline(bytes), batch);
       figures.push({

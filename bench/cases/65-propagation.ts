@@ -89,6 +89,8 @@ spec:
         // 100 streams share 4 loopback connections: the SNAT escape hatch serves them by the pod
         // they name (binding is one check per SUBSCRIBE; it does not change delta delivery).
         filterSnatPeers: ["127.0.0.1/32"],
+        // …and from one source address: the per-peer stream limit (64) is raised to fit them.
+        peerLimits: { maxStreamsPerPeer: streams + 16 },
       });
       const { grpcPort } = await service.start();
 

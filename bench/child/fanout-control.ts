@@ -40,6 +40,8 @@ spec:
     // Binding is one check per SUBSCRIBE (control/test/unit/control-trust.test.ts proves it);
     // what this case measures — deltas fanned out to open streams — is the same either way.
     filterSnatPeers: ["127.0.0.1/32"],
+    // …and from one source address, so the per-peer limits (64 streams) are raised to fit them.
+    peerLimits: { maxStreamsPerPeer: pods + 16, maxLookupsPerPeer: 100_000 },
   });
   const { grpcPort } = await service.start();
   const stop = async () => { await service.stop(); rmSync(dir, { recursive: true, force: true }); process.exit(0); };

@@ -13,6 +13,8 @@ import type { RingStats } from "./packet-ring.js";
 import { ControlTargets } from "./control-targets.js";
 import { ReplicaStream } from "./replica-stream.js";
 import { ObservationStore } from "./store.js";
+import { EgressBypass } from "./egress-bypass.js";
+import type { EgressWatchLimits } from "./egress-watch.js";
 
 export interface AgentOptions {
   /** Stable id of this agent process, sent with every batch ("<node>/<boot id>"). */
@@ -52,6 +54,8 @@ export interface AgentOptions {
     /** Bearer token / TLS towards control (control/src/agent/credentials.ts). */
     credentials?: AgentCredentials;
   };
+  /** Bypass detection (egress-bypass.ts): outbound SYNs and UDP on pod interfaces; off when absent. */
+  egress?: { limits?: Partial<EgressWatchLimits>; bufferBytes?: number; clusterCidrs?: readonly string[] };
   /** Called for every accepted observation (tests, debugging). */
   onObservation?(obs: DnsObservation): void;
 }
@@ -60,6 +64,8 @@ export class Agent {
   readonly observer: DnsObserver;
   readonly pipeline: DnsPipeline;
   readonly store: ObservationStore;
+  /** Bypass detection, when enabled. */
+  readonly egress?: EgressBypass;
   readonly frameDrops: DropCounts = {};
   /** Called with each acknowledged batch's latency (the metrics histogram). */
   onBatchAcked: ((replica: string, seconds: number) => void) | undefined;
@@ -96,6 +102,23 @@ export class Agent {
       dnsPorts: opts.dns.ports, maxTcpConnections: 16_384, maxTcpConnectionsPerClient: 64, maxTcpBufferedBytes: 32 << 20,
       isTrustedServer: (ip) => trusted.has(ip),
     });
+    if (opts.egress) {
+      this.egress = new EgressBypass({
+        agentId: opts.agentId,
+        log: opts.log,
+        now: this.now,
+        interfaces: opts.capture.interfaces,
+        bufferBytes: opts.egress.bufferBytes ?? opts.capture.bufferBytes,
+        rescanMs: opts.capture.rescanMs,
+        dnsPorts: opts.dns.ports,
+        trustedResolvers: opts.dns.trustedResolvers,
+        podCidrs: opts.dns.podCidrs,
+        clusterCidrs: opts.egress.clusterCidrs ?? [],
+        limits: opts.egress.limits,
+        connectTimeoutMs: opts.control.connectTimeoutMs,
+        ...(opts.control.credentials ? { credentials: opts.control.credentials } : {}),
+      });
+    }
   }
 
   async start(): Promise<void> {
@@ -111,6 +134,7 @@ export class Agent {
       });
       this.capture.start();
     }
+    this.egress?.start();
     this.targets = new ControlTargets({
       addresses: this.opts.control.addresses,
       ...(this.opts.control.service ? { service: this.opts.control.service } : {}),
@@ -132,6 +156,7 @@ export class Agent {
     const deadline = this.now() + opts.timeoutMs;
     await sleep(Math.min(opts.captureTailMs, opts.timeoutMs));
     this.capture?.stop();
+    this.egress?.stop();
     this.targets?.stop();
     const pending = (): Record<string, string> => {
       const out: Record<string, string> = {};
@@ -152,6 +177,7 @@ export class Agent {
 
   stop(): void {
     this.capture?.stop();
+    this.egress?.stop();
     this.targets?.stop();
     for (const s of this.streams.values()) s.close();
     this.streams.clear();
@@ -227,6 +253,7 @@ export class Agent {
   }
 
   private setReplicas(addresses: string[]): void {
+    this.egress?.setReplicas(addresses);
     const wanted = new Set(addresses);
     for (const [a, s] of this.streams) {
       if (!wanted.has(a)) {

@@ -36,11 +36,13 @@ type Step =
   | { op: "label"; name: string };
 
 /** A tiny assembler with symbolic forward jumps (classic BPF only jumps forward). */
-class Program {
+export class Program {
   private readonly steps: Step[] = [];
   insn(code: number, k = 0): this { this.steps.push({ op: "insn", code, k }); return this; }
   jeq(k: number, jt: string | null, jf: string | null = null): this { this.steps.push({ op: "jump", code: JEQ_K, k, jt, jf }); return this; }
   jset(k: number, jt: string | null, jf: string | null = null): this { this.steps.push({ op: "jump", code: JSET_K, k, jt, jf }); return this; }
+  /** Any conditional jump (e.g. BPF_JMP|BPF_JGE|BPF_K). */
+  jump(code: number, k: number, jt: string | null, jf: string | null = null): this { this.steps.push({ op: "jump", code, k, jt, jf }); return this; }
   goto(to: string): this { this.steps.push({ op: "goto", to }); return this; }
   label(name: string): this { this.steps.push({ op: "label", name }); return this; }
 

@@ -35,6 +35,8 @@ export interface CaptureOptions {
   bufferBytes: number;
   /** Bytes kept of each frame. */
   snapLength?: number;
+  /** Another kernel filter (assembled `struct sock_filter[]`) instead of the DNS one (bypass detection's). */
+  socketFilter?: Buffer;
   /** Frames read from the rings but not yet processed, bytes, shared by every socket (default 64 MiB). */
   queueBytes?: number;
   rescanMs: number;
@@ -110,7 +112,7 @@ export class LiveCapture {
   truncatedFrames = 0;
 
   constructor(private readonly opts: CaptureOptions) {
-    this.filter = assemble(dnsSocketFilter(opts.dnsPorts, opts.snapLength ?? DEFAULT_SNAP_LENGTH));
+    this.filter = opts.socketFilter ?? assemble(dnsSocketFilter(opts.dnsPorts, opts.snapLength ?? DEFAULT_SNAP_LENGTH));
   }
 
   /**

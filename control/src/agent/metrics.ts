@@ -72,6 +72,7 @@ export function createAgentMetrics(agent: Agent): { registry: Registry; batchLat
       },
     });
   }
+  agent.egress?.registerMetrics(registry);
   const batchLatency = new Histogram({
     name: "egret_agent_batch_latency_seconds", help: "Time from sending a batch to its acknowledgement.",
     labelNames: ["replica"], registers: [registry],

@@ -239,13 +239,15 @@ export class ReplicaStream {
     const onEnd = (err?: Error) => {
       if (this.call !== call) return;
       const code = (err as grpc.ServiceError | undefined)?.code;
-      if (code === grpc.status.RESOURCE_EXHAUSTED) {
+      const errorCode = (err as grpc.ServiceError | undefined)?.metadata?.get("egret-error-code")[0];
+      // Too large (control's EGRET_MESSAGE_TOO_LARGE, or a plain gRPC size refusal) — not other
+      // RESOURCE_EXHAUSTED refusals such as too many streams from this address.
+      if (code === grpc.status.RESOURCE_EXHAUSTED && (errorCode === undefined || errorCode === "EGRET_MESSAGE_TOO_LARGE" || errorCode === "EGRET_OBSERVE_BATCH_TOO_LARGE")) {
         // Control refused a message as too large: smaller batches from now on (whatever is too
         // big for the floor is dropped in pump), never the same batch again and again.
         this.stats.refusedBatches++;
         this.stats.batchBytes = Math.max(MIN_BATCH_BYTES, Math.floor(this.stats.batchBytes / 2));
       }
-      const errorCode = (err as grpc.ServiceError | undefined)?.metadata?.get("egret-error-code")[0];
       if (errorCode === "EGRET_AGENT_TOKEN_EXPIRED") {
         // Expected once per token lifetime: the reconnect reads the token the kubelet rotated.
         this.opts.log.info({ replica: this.opts.address }, "the stream's token expired; reconnecting with the current token file");

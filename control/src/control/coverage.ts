@@ -61,7 +61,7 @@ export interface CoverageOptions {
   breakGlassNamespace?: string;
   /** How long a pod stays unenforced before an Event says so (ms; default 30 s). */
   graceMs?: number;
-  /** Refresh delay after a change (ms; default 100). */
+  /** Refresh delay after a change (ms; default 500: one pass over pods × policies per burst of changes). */
   debounceMs?: number;
 }
 
@@ -199,7 +199,7 @@ export class CoverageTracker {
 
   private markDirty(): void {
     if (this.timer) return;
-    this.timer = setTimeout(() => this.refresh(), this.o.debounceMs ?? 100);
+    this.timer = setTimeout(() => this.refresh(), this.o.debounceMs ?? 500);
     this.timer.unref?.();
   }
 

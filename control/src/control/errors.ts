@@ -82,6 +82,19 @@ export const ERROR_CATALOGUE = {
     kind: "permission-denied",
     message: "the pod this stream is bound to no longer owns the connection's source address",
   },
+  // --- Per-peer limits (peer-limits.ts) -------------------------------------------------
+  EGRET_PEER_TOO_MANY_STREAMS: {
+    kind: "resource-exhausted",
+    message: "this address holds its maximum number of open streams on this replica (a pod's sidecar needs a handful); close some",
+  },
+  EGRET_PEER_TOO_MANY_LOOKUPS: {
+    kind: "resource-exhausted",
+    message: "this address has its maximum number of Lookups waiting on this replica; the filter applies its failure mode",
+  },
+  EGRET_MESSAGE_TOO_LARGE: {
+    kind: "resource-exhausted",
+    message: "a request message is larger than this replica accepts; send smaller batches",
+  },
   // --- Configuration and sources ---------------------------------------------------------
   EGRET_CONFIG_INVALID: {
     kind: "invalid-argument",

@@ -16,6 +16,9 @@
 //                                # may deliver DNS evidence for it
 //       sidecar: false           # optional: the pod runs no Envoy sidecar (true: it does); unset:
 //                                # unknown — coverage then says `filter-not-connected`
+//       annotations:             # optional; Istio's traffic.sidecar.istio.io/excludeOutboundPorts
+//         traffic.sidecar.istio.io/excludeOutboundPorts: "5432"   # and excludeOutboundIPRanges
+//                                # name bypass causes (excluded-port, excluded-range)
 import { readFileSync, statSync, watch, type FSWatcher } from "node:fs";
 import { basename, dirname, resolve } from "node:path";
 import { LineCounter, isMap, isNode, isScalar, parseDocument } from "yaml";
@@ -24,7 +27,7 @@ import { ControlError } from "./errors.js";
 import type { ControlMetrics } from "./metrics.js";
 import type { PolicyApi } from "./policy-api.js";
 import type { PolicyCatalog } from "./policies.js";
-import { canonicalIp, type PodRecord, type PodRegistry } from "./pods.js";
+import { canonicalIp, outboundExclusions, type PodRecord, type PodRegistry } from "./pods.js";
 import type { ControlSource } from "./service.js";
 import type { MeshConfigTable } from "./mesh-config.js";
 import { loadServiceEntryFiles } from "./service-entry-files.js";
@@ -113,7 +116,7 @@ export function parsePodsFile(text: string, file: string): PodsFile {
     if (typeof p !== "object" || p === null || Array.isArray(p)) fail(["pods", i], "each pod must be a mapping", "give name, namespace, ips, labels");
     const pod = p as Record<string, unknown>;
     for (const k of Object.keys(pod)) {
-      if (!["name", "namespace", "ip", "ips", "labels", "node", "sidecar"].includes(k)) fail(["pods", i, k], `unknown key "${k}"`, "pods take name, namespace, ip or ips, labels, node, sidecar", true);
+      if (!["name", "namespace", "ip", "ips", "labels", "node", "sidecar", "annotations"].includes(k)) fail(["pods", i, k], `unknown key "${k}"`, "pods take name, namespace, ip or ips, labels, node, sidecar, annotations", true);
     }
     if (typeof pod.name !== "string" || !POD_NAME.test(pod.name)) fail(["pods", i, "name"], "a pod needs a `name` (lowercase DNS subdomain)", "e.g. `name: web-1`");
     if (typeof pod.namespace !== "string" || !DNS_LABEL.test(pod.namespace)) fail(["pods", i, "namespace"], "a pod needs a `namespace` (DNS label)", "e.g. `namespace: shop`");
@@ -145,7 +148,8 @@ export function parsePodsFile(text: string, file: string): PodsFile {
     const node = typeof pod.node === "string" ? { node: pod.node } : {};
     if (pod.sidecar !== undefined && typeof pod.sidecar !== "boolean") fail(["pods", i, "sidecar"], `${show(pod.sidecar)} is not true or false`, "write `sidecar: false` for a pod without an Envoy sidecar (or leave it out)");
     const sidecar = typeof pod.sidecar === "boolean" ? { sidecar: pod.sidecar } : {};
-    pods.push({ namespace: pod.namespace as string, name: pod.name as string, labels: labelsAt(pod.labels, ["pods", i, "labels"]), ips, ...node, ...sidecar });
+    const exclusions = outboundExclusions(labelsAt(pod.annotations, ["pods", i, "annotations"]));
+    pods.push({ namespace: pod.namespace as string, name: pod.name as string, labels: labelsAt(pod.labels, ["pods", i, "labels"]), ips, ...node, ...sidecar, ...exclusions });
   });
   for (const p of pods) namespaces[p.namespace] ??= {};
   return { pods, namespaces };

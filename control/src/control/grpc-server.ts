@@ -23,10 +23,15 @@ import type { PodRegistry } from "./pods.js";
 import { asControlError, ControlError, type ErrorKind } from "./errors.js";
 import type { WatchHub, Subscription } from "./hub.js";
 import type { CoverageTracker } from "./coverage.js";
+import type { BypassHub } from "./bypass.js";
+import type { EgressHandler, EgressRequest } from "../proto/index.js";
 import type { LookupService } from "./lookup.js";
 import type { ControlMetrics } from "./metrics.js";
 import type { ReportSink } from "./reports.js";
 import { normalizeName, type ResolutionStore } from "./store.js";
+import { DEFAULT_PEER_LIMITS, PeerLimiter, type PeerLimitKind, type PeerLimits } from "./peer-limits.js";
+import { peerIp } from "../auth/peer.js";
+import type * as http2 from "node:http2";
 
 const STATUS_OF: Record<ErrorKind, grpc.status> = {
   "invalid-argument": grpc.status.INVALID_ARGUMENT,
@@ -70,6 +75,8 @@ export interface GrpcEdgeOptions {
   hub: WatchHub;
   /** Counts the Watch streams bound to each pod (enforcement coverage). */
   coverage?: Pick<CoverageTracker, "filterConnected">;
+  /** Bypass detection: agents' Egress streams (absent: the RPC answers UNIMPLEMENTED). */
+  bypass?: Pick<BypassHub, "attachAgent" | "attempts" | "lookedUp">;
   lookups: LookupService;
   store: ResolutionStore;
   reports: ReportSink;
@@ -90,17 +97,46 @@ export interface GrpcEdgeOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** The service clock (server_time_unix_ms); call deadlines stay on real time. */
   now?: () => number;
+  /** What one peer address may hold and do (peer-limits.ts). */
+  peerLimits?: Partial<PeerLimits>;
 }
 
+// Server-initiated keepalive (dead peers are found); client pings are policed by PeerLimiter, since
+// grpc-js does not enforce a minimum ping interval itself.
 const SERVER_OPTIONS: grpc.ServerOptions = {
   "grpc.keepalive_time_ms": 30_000,
   "grpc.keepalive_timeout_ms": 10_000,
   "grpc.keepalive_permit_without_calls": 1,
-  "grpc.http2.min_ping_interval_without_data_ms": 10_000,
 };
 
-function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials): Promise<number> {
-  return new Promise((resolve, reject) => server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port))));
+/** A peer's key for the per-peer limits: its IP (the whole string when it is not an IP peer). */
+const peerKey = (call: { getPeer(): string }) => peerIp(call.getPeer()) ?? call.getPeer();
+
+/** How often one (peer, limit) is logged; every hit is counted. */
+const LIMIT_LOG_INTERVAL_MS = 10_000;
+
+function bind(server: grpc.Server, address: string, credentials: grpc.ServerCredentials, peers: PeerLimiter): Promise<number> {
+  return new Promise<number>((resolve, reject) => server.bindAsync(address, credentials, (err, port) => (err ? reject(err) : resolve(port)))).then((port) => {
+    guardSessions(server, peers);
+    return port;
+  });
+}
+
+/**
+ * Puts every new HTTP/2 connection of `server` under the per-peer connection and keepalive limits.
+ * grpc-js gives no public hook for its sessions; its http2 servers are reached through the
+ * (stable since 1.8) `http2Servers` map, and a missing map fails loudly here rather than leaving
+ * the limits silently off (control-peer-limits.test.ts attacks both limits).
+ */
+const guarded = new WeakSet<object>();
+function guardSessions(server: grpc.Server, peers: PeerLimiter): void {
+  const http2Servers = (server as unknown as { http2Servers?: Map<http2.Http2Server, unknown> }).http2Servers;
+  if (!(http2Servers instanceof Map)) throw new Error("grpc-js internals changed: no http2Servers map; per-peer connection limits cannot be applied");
+  for (const h of http2Servers.keys()) {
+    if (guarded.has(h)) continue;
+    guarded.add(h);
+    h.on("session", (session: http2.ServerHttp2Session) => peers.guardSession(session));
+  }
 }
 
 function shutdown(server: grpc.Server, graceMs: number): Promise<void> {
@@ -124,8 +160,11 @@ export class GrpcEdge {
   private shuttingDown = false;
   /** Bound Watch streams by pod key: re-checked when that pod changes (IP reassigned, deleted). */
   private readonly boundWatches = new Map<string, Set<() => void>>();
+  readonly peers: PeerLimiter;
+  private readonly limitLogged = new Map<string, number>();
 
   constructor(private readonly o: GrpcEdgeOptions) {
+    this.peers = new PeerLimiter({ ...DEFAULT_PEER_LIMITS, ...o.peerLimits }, (kind, peer) => this.limitExceeded(kind, peer));
     o.registry.onChange((c) => {
       if (c.kind !== "pod") return;
       for (const recheck of [...(this.boundWatches.get(c.key) ?? [])]) recheck();
@@ -136,14 +175,20 @@ export class GrpcEdge {
       Lookup: (call, callback) => void this.lookup(call, callback),
       Report: (call, callback) => this.report(call, callback),
     };
-    const agent: AgentServiceHandlers = { Observe: (call) => this.observe(call) };
+    const egress: EgressHandler = (call) => this.egress(call);
+    const agent: AgentServiceHandlers = { Observe: (call) => this.observe(call), ...(o.bypass ? { Egress: egress } : {}) };
     // Plaintext: filters (no credential travels; they are bound by source address). Agents too,
     // unless TLS is configured: then bearer tokens travel only on the TLS listener.
-    this.server = new grpc.Server(SERVER_OPTIONS);
+    const options: grpc.ServerOptions = {
+      ...SERVER_OPTIONS,
+      "grpc.max_receive_message_length": this.peers.limits.maxMessageBytes,
+      interceptors: [(_method, call) => this.countOversizedMessages(call)],
+    };
+    this.server = new grpc.Server(options);
     this.server.addService(filterServiceDefinition(), filter);
     if (!o.tls) this.server.addService(agentServiceDefinition(), agent);
     if (o.tls) {
-      this.tlsServer = new grpc.Server(SERVER_OPTIONS);
+      this.tlsServer = new grpc.Server(options);
       this.tlsServer.addService(agentServiceDefinition(), agent);
       this.tlsServer.addService(filterServiceDefinition(), filter);
     }
@@ -151,13 +196,13 @@ export class GrpcEdge {
 
   /** Binds `address` ("0.0.0.0:9090", "127.0.0.1:0") in plaintext; resolves to the bound port. */
   listen(address: string): Promise<number> {
-    return bind(this.server, address, grpc.ServerCredentials.createInsecure());
+    return bind(this.server, address, grpc.ServerCredentials.createInsecure(), this.peers);
   }
 
   /** Binds the TLS listener (AgentService and FilterService); only with `tls` options. */
   listenTls(address: string): Promise<number> {
     if (!this.tlsServer || !this.o.tls) throw new Error("listenTls needs the tls option");
-    return bind(this.tlsServer, address, grpc.ServerCredentials.createSsl(null, [{ cert_chain: this.o.tls.cert, private_key: this.o.tls.key }], false));
+    return bind(this.tlsServer, address, grpc.ServerCredentials.createSsl(null, [{ cert_chain: this.o.tls.cert, private_key: this.o.tls.key }], false), this.peers);
   }
 
   /** Ends every stream with UNAVAILABLE (clients reconnect elsewhere) and stops the server. */
@@ -172,6 +217,8 @@ export class GrpcEdge {
   private watch(call: grpc.ServerDuplexStream<WatchRequest, unknown>): void {
     const stream = call as grpc.ServerDuplexStream<unknown, unknown>;
     if (this.refuse(call)) return;
+    const releaseSlot = this.streamSlot(call);
+    if (!releaseSlot) return;
     this.openCalls.add(stream);
     let subscription: Subscription | undefined;
     let finished = false;
@@ -180,6 +227,7 @@ export class GrpcEdge {
     const finish = (err?: unknown) => {
       if (finished) return;
       finished = true;
+      releaseSlot();
       this.openCalls.delete(stream);
       unbind?.();
       disconnected?.();
@@ -232,11 +280,14 @@ export class GrpcEdge {
     call: grpc.ServerUnaryCall<LookupRequest, unknown>,
     callback: grpc.sendUnaryData<Outgoing<LookupResponse>>,
   ): Promise<void> {
+    let releaseSlot: (() => void) | undefined;
     try {
       if (this.shuttingDown) throw new ControlError("EGRET_SHUTTING_DOWN");
       if (!this.o.isReady()) throw new ControlError("EGRET_NOT_READY");
+      releaseSlot = this.peers.startLookup(peerKey(call));
       const req = call.request;
       this.bind("lookup", call, () => this.o.filterBinder.bindSource(call.getPeer(), req.source_ip, req.pod_namespace, req.pod_name));
+      this.o.bypass?.lookedUp(req.source_ip, req.destination_ip);
       const deadline = call.getDeadline();
       const deadlineMs = deadline instanceof Date ? deadline.getTime() : deadline;
       // Answer a little before the caller's deadline so NOT_FOUND arrives rather than DEADLINE_EXCEEDED.
@@ -253,6 +304,8 @@ export class GrpcEdge {
     } catch (err) {
       this.o.metrics.lookups.inc({ result: "error" });
       callback(toStatus(err) as grpc.ServiceError, null);
+    } finally {
+      releaseSlot?.();
     }
   }
 
@@ -266,14 +319,23 @@ export class GrpcEdge {
     let rejected = 0;
     let failed = false;
     let bound: BoundPod | undefined;
+    let releaseSlot: () => void;
     try {
-      bound = this.bind("report", call, () => this.o.filterBinder.bindPeer(call.getPeer()));
+      releaseSlot = this.peers.openStream(peerKey(call));
+      try {
+        bound = this.bind("report", call, () => this.o.filterBinder.bindPeer(call.getPeer()));
+      } catch (err) {
+        releaseSlot();
+        throw err;
+      }
     } catch (err) {
       failed = true;
       callback(toStatus(err) as grpc.ServiceError, null);
       call.on("error", () => undefined);
       return;
     }
+    call.on("close", releaseSlot);
+    call.on("cancelled", releaseSlot);
     const identity = bound ? { namespace: bound.namespace, name: bound.name, ips: this.o.registry.get(bound.namespace, bound.name)?.ips ?? [bound.peer] } : undefined;
     call.on("data", (req) => {
       if (failed) return;
@@ -287,6 +349,7 @@ export class GrpcEdge {
       rejected += r.rejected;
     });
     call.on("end", () => {
+      releaseSlot();
       if (!failed) callback(null, { accepted_events: accepted, rejected_events: rejected });
     });
     call.on("error", () => undefined);
@@ -300,6 +363,8 @@ export class GrpcEdge {
       call.emit("error", toStatus(new ControlError("EGRET_SHUTTING_DOWN")));
       return;
     }
+    const releaseSlot = this.streamSlot(call);
+    if (!releaseSlot) return;
     // Observations are accepted before the initial sync: the store is keyed by pod IP, and
     // dropping them would lose resolutions the agent will not resend.
     this.openCalls.add(stream);
@@ -311,6 +376,7 @@ export class GrpcEdge {
       if (finished) return;
       finished = true;
       clearTimeout(expiry);
+      releaseSlot();
       this.openCalls.delete(stream);
       this.o.metrics.agentStreams.dec();
       if (err) call.emit("error", toStatus(err));
@@ -339,6 +405,64 @@ export class GrpcEdge {
         } catch (err) {
           finish(err);
         }
+        return id;
+      });
+    });
+    call.on("end", () => void identity.then(() => finish()));
+    call.on("cancelled", () => finish());
+    call.on("error", () => finish());
+  }
+
+  // ---- Egress (bypass detection) ----------------------------------------------------------------
+
+  /**
+   * An agent's Egress stream: authenticated like Observe and bound to the token's node; it
+   * receives the connections filters reported for that node's pods, and sends bypass attempts
+   * (accepted only for that node's pods). One response per request, with the counts.
+   */
+  private egress(call: grpc.ServerDuplexStream<EgressRequest, unknown>): void {
+    const stream = call as grpc.ServerDuplexStream<unknown, unknown>;
+    if (this.shuttingDown || !this.o.bypass) {
+      call.emit("error", toStatus(new ControlError("EGRET_SHUTTING_DOWN")));
+      return;
+    }
+    const bypass = this.o.bypass;
+    this.openCalls.add(stream);
+    let detach: (() => void) | undefined;
+    let finished = false;
+    let expiry: NodeJS.Timeout | undefined;
+    const finish = (err?: unknown) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(expiry);
+      this.openCalls.delete(stream);
+      detach?.();
+      if (err) call.emit("error", toStatus(err));
+      else if (!call.cancelled) call.end();
+    };
+    const authorization = call.metadata.get("authorization")[0];
+    let identity: Promise<AgentIdentity | undefined> = this.authenticateAgent(typeof authorization === "string" ? authorization : undefined, call.getPeer()).then(
+      (id) => {
+        if (finished) return id;
+        detach = bypass.attachAgent(id.node, { send: (covered) => void call.write({ covered_connections: covered }) });
+        expiry = this.endAtExpiry(id, () => finish(new ControlError("EGRET_AGENT_TOKEN_EXPIRED", id.subject)));
+        return id;
+      },
+      (err: unknown) => {
+        finish(err);
+        return undefined;
+      },
+    );
+    call.on("data", (req: EgressRequest) => {
+      identity = identity.then((id) => {
+        if (!id || finished) return id;
+        if (req.attempts.length > this.limits.maxEventsPerBatch) {
+          finish(new ControlError("EGRET_REPORT_BATCH_TOO_LARGE", `${req.attempts.length} bypass attempts > ${this.limits.maxEventsPerBatch}`));
+          return id;
+        }
+        if (req.attempts.length === 0 && req.dropped_attempts === 0) return id;
+        const r = bypass.attempts(req.attempts, id.node, req.dropped_attempts);
+        call.write({ accepted_attempts: r.accepted, rejected_attempts: r.rejected });
         return id;
       });
     });
@@ -456,6 +580,42 @@ export class GrpcEdge {
       set.delete(recheck);
       if (set.size === 0) this.boundWatches.delete(key);
     };
+  }
+
+  /** A stream slot of the call's peer, or undefined after ending the call RESOURCE_EXHAUSTED. */
+  private streamSlot(call: { getPeer(): string; emit(event: "error", status: unknown): boolean }): (() => void) | undefined {
+    try {
+      return this.peers.openStream(peerKey(call));
+    } catch (err) {
+      call.emit("error", toStatus(err));
+      return undefined;
+    }
+  }
+
+  /** grpc-js refuses an oversized message below the handlers: count it and answer with our code. */
+  private countOversizedMessages(call: grpc.ServerInterceptingCallInterface): grpc.ServerInterceptingCall {
+    type Status = { code: grpc.status; details: string; metadata: grpc.Metadata | null };
+    const inner = call as unknown as { sendStatus(status: Status): void };
+    const send = inner.sendStatus.bind(inner);
+    inner.sendStatus = (status) => {
+      if (status.code === grpc.status.RESOURCE_EXHAUSTED && /^Received message (that decompresses to a size )?larger than/.test(status.details)) {
+        this.peers.messageTooLarge(peerKey(call));
+        const ours = toStatus(new ControlError("EGRET_MESSAGE_TOO_LARGE", status.details));
+        return send({ code: ours.code!, details: ours.details!, metadata: ours.metadata ?? null });
+      }
+      send(status);
+    };
+    return new grpc.ServerInterceptingCall(call);
+  }
+
+  private limitExceeded(kind: PeerLimitKind, peer: string): void {
+    this.o.metrics.peerLimitExceeded.inc({ limit: kind });
+    const key = `${kind}|${peer}`;
+    const now = Date.now();
+    if (now - (this.limitLogged.get(key) ?? -Infinity) < LIMIT_LOG_INTERVAL_MS) return;
+    this.limitLogged.set(key, now);
+    if (this.limitLogged.size > 10_000) this.limitLogged.clear();
+    this.o.log.warn({ peer, limit: kind, limits: this.peers.limits }, "a peer exceeded a per-peer limit; refused (logged once per 10 s per peer and limit)");
   }
 
   private refuse(call: grpc.ServerDuplexStream<unknown, unknown>): boolean {

@@ -48,6 +48,12 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
       labelNames: ["outcome"] as const,
       registers: r,
     }),
+    peerLimitExceeded: new Counter({
+      name: "egret_control_peer_limit_exceeded_total",
+      help: "Refusals because one peer address exceeded a per-peer limit: streams, lookups, connections, message_size, keepalive",
+      labelNames: ["limit"] as const,
+      registers: r,
+    }),
     tokenReviews: new Counter({
       name: "egret_control_token_reviews_total",
       help: "Agent token checks in Kubernetes mode: cache_hit (no API call), reviewed (a TokenReview answered), error (the API could not be asked)",
@@ -172,6 +178,31 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
       name: "egret_control_coverage_transitions_total",
       help: "Selected pods announced unenforced (after the grace period) or enforced again, by state reached and reason",
       labelNames: ["to", "reason"] as const,
+      registers: r,
+    }),
+    // Bypass reports (bypass.ts): egress agents saw leave a pod without the filter's verdict.
+    bypassEvents: new Counter({
+      name: "egret_control_bypass_events_total",
+      help: "Bypasses reported (audit line egret.bypass), by protocol (tcp, quic, dns, udp) and likely cause",
+      labelNames: ["protocol", "cause"] as const,
+      registers: r,
+    }),
+    bypassAttempts: new Counter({
+      name: "egret_control_bypass_attempts_total",
+      help: "Bypass attempts received from agents, by outcome (reported, not_selected, unknown_pod, foreign_node, invalid)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    bypassDroppedByAgents: new Counter({
+      name: "egret_control_bypass_dropped_by_agents_total",
+      help: "Bypass candidates agents say they dropped (a pod over its rate, bounds), by the agent's node",
+      labelNames: ["agent_node"] as const,
+      registers: r,
+    }),
+    egressStreams: new Gauge({ name: "egret_control_egress_streams", help: "Open agent Egress streams (bypass detection)", registers: r }),
+    coveredSent: new Counter({
+      name: "egret_control_covered_connections_sent_total",
+      help: "Connections a filter reported, sent to the agents of the pod's node (so they can tell the sidecar's SYNs from bypasses)",
       registers: r,
     }),
     fileReloads: new Counter({

@@ -17,6 +17,10 @@ export interface PodRecord {
   /** Whether the pod runs an Istio sidecar (an `istio-proxy` container, or Istio's injection
    *  status annotation); undefined when the source cannot tell (coverage.ts). */
   sidecar?: boolean;
+  /** Istio's `traffic.sidecar.istio.io/excludeOutboundPorts`: ports the sidecar never sees (bypass causes). */
+  excludedOutboundPorts?: number[];
+  /** `traffic.sidecar.istio.io/excludeOutboundIPRanges`: CIDRs the sidecar never sees. */
+  excludedOutboundRanges?: string[];
 }
 
 export type RegistryChange =
@@ -39,7 +43,7 @@ function sameLabels(a: Record<string, string> | undefined, b: Record<string, str
 
 function samePod(a: PodRecord | undefined, b: PodRecord | undefined): boolean {
   if (!a || !b) return a === b;
-  return a.uid === b.uid && a.node === b.node && a.sidecar === b.sidecar && sameLabels(a.labels, b.labels) && a.ips.length === b.ips.length && a.ips.every((ip, i) => ip === b.ips[i]);
+  return a.uid === b.uid && a.node === b.node && a.sidecar === b.sidecar && String(a.excludedOutboundPorts) === String(b.excludedOutboundPorts) && String(a.excludedOutboundRanges) === String(b.excludedOutboundRanges) && sameLabels(a.labels, b.labels) && a.ips.length === b.ips.length && a.ips.every((ip, i) => ip === b.ips[i]);
 }
 
 export class PodRegistry {
@@ -129,4 +133,22 @@ export class PodRegistry {
   private emit(change: RegistryChange): void {
     for (const l of this.listeners) l(change);
   }
+}
+
+/** Istio's annotations that take outbound traffic away from the sidecar. */
+export const EXCLUDE_OUTBOUND_PORTS = "traffic.sidecar.istio.io/excludeOutboundPorts";
+export const EXCLUDE_OUTBOUND_RANGES = "traffic.sidecar.istio.io/excludeOutboundIPRanges";
+
+/** The exclusions a pod's annotations declare (malformed entries are ignored, as istio-iptables rejects them). */
+export function outboundExclusions(annotations: Record<string, string> | undefined): Pick<PodRecord, "excludedOutboundPorts" | "excludedOutboundRanges"> {
+  const out: Pick<PodRecord, "excludedOutboundPorts" | "excludedOutboundRanges"> = {};
+  const split = (v: string | undefined) => (v ?? "").split(",").map((x) => x.trim()).filter(Boolean);
+  const ports = split(annotations?.[EXCLUDE_OUTBOUND_PORTS]).map(Number).filter((n) => Number.isInteger(n) && n > 0 && n < 65536);
+  const ranges = split(annotations?.[EXCLUDE_OUTBOUND_RANGES]).filter((r) => {
+    const [net, len] = r.split("/");
+    return isIP(net ?? "") !== 0 && (len === undefined || /^\d+$/.test(len));
+  });
+  if (ports.length) out.excludedOutboundPorts = ports;
+  if (ranges.length) out.excludedOutboundRanges = ranges;
+  return out;
 }

@@ -75,6 +75,8 @@ export class ReportSink {
     private readonly audit: AuditWriter,
     private readonly metrics: ControlMetrics,
     private readonly events?: DenyEventSink,
+    /** Hears every recorded verdict (bypass detection: the connection the sidecar handled). */
+    private readonly onVerdict?: (e: VerdictEvent, bound: ReportIdentity | undefined) => void,
   ) {}
 
   /**
@@ -97,6 +99,7 @@ export class ReportSink {
       try {
         this.record(bound ? { ...e, pod_namespace: bound.namespace, pod_name: bound.name } : e);
         accepted++;
+        this.onVerdict?.(e, bound);
       } catch {
         // Input from a filter must never take the service down: count it and go on.
         rejected++;

@@ -13,6 +13,7 @@ import type { Logger } from "../common/log.js";
 import { NoAgentCredentials, type AgentAuthenticator } from "../auth/agent-auth.js";
 import { FilterBinder } from "../auth/filter-binding.js";
 import { NodeBinding, type HoldLimits } from "../auth/node-binding.js";
+import type { PeerLimiter, PeerLimits } from "./peer-limits.js";
 import { GrpcEdge, type GrpcLimits } from "./grpc-server.js";
 import { HttpEdge, type Route } from "./http-server.js";
 import { WatchHub, type HubLimits } from "./hub.js";
@@ -26,6 +27,8 @@ import { ResolutionStore, type StoreLimits } from "./store.js";
 import { MeshConfigTable } from "./mesh-config.js";
 import { CoverageTracker, type CoverageEventSink } from "./coverage.js";
 import { parseHostPort, type HostPortRules } from "../common/host-port.js";
+import { BypassHub, type BypassEventSink } from "./bypass.js";
+import type { PolicyEngine } from "../policy/index.js";
 
 export interface SourceContext {
   registry: PodRegistry;
@@ -50,6 +53,8 @@ export interface ControlSource {
   denyEvents?: DenyEventSink;
   /** Kubernetes Events for selected pods no filter enforces. */
   coverageEvents?: CoverageEventSink;
+  /** Kubernetes Events for bypass reports. */
+  bypassEvents?: BypassEventSink;
 }
 
 export interface ControlServiceOptions {
@@ -84,12 +89,16 @@ export interface ControlServiceOptions {
   agentAuth?: AgentAuthenticator;
   /** Peer ranges whose filter calls are served unverified (clusters that SNAT pod traffic); default none. */
   filterSnatPeers?: string[];
+  /** What one peer address may hold and do on the gRPC port (peer-limits.ts). */
+  peerLimits?: Partial<PeerLimits>;
   /** Observations for pod IPs not yet known, held until the pod appears. */
   holdLimits?: Partial<HoldLimits>;
   /** Labels of the EnvoyFilter's workloadSelector (`egret manifests --selector`): sidecars it leaves out are `envoy-without-filter`. */
   filterSelector?: Record<string, string>;
   /** How long a selected pod stays unenforced before it is announced (log, Event); default 30 s. */
   coverageGraceMs?: number;
+  /** The engine for bypass reports' would-be verdicts (default: egret.wasm's, loaded on first use). */
+  bypassEngine?: () => PolicyEngine;
 }
 
 export class ControlService {
@@ -104,6 +113,7 @@ export class ControlService {
   readonly serverId: string;
   readonly nodeBinding: NodeBinding;
   readonly coverage: CoverageTracker;
+  readonly bypass: BypassHub;
   private readonly grpc: GrpcEdge;
   private http?: HttpEdge;
   private sweepTimer?: NodeJS.Timeout;
@@ -153,7 +163,24 @@ export class ControlService {
       graceMs: o.coverageGraceMs,
     });
     this.coverage.setEventSink(o.source.coverageEvents);
-    this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents);
+    this.bypass = new BypassHub({
+      registry: this.registry,
+      catalog: this.catalog,
+      policyApi: o.policyApi,
+      store: this.store,
+      coverage: this.coverage,
+      audit: o.audit,
+      metrics: this.metrics,
+      log: o.log,
+      now: o.now,
+      clusterCidrs: o.clusterCidrs,
+      replaceDefaultClusterCidrs: o.replaceDefaultClusterCidrs,
+      breakGlassNamespace: o.breakGlassNamespace,
+      events: o.source.bypassEvents,
+      compiledFor: (namespace, name) => this.hub.compiledFor(namespace, name),
+      ...(o.bypassEngine ? { engine: o.bypassEngine } : {}),
+    });
+    this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents, (e, bound) => this.bypass.verdict(e, bound));
     this.nodeBinding = new NodeBinding(
       this.registry,
       (outcome, ip, node, podNode) => {
@@ -174,6 +201,7 @@ export class ControlService {
       ...(o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key } } : {}),
       hub: this.hub,
       coverage: this.coverage,
+      bypass: this.bypass,
       lookups: this.lookups,
       store: this.store,
       reports: this.reports,
@@ -181,6 +209,7 @@ export class ControlService {
       log: o.log,
       serverId: this.serverId,
       limits: o.grpcLimits,
+      peerLimits: o.peerLimits,
       isReady: () => this.notReadyReason() === undefined,
       now: o.now,
     });
@@ -191,6 +220,11 @@ export class ControlService {
       for (const ip of c.before.ips) if (!kept.has(ip)) this.store.dropPod(ip);
     });
     this.catalog.onState(() => this.updatePolicyGauges());
+  }
+
+  /** The gRPC port's per-peer limits and what each peer holds now. */
+  get grpcPeers(): PeerLimiter {
+    return this.grpc.peers;
   }
 
   /** Binds the ports, then syncs the source (ready after it). Resolves to the bound ports. */

@@ -1,6 +1,6 @@
 // Kubernetes objects → the control service's records.
 import type { V1Namespace, V1Pod } from "@kubernetes/client-node";
-import type { PodRecord } from "../control/pods.js";
+import { outboundExclusions, type PodRecord } from "../control/pods.js";
 
 /**
  * The pod as egret sees it, or undefined when it has no IP of its own that could send traffic:
@@ -17,7 +17,7 @@ export function podRecordOf(pod: V1Pod): PodRecord | undefined {
   const ips = (pod.status?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => !!ip);
   if (ips.length === 0 && pod.status?.podIP) ips.push(pod.status.podIP);
   const node = pod.spec?.nodeName ? { node: pod.spec.nodeName } : {};
-  return { namespace, name, labels: { ...(pod.metadata?.labels ?? {}) }, ips, uid: pod.metadata?.uid, ...node, sidecar: hasIstioSidecar(pod) };
+  return { namespace, name, labels: { ...(pod.metadata?.labels ?? {}) }, ips, uid: pod.metadata?.uid, ...node, sidecar: hasIstioSidecar(pod), ...outboundExclusions(pod.metadata?.annotations) };
 }
 
 /** Istio's injected proxy container: a regular container, or a native sidecar (restartable init container). */

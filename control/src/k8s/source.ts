@@ -19,6 +19,8 @@ import type { ControlSource, SourceContext } from "../control/service.js";
 import { namespaceLabelsOf, podRecordOf } from "./convert.js";
 import { DenyEventRecorder, type EventClient, type EventLimits } from "./events.js";
 import { CoverageEventRecorder } from "./coverage-events.js";
+import { BypassEventRecorder } from "./bypass-events.js";
+import type { BypassEventSink } from "../control/bypass.js";
 import type { CoverageEventSink } from "../control/coverage.js";
 import { PolicyStatusWriter, type StatusClient } from "./status.js";
 import { SupervisedInformer, type BackoffOptions } from "./supervise.js";
@@ -98,6 +100,9 @@ export class KubeSource implements ControlSource {
     enforcedAgain: (p) => this.coverageRecorder?.enforcedAgain(p),
   };
   private coverageRecorder?: CoverageEventRecorder;
+  /** Forwards to the bypass recorder created at start(). */
+  readonly bypassEvents: BypassEventSink = { bypass: (rec) => this.bypassRecorder?.bypass(rec) };
+  private bypassRecorder?: BypassEventRecorder;
   private readonly informers: SupervisedInformer<KubernetesObject>[] = [];
   private statusWriter?: PolicyStatusWriter;
   private readonly clients: { status: StatusClient; events: EventClient };
@@ -110,6 +115,7 @@ export class KubeSource implements ControlSource {
     const { registry, catalog, metrics, meshConfig } = ctx;
     this.recorder = new DenyEventRecorder(this.clients.events, this.o.log, metrics, { limits: this.o.eventLimits });
     this.coverageRecorder = new CoverageEventRecorder(this.clients.events, this.o.log, metrics, { limits: this.o.eventLimits });
+    this.bypassRecorder = new BypassEventRecorder(this.clients.events, this.o.log, metrics, { limits: this.o.eventLimits });
     const kc = this.o.kubeConfig;
     const core = kc.makeApiClient(CoreV1Api);
     const custom = kc.makeApiClient(CustomObjectsApi);

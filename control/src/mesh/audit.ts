@@ -62,7 +62,10 @@ export function readAudit(file: string, offset = 0): AuditEntry[] {
     if (!line.startsWith("{")) continue;
     try {
       const o = JSON.parse(line) as unknown;
-      if (o && typeof o === "object" && !Array.isArray(o) && ("verdict" in o || "reason" in o)) out.push(toAuditEntry(o as Record<string, unknown>));
+      // Bypass reports (kind egret.bypass) carry a would-be verdict: they are not verdicts.
+      if (o && typeof o === "object" && !Array.isArray(o) && ("verdict" in o || "reason" in o) && (o as { kind?: unknown }).kind !== "egret.bypass") {
+        out.push(toAuditEntry(o as Record<string, unknown>));
+      }
     } catch { /* a partial last line: read again next poll */ }
   }
   return out;
@@ -116,4 +119,31 @@ export async function waitForVerdict(file: string, offset: number, q: VerdictQue
     if (Date.now() >= deadline) return { entry, seen: seen.length };
     await new Promise((r) => setTimeout(r, 100));
   }
+}
+
+/** A bypass report (`egret.bypass` line): egress the agent saw leave a pod without a filter verdict. */
+export interface BypassEntry {
+  pod: string;
+  destinationIp?: string;
+  destinationPort?: number;
+  protocol: string;
+  cause: string;
+  detail: string;
+  raw: Record<string, unknown>;
+}
+
+/** The bypass reports after `offset`. */
+export function readBypasses(file: string, offset = 0): BypassEntry[] {
+  if (!existsSync(file)) return [];
+  const out: BypassEntry[] = [];
+  for (const line of readFileSync(file).subarray(offset).toString("utf8").split("\n")) {
+    if (!line.startsWith("{") || !line.includes('"egret.bypass"')) continue;
+    try {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      if (o.kind !== "egret.bypass") continue;
+      const dst = splitHostPort(o.dst);
+      out.push({ pod: str(o.pod) ?? "", destinationIp: dst.ip, destinationPort: dst.port, protocol: str(o.protocol) ?? "", cause: str(o.cause) ?? "", detail: str(o.detail) ?? "", raw: o });
+    } catch { /* partial line */ }
+  }
+  return out;
 }

@@ -4,7 +4,7 @@ import { fileURLToPath } from "node:url";
 import { isIPv4 } from "node:net";
 import { run, type RunResult } from "./exec.js";
 import { findProgram } from "./services/programs.js";
-import type { ConnectStep, ResolveStep } from "./scenario.js";
+import type { ConnectStep, ResolveStep, UdpStep } from "./scenario.js";
 import type { World } from "./world.js";
 import { formatHostPort, parseHostPort } from "../common/host-port.js";
 
@@ -44,10 +44,14 @@ export interface ClientEnv {
   world: World;
   /** PEM file trusted for the web service's certificate. */
   caFile: string;
+  /** Run the client with this uid/gid (a connect step's `as: proxy-uid`). */
+  runAs?: { uid: number; gid: number };
 }
 
 function inPod(env: ClientEnv, cmd: string, args: string[], extraEnv?: NodeJS.ProcessEnv): Promise<RunResult> {
-  return run("ip", ["netns", "exec", env.netns, cmd, ...args], { timeoutMs: CLIENT_TIMEOUT_MS, env: { ...process.env, ...extraEnv } });
+  // As the proxy: the sidecar's uid/gid, which the REDIRECT exempts (a process the pod runs as 1337).
+  const as = env.runAs ? ["setpriv", `--reuid=${env.runAs.uid}`, `--regid=${env.runAs.gid}`, "--clear-groups"] : [];
+  return run("ip", ["netns", "exec", env.netns, ...as, cmd, ...args], { timeoutMs: CLIENT_TIMEOUT_MS, env: { ...process.env, ...extraEnv } });
 }
 
 function hostPort(step: ConnectStep, port: number): string {
@@ -98,6 +102,33 @@ export async function runConnect(env: ClientEnv, step: ConnectStep): Promise<Con
     }
   }
   return { outcome: ok(r) ? "connected" : "refused", command: r.command, output: (r.stdout + r.stderr).trim().slice(-800) };
+}
+
+/**
+ * The bytes of a UDP step: the first bytes of a QUIC v1 Initial (long header, version 1, 8-byte
+ * destination connection ID, padded to 1200 bytes as clients do), a DNS query, or arbitrary bytes.
+ */
+export function udpPayload(step: UdpStep): Buffer {
+  switch (step.payload) {
+    case "quic": {
+      const b = Buffer.alloc(1200);
+      Buffer.from([0xc3, 0, 0, 0, 1, 8, 0x83, 0x94, 0xc8, 0xf0, 0x3e, 0x51, 0x57, 0x08, 0]).copy(b);
+      return b;
+    }
+    case "dns": {
+      const labels = (step.name ?? "example.test").split(".").flatMap((l) => [l.length, ...Buffer.from(l)]);
+      return Buffer.from([0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, ...labels, 0, 0, 1, 0, 1]);
+    }
+    case "raw":
+      return Buffer.from("egret-mesh-udp");
+  }
+}
+
+/** Sends one UDP datagram from the pod to `ip`:`port` (nothing needs to answer). */
+export async function runUdp(env: ClientEnv, step: UdpStep, ip: string): Promise<RunResult> {
+  const script = `const s = require("dgram").createSocket("udp4");
+    s.send(Buffer.from(process.argv[3], "base64"), Number(process.argv[2]), process.argv[1], (e) => { if (e) { console.error(e.message); process.exitCode = 1; } s.close(); });`;
+  return inPod(env, process.execPath, ["-e", script, ip, String(step.port), udpPayload(step).toString("base64")]);
 }
 
 export async function runResolve(env: ClientEnv, step: ResolveStep): Promise<ResolveResult> {

@@ -12,6 +12,13 @@ import { run, runSync } from "./exec.js";
 export const CONTROL_GRPC_PORT = 15010;
 /** Where pods get their addresses (session.ts). */
 export const POD_CIDR = "198.18.1.0/24";
+/** The mesh's own cluster network (pods, the node's gateway with control): SYNs there are not bypass candidates. */
+export const MESH_CLUSTER_CIDR = "198.18.0.0/16";
+/**
+ * The agent's bypass window here: a SYN no filter verdict covered within it is a bypass. Verdicts
+ * reach the agent in ~150 ms (reportIntervalMs 100 below); scenarios expect a report within 2 s.
+ */
+export const MESH_BYPASS_WINDOW_MS = 1200;
 export const CONTROL_HTTP_PORT = 15014;
 export const AGENT_HTTP_PORT = 15020;
 export const SIDECAR_ADMIN_PORT = 15000;
@@ -105,6 +112,8 @@ export async function startAgent(net: MeshNetwork, repo: Repo, files: MeshFiles,
     "--node-name", nodeName(net),
     "--token-file", files.agentToken,
     "--min-ttl", "0",
+    "--cluster-cidr", MESH_CLUSTER_CIDR,
+    "--bypass-window-ms", String(MESH_BYPASS_WINDOW_MS),
   ]);
   const p = ManagedProcess.start({ name: "egret agent", cmd, args, logFile: join(files.logDir, "agent.log"), env: { ...process.env, EGRET_LOG_LEVEL: "debug" } });
   await p.waitReady(() => httpOk(net.nodeNs, `http://${net.gateway}:${metricsPort}/healthz`), 30_000, "healthy (/healthz)");

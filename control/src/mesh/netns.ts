@@ -39,6 +39,8 @@ export interface RedirectOptions {
   exemptGid?: number;
   /** TCP destinations never redirected, e.g. the cluster DNS server on port 53. */
   exemptDestinations?: { ip: string; port?: number }[];
+  /** TCP destination ports never redirected (Istio's traffic.sidecar.istio.io/excludeOutboundPorts). */
+  exemptPorts?: number[];
 }
 
 /** Why the mesh cannot run on this machine, or undefined when it can. */
@@ -257,6 +259,7 @@ export class MeshNetwork {
     for (const d of opts.exemptDestinations ?? []) {
       await ipt("-A", "EGRET_OUTPUT", "-d", `${d.ip}/32`, "-p", "tcp", ...(d.port ? ["--dport", String(d.port)] : []), "-j", "RETURN");
     }
+    for (const port of opts.exemptPorts ?? []) await ipt("-A", "EGRET_OUTPUT", "-p", "tcp", "--dport", String(port), "-j", "RETURN");
     await ipt("-A", "EGRET_OUTPUT", "-p", "tcp", "-j", "REDIRECT", "--to-ports", String(opts.port ?? SIDECAR_PORT));
   }
 

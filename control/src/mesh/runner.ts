@@ -8,10 +8,11 @@ import { MeshCluster } from "./cluster.js";
 import { sleep } from "./process.js";
 import { EgretSession } from "./session.js";
 import { webCaPath } from "./services/index.js";
-import { runConnect, runResolve, expectedDestination, type ClientEnv } from "./clients.js";
-import { auditMismatches, waitForVerdict, type AuditEntry, type VerdictQuery } from "./audit.js";
-import { missingComponents, type MeshFiles, type Repo } from "./components.js";
-import type { ConnectStep, Scenario, Step } from "./scenario.js";
+import { runConnect, runResolve, runUdp, expectedDestination, worldAddress, type ClientEnv } from "./clients.js";
+import { auditMismatches, readBypasses, waitForVerdict, type AuditEntry, type BypassEntry, type VerdictQuery } from "./audit.js";
+import { MESH_BYPASS_WINDOW_MS, missingComponents, sidecarUid, type MeshFiles, type Repo } from "./components.js";
+import { SIDECAR_GID } from "./netns.js";
+import type { BypassExpectation, ConnectStep, Scenario, Step, UdpStep } from "./scenario.js";
 import type { World } from "./world.js";
 
 /** How long a verdict may take to reach the audit log after the client finished. */
@@ -67,6 +68,7 @@ export class ScenarioRunner {
     if (missing.length > 0) return { scenario, ok: false, steps: [], logDir, skipped: missing.join("; ") };
     const results: StepResult[] = [];
     const connects = new Map<string, ConnectRecord>();
+    this.bypass = { expected: new Set(), lastTrafficAt: 0 };
     let session: EgretSession | undefined;
     try {
       session = await EgretSession.start(this.cluster, this.opts.repo, scenario, logDir);
@@ -82,12 +84,17 @@ export class ScenarioRunner {
         this.opts.onStep?.(scenario, r);
         if (!r.ok && step.kind === "restart") break; // later steps would only repeat this failure
       }
+      const unexpected = await this.unexpectedBypasses(session.files.auditLog);
+      if (unexpected) {
+        results.push(unexpected);
+        this.opts.onStep?.(scenario, unexpected);
+      }
     } catch (e) {
       results.push({ step: { kind: "sleep", title: "start egret components", ms: 0 }, ok: false, summary: "error", detail: (e as Error).message });
     } finally {
       await session?.stop();
     }
-    const ok = results.length === scenario.steps.length && results.every((r) => r.ok || r.knownIssue);
+    const ok = results.length >= scenario.steps.length && results.every((r) => r.ok || r.knownIssue);
     if (ok && !this.opts.keepWorkDir) rmSync(logDir, { recursive: true, force: true });
     return { scenario, ok, steps: results, logDir };
   }
@@ -131,7 +138,64 @@ export class ScenarioRunner {
       }
       case "connect":
         return this.runConnectStep(step, session.files, connects);
+      case "udp":
+        return this.runUdpStep(step, session.files);
     }
+  }
+
+  private bypass: { expected: Set<string>; lastTrafficAt: number } = { expected: new Set(), lastTrafficAt: 0 };
+
+  /** One datagram from the pod; then its bypass report (or none) as expected. */
+  private async runUdpStep(step: UdpStep, files: MeshFiles): Promise<StepResult> {
+    const ip = isIPv4Text(step.to) ? step.to : worldAddress(this.cluster.world, step.to);
+    if (!ip) return { step, ok: false, summary: "error", detail: `${step.to} has no address in the world` };
+    const offset = statSync(files.auditLog).size;
+    const started = Date.now();
+    const r = await runUdp(this.clientEnv(step.pod), step, ip);
+    if (r.code !== 0) return { step, ok: false, summary: "send failed", detail: `$ ${r.command}\n${(r.stdout + r.stderr).trim()}` };
+    const problems = await this.checkBypass(step.pod, ip, step.port, step.expect.bypass, files, offset, started);
+    const summary = step.expect.bypass && step.expect.bypass !== "none" ? `bypass reported (${step.expect.bypass.cause ?? "any cause"})` : "sent, no bypass expected";
+    return problems.length === 0 ? { step, ok: true, summary } : { step, ok: false, summary: "bypass mismatch", detail: problems.join("; ") };
+  }
+
+  /**
+   * Records the step's traffic and, when it expects a bypass report, waits for it: an egret.bypass
+   * line for the pod and destination within `within` of the step's start, with the cause and
+   * protocol asked for. Returns what is wrong (empty when fine).
+   */
+  private async checkBypass(podKey: string, ip: string, port: number, want: BypassExpectation | "none" | undefined, files: MeshFiles, offset: number, started: number): Promise<string[]> {
+    this.bypass.lastTrafficAt = Date.now();
+    if (!want || want === "none") return [];
+    this.bypass.expected.add(bypassKey(podKey, ip, port));
+    const match = (b: BypassEntry) => b.pod === podKey && b.destinationIp === ip && b.destinationPort === port;
+    let found: BypassEntry | undefined;
+    while (!found && Date.now() - started <= want.within) {
+      found = readBypasses(files.auditLog, offset).find(match);
+      if (!found) await sleep(50);
+    }
+    found ??= readBypasses(files.auditLog, offset).find(match);
+    if (!found) return [`no bypass report for ${podKey} → ${ip}:${port} within ${want.within} ms of the step's start`];
+    const latency = Date.parse(String(found.raw.time)) - started;
+    const problems: string[] = [];
+    if (Date.now() - started > want.within + 250) problems.push(`the bypass report came after ${Date.now() - started} ms (want ${want.within} ms)`);
+    if (want.cause && found.cause !== want.cause) problems.push(`cause: want ${want.cause}, got ${found.cause}`);
+    if (want.protocol && found.protocol !== want.protocol) problems.push(`protocol: want ${want.protocol}, got ${found.protocol}`);
+    if (problems.length) problems.push(`report: ${JSON.stringify(found.raw)} (first packet ${latency} ms after the step started)`);
+    return problems;
+  }
+
+  /**
+   * Every bypass report of the scenario must be one a step expected: after the last traffic has
+   * had its window, any other egret.bypass line is a false report (ordinary traffic through the
+   * sidecar must produce none).
+   */
+  private async unexpectedBypasses(auditLog: string): Promise<StepResult | undefined> {
+    const settle = this.bypass.lastTrafficAt + MESH_BYPASS_WINDOW_MS + 800 - Date.now();
+    if (this.bypass.lastTrafficAt > 0 && settle > 0) await sleep(settle);
+    const extra = readBypasses(auditLog).filter((b) => !this.bypass.expected.has(bypassKey(b.pod, b.destinationIp ?? "", b.destinationPort ?? 0)));
+    if (extra.length === 0) return undefined;
+    const step: Step = { kind: "sleep", title: "no bypass report beyond the expected ones", ms: 0 };
+    return { step, ok: false, summary: `${extra.length} unexpected bypass report(s)`, detail: extra.slice(0, 10).map((b) => JSON.stringify(b.raw)).join("\n") };
   }
 
   private async runConnectStep(step: ConnectStep, files: MeshFiles, connects: Map<string, ConnectRecord>): Promise<StepResult> {
@@ -154,9 +218,12 @@ export class ScenarioRunner {
     const dst = expectedDestination(this.cluster.world, step);
     const query = { podKey: step.pod, podIp: pod.ip, destinationIp: dst.ip, destinationPort: dst.port };
     if (step.id) connects.set(step.id, { auditOffset, query });
-    const r = await runConnect(this.clientEnv(step.pod), step);
+    const started = Date.now();
+    const env = this.clientEnv(step.pod);
+    const r = await runConnect(step.as === "proxy-uid" ? { ...env, runAs: { uid: sidecarUid(this.opts.repo), gid: SIDECAR_GID } } : env, step);
     const problems: string[] = [];
     if (r.outcome !== step.expect.outcome) problems.push(`outcome: want ${step.expect.outcome}, got ${r.outcome}`);
+    if (dst.ip) problems.push(...(await this.checkBypass(step.pod, dst.ip, dst.port, step.expect.bypass, files, auditOffset, started)));
     let entry: AuditEntry | undefined;
     const wantsAudit = step.expect.verdict || step.expect.reason || step.expect.policy || step.expect.rule !== undefined;
     if (wantsAudit) {
@@ -174,6 +241,12 @@ export class ScenarioRunner {
     return { netns: this.cluster.net.pod(podKey).netns, world: this.cluster.world, caFile: webCaPath({ net: this.cluster.net, world: this.cluster.world, workDir: this.cluster.workDir }) };
   }
 }
+
+function bypassKey(pod: string, ip: string, port: number): string {
+  return `${pod}|${ip}|${port}`;
+}
+
+const isIPv4Text = (s: string) => /^\d+\.\d+\.\d+\.\d+$/.test(s);
 
 /** Where a connect step's verdict will appear (for a later `audit` step). */
 interface ConnectRecord {

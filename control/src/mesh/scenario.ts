@@ -25,6 +25,34 @@ export interface ScenarioPod {
   labels: Record<string, string>;
   /** "namespace/name". */
   key: string;
+  /** false: no sidecar and no REDIRECT (a namespace without injection); default true. */
+  sidecar?: boolean;
+  /** Pod annotations; Istio's traffic.sidecar.istio.io/excludeOutboundPorts takes those ports out of the REDIRECT. */
+  annotations?: Record<string, string>;
+}
+
+/** A bypass report (egret.bypass line) a step must produce, within `within` ms of its start. */
+export interface BypassExpectation {
+  cause?: string;
+  protocol?: string;
+  within: number;
+}
+
+export const UDP_PAYLOADS = ["quic", "dns", "raw"] as const;
+export const BYPASS_CAUSES = ["no-sidecar", "envoy-without-filter", "filter-not-connected", "excluded-port", "excluded-range", "sidecar-skipped", "udp-not-captured"] as const;
+
+/** One UDP datagram from a pod (Istio's sidecar never sees UDP). */
+export interface UdpStep {
+  kind: "udp";
+  title: string;
+  pod: string;
+  /** IPv4 address, or a world name (its address is used; the pod does not resolve it). */
+  to: string;
+  port: number;
+  payload: (typeof UDP_PAYLOADS)[number];
+  /** dns: the question name. */
+  name?: string;
+  expect: { bypass?: BypassExpectation | "none" };
 }
 
 export interface AuditExpectation {
@@ -68,7 +96,9 @@ export interface ConnectStep {
   id?: string;
   /** Run the connection this many times; "{i}" in to/host/sni/path/send becomes 1…N. */
   repeat?: number;
-  expect: { outcome: Outcome } & AuditExpectation;
+  /** proxy-uid: run the client with the sidecar's uid/gid (1337), which the REDIRECT exempts. */
+  as?: "proxy-uid";
+  expect: { outcome: Outcome; bypass?: BypassExpectation | "none" } & AuditExpectation;
 }
 
 export interface SleepStep { kind: "sleep"; title: string; ms: number }
@@ -77,7 +107,7 @@ export interface RestartStep { kind: "restart" | "stop" | "start"; title: string
 export interface AwaitStep { kind: "await"; title: string; condition: "sidecars-connected"; within: number }
 /** Checks the verdict of an earlier connect step (by its id) that may only be reported later. */
 export interface AuditStep { kind: "audit"; title: string; ref: string; expect: AuditExpectation & { within: number } }
-export type Step = (ResolveStep | ConnectStep | SleepStep | RestartStep | AuditStep | AwaitStep) & {
+export type Step = (ResolveStep | ConnectStep | SleepStep | RestartStep | AuditStep | AwaitStep | UdpStep) & {
   /** A known defect this step demonstrates: a failure is reported as TODO, not as a failure. */
   knownIssue?: string;
 };
@@ -108,7 +138,7 @@ export function formatProblem(p: ScenarioProblem): string {
   return `${at}: ${p.path}: ${p.message}`;
 }
 
-const STEP_ACTIONS = ["resolve", "connect", "sleep", "restart", "stop", "start", "audit", "await"] as const;
+const STEP_ACTIONS = ["resolve", "connect", "sleep", "restart", "stop", "start", "audit", "await", "udp"] as const;
 const COMMON_STEP_FIELDS = ["title", "knownIssue"] as const;
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^(|[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)$/;
@@ -189,6 +219,19 @@ export function parseDuration(v: unknown): number | undefined {
   return Math.round(m[2] === "ms" ? n : m[2] === "s" ? n * 1000 : n * 60_000);
 }
 
+/** `bypass: {cause, protocol?, within?}` or `bypass: none`. */
+function bypassExpectation(c: Checker, v: unknown, path: Path): BypassExpectation | "none" | undefined {
+  if (v === undefined) return undefined;
+  if (v === "none") return "none";
+  if (!isObj(v)) return c.fail(path, 'must be none, or {cause: CAUSE, protocol?: tcp|quic|dns|udp, within?: "2s"}');
+  unknownKeys(c, v, ["cause", "protocol", "within"], path);
+  if (v.cause !== undefined && !BYPASS_CAUSES.includes(v.cause as never)) c.fail([...path, "cause"], `must be one of ${BYPASS_CAUSES.join(", ")}`);
+  if (v.protocol !== undefined && !["tcp", "quic", "dns", "udp"].includes(v.protocol as string)) c.fail([...path, "protocol"], "must be tcp, quic, dns or udp");
+  const within = v.within === undefined ? 2_000 : parseDuration(v.within);
+  if (within === undefined || within > 60_000) return c.fail([...path, "within"], 'must be a duration such as "2s" (at most 60s)');
+  return { cause: v.cause as string | undefined, protocol: v.protocol as string | undefined, within };
+}
+
 const DEFAULT_PORTS: Partial<Record<ClientName, number>> = { psql: 5432, mariadb: 3306, "redis-cli": 6379, openssl: 443 };
 
 function checkStep(c: Checker, raw: unknown, i: number, pods: Set<string>, ids: Set<string>): Step | undefined {
@@ -247,6 +290,27 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
       if (within === undefined || within > 300_000) return c.fail([...path, "expect", "within"], 'must be a duration such as "30s" (at most 5m)');
       return { kind: "audit", title: title || `verdict of ${ref} reported`, ref, expect: { verdict: ex.verdict as string | undefined, reason: ex.reason as string | undefined, policy: ex.policy as string | undefined, rule: ex.rule as string | number | undefined, within } };
     }
+    case "udp": {
+      unknownKeys(c, raw, ["udp", "pod", "expect", ...COMMON_STEP_FIELDS], path);
+      const pod = podOf();
+      const spec = raw.udp;
+      const up: Path = [...path, "udp"];
+      if (!isObj(spec)) return c.fail(up, `must be a mapping: {to: IP|NAME, port: N, payload: ${UDP_PAYLOADS.join("|")}, name?: DNS-NAME}`);
+      unknownKeys(c, spec, ["to", "port", "payload", "name"], up);
+      const to = typeof spec.to === "string" ? spec.to.toLowerCase() : "";
+      if (!isIPv4(to) && !isDnsName(to)) c.fail([...up, "to"], "must be an IPv4 address or a world name");
+      if (typeof spec.port !== "number" || !Number.isInteger(spec.port) || spec.port < 1 || spec.port > 65535) c.fail([...up, "port"], "must be a UDP port (1-65535)");
+      if (!UDP_PAYLOADS.includes(spec.payload as never)) c.fail([...up, "payload"], `must be one of ${UDP_PAYLOADS.join(", ")}`);
+      if (spec.name !== undefined && (spec.payload !== "dns" || typeof spec.name !== "string" || !isDnsName(spec.name))) c.fail([...up, "name"], "is the DNS question name, for payload dns only");
+      const ex = raw.expect;
+      if (!isObj(ex)) return c.fail([...path, "expect"], "is required: {bypass: {cause, protocol?, within?} | none}");
+      unknownKeys(c, ex, ["bypass"], [...path, "expect"]);
+      const bypass = bypassExpectation(c, ex.bypass, [...path, "expect", "bypass"]);
+      if (!pod || !UDP_PAYLOADS.includes(spec.payload as never) || typeof spec.port !== "number") return undefined;
+      const step: UdpStep = { kind: "udp", title: "", pod, to, port: spec.port, payload: spec.payload as UdpStep["payload"], name: spec.name as string | undefined, expect: { bypass } };
+      step.title = title || `${pod}: UDP ${step.payload} to ${to}:${step.port}${bypass && bypass !== "none" ? ` → bypass ${bypass.cause ?? ""}` : " → no bypass report"}`;
+      return step;
+    }
     case "resolve": {
       unknownKeys(c, raw, ["resolve", "pod", "with", "tcp", "expect", ...COMMON_STEP_FIELDS], path);
       if (raw.tcp !== undefined && (typeof raw.tcp !== "boolean" || (raw.with ?? "dig") !== "dig")) c.fail([...path, "tcp"], "is true or false, and only for the dig resolver");
@@ -276,7 +340,8 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
       return { kind: "resolve", title: title || `${pod}: resolve ${name} (${withClient}${tcp ? " +tcp" : ""})`, pod, name, with: withClient, tcp, expect };
     }
     case "connect": {
-      unknownKeys(c, raw, ["connect", "pod", "expect", "id", "repeat", ...COMMON_STEP_FIELDS], path);
+      unknownKeys(c, raw, ["connect", "pod", "expect", "id", "repeat", "as", ...COMMON_STEP_FIELDS], path);
+      if (raw.as !== undefined && raw.as !== "proxy-uid") c.fail([...path, "as"], "must be proxy-uid (the client runs as the sidecar's uid/gid, which the REDIRECT exempts)");
       if (raw.repeat !== undefined && (typeof raw.repeat !== "number" || !Number.isInteger(raw.repeat) || raw.repeat < 1 || raw.repeat > 200)) {
         c.fail([...path, "repeat"], "must be a whole number from 1 to 200");
       }
@@ -311,7 +376,8 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
       const ep: Path = [...path, "expect"];
       const ex = raw.expect;
       if (!isObj(ex)) return c.fail(ep, `is required: {outcome: connected|refused, verdict?, reason?, policy?, rule?}`);
-      unknownKeys(c, ex, ["outcome", "verdict", "reason", "policy", "rule"], ep);
+      unknownKeys(c, ex, ["outcome", "verdict", "reason", "policy", "rule", "bypass"], ep);
+      const bypass = bypassExpectation(c, ex.bypass, [...ep, "bypass"]);
       if (!OUTCOMES.includes(ex.outcome as Outcome)) c.fail([...ep, "outcome"], `must be ${OUTCOMES.join(" or ")}`);
       if (ex.verdict !== undefined && !VERDICTS.includes(ex.verdict as never)) c.fail([...ep, "verdict"], `must be one of ${VERDICTS.join(", ")}`);
       for (const f of ["reason", "policy"] as const) if (ex[f] !== undefined && typeof ex[f] !== "string") c.fail([...ep, f], "must be a string");
@@ -324,7 +390,8 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
         sni: spec.sni as string | undefined, proxy: spec.proxy as string | undefined, send: spec.send as string | undefined,
         id: raw.id as string | undefined,
         repeat: raw.repeat as number | undefined,
-        expect: { outcome: ex.outcome as Outcome, verdict: ex.verdict as string | undefined, reason: ex.reason as string | undefined, policy: ex.policy as string | undefined, rule: ex.rule as string | number | undefined },
+        ...(raw.as === "proxy-uid" ? { as: "proxy-uid" as const } : {}),
+        expect: { outcome: ex.outcome as Outcome, ...(bypass ? { bypass } : {}), verdict: ex.verdict as string | undefined, reason: ex.reason as string | undefined, policy: ex.policy as string | undefined, rule: ex.rule as string | number | undefined },
       };
       step.title = title || `${pod}: ${step.repeat ? `${step.repeat}× ` : ""}${client} ${to}${port ? `:${port}` : ""}${step.proxy ? ` via ${step.proxy}` : ""}${step.host ? ` Host: ${step.host}` : ""}${step.sni ? ` SNI ${step.sni}` : ""} → ${step.expect.outcome}`;
       return step;
@@ -356,13 +423,15 @@ export function checkScenario(raw: unknown, file: string, doc?: Document, lines?
   if (!Array.isArray(raw.pods) || raw.pods.length === 0) c.fail(["pods"], "must list at least one pod: [{name, namespace, labels}]");
   else raw.pods.forEach((p, i) => {
     if (!isObj(p)) { c.fail(["pods", i], "must be a mapping {name, namespace, labels}"); return; }
-    unknownKeys(c, p, ["name", "namespace", "labels"], ["pods", i]);
+    unknownKeys(c, p, ["name", "namespace", "labels", "sidecar", "annotations"], ["pods", i]);
+    if (p.sidecar !== undefined && typeof p.sidecar !== "boolean") c.fail(["pods", i, "sidecar"], "must be true or false (false: no sidecar, no REDIRECT)");
+    const annotations = p.annotations === undefined ? undefined : isObj(p.annotations) && Object.values(p.annotations).every((v) => typeof v === "string") ? (p.annotations as Record<string, string>) : c.fail(["pods", i, "annotations"], "must map annotation keys to string values");
     const pn = p.name, pns = p.namespace ?? "default";
     if (typeof pn !== "string" || !DNS_LABEL.test(pn)) { c.fail(["pods", i, "name"], "is required: a DNS label, e.g. checkout"); return; }
     if (typeof pns !== "string" || !DNS_LABEL.test(pns)) { c.fail(["pods", i, "namespace"], "must be a DNS label"); return; }
     const key = `${pns}/${pn}`;
     if (pods.some((q) => q.key === key)) c.fail(["pods", i, "name"], `pod ${key} is declared twice`);
-    pods.push({ name: pn, namespace: pns, labels: labels(c, p.labels, ["pods", i, "labels"]), key });
+    pods.push({ name: pn, namespace: pns, labels: labels(c, p.labels, ["pods", i, "labels"]), key, ...(p.sidecar === false ? { sidecar: false } : {}), ...(annotations ? { annotations } : {}) });
     namespaces[pns] ??= { labels: {} };
   });
   if (pods.length > 200) c.fail(["pods"], "at most 200 pods per scenario (pod addresses are 198.18.1.10-198.18.1.209)");

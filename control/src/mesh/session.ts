@@ -11,6 +11,7 @@ import { AGENT_HTTP_PORT, SIDECAR_ADMIN_PORT, nodeName, startAgent, startControl
 import { run } from "./exec.js";
 import { sleep } from "./process.js";
 import type { ScenarioPod } from "./scenario.js";
+import { outboundExclusions } from "../control/pods.js";
 
 /** Pods get 198.18.1.10, .11, … in declaration order. */
 export const POD_ADDRESS_BASE = 10;
@@ -26,6 +27,8 @@ export class EgretSession {
   private control: ManagedProcess | undefined;
   private agent: ManagedProcess | undefined;
   private readonly pods = new Map<string, PodNetwork>();
+  /** Pods declared `sidecar: false`: no REDIRECT, no sidecar. */
+  private readonly bare = new Set<string>();
 
   private constructor(readonly cluster: MeshCluster, readonly repo: Repo, readonly files: MeshFiles) {}
 
@@ -53,17 +56,27 @@ export class EgretSession {
     for (const [i, p] of spec.pods.entries()) {
       const podNet = await net.addPod(p.key, `198.18.1.${POD_ADDRESS_BASE + i}`);
       this.pods.set(p.key, podNet);
-      await net.redirectOutbound(podNet, { port: SIDECAR_PORT, exemptUid: SIDECAR_UID, exemptGid: SIDECAR_GID, exemptDestinations: [{ ip: world.resolver, port: 53 }] });
+      if (p.sidecar === false) {
+        this.bare.add(p.key);
+        continue;
+      }
+      const exemptPorts = outboundExclusions(p.annotations).excludedOutboundPorts ?? [];
+      await net.redirectOutbound(podNet, { port: SIDECAR_PORT, exemptUid: SIDECAR_UID, exemptGid: SIDECAR_GID, exemptDestinations: [{ ip: world.resolver, port: 53 }], exemptPorts });
     }
     writeFileSync(this.files.podsFile, stringify({
       namespaces: Object.entries(spec.namespaces).map(([name, v]) => ({ name, labels: v.labels })),
-      pods: spec.pods.map((p) => ({ name: p.name, namespace: p.namespace, labels: p.labels, ips: [this.pods.get(p.key)!.ip], node: nodeName(net) })),
+      pods: spec.pods.map((p) => ({
+        name: p.name, namespace: p.namespace, labels: p.labels, ips: [this.pods.get(p.key)!.ip], node: nodeName(net),
+        sidecar: p.sidecar !== false,
+        ...(p.annotations ? { annotations: p.annotations } : {}),
+      })),
     }));
     writeAgentCredentials(net, this.files);
     this.control = await startControl(net, this.repo, this.files, world.clusterCidrs);
     this.agent = await startAgent(net, this.repo, this.files, world.resolver);
     const forwardProxies = world.services.filter((s) => s.kind === "forward-proxy").flatMap((s) => s.addresses.map((a) => `${a}:${s.port}`));
     for (const p of spec.pods) {
+      if (this.bare.has(p.key)) continue;
       this.sidecars.push(await startSidecar(net, this.pods.get(p.key)!, p, this.repo, this.files, forwardProxies));
     }
   }
@@ -133,6 +146,7 @@ export class EgretSession {
   async awaitSidecarsConnected(withinMs: number): Promise<number> {
     const started = Date.now();
     for (const [key, pod] of this.pods) {
+      if (this.bare.has(key)) continue;
       for (;;) {
         const r = await run("ip", ["netns", "exec", pod.netns, "curl", "-fsS", "--max-time", "2", `http://127.0.0.1:${SIDECAR_ADMIN_PORT}/stats/prometheus`], { timeoutMs: 4000 });
         const m = /^egret_watch_connected\s+(\d+)/m.exec(r.stdout);

@@ -167,6 +167,40 @@ export interface ObserveResponse {
   server_id: string;
 }
 
+export type EgressKind = "EGRESS_KIND_UNSPECIFIED" | "EGRESS_KIND_TCP_SYN" | "EGRESS_KIND_UDP_QUIC" | "EGRESS_KIND_UDP_DNS" | "EGRESS_KIND_UDP_OTHER";
+
+export interface BypassAttempt {
+  pod_ip: Bytes;
+  source_port: number;
+  destination_ip: Bytes;
+  destination_port: number;
+  kind: EgressKind;
+  observed_unix_ms: number;
+  last_unix_ms: number;
+  packets: number;
+  detail: string;
+  interface_name: string;
+}
+
+export interface EgressRequest {
+  agent_id: string;
+  attempts: BypassAttempt[];
+  dropped_attempts: number;
+}
+
+export interface CoveredConnection {
+  pod_ip: Bytes;
+  destination_ip: Bytes;
+  destination_port: number;
+  reported_unix_ms: number;
+}
+
+export interface EgressResponse {
+  covered_connections: CoveredConnection[];
+  accepted_attempts: number;
+  rejected_attempts: number;
+}
+
 /** What a sender writes: every field optional (proto3 defaults apply), bytes as any Uint8Array. */
 export type Outgoing<T> = T extends Uint8Array
   ? Uint8Array

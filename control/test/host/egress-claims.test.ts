@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { egressWorld, eventually, sendByteByByte, mysqlGreeting, type World, type WorldOptions } from "./egress-fixture.js";
 import type { Connection } from "../../src/host/index.js";
 import { tlsHello } from "../support/attack-bytes.js";
-import { h2cRequest, hpackBlock, requestBlock } from "../support/h2c.js";
+import { H2_PREFACE, h2cRequest, h2Frame, hpackBlock, nghttp2Requests, requestBlock } from "../support/h2c.js";
 
 const POLICY = `
 apiVersion: egret.dev/v1alpha1
@@ -441,4 +441,88 @@ test("names stay label-exact: a proxy target with an escaped dot ('allowed\\.one
     }
     const ev = await w.events(cases.length);
     assert.deepEqual(ev.map((e) => e.verdict), cases.map(([, a]) => (a ? "allow" : "deny")));
+  }));
+
+test("h2c: every later request on a claim-judged connection is judged by its :authority (indexed or literal); a stream naming another host closes the connection", () =>
+  withWorld({}, async (w) => {
+    const first = h2cRequest(requestBlock("api.example.com"));
+    // The first block indexed its :authority (dynamic index 62): later requests refer to it.
+    const sameIndexed = h2Frame(1, 0x05, 3, hpackBlock([{ indexed: 2 }, { indexed: 6 }, { indexed: 4 }, { indexed: 62 }]));
+    const sameLiteral = h2Frame(1, 0x04, 5, hpackBlock([{ indexed: 3 }, { indexed: 6 }, { indexed: 4 }, { nameIndex: 1, huffman: "API.example.com", indexing: "none" }]));
+    const data = h2Frame(0, 0x01, 5, Buffer.from("body"));
+    const evil = hpackBlock([{ indexed: 2 }, { indexed: 6 }, { indexed: 4 }, { nameIndex: 1, huffman: "evil.example.net", indexing: "incremental" }]);
+    const evilSplit = Buffer.concat([h2Frame(1, 0x01, 7, evil.subarray(0, 4)), h2Frame(9, 0x04, 7, evil.subarray(4))]);
+    for (const bbb of [false, true]) {
+      const before = w.control.events.length;
+      const send = (c: Connection, b: Buffer) => (bbb ? sendByteByByte(c, b) : c.downstreamData(b));
+      // Twin: the same authority, indexed and literal, with a body: everything passes.
+      const twin = w.connect(`${API}:80`);
+      send(twin, first);
+      await eventually(() => { w.tick(1); return twin.sentUpstream.length === first.length; }, "the first request");
+      send(twin, sameIndexed);
+      send(twin, Buffer.concat([sameLiteral, data]));
+      assert.equal(twin.closed, false);
+      assert.deepEqual(twin.sentUpstream, Buffer.concat([first, sameIndexed, sameLiteral, data]));
+      // Attack: a later stream (HEADERS + CONTINUATION) naming a host the pod never resolved.
+      const attack = w.connect(`${API}:80`);
+      send(attack, first);
+      await eventually(() => { w.tick(1); return attack.sentUpstream.length === first.length; }, "the first request");
+      send(attack, sameIndexed);
+      send(attack, evilSplit);
+      assert.equal(attack.closed, true, `attack${bbb ? " (byte at a time)" : ""}`);
+      const passed = attack.sentUpstream.subarray(first.length + sameIndexed.length);
+      assert.ok(passed.length < evilSplit.length, "the block's END_HEADERS frame is never forwarded");
+      const ev = await w.events(before + 3);
+      assert.deepEqual(ev.slice(before).map((e) => [e.verdict, e.reason]), [["allow", "allowed"], ["allow", "allowed"], ["deny", "host-unverified"]]);
+    }
+    // Pipelined with the first request, in the held bytes: judged before anything passes.
+    const pipelined = w.connect(`${API}:80`);
+    pipelined.downstreamData(Buffer.concat([first, h2Frame(1, 0x05, 3, evil)]));
+    await eventually(() => { w.tick(1); return pipelined.closed; }, "the pipelined deny");
+    assert.equal(pipelined.sentUpstream.length, 0);
+  }));
+
+test("h2c: two requests from a real client (nghttp2 via node:http2) — a second :authority the pod never resolved closes the connection; the same one twice passes", () =>
+  withWorld({}, async (w) => {
+    const req = (authority: string) => ({ ":path": "/", ":authority": authority, "user-agent": "nghttp2-test" });
+    const twin = await nghttp2Requests([req("api.example.com"), req("api.example.com")]);
+    const attack = await nghttp2Requests([req("api.example.com"), req("evil.example.net")]);
+    for (const bbb of [false, true]) {
+      assert.equal((await judge(w, twin, bbb, `${API}:80`)).allowed, true, "the twin");
+      const c = w.connect(`${API}:80`);
+      if (bbb) sendByteByByte(c, attack); else c.downstreamData(attack);
+      await eventually(() => { w.tick(1); return c.closed; }, "the deny of the second stream");
+    }
+  }));
+
+test("h2c Upgrade: after a 101, the HTTP/2 streams of a claim-judged connection are judged like prior-knowledge ones; a websocket Upgrade stays a tunnel", () =>
+  withWorld({}, async (w) => {
+    const upgrade = http("GET / HTTP/1.1\nHost: api.example.com\nConnection: Upgrade, HTTP2-Settings\nUpgrade: h2c\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\n\n");
+    const switching = Buffer.from("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n");
+    const settings = h2Frame(4, 0, 0, Buffer.alloc(0));
+    const stream3 = (authority: string) => h2Frame(1, 5, 3, hpackBlock([{ indexed: 2 }, { indexed: 6 }, { indexed: 4 }, { nameIndex: 1, huffman: authority, indexing: "incremental" }]));
+    const run = async (authority: string, bbb: boolean) => {
+      const c = w.connect(`${API}:80`);
+      c.downstreamData(upgrade);
+      await eventually(() => { w.tick(1); return c.sentUpstream.length === upgrade.length; }, "the upgrade request");
+      c.upstreamData(switching);
+      const rest = Buffer.concat([H2_PREFACE, settings, stream3(authority)]);
+      if (bbb) sendByteByByte(c, rest); else c.downstreamData(rest);
+      return c;
+    };
+    for (const bbb of [false, true]) {
+      const twin = await run("api.example.com", bbb);
+      assert.equal(twin.closed, false, "twin");
+      assert.equal(twin.sentUpstream.length, upgrade.length + H2_PREFACE.length + settings.length + stream3("api.example.com").length);
+      const attack = await run("evil.example.net", bbb);
+      assert.equal(attack.closed, true, `attack${bbb ? " (byte at a time)" : ""}`);
+    }
+    // A websocket upgrade is a tunnel after its 101: its bytes are not HTTP/2 and are not judged.
+    const ws = w.connect(`${API}:80`);
+    const wsReq = http("GET /chat HTTP/1.1\nHost: api.example.com\nConnection: Upgrade\nUpgrade: websocket\nSec-WebSocket-Version: 13\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\n\n");
+    ws.downstreamData(wsReq);
+    await eventually(() => { w.tick(1); return ws.sentUpstream.length === wsReq.length; }, "the websocket upgrade");
+    ws.upstreamData(Buffer.from("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"));
+    ws.downstreamData(Buffer.from([0x81, 0x82, 1, 2, 3, 4, 0x49, 0x6b]));
+    assert.equal(ws.closed, false);
   }));

@@ -6,6 +6,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { egressWorld } from "./egress-fixture.js";
+import { h2cRequest, h2Frame, hpackBlock, requestBlock, type HpackRep } from "../support/h2c.js";
 
 const POLICY = `
 apiVersion: egret.dev/v1alpha1
@@ -93,6 +94,52 @@ test("fuzz: pipelined request heads and bodies on claim-judged connections — n
     await round(8000); // the incremental GC settles on its working heap (it reaches 8 MiB within ~4,000 connections)
     const before = vm.memory.buffer.byteLength;
     await round(3000);
+    assert.equal(w.host.vmStatus().filter((s) => s.failed).length, 0, "no VM trapped");
+    assert.ok(vm.memory.buffer.byteLength <= before, `wasm memory grew from ${before} to ${vm.memory.buffer.byteLength} bytes`);
+    assert.equal(w.host.openConnections, 0);
+    assert.ok(w.metric("egret_connections_deny") > 100 && w.metric("egret_connections_allow") > 100, "both outcomes were exercised");
+  } finally {
+    await w.close();
+  }
+});
+
+test("fuzz: later h2c streams on claim-judged connections (HEADERS, CONTINUATION, DATA, indexed authorities, mutations) — no trap, no memory growth", { timeout: 600_000 }, async () => {
+  const w = await egressWorld({ policy: POLICY, resolutions: [[API, "api.example.com", 86_400], [API, "x.example.com", 86_400]], config: { reportBufferBytes: 65536 } });
+  try {
+    const next = rng(0x5eed2c);
+    const vm = w.host.workers[0]!;
+    const pick = <T>(a: T[]) => a[next() % a.length]!;
+    const first = h2cRequest(requestBlock("api.example.com"));
+    const laterFrame = (stream: number): Buffer => {
+      const kind = next() % 6;
+      if (kind === 0) return h2Frame(0, next() % 2, stream, Buffer.alloc(next() % 40, 0x61));
+      if (kind === 1) return h2Frame(8, 0, 0, Buffer.from([0, 0, 0, 1]));
+      const authority: HpackRep = next() % 3 === 0 ? { indexed: 62 + (next() % 4) } : { nameIndex: 1, huffman: pick(HOSTS.filter((h) => h !== "")), indexing: next() % 2 === 0 ? "incremental" : "none" };
+      const block = hpackBlock([{ indexed: 2 }, { indexed: 6 }, { indexed: 4 }, authority, ...(next() % 2 === 0 ? [{ name: "x-a", value: "v".repeat(next() % 300), indexing: "incremental" } as HpackRep] : [])]);
+      if (kind === 2 && block.length > 2) {
+        const cut = 1 + (next() % (block.length - 1));
+        return Buffer.concat([h2Frame(1, 1, stream, block.subarray(0, cut)), h2Frame(9, 4, stream, block.subarray(cut))]);
+      }
+      return h2Frame(1, 5, stream, block);
+    };
+    const round = (n: number) => {
+      for (let i = 0; i < n; i++) {
+        const frames = Array.from({ length: 1 + (next() % 4) }, (_, k) => laterFrame(3 + 2 * k));
+        const pipeline = Buffer.concat([first, ...frames.map((f) => (next() % 5 === 0 ? mutate(f, next) : f))]);
+        const c = w.connect(`${API}:80`);
+        let at = 0;
+        while (at < pipeline.length && !c.closed) {
+          const len = 1 + (next() % (next() % 4 === 0 ? 3 : 200));
+          c.downstreamData(pipeline.subarray(at, at + len));
+          at += len;
+        }
+        if (!c.closed) c.downstreamClose();
+        if (i % 100 === 0) w.tick(20);
+      }
+    };
+    round(8000); // as above: the GC first settles on its working heap
+    const before = vm.memory.buffer.byteLength;
+    round(3000);
     assert.equal(w.host.vmStatus().filter((s) => s.failed).length, 0, "no VM trapped");
     assert.ok(vm.memory.buffer.byteLength <= before, `wasm memory grew from ${before} to ${vm.memory.buffer.byteLength} bytes`);
     assert.equal(w.host.openConnections, 0);

@@ -32,6 +32,10 @@ export interface PodSpec {
   labels: Record<string, string>;
   /** spec.nodeName; ControlFixture places pods without one on TEST_NODE. */
   node?: string;
+  /** Whether the pod runs a sidecar (the pods file's `sidecar:`); unset: unknown. */
+  sidecar?: boolean;
+  /** Pod annotations (Istio's traffic.sidecar.istio.io/exclude* are read). */
+  annotations?: Record<string, string>;
 }
 
 /** The node the fixture's pods run on by default, and the agent token for it. */

@@ -4,6 +4,9 @@
 // (`huffman`). The product's decoder is checked against nghttp2's encoder (node:http2) and RFC 7541
 // Appendix C, so this encoder only needs to agree with them, not with the decoder.
 
+import http2 from "node:http2";
+import net from "node:net";
+
 export const H2_PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", "latin1");
 
 /** One header-block representation. */
@@ -140,4 +143,38 @@ export function h2cRequest(block: Buffer, o: H2cOptions = {}): Buffer {
     frames.push(h2Frame(9, off + n >= rest.length ? 0x04 : 0, stream, piece));
   }
   return Buffer.concat([...frames, ...(o.after ?? [])]);
+}
+
+/**
+ * The bytes node:http2 (nghttp2: its framing and HPACK encoder, Huffman where shorter) sends for
+ * these requests on one connection, captured by a plain TCP server on loopback that never answers.
+ */
+export async function nghttp2Requests(requests: http2.OutgoingHttpHeaders[]): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let done!: () => void;
+  const allSent = new Promise<void>((resolve) => { done = resolve; });
+  const server = net.createServer((sock) => {
+    sock.on("data", (d: Buffer) => {
+      chunks.push(d);
+      const all = Buffer.concat(chunks);
+      let blocks = 0;
+      for (let off = 24; off + 9 <= all.length;) {
+        const len = all.readUIntBE(off, 3);
+        if (off + 9 + len > all.length) break;
+        if ((all[off + 3] === 1 || all[off + 3] === 9) && (all[off + 4]! & 4) !== 0) blocks++;
+        off += 9 + len;
+      }
+      if (blocks >= requests.length) done();
+    });
+    sock.on("error", () => undefined);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as net.AddressInfo).port;
+  const client = http2.connect("http://placeholder.invalid", { createConnection: () => net.connect(port, "127.0.0.1") });
+  client.on("error", () => undefined);
+  for (const headers of requests) client.request(headers, { endStream: true }).on("error", () => undefined);
+  await allSent;
+  client.destroy();
+  await new Promise<void>((r) => server.close(() => r()));
+  return Buffer.concat(chunks);
 }

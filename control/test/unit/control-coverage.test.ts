@@ -10,6 +10,8 @@ import { defaultPolicyApi } from "../../src/control/policy-api.js";
 import { ControlService } from "../../src/control/service.js";
 import { KubeSource } from "../../src/k8s/index.js";
 import { parsePodsFile } from "../../src/control/file-source.js";
+import { podRecordOf } from "../../src/k8s/convert.js";
+import type { V1Pod } from "@kubernetes/client-node";
 import { FakeKube, kube } from "../support/fake-kube.js";
 import { WatchClient, eventually, fromPod, loopbackOf } from "../support/control-harness.js";
 
@@ -150,4 +152,15 @@ test("coverage: the pods file's `sidecar:` says whether a pod runs a sidecar; an
   assert.equal(pods[0].sidecar, false);
   assert.equal(pods[1].sidecar, undefined);
   assert.throws(() => parsePodsFile("pods:\n  - {name: a, namespace: shop, ip: 198.18.1.30, sidecar: \"no\"}\n", "pods.yaml"), /pods\.yaml:2:.*sidecar.*not true or false/);
+});
+
+test("coverage: a Pod's sidecar (istio-proxy container, native sidecar, or Istio's status annotation) and its outbound exclusions, from the Kubernetes object", () => {
+  const pod = (extra: object) => ({ metadata: { name: "p", namespace: "shop", ...extra }, spec: { containers: [{ name: "app" }] }, status: { phase: "Running", podIP: "198.18.1.9" } }) as unknown as V1Pod;
+  assert.equal(podRecordOf(pod({}))!.sidecar, false);
+  assert.equal(podRecordOf({ ...pod({}), spec: { containers: [{ name: "app" }, { name: "istio-proxy" }] } } as V1Pod)!.sidecar, true);
+  assert.equal(podRecordOf({ ...pod({}), spec: { containers: [{ name: "app" }], initContainers: [{ name: "istio-proxy", restartPolicy: "Always" }] } } as V1Pod)!.sidecar, true);
+  assert.equal(podRecordOf(pod({ annotations: { "sidecar.istio.io/status": "{}" } }))!.sidecar, true);
+  const excluded = podRecordOf(pod({ annotations: { "traffic.sidecar.istio.io/excludeOutboundPorts": "5432, 6379,bad,70000", "traffic.sidecar.istio.io/excludeOutboundIPRanges": "203.0.113.0/24,nonsense" } }))!;
+  assert.deepEqual(excluded.excludedOutboundPorts, [5432, 6379], "malformed entries are ignored, as istio-iptables rejects them");
+  assert.deepEqual(excluded.excludedOutboundRanges, ["203.0.113.0/24"]);
 });

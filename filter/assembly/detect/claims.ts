@@ -33,6 +33,9 @@
 /** The request carries an Upgrade header (the connection may stop being HTTP/1 after it). */
 // @ts-ignore: decorator
 @inline export const HTTP_UPGRADE: i32 = 64;
+/** The Upgrade header offers "h2c": after a 101 the connection speaks HTTP/2 (RFC 7540 §3.2). */
+// @ts-ignore: decorator
+@inline export const HTTP_UPGRADE_H2C: i32 = 256;
 /** Transfer-Encoding ends in chunked: the body is a chunk sequence. */
 // @ts-ignore: decorator
 @inline export const HTTP_CHUNKED: i32 = 128;

@@ -225,6 +225,8 @@ export class Detector {
   h2AuthorityPort(): i32 { return this.protocol == PROTO_HTTP2 ? this.http2.claimPort : -1; }
   /** h2c: H2_* flags of the first request (H2_CLAIM_BROKEN: the claim is unverifiable); 0 when not HTTP/2. */
   h2Flags(): i32 { return this.protocol == PROTO_HTTP2 ? this.http2.flags : 0; }
+  /** h2c: the parser of the first request (its HPACK state, stream and end offset carry on in the filter). */
+  h2Parser(): Http2Parser { return this.http2; }
   connectTargetPtr(): usize { return changetype<usize>(this.clientBuf) + <usize>this.claims.targetOff; }
   connectTargetLen(): i32 { return this.claims.proxyForm == PROXY_NONE ? 0 : this.claims.targetLen; }
   connectTargetPort(): i32 { return this.claims.proxyForm == PROXY_NONE ? -1 : this.claims.targetPort; }

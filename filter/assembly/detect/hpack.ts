@@ -2,10 +2,10 @@
 // request's `:authority` and `host` fields. Every representation is decoded and checked (integers,
 // Huffman strings, static and dynamic indexes, table size updates), because a block this decoder
 // cannot read exactly as the server would is an unverifiable claim, never "no claim".
-// The dynamic table is bounded by the protocol itself: before the client has read the server's
-// SETTINGS it may use at most the initial 4,096 bytes (RFC 9113 §6.5.2), so at most 128 entries of
-// at least 32 bytes. Only entry sizes and kinds are kept: in the first block, a reference to a
-// dynamic entry naming :authority or host repeats that field, which is itself a conflict.
+// The dynamic table is bounded at the initial 4,096 bytes (RFC 9113 §6.5.2: all a client may use
+// before the server's SETTINGS; a larger size update is refused), so at most 128 entries of at
+// least 32 bytes. Entries keep their size and kind, and :authority/host entries their value (later
+// requests index them).
 // No allocation after construction; never traps (every read is bounds-checked).
 import { u8at } from "./scan";
 
@@ -72,6 +72,12 @@ const HUFFMAN_LENGTHS: StaticArray<u8> = [
 const FIRST_CODE = new StaticArray<u32>(MAX_CODE_LENGTH + 1);
 const CODE_COUNT = new StaticArray<u32>(MAX_CODE_LENGTH + 1);
 const FIRST_SYMBOL = new StaticArray<u32>(MAX_CODE_LENGTH + 1);
+/**
+ * Per code length: the end of its codes left-aligned in 32 bits. In a canonical code every code of
+ * length L, left-aligned, sorts below every longer one, so a 32-bit window's code length is the
+ * first L whose limit is above it (a few comparisons for the common 5–8-bit symbols).
+ */
+const LIMIT = new StaticArray<u64>(MAX_CODE_LENGTH + 1);
 /** Symbols ordered by (code length, symbol). */
 const SYMBOLS = new StaticArray<u16>(257);
 buildHuffmanTables();
@@ -84,6 +90,7 @@ function buildHuffmanTables(): void {
     unchecked(FIRST_CODE[n] = code);
     unchecked(FIRST_SYMBOL[n] = index);
     const count = unchecked(CODE_COUNT[n]);
+    unchecked(LIMIT[n] = <u64>(code + count) << <u64>(32 - n));
     for (let s = 0; s <= 256; s++) if (<u32>unchecked(HUFFMAN_LENGTHS[s]) == <u32>n) unchecked(SYMBOLS[index++] = <u16>s);
     code = (code + count) << 1;
   }
@@ -91,32 +98,38 @@ function buildHuffmanTables(): void {
 
 /**
  * Decodes the Huffman string [off, off+n) of p. Writes at most `cap` bytes to `out` and returns the
- * full decoded length, or -1 when the string is invalid: EOS inside it, a code longer than 30 bits,
- * or padding that is longer than 7 bits or not the most significant bits of EOS (§5.2).
+ * full decoded length, or -1 when the string is invalid: EOS inside it, or padding that is longer
+ * than 7 bits or not the most significant bits of EOS (RFC 7541 §5.2).
  */
 export function huffmanDecode(p: usize, off: i32, n: i32, out: usize, cap: i32): i32 {
-  let code: u32 = 0;
+  let acc: u64 = 0; // unread bits, right-aligned
   let bits: i32 = 0;
+  let i = 0;
   let written: i32 = 0;
-  for (let i = 0; i < n; i++) {
-    const byte = u8at(p, off + i);
-    for (let b = 7; b >= 0; b--) {
-      code = (code << 1) | ((byte >>> <u32>b) & 1);
-      bits++;
-      const rank = code - unchecked(FIRST_CODE[bits]);
-      if (rank < unchecked(CODE_COUNT[bits])) {
-        const symbol = <u32>unchecked(SYMBOLS[unchecked(FIRST_SYMBOL[bits]) + rank]);
-        if (symbol == EOS) return -1;
-        if (written < cap) store<u8>(out + <usize>written, <u8>symbol);
-        written++;
-        code = 0;
-        bits = 0;
-      } else if (bits >= MAX_CODE_LENGTH) {
-        return -1;
-      }
+  while (true) {
+    while (bits <= 56 && i < n) {
+      acc = (acc << 8) | <u64>u8at(p, off + i++);
+      bits += 8;
     }
+    if (bits == 0) break;
+    // The next 32 bits, left-aligned; past the end they read as ones (the EOS prefix padding uses).
+    const window: u64 = bits >= 32 ? (acc >> <u64>(bits - 32)) & 0xffffffff
+      : ((acc << <u64>(32 - bits)) | ((<u64>1 << <u64>(32 - bits)) - 1)) & 0xffffffff;
+    let len = 5;
+    while (window >= unchecked(LIMIT[len])) len++; // LIMIT[30] is 2^32: always stops
+    if (len > bits) {
+      // Only padding is left: at most 7 bits, all ones.
+      const mask: u64 = (<u64>1 << <u64>bits) - 1;
+      if (bits > 7 || (acc & mask) != mask) return -1;
+      break;
+    }
+    const symbol = <u32>unchecked(SYMBOLS[unchecked(FIRST_SYMBOL[len]) + (<u32>(window >> <u64>(32 - len)) - unchecked(FIRST_CODE[len]))]);
+    if (symbol == EOS) return -1;
+    if (written < cap) store<u8>(out + <usize>written, <u8>symbol);
+    written++;
+    bits -= len;
+    acc &= (<u64>1 << <u64>bits) - 1;
   }
-  if (bits > 7 || code != (<u32>1 << <u32>bits) - 1) return -1;
   return written;
 }
 
@@ -146,19 +159,29 @@ function staticKind(index: i32): u8 {
 }
 
 /**
- * Decoder of one header block (the connection's first), keeping the :authority and host values.
- * reset() before each connection; decode() once.
+ * HPACK decoder of one connection's client header blocks, in order (the dynamic table carries over
+ * from block to block), keeping each block's :authority and host values. reset() for a new
+ * connection; decode() per block; copyFrom() hands the state to another decoder.
  */
-export class FirstHeaderBlock {
-  /** Decoded :authority and host values (the first of each; a second is a conflict). */
+export class HeaderBlockDecoder {
+  /** Decoded :authority and host values of the last block (-1: absent; a second one is a conflict). */
   readonly authority: StaticArray<u8> = new StaticArray<u8>(MAX_AUTHORITY);
   readonly host: StaticArray<u8> = new StaticArray<u8>(MAX_AUTHORITY);
   authorityLen: i32 = -1;
   hostLen: i32 = -1;
-  /** Dynamic table: a ring of entry sizes and kinds, newest at `newest`. */
+  /** Dynamic table: a ring of entries, newest at `newest`; :authority/host values in `values`. */
   private readonly entrySize: StaticArray<i32> = new StaticArray<i32>(MAX_ENTRIES);
   private readonly entryKind: StaticArray<u8> = new StaticArray<u8>(MAX_ENTRIES);
   private readonly entryNameLen: StaticArray<i32> = new StaticArray<i32>(MAX_ENTRIES);
+  private readonly entryValueOff: StaticArray<i32> = new StaticArray<i32>(MAX_ENTRIES);
+  private readonly entryValueLen: StaticArray<i32> = new StaticArray<i32>(MAX_ENTRIES);
+  /**
+   * Values of :authority/host entries, written in insertion order around a ring: each entry counts
+   * its value in its size and the table holds at most INITIAL_TABLE_SIZE bytes, so live values
+   * never overlap.
+   */
+  private readonly values: StaticArray<u8> = new StaticArray<u8>(INITIAL_TABLE_SIZE);
+  private valuesHead: i32 = 0;
   private newest: i32 = MAX_ENTRIES - 1;
   private entries: i32 = 0;
   private tableBytes: i32 = 0;
@@ -173,6 +196,7 @@ export class FirstHeaderBlock {
   reset(): void {
     this.authorityLen = -1;
     this.hostLen = -1;
+    this.valuesHead = 0;
     this.newest = MAX_ENTRIES - 1;
     this.entries = 0;
     this.tableBytes = 0;
@@ -183,10 +207,29 @@ export class FirstHeaderBlock {
     this.regularSeen = false;
   }
 
+  /** Takes over another decoder's dynamic table (the connection goes on elsewhere). */
+  copyFrom(o: HeaderBlockDecoder): void {
+    memory.copy(changetype<usize>(this.entrySize), changetype<usize>(o.entrySize), <usize>MAX_ENTRIES * 4);
+    memory.copy(changetype<usize>(this.entryKind), changetype<usize>(o.entryKind), <usize>MAX_ENTRIES);
+    memory.copy(changetype<usize>(this.entryNameLen), changetype<usize>(o.entryNameLen), <usize>MAX_ENTRIES * 4);
+    memory.copy(changetype<usize>(this.entryValueOff), changetype<usize>(o.entryValueOff), <usize>MAX_ENTRIES * 4);
+    memory.copy(changetype<usize>(this.entryValueLen), changetype<usize>(o.entryValueLen), <usize>MAX_ENTRIES * 4);
+    memory.copy(changetype<usize>(this.values), changetype<usize>(o.values), <usize>INITIAL_TABLE_SIZE);
+    this.valuesHead = o.valuesHead;
+    this.newest = o.newest;
+    this.entries = o.entries;
+    this.tableBytes = o.tableBytes;
+    this.maxTableBytes = o.maxTableBytes;
+  }
+
   /** Decodes the block [start, end) of p. Returns HPACK_* bits (HPACK_OK when it is clean). */
   decode(p: usize, start: i32, end: i32): i32 {
     this.pos = start;
     this.end = end;
+    this.flags = HPACK_OK;
+    this.authorityLen = -1;
+    this.hostLen = -1;
+    this.regularSeen = false;
     let fields = 0;
     while (this.pos < this.end && (this.flags & HPACK_MALFORMED) == 0) {
       const b = u8at(p, this.pos);
@@ -208,6 +251,10 @@ export class FirstHeaderBlock {
     return this.flags;
   }
 
+  /**
+   * A size update above the initial 4,096 bytes is refused: a client may go higher only after the
+   * server's SETTINGS allow it, and a bounded table is worth a refused connection.
+   */
   private sizeUpdate(p: usize): void {
     const size = this.readInteger(p, 5);
     if (size < 0 || size > INITIAL_TABLE_SIZE) {
@@ -226,13 +273,14 @@ export class FirstHeaderBlock {
     }
     const kind = this.kindOf(index);
     if (kind < 0) return;
-    if (index <= STATIC_COUNT) {
-      // The static :authority and host entries have empty values: no host at all.
-      if (kind == K_AUTHORITY || kind == K_HOST) this.flags |= HPACK_VALUE_BAD;
-    } else if (kind == K_AUTHORITY || kind == K_HOST) {
-      this.flags |= HPACK_CONFLICT; // the field's second appearance in this block
-    }
     this.noteOrder(<u8>kind);
+    if (kind != K_AUTHORITY && kind != K_HOST) return;
+    if (index <= STATIC_COUNT) {
+      this.flags |= HPACK_VALUE_BAD; // the static :authority and host entries have empty values
+      return;
+    }
+    const slot = this.slot(index - STATIC_COUNT - 1);
+    this.takeValue(<u8>kind, changetype<usize>(this.values), unchecked(this.entryValueOff[slot]), unchecked(this.entryValueLen[slot]), true);
   }
 
   private literalField(p: usize, prefixBits: i32, indexing: bool): void {
@@ -258,34 +306,48 @@ export class FirstHeaderBlock {
     this.noteOrder(<u8>kind);
     const valueLen = this.readValue(p, <u8>kind);
     if (valueLen < 0) return;
-    if (indexing) this.insert(nameLen + valueLen + 32, <u8>kind, nameLen);
+    if (indexing) this.insert(nameLen + valueLen + 32, <u8>kind, nameLen, valueLen);
   }
 
-  /** Reads a value; :authority and host values are kept (a second one is a conflict). */
+  /** Reads a literal value; :authority and host values are kept (a second one is a conflict). */
   private readValue(p: usize, kind: u8): i32 {
-    let len: i32;
-    if (kind == K_AUTHORITY || kind == K_HOST) {
-      const first = kind == K_AUTHORITY ? this.authorityLen < 0 : this.hostLen < 0;
-      if (!first) this.flags |= HPACK_CONFLICT;
-      const buf = kind == K_AUTHORITY ? this.authority : this.host;
-      len = this.readString(p, changetype<usize>(buf), first ? MAX_AUTHORITY : 0);
-      if (len < 0) {
-        this.flags |= HPACK_MALFORMED;
-        return -1;
-      }
-      if (len == 0 || len > MAX_AUTHORITY) this.flags |= HPACK_VALUE_BAD;
-      if (first) {
-        if (kind == K_AUTHORITY) this.authorityLen = len > MAX_AUTHORITY ? 0 : len;
-        else this.hostLen = len > MAX_AUTHORITY ? 0 : len;
-      }
-    } else {
-      len = this.readString(p, 0, 0);
-      if (len < 0) {
-        this.flags |= HPACK_MALFORMED;
-        return -1;
-      }
+    if (kind != K_AUTHORITY && kind != K_HOST) {
+      const len = this.readString(p, 0, 0);
+      if (len < 0) this.flags |= HPACK_MALFORMED;
+      return len;
     }
+    const buf = kind == K_AUTHORITY ? this.authority : this.host;
+    const len = this.readString(p, changetype<usize>(buf), MAX_AUTHORITY);
+    if (len < 0) {
+      this.flags |= HPACK_MALFORMED;
+      return -1;
+    }
+    this.takeValue(kind, changetype<usize>(buf), 0, len, false);
     return len;
+  }
+
+  /**
+   * Records the block's :authority / host value at [off, off+len) of `src` (a ring when `ring`):
+   * a second one in the block is a conflict, an empty or overlong one is malformed.
+   */
+  private takeValue(kind: u8, src: usize, off: i32, len: i32, ring: bool): void {
+    const seen = kind == K_AUTHORITY ? this.authorityLen >= 0 : this.hostLen >= 0;
+    if (seen) {
+      this.flags |= HPACK_CONFLICT;
+      return;
+    }
+    if (len == 0 || len > MAX_AUTHORITY) {
+      this.flags |= HPACK_VALUE_BAD;
+      len = 0;
+    }
+    const dst = changetype<usize>(kind == K_AUTHORITY ? this.authority : this.host);
+    if (ring) {
+      for (let i = 0; i < len; i++) store<u8>(dst + <usize>i, load<u8>(src + <usize>((off + i) % INITIAL_TABLE_SIZE)));
+    } else if (src != dst) {
+      memory.copy(dst, src + <usize>off, <usize>len);
+    }
+    if (kind == K_AUTHORITY) this.authorityLen = len;
+    else this.hostLen = len;
   }
 
   /** Pseudo-header fields must all precede regular ones (RFC 9113 §8.3). */
@@ -329,7 +391,7 @@ export class FirstHeaderBlock {
   }
 
   /** Adds an entry (RFC 7541 §4.4): evicts the oldest until it fits; one larger than the table empties it. */
-  private insert(size: i32, kind: u8, nameLen: i32): void {
+  private insert(size: i32, kind: u8, nameLen: i32, valueLen: i32): void {
     if (size > this.maxTableBytes) {
       this.evictTo(0);
       return;
@@ -339,6 +401,15 @@ export class FirstHeaderBlock {
     unchecked(this.entrySize[this.newest] = size);
     unchecked(this.entryKind[this.newest] = kind);
     unchecked(this.entryNameLen[this.newest] = nameLen);
+    unchecked(this.entryValueOff[this.newest] = this.valuesHead);
+    unchecked(this.entryValueLen[this.newest] = 0);
+    if ((kind == K_AUTHORITY || kind == K_HOST) && valueLen <= MAX_AUTHORITY) {
+      const src = changetype<usize>(kind == K_AUTHORITY ? this.authority : this.host);
+      const ring = changetype<usize>(this.values);
+      for (let i = 0; i < valueLen; i++) store<u8>(ring + <usize>((this.valuesHead + i) % INITIAL_TABLE_SIZE), load<u8>(src + <usize>i));
+      unchecked(this.entryValueLen[this.newest] = valueLen);
+      this.valuesHead = (this.valuesHead + valueLen) % INITIAL_TABLE_SIZE;
+    }
     this.entries++;
     this.tableBytes += size;
   }

@@ -2,7 +2,7 @@
 // HTTP/1.x responses. Reference: RFC 9112 §3. HTTP/2 with prior knowledge: http2.ts.
 import {
   Claims, HTTP_BODY_AMBIGUOUS, HTTP_CHUNKED, HTTP_HOST_CONFLICT, HTTP_HOST_MALFORMED, HTTP_OBS_FOLD, HTTP_TARGET_CONFLICT,
-  HTTP_UPGRADE, PROXY_ABSOLUTE, PROXY_CONNECT, PROXY_NONE,
+  HTTP_UPGRADE, HTTP_UPGRADE_H2C, PROXY_ABSOLUTE, PROXY_CONNECT, PROXY_NONE,
 } from "./claims";
 import {
   indexOfByte, isAlpha, isDigit, isTchar, isUpper, LIKELY, lowercaseInPlace, matchAscii, matchAsciiNoCase, MAYBE, NO,
@@ -277,6 +277,7 @@ function headerLine(p: usize, s: i32, e: i32, claims: Claims): void {
     transferEncodingField(p, vs, ve, claims);
   } else if (nameLen == 7 && matchAsciiNoCase(p, n, s, "upgrade")) {
     claims.httpFlags |= HTTP_UPGRADE;
+    if (offersH2c(p, vs, ve)) claims.httpFlags |= HTTP_UPGRADE_H2C;
   } else if (spaced) {
     // Any other "Name :" could be a Host a lenient server reads differently; harmless names are not
     // worth the risk of guessing.
@@ -285,6 +286,19 @@ function headerLine(p: usize, s: i32, e: i32, claims: Claims): void {
   if ((claims.httpFlags & HTTP_BODY_AMBIGUOUS) == 0 && claims.contentLength >= 0 && (claims.httpFlags & HTTP_CHUNKED) != 0) {
     claims.httpFlags |= HTTP_BODY_AMBIGUOUS; // both framings: request smuggling territory
   }
+}
+
+/** Whether an Upgrade value lists the token "h2c" (any case, comma-separated). */
+function offersH2c(p: usize, vs: i32, ve: i32): bool {
+  let i = vs;
+  while (i < ve) {
+    while (i < ve && (u8at(p, i) == 0x20 || u8at(p, i) == 0x09 || u8at(p, i) == 0x2c)) i++;
+    let e = i;
+    while (e < ve && u8at(p, e) != 0x2c && u8at(p, e) != 0x20 && u8at(p, e) != 0x09) e++;
+    if (e - i == 3 && matchAsciiNoCase(p, e, i, "h2c")) return true;
+    i = e;
+  }
+  return false;
 }
 
 /** Content-Length: digits only; several must agree (RFC 9112 §6.3). */

@@ -5,7 +5,7 @@
 // next to the HEADERS fragment in the detector's own copy of the bytes (never the bytes forwarded),
 // so the block is decoded in one piece. Anything the server would reject or might read
 // differently makes the claim unverifiable (H2_* flags), never absent.
-import { FirstHeaderBlock, HPACK_CONFLICT, HPACK_MALFORMED, HPACK_VALUE_BAD } from "./hpack";
+import { HeaderBlockDecoder, HPACK_CONFLICT, HPACK_MALFORMED, HPACK_VALUE_BAD } from "./hpack";
 import { be16, be24, isAlpha, isDigit, LIKELY, lowercaseInPlace, MAYBE, NO, parseDecimal, prefixOfAscii, toLower, u8at, YES } from "./scan";
 
 const PREFACE = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -76,7 +76,7 @@ export class Http2Parser {
   /** The first header block, gathered at [blockStart, blockEnd) of the buffer. */
   private blockStart: i32 = 0;
   private blockEnd: i32 = 0;
-  readonly block: FirstHeaderBlock = new FirstHeaderBlock();
+  readonly block: HeaderBlockDecoder = new HeaderBlockDecoder();
   flags: i32 = 0;
   /** The claim: host part of :authority (else host), lowercased, brackets stripped; len 0 = none. */
   claimOff: i32 = 0;
@@ -103,6 +103,16 @@ export class Http2Parser {
   /** Whether the first header block was read to its end (cleanly or not). */
   complete(): bool {
     return this.stage == S_DONE;
+  }
+
+  /** Once complete and clean: the offset of the first frame after the first request's header block. */
+  framesEnd(): i32 {
+    return this.pos;
+  }
+
+  /** The first request's stream id. */
+  firstStream(): u32 {
+    return this.stream;
   }
 
   /**
@@ -216,68 +226,93 @@ export class Http2Parser {
 
   /** :authority, else host (RFC 9113 §8.3.1); both present must name the same authority. */
   private chooseClaim(): void {
-    const b = this.block;
-    const auth = changetype<usize>(b.authority);
-    const host = changetype<usize>(b.host);
-    if (b.authorityLen > 0 && b.hostLen > 0 && !sameNoCase(auth, b.authorityLen, host, b.hostLen)) {
-      this.flags |= H2_CONFLICT;
+    const flag = requestAuthority(this.block, AUTHORITY);
+    if (flag != 0) {
+      this.flags |= flag;
       return;
     }
-    const buf = b.authorityLen > 0 ? auth : host;
-    const n = b.authorityLen > 0 ? b.authorityLen : b.hostLen;
-    if (n <= 0) return; // neither field: no claim, as an HTTP/1 request without Host
-    if (!this.splitAuthority(buf, n)) {
-      this.flags |= H2_AUTHORITY_MALFORMED;
-      this.claimLen = 0;
-      return;
-    }
-    this.claimBuffer = buf;
-    lowercaseInPlace(buf, this.claimOff, this.claimLen);
-  }
-
-  /** "name[:port]" or "[v6][:port]" (no userinfo, RFC 9113 §8.3.1) into claimOff/claimLen/claimPort. */
-  private splitAuthority(p: usize, n: i32): bool {
-    let hostStart = 0;
-    let hostEnd = n;
-    let portStart = -1;
-    if (u8at(p, 0) == 0x5b) { // '['
-      let close = -1;
-      for (let i = 1; i < n; i++) {
-        const c = u8at(p, i);
-        if (c == 0x5d) { close = i; break; }
-        if (!(isDigit(c) || ((c | 0x20) - 0x61) < 6 || c == 0x3a || c == 0x2e)) return false;
-      }
-      if (close <= 1) return false;
-      hostStart = 1;
-      hostEnd = close;
-      if (close + 1 < n) {
-        if (u8at(p, close + 1) != 0x3a) return false;
-        portStart = close + 2;
-      }
-    } else {
-      for (let i = 0; i < n; i++) {
-        const c = u8at(p, i);
-        if (c == 0x3a) { hostEnd = i; portStart = i + 1; break; }
-        if (!(isAlpha(c) || isDigit(c) || c == 0x2d || c == 0x2e || c == 0x5f)) return false;
-      }
-    }
-    if (hostEnd <= hostStart) return false;
-    let port = -1;
-    if (portStart >= 0) {
-      const v = parseDecimal(p, portStart, n, 5);
-      if (v < 0 || v > 65535) return false;
-      port = <i32>v;
-    }
-    this.claimOff = hostStart;
-    this.claimLen = hostEnd - hostStart;
-    this.claimPort = port;
-    return true;
+    this.claimBuffer = AUTHORITY.buffer;
+    this.claimOff = AUTHORITY.off;
+    this.claimLen = AUTHORITY.len;
+    this.claimPort = AUTHORITY.port;
   }
 
   private fail(flag: i32): void {
     this.flags |= flag;
     this.stage = S_DONE;
   }
+}
+
+/** Where a request's authority is: host part [off, off+len) of `buffer`, lowercased; len 0 = none. */
+export class Authority {
+  buffer: usize = 0;
+  off: i32 = 0;
+  len: i32 = 0;
+  port: i32 = -1;
+}
+
+const AUTHORITY = new Authority();
+
+/**
+ * The authority of a decoded request block: :authority, else host (RFC 9113 §8.3.1), into `out`.
+ * Returns 0, or H2_CONFLICT (both, naming different authorities) / H2_AUTHORITY_MALFORMED (not
+ * "host[:port]"). Neither field: 0 with out.len 0.
+ */
+export function requestAuthority(b: HeaderBlockDecoder, out: Authority): i32 {
+  out.len = 0;
+  out.port = -1;
+  const auth = changetype<usize>(b.authority);
+  const host = changetype<usize>(b.host);
+  if (b.authorityLen > 0 && b.hostLen > 0 && !sameNoCase(auth, b.authorityLen, host, b.hostLen)) return H2_CONFLICT;
+  const buf = b.authorityLen > 0 ? auth : host;
+  const n = b.authorityLen > 0 ? b.authorityLen : b.hostLen;
+  if (n <= 0) return 0;
+  if (!splitAuthority(buf, n, out)) {
+    out.len = 0;
+    return H2_AUTHORITY_MALFORMED;
+  }
+  out.buffer = buf;
+  lowercaseInPlace(buf, out.off, out.len);
+  return 0;
+}
+
+/** "name[:port]" or "[v6][:port]" (no userinfo, RFC 9113 §8.3.1) into out's off/len/port. */
+function splitAuthority(p: usize, n: i32, out: Authority): bool {
+  let hostStart = 0;
+  let hostEnd = n;
+  let portStart = -1;
+  if (u8at(p, 0) == 0x5b) { // '['
+    let close = -1;
+    for (let i = 1; i < n; i++) {
+      const c = u8at(p, i);
+      if (c == 0x5d) { close = i; break; }
+      if (!(isDigit(c) || ((c | 0x20) - 0x61) < 6 || c == 0x3a || c == 0x2e)) return false;
+    }
+    if (close <= 1) return false;
+    hostStart = 1;
+    hostEnd = close;
+    if (close + 1 < n) {
+      if (u8at(p, close + 1) != 0x3a) return false;
+      portStart = close + 2;
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const c = u8at(p, i);
+      if (c == 0x3a) { hostEnd = i; portStart = i + 1; break; }
+      if (!(isAlpha(c) || isDigit(c) || c == 0x2d || c == 0x2e || c == 0x5f)) return false;
+    }
+  }
+  if (hostEnd <= hostStart) return false;
+  let port = -1;
+  if (portStart >= 0) {
+    const v = parseDecimal(p, portStart, n, 5);
+    if (v < 0 || v > 65535) return false;
+    port = <i32>v;
+  }
+  out.off = hostStart;
+  out.len = hostEnd - hostStart;
+  out.port = port;
+  return true;
 }
 
 function sameNoCase(a: usize, an: i32, b: usize, bn: i32): bool {

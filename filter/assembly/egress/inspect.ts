@@ -168,7 +168,11 @@ export class Inspector {
     } else if (protocol == PROTO_HTTP2) {
       // h2c prior knowledge: the first request's :authority (else host), decoded from HPACK.
       if ((d.h2Flags() & H2_CLAIM_BROKEN) != 0) this.claimUnverifiable = true;
-      else if (d.h2AuthorityLen() > 0) this.setClaim(CLAIM_HOST, d.h2AuthorityPtr(), <u32>d.h2AuthorityLen());
+      else if (d.h2AuthorityLen() > 0) {
+        this.hostPtr = d.h2AuthorityPtr(); // reported as the request's host
+        this.hostLen = <u32>d.h2AuthorityLen();
+        this.setClaim(CLAIM_HOST, this.hostPtr, this.hostLen);
+      }
     }
   }
 

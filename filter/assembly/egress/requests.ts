@@ -51,6 +51,9 @@ export class RequestFramer {
   private lineBytes: i32 = 0;
   /** The request that led to M_AWAIT was a CONNECT (2xx opens a tunnel) or an Upgrade (101 does). */
   private awaitConnect: bool = false;
+  /** ...an Upgrade offering h2c: a 101 switches the connection to HTTP/2 (see switchedToH2c). */
+  private awaitH2c: bool = false;
+  private h2c: bool = false;
   /** Status-line matcher for the server's answer in M_AWAIT. */
   private statusSeen: i32 = 0;
   private statusCode: i32 = 0;
@@ -68,6 +71,8 @@ export class RequestFramer {
     this.chunkDigits = 0;
     this.lineBytes = 0;
     this.awaitConnect = false;
+    this.awaitH2c = false;
+    this.h2c = false;
     this.statusSeen = 0;
     this.statusCode = 0;
     this.heldWhileAwaiting = false;
@@ -106,10 +111,11 @@ export class RequestFramer {
   }
 
   /** The head just reported was judged: what follows it. */
-  afterHead(contentLength: i64, chunked: bool, connect: bool, upgrade: bool): void {
+  afterHead(contentLength: i64, chunked: bool, connect: bool, upgrade: bool, h2c: bool = false): void {
     if (connect || upgrade) {
       this.mode = M_AWAIT;
       this.awaitConnect = connect;
+      this.awaitH2c = h2c && !connect;
       this.statusSeen = 0;
       this.statusCode = 0;
       this.heldWhileAwaiting = false;
@@ -214,8 +220,14 @@ export class RequestFramer {
     return false;
   }
 
+  /** The server answered an h2c Upgrade with 101: HTTP/2 frames follow, to be walked as such. */
+  switchedToH2c(): bool {
+    return this.h2c;
+  }
+
   private answer(status: i32): bool {
     const tunnel = status == 101 || (this.awaitConnect && status >= 200 && status < 300);
+    this.h2c = status == 101 && this.awaitH2c;
     if (tunnel) this.mode = M_TUNNEL;
     else this.startHead();
     return true;

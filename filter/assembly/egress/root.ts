@@ -31,6 +31,7 @@ import { EgressStream, PHASE_WAIT_CLAIM } from "./stream";
 import { Inspector, ensureInspectScratch } from "./inspect";
 import { SharedWatch, ROLE_OWN, ROLE_HOLDER, ROLE_FOLLOWER, ROLE_CANDIDATE } from "./shared";
 import { RequestFramer } from "./requests";
+import { H2RequestWalker } from "./h2requests";
 
 const SERVICE = "egret.v1.FilterService";
 /** Pending-slot kinds: why a connection is registered with the root. */
@@ -112,6 +113,7 @@ export class EgressRoot extends RootContext {
   private inspectors: Inspector[] = [];
   private laterHeads: Inspector | null = null;
   private framers: RequestFramer[] = [];
+  private h2Walkers: H2RequestWalker[] = [];
   // Reused decoders and buffers (allocated once).
   private watchView: WatchResponseView = new WatchResponseView();
   private resView: ResolutionView = new ResolutionView();
@@ -370,6 +372,15 @@ export class EgressRoot extends RootContext {
 
   giveBackFramer(f: RequestFramer): void {
     if (this.framers.length < 1024) this.framers.push(f);
+  }
+
+  /** A pooled h2c request walker (~41 KiB each: header block copy and HPACK table). */
+  takeH2Walker(): H2RequestWalker {
+    return this.h2Walkers.length > 0 ? this.h2Walkers.pop() : new H2RequestWalker();
+  }
+
+  giveBackH2Walker(w: H2RequestWalker): void {
+    if (this.h2Walkers.length < 32) this.h2Walkers.push(w);
   }
 
   giveBackInspector(insp: Inspector): void {

@@ -26,9 +26,11 @@ import { RULE_ECH_ALLOWED } from "../policy/snapshot";
 import { EgressRoot, PENDING_LOOKUP, PENDING_STARTUP, PENDING_DETECT } from "./root";
 import { Inspector, INSPECT_NEED_MORE, inspectScratchPtr, inspectScratchSize } from "./inspect";
 import { RequestFramer, FRAME_AWAIT, FRAME_BAD, FRAME_HEAD } from "./requests";
-import { PROXY_CONNECT, PROXY_NONE, HTTP_CHUNKED, HTTP_UPGRADE } from "../detect/claims";
+import { H2RequestWalker, H2_BAD, H2_REQUEST } from "./h2requests";
+import { H2_CLAIM_BROKEN } from "../detect/http2";
+import { PROXY_CONNECT, PROXY_NONE, HTTP_CHUNKED, HTTP_UPGRADE, HTTP_UPGRADE_H2C } from "../detect/claims";
 import {
-  PROTO_TLS, PROTO_HTTP, PROTO_UNKNOWN, PROTOCOL_COUNT, PROTO_POSTGRESQL, PROTO_MYSQL, PROTO_SMTP, PROTO_IMAP, PROTO_POP3,
+  PROTO_TLS, PROTO_HTTP, PROTO_HTTP2, PROTO_UNKNOWN, PROTOCOL_COUNT, PROTO_POSTGRESQL, PROTO_MYSQL, PROTO_SMTP, PROTO_IMAP, PROTO_POP3,
   PROTO_FTP, PROTO_LDAP,
 } from "../detect/protocols";
 import { reportDecision } from "./decision";
@@ -113,6 +115,10 @@ export class EgressStream extends StreamContext {
   inspector: Inspector | null = null;
   /** Request boundaries of an HTTP/1 connection whose verdict rested on a claim (every head is judged). */
   framer: RequestFramer | null = null;
+  /** Later requests of an h2c connection whose verdict rested on its first :authority (each is judged). */
+  h2: H2RequestWalker | null = null;
+  /** Where the client bytes not yet walked start in Envoy's buffer (the first request's frames precede them). */
+  private h2Offset: u32 = 0;
   /**
    * A claim-judged connection of a protocol that can switch to TLS in-band (PostgreSQL SSLRequest,
    * STARTTLS …): client segments are watched for the inner ClientHello, whose SNI is judged.
@@ -184,6 +190,7 @@ export class EgressStream extends StreamContext {
     if (this.phase == PHASE_DECIDED) {
       if (this.verdict == VERDICT_DENY) return Action.StopIteration;
       if (this.framer !== null) return this.walkRequests(size);
+      if (this.h2 !== null) return this.walkH2(size);
       return this.innerTls ? this.watchInnerTls(size) : Action.Continue;
     }
     if (this.phase != PHASE_INSPECT) return Action.StopIteration; // cannot happen: reads are disabled while held
@@ -217,6 +224,7 @@ export class EgressStream extends StreamContext {
       return Action.StopIteration;
     }
     if (this.framer !== null) return this.walkRequests(size);
+    if (this.h2 !== null) return this.walkH2(size);
     return this.innerTls ? this.watchInnerTls(size) : Action.Continue;
   }
 
@@ -702,6 +710,10 @@ export class EgressStream extends StreamContext {
       // through on_downstream_data again, so the pipelined ones are judged now, from the copy.
       if (!this.inDownstream) this.walkDetectorCopy(insp);
     }
+    if (insp !== null && this.h2 === null && this.needsH2Walk(insp, now)) {
+      this.startH2Walk(insp);
+      if (!this.inDownstream) this.walkH2DetectorCopy(insp);
+    }
     this.returnInspector();
     if (this.verdict == VERDICT_DENY) {
       return Action.StopIteration;
@@ -763,6 +775,11 @@ export class EgressStream extends StreamContext {
       this.framer = null;
       this.egress.giveBackFramer(f);
     }
+    const w = this.h2;
+    if (w !== null) {
+      this.h2 = null;
+      this.egress.giveBackH2Walker(w);
+    }
   }
 
   // ---- later requests on a claim-judged HTTP/1 connection --------------------------------------
@@ -784,7 +801,8 @@ export class EgressStream extends StreamContext {
     const f = this.egress.takeFramer();
     const c = insp.detector.claims;
     f.pos = <u32>insp.detector.httpHeadLength();
-    f.afterHead(c.contentLength, (c.httpFlags & HTTP_CHUNKED) != 0, c.proxyForm == PROXY_CONNECT, (c.httpFlags & HTTP_UPGRADE) != 0);
+    f.afterHead(c.contentLength, (c.httpFlags & HTTP_CHUNKED) != 0, c.proxyForm == PROXY_CONNECT, (c.httpFlags & HTTP_UPGRADE) != 0,
+      (c.httpFlags & HTTP_UPGRADE_H2C) != 0);
     this.framer = f;
   }
 
@@ -848,6 +866,103 @@ export class EgressStream extends StreamContext {
     }
     if (f.headPending()) { this.requestFailed(); return; }
     f.drained();
+  }
+
+  // ---- later requests on a claim-judged h2c connection ----------------------------------------
+
+  /** h2c straight to an IP whose verdict a different :authority could change: every request is judged. */
+  private needsH2Walk(insp: Inspector, now: i64): bool {
+    if (insp.protocol != PROTO_HTTP2 || insp.claimUnverifiable || !passes(this.verdict) || this.viaProxy) return false;
+    if (!insp.detector.h2Parser().complete() || this.candCount == 0) return false;
+    this.evaluateNow(now, PROTO_HTTP2, CLAIM_HOST, UNVERIFIABLE_CLAIM, 1);
+    return !passes(RESULT.verdict); // an :authority no name supports would not pass: it matters here
+  }
+
+  private startH2Walk(insp: Inspector): void {
+    const w = this.egress.takeH2Walker();
+    const parser = insp.detector.h2Parser();
+    w.startAfterFirst(parser.block, parser.firstStream());
+    this.h2 = w;
+    this.h2Offset = <u32>parser.framesEnd();
+  }
+
+  /**
+   * 101 to an `Upgrade: h2c` request on a claim-judged connection: its HTTP/2 streams are judged as
+   * prior-knowledge ones are. A compliant client sends nothing before the 101 (RFC 7540 §3.2), so
+   * bytes held meanwhile (which cannot be re-read from here) close the connection.
+   */
+  private switchToH2(f: RequestFramer): Action {
+    const held = f.heldWhileAwaiting;
+    this.framer = null;
+    this.egress.giveBackFramer(f);
+    const w = this.egress.takeH2Walker();
+    w.startAfterUpgrade();
+    this.h2 = w;
+    this.h2Offset = 0;
+    if (held) {
+      this.requestFailed();
+      return Action.StopIteration;
+    }
+    return Action.Continue;
+  }
+
+  /** Walks the client bytes Envoy holds from h2Offset; each new request's block is judged before they pass. */
+  private walkH2(size: u32): Action {
+    const w = this.h2!;
+    const scratch = inspectScratchPtr();
+    let pos = this.h2Offset;
+    while (pos < size) {
+      const n = readBuffer(BufferType.DownstreamData, pos, scratch, min(size - pos, inspectScratchSize()));
+      if (n <= 0) break;
+      let off = 0;
+      while (off < n) {
+        const ev = w.advance(scratch + <usize>off, n - off);
+        off += w.consumed;
+        if (ev == H2_BAD || (ev == H2_REQUEST && !this.judgeH2Request())) return this.requestFailed();
+      }
+      pos += <u32>n;
+    }
+    this.h2Offset = 0; // what passes now is gone from Envoy's buffer
+    return Action.Continue;
+  }
+
+  /** Out of band, the held bytes are judged from the detector's copy; what it lacks cannot be. */
+  private walkH2DetectorCopy(insp: Inspector): void {
+    const d = insp.detector;
+    const held = d.clientBytes();
+    if (d.clientFed() > <i64>held) { this.requestFailed(); return; }
+    const w = this.h2!;
+    let off = <i32>this.h2Offset;
+    while (off < held) {
+      const ev = w.advance(d.clientBufferPtr() + <usize>off, held - off);
+      off += w.consumed;
+      if (ev == H2_BAD || (ev == H2_REQUEST && !this.judgeH2Request())) { this.requestFailed(); return; }
+    }
+    this.h2Offset = 0;
+  }
+
+  /** Judges one later h2c request by its :authority with the connection's names; false when denied. */
+  private judgeH2Request(): bool {
+    const w = this.h2!;
+    const now = nowMsCached();
+    const a = w.authority;
+    // A later request without an authority after one with it names no destination either.
+    if ((w.requestFlags & H2_CLAIM_BROKEN) != 0 || (a.len == 0 && this.claimKind != CLAIM_NONE)) {
+      this.evaluateNow(now, PROTO_HTTP2, CLAIM_HOST, UNVERIFIABLE_CLAIM, 1);
+    } else if (a.len == 0) {
+      this.evaluateNow(now, PROTO_HTTP2, CLAIM_NONE, 0, 0);
+    } else {
+      this.evaluateNow(now, PROTO_HTTP2, CLAIM_HOST, a.buffer + <usize>a.off, a.len);
+    }
+    if (passes(RESULT.verdict) && !(RESULT.verdict == VERDICT_WOULD_DENY && this.verdict != VERDICT_WOULD_DENY)) return true;
+    this.verdict = RESULT.verdict;
+    this.reason = RESULT.reason;
+    this.policy = RESULT.policy;
+    this.rule = RESULT.rule;
+    this.matchedCandidate = RESULT.matchedCandidate;
+    this.egress.metrics!.decided(this.verdict, this.reason);
+    reportDecision(this.egress, this, now);
+    return this.verdict != VERDICT_DENY;
   }
 
   // ---- TLS started inside another protocol ---------------------------------------------------
@@ -949,7 +1064,8 @@ export class EgressStream extends StreamContext {
       else this.evaluateNow(now, PROTO_HTTP, ri.claimKind, ri.claimPtr, <i32>ri.claimLen);
     }
     const c = ri.detector.claims;
-    this.framer!.afterHead(c.contentLength, (c.httpFlags & HTTP_CHUNKED) != 0, c.proxyForm == PROXY_CONNECT, (c.httpFlags & HTTP_UPGRADE) != 0);
+    this.framer!.afterHead(c.contentLength, (c.httpFlags & HTTP_CHUNKED) != 0, c.proxyForm == PROXY_CONNECT, (c.httpFlags & HTTP_UPGRADE) != 0,
+      (c.httpFlags & HTTP_UPGRADE_H2C) != 0);
     return this.revise(ri, now);
   }
 
@@ -974,6 +1090,7 @@ export class EgressStream extends StreamContext {
     const scratch = inspectScratchPtr();
     const n = readBuffer(BufferType.UpstreamData, 0, scratch, min(size, 16));
     if (n <= 0 || !f.serverBytes(scratch, <u32>n)) return Action.Continue;
+    if (f.switchedToH2c()) return this.switchToH2(f);
     if (!f.heldWhileAwaiting) return Action.Continue;
     if (f.skippable() > 0) {
       // A tunnel: the held bytes belong to it.

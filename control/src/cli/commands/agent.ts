@@ -55,6 +55,16 @@ control
                             ServiceAccount token). Without it control refuses the stream
   --ca-file FILE            verify control's TLS certificate with this CA (PEM); without it the
                             connection is plaintext
+bypass detection (docs/operations.md "Coverage and bypass reports")
+  --no-bypass               do not watch outbound TCP SYNs and UDP on pod interfaces
+  --bypass-window-ms MS     how long a SYN waits for a filter verdict covering it before it is a
+                            bypass (default 4000; above the filter's detectTimeoutMs plus its
+                            reportIntervalMs: a client that sends nothing is judged only then)
+  --cluster-cidr CIDR       in-cluster network (repeatable), added to the default private ranges
+                            as in egret control: SYNs to it are not judged (Envoy's own upstreams,
+                            in-mesh services); UDP is judged whatever its destination
+  --bypass-rate N           new SYN destinations / UDP flows per pod per second reported at most
+                            (default 50, burst 4x); beyond: dropped and counted
 shutdown
   --drain-timeout-ms MS     on SIGTERM, wait this long at most for every replica to acknowledge what
                             was captured (default 8000; keep it below terminationGracePeriodSeconds)
@@ -97,6 +107,10 @@ const OPTIONS = {
   "metrics-address": { type: "string" },
   "drain-timeout-ms": { type: "string" },
   "drain-capture-ms": { type: "string" },
+  "no-bypass": { type: "boolean" },
+  "bypass-window-ms": { type: "string" },
+  "bypass-rate": { type: "string" },
+  "cluster-cidr": { type: "string", multiple: true },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -198,6 +212,10 @@ export const command: CliCommand = {
         credentials: credentialsFrom(values["token-file"], values["ca-file"]),
       },
     };
+    if (!values["no-bypass"]) {
+      const rate = int("bypass-rate", 50, 1);
+      options.egress = { clusterCidrs: list("cluster-cidr"), limits: { windowMs: int("bypass-window-ms", 4_000, 100), newPerPodPerSecond: rate, newBurst: 4 * rate } };
+    }
     if (options.control.addresses.length === 0 && !options.control.service) {
       throw new UsageError(`give at least one --control HOST:PORT or --control-service NAME:PORT\n\n${HELP}`);
     }

@@ -153,6 +153,13 @@ options:
   --max-entries N           resolution entries in total (default 2000000)
   --max-lookup-wait-ms MS   longest Lookup wait honoured (default 5000)
 
+one peer cannot starve the others (per source address; each refusal counted in
+egret_control_peer_limit_exceeded_total{limit}):
+  --max-streams-per-peer N  open Watch/Observe/Report streams (default 64; RESOURCE_EXHAUSTED beyond)
+  --max-lookups-per-peer N  Lookups waiting at once (default 256)
+  --max-connections-per-peer N  HTTP/2 connections (default 32; more are closed at once)
+  --max-message-bytes N     largest request message (default 4194304)
+
 coverage (docs/operations.md "Coverage and bypass reports"):
   --filter-selector KEY=VALUE  the EnvoyFilter's workloadSelector (\`egret manifests --selector\`;
                             repeatable): selected pods with a sidecar it leaves out are reported
@@ -262,6 +269,10 @@ export const command: CliCommand = {
           "max-entries-per-pod": { type: "string" },
           "max-entries": { type: "string" },
           "max-lookup-wait-ms": { type: "string" },
+          "max-streams-per-peer": { type: "string" },
+          "max-lookups-per-peer": { type: "string" },
+          "max-connections-per-peer": { type: "string" },
+          "max-message-bytes": { type: "string" },
           "agent-token-file": { type: "string" },
           "insecure-agents": { type: "boolean" },
           "agent-audience": { type: "string", default: "egret-control" },
@@ -304,6 +315,13 @@ export const command: CliCommand = {
     };
     const limits = Object.fromEntries(Object.entries(storeLimits).filter(([, v]) => v !== undefined));
     const maxLookupWaitMs = int("max-lookup-wait-ms", values["max-lookup-wait-ms"], 1, 60_000);
+    const peerLimitFlags = {
+      maxStreamsPerPeer: int("max-streams-per-peer", values["max-streams-per-peer"], 1),
+      maxLookupsPerPeer: int("max-lookups-per-peer", values["max-lookups-per-peer"], 1),
+      maxConnectionsPerPeer: int("max-connections-per-peer", values["max-connections-per-peer"], 1),
+      maxMessageBytes: int("max-message-bytes", values["max-message-bytes"], 64 * 1024, 64 * 1024 * 1024),
+    };
+    const peerLimits = Object.fromEntries(Object.entries(peerLimitFlags).filter(([, v]) => v !== undefined));
 
     const filterSelector = parseSelector(values["filter-selector"] ?? []);
     const coverageGraceMs = int("coverage-grace-ms", values["coverage-grace-ms"], 0, 86_400_000);
@@ -356,6 +374,7 @@ export const command: CliCommand = {
       breakGlassNamespace: values["break-glass-namespace"] ?? process.env.POD_NAMESPACE ?? "egret-system",
       storeLimits: limits,
       grpcLimits: maxLookupWaitMs ? { maxLookupWaitMs } : undefined,
+      peerLimits,
       httpRoutes: routes,
       serverId: process.env.POD_NAME,
       metrics,

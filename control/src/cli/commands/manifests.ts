@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { parseFlags, UsageError, type CliCommand } from "../command.js";
 import { findEnvoyFilter, PHASES, pluginConfigOf, renderInstall, sha256Hex, toYaml, type Phase } from "../../deploy/render.js";
 import { pluginConfigProblem } from "../../deploy/plugin-check.js";
+import { COMPANION_HEADER, companionNetworkPolicies } from "../../deploy/install/companion.js";
 
 const ROOT = new URL("../../../../../", import.meta.url);
 
@@ -37,7 +38,42 @@ same definitions manifests/ is generated from.
                             way back from the deny-all fallback (docs/operations.md "Recovering")
   --set KEY=JSON            override a plugin configuration key, e.g. --set lookupTimeoutMs=500 (repeatable)
   -o, --output FILE         write to FILE instead of stdout
+
+  --companion-network-policy
+                            print instead, for each --namespace NS (repeatable, required), a
+                            NetworkPolicy that denies UDP egress except DNS (53) to the cluster's
+                            resolver (--trusted-resolver, and the pods --dns-namespace (kube-system)
+                            labelled --dns-pod-label (k8s-app=kube-dns)); TCP stays open for Egret's
+                            filter. Needs a CNI that enforces NetworkPolicy egress; it cannot close
+                            TCP that skips the sidecar (docs/operations.md "Coverage and bypass reports")
 `;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+/** `--companion-network-policy`: the NetworkPolicies only (install/companion.ts). */
+function companion(values: { namespace?: string[]; "trusted-resolver"?: string[]; "dns-namespace"?: string; "dns-pod-label"?: string[]; output?: string; phase?: string[]; selector?: string[] }): number {
+  if (values.phase || values.selector) throw new UsageError("--companion-network-policy prints only the NetworkPolicies: drop --phase and --selector");
+  const namespaces = values.namespace ?? [];
+  if (namespaces.length === 0) throw new UsageError("--companion-network-policy needs --namespace NS (repeatable): the namespaces under Egret");
+  for (const ns of namespaces) if (!DNS_LABEL.test(ns)) throw new UsageError(`--namespace must be a namespace name (a DNS label), got "${ns}"`);
+  const resolvers = values["trusted-resolver"] ?? [];
+  for (const ip of resolvers) if (isIP(ip) === 0) throw new UsageError(`--trusted-resolver must be an IP address (got "${ip}")`);
+  const dnsNamespace = values["dns-namespace"] ?? "kube-system";
+  if (!DNS_LABEL.test(dnsNamespace)) throw new UsageError(`--dns-namespace must be a namespace name, got "${dnsNamespace}"`);
+  const dnsPodLabels: Record<string, string> = {};
+  for (const s of values["dns-pod-label"] ?? ["k8s-app=kube-dns"]) {
+    const m = /^([A-Za-z0-9./_-]+)=([A-Za-z0-9._-]*)$/.exec(s);
+    if (!m) throw new UsageError(`--dns-pod-label must be KEY=VALUE (got "${s}")`);
+    dnsPodLabels[m[1]!] = m[2]!;
+  }
+  if (resolvers.length === 0) {
+    process.stderr.write("egret manifests: note: no --trusted-resolver: DNS is allowed only to the cluster DNS pods (by label); add the kube-dns Service IP or NodeLocal DNSCache's address if your CNI judges those\n");
+  }
+  const objects = companionNetworkPolicies({ namespaces, trustedResolvers: resolvers, dnsNamespace, dnsPodLabels });
+  const text = `${COMPANION_HEADER.split("\n").map((l) => `# ${l}`).join("\n")}\n${toYaml(objects)}`;
+  if (values.output) writeFileSync(values.output, text); else process.stdout.write(text);
+  return 0;
+}
 
 export const command: CliCommand = {
   name: "manifests",
@@ -49,11 +85,16 @@ export const command: CliCommand = {
           image: { type: "string" }, wasm: { type: "string" }, selector: { type: "string", multiple: true },
           delivery: { type: "string" }, "trusted-resolver": { type: "string", multiple: true },
           "cluster-cidr": { type: "string", multiple: true }, "pod-cidr": { type: "string", multiple: true }, "istio-root-namespace": { type: "string" }, set: { type: "string", multiple: true },
-          output: { type: "string", short: "o" }, phase: { type: "string", multiple: true }, "push-generation": { type: "string" }, help: { type: "boolean", short: "h" },
+          output: { type: "string", short: "o" }, "companion-network-policy": { type: "boolean" }, namespace: { type: "string", multiple: true },
+          "dns-namespace": { type: "string" }, "dns-pod-label": { type: "string", multiple: true }, phase: { type: "string", multiple: true }, "push-generation": { type: "string" }, help: { type: "boolean", short: "h" },
         },
         strict: true, allowPositionals: false,
     }, HELP);
     if (values.help) { process.stdout.write(HELP); return 0; }
+    if (values["companion-network-policy"]) return companion(values);
+    for (const f of ["namespace", "dns-namespace", "dns-pod-label"] as const) {
+      if (values[f] !== undefined) throw new UsageError(`--${f} is for --companion-network-policy`);
+    }
     const delivery = values.delivery ?? "ecds";
     if (delivery !== "ecds" && delivery !== "inline" && delivery !== "volume") throw new UsageError(`--delivery must be ecds, inline or volume (got "${delivery}")`);
     for (const p of values.phase ?? []) {

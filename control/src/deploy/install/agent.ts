@@ -39,6 +39,8 @@ function agentArgs(s: InstallSettings): string[] {
     "--interface=any",
     ...s.trustedResolvers.map((ip) => `--trusted-resolver=${ip}`),
     ...s.podCidrs.map((c) => `--pod-cidr=${c}`),
+    // Bypass detection judges SYNs only to destinations outside these (as control's `external`).
+    ...s.clusterCidrs.map((c) => `--cluster-cidr=${c}`),
     "--node-name=$(NODE_NAME)",
     // Re-read on every reconnect; control ends a stream when its token expires.
     `--token-file=${AGENT_TOKEN_DIR}/${AGENT_TOKEN_FILE}`,

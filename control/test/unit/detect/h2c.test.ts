@@ -5,10 +5,8 @@
 // (node:http2), field by field for each rule, and by fuzzing (no trap, no memory growth).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import http2 from "node:http2";
-import net from "node:net";
 import { DetectorEngine } from "../../../src/detect/wasm-detector.js";
-import { h2cRequest, h2Frame, hpackBlock, hpackHuffman, requestBlock, H2_PREFACE, type HpackRep } from "../../support/h2c.js";
+import { h2cRequest, h2Frame, hpackBlock, hpackHuffman, nghttp2Requests, requestBlock, H2_PREFACE, type HpackRep } from "../../support/h2c.js";
 
 const engine = new DetectorEngine();
 const MALFORMED = 1, INCOMPLETE = 2, CONFLICT = 4, AUTHORITY_BAD = 8;
@@ -125,36 +123,6 @@ test("h2c: entries evicted from the dynamic table cannot be referenced; live one
   expectClaim(shrunk, null, MALFORMED, "nothing fits in a 0-byte table");
 });
 
-/** Bytes node:http2 (nghttp2's HPACK encoder, Huffman where shorter) sends for one request. */
-async function nghttp2Request(headers: http2.OutgoingHttpHeaders): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let gotHeaders!: () => void;
-  const done = new Promise<void>((resolve) => { gotHeaders = resolve; });
-  const server = net.createServer((sock) => {
-    sock.on("data", (d: Buffer) => {
-      chunks.push(d);
-      const all = Buffer.concat(chunks);
-      for (let off = 24; off + 9 <= all.length;) {
-        const len = all.readUIntBE(off, 3);
-        if (off + 9 + len > all.length) break;
-        if ((all[off + 3] === 1 || all[off + 3] === 9) && (all[off + 4]! & 4) !== 0) gotHeaders();
-        off += 9 + len;
-      }
-    });
-    sock.on("error", () => undefined);
-  });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
-  const port = (server.address() as net.AddressInfo).port;
-  const client = http2.connect("http://placeholder.invalid", { createConnection: () => net.connect(port, "127.0.0.1") });
-  client.on("error", () => undefined);
-  const req = client.request(headers, { endStream: true });
-  req.on("error", () => undefined);
-  await done;
-  client.destroy();
-  await new Promise<void>((r) => server.close(() => r()));
-  return Buffer.concat(chunks);
-}
-
 function rng(seed: number) {
   return () => {
     seed = (seed + 0x6d2b79f5) | 0;
@@ -175,10 +143,10 @@ test("h2c: the authority nghttp2 encodes is the one decoded (random names and he
     // Values over all visible latin1 bytes exercise the long Huffman codes as well as the short ones.
     const printable = Array.from({ length: 0x7e - 0x20 + 1 }, (_, k) => String.fromCharCode(0x20 + k)).join("") +
       Array.from({ length: 0xff - 0xa0 + 1 }, (_, k) => String.fromCharCode(0xa0 + k)).join("");
-    const bytes = await nghttp2Request({
+    const bytes = await nghttp2Requests([{
       ":path": `/${word("abcxyz/", 0, 30)}`, ":authority": name + port,
       "user-agent": word(printable, 1, 80), "x-fuzz": word(printable, 0, 200), cookie: `a=${word("0123456789abcdef", 10, 64)}`,
-    });
+    }]);
     const r = detect(bytes);
     assert.deepEqual(r, { protocol: "http2", authority: name.toLowerCase(), flags: 0 }, `request ${i}: ${name}${port}`);
   }
