@@ -79,7 +79,7 @@ test("simulate: the verdicts follow the pod's own DNS answers, SNI/Host verifica
   ]);
   assert.deepEqual(r[0], {
     client: `${POD}:40001`, server: "203.0.113.10:443", pod: "shop/web-0", names: ["api.example.com"], protocol: "tls",
-    sni: "api.example.com", verdict: "allow", reason: "allowed", policy: "shop/web-egress", rule: "api", time: r[0]!.time,
+    sni: "api.example.com", matchedName: "api.example.com", verdict: "allow", reason: "allowed", policy: "shop/web-egress", rule: "api", time: r[0]!.time,
     decisions: r[0]!.decisions,
   });
   assert.deepEqual(r[0]!.decisions.map((d) => [d.verdict, d.reason, d.sni]), [["allow", "allowed", "api.example.com"]]);
