@@ -244,7 +244,16 @@ test("control RBAC is least privilege: read pods/namespaces/policies/ServiceEntr
     "authentication.k8s.io/tokenreviews:create",
   ];
   assert.deepEqual([...grants].sort(), expected.sort());
-  assert.equal(byKind("Role").length + byKind("RoleBinding").length, 0);
+  // The only namespaced grant: the leader-election Lease in egret-system.
+  const role = one("Role", "egret-control-leader-election") as KubeObject & { rules: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[] };
+  assert.equal(role.metadata.namespace, "egret-system");
+  assert.deepEqual(role.rules.map((r) => `${r.apiGroups.join()}/${r.resources.join()}:${r.verbs.join()}@${(r.resourceNames ?? ["*"]).join()}`).sort(), [
+    "coordination.k8s.io/leases:create@*",
+    "coordination.k8s.io/leases:get,update@egret-control",
+  ]);
+  assert.equal(byKind("Role").length, 1);
+  assert.equal(byKind("RoleBinding").length, 1);
+  assert.deepEqual((one("RoleBinding", "egret-control-leader-election") as KubeObject & { subjects: unknown[] }).subjects, [{ kind: "ServiceAccount", name: "egret-control", namespace: "egret-system" }]);
   const binding = one("ClusterRoleBinding", "egret-control") as KubeObject & { subjects: { kind: string; name: string; namespace: string }[] };
   assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: "egret-control", namespace: "egret-system" }]);
 });
@@ -275,4 +284,19 @@ test("the image tag in manifests/ is this package's version", () => {
   for (const o of [...byKind("Deployment"), ...byKind("DaemonSet")]) {
     for (const c of podSpec(o).containers) assert.equal(c.image, `ghcr.io/egret-dev/egret:${version}`);
   }
+});
+
+test("control namespace NetworkPolicy: default deny, then only control's declared ports", () => {
+  type Np = KubeObject & { spec: { podSelector: { matchLabels?: Record<string, string> }; policyTypes: string[]; ingress?: { ports?: { port: number }[] }[] } };
+  const policies = byKind("NetworkPolicy") as Np[];
+  assert.ok(policies.every((p) => p.metadata.namespace === "egret-system"));
+  const deny = policies.find((p) => Object.keys(p.spec.podSelector.matchLabels ?? {}).length === 0)!;
+  assert.deepEqual(deny.spec.policyTypes, ["Ingress"]);
+  assert.equal(deny.spec.ingress, undefined, "selects every pod of the namespace and admits nothing");
+  const control = policies.find((p) => p !== deny)!;
+  const pod = podSpec(one("Deployment", "egret-control"));
+  const declared = pod.containers.flatMap((c) => ((c as unknown as { ports?: { containerPort: number }[] }).ports ?? []).map((p) => p.containerPort)).sort();
+  const admitted = (control.spec.ingress ?? []).flatMap((r) => (r.ports ?? []).map((p) => p.port)).sort();
+  assert.deepEqual(admitted, declared, "exactly the ports control serves");
+  assert.deepEqual(control.spec.podSelector.matchLabels, (one("Deployment", "egret-control").spec as { selector: { matchLabels: Record<string, string> } }).selector.matchLabels);
 });

@@ -82,6 +82,23 @@ export const ERROR_CATALOGUE = {
     kind: "permission-denied",
     message: "the pod this stream is bound to no longer owns the connection's source address",
   },
+  EGRET_OPERATOR_UNAUTHENTICATED: {
+    kind: "unauthenticated",
+    message: "this HTTP endpoint needs a loopback caller (kubectl port-forward) or `Authorization: Bearer TOKEN` from --operator-token-file",
+  },
+  EGRET_OPERATOR_FORBIDDEN: {
+    kind: "permission-denied",
+    message: "this operator token is not scoped to the pod's namespace",
+  },
+  // --- Debug endpoints (HTTP) ------------------------------------------------------------
+  EGRET_DEBUG_BAD_QUERY: {
+    kind: "invalid-argument",
+    message: "bad query parameter",
+  },
+  EGRET_DEBUG_POD_UNKNOWN: {
+    kind: "not-found",
+    message: "this replica knows no such pod",
+  },
   // --- Per-peer limits (peer-limits.ts) -------------------------------------------------
   EGRET_PEER_TOO_MANY_STREAMS: {
     kind: "resource-exhausted",

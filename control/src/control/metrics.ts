@@ -82,6 +82,7 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
       labelNames: ["call", "outcome"] as const,
       registers: r,
     }),
+    leader: new Gauge({ name: "egret_control_leader", help: "1 while this replica holds the leader Lease (writes policy status and coverage Events); 0 otherwise", registers: r }),
     agentStreams: new Gauge({ name: "egret_control_agent_streams", help: "Open Observe streams", registers: r }),
     resolutionEntries: new Gauge({ name: "egret_control_resolution_entries", help: "Entries (pod, ip, name) in the resolution store", registers: r }),
     resolutionPods: new Gauge({ name: "egret_control_resolution_pods", help: "Pod IPs holding resolutions", registers: r }),

@@ -16,6 +16,8 @@ import { NodeBinding, type HoldLimits } from "../auth/node-binding.js";
 import type { PeerLimiter, PeerLimits } from "./peer-limits.js";
 import { GrpcEdge, type GrpcLimits } from "./grpc-server.js";
 import { HttpEdge, type Route } from "./http-server.js";
+import { createPodNamesRoute } from "./pod-names.js";
+import type { OperatorAuth } from "../auth/operator-auth.js";
 import { WatchHub, type HubLimits } from "./hub.js";
 import { LookupService } from "./lookup.js";
 import { createControlMetrics, type ControlMetrics } from "./metrics.js";
@@ -58,6 +60,8 @@ export interface ControlSource {
 }
 
 export interface ControlServiceOptions {
+  /** Who may read /debug/names (per-pod evidence); without it the endpoint is not served. */
+  operatorAuth?: OperatorAuth;
   policyApi: PolicyApi;
   source: ControlSource;
   log: Logger;
@@ -238,7 +242,7 @@ export class ControlService {
         notReadyReason: () => this.notReadyReason(),
         readyDetail: () => this.o.source.staleReason?.(),
         status: () => this.status(),
-        routes: [coverageRoute(this.coverage), ...(this.o.httpRoutes ?? [])],
+        routes: [coverageRoute(this.coverage), ...(this.o.operatorAuth ? [this.podNamesRoute(this.o.operatorAuth)] : []), ...(this.o.httpRoutes ?? [])],
       });
       const { host, port } = parseHostPort(this.o.httpListen, "http listen address", LISTEN_ADDRESS);
       httpPort = await this.http.listen(port, host);
@@ -255,6 +259,14 @@ export class ControlService {
       throw err;
     }
     return { grpcPort, httpPort, tlsPort };
+  }
+
+  /** GET /debug/names (pod-names.ts): the names this replica holds for a pod, and why. */
+  podNamesRoute(auth: OperatorAuth): Route {
+    return createPodNamesRoute({
+      registry: this.registry, store: this.store, meshConfig: this.meshConfig,
+      compiledFor: (namespace, name) => this.hub.compiledFor(namespace, name), now: this.o.now ?? Date.now,
+    }, auth, () => this.notReadyReason());
   }
 
   notReadyReason(): string | undefined {

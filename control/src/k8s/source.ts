@@ -24,6 +24,7 @@ import type { BypassEventSink } from "../control/bypass.js";
 import type { CoverageEventSink } from "../control/coverage.js";
 import { PolicyStatusWriter, type StatusClient } from "./status.js";
 import { SupervisedInformer, type BackoffOptions } from "./supervise.js";
+import type { LeaderElector } from "./leader.js";
 
 export const POLICY_GROUP = "egret.dev";
 export const POLICY_VERSION = "v1alpha1";
@@ -44,6 +45,12 @@ export interface KubeSourceOptions {
   writeStatus?: boolean;
   /** A list call unanswered this long counts as failed (default 60 s). */
   listTimeoutMs?: number;
+  /**
+   * Leader election: only the leader writes policy status and coverage Events (state every replica
+   * computes); deny Events stay per replica (each report reaches one replica). Default: no election,
+   * every replica writes.
+   */
+  leader?: LeaderElector;
   /** Watch Istio ServiceEntries for mesh-configuration evidence (default true). */
   serviceEntries?: boolean;
 }
@@ -96,8 +103,8 @@ export class KubeSource implements ControlSource {
   private recorder?: DenyEventRecorder;
   /** Forwards to the coverage recorder created at start(). */
   readonly coverageEvents: CoverageEventSink = {
-    notEnforced: (p) => this.coverageRecorder?.notEnforced(p),
-    enforcedAgain: (p) => this.coverageRecorder?.enforcedAgain(p),
+    notEnforced: (p) => (this.writes() ? this.coverageRecorder?.notEnforced(p) : undefined),
+    enforcedAgain: (p) => (this.writes() ? this.coverageRecorder?.enforcedAgain(p) : undefined),
   };
   private coverageRecorder?: CoverageEventRecorder;
   /** Forwards to the bypass recorder created at start(). */
@@ -109,6 +116,11 @@ export class KubeSource implements ControlSource {
 
   constructor(private readonly o: KubeSourceOptions) {
     this.clients = kubeClients(o.kubeConfig, o.instance ?? "egret-control");
+  }
+
+  /** Whether this replica writes state-derived objects now (the leader, or no election). */
+  private writes(): boolean {
+    return this.o.leader?.isLeader ?? true;
   }
 
   async start(ctx: SourceContext): Promise<void> {
@@ -201,12 +213,23 @@ export class KubeSource implements ControlSource {
         metrics,
         debounceMs: this.o.statusDebounceMs,
         coverage: ctx.coverage,
+        canWrite: () => this.writes(),
+      });
+    }
+    const leader = this.o.leader;
+    if (leader) {
+      metrics.leader.set(0);
+      leader.onChange((leading) => {
+        metrics.leader.set(leading ? 1 : 0);
+        if (leading) this.statusWriter?.rewriteAll();
       });
     }
     // Namespaces first so pods compile with their namespace labels on the first pass.
     await this.informers[0].start();
     await Promise.all(this.informers.slice(1).map((i) => i.start()));
     this.o.log.info({ resources: this.informers.map((i) => i.name) }, "kubernetes: initial sync done");
+    // Campaign once the state is complete, so a new leader's first statuses are right.
+    leader?.start();
   }
 
   /**
@@ -238,6 +261,7 @@ export class KubeSource implements ControlSource {
   }
 
   async close(): Promise<void> {
+    await this.o.leader?.stop();
     this.statusWriter?.close();
     await Promise.all(this.informers.map((i) => i.stop()));
   }

@@ -61,6 +61,8 @@ export class PolicyStatusWriter {
       now?: () => number;
       /** Enforcement coverage: adds enforcedPods, unenforcedPods, unenforced and the Enforced condition. */
       coverage?: CoverageTracker;
+      /** Whether this replica may write now (the leader); what is dirty meanwhile waits. Default: always. */
+      canWrite?: () => boolean;
     },
   ) {
     if (o.coverage) this.unsubscribe.push(o.coverage.onChange((keys) => keys.forEach((k) => this.mark(k))));
@@ -156,7 +158,14 @@ export class PolicyStatusWriter {
   }
 
   /** Writes every dirty status that differs from what was last written. */
+  /** Forgets what was written and marks every policy (a new leader reconciles every status). */
+  rewriteAll(): void {
+    this.written.clear();
+    for (const s of this.o.catalog.all()) this.mark(s.key);
+  }
+
   async flush(): Promise<void> {
+    if (this.o.canWrite && !this.o.canWrite()) return; // not the leader: the dirty set waits
     if (this.flushing) {
       // A flush is running; run again after it.
       if (!this.timer) this.timer = setTimeout(() => ((this.timer = undefined), void this.flush()), this.o.debounceMs ?? 250);

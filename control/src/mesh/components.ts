@@ -79,7 +79,15 @@ export function writeAgentCredentials(net: MeshNetwork, files: MeshFiles): void 
 }
 
 /** `egret control` in file mode, serving gRPC and HTTP on the node's gateway address. */
-export async function startControl(net: MeshNetwork, repo: Repo, files: MeshFiles, clusterCidrs: string[]): Promise<ManagedProcess> {
+/** Filter modules control serves at /wasm/egret.wasm (its own and, during an upgrade, the previous release's). */
+export interface ServedModules { current: string; previous?: string }
+
+/** The URL istio-agent downloads a module from (the EnvoyFilter's ECDS remote code). */
+export function moduleUrl(net: MeshNetwork, sha256: string): string {
+  return `http://${net.gateway}:${CONTROL_HTTP_PORT}/wasm/egret.wasm?sha256=${sha256}`;
+}
+
+export async function startControl(net: MeshNetwork, repo: Repo, files: MeshFiles, clusterCidrs: string[], modules?: ServedModules): Promise<ManagedProcess> {
   const [cmd, args] = egretIn(net.nodeNs, repo, [
     "control",
     "--policies", files.policyDir,
@@ -89,6 +97,7 @@ export async function startControl(net: MeshNetwork, repo: Repo, files: MeshFile
     "--http-listen", `${net.gateway}:${CONTROL_HTTP_PORT}`,
     "--audit-log", files.auditLog,
     ...clusterCidrs.flatMap((c) => ["--cluster-cidr", c]),
+    ...(modules ? ["--wasm", modules.current, ...(modules.previous ? ["--wasm-previous", modules.previous] : [])] : []),
     // Scenarios state TTL grace in their policies (resolutionGraceSeconds); no global extra.
     "--min-ttl", "1",
     "--grace", "0",
@@ -160,13 +169,18 @@ export function sidecarUid(repo: Repo): number {
 }
 
 /** `egret sidecar` inside the pod as uid/gid 1337 (see sidecarUid), behind the pod's REDIRECT. */
-export async function startSidecar(net: MeshNetwork, pod: PodNetwork, id: SidecarIdentity, repo: Repo, files: MeshFiles, forwardProxies: string[]): Promise<ManagedProcess> {
+/**
+ * With `ecds`, the sidecar starts with no filter, as a pod that predates the EnvoyFilter, and gets
+ * its module through pushes (EgretSession.pushModule), downloaded like istio-agent of that Istio
+ * version does (control/src/sidecar/ecds.ts).
+ */
+export async function startSidecar(net: MeshNetwork, pod: PodNetwork, id: SidecarIdentity, repo: Repo, files: MeshFiles, forwardProxies: string[], ecds?: { istioVersion: string }): Promise<ManagedProcess> {
   const args = [
     "netns", "exec", pod.netns, "setpriv", `--reuid=${sidecarUid(repo)}`, `--regid=${SIDECAR_GID}`, "--clear-groups",
     process.execPath, repo.egret, "sidecar",
     "--listen", `127.0.0.1:${SIDECAR_PORT}`,
     "--admin", `127.0.0.1:${SIDECAR_ADMIN_PORT}`,
-    "--wasm", repo.wasm,
+    ...(ecds ? ["--ecds", "--istio-version", ecds.istioVersion] : ["--wasm", repo.wasm]),
     "--plugin-config", pluginConfig(forwardProxies),
     "--pod-name", id.name,
     "--pod-namespace", id.namespace,

@@ -7,7 +7,10 @@ import { stringify } from "yaml";
 import type { MeshCluster } from "./cluster.js";
 import type { ManagedProcess } from "./process.js";
 import { SIDECAR_GID, SIDECAR_PORT, SIDECAR_UID, type PodNetwork } from "./netns.js";
-import { AGENT_HTTP_PORT, SIDECAR_ADMIN_PORT, nodeName, startAgent, startControl, startSidecar, writeAgentCredentials, type MeshFiles, type Repo } from "./components.js";
+import {
+  AGENT_HTTP_PORT, SIDECAR_ADMIN_PORT, moduleUrl, nodeName, startAgent, startControl, startSidecar, writeAgentCredentials,
+  type MeshFiles, type Repo, type ServedModules,
+} from "./components.js";
 import { run } from "./exec.js";
 import { sleep } from "./process.js";
 import type { ScenarioPod } from "./scenario.js";
@@ -20,6 +23,11 @@ export interface SessionSpec {
   pods: ScenarioPod[];
   namespaces: Record<string, { labels: Record<string, string> }>;
   policies: unknown[];
+  /**
+   * Module delivery as in a real mesh: control serves `modules`, and each sidecar starts with no
+   * filter and downloads what pushModule names, like istio-agent of `istio[podKey]` (default 1.25).
+   */
+  ecds?: { modules: ServedModules; istio?: Record<string, string> };
 }
 
 export class EgretSession {
@@ -27,6 +35,8 @@ export class EgretSession {
   private control: ManagedProcess | undefined;
   private agent: ManagedProcess | undefined;
   private readonly pods = new Map<string, PodNetwork>();
+  /** What control serves at /wasm/egret.wasm (ECDS sessions). */
+  private modules: ServedModules | undefined;
   /** Pods declared `sidecar: false`: no REDIRECT, no sidecar. */
   private readonly bare = new Set<string>();
 
@@ -72,12 +82,14 @@ export class EgretSession {
       })),
     }));
     writeAgentCredentials(net, this.files);
-    this.control = await startControl(net, this.repo, this.files, world.clusterCidrs);
+    this.modules = spec.ecds?.modules;
+    this.control = await startControl(net, this.repo, this.files, world.clusterCidrs, this.modules);
     this.agent = await startAgent(net, this.repo, this.files, world.resolver);
     const forwardProxies = world.services.filter((s) => s.kind === "forward-proxy").flatMap((s) => s.addresses.map((a) => `${a}:${s.port}`));
     for (const p of spec.pods) {
       if (this.bare.has(p.key)) continue;
-      this.sidecars.push(await startSidecar(net, this.pods.get(p.key)!, p, this.repo, this.files, forwardProxies));
+      const ecds = spec.ecds ? { istioVersion: spec.ecds.istio?.[p.key] ?? "1.25" } : undefined;
+      this.sidecars.push(await startSidecar(net, this.pods.get(p.key)!, p, this.repo, this.files, forwardProxies, ecds));
     }
   }
 
@@ -91,7 +103,36 @@ export class EgretSession {
   async restartControl(): Promise<void> {
     this.control?.killNow();
     await this.control?.waitExit();
-    this.control = await startControl(this.cluster.net, this.repo, this.files, this.cluster.world.clusterCidrs);
+    this.control = await startControl(this.cluster.net, this.repo, this.files, this.cluster.world.clusterCidrs, this.modules);
+  }
+
+  /**
+   * The control phase of an upgrade: control restarts serving `modules` (the new release's module
+   * and the previous one beside it). Killed and started again, as a one-replica rollout would.
+   */
+  async upgradeControl(modules: ServedModules): Promise<void> {
+    this.modules = modules;
+    await this.restartControl();
+  }
+
+  /**
+   * istiod pushes the EnvoyFilter's ECDS resource naming the module `sha256` to the pod's sidecar;
+   * resolves with what its istio-agent did ("applied", "nack" or "deny-all") and the slot's state.
+   */
+  async pushModule(podKey: string, sha256: string): Promise<{ result: string; state: string; sha256?: string; lastError?: string }> {
+    const pod = this.pod(podKey);
+    const body = JSON.stringify({ url: moduleUrl(this.cluster.net, sha256), sha256 });
+    const r = await run("ip", ["netns", "exec", pod.netns, "curl", "-sS", "--max-time", "60", "-X", "POST", "-H", "content-type: application/json", "--data", body, `http://127.0.0.1:${SIDECAR_ADMIN_PORT}/ecds`], { timeoutMs: 65_000 });
+    if (r.code !== 0) throw new Error(`push to ${podKey}'s sidecar failed: ${r.stderr}`);
+    return JSON.parse(r.stdout) as { result: string; state: string; sha256?: string };
+  }
+
+  /** The sidecar's ECDS slot: state ("passthrough", "module", "deny-all", "warming") and counters. */
+  async moduleState(podKey: string): Promise<{ state: string; sha256?: string; nacks: number; fallbacks: number; rbacDenied: number }> {
+    const pod = this.pod(podKey);
+    const r = await run("ip", ["netns", "exec", pod.netns, "curl", "-fsS", "--max-time", "5", `http://127.0.0.1:${SIDECAR_ADMIN_PORT}/ecds`], { timeoutMs: 8_000 });
+    if (r.code !== 0) throw new Error(`${podKey}'s sidecar has no ECDS state: ${r.stderr}`);
+    return JSON.parse(r.stdout) as { state: string; sha256?: string; nacks: number; fallbacks: number; rbacDenied: number };
   }
 
   /** Stops control (SIGKILL, as a crash) and leaves it down until startControl(). */
@@ -103,7 +144,7 @@ export class EgretSession {
 
   async startControl(): Promise<void> {
     if (this.control?.running) throw new Error("egret control is already running");
-    this.control = await startControl(this.cluster.net, this.repo, this.files, this.cluster.world.clusterCidrs);
+    this.control = await startControl(this.cluster.net, this.repo, this.files, this.cluster.world.clusterCidrs, this.modules);
   }
 
   async stopAgent(): Promise<void> {

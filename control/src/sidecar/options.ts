@@ -7,6 +7,7 @@ import { UsageError } from "../cli/command.js";
 import type { NodeIdentity } from "../host/index.js";
 import type { DestinationMode, ServiceRoute } from "./proxy.js";
 import { parseHostPort } from "../common/host-port.js";
+import { failureForIstio, type DownloadFailure } from "./ecds.js";
 
 export const DEFAULT_WASM = fileURLToPath(new URL("../../../../filter/build/egret.wasm", import.meta.url));
 
@@ -26,6 +27,8 @@ export interface SidecarConfig {
   logLevel: string;
   connectTimeoutMs: number;
   routes: ServiceRoute[];
+  /** The module comes through ECDS pushes, downloaded like istio-agent (ecds.ts); `--wasm` is then unused. */
+  ecds?: { url?: string; sha256?: string; failure: DownloadFailure };
 }
 
 export const SIDECAR_USAGE = `usage: egret sidecar [options]
@@ -50,6 +53,13 @@ Runs the proxy-wasm filter in a local TCP proxy, where Envoy's outbound listener
   --failure-policy FAIL_CLOSED|FAIL_OPEN|FAIL_RELOAD   when a VM fails (default FAIL_CLOSED)
   --connect-timeout-ms MS   upstream connect timeout (default 10000)
   --log-level LEVEL         trace|debug|info|warn|error (default info)
+module delivery like Istio's ECDS (mesh in a box; see control/src/sidecar/ecds.ts)
+  --ecds                    start with no filter (a sidecar from before the EnvoyFilter); istiod's
+                            pushes arrive as POST /ecds {"url","sha256"} on --admin
+  --wasm-url URL --wasm-sha256 HEX   the pushed resource at start (implies --ecds): the listener waits
+                            for the download, like a new pod's
+  --istio-version 1.MINOR   what a failed download does: 1.20-1.24 NACK (the previous filter stays),
+                            1.25+ deny-all RBAC fallback (default 1.25)
 `;
 
 function hostPort(flag: string, v: string): { host: string; port: number } {
@@ -84,6 +94,7 @@ export function parseSidecarArgs(argv: string[]): SidecarConfig | "help" {
         listen: { type: "string" }, target: { type: "string" }, "proxy-protocol": { type: "boolean" },
         admin: { type: "string" }, concurrency: { type: "string" }, "failure-policy": { type: "string" },
         "connect-timeout-ms": { type: "string" }, "log-level": { type: "string" },
+        ecds: { type: "boolean" }, "wasm-url": { type: "string" }, "wasm-sha256": { type: "string" }, "istio-version": { type: "string" },
       },
     });
   } catch (e) {
@@ -128,7 +139,19 @@ export function parseSidecarArgs(argv: string[]): SidecarConfig | "help" {
   if (!Number.isFinite(connectTimeoutMs) || connectTimeoutMs <= 0) throw new UsageError(`--connect-timeout-ms ${v["connect-timeout-ms"]}: expected a positive number`);
   const logLevel = v["log-level"] ?? "info";
   if (!["trace", "debug", "info", "warn", "error"].includes(logLevel)) throw new UsageError(`--log-level ${logLevel}: expected trace, debug, info, warn or error`);
+  let ecds: SidecarConfig["ecds"];
+  if (v.ecds || v["wasm-url"] !== undefined || v["wasm-sha256"] !== undefined || v["istio-version"] !== undefined) {
+    if ((v["wasm-url"] === undefined) !== (v["wasm-sha256"] === undefined)) throw new UsageError("--wasm-url and --wasm-sha256 go together (istio-agent refuses a module without its sha256)");
+    if (v["wasm-sha256"] !== undefined && !/^[0-9a-f]{64}$/i.test(v["wasm-sha256"])) throw new UsageError(`--wasm-sha256 ${JSON.stringify(v["wasm-sha256"])}: expected 64 hex digits`);
+    if (v["wasm-url"] !== undefined && !/^https?:\/\//.test(v["wasm-url"])) throw new UsageError(`--wasm-url ${JSON.stringify(v["wasm-url"])}: expected an http:// or https:// URL`);
+    if (v.wasm !== undefined) throw new UsageError("--wasm and --ecds/--wasm-url exclude each other: with ECDS the module is downloaded");
+    let failure: DownloadFailure;
+    try { failure = failureForIstio(v["istio-version"] ?? "1.25"); } catch (e) { throw new UsageError(`--istio-version: ${(e as Error).message}`); }
+    if (!v.admin) throw new UsageError("--ecds needs --admin HOST:PORT (pushes arrive as POST /ecds)");
+    ecds = { ...(v["wasm-url"] !== undefined ? { url: v["wasm-url"], sha256: v["wasm-sha256"]!.toLowerCase() } : {}), failure };
+  }
   return {
+    ...(ecds ? { ecds } : {}),
     wasm: v.wasm ?? DEFAULT_WASM,
     pluginConfig,
     vmConfig: textOrFile("vm-config", v["vm-config"]),

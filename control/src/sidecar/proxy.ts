@@ -8,6 +8,7 @@ import type { Logger } from "../common/log.js";
 import { originalDestination } from "./original-dst.js";
 import { parseProxyV1 } from "./proxy-protocol.js";
 import { parseHostPort } from "../common/host-port.js";
+import type { FilterChoice } from "./ecds.js";
 
 /** Envoy's default per_connection_buffer_limit_bytes: reads pause beyond it. */
 const READ_BUFFER_LIMIT = 1 << 20;
@@ -27,7 +28,10 @@ export type DestinationMode =
 export interface ServiceRoute { address: string; cluster: string; upstream: string }
 
 export interface SidecarProxyOptions {
-  host: EnvoyHost;
+  /** The filter's host for every connection; or give `filter`. */
+  host?: EnvoyHost;
+  /** Chooses per new connection (a module delivered through ECDS, ecds.ts): its host, no filter, or the fallback. */
+  filter?: () => FilterChoice;
   /** ServiceEntry routes (VIP:port → cluster + endpoint), like Envoy's per-VIP listeners. */
   routes?: ServiceRoute[];
   listenHost: string;
@@ -50,10 +54,10 @@ export interface ConnectionSummary {
   upstreamConnected: boolean;
 }
 
-export interface SidecarStats { accepted: number; active: number; rejected: number; upstreamConnectFailures: number }
+export interface SidecarStats { accepted: number; active: number; rejected: number; upstreamConnectFailures: number; unfiltered: number }
 
 export class SidecarProxy extends EventEmitter<{ "connection-closed": [ConnectionSummary] }> {
-  readonly stats: SidecarStats = { accepted: 0, active: 0, rejected: 0, upstreamConnectFailures: 0 };
+  readonly stats: SidecarStats = { accepted: 0, active: 0, rejected: 0, upstreamConnectFailures: 0, unfiltered: 0 };
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
   private listenAddress?: string;
@@ -130,9 +134,18 @@ export class SidecarProxy extends EventEmitter<{ "connection-closed": [Connectio
   /** Wires one client socket to a host connection and, when the filter lets it, an upstream. */
   private run(socket: net.Socket, source: string, destination: string, early: Buffer): void {
     const route = this.o.routes?.find((r) => r.address === destination);
+    const filter = this.o.filter ? this.o.filter() : this.o.host;
+    if (filter === undefined) { this.reject(socket, "no filter host configured"); return; }
+    if (filter === "deny-all" || filter === "warming") {
+      // The RBAC fallback closes every connection; a listener still warming has none to take it.
+      this.emit("connection-closed", { source, destination, bytesUpstream: 0, bytesDownstream: 0, close: { by: "filter", detail: filter === "deny-all" ? "rbac_access_denied:wasm-default-deny" : "listener_warming" }, upstreamConnected: false });
+      socket.destroy();
+      return;
+    }
+    if (filter === "passthrough") { this.passthrough(socket, source, destination, early, route); return; }
     let c: Connection;
     try {
-      c = this.o.host.openConnection({ source, destination, autoConnectUpstream: false, cluster: route?.cluster ?? "PassthroughCluster" });
+      c = filter.openConnection({ source, destination, autoConnectUpstream: false, cluster: route?.cluster ?? "PassthroughCluster" });
     } catch (e) {
       this.reject(socket, (e as Error).message);
       return;
@@ -196,6 +209,36 @@ export class SidecarProxy extends EventEmitter<{ "connection-closed": [Connectio
     if (c.closed) { onClose(c.closeInfo!); return; }
     c.on("close", onClose);
     if (early.length > 0) c.downstreamData(early);
+  }
+
+  /** No filter in the chain (before the EnvoyFilter exists): tcp_proxy alone, bytes copied both ways. */
+  private passthrough(socket: net.Socket, source: string, destination: string, early: Buffer, route?: ServiceRoute): void {
+    this.stats.unfiltered++;
+    this.stats.active++;
+    const { host, port } = splitTarget(route?.upstream ?? destination);
+    const up = net.connect({ host, port, allowHalfOpen: true });
+    let connected = false, bytesUp = 0, bytesDown = 0, done = false;
+    const finish = (by: CloseInfo["by"], detail: string): void => {
+      if (done) return;
+      done = true;
+      this.stats.active--;
+      this.emit("connection-closed", { source, destination, bytesUpstream: bytesUp, bytesDownstream: bytesDown, close: { by, detail }, upstreamConnected: connected });
+    };
+    up.on("connect", () => {
+      connected = true;
+      if (early.length > 0) { bytesUp += early.length; up.write(early); }
+      socket.resume();
+    });
+    socket.on("data", (d: Buffer) => { bytesUp += d.length; if (!up.write(d)) socket.pause(); });
+    up.on("data", (d: Buffer) => { bytesDown += d.length; if (!socket.write(d)) up.pause(); });
+    up.on("drain", () => socket.resume());
+    socket.on("drain", () => up.resume());
+    socket.on("end", () => up.end());
+    up.on("end", () => socket.end());
+    up.on("error", (e: NodeJS.ErrnoException) => { if (!connected) this.stats.upstreamConnectFailures++; socket.destroy(); finish("upstream", `upstream_error:${e.code ?? e.message}`); });
+    socket.on("error", () => up.destroy());
+    up.on("close", () => { socket.end(); finish("upstream", "upstream_closed"); });
+    socket.on("close", () => { up.destroy(); finish("downstream", "closed"); });
   }
 }
 

@@ -68,3 +68,47 @@ test("the real filter and the real control: resolved names pass, the race is hel
   assert.equal(byDst.get("203.0.113.66:443")?.verdict, "deny");
   assert.equal(byDst.get("203.0.113.66:443")?.pod, "shop/web-0");
 });
+
+test("a policy change reaches open connections: the real control pushes it, the filter closes what it now denies, the audit log says revoked", { skip: !existsSync(EGRET_WASM) && "filter/build/egret.wasm is not built" }, async (t) => {
+  const control = await new ControlFixture([POD], { "web.yaml": POLICY }).start();
+  t.after(async () => {
+    await control.stop();
+    control.cleanup();
+  });
+  await observe(control.address, [
+    observation("10.1.0.7", "api.example.com", ["203.0.113.10"], 300),
+    observation("10.1.0.7", "late.example.com", ["203.0.113.11"], 300),
+  ]);
+  const host = await EnvoyHost.create({
+    wasm: EGRET_WASM,
+    pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, reportIntervalMs: 10, lookupTimeoutMs: 3000 }),
+    concurrency: 1,
+    node: { name: POD.name, namespace: POD.namespace, labels: POD.labels, instanceIps: POD.ips },
+    grpcClusters: { [CONTROL_CLUSTER]: control.address },
+    grpcSourceAddress: loopbackOf(POD),
+    clock: new RealClock(),
+  });
+  t.after(() => host.close());
+  await eventually(() => (host.metric("egret_watch_snapshots") ?? 0) >= 2, "the filter's first snapshot (main VM and worker)");
+  let port = 42000;
+  const open = async (destination: string, sni: string): Promise<Connection> => {
+    const c = host.openConnection({ source: `10.1.0.7:${port++}`, destination });
+    await eventually(() => c.upstreamConnectRequested || c.closed, `a verdict for ${destination}`);
+    c.downstreamData(clientHello(sni));
+    assert.equal(c.closed, false, `${sni} allowed`);
+    return c;
+  };
+  const api = await open("203.0.113.10:443", "api.example.com");
+  const late = await open("203.0.113.11:443", "late.example.com");
+  await eventually(() => control.audit.length >= 2, "two allow lines");
+
+  // The operator removes api.example.com from the policy: control recompiles and pushes it.
+  control.writePolicy("web.yaml", egressPolicy("web-egress", "shop", { app: "web" }, ["late.example.com"]));
+  control.reload();
+  await eventually(() => api.closed, "the open connection to api.example.com closed");
+  assert.equal(late.closed, false, "late.example.com is still allowed");
+  const revoked = await eventually(() => control.audit.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.reason === "revoked"), "the revoked audit line");
+  assert.deepEqual([revoked.verdict, revoked.dst, revoked.names, revoked.sni, revoked.policy], ["deny", "203.0.113.10:443", ["api.example.com"], "api.example.com", "shop/web-egress"]);
+  assert.equal(revoked.detail, "policy changed: default-deny");
+  assert.equal(host.metric("egret_decisions_revoked"), 1);
+});

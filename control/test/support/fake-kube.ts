@@ -53,6 +53,8 @@ export interface RequestRecord {
   watch: boolean;
   resourceVersion?: string;
   status: number;
+  /** The request's Authorization header (tells test clients apart). */
+  user?: string;
 }
 
 export class FakeKube {
@@ -180,7 +182,7 @@ export class FakeKube {
     const route = this.route(url.pathname);
     const watch = url.searchParams.get("watch") === "true";
     const rvParam = url.searchParams.get("resourceVersion") ?? undefined;
-    const record: RequestRecord = { method: req.method ?? "GET", collection: route?.collection, watch, resourceVersion: rvParam, status: 200 };
+    const record: RequestRecord = { method: req.method ?? "GET", collection: route?.collection, watch, resourceVersion: rvParam, status: 200, user: req.headers.authorization };
     this.requests.push(record);
     const reply = (status: number, body: unknown) => {
       record.status = status;

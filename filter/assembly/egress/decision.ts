@@ -14,9 +14,12 @@ import {
 import { Status } from "../abi/enums";
 import { HostBytes } from "../abi/memory";
 import { getProperty } from "../abi/properties";
-import { CANDIDATE_SIZE } from "../policy/engine";
+import { CANDIDATE_SIZE, CAND_MESH_CONFIG } from "../policy/engine";
+import { PbWriter } from "../pb/writer";
 import { EgressRoot, ipToBytes } from "./root";
-import { EgressStream, CLUSTER_PATH } from "./stream";
+import { EgressStream, CLUSTER_PATH, REASON_REVOKED } from "./stream";
+import { ConnectionFacts } from "./facts";
+import { CLAIM_SNI, CLAIM_HOST } from "../policy/engine";
 import { PolicySnapshot } from "../policy/snapshot";
 import { REASON_DEFAULT_DENY, REASON_UNATTRIBUTED, VERDICT_DENY, VERDICT_WOULD_DENY } from "../policy/engine";
 import { REASON_NAMES } from "./metrics";
@@ -49,7 +52,10 @@ export function reportDecision(root: EgressRoot, s: EgressStream, now: i64): voi
   let matchedPtr: usize = 0;
   let matchedLen: u32 = 0;
   let evidence: u32 = 0;
-  if (s.viaProxy && insp !== null && insp.targetLen > 0) {
+  const facts = s.facts;
+  if (s.reason == REASON_REVOKED && facts !== null) {
+    writeRecordedFacts(w, s, facts);
+  } else if (s.viaProxy && insp !== null && insp.targetLen > 0) {
     if (!insp.targetIsIp) w.bytes(EV_NAMES, insp.targetPtr, insp.targetLen);
   } else {
     // The candidate view is recomputed: another connection may have used the table since.
@@ -88,7 +94,8 @@ export function reportDecision(root: EgressRoot, s: EgressStream, now: i64): voi
     CLUSTER_VALUE.release();
   }
   w.string(EV_INSTANCE_ID, root.instanceId);
-  if (s.lookupHeldMs >= 0) w.bytes(EV_DETAIL, DETAIL_SCRATCH, heldDetail(s.lookupHeldMs));
+  if (s.reason == REASON_REVOKED) w.bytes(EV_DETAIL, DETAIL_SCRATCH, revokedDetail(s.revokedBy));
+  else if (s.lookupHeldMs >= 0) w.bytes(EV_DETAIL, DETAIL_SCRATCH, heldDetail(s.lookupHeldMs));
   if (!rep.endEvent(now)) root.metrics!.reportEventsDropped.increment(1);
   const cfg = root.config;
   if (cfg !== null && cfg.logDecisions) logDecision(root, s);
@@ -101,8 +108,49 @@ export function reportDecision(root: EgressRoot, s: EgressStream, now: i64): voi
  */
 function attributedPolicy(snap: PolicySnapshot, s: EgressStream): i32 {
   if (s.policy >= 0) return s.policy;
-  if ((s.reason == REASON_DEFAULT_DENY || s.reason == REASON_UNATTRIBUTED) && (s.verdict == VERDICT_DENY || s.verdict == VERDICT_WOULD_DENY)) return snap.defaultDenyPolicy;
+  const why = s.reason == REASON_REVOKED ? s.revokedBy : s.reason; // revoked: what the new policy said
+  if ((why == REASON_DEFAULT_DENY || why == REASON_UNATTRIBUTED) && (s.verdict == VERDICT_DENY || s.verdict == VERDICT_WOULD_DENY)) return snap.defaultDenyPolicy;
   return -1;
+}
+
+/**
+ * A revoked connection is reported with what it was judged on: the recorded names (the matched
+ * one), protocol and claim — the table and the inspector have moved on since.
+ */
+function writeRecordedFacts(w: PbWriter, s: EgressStream, f: ConnectionFacts): void {
+  const cands = f.cands;
+  for (let i = 0; i < f.candCount && i < MAX_CANDIDATES; i++) {
+    const p = <usize>load<u32>(cands + <usize>i * CANDIDATE_SIZE);
+    const l = load<u32>(cands + <usize>i * CANDIDATE_SIZE + 4);
+    w.bytes(EV_NAMES, p, l);
+    if (i == s.matchedCandidate) {
+      w.bytes(EV_MATCHED_NAME, p, l);
+      const mesh = (load<u32>(cands + <usize>i * CANDIDATE_SIZE + 12) & CAND_MESH_CONFIG) != 0;
+      w.uint32(EV_EVIDENCE, mesh ? NAME_SOURCE_MESH_CONFIG : NAME_SOURCE_POD_DNS);
+    }
+  }
+  if (f.protocol >= 0) w.string(EV_PROTOCOL, protocolLabel(f.protocol));
+  // The unverifiable marker (one NUL byte) is not a name to report.
+  if (f.claimLen > 0 && load<u8>(f.claimPtr) != 0) {
+    if (f.claimKind == CLAIM_SNI) w.bytes(EV_SNI, f.claimPtr, <u32>f.claimLen);
+    else if (f.claimKind == CLAIM_HOST) w.bytes(EV_HOST, f.claimPtr, <u32>f.claimLen);
+  }
+}
+
+/** "policy changed: <reason the new policy gives>" into DETAIL_SCRATCH. */
+function revokedDetail(reason: u8): u32 {
+  let n = copyAscii(DETAIL_SCRATCH, "policy changed: ");
+  const label = reason < <u8>REASON_NAMES.length ? REASON_NAMES[reason] : "?";
+  for (let i = 0; i < label.length && n < 64; i++) {
+    const c = label.charCodeAt(i);
+    store<u8>(DETAIL_SCRATCH + n++, <u8>(c == 0x5f ? 0x2d : c)); // metric names use "_", reasons "-"
+  }
+  return n;
+}
+
+function copyAscii(p: usize, text: string): u32 {
+  for (let i = 0; i < text.length; i++) store<u8>(p + <usize>i, <u8>text.charCodeAt(i));
+  return <u32>text.length;
 }
 
 /** "#N" into LABEL_SCRATCH; returns its length. */

@@ -9,6 +9,7 @@ export const REASON_NAMES: string[] = [
   "unspecified", "allowed", "denied_by_rule", "alert_by_rule", "default_deny", "protocol_mismatch",
   "sni_unverified", "host_unverified", "unattributed", "lookup_timeout", "control_unavailable",
   "not_selected", "detection_timeout", "internal_error", "cluster_unverified",
+  "revoked",
 ];
 
 export class EgressMetrics {
@@ -53,6 +54,8 @@ export class EgressMetrics {
   readonly reportBatches: Metric = counter("egret_report_batches");
   readonly pendingConnections: Metric = gauge("egret_pending_connections");
   readonly internalErrors: Metric = counter("egret_internal_errors");
+  /** Open connections judged again after a policy change (those now denied count as decisions_revoked). */
+  readonly rejudged: Metric = counter("egret_rejudged_connections");
 
   constructor() {
     for (let i = 0; i < VERDICT_NAMES.length; i++) this.verdicts.push(counter("egret_connections_" + VERDICT_NAMES[i]));

@@ -31,6 +31,7 @@ import { EgressStream, PHASE_WAIT_CLAIM } from "./stream";
 import { Inspector, ensureInspectScratch } from "./inspect";
 import { SharedWatch, ROLE_OWN, ROLE_HOLDER, ROLE_FOLLOWER, ROLE_CANDIDATE } from "./shared";
 import { RequestFramer } from "./requests";
+import { ConnectionFacts } from "./facts";
 import { H2RequestWalker } from "./h2requests";
 
 const SERVICE = "egret.v1.FilterService";
@@ -48,6 +49,8 @@ const SWEEP_INTERVAL_MS: i64 = 10000;
 const MESSAGE_BUFFER_BYTES: u32 = 64 * 1024;
 /** Longest wait for control's answer to a Report batch before sending it again. */
 const REPORT_ANSWER_TIMEOUT_MS: i64 = 30000;
+/** Connections one callback closes after a policy change at most (the rest: next tick). */
+const MAX_REVOKES_PER_CALL: i32 = 256;
 /** Shortest Watch lease (shared.ts): a holder that missed this many ms of ticks is replaced. */
 const MIN_LEASE_MS: i64 = 1000;
 
@@ -113,6 +116,14 @@ export class EgressRoot extends RootContext {
   private inspectors: Inspector[] = [];
   private laterHeads: Inspector | null = null;
   private framers: RequestFramer[] = [];
+  /** Recorded facts not in use (an open, passing connection holds one). */
+  private factsPool: ConnectionFacts[] = [];
+  /** Open connections that passed, newest first (re-judged when the policy changes). */
+  openHead: EgressStream | null = null;
+  /** A new policy was applied: open connections are judged again (after the response, or on the next tick). */
+  rejudgeDue: bool = false;
+  /** Counts policy changes; a connection judged under the current policy carries this number. */
+  policyGeneration: u32 = 0;
   private h2Walkers: H2RequestWalker[] = [];
   // Reused decoders and buffers (allocated once).
   private watchView: WatchResponseView = new WatchResponseView();
@@ -225,6 +236,7 @@ export class EgressRoot extends RootContext {
     if (cfg === null) return;
     const now = nowMs();
     this.runLease(now, cfg.tickMs);
+    if (this.rejudgeDue) this.rejudgeOpen(now);
     if (this.watchState == WATCH_IDLE && now >= this.watchRetryAtMs && this.watchesItself()) this.openWatch();
     this.expireHeld(now);
     if (this.reportToken != 0 && now >= this.reportDeadlineMs) {
@@ -372,6 +384,64 @@ export class EgressRoot extends RootContext {
 
   giveBackFramer(f: RequestFramer): void {
     if (this.framers.length < 1024) this.framers.push(f);
+  }
+
+  /** A facts record from the pool (allocates only when the pool is empty). */
+  takeFacts(): ConnectionFacts {
+    return this.factsPool.length > 0 ? this.factsPool.pop() : new ConnectionFacts();
+  }
+
+  linkOpen(s: EgressStream): void {
+    const head = this.openHead;
+    s.openPrev = null;
+    s.openNext = head;
+    if (head !== null) head.openPrev = s;
+    this.openHead = s;
+  }
+
+  /** The connection closed: off the open list, its facts back to the pool. */
+  unlinkOpen(s: EgressStream): void {
+    const f = s.facts;
+    if (f === null) return;
+    const prev = s.openPrev;
+    const next = s.openNext;
+    if (prev !== null) prev.openNext = next;
+    else this.openHead = next;
+    if (next !== null) next.openPrev = prev;
+    s.openPrev = null;
+    s.openNext = null;
+    s.facts = null;
+    // Bounded: a burst of open connections does not pin memory forever.
+    if (this.factsPool.length < 1024) this.factsPool.push(f);
+  }
+
+  /**
+   * The policy changed: every open connection that passed is judged again on its recorded facts
+   * (stream.ts rejudge). Closes are deferred by the host until this callback returns, so the list
+   * is not changed under the walk; `next` is read first all the same. The host runs each deferred
+   * close (and the callbacks it causes) nested in the previous one's (Envoy's after-VM-call
+   * actions recurse, and so does the Node host), so one callback closes at most
+   * MAX_REVOKES_PER_CALL connections and the next tick goes on with the rest.
+   */
+  private rejudgeOpen(now: i64): void {
+    this.rejudgeDue = false;
+    if (this.snapshot === null) return;
+    const generation = this.policyGeneration;
+    let closes = 0;
+    let s = this.openHead;
+    while (s !== null) {
+      const next = s.openNext;
+      if (s.judgedGeneration != generation) {
+        if (closes >= MAX_REVOKES_PER_CALL) {
+          this.rejudgeDue = true;
+          return;
+        }
+        s.judgedGeneration = generation;
+        setEffectiveContext(s.id);
+        if (s.rejudge(now)) closes++;
+      }
+      s = next;
+    }
   }
 
   /** A pooled h2c request walker (~41 KiB each: header block copy and HPACK table). */
@@ -628,6 +698,7 @@ export class EgressRoot extends RootContext {
     if (resnapshot) this.openWatch(true);
     this.publishTableGauges();
     this.resumeHeld();
+    if (this.rejudgeDue) this.rejudgeOpen(nowMs());
   }
 
   /**
@@ -669,8 +740,14 @@ export class EgressRoot extends RootContext {
     while (v.nextUpsert(res)) this.applyResolutionView(res, now, true);
     if (t.evicted > evictedBefore && fromControl) m.tableEvictions.increment(<i64>(t.evicted - evictedBefore));
     if (snap !== null) {
+      const hash = v.policyHash.toString();
+      // A different policy (or one control did not hash): open connections are judged again.
+      if (this.snapshot !== null && (hash.length == 0 || hash != this.policyHash)) {
+        this.policyGeneration++;
+        if (this.openHead !== null) this.rejudgeDue = true;
+      }
       this.snapshot = snap;
-      this.policyHash = v.policyHash.toString();
+      this.policyHash = hash;
       m.policyLoaded.record(1);
     }
     this.epoch = v.epoch.toString();

@@ -37,6 +37,7 @@ import { reportDecision } from "./decision";
 import { nowMs } from "./clock";
 import { outboundHost, clusterHostOffset, clusterHostLength } from "./cluster";
 import { sameName } from "../policy/match";
+import { ConnectionFacts, LAST, evaluateNoted, echPassesForEveryName, passes, UNVERIFIABLE_CLAIM } from "./facts";
 
 // Phases of a connection.
 export const PHASE_NEW: u8 = 0;
@@ -53,6 +54,8 @@ export const REASON_CONTROL_UNAVAILABLE: u8 = 10;
 export const REASON_DETECTION_TIMEOUT: u8 = 12;
 export const REASON_INTERNAL_ERROR: u8 = 13;
 export const REASON_CLUSTER_UNVERIFIED: u8 = 14;
+/** An open connection the pod's changed policy no longer allows (judged again on its recorded facts). */
+export const REASON_REVOKED: u8 = 15;
 
 // Shared per-VM scratch: a VM runs one callback at a time.
 const RESULT = new EvalResult();
@@ -63,17 +66,10 @@ const DESTINATION_PATH = new PropertyPath(32).seg("destination").seg("address");
 /** Envoy's chosen upstream cluster (reference/proxy-wasm.md §4.3; docs/operations.md "Envoy properties"). */
 export const CLUSTER_PATH = new PropertyPath(32).seg("xds").seg("cluster_name");
 const CLUSTER = new HostBytes();
-/** A claim that matches no name (a NUL byte is never part of a DNS name we store). */
-const UNVERIFIABLE_CLAIM = memory.data(1);
 /** Client segments of an in-band-upgradable connection examined for a ClientHello before watching stops. */
 const MAX_INNER_TLS_CHECKS: u32 = 32;
 /** PostgreSQL SSLRequest code 80877103 as its big-endian bytes read little-endian. */
 const SSL_REQUEST_CODE: u32 = 0x2f16d204;
-
-// @ts-ignore: decorator
-@inline function passes(verdict: u8): bool {
-  return verdict == VERDICT_ALLOW || verdict == VERDICT_ALERT || verdict == VERDICT_WOULD_DENY;
-}
 
 /** Candidate buffer for traffic through a forward proxy: the one target name. */
 const PROXY_CANDIDATE = memory.data(16);
@@ -138,6 +134,17 @@ export class EgressStream extends StreamContext {
   rule: i32 = -1;
   matchedCandidate: i32 = -1;
   candCount: i32 = 0;
+  /** What a passing verdict rested on, for re-judging after a policy change (null: not tracked). */
+  facts: ConnectionFacts | null = null;
+  /** The root's list of open, passing connections (linked while `facts` is set). */
+  openPrev: EgressStream | null = null;
+  openNext: EgressStream | null = null;
+  /** For a revoked connection: the reason the new policy gives (reported in the detail). */
+  revokedBy: u8 = 0;
+  /** The root's policyGeneration this connection was last judged under. */
+  judgedGeneration: u32 = 0;
+  /** The verdict being adopted came from the ECH opt-in (every name taken as the SNI). */
+  private echAdopted: bool = false;
 
   get egress(): EgressRoot {
     return changetype<EgressRoot>(this.root);
@@ -439,7 +446,7 @@ export class EgressStream extends StreamContext {
     const snap = root.snapshot!;
     const t = root.table!;
     const n = t.lookup(this.dstHi, this.dstLo, now, root.graceMs());
-    evaluate(snap, QUERY.destination(this.dstHi, this.dstLo, this.dstPort).names(changetype<usize>(t.candBuf), n).detected(protocol).claim(claimKind, claimPtr, claimLen), RESULT);
+    evaluateNoted(snap, QUERY.destination(this.dstHi, this.dstLo, this.dstPort).names(changetype<usize>(t.candBuf), n).detected(protocol).claim(claimKind, claimPtr, claimLen), RESULT);
     this.candCount = n;
     return n;
   }
@@ -506,6 +513,7 @@ export class EgressStream extends StreamContext {
       this.claimPtr = ptr;
       this.claimLen = len;
       if (insp.echOnly && this.echAllowedForEveryName(now, protocol)) {
+        this.echAdopted = true;
         this.adopt(now);
         return;
       }
@@ -545,7 +553,7 @@ export class EgressStream extends StreamContext {
         store<u32>(PROXY_CANDIDATE + 4, 1);
         store<i32>(PROXY_CANDIDATE + 8, 0);
         store<u32>(PROXY_CANDIDATE + 12, 0);
-        evaluate(root.snapshot!, QUERY.destination(0, 0, this.dstPort).names(PROXY_CANDIDATE, 1).detected(protocol).noClaim(), RESULT);
+        evaluateNoted(root.snapshot!, QUERY.destination(0, 0, this.dstPort).names(PROXY_CANDIDATE, 1).detected(protocol).noClaim(), RESULT);
         this.candCount = 1;
         return;
       }
@@ -566,28 +574,17 @@ export class EgressStream extends StreamContext {
       store<u32>(PROXY_CANDIDATE + 12, 0);
       n = 1;
     }
-    evaluate(root.snapshot!, QUERY.destination(hi, lo, insp.targetPort).names(PROXY_CANDIDATE, n).detected(protocol).noClaim(), RESULT);
+    evaluateNoted(root.snapshot!, QUERY.destination(hi, lo, insp.targetPort).names(PROXY_CANDIDATE, n).detected(protocol).noClaim(), RESULT);
     this.candCount = n;
   }
 
   /**
-   * ECH opt-in (`encryptedClientHello: Allow` on a rule): the real server name is hidden, so the
-   * connection may go to any name the pod resolved to this IP. It passes only when each of those
-   * names, taken as the claim, passes by a rule that accepts ECH. Leaves RESULT at the first name's.
+   * ECH opt-in (`encryptedClientHello: Allow` on a rule): see facts.ts echPassesForEveryName.
+   * Leaves RESULT at the first name's result.
    */
   private echAllowedForEveryName(now: i64, protocol: i32): bool {
-    const snap = this.egress.snapshot!;
     const n = this.evaluateNow(now, protocol, CLAIM_NONE, 0, 0);
-    if (n == 0) return false;
-    const cands = changetype<usize>(this.egress.table!.candBuf);
-    for (let i = n - 1; i >= 0; i--) {
-      const e = cands + <usize>i * CANDIDATE_SIZE;
-      evaluate(snap, QUERY.destination(this.dstHi, this.dstLo, this.dstPort).names(cands, n).detected(protocol).claim(CLAIM_SNI, <usize>load<u32>(e), <i32>load<u32>(e, 4)), RESULT);
-      if (!passes(RESULT.verdict) || RESULT.rule < 0 || (snap.ruleFields(RESULT.rule) & RULE_ECH_ALLOWED) == 0) {
-        return false;
-      }
-    }
-    return true;
+    return echPassesForEveryName(this.egress.snapshot!, QUERY.destination(this.dstHi, this.dstLo, this.dstPort).names(changetype<usize>(this.egress.table!.candBuf), n).detected(protocol), RESULT);
   }
 
   /**
@@ -673,7 +670,52 @@ export class EgressStream extends StreamContext {
     this.policy = RESULT.policy;
     this.rule = RESULT.rule;
     this.matchedCandidate = RESULT.matchedCandidate;
+    // A connection that stays open keeps what it was judged on: a policy change judges it again.
+    if (passes(this.verdict)) this.rememberFacts();
     return this.decided(now);
+  }
+
+  /** Copies the deciding evaluation's inputs (LAST) and lists the connection with the root. */
+  private rememberFacts(): void {
+    let f = this.facts;
+    if (f === null) {
+      f = this.egress.takeFacts();
+      this.facts = f;
+      this.egress.linkOpen(this);
+    }
+    f.record(LAST, this.echAdopted);
+    this.judgedGeneration = this.egress.policyGeneration; // decided under the policy in force
+  }
+
+  /**
+   * The pod's policy changed (called from the root context, effective context set): judge this
+   * open connection again on its recorded facts. Now denied: closed and reported `revoked`; now a
+   * Monitor policy's would-deny: only reported `revoked`; still passing: nothing happens.
+   * Returns whether it closed the connection.
+   */
+  rejudge(now: i64): bool {
+    const facts = this.facts;
+    if (facts === null || this.phase != PHASE_DECIDED || this.verdict == VERDICT_DENY) return false;
+    const root = this.egress;
+    root.metrics!.rejudged.increment(1);
+    if (!facts.judge(root.snapshot!, RESULT)) return false;
+    const reported = RESULT.verdict == VERDICT_DENY || (RESULT.verdict == VERDICT_WOULD_DENY && this.verdict != VERDICT_WOULD_DENY);
+    this.verdict = RESULT.verdict;
+    this.policy = RESULT.policy; // indexes into the new snapshot from now on
+    this.rule = RESULT.rule;
+    this.matchedCandidate = RESULT.matchedCandidate;
+    if (!reported) {
+      this.reason = RESULT.reason;
+      return false;
+    }
+    this.reason = REASON_REVOKED;
+    this.revokedBy = RESULT.reason;
+    root.metrics!.decided(this.verdict, this.reason);
+    reportDecision(root, this, now);
+    if (this.verdict != VERDICT_DENY) return false;
+    this.dataHeld = false;
+    closeStream(StreamType.Downstream);
+    return true;
   }
 
   /** A verdict the filter assigns itself (failure mode, timeouts). */
@@ -769,6 +811,7 @@ export class EgressStream extends StreamContext {
 
   private release(): void {
     if (this.slot >= 0) this.egress.abandonSlot(this.slot);
+    if (this.facts !== null) this.egress.unlinkOpen(this);
     this.returnInspector();
     const f = this.framer;
     if (f !== null) {

@@ -5,6 +5,8 @@ import { readFlags } from "../../common/flags.js";
 import { Agent, type AgentOptions } from "../../agent/agent.js";
 import { agentCredentials, readToken, type AgentCredentials } from "../../agent/credentials.js";
 import { createAgentMetrics, serveMetrics } from "../../agent/metrics.js";
+import { checkInterfacePatterns, interfacePatternError } from "../../agent/interface-patterns.js";
+import { listInterfaces } from "../../agent/capture.js";
 import { createLogger } from "../../common/log.js";
 import { UsageError, type CliCommand } from "../command.js";
 import { parseHostPort } from "../../common/host-port.js";
@@ -15,7 +17,8 @@ Captures DNS on this node (AF_PACKET, TPACKET_V3 ring) and streams the answers p
 
 capture
   --interface NAME|GLOB     interface or pattern to capture on, repeatable ("veth*", "cali*"), or
-                            "any" (default: any)
+                            "any" (default: any). Only "*" and "?" are wildcards ("veth+" is not);
+                            together the patterns must match an interface when the agent starts
   --dns-port N              DNS server port, repeatable (default 53); the kernel BPF filter keeps
                             answers from these ports toward pods, queries to them, and IP fragments
   --capture-buffer-mb N     kernel capture ring per socket (default 64 with "any", 8 per interface
@@ -174,11 +177,19 @@ export const command: CliCommand = {
     const minTtlSec = int("min-ttl", 0);
     const maxTtlSec = int("max-ttl", 604_800);
     if (maxTtlSec < minTtlSec) throw new UsageError(`--max-ttl (${maxTtlSec}) is below --min-ttl (${minTtlSec})`);
+    const interfaces = list("interface").length ? list("interface") : ["any"];
+    for (const p of interfaces) {
+      const why = interfacePatternError(p);
+      if (why) throw new UsageError(why);
+    }
+    const check = checkInterfacePatterns(interfaces, listInterfaces());
+    if (check.error) throw new UsageError(check.error);
+    if (check.unmatched.length > 0) log.warn({ patterns: check.unmatched }, "these --interface patterns match no interface yet (re-checked every --rescan-ms)");
     const options: AgentOptions = {
       agentId: `${nodeName}/${bootId()}/${process.pid}`,
       log,
       capture: {
-        interfaces: list("interface").length ? list("interface") : ["any"],
+        interfaces,
         bufferBytes: int("capture-buffer-mb", list("interface").length === 0 || list("interface").includes("any") ? 64 : 8, 1) * 2 ** 20,
         queueBytes: int("capture-queue-mb", 64, 1) * 2 ** 20,
         rescanMs: int("rescan-ms", 5000, 100),

@@ -8,9 +8,11 @@ import { fileControlSource } from "../../control/file-source.js";
 import { defaultPolicyApi } from "../../control/policy-api.js";
 import { ControlService, LISTEN_ADDRESS, type ControlSource } from "../../control/service.js";
 import { parseHostPort } from "../../common/host-port.js";
-import { KubeSource, kubeBoundPodReader, kubeTokenReviewer } from "../../k8s/index.js";
+import { KubeSource, LeaderElector, kubeBoundPodReader, kubeLeaseClient, kubeTokenReviewer } from "../../k8s/index.js";
+import { hostname } from "node:os";
 import { TokenReviewAuthenticator } from "../../auth/token-review.js";
 import { createControlMetrics, type ControlMetrics } from "../../control/metrics.js";
+import { LoopbackOrTokenAuth } from "../../auth/operator-auth.js";
 import { createWasmHandler, fetchPreviousModule, loadWasmModule, type WasmModuleSet } from "../../wasmserve/index.js";
 import type { Route } from "../../control/http-server.js";
 import { InsecureAgents, NoAgentCredentials, type AgentAuthenticator } from "../../auth/agent-auth.js";
@@ -123,6 +125,10 @@ sources (exactly one):
 mesh configuration as evidence (Istio ServiceEntry addresses, docs/operations.md "Istio DNS proxying"):
   --service-entries PATH    file mode: ServiceEntry YAML/JSON file or folder (repeatable; reloaded)
   --no-service-entries      Kubernetes mode: do not watch networking.istio.io/v1 ServiceEntries
+  --no-leader-election      Kubernetes mode: every replica writes policy status (default: the
+                            replicas elect a leader on the Lease egret-control in
+                            --leader-election-namespace, default $POD_NAMESPACE; only it writes)
+  --leader-election-namespace NS
   --default-export-to NS    exportTo of ServiceEntries that set none, like Istio's
                             meshConfig.defaultServiceExportTo (repeatable; default "*")
 
@@ -141,6 +147,9 @@ options:
                             the control Service, whose running replicas are asked for theirs at
                             start (none there = first install); an EnvoyFilter still naming the
                             previous sha256 keeps working during a rollout
+  --operator-token-file FILE   who may read GET /debug/names?pod=NS/NAME[&ip=IP] (the names
+                            control holds for a pod, and why) besides loopback callers (kubectl
+                            port-forward): lines "TOKEN NAMESPACES [WHO]", NAMESPACES * or ns1,ns2
   --break-glass-namespace NS
                             the namespace whose label egret.dev/break-glass=monitor|exclude applies
                             to the whole mesh (default $POD_NAMESPACE, else egret-system); on any
@@ -254,6 +263,8 @@ export const command: CliCommand = {
           pods: { type: "string" },
           "service-entries": { type: "string", multiple: true },
           "no-service-entries": { type: "boolean" },
+          "no-leader-election": { type: "boolean" },
+          "leader-election-namespace": { type: "string" },
           "default-export-to": { type: "string", multiple: true },
           "grpc-listen": { type: "string", default: "0.0.0.0:9090" },
           "http-listen": { type: "string", default: "0.0.0.0:9091" },
@@ -263,6 +274,7 @@ export const command: CliCommand = {
           "break-glass-namespace": { type: "string" },
           wasm: { type: "string" },
           "wasm-previous": { type: "string" },
+          "operator-token-file": { type: "string" },
           "min-ttl": { type: "string" },
           "max-ttl": { type: "string" },
           grace: { type: "string" },
@@ -344,7 +356,18 @@ export const command: CliCommand = {
     if (values.wasm) routes.push(createWasmHandler(await wasmModules(values.wasm, values["wasm-previous"], log)));
     let source: ControlSource;
     if (kc) {
+      const leaseNamespace = values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "egret-system";
+      const leader = values["no-leader-election"]
+        ? undefined
+        : new LeaderElector({
+            client: kubeLeaseClient(kc, leaseNamespace, "egret-control"),
+            identity: process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
+            name: "egret-control",
+            namespace: leaseNamespace,
+            log,
+          });
       source = new KubeSource({
+        leader,
         kubeConfig: kc,
         policyApi: defaultPolicyApi,
         log,
@@ -361,7 +384,14 @@ export const command: CliCommand = {
       });
     }
     const audit = openAuditWriter(values["audit-log"]!);
+    let operatorAuth: LoopbackOrTokenAuth;
+    try {
+      operatorAuth = new LoopbackOrTokenAuth(values["operator-token-file"]);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
     const service = new ControlService({
+      operatorAuth,
       policyApi: defaultPolicyApi,
       source,
       log,

@@ -11,6 +11,7 @@ import { controlObjects, CONTROL_HEADER, destinationRuleObjects, DESTINATION_RUL
 import { envoyFilterObjects, ENVOY_FILTER_HEADER } from "./mesh.js";
 import { namespaceObjects, NAMESPACE_HEADER } from "./namespace.js";
 import { controlRbacObjects, CONTROL_RBAC_HEADER } from "./rbac.js";
+import { networkPolicyObjects, NETWORK_POLICY_HEADER } from "./network-policy.js";
 import { PHASES, type InstallSettings, type Phase } from "./settings.js";
 
 export * from "./settings.js";
@@ -28,6 +29,7 @@ export interface InstallFile {
 export const INSTALL_FILES: readonly InstallFile[] = [
   { path: "control/namespace.yaml", phase: "control", header: NAMESPACE_HEADER, objects: namespaceObjects },
   { path: "control/control-rbac.yaml", phase: "control", header: CONTROL_RBAC_HEADER, objects: controlRbacObjects },
+  { path: "control/networkpolicy.yaml", phase: "control", header: NETWORK_POLICY_HEADER, objects: networkPolicyObjects },
   { path: "control/control.yaml", phase: "control", header: CONTROL_HEADER, objects: controlObjects },
   { path: "control/destinationrule.yaml", phase: "control", header: DESTINATION_RULE_HEADER, objects: destinationRuleObjects },
   { path: "control/agent.yaml", phase: "control", header: AGENT_HEADER, objects: agentObjects },

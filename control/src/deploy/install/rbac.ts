@@ -4,7 +4,8 @@ import type { KubeObject } from "../objects.js";
 import { CONTROL_NAME, labels, NAMESPACE } from "./settings.js";
 
 export const CONTROL_RBAC_HEADER = `Least privilege for \`egret control\`: read what it compiles policy from, write only policy
-status and Events, and create TokenReviews (agents' projected tokens).`;
+status and Events, and create TokenReviews (agents' projected tokens); in its own namespace, the
+leader-election Lease.`;
 
 export function controlRbacObjects(): KubeObject[] {
   const meta = { name: CONTROL_NAME, labels: labels("control") };
@@ -32,6 +33,24 @@ export function controlRbacObjects(): KubeObject[] {
         // Rate-limited deny Events (core/v1).
         { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
       ],
+    },
+    // Leader election: only the Lease egret-control, only in control's namespace.
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: `${CONTROL_NAME}-leader-election`, namespace: NAMESPACE, labels: labels("control") },
+      rules: [
+        // create cannot be limited by resourceNames (the name is not known at authorization time).
+        { apiGroups: ["coordination.k8s.io"], resources: ["leases"], verbs: ["create"] },
+        { apiGroups: ["coordination.k8s.io"], resources: ["leases"], resourceNames: [CONTROL_NAME], verbs: ["get", "update"] },
+      ],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: `${CONTROL_NAME}-leader-election`, namespace: NAMESPACE, labels: labels("control") },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: `${CONTROL_NAME}-leader-election` },
+      subjects: [{ kind: "ServiceAccount", name: CONTROL_NAME, namespace: NAMESPACE }],
     },
     {
       apiVersion: "rbac.authorization.k8s.io/v1",
