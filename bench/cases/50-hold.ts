@@ -3,6 +3,7 @@
 // observation lands. Real control service (file mode: store, Watch hub, parked Lookups) over real
 // gRPC, egret.wasm in the Node host with 2 worker VMs. Baseline: connections to IPs the filter
 // already knows (decided in on_new_connection without a callout), same process, same run.
+import { cpus, loadavg } from "node:os";
 import { RealClock, EnvoyHost } from "../../control/src/host/index.js";
 import { startFileControl, type FileControl } from "../../control/test/support/file-control.js";
 import { ipToBytes } from "../../control/src/proto/index.js";
@@ -75,6 +76,8 @@ export const benchCase: BenchCase = {
       }, {
         name: "connect decided after a Lookup hold, p99", value: held.p99 * 1000, unit: "µs",
         baseline: { name: "known IP, decided at once, p99", value: base.p99 * 1000, unit: "µs" },
+        target: "≤ 3 ms", meetsTarget: held.p99 <= 3,
+        ...(held.p99 > 3 ? { note: `the baseline, a connection decided at once with no hold, itself took ${(base.p99 * 1000).toFixed(0)} µs at p99 in this run (load ${loadavg()[0]!.toFixed(1)} on ${cpus().length} cores): the tail is the shared machine's scheduling, which the hold (a Lookup round trip to control in this process) pays at least twice; re-measure on an idle machine` } : {}),
       }, {
         name: "false denies (race lost)", value: denied, unit: "connections",
         target: "0", meetsTarget: denied === 0,

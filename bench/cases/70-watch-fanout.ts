@@ -1,15 +1,17 @@
-// Watch fan-out: 1,000 filters (real grpc-js Watch streams in this process, acking every response)
-// subscribed to a real control service running in a child process, which records observations at
-// 1,000/s round-robin over the 1,000 pods. Measured: control CPU (the child's process.cpuUsage,
-// as % of one core) and delivery latency from store.record to the upsert arriving at the client.
-// Baseline: the same observation rate to a single watching stream, same child, same run.
+// Watch fan-out: 10,000 filters (real grpc-js Watch streams in this process, acking every response;
+// EGRET_BENCH_FANOUT_STREAMS overrides) subscribed to a real control service running in a child
+// process, which records observations at 1,000/s round-robin over the pods. Measured: control CPU
+// (the child's process.cpuUsage, as % of one core), delivery latency from store.record to the
+// upsert arriving at the client, and control's memory per stream (heap + external after a full GC,
+// and RSS, before and after the streams open). Baseline: the same observation rate to a single
+// watching stream, same child, same run.
 import { fork, type ChildProcess } from "node:child_process";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { performance } from "node:perf_hooks";
 import type * as grpc from "@grpc/grpc-js";
 import { bytesToIp, createFilterClient, ipToBytes, type FilterServiceClient, type Outgoing, type WatchRequest, type WatchResponse } from "../../control/src/proto/index.js";
-import { summarize, type BenchCase } from "../harness.js";
+import { summarize, type BenchCase, type Figure } from "../harness.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const podIp = (i: number) => `10.${100 + (i >> 16)}.${(i >> 8) & 0xff}.${i & 0xff}`;
@@ -18,7 +20,7 @@ const seqOf = (ip: string) => { const p = ip.split(".").map(Number); return ((p[
 interface Child { proc: ChildProcess; ask<T>(msg: object, key: string): Promise<T> }
 
 function startChild(pods: number): Promise<{ child: Child; port: number }> {
-  const proc = fork(join(here, "..", "child", "fanout-control.js"), [String(pods)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const proc = fork(join(here, "..", "child", "fanout-control.js"), [String(pods)], { stdio: ["ignore", "inherit", "inherit", "ipc"], execArgv: ["--expose-gc"] });
   const ask = <T>(msg: object, key: string) => new Promise<T>((resolve, reject) => {
     const onMsg = (m: Record<string, unknown>) => { if (key in m) { proc.off("message", onMsg); resolve(m[key] as T); } };
     proc.on("message", onMsg);
@@ -54,12 +56,13 @@ async function until(check: () => boolean, timeoutMs: number): Promise<boolean> 
 }
 
 export const benchCase: BenchCase = {
-  name: "Watch fan-out: 1,000 streams, 1,000 deltas/s",
+  name: "Watch fan-out: 10,000 streams, 1,000 deltas/s",
   async run(ctx) {
-    const streams = 1000, rate = 1000;
+    const streams = Number(process.env.EGRET_BENCH_FANOUT_STREAMS ?? 10_000), rate = 1000;
     const seconds = Math.max(3, Math.round(10 * ctx.scale));
     const { child, port } = await startChild(streams);
-    const clients = Array.from({ length: 10 }, () => createFilterClient(`127.0.0.1:${port}`));
+    // 100 streams per HTTP/2 connection, as 100 sidecars' worth of connections would carry at most.
+    const clients = Array.from({ length: Math.max(1, Math.ceil(streams / 100)) }, () => createFilterClient(`127.0.0.1:${port}`));
     const watchers: Watcher[] = [];
     try {
       let received = new Map<number, number>();
@@ -80,18 +83,25 @@ export const benchCase: BenchCase = {
       watchers.push(new Watcher(clients[0]!, 0, onUpsert));
       if (!(await until(() => watchers[0]!.snapshot, 30_000))) throw new Error("the baseline watcher got no snapshot");
       const one = await phase(1);
+      type Mem = { rss: number; heap: number };
+      const mem0 = await child.ask<Mem>({ cmd: "mem" }, "mem");
       for (let i = 1; i < streams; i++) watchers.push(new Watcher(clients[i % clients.length]!, i, onUpsert));
-      if (!(await until(() => watchers.every((w) => w.snapshot), 60_000))) throw new Error(`only ${watchers.filter((w) => w.snapshot).length} of ${streams} watchers got a snapshot`);
+      if (!(await until(() => watchers.every((w) => w.snapshot), 300_000))) throw new Error(`only ${watchers.filter((w) => w.snapshot).length} of ${streams} watchers got a snapshot`);
+      const mem1 = await child.ask<Mem>({ cmd: "mem" }, "mem");
       const many = await phase(streams);
       ctx.log(`${seconds} s at ${rate} observations/s per phase; ${many.sent} deltas over ${streams} streams, ${many.lost} not delivered in 10 s (baseline ${one.lost})`);
-      return [{
+      const figures: Figure[] = [{
         name: `control CPU, ${streams} streams receiving ${rate} deltas/s`, value: many.cpuPct, unit: "% of a core",
         baseline: { name: `1 stream, same ${rate} deltas/s`, value: one.cpuPct, unit: "% of a core" },
       }, {
         name: "delta delivery latency p99 (record → client)", value: many.lat.p99, unit: "ms",
         baseline: { name: "1 stream, p99", value: one.lat.p99, unit: "ms" },
         extra: { p50ms: many.lat.p50, baselineP50ms: one.lat.p50, undelivered: many.lost },
+      }, {
+        name: `control memory per Watch stream (${streams} streams, heap + external after GC)`, value: (mem1.heap - mem0.heap) / (streams - 1) / 1024, unit: "KiB",
+        extra: { rssPerStreamKiB: Number(((mem1.rss - mem0.rss) / (streams - 1) / 1024).toFixed(2)), rssMiB: Number((mem1.rss / 2 ** 20).toFixed(1)), heapMiB: Number((mem1.heap / 2 ** 20).toFixed(1)), streams },
       }];
+      return figures;
     } finally {
       for (const w of watchers) w.cancel();
       for (const c of clients) c.close();

@@ -1,7 +1,7 @@
 // Child process for bench/cases/70-watch-fanout: a real `egret control` service (file mode) whose
 // CPU time the parent reads over IPC, so the figure is the control's own, not the clients'.
 // Protocol (process messages): → {port}; ← {cmd:"observe", rate, seconds, pods} → {sent: [seq, t][]};
-// ← {cmd:"cpu"} → {cpuMs}; ← {cmd:"stop"}.
+// ← {cmd:"cpu"} → {cpuMs}; ← {cmd:"mem"} → {mem: {rss, heap}} (after a full GC); ← {cmd:"stop"}.
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,6 +49,12 @@ spec:
   process.on("message", (m: { cmd: string; rate?: number; seconds?: number; pods?: number }) => {
     if (m.cmd === "cpu") { const u = process.cpuUsage(); process.send!({ cpuMs: (u.user + u.system) / 1000 }); return; }
     if (m.cmd === "stop") { void stop(); return; }
+    if (m.cmd === "mem") {
+      (globalThis as { gc?: () => void }).gc?.();
+      const u = process.memoryUsage();
+      process.send!({ mem: { rss: u.rss, heap: u.heapUsed + u.external } });
+      return;
+    }
     if (m.cmd !== "observe") return;
     // Observations at `rate`/s for `seconds`, round-robin over the first `pods` pods, in 1 ms ticks.
     const total = Math.round(m.rate! * m.seconds!);

@@ -228,7 +228,7 @@ test("agent credential: a projected token for control's audience only, short-liv
   assert.ok(control.args.includes(`--agent-service-account=egret-system:${pod.serviceAccountName}`), "control accepts the agent's ServiceAccount");
 });
 
-test("control RBAC is least privilege: read pods/namespaces/policies/ServiceEntries, write only status and events, review agent tokens", () => {
+test("control RBAC is least privilege: read pods/namespaces/policies/ServiceEntries, write only status and events, review agent tokens and operator callers", () => {
   const rules = (one("ClusterRole", "egret-control") as KubeObject & { rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[] }).rules;
   const grants = new Set<string>();
   for (const r of rules) for (const g of r.apiGroups) for (const res of r.resources) for (const v of r.verbs) grants.add(`${g || "core"}/${res}:${v}`);
@@ -241,7 +241,8 @@ test("control RBAC is least privilege: read pods/namespaces/policies/ServiceEntr
     "egret.dev/egresspolicies/status:update", "egret.dev/egresspolicies/status:patch",
     "egret.dev/clusteregresspolicies/status:update", "egret.dev/clusteregresspolicies/status:patch",
     "core/events:create", "core/events:patch",
-    "authentication.k8s.io/tokenreviews:create",
+    // Agents' projected tokens and egret observe / egret status callers (TokenReview); the callers' own RBAC (operator-auth.ts).
+    "authentication.k8s.io/tokenreviews:create", "authorization.k8s.io/subjectaccessreviews:create",
   ];
   assert.deepEqual([...grants].sort(), expected.sort());
   // The only namespaced grant: the leader-election Lease in egret-system.

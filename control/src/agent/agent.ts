@@ -3,7 +3,7 @@
 // control replica. Every piece gets its clock, limits and logger from here, so tests can drive the
 // agent with injected frames and a fake clock.
 import type { AgentCredentials } from "./credentials.js";
-import { decodeFrame, type DropCounts } from "../pcap/index.js";
+import { decodeFrame, decodeIp, fragmentInfo, ipHeaderOffset, IpReassembler, linkPacketType, PACKET_OUTGOING, type DecodedPacket, type DropCounts, type ReassemblyLimits, DEFAULT_REASSEMBLY_LIMITS } from "../pcap/index.js";
 import { DnsObserver, type DnsObservation } from "../dns/observer.js";
 import { DnsPipeline } from "../dns/pipeline.js";
 import { CidrSet } from "../dns/cidr.js";
@@ -54,6 +54,8 @@ export interface AgentOptions {
     /** Bearer token / TLS towards control (control/src/agent/credentials.ts). */
     credentials?: AgentCredentials;
   };
+  /** IP fragment reassembly bounds (default DEFAULT_REASSEMBLY_LIMITS: 30 s, 1 MiB per pod, 16 MiB in total). */
+  fragments?: Partial<ReassemblyLimits>;
   /** Bypass detection (egress-bypass.ts): outbound SYNs and UDP on pod interfaces; off when absent. */
   egress?: { limits?: Partial<EgressWatchLimits>; bufferBytes?: number; clusterCidrs?: readonly string[] };
   /** Called for every accepted observation (tests, debugging). */
@@ -67,6 +69,8 @@ export class Agent {
   /** Bypass detection, when enabled. */
   readonly egress?: EgressBypass;
   readonly frameDrops: DropCounts = {};
+  /** IP fragments, reassembled per interface and direction (ip-reassembler.ts). */
+  readonly fragments: IpReassembler;
   /** Called with each acknowledged batch's latency (the metrics histogram). */
   onBatchAcked: ((replica: string, seconds: number) => void) | undefined;
   private capture: LiveCapture | undefined;
@@ -82,6 +86,7 @@ export class Agent {
       throw new Error("no trusted resolver: give --trusted-resolver IP (the cluster DNS Service IP and, with --interface any, its endpoints)");
     }
     this.store = new ObservationStore({ now: this.now, ...opts.store });
+    this.fragments = new IpReassembler({ ...DEFAULT_REASSEMBLY_LIMITS, ...opts.fragments });
     this.observer = new DnsObserver({
       now: this.now,
       trustedResolvers: opts.dns.trustedResolvers,
@@ -187,10 +192,8 @@ export class Agent {
   ingestFrame(frame: Frame): void {
     if (!this.capture) this.injectedFrames++;
     try {
-      // Never decapsulated: the outer packet is the one the kernel filter and the network judged.
-      const pkt = decodeFrame(frame.linkType, frame.data, this.frameDrops);
+      const pkt = this.decode(frame);
       if (!pkt) return;
-      if (frame.pktType !== undefined) pkt.pktType = frame.pktType;
       const towardPod = frameTowardPod(pkt.pktType, pkt.srcPort, pkt.dstPort, this.dnsPorts);
       if (towardPod === null) {
         this.wrongDirectionFrames++;
@@ -206,6 +209,30 @@ export class Agent {
         this.opts.log.error({ err: (err as Error).stack ?? String(err), total: this.internalErrors }, "internal error processing a frame");
       }
     }
+  }
+
+  /**
+   * The frame's TCP/UDP packet, its IP fragments first reassembled (null: not ours, or a fragment
+   * held or dropped). Never decapsulated: the outer packet is the one the kernel filter and the
+   * network judged. Fragments are reassembled per interface and direction: what a pod sends can
+   * never complete a datagram travelling to a pod.
+   */
+  private decode(frame: Frame): DecodedPacket | null {
+    const pktType = frame.pktType ?? linkPacketType(frame.linkType, frame.data);
+    const off = ipHeaderOffset(frame.linkType, frame.data);
+    const ip = off >= 0 ? frame.data.subarray(off) : null;
+    let pkt: DecodedPacket | null;
+    if (ip && fragmentInfo(ip) !== null) {
+      const toPod = pktType === PACKET_OUTGOING;
+      const lane = `${frame.iface}${pktType < 0 ? "?" : toPod ? ">" : "<"}`;
+      const whole = this.fragments.push(ip, lane, toPod || pktType < 0 ? "dst" : "src", frame.time);
+      if (!whole) return null;
+      pkt = decodeIp(whole, this.frameDrops);
+    } else {
+      pkt = decodeFrame(frame.linkType, frame.data, this.frameDrops);
+    }
+    if (pkt) pkt.pktType = pktType;
+    return pkt;
   }
 
   /** Frames whose direction contradicts their ports (an answer sent by a pod, a query sent to one). */
@@ -269,6 +296,11 @@ export class Agent {
         agentId: this.opts.agentId,
         log: this.opts.log,
         replaySource: () => this.store.valid(),
+        captureDrops: () => {
+          // Evidence lost at capture: ring overflows in the kernel and the agent's own queue.
+          const k = this.captureKernelStats();
+          return k.drops + k.queueDrops;
+        },
         maxBatch: this.opts.control.maxBatch,
         ...(this.opts.control.maxBatchBytes ? { maxBatchBytes: this.opts.control.maxBatchBytes } : {}),
         window: this.opts.control.window,

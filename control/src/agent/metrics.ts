@@ -35,7 +35,19 @@ export function createAgentMetrics(agent: Agent): { registry: Registry; batchLat
   counter("egret_agent_queries_evicted_total", "Pending queries dropped by the per-pod or global cap.", () => agent.observer.stats.evictedQueries);
   counter("egret_agent_queries_expired_total", "Queries never answered within the timeout.", () => agent.observer.stats.expiredQueries);
   gauge("egret_agent_pending_queries", "Queries waiting for an answer.", () => agent.observer.pendingCount);
-  counter("egret_agent_incomplete_datagrams_total", "UDP DNS datagrams dropped: IP fragment or cut by the capture buffer.", () => agent.pipeline.stats.incompleteDatagrams);
+  counter("egret_agent_incomplete_datagrams_total", "UDP DNS datagrams dropped: cut by the snap length (IP fragments are reassembled first, see egret_agent_ip_*).", () => agent.pipeline.stats.incompleteDatagrams);
+  counter("egret_agent_ip_fragments_total", "IP fragments taken into reassembly.", () => agent.fragments.stats.fragments);
+  counter("egret_agent_ip_reassembled_total", "IP datagrams reassembled from fragments (then decoded like any packet).", () => agent.fragments.stats.reassembled);
+  new Counter({
+    name: "egret_agent_ip_fragments_dropped_total", help: "IP datagrams or fragments given up by reassembly, by reason (overlap: fragments overlapped or disagreed on the end, as the receiving kernel drops them too).",
+    labelNames: ["reason"], registers: [registry],
+    collect() {
+      this.reset();
+      const s = agent.fragments.stats;
+      for (const [reason, n] of [["overlap", s.overlaps], ["duplicate", s.duplicates], ["malformed", s.malformed], ["too-many-fragments", s.tooManyFragments], ["timeout", s.timedOut], ["evicted", s.evicted]] as const) this.labels(reason).inc(n);
+    },
+  });
+  gauge("egret_agent_ip_reassembly_bytes", "Fragment bytes held for reassembly (bounded per pod and in total).", () => agent.fragments.heldBytes);
   counter("egret_agent_tcp_overflows_total", "Partial DNS-over-TCP messages dropped: buffered-bytes budget exhausted.", () => agent.pipeline.stats.tcpOverflows);
   counter("egret_agent_tcp_gaps_total", "DNS-over-TCP streams that lost bytes in capture.", () => agent.pipeline.stats.tcpGaps);
   counter("egret_agent_wrong_direction_frames_total", "Frames dropped because their direction contradicts their ports (an answer leaving a pod, a query sent to one).", () => agent.wrongDirectionFrames);

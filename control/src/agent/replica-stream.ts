@@ -44,6 +44,8 @@ export interface ReplicaStreamOptions {
   createClient?(address: string): AgentServiceClient;
   /** Bearer token and TLS (control/src/agent/credentials.ts); default: none, plaintext. */
   credentials?: AgentCredentials;
+  /** The capture's kernel drops so far, carried on every batch (control shows it in `egret status`). */
+  captureDrops?(): number;
 }
 
 export const MIN_BATCH_BYTES = 16 << 10;
@@ -301,7 +303,7 @@ export class ReplicaStream {
         }
       }
       this.inFlight.set(sequence, { sentAt: this.opts.now(), count: batch.length, replay: first.replay });
-      this.writable = call.write({ agent_id: this.opts.agentId, sequence, observations, replay: first.replay });
+      this.writable = call.write({ agent_id: this.opts.agentId, sequence, observations, replay: first.replay, capture_drops: this.opts.captureDrops?.() ?? 0 });
       this.stats.sent += batch.length;
       if (first.replay) this.stats.replayed += batch.length;
     }

@@ -82,13 +82,26 @@ export const ERROR_CATALOGUE = {
     kind: "permission-denied",
     message: "the pod this stream is bound to no longer owns the connection's source address",
   },
+  // --- Operator views (egret observe, egret status) ------------------------------------
+  EGRET_OPERATOR_AUTH_UNAVAILABLE: {
+    kind: "unavailable",
+    message: "the caller's credentials could not be checked right now (TokenReview / SubjectAccessReview unreachable or busy); retry",
+  },
+  EGRET_OBSERVE_BAD_FILTER: {
+    kind: "invalid-argument",
+    message: "an ObserveVerdictsRequest filter is not valid",
+  },
+  EGRET_OBSERVE_TOO_MANY_STREAMS: {
+    kind: "resource-exhausted",
+    message: "this replica serves its maximum number of verdict streams; retry later",
+  },
   EGRET_OPERATOR_UNAUTHENTICATED: {
     kind: "unauthenticated",
-    message: "this HTTP endpoint needs a loopback caller (kubectl port-forward) or `Authorization: Bearer TOKEN` from --operator-token-file",
+    message: "operator calls need a credential: HTTP /debug a loopback caller (kubectl port-forward) or `Authorization: Bearer TOKEN` from --operator-token-file; egret observe/status (gRPC) `authorization: Bearer TOKEN` — an --operator-token-file token, or in Kubernetes a token the API server authenticates (egret observe --token-file)",
   },
   EGRET_OPERATOR_FORBIDDEN: {
     kind: "permission-denied",
-    message: "this operator token is not scoped to the pod's namespace",
+    message: "the caller may not read this namespace (its --operator-token-file namespaces; Kubernetes: `list egresspolicies.egret.dev` there, for egret observe/status)",
   },
   // --- Debug endpoints (HTTP) ------------------------------------------------------------
   EGRET_DEBUG_BAD_QUERY: {

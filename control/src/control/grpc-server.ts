@@ -5,6 +5,8 @@ import type { Logger } from "../common/log.js";
 import {
   agentServiceDefinition,
   filterServiceDefinition,
+  operatorServiceDefinition,
+  type OperatorServiceHandlers,
   type AgentServiceHandlers,
   type FilterServiceHandlers,
   type LookupRequest,
@@ -28,6 +30,7 @@ import type { EgressHandler, EgressRequest } from "../proto/index.js";
 import type { LookupService } from "./lookup.js";
 import type { ControlMetrics } from "./metrics.js";
 import type { ReportSink } from "./reports.js";
+import type { AgentStream, AgentTracker } from "./agent-tracker.js";
 import { normalizeName, type ResolutionStore } from "./store.js";
 import { DEFAULT_PEER_LIMITS, PeerLimiter, type PeerLimitKind, type PeerLimits } from "./peer-limits.js";
 import { peerIp } from "../auth/peer.js";
@@ -97,6 +100,10 @@ export interface GrpcEdgeOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** The service clock (server_time_unix_ms); call deadlines stay on real time. */
   now?: () => number;
+  /** Authenticated Observe streams, for `egret status`. */
+  agents?: AgentTracker;
+  /** OperatorService (`egret observe`, `egret status`): bearer tokens, so served like AgentService. */
+  operator?: OperatorServiceHandlers;
   /** What one peer address may hold and do (peer-limits.ts). */
   peerLimits?: Partial<PeerLimits>;
 }
@@ -152,6 +159,13 @@ function shutdown(server: grpc.Server, graceMs: number): Promise<void> {
   });
 }
 
+interface ObserveState {
+  lastSequence: number;
+  agentId: string;
+  /** The stream's row in `egret status`, once authenticated. */
+  tracked?: AgentStream;
+}
+
 export class GrpcEdge {
   private readonly server: grpc.Server;
   private readonly tlsServer?: grpc.Server;
@@ -187,9 +201,11 @@ export class GrpcEdge {
     this.server = new grpc.Server(options);
     this.server.addService(filterServiceDefinition(), filter);
     if (!o.tls) this.server.addService(agentServiceDefinition(), agent);
+    if (!o.tls && o.operator) this.server.addService(operatorServiceDefinition(), o.operator);
     if (o.tls) {
       this.tlsServer = new grpc.Server(options);
       this.tlsServer.addService(agentServiceDefinition(), agent);
+      if (o.operator) this.tlsServer.addService(operatorServiceDefinition(), o.operator);
       this.tlsServer.addService(filterServiceDefinition(), filter);
     }
   }
@@ -369,7 +385,7 @@ export class GrpcEdge {
     // dropping them would lose resolutions the agent will not resend.
     this.openCalls.add(stream);
     this.o.metrics.agentStreams.inc();
-    const state = { lastSequence: 0, agentId: "" };
+    const state: ObserveState = { lastSequence: 0, agentId: "" };
     let finished = false;
     let expiry: NodeJS.Timeout | undefined;
     const finish = (err?: unknown) => {
@@ -379,6 +395,7 @@ export class GrpcEdge {
       releaseSlot();
       this.openCalls.delete(stream);
       this.o.metrics.agentStreams.dec();
+      if (state.tracked) this.o.agents?.close(state.tracked);
       if (err) call.emit("error", toStatus(err));
       else if (!call.cancelled) call.end();
     };
@@ -386,6 +403,7 @@ export class GrpcEdge {
     const authorization = call.metadata.get("authorization")[0];
     let identity: Promise<AgentIdentity | undefined> = this.authenticateAgent(typeof authorization === "string" ? authorization : undefined, call.getPeer()).then(
       (id) => {
+        if (!finished) state.tracked = this.o.agents?.open(id.node);
         if (!finished) expiry = this.endAtExpiry(id, () => finish(new ControlError("EGRET_AGENT_TOKEN_EXPIRED", id.subject)));
         return id;
       },
@@ -498,7 +516,7 @@ export class GrpcEdge {
   }
 
   /** Applies one authenticated batch; returns its acknowledgement. */
-  private applyBatch(batch: ObserveRequest, id: AgentIdentity, state: { lastSequence: number; agentId: string }) {
+  private applyBatch(batch: ObserveRequest, id: AgentIdentity, state: ObserveState) {
     if (!batch.agent_id) throw new ControlError("EGRET_OBSERVE_AGENT_ID_MISSING");
     if (batch.observations.length > this.limits.maxObservationsPerBatch) {
       throw new ControlError("EGRET_OBSERVE_BATCH_TOO_LARGE", `${batch.observations.length} > ${this.limits.maxObservationsPerBatch}`);
@@ -529,6 +547,7 @@ export class GrpcEdge {
       );
     }
     this.o.metrics.heldObservations.set(this.o.nodeBinding.heldObservations);
+    if (state.tracked) this.o.agents?.batch(state.tracked, batch.agent_id, batch.capture_drops ?? 0, accepted, rejected);
     return { acked_sequence: batch.sequence, accepted_observations: accepted, rejected_observations: rejected, server_id: this.o.serverId };
   }
 

@@ -152,6 +152,13 @@ export class WatchHub {
     return [...this.pods.keys()];
   }
 
+  /** Pods with at least one open Watch stream ("namespace/name") → whether a policy selects them. */
+  connectedFilters(): Map<string, boolean> {
+    const out = new Map<string, boolean>();
+    for (const [key, pw] of this.pods) if (pw.subscribers.size > 0) out.set(key, pw.compiled?.selected === true);
+    return out;
+  }
+
   /** The compiled policy currently served for a watched pod. */
   compiledFor(namespace: string, name: string): CompiledPod | undefined {
     return this.pods.get(podKeyOf(namespace, name))?.compiled;

@@ -166,6 +166,18 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
       labelNames: ["outcome"] as const,
       registers: r,
     }),
+    operatorAuth: new Counter({
+      name: "egret_control_operator_auth_total",
+      help: "egret observe/status calls authenticated, by outcome (ok, missing, malformed, invalid, unavailable, not_configured)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    observeStreams: new Gauge({ name: "egret_control_observe_streams", help: "Open egret observe --follow streams", registers: r }),
+    observeDropped: new Counter({
+      name: "egret_control_observe_dropped_total",
+      help: "Verdict events not delivered to an egret observe stream because it read too slowly (its buffer was full)",
+      registers: r,
+    }),
     // Enforcement coverage (coverage.ts): pods some policy selects, enforced by a connected filter or not.
     selectedPods: new Gauge({ name: "egret_control_selected_pods", help: "Pods selected by at least one policy", registers: r }),
     enforcedPods: new Gauge({ name: "egret_control_enforced_pods", help: "Selected pods with a filter connected (a live Watch bound to the pod)", registers: r }),

@@ -67,6 +67,31 @@ function foreignSource(e: VerdictEvent, bound: ReportIdentity): string | undefin
   return src !== undefined && bound.ips.includes(src) ? undefined : "foreign_source";
 }
 
+/** The audit line of an event (also what `egret observe --json` prints). */
+export function auditRecordOf(e: VerdictEvent): AuditRecord {
+  return {
+    kind: "egret.verdict",
+    time: new Date(e.time_unix_ms > 0 ? e.time_unix_ms : Date.now()).toISOString(),
+    pod: e.pod_namespace || e.pod_name ? `${e.pod_namespace}/${e.pod_name}` : "",
+    src: e.source_ip.length ? hostPort(e.source_ip, e.source_port) : "",
+    dst: hostPort(e.destination_ip, e.destination_port),
+    names: e.names,
+    protocol: e.protocol,
+    sni: e.sni,
+    host: e.host,
+    verdict: enumLabel(e.verdict, "VERDICT_"),
+    reason: enumLabel(e.reason, "REASON_"),
+    policy: e.policy,
+    rule: e.rule,
+    mode: e.mode === "POLICY_MODE_UNSPECIFIED" ? "" : enumLabel(e.mode, "POLICY_MODE_"),
+    matched_name: e.matched_name,
+    instance: e.instance_id,
+    detail: e.detail,
+    evidence: e.evidence === "NAME_SOURCE_UNSPECIFIED" || !e.evidence ? "" : enumLabel(e.evidence, "NAME_SOURCE_"),
+    cluster: e.cluster ?? "",
+  };
+}
+
 export class ReportSink {
   accepted = 0;
   rejected = 0;
@@ -77,6 +102,8 @@ export class ReportSink {
     private readonly events?: DenyEventSink,
     /** Hears every recorded verdict (bypass detection: the connection the sidecar handled). */
     private readonly onVerdict?: (e: VerdictEvent, bound: ReportIdentity | undefined) => void,
+    /** Hears every recorded event, with the identity it was recorded under (the verdict feed). */
+    private readonly onRecorded?: (e: VerdictEvent) => void,
   ) {}
 
   /**
@@ -122,29 +149,10 @@ export class ReportSink {
   }
 
   private record(e: VerdictEvent): void {
-    const rec: AuditRecord = {
-      kind: "egret.verdict",
-      time: new Date(e.time_unix_ms > 0 ? e.time_unix_ms : Date.now()).toISOString(),
-      pod: e.pod_namespace || e.pod_name ? `${e.pod_namespace}/${e.pod_name}` : "",
-      src: e.source_ip.length ? hostPort(e.source_ip, e.source_port) : "",
-      dst: hostPort(e.destination_ip, e.destination_port),
-      names: e.names,
-      protocol: e.protocol,
-      sni: e.sni,
-      host: e.host,
-      verdict: enumLabel(e.verdict, "VERDICT_"),
-      reason: enumLabel(e.reason, "REASON_"),
-      policy: e.policy,
-      rule: e.rule,
-      mode: e.mode === "POLICY_MODE_UNSPECIFIED" ? "" : enumLabel(e.mode, "POLICY_MODE_"),
-      matched_name: e.matched_name,
-      instance: e.instance_id,
-      detail: e.detail,
-      evidence: e.evidence === "NAME_SOURCE_UNSPECIFIED" || !e.evidence ? "" : enumLabel(e.evidence, "NAME_SOURCE_"),
-      cluster: e.cluster ?? "",
-    };
+    const rec = auditRecordOf(e);
     this.audit.write(JSON.stringify(rec) + "\n");
     this.metrics.verdicts.inc({ verdict: rec.verdict, reason: rec.reason, policy: clip(rec.policy), rule: clip(rec.rule), mode: rec.mode });
     if (this.events && (e.verdict === "VERDICT_DENY" || e.verdict === "VERDICT_WOULD_DENY")) this.events.denied(rec);
+    this.onRecorded?.(e);
   }
 }

@@ -27,6 +27,11 @@ import { PodRegistry } from "./pods.js";
 import { ReportSink, type AuditWriter, type DenyEventSink } from "./reports.js";
 import { ResolutionStore, type StoreLimits } from "./store.js";
 import { MeshConfigTable } from "./mesh-config.js";
+import { NoOperatorCredentials, type OperatorAuthenticator } from "../auth/operator-access.js";
+import { AgentTracker } from "./agent-tracker.js";
+import { OperatorEdge } from "./operator-edge.js";
+import type { LeaderView, StatusParts } from "./operator-status.js";
+import { VerdictFeed, type FeedLimits } from "./verdict-feed.js";
 import { CoverageTracker, type CoverageEventSink } from "./coverage.js";
 import { parseHostPort, type HostPortRules } from "../common/host-port.js";
 import { BypassHub, type BypassEventSink } from "./bypass.js";
@@ -97,6 +102,14 @@ export interface ControlServiceOptions {
   peerLimits?: Partial<PeerLimits>;
   /** Observations for pod IPs not yet known, held until the pod appears. */
   holdLimits?: Partial<HoldLimits>;
+  /** Who may use `egret observe` / `egret status` (gRPC), and which namespaces (default: nobody). */
+  operatorAccess?: OperatorAuthenticator;
+  /** Recent verdicts kept, and each observer's buffer. */
+  feedLimits?: Partial<FeedLimits>;
+  /** Leader election, once there is one; undefined: status shows the leader as unknown. */
+  leader?: () => LeaderView | undefined;
+  /** Labels that mark control's own pods in its namespace (status lists them as replicas). */
+  replicaSelector?: { namespace: string; labels: Record<string, string> };
   /** Labels of the EnvoyFilter's workloadSelector (`egret manifests --selector`): sidecars it leaves out are `envoy-without-filter`. */
   filterSelector?: Record<string, string>;
   /** How long a selected pod stays unenforced before it is announced (log, Event); default 30 s. */
@@ -116,6 +129,8 @@ export class ControlService {
   readonly reports: ReportSink;
   readonly serverId: string;
   readonly nodeBinding: NodeBinding;
+  readonly feed: VerdictFeed;
+  readonly agents: AgentTracker;
   readonly coverage: CoverageTracker;
   readonly bypass: BypassHub;
   private readonly grpc: GrpcEdge;
@@ -184,7 +199,12 @@ export class ControlService {
       compiledFor: (namespace, name) => this.hub.compiledFor(namespace, name),
       ...(o.bypassEngine ? { engine: o.bypassEngine } : {}),
     });
-    this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents, (e, bound) => this.bypass.verdict(e, bound));
+    this.feed = new VerdictFeed(o.feedLimits, {
+      dropped: () => this.metrics.observeDropped.inc(),
+      subscribers: (n) => this.metrics.observeStreams.set(n),
+    });
+    this.agents = new AgentTracker(o.now);
+    this.reports = new ReportSink(o.audit, this.metrics, o.source.denyEvents, (e, bound) => this.bypass.verdict(e, bound), (e) => this.feed.publish(e));
     this.nodeBinding = new NodeBinding(
       this.registry,
       (outcome, ip, node, podNode) => {
@@ -216,6 +236,14 @@ export class ControlService {
       peerLimits: o.peerLimits,
       isReady: () => this.notReadyReason() === undefined,
       now: o.now,
+      agents: this.agents,
+      operator: new OperatorEdge({
+        auth: o.operatorAccess ?? new NoOperatorCredentials(),
+        feed: this.feed,
+        status: this.statusParts(),
+        metrics: this.metrics,
+        log: o.log,
+      }).handlers(),
     });
     // A pod IP that leaves a pod (deleted, or IP changed) takes that pod's resolutions with it.
     this.registry.onChange((c) => {
@@ -323,10 +351,33 @@ export class ControlService {
     };
   }
 
+  /** What `egret status` reads (control/operator-status.ts). */
+  private statusParts(): StatusParts {
+    const sel = this.o.replicaSelector;
+    return {
+      serverId: this.serverId,
+      notReadyReason: () => this.notReadyReason(),
+      peerReplicas: () =>
+        sel ? this.registry.inNamespace(sel.namespace).filter((p) => Object.entries(sel.labels).every(([k, v]) => p.labels[k] === v)).map((p) => p.name) : [],
+      leader: () => this.o.leader?.(),
+      agents: () => this.agents.rows(),
+      pods: () => this.registry.all(),
+      connectedFilters: () => this.hub.connectedFilters(),
+      policies: () => this.catalog.all(),
+      coverage: () => {
+        this.coverage.refreshIfDirty();
+        return this.coverage.report();
+      },
+      feed: this.feed,
+      now: this.o.now ?? Date.now,
+    };
+  }
+
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
+    this.feed.close();
     this.lookups.close();
     this.coverage.close();
     await this.grpc.close();

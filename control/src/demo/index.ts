@@ -8,11 +8,11 @@ import { fileURLToPath } from "node:url";
 import { MeshCluster } from "../mesh/cluster.js";
 import { EgretSession } from "../mesh/session.js";
 import { meshUnavailableReason } from "../mesh/netns.js";
-import { missingComponents, repoAt } from "../mesh/components.js";
+import { missingComponents, operatorCommand, repoAt } from "../mesh/components.js";
 import { waitForVerdict } from "../mesh/audit.js";
 import { webCaPath } from "../mesh/services/index.js";
 import { dnsImplementation } from "../mesh/services/dns.js";
-import { run } from "../mesh/exec.js";
+import { commandLine, run } from "../mesh/exec.js";
 import { sleep } from "../mesh/process.js";
 import { DEMO_ACTIONS, DEMO_NAMESPACES, DEMO_POLICIES, DEMO_PODS, DEMO_WORLD, type DemoAction } from "./story.js";
 import { LiveTable, type DemoRow } from "./table.js";
@@ -78,6 +78,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     say("starting egret control, egret agent and one egret sidecar per pod …");
     session = await EgretSession.start(cluster, repo, { pods: DEMO_PODS, namespaces: DEMO_NAMESPACES, policies: DEMO_POLICIES }, dir);
     say(`ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    say(tryObserving(session));
 
     const intro = [
       "Egret demo — every connection below is real: an app in a pod namespace, redirected to its",
@@ -111,7 +112,22 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   }
 }
 
-async function perform(session: EgretSession, a: DemoAction, ca: string): Promise<DemoRow> {
+/** The `egret observe` command to try from another terminal while the demo runs (and `egret status`). */
+export function tryObserving(session: EgretSession): string {
+  const line = (command: "observe" | "status", extra: string[]) => {
+    const [cmd, args] = operatorCommand(session.cluster.net, session.repo, session.files, command, extra);
+    return `  sudo ${commandLine(cmd, args.map((a) => (a === process.execPath ? "node" : a)))}`;
+  };
+  return [
+    "While it runs, watch the same verdicts live from egret control (its authenticated API) in another terminal:",
+    line("observe", ["--follow"]),
+    "and the one-screen health view:",
+    line("status", []),
+  ].join("\n");
+}
+
+/** One demo action: the app's connection from its pod, and the verdict control recorded for it. */
+export async function perform(session: EgretSession, a: DemoAction, ca: string): Promise<DemoRow> {
   const pod = session.pod(a.pod);
   const offset = statSync(session.files.auditLog).size;
   const probe = fileURLToPath(new URL("../mesh/probes/app-probe.js", import.meta.url));

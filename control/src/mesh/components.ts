@@ -58,6 +58,9 @@ export interface MeshFiles {
   /** control's --agent-token-file (`TOKEN NODE-NAME`) and the node agent's --token-file. */
   agentTokens: string;
   agentToken: string;
+  /** control's --operator-token-file (`TOKEN NAMESPACES [WHO]`) and the operator's --token-file, for egret observe / status. */
+  operatorTokens?: string;
+  operatorToken?: string;
   auditLog: string;
   logDir: string;
 }
@@ -78,6 +81,20 @@ export function writeAgentCredentials(net: MeshNetwork, files: MeshFiles): void 
   writeFileSync(files.agentToken, `${token}\n`, { mode: 0o600 });
 }
 
+/** The mesh's operator (all namespaces): control's operator token file and the token for `egret observe --token-file`. */
+export function writeOperatorCredentials(files: MeshFiles): void {
+  if (!files.operatorTokens || !files.operatorToken) return;
+  const token = randomBytes(24).toString("base64url");
+  writeFileSync(files.operatorTokens, `# egret mesh: the operator (egret observe / egret status)\n${token} * mesh-operator\n`, { mode: 0o600 });
+  writeFileSync(files.operatorToken, `${token}\n`, { mode: 0o600 });
+}
+
+/** `egret observe` / `egret status` run from the host against this mesh's control, as the mesh's operator. */
+export function operatorCommand(net: MeshNetwork, repo: Repo, files: MeshFiles, command: "observe" | "status", extra: string[] = []): [string, string[]] {
+  if (!files.operatorToken) throw new Error("this mesh has no operator credentials (MeshFiles.operatorToken)");
+  return egretIn(net.nodeNs, repo, [command, "--control", `${net.gateway}:${CONTROL_GRPC_PORT}`, "--token-file", files.operatorToken, ...extra]);
+}
+
 /** `egret control` in file mode, serving gRPC and HTTP on the node's gateway address. */
 /** Filter modules control serves at /wasm/egret.wasm (its own and, during an upgrade, the previous release's). */
 export interface ServedModules { current: string; previous?: string }
@@ -93,6 +110,7 @@ export async function startControl(net: MeshNetwork, repo: Repo, files: MeshFile
     "--policies", files.policyDir,
     "--pods", files.podsFile,
     "--agent-token-file", files.agentTokens,
+    ...(files.operatorTokens ? ["--operator-token-file", files.operatorTokens] : []),
     "--grpc-listen", `${net.gateway}:${CONTROL_GRPC_PORT}`,
     "--http-listen", `${net.gateway}:${CONTROL_HTTP_PORT}`,
     "--audit-log", files.auditLog,

@@ -8,7 +8,7 @@ import type { MeshCluster } from "./cluster.js";
 import type { ManagedProcess } from "./process.js";
 import { SIDECAR_GID, SIDECAR_PORT, SIDECAR_UID, type PodNetwork } from "./netns.js";
 import {
-  AGENT_HTTP_PORT, SIDECAR_ADMIN_PORT, moduleUrl, nodeName, startAgent, startControl, startSidecar, writeAgentCredentials,
+  AGENT_HTTP_PORT, SIDECAR_ADMIN_PORT, moduleUrl, nodeName, startAgent, startControl, startSidecar, writeAgentCredentials, writeOperatorCredentials,
   type MeshFiles, type Repo, type ServedModules,
 } from "./components.js";
 import { run } from "./exec.js";
@@ -48,6 +48,7 @@ export class EgretSession {
     const files: MeshFiles = {
       policyDir: join(dir, "policies"), podsFile: join(dir, "pods.yaml"), auditLog: join(dir, "audit.log"), logDir: dir,
       agentTokens: join(dir, "agent-tokens"), agentToken: join(dir, "agent-token"),
+      operatorTokens: join(dir, "operator-tokens"), operatorToken: join(dir, "operator-token"),
     };
     writeFileSync(join(files.policyDir, "policies.yaml"), spec.policies.map((p) => stringify(p)).join("---\n"));
     writeFileSync(files.auditLog, "");
@@ -82,6 +83,7 @@ export class EgretSession {
       })),
     }));
     writeAgentCredentials(net, this.files);
+    writeOperatorCredentials(this.files);
     this.modules = spec.ecds?.modules;
     this.control = await startControl(net, this.repo, this.files, world.clusterCidrs, this.modules);
     this.agent = await startAgent(net, this.repo, this.files, world.resolver);

@@ -159,6 +159,14 @@ function decodeNflog(d: Uint8Array, drops: DropCounts | undefined, depth: number
   return drop(drops, "not-ip");
 }
 
+/**
+ * Offset of the IP header in a frame of the given link type, or -1 when there is none (NFLOG
+ * included: its packet is a TLV, not at a fixed offset).
+ */
+export function ipHeaderOffset(linkType: number, data: Uint8Array): number {
+  return linkType === LinkType.NFLOG ? -1 : linkPayloadOffset(linkType, data);
+}
+
 /** Offset of the IP header in a frame, or -1 (counted) when there is none. */
 function linkPayloadOffset(linkType: number, d: Uint8Array, drops?: DropCounts): number {
   switch (linkType) {

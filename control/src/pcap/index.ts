@@ -1,6 +1,7 @@
 // Public API of the capture layer; see README.md.
 export * from "./capture.js";
 export * from "./frame.js";
+export * from "./ip-reassembler.js";
 export * from "./tcp-reassembler.js";
 export * from "./tcp-strict.js";
 

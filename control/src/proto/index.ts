@@ -19,7 +19,7 @@ import type * as m from "./messages.js";
 export * from "./messages.js";
 
 export const PROTO_PACKAGE = "egret.v1";
-export const PROTO_FILES = ["egret/v1/common.proto", "egret/v1/filter.proto", "egret/v1/agent.proto"] as const;
+export const PROTO_FILES = ["egret/v1/common.proto", "egret/v1/filter.proto", "egret/v1/agent.proto", "egret/v1/operator.proto"] as const;
 
 export const LOADER_OPTIONS: protoLoader.Options = {
   keepCase: true,
@@ -58,7 +58,7 @@ export function packageDefinition(): protoLoader.PackageDefinition {
 
 function serviceDefinition(name: string): grpc.ServiceDefinition {
   const def = packageDefinition()[`${PROTO_PACKAGE}.${name}`];
-  if (!def || !("Watch" in def || "Observe" in def)) throw new Error(`service ${PROTO_PACKAGE}.${name} missing from the proto files`);
+  if (!def || "format" in def) throw new Error(`service ${PROTO_PACKAGE}.${name} missing from the proto files`);
   return def as unknown as grpc.ServiceDefinition;
 }
 
@@ -70,6 +70,11 @@ export function filterServiceDefinition(): grpc.ServiceDefinition {
 /** egret.v1.AgentService: Observe and Egress (bidi). */
 export function agentServiceDefinition(): grpc.ServiceDefinition {
   return serviceDefinition("AgentService");
+}
+
+/** egret.v1.OperatorService: ObserveVerdicts (server stream), GetStatus (unary). */
+export function operatorServiceDefinition(): grpc.ServiceDefinition {
+  return serviceDefinition("OperatorService");
 }
 
 /** Server-side handler signatures, for `server.addService(filterServiceDefinition(), handlers)`. */
@@ -107,6 +112,21 @@ export interface AgentServiceClient extends grpc.Client {
   Egress(metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<m.Outgoing<m.EgressRequest>, m.EgressResponse>;
 }
 
+export interface OperatorServiceHandlers extends grpc.UntypedServiceImplementation {
+  ObserveVerdicts: grpc.handleServerStreamingCall<m.ObserveVerdictsRequest, m.Outgoing<m.ObserveVerdictsResponse>>;
+  GetStatus: grpc.handleUnaryCall<m.GetStatusRequest, m.Outgoing<m.GetStatusResponse>>;
+}
+
+export interface OperatorServiceClient extends grpc.Client {
+  ObserveVerdicts(request: m.Outgoing<m.ObserveVerdictsRequest>, metadata?: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientReadableStream<m.ObserveVerdictsResponse>;
+  GetStatus(
+    request: m.Outgoing<m.GetStatusRequest>,
+    metadata: grpc.Metadata,
+    options: grpc.CallOptions,
+    callback: (err: grpc.ServiceError | null, response?: m.GetStatusResponse) => void,
+  ): grpc.ClientUnaryCall;
+}
+
 function clientConstructor(name: string): grpc.ServiceClientConstructor {
   return grpc.makeClientConstructor(serviceDefinition(name), `${PROTO_PACKAGE}.${name}`);
 }
@@ -121,6 +141,12 @@ export function createFilterClient(address: string, credentials = grpc.credentia
 export function createAgentClient(address: string, credentials = grpc.credentials.createInsecure(), options?: grpc.ClientOptions): AgentServiceClient {
   const Ctor = clientConstructor("AgentService");
   return new Ctor(address, credentials, options) as unknown as AgentServiceClient;
+}
+
+/** An OperatorService client for `address` ("host:port"); insecure credentials unless given. */
+export function createOperatorClient(address: string, credentials = grpc.credentials.createInsecure(), options?: grpc.ClientOptions): OperatorServiceClient {
+  const Ctor = clientConstructor("OperatorService");
+  return new Ctor(address, credentials, options) as unknown as OperatorServiceClient;
 }
 
 /** Promise form of FilterService.Lookup with a deadline `timeoutMs` from now. */

@@ -159,6 +159,7 @@ export interface ObserveRequest {
   sequence: number;
   observations: Observation[];
   replay: boolean;
+  capture_drops: number;
 }
 
 export interface ObserveResponse {
@@ -166,6 +167,95 @@ export interface ObserveResponse {
   accepted_observations: number;
   rejected_observations: number;
   server_id: string;
+}
+
+// ---- operator.proto (egret observe / egret status) ----------------------------------------
+
+export type LeaderState = "LEADER_STATE_UNSPECIFIED" | "LEADER_STATE_LEADER" | "LEADER_STATE_FOLLOWER";
+
+export interface ObserveVerdictsRequest {
+  namespaces: string[];
+  pods: string[];
+  verdicts: Verdict[];
+  reasons: Reason[];
+  policies: string[];
+  since_unix_ms: number;
+  follow: boolean;
+}
+
+export interface ObserveVerdictsResponse {
+  verdicts: VerdictEvent[];
+  dropped_verdicts: number;
+  history_done: boolean;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface GetStatusRequest {}
+
+export interface ControlReplica {
+  name: string;
+  ready: boolean;
+  leader: LeaderState;
+  answering: boolean;
+  detail: string;
+}
+
+export interface AgentStatus {
+  node: string;
+  agent_id: string;
+  capture_drops: number;
+  connected_since_unix_ms: number;
+  last_batch_unix_ms: number;
+  accepted_observations: number;
+  rejected_observations: number;
+}
+
+export interface NamespaceFilters {
+  namespace: string;
+  connected_pods: number;
+  known_pods: number;
+  selected_pods: number;
+  policy_selected_pods: number;
+}
+
+export interface NotEnforcedPod {
+  namespace: string;
+  name: string;
+  reason: string;
+  since_unix_ms: number;
+}
+
+export interface PolicyStatus {
+  kind: string;
+  namespace: string;
+  name: string;
+  in_force: boolean;
+  ready: boolean;
+  mode: PolicyMode;
+  messages: string[];
+}
+
+export interface DenyCount {
+  namespace: string;
+  verdict: Verdict;
+  reason: Reason;
+  count: number;
+  last_unix_ms: number;
+}
+
+export interface GetStatusResponse {
+  server_id: string;
+  ready: boolean;
+  not_ready_reason: string;
+  cluster_visible: boolean;
+  replicas: ControlReplica[];
+  agents: AgentStatus[];
+  filters: NamespaceFilters[];
+  policies: PolicyStatus[];
+  denies: DenyCount[];
+  denies_since_unix_ms: number;
+  server_time_unix_ms: number;
+  not_enforced_pods: NotEnforcedPod[];
 }
 
 export type EgressKind = "EGRESS_KIND_UNSPECIFIED" | "EGRESS_KIND_TCP_SYN" | "EGRESS_KIND_UDP_QUIC" | "EGRESS_KIND_UDP_DNS" | "EGRESS_KIND_UDP_OTHER";

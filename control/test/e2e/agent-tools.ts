@@ -20,6 +20,8 @@
 //   teredo SERVER V6POD V6RESOLVER NAME IP   sends, from UDP port 3544 to SERVER:53, a Teredo-wrapped
 //                           IPv6 query V6POD → V6RESOLVER for NAME and the matching forged answer
 //                           (NAME A IP) — what a pod without capabilities can send (finding 1)
+//   big BIND_IP N           a DNS "server" on BIND_IP:53 answering each A query over UDP with N A
+//                           records (198.18.100.0 + i), whatever its size: the kernel fragments it
 //   fetch URL               prints the body of an HTTP GET
 import { createSocket } from "node:dgram";
 import { connect, createServer, type Socket } from "node:net";
@@ -143,6 +145,20 @@ async function main(): Promise<void> {
       });
       const tcp = createServer((conn) => serveTcp(conn));
       await new Promise<void>((r) => tcp.listen(53, ip, () => r()));
+      process.stdout.write(JSON.stringify({ ready: true }) + "\n");
+      return;
+    }
+    case "big": {
+      const [ip, n] = args;
+      const sock = createSocket("udp4");
+      await new Promise<void>((r) => sock.bind(53, ip, () => r()));
+      sock.on("message", (msg, from) => {
+        const p = parseDnsMessage(msg);
+        if (!p.ok || p.message.isResponse) return;
+        const name = readName(p.message.buf, p.message.questions[0]!.nameOffset) ?? "";
+        const answers = Array.from({ length: Number(n) }, (_, i) => ({ name, type: T.A, ttl: 300, data: `198.18.${100 + (i >> 8)}.${i & 0xff}` }));
+        void send(sock, dnsMessage({ id: p.message.id, response: true, questions: [{ name, type: T.A }], answers }), from.port, from.address);
+      });
       process.stdout.write(JSON.stringify({ ready: true }) + "\n");
       return;
     }

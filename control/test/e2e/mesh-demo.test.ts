@@ -26,6 +26,8 @@ test("egret demo as root: a table of real connections and verdicts, then a clean
   assert.ok(rows.some((l) => /\sdeny\s+denied-by-rule\s+shop\/checkout-egress#no-evil/.test(l)), `a denied name:\n${r.stdout}`);
   assert.ok(rows.some((l) => /\sdeny\s+sni-unverified/.test(l)), `the faked SNI:\n${r.stdout}`);
   assert.match(r.stdout, /mesh removed\./);
+  // It prints the egret observe command to try (the same verdicts, live, from control's API).
+  assert.match(r.stdout, /sudo ip netns exec egD\d+-node node \S+egret\.js observe --control \S+:15010 --token-file \S+ --follow/);
   // Namespaces of a demo prefix nobody holds any more would be leftovers (another demo running
   // at the same time holds its own claim).
   const prefixes = [...new Set((await run("ip", ["netns", "list"])).stdout.split("\n").map((l) => l.split("-")[0]!).filter((p) => p.startsWith(DEMO_PREFIX)))];

@@ -43,6 +43,7 @@
 #include <deque>
 #include <mutex>
 #include <thread>
+#include <memory>
 #include <vector>
 
 namespace {
@@ -54,9 +55,12 @@ std::atomic<size_t> g_queue_limit{64u << 20};
 std::atomic<size_t> g_queued{0};
 
 struct Chunk {
-  std::vector<uint8_t> bytes;
+  std::unique_ptr<uint8_t[]> bytes;  // kChunkBytes, not zero-filled
   size_t used = 0;
 };
+
+/** Chunks kept for reuse per socket: a busy ring allocates none, an idle one holds little. */
+constexpr size_t kSpareChunks = 4;
 
 struct Ring {
   int fd = -1;
@@ -70,6 +74,7 @@ struct Ring {
   std::atomic<bool> stop{false};
   std::mutex mu;
   std::deque<Chunk> ready;  // guarded by mu
+  std::vector<std::unique_ptr<uint8_t[]>> spare;  // guarded by mu
   std::atomic<uint64_t> queue_drops{0};
   uv_async_t wake{};
   napi_env env = nullptr;
@@ -197,10 +202,15 @@ bool DrainBlocks(Ring* r) {
         } else {
           if (r->ready.empty() || r->ready.back().used + need > kChunkBytes) {
             r->ready.emplace_back();
-            r->ready.back().bytes.resize(kChunkBytes);
+            if (!r->spare.empty()) {
+              r->ready.back().bytes = std::move(r->spare.back());
+              r->spare.pop_back();
+            } else {
+              r->ready.back().bytes.reset(new uint8_t[kChunkBytes]);
+            }
           }
           Chunk& c = r->ready.back();
-          uint8_t* rec = c.bytes.data() + c.used;
+          uint8_t* rec = c.bytes.get() + c.used;
           uint32_t fields[5] = {cap, hdr->tp_len, static_cast<uint32_t>(ll->sll_ifindex), hdr->tp_sec, hdr->tp_nsec};
           memcpy(rec, fields, sizeof fields);
           uint16_t kinds[2] = {ll->sll_pkttype, ntohs(ll->sll_protocol)};
@@ -241,7 +251,11 @@ void OnWake(uv_async_t* handle) {
       r->ready.pop_front();
     }
     g_queued.fetch_sub(c.used);
-    memcpy(r->out, c.bytes.data(), c.used);
+    memcpy(r->out, c.bytes.get(), c.used);
+    {
+      std::lock_guard<std::mutex> lock(r->mu);
+      if (r->spare.size() < kSpareChunks) r->spare.push_back(std::move(c.bytes));
+    }
     Deliver(r, c.used);
   }
 }

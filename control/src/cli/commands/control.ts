@@ -19,6 +19,8 @@ import { InsecureAgents, NoAgentCredentials, type AgentAuthenticator } from "../
 import { FileAgentAuthenticator } from "../../auth/agent-tokens.js";
 import { CidrSet } from "../../dns/cidr.js";
 import { isLoopbackListen } from "../../auth/peer.js";
+import { FileOperatorAuthenticator, KubernetesOperatorAuthenticator, NoOperatorCredentials, type OperatorAuthenticator } from "../../auth/operator-access.js";
+import { KubeAccessReviewer } from "../../k8s/access-review.js";
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
 import type { Logger } from "../../common/log.js";
@@ -111,6 +113,21 @@ function agentAuthenticator(values: AgentAuthFlags, log: Logger, kube?: { kc: Ku
   }
 }
 
+/** Who may use `egret observe` / `egret status`: Kubernetes RBAC, a token file, or nobody. */
+function operatorAuthenticator(values: { "operator-token-file"?: string }, kc: KubeConfig | undefined, log: Logger): OperatorAuthenticator {
+  const file = values["operator-token-file"];
+  if (kc) return new KubernetesOperatorAuthenticator(new KubeAccessReviewer(kc), log);
+  if (file === undefined) {
+    log.info("no --operator-token-file: egret observe and egret status are refused (UNAUTHENTICATED)");
+    return new NoOperatorCredentials();
+  }
+  try {
+    return new FileOperatorAuthenticator(file, log);
+  } catch (err) {
+    throw new UsageError(`--operator-token-file: ${(err as Error).message}`);
+  }
+}
+
 const HELP = `usage: egret control (--kubernetes [--kubeconfig FILE] | --policies PATH... --pods FILE) [options]
 
 Serves the egret.v1 gRPC API (FilterService for filters, AgentService for node agents) and an
@@ -149,7 +166,12 @@ options:
                             previous sha256 keeps working during a rollout
   --operator-token-file FILE   who may read GET /debug/names?pod=NS/NAME[&ip=IP] (the names
                             control holds for a pod, and why) besides loopback callers (kubectl
-                            port-forward): lines "TOKEN NAMESPACES [WHO]", NAMESPACES * or ns1,ns2
+                            port-forward), and (file mode) who may use egret observe / egret
+                            status: lines "TOKEN NAMESPACES [WHO]", NAMESPACES * (all, and the
+                            cluster-wide status rows) or ns1,ns2; without it egret observe/status
+                            are refused in file mode. Kubernetes mode: for them the caller's own
+                            RBAC decides (TokenReview, then SubjectAccessReview: list
+                            egresspolicies.egret.dev in each namespace)
   --break-glass-namespace NS
                             the namespace whose label egret.dev/break-glass=monitor|exclude applies
                             to the whole mesh (default $POD_NAMESPACE, else egret-system); on any
@@ -383,6 +405,8 @@ export const command: CliCommand = {
         log,
       });
     }
+    const operatorAccess = operatorAuthenticator(values, kc, log);
+    const podNamespace = process.env.POD_NAMESPACE;
     const audit = openAuditWriter(values["audit-log"]!);
     let operatorAuth: LoopbackOrTokenAuth;
     try {
@@ -410,6 +434,8 @@ export const command: CliCommand = {
       metrics,
       agentAuth,
       filterSnatPeers,
+      operatorAccess,
+      ...(kc && podNamespace ? { replicaSelector: { namespace: podNamespace, labels: { "app.kubernetes.io/name": "egret", "app.kubernetes.io/component": "control" } } } : {}),
       filterSelector,
       coverageGraceMs,
       ...(tls ? { tls } : {}),

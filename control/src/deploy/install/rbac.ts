@@ -28,10 +28,14 @@ export function controlRbacObjects(): KubeObject[] {
         { apiGroups: ["networking.istio.io"], resources: ["serviceentries"], verbs: ["get", "list", "watch"] },
         // Accepted/Invalid conditions and selectedPods.
         { apiGroups: ["egret.dev"], resources: ["egresspolicies/status", "clusteregresspolicies/status"], verbs: ["update", "patch"] },
-        // Agents authenticate with projected ServiceAccount tokens: control asks whether they are valid.
+        // Agents authenticate with projected ServiceAccount tokens, egret observe / egret status
+        // callers with theirs: control asks whether they are valid.
         { apiGroups: ["authentication.k8s.io"], resources: ["tokenreviews"], verbs: ["create"] },
         // Rate-limited deny Events (core/v1).
         { apiGroups: [""], resources: ["events"], verbs: ["create", "patch"] },
+        // egret observe / egret status: which namespaces the caller's own RBAC lets it read
+        // (SubjectAccessReview), as kube-rbac-proxy does.
+        { apiGroups: ["authorization.k8s.io"], resources: ["subjectaccessreviews"], verbs: ["create"] },
       ],
     },
     // Leader election: only the Lease egret-control, only in control's namespace.

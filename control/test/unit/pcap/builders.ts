@@ -52,6 +52,40 @@ export function ipv6(src: string, dst: string, proto: number, body: Uint8Array, 
   const payload = concat(...chain, body);
   return concat([0x60, 0, 0, 0], u16(payload.length), [first, 64], ipv6Bytes(src), ipv6Bytes(dst), payload);
 }
+/** Splits an unfragmented IPv4 datagram into fragments of `size` payload bytes (a multiple of 8). */
+export function fragmentIpv4(dgram: Uint8Array, size: number, id = 0x1234): Uint8Array[] {
+  const ihl = (dgram[0]! & 0xf) * 4;
+  const body = dgram.subarray(ihl);
+  const out: Uint8Array[] = [];
+  for (let off = 0; off < body.length; off += size) {
+    const chunk = body.subarray(off, Math.min(body.length, off + size));
+    const h = dgram.slice(0, ihl);
+    const len = ihl + chunk.length;
+    h[2] = len >> 8; h[3] = len & 0xff;
+    h[4] = id >> 8; h[5] = id & 0xff;
+    const flags = ((off + size < body.length ? 1 : 0) << 13) | (off / 8);
+    h[6] = flags >> 8; h[7] = flags & 0xff;
+    out.push(concat(h, chunk));
+  }
+  return out;
+}
+
+/** Splits an unfragmented IPv6 datagram (no extension headers) with a Fragment header after the fixed header. */
+export function fragmentIpv6(dgram: Uint8Array, size: number, id = 0xabcdef01): Uint8Array[] {
+  const next = dgram[6]!;
+  const body = dgram.subarray(40);
+  const out: Uint8Array[] = [];
+  for (let off = 0; off < body.length; off += size) {
+    const chunk = body.subarray(off, Math.min(body.length, off + size));
+    const h = dgram.slice(0, 40);
+    const plen = 8 + chunk.length;
+    h[4] = plen >> 8; h[5] = plen & 0xff; h[6] = 44;
+    const fo = off | (off + size < body.length ? 1 : 0);
+    out.push(concat(h, [next, 0, fo >> 8, fo & 0xff, id >>> 24, (id >>> 16) & 0xff, (id >>> 8) & 0xff, id & 0xff], chunk));
+  }
+  return out;
+}
+
 export function ethernet(ip: Uint8Array, vlans: number[] = [], etherTypeOverride?: number): Uint8Array {
   const type = etherTypeOverride ?? ((ip[0]! >> 4) === 6 ? 0x86dd : 0x0800);
   const tags = vlans.flatMap((tpid, i) => [...u16(tpid), ...u16(100 + i)]);
