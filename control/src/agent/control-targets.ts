@@ -2,6 +2,7 @@
 // (a headless Service: one A/AAAA record per ready replica) re-resolved periodically.
 import { lookup } from "node:dns/promises";
 import type { Logger } from "../common/log.js";
+import { parseHostPort, formatHostPort } from "../common/host-port.js";
 
 export interface ControlTargetsOptions {
   /** "host:port" or "[v6]:port" addresses streamed to as given. */
@@ -16,17 +17,6 @@ export interface ControlTargetsOptions {
   resolve?(name: string): Promise<string[]>;
 }
 
-/** Splits "host:port" / "[v6]:port", validating the port. */
-export function parseHostPort(text: string, what: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(text) ?? /^([^:]+):(\d+)$/.exec(text);
-  const port = m ? Number(m[2]) : NaN;
-  if (!m || !(port >= 1 && port <= 65535)) throw new Error(`${what}: "${text}" is not host:port (e.g. egret-control:9090 or [fd00::1]:9090)`);
-  return { host: m[1]!, port };
-}
-
-export function joinHostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
-}
 
 export class ControlTargets {
   private current = new Set<string>();
@@ -56,7 +46,7 @@ export class ControlTargets {
     if (this.service) {
       try {
         const resolve = this.opts.resolve ?? (async (name: string) => (await lookup(name, { all: true })).map((a) => a.address));
-        for (const ip of await resolve(this.service.host)) next.add(joinHostPort(ip, this.service.port));
+        for (const ip of await resolve(this.service.host)) next.add(formatHostPort(ip, this.service.port));
       } catch (err) {
         // Keep the replicas we know: a resolver hiccup must not disconnect the agent.
         this.opts.log.warn({ service: this.opts.service, err: (err as Error).message }, "cannot resolve control service; keeping current replicas");

@@ -1,4 +1,5 @@
-import { parseArgs, type ParseArgsConfig } from "node:util";
+import type { ParseArgsConfig } from "node:util";
+import { readFlags } from "../common/flags.js";
 // The contract every `egret` subcommand module implements (see ./commands/).
 export interface CliCommand {
   /** The word after `egret`, e.g. "detect". */
@@ -14,10 +15,10 @@ export class UsageError extends Error {
   readonly exitCode = 2;
 }
 
-/** node:util parseArgs, with a flag mistake reported as a UsageError followed by the usage text. */
-export function parseFlags<T extends ParseArgsConfig>(config: T, usage: string): ReturnType<typeof parseArgs<T>> {
+/** The flags of a command (common/flags.ts, commander); a mistake is a UsageError followed by the usage text. */
+export function parseFlags<T extends ParseArgsConfig>(config: T, usage: string): ReturnType<typeof readFlags<T>> {
   try {
-    return parseArgs(config);
+    return readFlags(config);
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n\n${usage}`);
   }

@@ -4,6 +4,7 @@
 import { bytesToIp } from "../proto/ip.js";
 import type { VerdictEvent } from "../proto/messages.js";
 import type { ControlMetrics } from "./metrics.js";
+import { formatHostPort } from "../common/host-port.js";
 
 /** Where audit lines go: stdout, a file stream, or a test array. */
 export interface AuditWriter {
@@ -46,8 +47,7 @@ export function enumLabel(value: string, prefix: string): string {
 }
 
 function hostPort(ip: Uint8Array, port: number): string {
-  const text = bytesToIp(ip) ?? "";
-  return text.includes(":") ? `[${text}]:${port}` : `${text}:${port}`;
+  return formatHostPort(bytesToIp(ip) ?? "", port);
 }
 
 // Bounded label values keep a hostile or buggy filter from exploding metric cardinality.

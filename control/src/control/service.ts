@@ -33,6 +33,7 @@ import { OperatorEdge } from "./operator-edge.js";
 import type { LeaderView, StatusParts } from "./operator-status.js";
 import { VerdictFeed, type FeedLimits } from "./verdict-feed.js";
 import { CoverageTracker, type CoverageEventSink } from "./coverage.js";
+import { parseHostPort, type HostPortRules } from "../common/host-port.js";
 import { BypassHub, type BypassEventSink } from "./bypass.js";
 import type { PolicyEngine } from "../policy/index.js";
 
@@ -271,7 +272,7 @@ export class ControlService {
         status: () => this.status(),
         routes: [coverageRoute(this.coverage), ...(this.o.operatorAuth ? [this.podNamesRoute(this.o.operatorAuth)] : []), ...(this.o.httpRoutes ?? [])],
       });
-      const [host, port] = splitHostPort(this.o.httpListen);
+      const { host, port } = parseHostPort(this.o.httpListen, "http listen address", LISTEN_ADDRESS);
       httpPort = await this.http.listen(port, host);
     }
     this.sweepTimer = setInterval(() => this.sweep(), this.o.sweepIntervalMs ?? 1000);
@@ -435,11 +436,6 @@ function coverageRoute(coverage: CoverageTracker): Route {
   };
 }
 
-/** "host:port", "[v6]:port" or ":port" → [host, port]. */
-export function splitHostPort(address: string): [string, number] {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(address);
-  if (!m) throw new Error(`expected HOST:PORT, got ${JSON.stringify(address)}`);
-  const port = Number(m[3]);
-  if (port > 65535) throw new Error(`port out of range in ${JSON.stringify(address)}`);
-  return [m[1] ?? (m[2] || "0.0.0.0"), port];
-}
+
+/** Rules of a listen address: ":PORT" = every address, port 0 = any free port. */
+export const LISTEN_ADDRESS: HostPortRules = { allowEmptyHost: true, allowPortZero: true };

@@ -7,6 +7,7 @@ import { EventEmitter } from "node:events";
 import { PeerType } from "./abi.js";
 import { str, int, uint, lookup, serialize, type PropValue } from "./properties.js";
 import type { StreamOwner, WasmVm } from "./vm.js";
+import { parseHostPort, formatHostPort } from "../common/host-port.js";
 
 export type ConnectionState = "new" | "paused" | "connecting" | "open" | "closed";
 export type ClosedBy = "filter" | "downstream" | "upstream" | "vm-failed" | "host";
@@ -56,14 +57,6 @@ export interface ConnectionEvents {
 
 let nextConnectionId = 1n;
 
-/** Splits "ip:port" / "[v6]:port". */
-export function splitHostPort(addr: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(addr) ?? /^([^:]+):(\d+)$/.exec(addr);
-  if (!m) throw new Error(`invalid address "${addr}": expected ip:port or [ipv6]:port`);
-  const port = Number(m[2]);
-  if (port > 65535) throw new Error(`invalid port in "${addr}"`);
-  return { host: m[1], port };
-}
 
 export class Connection extends EventEmitter<ConnectionEvents> implements StreamOwner {
   readonly connectionId = nextConnectionId++;
@@ -106,8 +99,8 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     private readonly onFinished: (c: Connection) => void,
   ) {
     super();
-    this.src = splitHostPort(options.source);
-    this.dst = splitHostPort(options.destination);
+    this.src = parseHostPort(options.source, "connection source", { allowPortZero: true });
+    this.dst = parseHostPort(options.destination, "connection destination", { allowPortZero: true });
     this.whenUpstreamRequested = new Promise((r) => (this.resolveRequested = r));
     this.whenUpstreamConnected = new Promise((r) => (this.resolveConnected = r));
     this.whenClosed = new Promise((r) => (this.resolveClosed = r));
@@ -236,7 +229,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
 
   private properties(): Map<string, PropValue> {
     const m = new Map<string, PropValue>();
-    const addr = (h: { host: string; port: number }): string => (h.host.includes(":") ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`);
+    const addr = (h: { host: string; port: number }): string => formatHostPort(h.host, h.port);
     m.set("source", { t: "map", v: new Map([["address", str(addr(this.src))], ["port", int(this.src.port)]]) });
     m.set("destination", { t: "map", v: new Map([["address", str(addr(this.dst))], ["port", int(this.dst.port)]]) });
     m.set("connection", { t: "map", v: new Map<string, PropValue>([["id", uint(this.connectionId)], ["requested_server_name", str("")], ["mtls", { t: "bool", v: false }]]) });

@@ -5,6 +5,7 @@
 import http from "node:http";
 import { CalloutType, MapType, Status } from "./abi.js";
 import type { WasmVm } from "./vm.js";
+import { tryParseHostPort } from "../common/host-port.js";
 
 export interface HttpCallRequest { cluster: string; headers: [Buffer, Buffer][]; body: Buffer; timeoutMs: number }
 
@@ -14,8 +15,8 @@ export function startHttpCall(vm: WasmVm, req: HttpCallRequest): { status: numbe
   if (!method || !path || !authority) return { status: Status.BadArgument };
   const endpoint = vm.services.grpc.pick(req.cluster);
   if (!endpoint) return { status: Status.BadArgument };
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(endpoint.address) ?? /^([^:]+):(\d+)$/.exec(endpoint.address);
-  if (!m) { endpoint.release(); return { status: Status.BadArgument }; }
+  const target = tryParseHostPort(endpoint.address);
+  if (!target) { endpoint.release(); return { status: Status.BadArgument }; }
   const token = vm.nextCalloutToken(CalloutType.HttpCall);
   const rootId = vm.activeRootId();
   const headers: Record<string, string> = { host: authority };
@@ -32,7 +33,7 @@ export function startHttpCall(vm: WasmVm, req: HttpCallRequest): { status: numbe
     vm.status = { code: Status.BrokenConnection, message };
     vm.call("proxy_on_http_call_response", rootId, rootId, token, 0, 0, 0);
   });
-  const request = http.request({ host: m[1], port: Number(m[2]), method, path, headers, timeout: req.timeoutMs > 0 ? req.timeoutMs : undefined }, (res) => {
+  const request = http.request({ host: target.host, port: target.port, method, path, headers, timeout: req.timeoutMs > 0 ? req.timeoutMs : undefined }, (res) => {
     const chunks: Buffer[] = [];
     res.on("data", (d: Buffer) => chunks.push(d));
     res.on("error", (e) => failure(e.message));

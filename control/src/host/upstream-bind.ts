@@ -5,6 +5,7 @@
 // commands can give every simulated pod its own address, as pod network namespaces do, and the
 // control service binds each filter to its pod by that address, exactly as in a cluster.
 import net from "node:net";
+import { parseHostPort } from "../common/host-port.js";
 
 export class SourceBoundForwarder {
   private constructor(
@@ -15,7 +16,7 @@ export class SourceBoundForwarder {
 
   /** Forwards every connection made to `.address` to `target` ("host:port") from `sourceAddress`. */
   static async start(target: string, sourceAddress: string): Promise<SourceBoundForwarder> {
-    const [host, port] = splitTarget(target);
+    const { host, port } = parseHostPort(target, "gRPC cluster endpoint");
     const sockets = new Set<net.Socket>();
     const server = net.createServer((down) => {
       const up = net.connect({ host, port, localAddress: sourceAddress });
@@ -49,8 +50,3 @@ export class SourceBoundForwarder {
   }
 }
 
-function splitTarget(target: string): [string, number] {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(target);
-  if (!m) throw new Error(`expected HOST:PORT, got ${JSON.stringify(target)}`);
-  return [m[1] ?? m[2]!, Number(m[3])];
-}

@@ -13,6 +13,7 @@ import { loadPolicyFiles } from "../policy/index.js";
 import type { Logger } from "../common/log.js";
 import { collapseNames } from "./collapse.js";
 import { stableLabels, workloadKey, workloadName, workloadSelector, type Workload } from "./workloads.js";
+import { tryParseHostPort } from "../common/host-port.js";
 
 /** The policy the replay evaluates with: it selects every pod, decides nothing (Monitor), and makes
  *  every connection's verdict depend on the pod's names, so the filter looks them up and checks claims. */
@@ -69,20 +70,31 @@ export interface LearnResult {
   rejectedEvidence: Record<string, number>;
 }
 
+/** An address with its port ("ip:port", "[v6]:port"); a bare address has port 0. */
 function splitHostPort(text: string): { ip: string; port: number } {
-  const m = /^\[(.+)\]:(\d+)$/.exec(text) ?? /^(.+):(\d+)$/.exec(text);
-  return m ? { ip: m[1]!, port: Number(m[2]) } : { ip: text, port: 0 };
+  const m = tryParseHostPort(text);
+  return m ? { ip: m.host, port: m.port } : { ip: text, port: 0 };
 }
 
-/** Names learnt for a connection: the verified claim when there is one, else every name the pod resolved. */
-function learntNames(names: string[], claim: string | null | undefined): string[] {
-  const c = claim?.toLowerCase().replace(/\.$/, "");
+/** Names learnt for a connection: the name actually used when there is one, else every name the pod resolved. */
+function learntNames(names: string[], used: string | null | undefined): string[] {
+  const c = used?.toLowerCase().replace(/\.$/, "");
   return c && names.includes(c) ? [c] : names;
+}
+
+/**
+ * The one name a replayed connection used, when a claim (SNI, Host, :authority, CONNECT target)
+ * narrowed its candidates: the filter's own matched name from the replay, so the narrowing rules
+ * are the filter's; else its SNI.
+ */
+function usedName(c: SimulatedConnection): string | null {
+  const claimed = [...c.decisions].reverse().find((d) => d.matchedName && (d.sni || d.host));
+  return claimed?.matchedName ?? c.sni;
 }
 
 function classifySimulated(c: SimulatedConnection): Seen {
   const { ip, port } = splitHostPort(c.server);
-  const base = { pod: c.pod, ip, port, names: learntNames(c.names, c.sni), protocol: c.protocol, time: Math.round(c.time * 1000), source: "capture" as const };
+  const base = { pod: c.pod, ip, port, names: learntNames(c.names, usedName(c)), protocol: c.protocol, time: Math.round(c.time * 1000), source: "capture" as const };
   if (c.pod === null) return { ...base, outcome: "not-a-pod" };
   if (c.reason === "undecided") return { ...base, outcome: "undecided" };
   if (c.policy !== OBSERVER_POLICY) {

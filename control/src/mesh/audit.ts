@@ -2,6 +2,7 @@
 // scenario step's expected verdict, reason, policy and rule.
 import { existsSync, readFileSync } from "node:fs";
 import type { AuditExpectation } from "./scenario.js";
+import { tryParseHostPort } from "../common/host-port.js";
 
 export interface AuditEntry {
   time?: number;
@@ -25,8 +26,8 @@ const str = (v: unknown): string | undefined => (typeof v === "string" && v !== 
 function splitHostPort(v: unknown): { ip?: string; port?: number } {
   const s = str(v);
   if (!s) return {};
-  const m = /^\[?([0-9a-fA-F:.]+?)\]?:(\d+)$/.exec(s);
-  return m ? { ip: m[1], port: Number(m[2]) } : { ip: s };
+  const m = tryParseHostPort(s);
+  return m ? { ip: m.host, port: m.port } : { ip: s };
 }
 
 /** Normalises one audit object; field names follow the Report message, with common spellings. */

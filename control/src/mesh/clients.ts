@@ -6,6 +6,7 @@ import { run, type RunResult } from "./exec.js";
 import { findProgram } from "./services/programs.js";
 import type { ConnectStep, ResolveStep, UdpStep } from "./scenario.js";
 import type { World } from "./world.js";
+import { formatHostPort, parseHostPort } from "../common/host-port.js";
 
 /** Client programs per scenario client name, with their Debian packages. */
 export const CLIENT_PROGRAMS: Record<ConnectStep["client"] | ResolveStep["with"], [string, string][]> = {
@@ -54,7 +55,7 @@ function inPod(env: ClientEnv, cmd: string, args: string[], extraEnv?: NodeJS.Pr
 }
 
 function hostPort(step: ConnectStep, port: number): string {
-  return `${step.to}:${port}`;
+  return formatHostPort(step.to, port);
 }
 
 export async function runConnect(env: ClientEnv, step: ConnectStep): Promise<ConnectResult> {
@@ -164,8 +165,9 @@ export async function runResolve(env: ClientEnv, step: ResolveStep): Promise<Res
  * records — used to find the step's verdict in the audit log.
  */
 export function expectedDestination(world: World, step: ConnectStep): { ip?: string; port: number } {
-  const target = step.proxy ? step.proxy.split(":")[0]! : step.to;
-  const port = step.proxy ? Number(step.proxy.split(":")[1]) : step.port ?? ((step.scheme ?? "https") === "https" ? 443 : 80);
+  const proxy = step.proxy ? parseHostPort(step.proxy, "scenario step proxy") : undefined;
+  const target = proxy ? proxy.host : step.to;
+  const port = proxy ? proxy.port : step.port ?? ((step.scheme ?? "https") === "https" ? 443 : 80);
   return { ip: isIPv4(target) ? target : worldAddress(world, target), port };
 }
 

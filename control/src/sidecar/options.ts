@@ -1,11 +1,12 @@
 // `egret sidecar` flags → validated options. Every mistake names the flag and what to do.
-import { parseArgs } from "node:util";
+import { readFlags } from "../common/flags.js";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { fileURLToPath } from "node:url";
 import { UsageError } from "../cli/command.js";
 import type { NodeIdentity } from "../host/index.js";
 import type { DestinationMode, ServiceRoute } from "./proxy.js";
+import { parseHostPort } from "../common/host-port.js";
 import { failureForIstio, type DownloadFailure } from "./ecds.js";
 
 export const DEFAULT_WASM = fileURLToPath(new URL("../../../../filter/build/egret.wasm", import.meta.url));
@@ -62,9 +63,11 @@ module delivery like Istio's ECDS (mesh in a box; see control/src/sidecar/ecds.t
 `;
 
 function hostPort(flag: string, v: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(v) ?? /^([^:]+):(\d+)$/.exec(v);
-  if (!m || Number(m[2]) > 65535) throw new UsageError(`--${flag} ${JSON.stringify(v)}: expected HOST:PORT (IPv6 as [addr]:port)`);
-  return { host: m[1], port: Number(m[2]) };
+  try {
+    return parseHostPort(v, `--${flag}`, { allowPortZero: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
 }
 
 function textOrFile(flag: string, v: string | undefined): string {
@@ -78,7 +81,7 @@ function textOrFile(flag: string, v: string | undefined): string {
 export function parseSidecarArgs(argv: string[]): SidecarConfig | "help" {
   let parsed;
   try {
-    parsed = parseArgs({
+    parsed = readFlags({
       args: argv, strict: true, allowPositionals: false,
       options: {
         help: { type: "boolean", short: "h" },

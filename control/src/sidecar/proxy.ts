@@ -7,6 +7,7 @@ import type { EnvoyHost, Connection, CloseInfo } from "../host/index.js";
 import type { Logger } from "../common/log.js";
 import { originalDestination } from "./original-dst.js";
 import { parseProxyV1 } from "./proxy-protocol.js";
+import { parseHostPort } from "../common/host-port.js";
 import type { FilterChoice } from "./ecds.js";
 
 /** Envoy's default per_connection_buffer_limit_bytes: reads pause beyond it. */
@@ -242,7 +243,5 @@ export class SidecarProxy extends EventEmitter<{ "connection-closed": [Connectio
 }
 
 function splitTarget(addr: string): { host: string; port: number } {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(addr) ?? /^([^:]+):(\d+)$/.exec(addr);
-  if (!m) throw new Error(`invalid destination ${addr}`);
-  return { host: m[1], port: Number(m[2]) };
+  return parseHostPort(addr, "original destination");
 }

@@ -38,6 +38,12 @@ export interface SimulatedConnection {
   names: string[];
   protocol: string;
   sni: string | null;
+  /**
+   * The one name the filter matched for this connection (its last decision's matched_name): with a
+   * verified SNI, Host or CONNECT claim, the claimed name among the candidates; null when no name
+   * decided.
+   */
+  matchedName: string | null;
   verdict: "allow" | "deny" | "alert";
   reason: string;
   policy: string | null;
@@ -66,6 +72,8 @@ export interface SimulatedDecision {
   protocol: string | null;
   sni: string | null;
   host: string | null;
+  /** The name the filter matched (see SimulatedConnection.matchedName). */
+  matchedName: string | null;
 }
 
 export class SimulateInputError extends Error {}
@@ -452,7 +460,7 @@ function proxiesSeen(detections: Map<string, ConnectionDetection[]>): string[] {
 /** The fields of a verdict audit record (control's audit log, one JSON line per report) the join reads. */
 interface AuditRecord {
   time: string; src: string; dst: string; verdict: string; reason: string;
-  names?: string[]; protocol?: string; sni?: string; host?: string; policy?: string; rule?: string;
+  names?: string[]; protocol?: string; sni?: string; host?: string; policy?: string; rule?: string; matched_name?: string;
 }
 
 /**
@@ -491,7 +499,7 @@ function decisionsOf(order: Tracked[], audit: AuditRecord[]): Map<Tracked, Audit
 function decisionOf(r: AuditRecord): SimulatedDecision {
   return {
     time: Date.parse(r.time) / 1000, verdict: r.verdict, reason: r.reason, policy: r.policy || null, rule: r.rule || null,
-    names: r.names ?? [], protocol: r.protocol || null, sni: r.sni || null, host: r.host || null,
+    names: r.names ?? [], protocol: r.protocol || null, sni: r.sni || null, host: r.host || null, matchedName: r.matched_name || null,
   };
 }
 
@@ -502,7 +510,7 @@ function joinResults(order: Tracked[], audit: AuditRecord[], detections: Map<str
     const det = detections.get(key)?.shift();
     const detProtocol = det?.protocol ?? "unknown";
     const detSni = det?.claims.sni ? det.claims.sni : null;
-    const base = { client: t.client, server: t.server, pod: t.pod, protocol: detProtocol, sni: detSni, policy: null, rule: null, time: t.time };
+    const base = { client: t.client, server: t.server, pod: t.pod, protocol: detProtocol, sni: detSni, matchedName: null, policy: null, rule: null, time: t.time };
     if (t.pod === null) return { ...base, names: [], verdict: "allow", reason: "not-a-pod", decisions: [] };
     const all = decisions.get(t) ?? [];
     const r = all[all.length - 1];
@@ -520,7 +528,7 @@ function joinResults(order: Tracked[], audit: AuditRecord[], detections: Map<str
     // Protocol and SNI come from the first decision that saw them (a revision judges one request).
     const first = all.find((d) => d.protocol) ?? r;
     return {
-      ...base, names: r.names ?? [], protocol: first.protocol || detProtocol, sni: first.sni || detSni,
+      ...base, names: r.names ?? [], protocol: first.protocol || detProtocol, sni: first.sni || detSni, matchedName: r.matched_name || null,
       verdict: verdict as SimulatedConnection["verdict"], reason, policy: r.policy || null, rule: r.rule || null, ...extra,
       decisions: all.map(decisionOf),
     };

@@ -113,13 +113,13 @@ test("upstream connect failure closes the client", async () => {
 
 // Test the flag validation messages.
 test("bad flags name the flag and the fix", () => {
-  assert.throws(() => parseSidecarArgs(["--target", "nowhere"]), /--target "nowhere": expected HOST:PORT/);
+  assert.throws(() => parseSidecarArgs(["--target", "nowhere"]), /--target: "nowhere" is not host:port/);
   assert.throws(() => parseSidecarArgs(["--pod-label", "app"]), /--pod-label "app": expected key=value/);
   assert.throws(() => parseSidecarArgs(["--grpc-cluster", "x"]), /--grpc-cluster "x": expected NAME=HOST:PORT/);
   assert.throws(() => parseSidecarArgs(["--plugin-config", "{bad"]), /--plugin-config: invalid JSON/);
   assert.throws(() => parseSidecarArgs(["--plugin-config", "@/nonexistent.json"]), /cannot read \/nonexistent\.json \(ENOENT\)/);
   assert.throws(() => parseSidecarArgs(["--concurrency", "0"]), /--concurrency 0: expected an integer from 1 to 64/);
-  assert.throws(() => parseSidecarArgs(["--bogus"]), /Unknown option '--bogus'/);
+  assert.throws(() => parseSidecarArgs(["--bogus"]), /unknown option '--bogus'/);
   const c = config(["--grpc-cluster", "outbound|9000||ctl.ns.svc.cluster.local=127.0.0.1:9000", "--pod-label", "app=web", "--pod-ip", "10.1.0.7"]);
   assert.deepEqual(c.grpcClusters, { "outbound|9000||ctl.ns.svc.cluster.local": "127.0.0.1:9000" });
   assert.deepEqual(c.mode, { kind: "original-dst" });

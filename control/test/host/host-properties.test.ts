@@ -55,6 +55,6 @@ test("IPv6 destinations are [addr]:port", async () => {
 test("openConnection rejects malformed addresses", async () => {
   const host = await probeHost("", { concurrency: 1 });
   try {
-    assert.throws(() => host.openConnection({ source: "10.0.0.1", destination: "198.18.0.1:80" }), /invalid address "10\.0\.0\.1": expected ip:port/);
+    assert.throws(() => host.openConnection({ source: "10.0.0.1", destination: "198.18.0.1:80" }), /connection source: "10\.0\.0\.1" is not host:port/);
   } finally { await host.close(); }
 });

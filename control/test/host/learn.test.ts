@@ -175,3 +175,19 @@ test("learn round trip on the project's own recorded capture (corpus/demo): the 
     assert.ok(results.some((r) => r.verdict === "allow"), "what the pods really did is allowed");
   });
 });
+
+// Two names share one address (a CDN or virtual hosts); the request's Host says which was used.
+// The filter verified and narrowed it during the replay; only that name is learnt.
+test("learn: a Host-narrowed name — of two names resolved to one address, only the one the request used is learnt", () => {
+  const s = new CaptureScript();
+  s.dns(A, R, "shop.shared-cdn.example", ["203.0.113.60"]).dns(A, R, "blog.unrelated.example", ["203.0.113.60"]);
+  s.tcp(A, 40050, "203.0.113.60", 80, httpRequest("shop.shared-cdn.example"));
+  return withDir({ "train.pcap": s.bytes(), "pods.yaml": PODS }, (dir) => {
+    const { yaml } = learnTo(dir, "learnt.yaml", "--mode", "Enforce");
+    assert.match(yaml, /shop\.shared-cdn\.example/);
+    assert.doesNotMatch(yaml, /blog\.unrelated\.example/, "the other name on the address was never used");
+    // Round trip: the learnt policy allows the request it was learnt from.
+    const sims = simulate(dir, "learnt.yaml", "train.pcap").filter((x) => x.pod === "shop/web-7d9f-abc");
+    assert.deepEqual(sims.map((x) => [x.verdict, x.reason]), [["allow", "allowed"]]);
+  });
+});

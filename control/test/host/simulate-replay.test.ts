@@ -79,7 +79,7 @@ test("simulate: the verdicts follow the pod's own DNS answers, SNI/Host verifica
   ]);
   assert.deepEqual(r[0], {
     client: `${POD}:40001`, server: "203.0.113.10:443", pod: "shop/web-0", names: ["api.example.com"], protocol: "tls",
-    sni: "api.example.com", verdict: "allow", reason: "allowed", policy: "shop/web-egress", rule: "api", time: r[0]!.time,
+    sni: "api.example.com", matchedName: "api.example.com", verdict: "allow", reason: "allowed", policy: "shop/web-egress", rule: "api", time: r[0]!.time,
     decisions: r[0]!.decisions,
   });
   assert.deepEqual(r[0]!.decisions.map((d) => [d.verdict, d.reason, d.sni]), [["allow", "allowed", "api.example.com"]]);
@@ -152,7 +152,7 @@ test("egret simulate: JSON lines on stdout; bad input exits non-zero with the re
       sni: "api.example.com", verdict: "allow", reason: "allowed", policy: "shop/web-egress", rule: "api",
       decisions: [{
         time: lines[0].decisions[0].time, verdict: "allow", reason: "allowed", policy: "shop/web-egress", rule: "api",
-        names: ["api.example.com"], protocol: "tls", sni: "api.example.com", host: null,
+        names: ["api.example.com"], protocol: "tls", sni: "api.example.com", host: null, matchedName: "api.example.com",
       }],
     }]);
     const bad = run("--policy", join(dir, "bad-policy.yaml"), "--pods", join(dir, "pods.yaml"), "--pcap", join(dir, "cap.pcap"));

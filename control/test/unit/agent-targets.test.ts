@@ -2,7 +2,8 @@
 // failed resolution keeping the current replicas.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ControlTargets, parseHostPort } from "../../src/agent/control-targets.js";
+import { ControlTargets } from "../../src/agent/control-targets.js";
+import { parseHostPort } from "../../src/common/host-port.js";
 import { silentLogger } from "../../src/common/log.js";
 
 test("resolves a headless Service to every replica and follows changes", async () => {

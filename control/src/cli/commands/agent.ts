@@ -1,7 +1,7 @@
 // `egret agent`: the node agent (DaemonSet). Flags are documented in control/src/agent/README.md.
 import { readFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { parseArgs } from "node:util";
+import { readFlags } from "../../common/flags.js";
 import { Agent, type AgentOptions } from "../../agent/agent.js";
 import { agentCredentials, readToken, type AgentCredentials } from "../../agent/credentials.js";
 import { createAgentMetrics, serveMetrics } from "../../agent/metrics.js";
@@ -9,6 +9,7 @@ import { checkInterfacePatterns, interfacePatternError } from "../../agent/inter
 import { listInterfaces } from "../../agent/capture.js";
 import { createLogger } from "../../common/log.js";
 import { UsageError, type CliCommand } from "../command.js";
+import { parseHostPort } from "../../common/host-port.js";
 
 const HELP = `usage: egret agent --trusted-resolver IP... (--control HOST:PORT... | --control-service NAME:PORT) [options]
 
@@ -141,7 +142,7 @@ export const command: CliCommand = {
   async run(argv) {
     let values: Record<string, string | string[] | boolean | undefined>;
     try {
-      ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
+      ({ values } = readFlags({ args: argv, options: OPTIONS, strict: true, allowPositionals: false }));
     } catch (err) {
       throw new UsageError(`${(err as Error).message}\n\n${HELP}`);
     }
@@ -162,10 +163,14 @@ export const command: CliCommand = {
     });
     let metricsHost = "0.0.0.0", metricsPort = 9102;
     if (typeof values["metrics-address"] === "string") {
-      const m = /^\[([^\]]+)\]:(\d+)$/.exec(values["metrics-address"]) ?? /^([^:]*):(\d+)$/.exec(values["metrics-address"]);
-      if (!m || Number(m[2]) > 65535) throw new UsageError(`--metrics-address: "${values["metrics-address"]}" is not host:port (port 0 = any free port)`);
-      metricsHost = m[1] || "0.0.0.0";
-      metricsPort = Number(m[2]);
+      let m: { host: string; port: number };
+      try {
+        m = parseHostPort(values["metrics-address"], "--metrics-address", { allowEmptyHost: true, allowPortZero: true });
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      metricsHost = m.host;
+      metricsPort = m.port;
     }
     const nodeName = (values["node-name"] as string | undefined) ?? process.env.NODE_NAME ?? hostname();
     const log = createLogger("agent");

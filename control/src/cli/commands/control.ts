@@ -6,7 +6,8 @@ import { createLogger } from "../../common/log.js";
 import { openAuditWriter } from "../../control/audit.js";
 import { fileControlSource } from "../../control/file-source.js";
 import { defaultPolicyApi } from "../../control/policy-api.js";
-import { ControlService, splitHostPort, type ControlSource } from "../../control/service.js";
+import { ControlService, LISTEN_ADDRESS, type ControlSource } from "../../control/service.js";
+import { parseHostPort } from "../../common/host-port.js";
 import { KubeSource, LeaderElector, kubeBoundPodReader, kubeLeaseClient, kubeTokenReviewer } from "../../k8s/index.js";
 import { hostname } from "node:os";
 import { TokenReviewAuthenticator } from "../../auth/token-review.js";
@@ -30,7 +31,7 @@ function tlsOptions(values: { "tls-cert"?: string; "tls-key"?: string; "grpc-tls
   const keyFile = values["tls-key"];
   if ((certFile === undefined) !== (keyFile === undefined)) throw new UsageError("give both --tls-cert FILE and --tls-key FILE, or neither");
   if (certFile === undefined || keyFile === undefined) {
-    const [host] = splitHostPort(values["grpc-listen"]!);
+    const { host } = parseHostPort(values["grpc-listen"]!, "--grpc-listen", LISTEN_ADDRESS);
     if (!isLoopbackListen(host)) {
       log.warn({ listen: values["grpc-listen"] }, "serving gRPC in plaintext on a non-loopback address: agent tokens travel unencrypted; give --tls-cert and --tls-key");
     }
@@ -51,9 +52,9 @@ function tlsOptions(values: { "tls-cert"?: string; "tls-key"?: string; "grpc-tls
     throw new UsageError(`--tls-cert/--tls-key: not a usable PEM certificate and matching key (${(err as Error).message})`);
   }
   try {
-    splitHostPort(values["grpc-tls-listen"]!);
+    parseHostPort(values["grpc-tls-listen"]!, "--grpc-tls-listen", LISTEN_ADDRESS);
   } catch (err) {
-    throw new UsageError(`--grpc-tls-listen: ${(err as Error).message}`);
+    throw new UsageError((err as Error).message);
   }
   return { cert, key, listen: values["grpc-tls-listen"]! };
 }
@@ -334,9 +335,9 @@ export const command: CliCommand = {
     if (values["http-listen"] !== "off") listens.push(["http-listen", values["http-listen"]]);
     for (const [a, address] of listens) {
       try {
-        splitHostPort(address);
+        parseHostPort(address, `--${a}`, LISTEN_ADDRESS);
       } catch (err) {
-        throw new UsageError(`--${a}: ${(err as Error).message}`);
+        throw new UsageError((err as Error).message);
       }
     }
     const storeLimits = {

@@ -2,7 +2,7 @@
 // (control/src/demo/). Where it cannot run (not root, no network namespaces), it says what it
 // needs and replays the same story from a capture the project's mesh recorded, through the real
 // observer, control and egret.wasm (control/src/demo/replay.ts).
-import { parseArgs } from "node:util";
+import { readFlags } from "../../common/flags.js";
 import type { CliCommand } from "../command.js";
 import { UsageError } from "../command.js";
 
@@ -32,7 +32,7 @@ export const command: CliCommand = {
   async run(argv) {
     let values;
     try {
-      ({ values } = parseArgs({ args: argv, options: {
+      ({ values } = readFlags({ args: argv, options: {
         duration: { type: "string" }, interval: { type: "string" }, replay: { type: "boolean" }, record: { type: "string" }, help: { type: "boolean", short: "h" },
       } }));
     } catch (e) {

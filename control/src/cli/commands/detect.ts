@@ -2,7 +2,7 @@
 // target claims) of every TCP connection in a capture, decided by the detector compiled into
 // egret.wasm — what the filter would decide for the same bytes.
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { readFlags } from "../../common/flags.js";
 import { UsageError, type CliCommand } from "../command.js";
 import { CaptureFormatError } from "../../pcap/index.js";
 import { detectCapture, detectionJson, type CaptureDetection, type ConnectionDetection } from "../../detect/capture-detect.js";
@@ -28,7 +28,7 @@ export const command: CliCommand = {
   async run(argv) {
     let values: { pcap?: string; json?: boolean; help?: boolean };
     try {
-      ({ values } = parseArgs({
+      ({ values } = readFlags({
         args: argv,
         options: { pcap: { type: "string" }, json: { type: "boolean" }, help: { type: "boolean", short: "h" } },
         strict: true,

@@ -1,6 +1,6 @@
 // `egret explain`: shows, for one pod and one connection, every rule the engine considered in
 // order and the one that decided — computed by the same compiled engine as the filter.
-import { parseArgs } from "node:util";
+import { readFlags } from "../../common/flags.js";
 import { UsageError, type CliCommand } from "../command.js";
 import {
   alwaysInternalEntry, compilePodSnapshot, formatAddress, formatDiagnostic, loadPolicyFiles, parseAddress, PolicyEngine, PROTOCOL_LABELS,
@@ -69,7 +69,7 @@ export const command: CliCommand = {
   async run(argv) {
     let parsed;
     try {
-      parsed = parseArgs({ args: argv, allowPositionals: true, options: {
+      parsed = readFlags({ args: argv, allowPositionals: true, options: {
         policy: { type: "string", multiple: true }, pod: { type: "string" }, to: { type: "string" },
         name: { type: "string", multiple: true }, protocol: { type: "string" }, sni: { type: "string" },
         host: { type: "string" }, "namespace-labels": { type: "string" }, "cluster-cidr": { type: "string", multiple: true }, "replace-default-cluster-cidrs": { type: "boolean" },

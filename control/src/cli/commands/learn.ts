@@ -28,7 +28,7 @@ export const command: CliCommand = {
   summary: "propose one policy per workload from observed traffic (capture and/or audit log), by verified names",
   async run(argv) {
     const parsed = parseFlags({ args: argv, allowPositionals: true, options: {
-      pcap: { type: "string" }, pods: { type: "string" }, policy: { type: "string", multiple: true },
+      pcap: { type: "string" }, pods: { type: "string" }, policy: { type: "string", multiple: true, variadic: true },
       "audit-log": { type: "string" }, "min-siblings": { type: "string" }, mode: { type: "string" },
       "allow-unattributed-cidrs": { type: "boolean" }, wasm: { type: "string" }, help: { type: "boolean", short: "h" },
     } }, USAGE);

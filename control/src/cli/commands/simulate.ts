@@ -3,13 +3,26 @@
 // service (file mode) and egret.wasm in the Node proxy-wasm host, and prints the filter's verdict
 // for every TCP connection.
 import { readFileSync } from "node:fs";
-import { Command, CommanderError } from "commander";
 import { CaptureFormatError } from "../../pcap/index.js";
 import { createLogger } from "../../common/log.js";
 import { simulateCapture, SimulateInputError, type SimulatedConnection } from "../../simulate/replay.js";
-import { UsageError, type CliCommand } from "../command.js";
+import { UsageError, parseFlags, type CliCommand } from "../command.js";
 
-const HELP_AFTER = `
+const USAGE = `Usage: egret simulate --policy FILES… --pods PODS.yaml --pcap FILE [options]
+
+Replays a capture through the DNS observer, egret control and egret.wasm; prints one verdict per TCP connection.
+
+Options:
+  --policy FILES…              policy files or folders (YAML/JSON, multi-document) (required)
+  --pods FILE                  pods and namespaces (YAML) (required)
+  --pcap FILE                  capture file (pcap or pcapng) (required)
+  --json                       one JSON object per connection
+  --trusted-resolver IP…       believe only answers from these resolvers (default: any server answering a pod's query)
+  --forward-proxy IP:PORT…     declared HTTP forward proxies: their CONNECT target is evaluated
+  --no-detect-proxies          without --forward-proxy, do not treat servers that receive CONNECT / absolute-URI requests as declared proxies
+  --wasm FILE                  egret.wasm to run (default: the built one)
+  -h, --help                   this text
+
 PODS.yaml lists the pods and namespace labels (the same file \`egret control --pods\` reads):
   namespaces:
     - {name: shop, labels: {team: payments}}
@@ -21,13 +34,14 @@ keep-alive or proxy connection can revise the first one; such lines say "revised
 one object per connection, with every decision on it:
   {"client":"ip:port","server":"ip:port","pod":"ns/name","names":[…],"protocol":…,"sni":…,
    "verdict":"allow|deny|alert","reason":…,"policy":…,"rule":…,
-   "decisions":[{"time":s,"verdict":…,"reason":…,"policy":…,"rule":…,"names":[…],"protocol":…,"sni":…,"host":…},…]}
+   "decisions":[{"time":s,"verdict":…,"reason":…,"policy":…,"rule":…,"names":[…],"protocol":…,"sni":…,"host":…,"matchedName":…},…]}
 The replay uses the filter's configuration defaults (detection deadline 2 s) and fires its timer
 ticks at the capture times a sidecar would.
 Servers that receive CONNECT or absolute-URI requests are treated as declared forward proxies (the
 request's target is what the policy judges) unless --forward-proxy lists them explicitly or
 --no-detect-proxies is given. Connections from addresses that are not pods are listed with pod null, verdict allow, reason
-not-a-pod (no sidecar decides them). A Monitor-mode deny is verdict allow, reason would-deny.`;
+not-a-pod (no sidecar decides them). A Monitor-mode deny is verdict allow, reason would-deny.
+`;
 
 function format(c: SimulatedConnection): string {
   const names = c.names.length ? ` names=${c.names.join(",")}` : "";
@@ -40,32 +54,20 @@ export const command: CliCommand = {
   name: "simulate",
   summary: "replay a capture's DNS and TCP through the real filter and print each connection's verdict",
   async run(argv) {
-    const program = new Command("egret simulate")
-      .description("Replays a capture through the DNS observer, egret control and egret.wasm; prints one verdict per TCP connection.")
-      .requiredOption("--policy <files...>", "policy files or folders (YAML/JSON, multi-document)")
-      .requiredOption("--pods <file>", "pods and namespaces (YAML)")
-      .requiredOption("--pcap <file>", "capture file (pcap or pcapng)")
-      .option("--json", "one JSON object per connection", false)
-      .option("--trusted-resolver <ip...>", "believe only answers from these resolvers (default: any server answering a pod's query)")
-      .option("--forward-proxy <ip:port...>", "declared HTTP forward proxies: their CONNECT target is evaluated")
-      .option("--no-detect-proxies", "without --forward-proxy, do not treat servers that receive CONNECT / absolute-URI requests as declared proxies")
-      .option("--wasm <file>", "egret.wasm to run (default: the built one)")
-      .addHelpText("after", HELP_AFTER)
-      .exitOverride()
-      // Errors become a UsageError (printed once by the dispatcher, exit 2); help goes to stdout.
-      .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s), outputError: () => undefined });
+    const { values: v } = parseFlags({ args: argv, options: {
+      policy: { type: "string", multiple: true, variadic: true }, pods: { type: "string" }, pcap: { type: "string" },
+      json: { type: "boolean", default: false }, "trusted-resolver": { type: "string", multiple: true, variadic: true },
+      "forward-proxy": { type: "string", multiple: true, variadic: true }, "no-detect-proxies": { type: "boolean" },
+      wasm: { type: "string" }, help: { type: "boolean", short: "h" },
+    } }, USAGE);
+    if (v.help) { process.stdout.write(USAGE); return 0; }
+    for (const flag of ["policy", "pods", "pcap"] as const) if (!v[flag]) throw new UsageError(`--${flag} is required\n\n${USAGE}`);
+    const opts = {
+      policy: v.policy!, pods: v.pods!, pcap: v.pcap!, json: v.json === true, trustedResolver: v["trusted-resolver"],
+      forwardProxy: v["forward-proxy"], detectProxies: !v["no-detect-proxies"], wasm: v.wasm,
+    };
     // `egret simulate … | head` closes stdout early: stop quietly instead of dying on EPIPE.
     process.stdout.on("error", (e: NodeJS.ErrnoException) => { if (e.code === "EPIPE") process.exit(0); });
-    try {
-      program.parse(argv, { from: "user" });
-    } catch (e) {
-      if (e instanceof CommanderError) {
-        if (e.code === "commander.helpDisplayed" || e.code === "commander.help") return 0;
-        throw new UsageError(e.message.replace(/^error: /, ""));
-      }
-      throw e;
-    }
-    const opts = program.opts<{ policy: string[]; pods: string; pcap: string; json: boolean; trustedResolver?: string[]; forwardProxy?: string[]; detectProxies: boolean; wasm?: string }>();
     let capture: Uint8Array;
     try {
       capture = readFileSync(opts.pcap);

@@ -1,6 +1,6 @@
 // `egret validate FILES…`: checks EgressPolicy / ClusterEgressPolicy files (or folders) with the
 // same validator control uses; prints file:line:column diagnostics; exit 1 on errors.
-import { parseArgs } from "node:util";
+import { readFlags } from "../../common/flags.js";
 import { UsageError, type CliCommand } from "../command.js";
 import { formatDiagnostic, loadPolicyFiles } from "../../policy/index.js";
 
@@ -15,7 +15,7 @@ export const command: CliCommand = {
   async run(argv) {
     let parsed;
     try {
-      parsed = parseArgs({ args: argv, allowPositionals: true, options: {
+      parsed = readFlags({ args: argv, allowPositionals: true, options: {
         json: { type: "boolean" }, "no-warnings": { type: "boolean" }, help: { type: "boolean", short: "h" },
       } });
     } catch (e) {

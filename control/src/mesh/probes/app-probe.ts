@@ -8,9 +8,9 @@ import { connect as tcpConnect, isIP } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { lookup } from "node:dns/promises";
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { readFlags } from "../../common/flags.js";
 
-const { values } = parseArgs({
+const { values } = readFlags({
   options: { to: { type: "string" }, port: { type: "string" }, tls: { type: "boolean" }, sni: { type: "string" }, host: { type: "string" }, ca: { type: "string" } },
 });
 const TIMEOUT_MS = 10_000;

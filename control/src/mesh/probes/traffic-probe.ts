@@ -7,9 +7,9 @@ import { connect as tcpConnect } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { lookup } from "node:dns/promises";
 import { existsSync, readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { readFlags } from "../../common/flags.js";
 
-const { values } = parseArgs({
+const { values } = readFlags({
   options: { to: { type: "string" }, port: { type: "string" }, tls: { type: "boolean" }, ca: { type: "string" }, "stop-file": { type: "string" }, "pause-ms": { type: "string" } },
 });
 const to = values.to ?? "";

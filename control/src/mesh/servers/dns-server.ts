@@ -6,17 +6,18 @@
 import { createSocket } from "node:dgram";
 import { createServer } from "node:net";
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { readFlags } from "../../common/flags.js";
+import { parseHostPort } from "../../common/host-port.js";
 
 interface Rec { name: string; ttl: number; type: "A" | "CNAME"; value: string }
 
-const { values } = parseArgs({ options: { listen: { type: "string" }, records: { type: "string" } } });
+const { values } = readFlags({ options: { listen: { type: "string" }, records: { type: "string" } } });
 if (!values.listen || !values.records) {
   process.stderr.write("usage: dns-server --listen IP:PORT --records FILE.json\n");
   process.exit(2);
 }
 const records = JSON.parse(readFileSync(values.records, "utf8")) as Rec[];
-const [host, portText] = [values.listen.slice(0, values.listen.lastIndexOf(":")), values.listen.slice(values.listen.lastIndexOf(":") + 1)];
+const { host, port: listenPort } = parseHostPort(values.listen, "dns-server --listen");
 
 const TYPE_A = 1, TYPE_CNAME = 5, CLASS_IN = 1;
 const MAX_CHAIN = 8;
@@ -92,7 +93,7 @@ udp.on("message", (msg, rinfo) => {
   const a = answer(msg);
   if (a) udp.send(a, rinfo.port, rinfo.address);
 });
-udp.bind(Number(portText), host);
+udp.bind(listenPort, host);
 
 createServer((sock) => {
   let buf = Buffer.alloc(0);
@@ -107,6 +108,6 @@ createServer((sock) => {
     if (buf.length > 65537) sock.destroy();
   });
   sock.on("error", () => sock.destroy());
-}).listen(Number(portText), host);
+}).listen(listenPort, host);
 
 for (const sig of ["SIGTERM", "SIGINT"] as const) process.on(sig, () => process.exit(0));

@@ -5,16 +5,17 @@
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
+import { readFlags } from "../../common/flags.js";
 import type { TLSSocket } from "node:tls";
+import { parseHostPort } from "../../common/host-port.js";
 
-const { values } = parseArgs({
+const { values } = readFlags({
   options: { http: { type: "string", multiple: true }, https: { type: "string", multiple: true }, cert: { type: "string" }, key: { type: "string" } },
 });
 
 function split(hostPort: string): [string, number] {
-  const i = hostPort.lastIndexOf(":");
-  return [hostPort.slice(0, i), Number(hostPort.slice(i + 1))];
+  const { host, port } = parseHostPort(hostPort, "web-server --http/--https");
+  return [host, port];
 }
 
 function respond(req: IncomingMessage, res: ServerResponse): void {
