@@ -2,10 +2,10 @@
 // `TOKEN NODE-NAME`, blank lines and `#` comments allowed. A token maps to exactly one node; the
 // file is re-read when it changes (checked on each authentication, which happens once per
 // stream), and a broken edit keeps the previous tokens in force.
-import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import type { Logger } from "../common/log.js";
 import { bearerToken, type AgentAuthenticator, type AgentIdentity, AuthFailure } from "./agent-auth.js";
+import { ReloadingFile, tokenDigest as digestOf } from "./reloading-file.js";
 
 /** Kubernetes node names: DNS subdomains. */
 const NODE_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
@@ -37,64 +37,37 @@ export function parseAgentTokens(text: string, file: string): Map<string, string
   return byDigest;
 }
 
-/** Tokens are compared by SHA-256 digest: a Map lookup on a digest reveals nothing about the token. */
-function digestOf(token: string): string {
-  return createHash("sha256").update(token, "utf8").digest("hex");
-}
-
 export class FileAgentAuthenticator implements AgentAuthenticator {
-  private tokens: Map<string, string>;
-  private stamp: string;
+  private readonly tokens: ReloadingFile<Map<string, string>>;
 
   /** Reads the file now; throws TokenFileError when it cannot be used. */
-  constructor(private readonly file: string, private readonly log: Logger) {
-    this.stamp = this.currentStamp();
-    this.tokens = this.read();
-    if (this.tokens.size === 0) log.warn({ file }, "the agent token file lists no agent: every Observe will be refused");
+  constructor(file: string, log: Logger) {
+    this.tokens = new ReloadingFile(file, readAgentTokens, (outcome) => {
+      if ("value" in outcome) log.info({ file, agents: outcome.value.size }, "agent token file reloaded");
+      else log.error({ err: outcome.error.message }, "agent token file not reloaded; the previous tokens stay in force");
+    });
+    if (this.tokens.value.size === 0) log.warn({ file }, "the agent token file lists no agent: every Observe will be refused");
   }
 
   get agentCount(): number {
-    return this.tokens.size;
+    return this.tokens.value.size;
   }
 
   async authenticate(authorization: string | undefined): Promise<AgentIdentity> {
-    this.reloadIfChanged();
-    const token = bearerToken(authorization);
-    const node = this.tokens.get(digestOf(token));
+    const node = this.tokens.value.get(digestOf(bearerToken(authorization)));
     if (node === undefined) throw new AuthFailure("invalid", "the bearer token is not in the agent token file");
     return { node, subject: `token-file:${node}` };
   }
+}
 
-  private read(): Map<string, string> {
-    let text: string;
-    try {
-      text = readFileSync(this.file, "utf8");
-    } catch (err) {
-      throw new TokenFileError(`${this.file}: cannot read the agent token file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-    }
-    return parseAgentTokens(text, this.file);
+function readAgentTokens(file: string): Map<string, string> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new TokenFileError(`${file}: cannot read the agent token file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
-
-  private currentStamp(): string {
-    try {
-      const s = statSync(this.file);
-      return `${s.mtimeMs}/${s.size}/${s.ino}`;
-    } catch {
-      return "missing";
-    }
-  }
-
-  private reloadIfChanged(): void {
-    const stamp = this.currentStamp();
-    if (stamp === this.stamp) return;
-    this.stamp = stamp;
-    try {
-      this.tokens = this.read();
-      this.log.info({ file: this.file, agents: this.tokens.size }, "agent token file reloaded");
-    } catch (err) {
-      this.log.error({ err: (err as Error).message }, "agent token file not reloaded; the previous tokens stay in force");
-    }
-  }
+  return parseAgentTokens(text, file);
 }
 
 /** Tokens given in code (benchmarks, embedded services): token → node. */

@@ -5,11 +5,11 @@
 // per namespace: may this user `list` `egresspolicies.egret.dev` there?), caching answers briefly;
 // file mode reads `--operator-token-file` (`TOKEN NAMESPACES [WHO]`, parsed by operator-auth.ts). Nothing is open by default: without either, every call
 // is refused.
-import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import type { Logger } from "../common/log.js";
 import { AuthFailure, bearerToken } from "./agent-auth.js";
 import { OperatorTokenFileError, parseOperatorTokens, type OperatorIdentity } from "./operator-auth.js";
+import { ReloadingFile, tokenDigest as digestOf } from "./reloading-file.js";
 
 export interface OperatorAccess {
   /** Who was authenticated (logs). */
@@ -37,7 +37,6 @@ export class NoOperatorCredentials implements OperatorAuthenticator {
   }
 }
 
-const digestOf = (token: string) => createHash("sha256").update(token, "utf8").digest("hex");
 
 // ---- file mode --------------------------------------------------------------------------------
 
@@ -61,51 +60,30 @@ class GrantAccess implements OperatorAccess {
 
 /** `--operator-token-file FILE` (the format of operator-auth.ts, shared with /debug/names): re-read when it changes; a broken edit keeps the previous tokens. */
 export class FileOperatorAuthenticator implements OperatorAuthenticator {
-  private grants: Map<string, OperatorGrant>;
-  private stamp: string;
+  private readonly grants: ReloadingFile<Map<string, OperatorGrant>>;
 
-  constructor(private readonly file: string, private readonly log: Logger) {
-    this.stamp = this.currentStamp();
-    this.grants = this.read();
+  constructor(file: string, log: Logger) {
+    this.grants = new ReloadingFile(file, readOperatorTokens, (outcome) => {
+      if ("value" in outcome) log.info({ file, operators: outcome.value.size }, "operator token file reloaded");
+      else log.error({ err: outcome.error.message }, "operator token file not reloaded; the previous tokens stay in force");
+    });
   }
 
   async authenticate(authorization: string | undefined): Promise<OperatorAccess> {
-    this.reloadIfChanged();
-    const grant = this.grants.get(digestOf(bearerToken(authorization)));
+    const grant = this.grants.value.get(digestOf(bearerToken(authorization)));
     if (!grant) throw new AuthFailure("invalid", "the bearer token is not in the operator token file");
     return new GrantAccess(grant);
   }
+}
 
-  private read(): Map<string, OperatorGrant> {
-    let text: string;
-    try {
-      text = readFileSync(this.file, "utf8");
-    } catch (err) {
-      throw new OperatorTokenFileError(`${this.file}: cannot read the operator token file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-    }
-    return parseOperatorTokens(text, this.file);
+function readOperatorTokens(file: string): Map<string, OperatorGrant> {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw new OperatorTokenFileError(`${file}: cannot read the operator token file (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
-
-  private currentStamp(): string {
-    try {
-      const s = statSync(this.file);
-      return `${s.mtimeMs}/${s.size}/${s.ino}`;
-    } catch {
-      return "missing";
-    }
-  }
-
-  private reloadIfChanged(): void {
-    const stamp = this.currentStamp();
-    if (stamp === this.stamp) return;
-    this.stamp = stamp;
-    try {
-      this.grants = this.read();
-      this.log.info({ file: this.file, operators: this.grants.size }, "operator token file reloaded");
-    } catch (err) {
-      this.log.error({ err: (err as Error).message }, "operator token file not reloaded; the previous tokens stay in force");
-    }
-  }
+  return parseOperatorTokens(text, file);
 }
 
 // ---- Kubernetes mode --------------------------------------------------------------------------

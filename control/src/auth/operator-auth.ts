@@ -8,11 +8,11 @@
 //   `TOKEN NAMESPACES [WHO]`, NAMESPACES = `*` or a comma list; `#` comments; re-read when the
 //   file changes, a broken edit keeps the previous tokens) — only those namespaces.
 // Anything else is refused: EGRET_OPERATOR_UNAUTHENTICATED (401) or EGRET_OPERATOR_FORBIDDEN (403).
-import { createHash } from "node:crypto";
-import { readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import type { IncomingMessage } from "node:http";
 import { canonicalIp } from "../control/pods.js";
 import { ControlError } from "../control/errors.js";
+import { ReloadingFile, tokenDigest as digestOf } from "./reloading-file.js";
 
 export interface OperatorIdentity {
   who: string;
@@ -55,10 +55,6 @@ export function parseOperatorTokens(text: string, file: string): Map<string, Ope
   return out;
 }
 
-function digestOf(token: string): string {
-  return createHash("sha256").update(token, "utf8").digest("hex");
-}
-
 function isLoopbackPeer(address: string | undefined): boolean {
   if (!address) return false;
   const ip = canonicalIp(address.replace(/^::ffff:/i, ""));
@@ -66,12 +62,11 @@ function isLoopbackPeer(address: string | undefined): boolean {
 }
 
 export class LoopbackOrTokenAuth implements OperatorAuth {
-  private tokens = new Map<string, OperatorIdentity>();
-  private stamp = "";
+  private readonly tokens?: ReloadingFile<Map<string, OperatorIdentity>>;
 
   /** `file` undefined: only loopback callers. Reads the file now; throws OperatorTokenFileError. */
-  constructor(private readonly file?: string) {
-    if (file) this.reload(true);
+  constructor(file?: string) {
+    if (file) this.tokens = new ReloadingFile(file, readTokenFile);
   }
 
   authorize(req: IncomingMessage, namespace: string): OperatorIdentity {
@@ -79,8 +74,7 @@ export class LoopbackOrTokenAuth implements OperatorAuth {
     const header = req.headers.authorization;
     if (header !== undefined) {
       const m = /^Bearer\s+(\S+)$/i.exec(header);
-      if (this.file) this.reload(false);
-      id = m ? this.tokens.get(digestOf(m[1]!)) : undefined;
+      id = m ? this.tokens?.value.get(digestOf(m[1]!)) : undefined;
       if (!id) throw new ControlError("EGRET_OPERATOR_UNAUTHENTICATED", m ? "the bearer token is not in --operator-token-file" : "the Authorization header is not `Bearer TOKEN`");
     } else if (isLoopbackPeer(req.socket.remoteAddress)) {
       id = { who: "loopback (kubectl port-forward / exec)", namespaces: "*" };
@@ -92,23 +86,12 @@ export class LoopbackOrTokenAuth implements OperatorAuth {
     }
     return id;
   }
+}
 
-  private reload(initial: boolean): void {
-    const file = this.file!;
-    let stamp: string;
-    try {
-      const st = statSync(file);
-      stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
-    } catch (err) {
-      if (initial) throw new OperatorTokenFileError(`--operator-token-file ${file}: ${(err as Error).message}`);
-      return; // gone for a moment (a ConfigMap/Secret swap): keep the tokens we have
-    }
-    if (stamp === this.stamp) return;
-    try {
-      this.tokens = parseOperatorTokens(readFileSync(file, "utf8"), file);
-      this.stamp = stamp;
-    } catch (err) {
-      if (initial) throw err instanceof OperatorTokenFileError ? err : new OperatorTokenFileError(`--operator-token-file ${file}: ${(err as Error).message}`);
-    }
+function readTokenFile(file: string): Map<string, OperatorIdentity> {
+  try {
+    return parseOperatorTokens(readFileSync(file, "utf8"), file);
+  } catch (err) {
+    throw err instanceof OperatorTokenFileError ? err : new OperatorTokenFileError(`--operator-token-file ${file}: ${(err as Error).message}`);
   }
 }
