@@ -51,7 +51,7 @@ function chainMissing(): string | undefined {
   const missing = missingComponents(repo);
   if (!existsSync(RELEASE_2)) missing.push("filter/build/egret.debug.wasm is not built (npm run build)");
   if (missing.length) return `missing egret components: ${missing.join("; ")}`;
-  if (!existsSync(join(root, "node_modules/cap/build/Release/cap.node"))) return "the npm package `cap` is not built (scripts/setup as root)";
+  if (!existsSync(join(root, "dist/native/packet_ring.node"))) return "the agent's capture addon dist/native/packet_ring.node is not built (npm run build:native; needs g++)";
   const programs = missingServerPrograms(["dns", "web"]);
   return programs.length ? `missing programs: ${programs.join(", ")} (scripts/setup as root)` : undefined;
 }
