@@ -5,7 +5,7 @@
 import type { Logger } from "../common/log.js";
 import type { BypassEventSink, BypassRecord } from "../control/bypass.js";
 import type { ControlMetrics } from "../control/metrics.js";
-import { DEFAULT_EVENT_LIMITS, type EventClient, type EventLimits } from "./events.js";
+import { DEFAULT_EVENT_LIMITS, EventRateLimiter, type EventClient, type EventLimits } from "./events.js";
 
 const CAUSE_TEXT: Record<string, string> = {
   "no-sidecar": "the pod has no Istio sidecar",
@@ -18,11 +18,8 @@ const CAUSE_TEXT: Record<string, string> = {
 };
 
 export class BypassEventRecorder implements BypassEventSink {
-  private readonly limits: EventLimits;
   private readonly now: () => number;
-  private readonly keys = new Map<string, { last: number; suppressed: number; first: number }>();
-  private tokens: number;
-  private refilledAt: number;
+  private readonly limiter: EventRateLimiter;
 
   constructor(
     private readonly client: EventClient,
@@ -30,10 +27,8 @@ export class BypassEventRecorder implements BypassEventSink {
     private readonly metrics: ControlMetrics,
     options: { limits?: Partial<EventLimits>; now?: () => number } = {},
   ) {
-    this.limits = { ...DEFAULT_EVENT_LIMITS, ...options.limits };
     this.now = options.now ?? Date.now;
-    this.tokens = this.limits.burst;
-    this.refilledAt = this.now();
+    this.limiter = new EventRateLimiter({ ...DEFAULT_EVENT_LIMITS, ...options.limits }, this.now());
   }
 
   bypass(rec: BypassRecord): void {
@@ -41,17 +36,12 @@ export class BypassEventRecorder implements BypassEventSink {
     if (slash <= 0) return;
     const now = this.now();
     const key = `${rec.pod}|${rec.cause}|${rec.protocol}|${rec.dst}`;
-    const entry = this.keys.get(key);
-    if ((entry && now - entry.last < this.limits.perKeyIntervalMs) || !this.takeToken(now)) {
-      if (entry) entry.suppressed++;
+    const admitted = this.limiter.admitKey(key, now);
+    if (!admitted) {
       this.metrics.kubeEvents.inc({ outcome: "rate_limited" });
       return;
     }
-    const count = 1 + (entry?.suppressed ?? 0);
-    const first = entry?.first ?? now;
-    this.keys.delete(key);
-    this.keys.set(key, { last: now, suppressed: 0, first });
-    while (this.keys.size > this.limits.maxKeys) this.keys.delete(this.keys.keys().next().value!);
+    const { count, first } = admitted;
     const what = rec.protocol === "dns" ? `a DNS query${rec.detail ? ` for ${rec.detail}` : ""} to ${rec.dst}` : rec.protocol === "quic" ? `QUIC (${rec.detail}) to ${rec.dst}` : `${rec.protocol.toUpperCase()} to ${rec.dst}`;
     const would = rec.verdict && rec.verdict !== "unknown" ? `; the policy would have decided ${rec.verdict} (${rec.reason}${rec.policy ? ` by ${rec.policy}${rec.rule ? ` rule ${rec.rule}` : ""}` : ""})` : "";
     const message = `egret saw egress that bypassed the sidecar: ${what} (${rec.cause}: ${CAUSE_TEXT[rec.cause] ?? rec.cause})${would}${count > 1 ? ` (${count} times since ${new Date(first).toISOString()})` : ""}`;
@@ -66,11 +56,4 @@ export class BypassEventRecorder implements BypassEventSink {
       );
   }
 
-  private takeToken(now: number): boolean {
-    this.tokens = Math.min(this.limits.burst, this.tokens + ((now - this.refilledAt) / 1000) * this.limits.ratePerSecond);
-    this.refilledAt = now;
-    if (this.tokens < 1) return false;
-    this.tokens--;
-    return true;
-  }
 }

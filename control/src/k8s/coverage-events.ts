@@ -6,7 +6,7 @@
 import type { Logger } from "../common/log.js";
 import type { CoverageEventSink, PodCoverage } from "../control/coverage.js";
 import type { ControlMetrics } from "../control/metrics.js";
-import { DEFAULT_EVENT_LIMITS, type EventClient, type EventLimits, type KubeEvent } from "./events.js";
+import { DEFAULT_EVENT_LIMITS, EventRateLimiter, type EventClient, type EventLimits, type KubeEvent } from "./events.js";
 
 const WHY: Record<string, string> = {
   "no-sidecar": "the pod has no Istio sidecar (namespace not injected, or injection disabled)",
@@ -15,10 +15,8 @@ const WHY: Record<string, string> = {
 };
 
 export class CoverageEventRecorder implements CoverageEventSink {
-  private readonly limits: EventLimits;
   private readonly now: () => number;
-  private tokens: number;
-  private refilledAt: number;
+  private readonly limiter: EventRateLimiter;
 
   constructor(
     private readonly client: EventClient,
@@ -26,10 +24,8 @@ export class CoverageEventRecorder implements CoverageEventSink {
     private readonly metrics: ControlMetrics,
     options: { limits?: Partial<EventLimits>; now?: () => number } = {},
   ) {
-    this.limits = { ...DEFAULT_EVENT_LIMITS, ...options.limits };
     this.now = options.now ?? Date.now;
-    this.tokens = this.limits.burst;
-    this.refilledAt = this.now();
+    this.limiter = new EventRateLimiter({ ...DEFAULT_EVENT_LIMITS, ...options.limits }, this.now());
   }
 
   notEnforced(p: PodCoverage): void {
@@ -43,7 +39,7 @@ export class CoverageEventRecorder implements CoverageEventSink {
 
   private post(e: Omit<KubeEvent, "count" | "firstTimestamp" | "lastTimestamp">): void {
     const now = this.now();
-    if (!this.takeToken(now)) {
+    if (!this.limiter.takeToken(now)) {
       this.metrics.kubeEvents.inc({ outcome: "rate_limited" });
       return;
     }
@@ -56,11 +52,4 @@ export class CoverageEventRecorder implements CoverageEventSink {
     );
   }
 
-  private takeToken(now: number): boolean {
-    this.tokens = Math.min(this.limits.burst, this.tokens + ((now - this.refilledAt) / 1000) * this.limits.ratePerSecond);
-    this.refilledAt = now;
-    if (this.tokens < 1) return false;
-    this.tokens--;
-    return true;
-  }
 }

@@ -35,11 +35,8 @@ export interface EventLimits {
 export const DEFAULT_EVENT_LIMITS: EventLimits = { perKeyIntervalMs: 60_000, ratePerSecond: 5, burst: 20, maxKeys: 10_000 };
 
 export class DenyEventRecorder implements DenyEventSink {
-  private readonly limits: EventLimits;
   private readonly now: () => number;
-  private readonly keys = new Map<string, { last: number; suppressed: number; first: number }>();
-  private tokens: number;
-  private refilledAt: number;
+  private readonly limiter: EventRateLimiter;
 
   constructor(
     private readonly client: EventClient,
@@ -47,10 +44,8 @@ export class DenyEventRecorder implements DenyEventSink {
     private readonly metrics: ControlMetrics,
     options: { limits?: Partial<EventLimits>; now?: () => number } = {},
   ) {
-    this.limits = { ...DEFAULT_EVENT_LIMITS, ...options.limits };
     this.now = options.now ?? Date.now;
-    this.tokens = this.limits.burst;
-    this.refilledAt = this.now();
+    this.limiter = new EventRateLimiter({ ...DEFAULT_EVENT_LIMITS, ...options.limits }, this.now());
   }
 
   denied(rec: AuditRecord): void {
@@ -60,22 +55,12 @@ export class DenyEventRecorder implements DenyEventSink {
     const podName = rec.pod.slice(slash + 1);
     const now = this.now();
     const key = `${rec.pod}|${rec.policy}|${rec.rule}|${rec.dst}|${rec.verdict}`;
-    const entry = this.keys.get(key);
-    if (entry && now - entry.last < this.limits.perKeyIntervalMs) {
-      entry.suppressed++;
+    const admitted = this.limiter.admitKey(key, now);
+    if (!admitted) {
       this.metrics.kubeEvents.inc({ outcome: "rate_limited" });
       return;
     }
-    if (!this.takeToken(now)) {
-      if (entry) entry.suppressed++;
-      this.metrics.kubeEvents.inc({ outcome: "rate_limited" });
-      return;
-    }
-    const count = 1 + (entry?.suppressed ?? 0);
-    const first = entry?.first ?? now;
-    this.keys.delete(key);
-    this.keys.set(key, { last: now, suppressed: 0, first });
-    while (this.keys.size > this.limits.maxKeys) this.keys.delete(this.keys.keys().next().value!);
+    const { count, first } = admitted;
     const names = rec.names.length ? ` (${rec.names.join(", ")})` : "";
     const by = rec.policy ? ` by ${rec.policy}${rec.rule ? ` rule ${rec.rule}` : ""}` : "";
     const verb = rec.verdict === "would-deny" ? "would deny (Monitor mode)" : "denied";
@@ -101,9 +86,36 @@ export class DenyEventRecorder implements DenyEventSink {
       );
   }
 
-  private takeToken(now: number): boolean {
-    const elapsed = (now - this.refilledAt) / 1000;
-    this.tokens = Math.min(this.limits.burst, this.tokens + elapsed * this.limits.ratePerSecond);
+}
+
+/** The one rate limit for every Event recorder: a token bucket for all Events, and per key at most one
+ * Event per interval, the suppressed ones counted into the next (oldest keys forgotten first). */
+export class EventRateLimiter {
+  private readonly keys = new Map<string, { last: number; suppressed: number; first: number }>();
+  private tokens: number;
+  private refilledAt: number;
+
+  constructor(private readonly limits: EventLimits, now: number) {
+    this.tokens = limits.burst;
+    this.refilledAt = now;
+  }
+
+  /** An Event for `key` may go now: how many it stands for, since when; undefined: suppressed (counted). */
+  admitKey(key: string, now: number): { count: number; first: number } | undefined {
+    const entry = this.keys.get(key);
+    if ((entry && now - entry.last < this.limits.perKeyIntervalMs) || !this.takeToken(now)) {
+      if (entry) entry.suppressed++;
+      return undefined;
+    }
+    const admitted = { count: 1 + (entry?.suppressed ?? 0), first: entry?.first ?? now };
+    this.keys.delete(key);
+    this.keys.set(key, { last: now, suppressed: 0, first: admitted.first });
+    while (this.keys.size > this.limits.maxKeys) this.keys.delete(this.keys.keys().next().value!);
+    return admitted;
+  }
+
+  takeToken(now: number): boolean {
+    this.tokens = Math.min(this.limits.burst, this.tokens + ((now - this.refilledAt) / 1000) * this.limits.ratePerSecond);
     this.refilledAt = now;
     if (this.tokens < 1) return false;
     this.tokens--;
