@@ -42,6 +42,8 @@ export class FakeControl {
   readonly watchRequests: any[] = [];
   readonly lookups: any[] = [];
   readonly resolutions = new Map<string, Map<string, number>>();
+  /** ECH public names the pod's HTTPS/SVCB answers named, per queried name (ResolvedName.ech_public_names). */
+  readonly echPublicNames = new Map<string, string[]>();
   /** IP → names that come from mesh configuration (ServiceEntry addresses), sent with NAME_SOURCE_MESH_CONFIG. */
   readonly meshNames = new Map<string, Set<string>>();
   policy: { bytes: Uint8Array; hash: string; selected: boolean } = { bytes: new Uint8Array(), hash: "", selected: false };
@@ -120,6 +122,12 @@ export class FakeControl {
     if (push) this.pushDelta({ upserts: [ip] });
   }
 
+  /** The pod's HTTPS/SVCB answer for `name` named these ECH public names; optionally pushes the IPs resolved from it. */
+  setEchPublicNames(name: string, publicNames: string[], push = false): void {
+    this.echPublicNames.set(name, publicNames);
+    if (push) this.pushDelta({ upserts: [...this.resolutions].filter(([, m]) => m.has(name)).map(([ip]) => ip) });
+  }
+
   /** A ServiceEntry address: `name` for `ip`, as mesh configuration (never expires). */
   addMeshName(ip: string, name: string): void {
     let s = this.meshNames.get(ip);
@@ -158,6 +166,7 @@ export class FakeControl {
       names: names.map(([name, exp]) => ({
         name, cname_chain: [], expires_unix_ms: exp,
         source: this.meshNames.get(ip)?.has(name) ? "NAME_SOURCE_MESH_CONFIG" : "NAME_SOURCE_POD_DNS",
+        ech_public_names: this.echPublicNames.get(name) ?? [],
       })),
       expires_unix_ms: Math.max(0, ...names.map(([, e]) => e)),
     };

@@ -31,6 +31,8 @@ export class EgressMetrics {
   readonly lookupRetries: Metric = counter("egret_lookup_retries");
   /** Connections to ServiceEntry addresses whose verdict was cross-checked against xds.cluster_name. */
   readonly clusterChecks: Metric = counter("egret_cluster_checks");
+  /** ECH ClientHellos allowed (opt-in) on the names whose HTTPS/SVCB answers, as this pod got them, named the outer SNI. */
+  readonly echNarrowed: Metric = counter("egret_ech_narrowed");
   /** Time a connection was held for Lookup, in ms. */
   readonly lookupLatencyMs: Metric = histogram("egret_lookup_latency_ms");
   /** Time client bytes were held for detection, in ms. */

@@ -143,6 +143,8 @@ export class EgressStream extends StreamContext {
   revokedBy: u8 = 0;
   /** The root's policyGeneration this connection was last judged under. */
   judgedGeneration: u32 = 0;
+  /** The ECH opt-in judged the names the pod's HTTPS/SVCB answers narrowed the outer SNI to. */
+  echNarrowed: bool = false;
   /** The verdict being adopted came from the ECH opt-in (every name taken as the SNI). */
   private echAdopted: bool = false;
 
@@ -579,12 +581,29 @@ export class EgressStream extends StreamContext {
   }
 
   /**
-   * ECH opt-in (`encryptedClientHello: Allow` on a rule): see facts.ts echPassesForEveryName.
+   * ECH opt-in (`encryptedClientHello: Allow` on a rule): see facts.ts echPassesForEveryName, over
+   * the IP's names narrowed by the pod's HTTPS/SVCB answers when they name the outer SNI.
    * Leaves RESULT at the first name's result.
    */
   private echAllowedForEveryName(now: i64, protocol: i32): bool {
-    const n = this.evaluateNow(now, protocol, CLAIM_NONE, 0, 0);
-    return echPassesForEveryName(this.egress.snapshot!, QUERY.destination(this.dstHi, this.dstLo, this.dstPort).names(changetype<usize>(this.egress.table!.candBuf), n).detected(protocol), RESULT);
+    let n = this.evaluateNow(now, protocol, CLAIM_NONE, 0, 0);
+    const t = this.egress.table!;
+    const insp = this.inspector!;
+    // Narrowing: when the outer SNI is a public name this pod's own HTTPS/SVCB answers named for
+    // some of the IP's names, the hidden name is taken to be one of those names only.
+    const narrowed = insp.sniLen > 0 ? t.narrowToEchPublicName(insp.sniPtr, insp.sniLen) : 0;
+    if (narrowed > 0) {
+      n = narrowed;
+      evaluateNoted(this.egress.snapshot!, QUERY.destination(this.dstHi, this.dstLo, this.dstPort).names(changetype<usize>(t.candBuf), n).detected(protocol).noClaim(), RESULT);
+    }
+    if (!echPassesForEveryName(this.egress.snapshot!, QUERY.destination(this.dstHi, this.dstLo, this.dstPort).names(changetype<usize>(t.candBuf), n).detected(protocol), RESULT)) return false;
+    if (narrowed > 0) {
+      // The connection stands on the narrowed names: its facts (LAST), report and count say so.
+      this.echNarrowed = true;
+      this.candCount = n;
+      this.egress.metrics!.echNarrowed.increment(1);
+    }
+    return true;
   }
 
   /**
