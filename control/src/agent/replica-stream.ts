@@ -201,7 +201,7 @@ export class ReplicaStream {
 
   private connect(): void {
     if (this.closed) return;
-    const client = this.opts.createClient ? this.opts.createClient(this.opts.address) : createAgentClient(this.opts.address, this.opts.credentials?.channel);
+    const client = this.opts.createClient ? this.opts.createClient(this.opts.address) : createAgentClient(this.opts.address, this.opts.credentials?.channel, this.opts.credentials?.options);
     this.client = client;
     client.waitForReady(Date.now() + this.opts.connectTimeoutMs, (err) => {
       if (this.closed || this.client !== client) return;
