@@ -40,6 +40,8 @@ export class EgressMetrics {
   readonly detectTimeouts: Metric = counter("egret_detect_timeouts");
   /** Connections closed on the first server bytes (server-first protocols). */
   readonly upstreamCloses: Metric = counter("egret_upstream_closes");
+  /** Connections whose h2c server sent its preface (SETTINGS) before a verdict: held, not judged. */
+  readonly h2ServerPrefaceHeld: Metric = counter("egret_h2_server_preface_held");
   readonly tableEntries: Metric = gauge("egret_table_entries");
   readonly tableNames: Metric = gauge("egret_table_names");
   readonly tableEvictions: Metric = counter("egret_table_evictions");
