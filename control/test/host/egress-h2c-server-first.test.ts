@@ -29,6 +29,7 @@ async function withWorld(fn: (w: World) => Promise<void>): Promise<void> {
 
 async function serverFirst(w: World, authority: string, bbb: boolean, clientFirstBytes = 0): Promise<Connection> {
   const c = w.connect(`${API}:80`);
+  c.upstreamConnected(); // tcp_proxy's upstream is up (a no-op when the host connects at once)
   const request = h2cRequest(requestBlock(authority));
   const send = (b: Buffer) => (bbb ? sendByteByByte(c, b) : c.downstreamData(b));
   if (clientFirstBytes > 0) send(request.subarray(0, clientFirstBytes));
@@ -66,6 +67,7 @@ test("h2c server speaks first (attack): server bytes that are not an HTTP/2 SETT
   withWorld(async (w) => {
     for (const bytes of [Buffer.from("HTTP/1.1 200 OK\r\n\r\nhi"), h2Frame(0, 0, 1, Buffer.from("data")), h2Frame(4, 0, 1, Buffer.alloc(6)), h2Frame(4, 0, 0, Buffer.alloc(5))]) {
       const c = w.connect(`${API}:80`);
+      c.upstreamConnected();
       c.downstreamData(H2_PREFACE);
       c.upstreamData(bytes);
       assert.equal(c.closed, true, bytes.subarray(0, 12).toString("hex"));
@@ -73,6 +75,7 @@ test("h2c server speaks first (attack): server bytes that are not an HTTP/2 SETT
     }
     // A client that is not speaking h2c gets no holding either.
     const c = w.connect(`${API}:80`);
+    c.upstreamConnected();
     c.downstreamData(Buffer.from("GET / HTTP/1.1\r\n"));
     c.upstreamData(SERVER_SETTINGS);
     assert.equal(c.closed, true);
