@@ -214,11 +214,12 @@ export class GrpcEdge {
     this.server = new grpc.Server(options);
     this.server.addService(filterServiceDefinition(), filter);
     if (!o.tls) this.server.addService(agentServiceDefinition(), agent);
-    if (!o.tls && o.operator) this.server.addService(operatorServiceDefinition(), o.operator);
+    const operator = o.operator && this.limitedOperator(o.operator);
+    if (!o.tls && operator) this.server.addService(operatorServiceDefinition(), operator);
     if (o.tls) {
       this.tlsServer = new grpc.Server(options);
       this.tlsServer.addService(agentServiceDefinition(), agent);
-      if (o.operator) this.tlsServer.addService(operatorServiceDefinition(), o.operator);
+      if (operator) this.tlsServer.addService(operatorServiceDefinition(), operator);
       this.tlsServer.addService(filterServiceDefinition(), filter);
     }
   }
@@ -569,6 +570,7 @@ export class GrpcEdge {
     if (obs.pod_ip.length !== 4 && obs.pod_ip.length !== 16) return "invalid";
     const owner = this.o.nodeBinding.classify(obs.pod_ip, node);
     if (owner === "foreign") return "foreign_node";
+    if (obs.rcode === 0 && (obs.ech_public_names?.length ?? 0) > 0) return this.applyEchObservation(obs, owner, node);
     if (obs.rcode !== 0 || obs.answers.length === 0) {
       // Negative answers (NXDOMAIN/NODATA) attribute nothing; counted for visibility.
       return normalizeName(obs.query_name) === undefined ? "invalid" : "negative";
@@ -578,6 +580,19 @@ export class GrpcEdge {
         queryName: obs.query_name,
         cnameChain: obs.cname_chain,
         answers: obs.answers.map((a) => ({ ip: a.ip, ttlSeconds: a.ttl_seconds })),
+        observedUnixMs: obs.observed_unix_ms,
+      });
+    if (owner === "unknown") return this.o.nodeBinding.hold(obs.pod_ip, node, () => void record()) ? "held" : "unknown_pod";
+    return record();
+  }
+
+  /** An HTTPS/SVCB answer naming ECH public names (issue #14 ECH narrowing): kept per queried name. */
+  private applyEchObservation(obs: ObserveRequest["observations"][number], owner: string, node: string): string {
+    const record = () =>
+      this.o.store.recordEch(obs.pod_ip, {
+        queryName: obs.query_name,
+        publicNames: obs.ech_public_names,
+        ttlSeconds: obs.ech_ttl_seconds,
         observedUnixMs: obs.observed_unix_ms,
       });
     if (owner === "unknown") return this.o.nodeBinding.hold(obs.pod_ip, node, () => void record()) ? "held" : "unknown_pod";
@@ -611,6 +626,36 @@ export class GrpcEdge {
     return () => {
       set.delete(recheck);
       if (set.size === 0) this.boundWatches.delete(key);
+    };
+  }
+
+  /**
+   * OperatorService under the same per-peer limits as everyone else's calls (any pod can reach
+   * it): an ObserveVerdicts stream holds a stream slot until it ends, and a GetStatus call holds
+   * one until it is answered (its token and access reviews are what costs).
+   */
+  private limitedOperator(h: OperatorServiceHandlers): OperatorServiceHandlers {
+    return {
+      ...h,
+      ObserveVerdicts: (call) => {
+        const release = this.streamSlot(call);
+        if (!release) return;
+        for (const event of ["finish", "close", "cancelled", "error"]) call.once(event, release);
+        h.ObserveVerdicts(call);
+      },
+      GetStatus: (call, callback) => {
+        let release: () => void;
+        try {
+          release = this.peers.openStream(peerKey(call));
+        } catch (err) {
+          callback(toStatus(err) as grpc.ServiceError, null);
+          return;
+        }
+        h.GetStatus(call, (err, value) => {
+          release();
+          callback(err, value);
+        });
+      },
     };
   }
 
