@@ -193,6 +193,24 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
       labelNames: ["to", "reason"] as const,
       registers: r,
     }),
+    // Coverage shared across replicas (coverage-peers.ts, k8s/coverage-share.ts).
+    coveragePublishes: new Counter({
+      name: "egret_control_coverage_publishes_total",
+      help: "Writes of this replica's Watch bindings (its coverage ConfigMap), by outcome (created, updated, conflict, error)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    coveragePeers: new Gauge({
+      name: "egret_control_coverage_peers",
+      help: "Other replicas' published bindings this replica sees, by state (live: counted; expired: stopped renewing, not counted)",
+      labelNames: ["state"] as const,
+      registers: r,
+    }),
+    coveragePeerObjectsRejected: new Counter({
+      name: "egret_control_coverage_peer_objects_rejected_total",
+      help: "Peers' coverage objects that could not be read (their bindings are not counted)",
+      registers: r,
+    }),
     // Bypass reports (bypass.ts): egress agents saw leave a pod without the filter's verdict.
     bypassEvents: new Counter({
       name: "egret_control_bypass_events_total",

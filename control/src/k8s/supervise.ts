@@ -34,6 +34,8 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   now?: () => number;
   /** A list that has not answered in this long counts as failed (client-node sets no timeout). */
   listTimeoutMs?: number;
+  /** Watch only objects with these labels (the `list` function must ask for the same). */
+  labelSelector?: string;
 }
 
 export class SupervisedInformer<T extends KubernetesObject> {
@@ -76,7 +78,7 @@ export class SupervisedInformer<T extends KubernetesObject> {
       }
     };
     this.listOnce = list;
-    this.informer = makeInformer(o.kubeConfig, o.path, list);
+    this.informer = makeInformer(o.kubeConfig, o.path, list, o.labelSelector);
     this.informer.on("add", (obj) => this.event(() => o.onUpsert(obj)));
     this.informer.on("update", (obj) => this.event(() => o.onUpsert(obj)));
     this.informer.on("delete", (obj) => this.event(() => o.onDelete(obj)));

@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 
-export type Collection = "namespaces" | "pods" | "egresspolicies" | "clusteregresspolicies" | "events" | "serviceentries" | "serviceaccounts" | "leases";
+export type Collection = "namespaces" | "pods" | "egresspolicies" | "clusteregresspolicies" | "events" | "serviceentries" | "serviceaccounts" | "leases" | "configmaps";
 
 interface KubeObject {
   apiVersion?: string;
@@ -42,6 +42,7 @@ const KINDS: Record<Collection, { apiVersion: string; kind: string; namespaced: 
   serviceentries: { apiVersion: "networking.istio.io/v1", kind: "ServiceEntry", namespaced: true },
   serviceaccounts: { apiVersion: "v1", kind: "ServiceAccount", namespaced: true },
   leases: { apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespaced: true },
+  configmaps: { apiVersion: "v1", kind: "ConfigMap", namespaced: true },
 };
 
 /** A POST to a path that is not a collection (TokenReview, SubjectAccessReview, …): body in, status and body out. */
@@ -167,6 +168,11 @@ export class FakeKube {
   /** Open watches on `collection` stop receiving events and bookmarks (a stalled connection). */
   pauseWatches(collection: Collection): void {
     this.paused.add(collection);
+  }
+
+  /** Every version of `collection`'s objects written since start (or the last compact()), oldest first. */
+  history(collection: Collection): { type: "ADDED" | "MODIFIED" | "DELETED"; object: KubeObject }[] {
+    return this.log.filter((e) => e.collection === collection).map((e) => ({ type: e.type, object: e.object }));
   }
 
   /** Forgets history up to now: watches from an older resourceVersion get 410 Gone. */

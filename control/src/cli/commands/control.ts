@@ -146,6 +146,10 @@ mesh configuration as evidence (Istio ServiceEntry addresses, docs/operations.md
                             replicas elect a leader on the Lease egret-control in
                             --leader-election-namespace, default $POD_NAMESPACE; only it writes)
   --leader-election-namespace NS
+  --no-coverage-sharing     Kubernetes mode: count only this replica's filters in coverage (default:
+                            each replica publishes its Watch bindings in the ConfigMap
+                            egret-coverage-$POD_NAME in that namespace and counts every live
+                            replica's; docs/operations.md "Coverage across replicas")
   --default-export-to NS    exportTo of ServiceEntries that set none, like Istio's
                             meshConfig.defaultServiceExportTo (repeatable; default "*")
 
@@ -286,6 +290,7 @@ export const command: CliCommand = {
           "service-entries": { type: "string", multiple: true },
           "no-service-entries": { type: "boolean" },
           "no-leader-election": { type: "boolean" },
+          "no-coverage-sharing": { type: "boolean" },
           "leader-election-namespace": { type: "string" },
           "default-export-to": { type: "string", multiple: true },
           "grpc-listen": { type: "string", default: "0.0.0.0:9090" },
@@ -380,11 +385,12 @@ export const command: CliCommand = {
     let leader: LeaderElector | undefined;
     if (kc) {
       const leaseNamespace = values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "egret-system";
+      const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
       leader = values["no-leader-election"]
         ? undefined
         : new LeaderElector({
             client: kubeLeaseClient(kc, leaseNamespace, "egret-control"),
-            identity: process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
+            identity,
             name: "egret-control",
             namespace: leaseNamespace,
             log,
@@ -396,6 +402,7 @@ export const command: CliCommand = {
         log,
         instance: process.env.POD_NAME,
         serviceEntries: !values["no-service-entries"],
+        ...(values["no-coverage-sharing"] ? {} : { coverageSharing: { namespace: leaseNamespace, identity } }),
       });
     } else {
       source = fileControlSource({
