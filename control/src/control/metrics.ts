@@ -231,6 +231,12 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
       registers: r,
     }),
     egressStreams: new Gauge({ name: "egret_control_egress_streams", help: "Open agent Egress streams (bypass detection)", registers: r }),
+    openedConnections: new Counter({
+      name: "egret_control_opened_connections_total",
+      help: "OpenedConnection entries filters reported (a connection going upstream before its verdict, or new bytes long after it), by outcome (covered: passed to the agents; ignored: not the bound pod's source or malformed)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
     coveredSent: new Counter({
       name: "egret_control_covered_connections_sent_total",
       help: "Connections a filter reported, sent to the agents of the pod's node (so they can tell the sidecar's SYNs from bypasses)",
