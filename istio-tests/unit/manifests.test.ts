@@ -256,8 +256,9 @@ test("control RBAC is least privilege: read pods/namespaces/policies/ServiceEntr
   const coverage = one("Role", "egret-control-coverage") as KubeObject & { rules: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[] };
   assert.equal(coverage.metadata.namespace, "egret-system");
   assert.deepEqual(coverage.rules.map((r) => `${r.apiGroups.join() || "core"}/${r.resources.join()}:${[...r.verbs].sort().join()}`), ["core/configmaps:create,delete,get,list,update,watch"]);
-  assert.equal(byKind("Role").length, 2);
-  assert.equal(byKind("RoleBinding").length, 2);
+  // The other Role is the TLS Job's (its own ServiceAccount; tls-wiring.test.ts checks its rules).
+  assert.deepEqual(byKind("Role").map((r) => r.metadata.name).sort(), ["egret-control-coverage", "egret-control-leader-election", "egret-tls"]);
+  assert.deepEqual(byKind("RoleBinding").map((r) => (r as KubeObject & { subjects: { name: string }[] }).subjects.map((s) => s.name).join()).sort(), ["egret-control", "egret-control", "egret-tls"]);
   for (const name of ["egret-control-leader-election", "egret-control-coverage"]) {
     assert.deepEqual((one("RoleBinding", name) as KubeObject & { subjects: unknown[] }).subjects, [{ kind: "ServiceAccount", name: "egret-control", namespace: "egret-system" }]);
   }
@@ -277,8 +278,11 @@ test("namespace keeps Egret's own pods out of the mesh; every pod says so too", 
 test("every container's arguments are accepted by this build's egret command", () => {
   // `egret <cmd> ARGS --help` parses ARGS strictly before printing help: exit 0 means every flag
   // the manifests pass exists with the right arity (exit 2 names the unknown one).
-  for (const o of [...byKind("Deployment"), ...byKind("DaemonSet")]) {
-    for (const c of podSpec(o).containers) {
+  const jobPod = (o: KubeObject) => (o.spec as { jobTemplate: { spec: { template: { spec: PodSpec } } } }).jobTemplate.spec.template.spec;
+  const pods = [...byKind("Deployment"), ...byKind("DaemonSet"), ...byKind("Job"), ...byKind("CronJob")].map((o) => ({ o, pod: o.kind === "CronJob" ? jobPod(o) : podSpec(o) }));
+  assert.ok(pods.some((p) => p.o.kind === "Job"), "the TLS bootstrap Job is checked too");
+  for (const { o, pod } of pods) {
+    for (const c of pod.containers) {
       const args = (c as Container & { args: string[] }).args;
       const r = spawnSync(process.execPath, [join(ROOT, "bin", "egret.js"), ...args, "--help"], { encoding: "utf8", timeout: 60_000 });
       assert.equal(r.status, 0, `${o.kind} ${o.metadata.name}: egret ${args.join(" ")} → ${r.stderr.split("\n")[0]}`);

@@ -9,6 +9,12 @@ export interface AgentCredentials {
   /** Metadata for one Observe stream (read fresh each time). */
   callMetadata(): grpc.Metadata;
   channel: grpc.ChannelCredentials;
+  /**
+   * With `serverName` (`--tls-server-name`): the name control's certificate must carry. Agents
+   * dial each replica's IP (the headless Service), which no certificate names; every replica
+   * serves one certificate for the control Service's name.
+   */
+  options: grpc.ClientOptions;
 }
 
 /** Reads the token file; throws naming the file when it is unreadable or empty. */
@@ -24,10 +30,12 @@ export function readToken(file: string): string {
   return token;
 }
 
-export function agentCredentials(o: { tokenFile?: string; caFile?: string }): AgentCredentials {
+export function agentCredentials(o: { tokenFile?: string; caFile?: string; serverName?: string }): AgentCredentials {
+  if (o.serverName !== undefined && !o.caFile) throw new Error("--tls-server-name needs --ca-file (it names the certificate TLS verifies)");
   const channel = o.caFile ? grpc.credentials.createSsl(readCa(o.caFile)) : grpc.credentials.createInsecure();
   return {
     channel,
+    options: o.serverName ? { "grpc.ssl_target_name_override": o.serverName, "grpc.default_authority": o.serverName } : {},
     callMetadata() {
       const md = new grpc.Metadata();
       if (o.tokenFile) md.set("authorization", `Bearer ${readToken(o.tokenFile)}`);

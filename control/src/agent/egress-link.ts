@@ -81,7 +81,7 @@ export class EgressLink {
 
   private connect(): void {
     if (this.closed) return;
-    const client = this.o.createClient ? this.o.createClient(this.o.address) : createAgentClient(this.o.address, this.o.credentials?.channel);
+    const client = this.o.createClient ? this.o.createClient(this.o.address) : createAgentClient(this.o.address, this.o.credentials?.channel, this.o.credentials?.options);
     this.client = client;
     client.waitForReady(Date.now() + this.o.connectTimeoutMs, (err) => {
       if (this.closed || this.client !== client) return;

@@ -87,6 +87,7 @@ interface Pending {
 export function observationWireBytes(o: DnsObservation): number {
   let n = 96 + o.qname.length + (o.iface?.length ?? 0);
   for (const c of o.cnameChain) n += 4 + c.length;
+  for (const e of o.echPublicNames ?? []) n += 4 + e.length;
   return n + 32 * o.answers.length;
 }
 
@@ -111,6 +112,8 @@ export function toProto(o: DnsObservation): Outgoing<Observation> {
     transport: o.transport === "tcp" ? "DNS_TRANSPORT_TCP" : "DNS_TRANSPORT_UDP",
     observed_unix_ms: Math.round(o.time),
     interface_name: o.iface ?? "",
+    ech_public_names: o.echPublicNames ?? [],
+    ech_ttl_seconds: o.echTtlSec ?? 0,
   };
 }
 
@@ -198,7 +201,7 @@ export class ReplicaStream {
 
   private connect(): void {
     if (this.closed) return;
-    const client = this.opts.createClient ? this.opts.createClient(this.opts.address) : createAgentClient(this.opts.address, this.opts.credentials?.channel);
+    const client = this.opts.createClient ? this.opts.createClient(this.opts.address) : createAgentClient(this.opts.address, this.opts.credentials?.channel, this.opts.credentials?.options);
     this.client = client;
     client.waitForReady(Date.now() + this.opts.connectTimeoutMs, (err) => {
       if (this.closed || this.client !== client) return;

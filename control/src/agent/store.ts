@@ -11,6 +11,7 @@ import type { DnsObservation } from "../dns/observer.js";
 export function observationBytes(o: DnsObservation): number {
   let n = 320 + 2 * o.qname.length + 2 * o.podIp.length;
   for (const c of o.cnameChain) n += 48 + 2 * c.length;
+  for (const e of o.echPublicNames ?? []) n += 48 + 2 * e.length;
   for (const a of o.answers) {
     n += 120 + 2 * a.name.length;
     if (typeof a.data === "string") n += 32 + 2 * a.data.length;
@@ -98,11 +99,12 @@ export class ObservationStore {
     return this.all.live;
   }
 
-  /** Expiry of an observation: its longest answer TTL, or the negative TTL. */
+  /** Expiry of an observation: its longest answer (or ECH public names') TTL, or the negative TTL. */
   expiryOf(obs: DnsObservation): number {
     let ttl = 0;
     for (const a of obs.answers) ttl = Math.max(ttl, a.ttl);
     if (obs.negative) ttl = Math.max(ttl, this.opts.negativeTtlSec);
+    if (obs.echPublicNames !== undefined) ttl = Math.max(ttl, obs.echTtlSec ?? 0);
     return obs.time + ttl * 1000;
   }
 

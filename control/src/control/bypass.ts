@@ -119,7 +119,27 @@ export class BypassHub {
   /** A verdict a filter reported (ReportSink, already bound to its pod): tell the pod's node. */
   verdict(e: VerdictEvent, bound: ReportIdentity | undefined): void {
     const pod = bound ? this.o.registry.get(bound.namespace, bound.name) : this.o.registry.get(e.pod_namespace, e.pod_name);
-    if (pod) this.cover(pod, e.source_ip, e.destination_ip, e.destination_port);
+    if (!pod) return;
+    this.cover(pod, e.source_ip, e.destination_ip, e.destination_port);
+    this.coverRoutedCluster(pod, e);
+  }
+
+  /**
+   * A ServiceEntry VIP is never what leaves the pod: Envoy routes the VIP to its cluster
+   * (`outbound|PORT|SUBSET|HOST`, the verdict's `cluster`) and connects to the endpoints, which for
+   * `resolution: DNS` it resolves itself, from the pod's address — so they are in this pod's own DNS
+   * evidence for HOST. Those addresses (any port: the endpoint's may differ) are covered too, or
+   * every VIP connection would be a false `sidecar-skipped` bypass. STATIC endpoints are not known
+   * here and stay uncovered.
+   */
+  private coverRoutedCluster(pod: PodRecord, e: VerdictEvent): void {
+    const host = routedHost(e.cluster);
+    if (!host) return;
+    for (const podIp of pod.ips) {
+      for (const r of this.o.store.entriesOf(podIp)) {
+        if (r.names.some((n) => n.name === host)) this.cover(pod, e.source_ip, r.ip, 0);
+      }
+    }
   }
 
   /**
@@ -266,6 +286,13 @@ export class BypassHub {
     }
     this.outgoing.clear();
   }
+}
+
+/** The host of an Envoy outbound cluster name (`outbound|443||api.example.com`), else undefined. */
+export function routedHost(cluster: string | undefined): string | undefined {
+  const parts = (cluster ?? "").split("|");
+  if (parts.length !== 4 || parts[0] !== "outbound" || !parts[3] || parts[3].includes("*")) return undefined;
+  return parts[3].toLowerCase();
 }
 
 /** A SYN from an enforced pod that no verdict covered: an annotation exclusion, or something else. */

@@ -96,8 +96,12 @@ export interface GrpcEdgeOptions {
   nodeBinding: NodeBinding;
   /** Accept calls only once true (initial sync done); Watch/Lookup get UNAVAILABLE before. */
   isReady: () => boolean;
-  /** Certificate and key (PEM) of the TLS listener; AgentService is then served only there. */
-  tls?: { cert: Buffer; key: Buffer };
+  /**
+   * Certificate and key (PEM) of the TLS listener; AgentService is then served only there. With
+   * `files`, they are re-read every `reloadMs` (a renewed Secret the kubelet updated is served to
+   * new connections without a restart).
+   */
+  tls?: { cert: Buffer; key: Buffer; files?: { cert: string; key: string; reloadMs: number } };
   /** The service clock (server_time_unix_ms); call deadlines stay on real time. */
   now?: () => number;
   /** Authenticated Observe streams, for `egret status`. */
@@ -115,6 +119,15 @@ const SERVER_OPTIONS: grpc.ServerOptions = {
   "grpc.keepalive_timeout_ms": 10_000,
   "grpc.keepalive_permit_without_calls": 1,
 };
+
+/** Fixed PEM, or files re-read on an interval (grpc-js's FileWatcherCertificateProvider). */
+function tlsCredentials(tls: NonNullable<GrpcEdgeOptions["tls"]>): grpc.ServerCredentials {
+  if (!tls.files) return grpc.ServerCredentials.createSsl(null, [{ cert_chain: tls.cert, private_key: tls.key }], false);
+  const identity = new grpc.experimental.FileWatcherCertificateProvider({ certificateFile: tls.files.cert, privateKeyFile: tls.files.key, refreshIntervalMs: tls.files.reloadMs });
+  // grpc-js 1.14 declares (ca, identity) but passes its first argument on as the identity
+  // provider; control-tls.test.ts "a renewed certificate…" proves which one serves.
+  return grpc.experimental.createCertificateProviderServerCredentials(identity, null, false);
+}
 
 /** A peer's key for the per-peer limits: its IP (the whole string when it is not an IP peer). */
 const peerKey = (call: { getPeer(): string }) => peerIp(call.getPeer()) ?? call.getPeer();
@@ -218,7 +231,7 @@ export class GrpcEdge {
   /** Binds the TLS listener (AgentService and FilterService); only with `tls` options. */
   listenTls(address: string): Promise<number> {
     if (!this.tlsServer || !this.o.tls) throw new Error("listenTls needs the tls option");
-    return bind(this.tlsServer, address, grpc.ServerCredentials.createSsl(null, [{ cert_chain: this.o.tls.cert, private_key: this.o.tls.key }], false), this.peers);
+    return bind(this.tlsServer, address, tlsCredentials(this.o.tls), this.peers);
   }
 
   /** Ends every stream with UNAVAILABLE (clients reconnect elsewhere) and stops the server. */

@@ -73,7 +73,7 @@ export interface ControlServiceOptions {
   /** "host:port" for gRPC; port 0 picks a free one. */
   grpcListen: string;
   /** TLS listener (PEM certificate chain and key): AgentService (bearer tokens) is then served only there. */
-  tls?: { cert: Buffer; key: Buffer; listen: string };
+  tls?: { cert: Buffer; key: Buffer; listen: string; files?: { cert: string; key: string; reloadMs: number } };
   /** "host:port" for HTTP (/metrics, /healthz, /readyz, /status); omit to run without. */
   httpListen?: string;
   audit: AuditWriter;
@@ -222,7 +222,7 @@ export class ControlService {
       agentAuth: o.agentAuth ?? new NoAgentCredentials(),
       filterBinder: new FilterBinder(this.registry, o.filterSnatPeers ?? []),
       nodeBinding: this.nodeBinding,
-      ...(o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key } } : {}),
+      ...(o.tls ? { tls: { cert: o.tls.cert, key: o.tls.key, ...(o.tls.files ? { files: o.tls.files } : {}) } } : {}),
       hub: this.hub,
       coverage: this.coverage,
       bypass: this.bypass,

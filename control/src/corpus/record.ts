@@ -1,7 +1,7 @@
 // Records the project's own corpus (root): real servers and clients from Debian packages in the
 // mesh's network namespaces, captured with tcpdump on the outside namespace's interface.
 //   node dist/control/src/corpus/record.js [OUT_DIR]     (scripts/record-corpus; default corpus/protocols)
-// One pod (no sidecar) runs each client once; the truth file is written from what each client did
+// One pod (no sidecar) runs each client once (the scenario clients, then protocol-clients.ts); the truth file is written from what each client did
 // and printed — its command, its exit, the answer it got — never from what Egret decides.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -11,7 +11,8 @@ import { MeshCluster } from "../mesh/cluster.js";
 import { loadWorld, type World } from "../mesh/world.js";
 import { webCaPath } from "../mesh/services/index.js";
 import { findProgram } from "../mesh/services/programs.js";
-import { runConnect, type ClientEnv } from "../mesh/clients.js";
+import { runConnect, worldAddress, type ClientEnv } from "../mesh/clients.js";
+import { protocolClients } from "./protocol-clients.js";
 import { run } from "../mesh/exec.js";
 import { TcpdumpCapture } from "../mesh/tcpdump.js";
 import type { ConnectStep } from "../mesh/scenario.js";
@@ -20,7 +21,10 @@ export const POD_IP = "198.18.1.10";
 
 /** A TCP connection a client made, and the protocol its program speaks. */
 export interface ConnectTruth {
-  client: ConnectStep["client"];
+  /** The client program (a scenario client name, or the program of protocol-clients.ts). */
+  client: string;
+  /** What sets this connection apart from others of its protocol (STARTTLS, MQTT 5, …). */
+  variant?: string;
   /** The protocol label the detector must give (what the client program speaks first). */
   protocol: string;
   server: string;
@@ -92,6 +96,21 @@ async function dig(netns: string, r: (typeof RESOLVES)[number]): Promise<Resolve
   };
 }
 
+/** Runs protocol-clients.ts's clients in the pod; each must reach its real server. */
+async function recordProtocolClients(netns: string, workDir: string, world: World, say: (s: string) => void): Promise<ConnectTruth[]> {
+  const out: ConnectTruth[] = [];
+  for (const c of protocolClients()) {
+    const svc = world.services.find((s) => s.name === c.service);
+    const address = worldAddress(world, c.to);
+    if (!svc || !address) throw new Error(`corpus world: no service "${c.service}" or no record for ${c.to} (corpus/protocols/world.yaml)`);
+    const r = await c.run({ netns, workDir }, svc);
+    say(`  ${c.client} ${c.to} (${c.variant}) → ${address}:${svc.port}: ${r.ok ? "connected" : "FAILED"}`);
+    if (!r.ok) throw new Error(`${r.command} did not reach its server: ${r.output}`);
+    out.push({ client: c.client, variant: c.variant, protocol: c.protocol, server: `${address}:${svc.port}`, outcome: "connected", command: r.command });
+  }
+  return out;
+}
+
 /** Records into `dir`: capture.pcap, world.yaml (copied in), truth.json. */
 export async function recordCorpus(dir: string, world: World, say: (s: string) => void): Promise<CorpusTruth> {
   mkdirSync(dir, { recursive: true });
@@ -115,6 +134,7 @@ export async function recordCorpus(dir: string, world: World, say: (s: string) =
       if (r.outcome !== "connected") throw new Error(`${r.command} did not reach its server: ${r.output}`);
       connects.push({ client: p.step.client, protocol: p.protocol, server: p.server, ...(p.sni ? { sni: p.sni } : {}), outcome: r.outcome, command: r.command });
     }
+    connects.push(...await recordProtocolClients(pod.netns, cluster.workDir, world, say));
     await new Promise((r) => setTimeout(r, 300));
     await capture.stop();
     writeFileSync(join(dir, "capture.pcap"), readFileSync(pcap));

@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import {
-  DEFAULT_SETTINGS, ENVOY_FILTER_NAME, installObjects, PHASES, type Delivery, type InstallSettings, type Phase,
+  DEFAULT_SETTINGS, ENVOY_FILTER_NAME, installObjects, PHASES, type Delivery, type InstallSettings, type Phase, type TlsProvider,
 } from "./install/index.js";
 import { RenderError, type KubeObject } from "./objects.js";
 
@@ -37,6 +37,8 @@ export interface InstallOptions {
   podCidrs?: string[];
   /** Raise to make istiod push the EnvoyFilter again (recovery from the fallback); see InstallSettings. */
   pushGeneration?: number;
+  /** Who issues control's TLS material: bootstrap (default, no dependency) or cert-manager. */
+  tls?: TlsProvider;
   /** Only these phases (default: all, in order). */
   phases?: readonly Phase[];
 }
@@ -103,6 +105,7 @@ export function installSettings(opts: InstallOptions): InstallSettings {
     clusterCidrs: nonEmpty(opts.clusterCidrs, []),
     podCidrs: nonEmpty(opts.podCidrs, []),
     pushGeneration: opts.pushGeneration ?? 0,
+    tls: opts.tls ?? DEFAULT_SETTINGS.tls,
   };
 }
 

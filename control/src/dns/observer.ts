@@ -9,6 +9,7 @@
 import { CidrSet } from "./cidr.js";
 import { lastParseError, parseDnsMessageOrNull, type DnsMessage } from "./message.js";
 import { nameEquals, nameHash, readName, renderRdata } from "./render.js";
+import { echPublicNames } from "./svcb.js";
 import { MAX_POINTER_HOPS, RRType, Rcode, typeName } from "./wire.js";
 
 export type DnsTransport = "udp" | "tcp";
@@ -82,6 +83,13 @@ export interface DnsObservation {
   negative: boolean;
   /** The TC bit was set (the client will normally retry over TCP). */
   truncated: boolean;
+  /**
+   * For an HTTPS/SVCB question: the ECH public names (svcb.ts) of the final name's records of the
+   * asked type, lowercase, deduplicated, bounded. Absent when there are none.
+   */
+  echPublicNames?: string[];
+  /** With echPublicNames: the smallest effective TTL (seconds) of the records that named them. */
+  echTtlSec?: number;
   resolver: string;
   resolverPort: number;
   transport: DnsTransport;
@@ -139,6 +147,8 @@ export interface DnsObserverStats {
   /** Pending queries dropped because a per-pod or the global cap was reached. */
   evictedQueries: number;
   pendingQueries: number;
+  /** HTTPS/SVCB records of an accepted answer whose rdata (or ECHConfigList) was malformed: no public names taken from them. */
+  badSvcbRecords: number;
 }
 
 export const DEFAULT_OBSERVER_LIMITS = {
@@ -309,7 +319,7 @@ export class DnsObserver {
     for (const r of REJECT_REASONS) rejected[r] = 0;
     this.stats = {
       messages: 0, queries: 0, responses: 0, accepted: 0, negative: 0, rejected, malformedByError: {},
-      duplicateQueries: 0, expiredQueries: 0, evictedQueries: 0, pendingQueries: 0,
+      duplicateQueries: 0, expiredQueries: 0, evictedQueries: 0, pendingQueries: 0, badSvcbRecords: 0,
     };
   }
 
@@ -569,12 +579,20 @@ export class DnsObserver {
     }
     const answers: ObservedRecord[] = [];
     let finalOfType = 0;
+    let echNames: string[] | undefined;
+    let echTtl = -1;
     const addressesOnly = this.addressRecordsOnly;
     for (let j = 0; j < records.length; j++) {
       const rr = records[j]!;
       if (addressesOnly && rr.type !== RRType.A && rr.type !== RRType.AAAA && !(rr.type === p.qtype || p.qtype === 255)) continue;
       const owner = this.chainNameOf(buf, rr.nameOffset, p.qname, chain, known);
       if (owner === null) continue;
+      if (owner === current && rr.type === p.qtype && (rr.type === RRType.HTTPS || rr.type === RRType.SVCB)) {
+        echNames ??= [];
+        const had = echNames.length;
+        if (!echPublicNames(buf, rr.rdataOffset, rr.rdataLength, echNames)) this.stats.badSvcbRecords++;
+        else if (echNames.length > had || echTtl < 0) echTtl = echTtl < 0 ? this.effectiveTtl(rr.ttl) : Math.min(echTtl, this.effectiveTtl(rr.ttl));
+      }
       if (addressesOnly) {
         // The chain itself is cnameChain; only the final name's addresses are kept.
         if (rr.type === RRType.CNAME) continue;
@@ -600,12 +618,14 @@ export class DnsObserver {
       return {
         podIp: p.client, podPort: p.clientPort, qname: p.qname, qtype: p.qtype, rcode: msg.rcode,
         cnameChain: chain, answers, negative, truncated: msg.truncated,
+        ...(echNames !== undefined && echNames.length > 0 ? { echPublicNames: echNames, echTtlSec: echTtl } : {}),
         resolver: p.server, resolverPort: p.serverPort, transport: p.transport, time: meta.time, id: msg.id,
       };
     }
     return {
       podIp: p.client, podPort: p.clientPort, qname: p.qname, qtype: p.qtype, rcode: msg.rcode,
       cnameChain: chain, answers, negative, truncated: msg.truncated,
+      ...(echNames !== undefined && echNames.length > 0 ? { echPublicNames: echNames, echTtlSec: echTtl } : {}),
       resolver: p.server, resolverPort: p.serverPort, transport: p.transport, time: meta.time,
       ...(meta.iface !== undefined ? { iface: meta.iface } : {}),
       ...(meta.frame !== undefined ? { frame: meta.frame } : {}),

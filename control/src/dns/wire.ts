@@ -13,7 +13,7 @@ export const MAX_RECORDS = 4096;
 
 export const enum RRType {
   A = 1, NS = 2, CNAME = 5, SOA = 6, PTR = 12, MX = 15, TXT = 16, AAAA = 28, SRV = 33,
-  DNAME = 39, OPT = 41, SPF = 99,
+  DNAME = 39, OPT = 41, SVCB = 64, HTTPS = 65, SPF = 99,
 }
 
 export const enum Rcode {

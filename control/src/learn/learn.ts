@@ -3,6 +3,7 @@
 // replayed through `egret simulate`'s pipeline (the same observer, detector and engine) and/or from
 // control's verdict audit log. What is left out is counted with its reason.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { isIP } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { stringify } from "yaml";
@@ -40,6 +41,8 @@ export const LEFT_OUT_TEXT: Record<LeftOut, string> = {
 
 /** One observed connection, normalised from either source. */
 export interface Seen {
+  /** The client's address:port ("ip:port"), to tell connections apart. */
+  client: string;
   pod: string | null;
   ip: string;
   port: number;
@@ -92,9 +95,21 @@ function usedName(c: SimulatedConnection): string | null {
   return claimed?.matchedName ?? c.sni;
 }
 
+/**
+ * Where the connection went as the filter judged it: the server, or for a request through a
+ * forward proxy, the proxy's target (its port, and its address when the target is an IP literal) —
+ * a rule for the proxy's own port would never match what the filter evaluates.
+ */
+function destinationOf(c: SimulatedConnection): { ip: string; port: number } {
+  const server = splitHostPort(c.server);
+  if (!c.proxyTarget) return server;
+  const host = c.proxyTarget.host.replace(/^\[(.*)\]$/, "$1");
+  return { ip: isIP(host) ? host : server.ip, port: c.proxyTarget.port };
+}
+
 function classifySimulated(c: SimulatedConnection): Seen {
-  const { ip, port } = splitHostPort(c.server);
-  const base = { pod: c.pod, ip, port, names: learntNames(c.names, usedName(c)), protocol: c.protocol, time: Math.round(c.time * 1000), source: "capture" as const };
+  const { ip, port } = destinationOf(c);
+  const base = { client: c.client, pod: c.pod, ip, port, names: learntNames(c.names, usedName(c)), protocol: c.protocol, time: Math.round(c.time * 1000), source: "capture" as const };
   if (c.pod === null) return { ...base, outcome: "not-a-pod" };
   if (c.reason === "undecided") return { ...base, outcome: "undecided" };
   if (c.policy !== OBSERVER_POLICY) {
@@ -122,7 +137,7 @@ export function readAuditLog(text: string, pods: Set<string>, existingRefs: Set<
     const claim = (typeof r.matched_name === "string" && r.matched_name) || (typeof r.sni === "string" && r.sni) || (typeof r.host === "string" && r.host) || null;
     const pod = typeof r.pod === "string" && r.pod ? r.pod : null;
     const time = typeof r.time === "string" ? Date.parse(r.time) : NaN;
-    const base = { pod, ip, port, names: learntNames(names, claim), protocol: typeof r.protocol === "string" && r.protocol ? r.protocol : "unknown", time: Number.isFinite(time) ? time : 0, source: "audit" as const };
+    const base = { client: typeof r.src === "string" ? r.src : "", pod, ip, port, names: learntNames(names, claim), protocol: typeof r.protocol === "string" && r.protocol ? r.protocol : "unknown", time: Number.isFinite(time) ? time : 0, source: "audit" as const };
     const reason = String(r.reason ?? "");
     const verdict = String(r.verdict ?? "");
     let outcome: Seen["outcome"];

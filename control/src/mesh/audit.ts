@@ -18,6 +18,9 @@ export interface AuditEntry {
   protocol?: string;
   sni?: string;
   host?: string;
+  /** "pod-dns", "mesh-config", or "none" when no name decided. */
+  evidence?: string;
+  cluster?: string;
   raw: Record<string, unknown>;
 }
 
@@ -49,6 +52,7 @@ export function toAuditEntry(o: Record<string, unknown>): AuditEntry {
     rule: str(o.rule ?? o.rule_name ?? o.ruleName),
     names: Array.isArray(o.names) ? o.names.filter((n): n is string => typeof n === "string") : undefined,
     protocol: str(o.protocol), sni: str(o.sni), host: str(o.host),
+    evidence: str(o.evidence) ?? "none", cluster: str(o.cluster),
     raw: o,
   };
 }
@@ -83,6 +87,8 @@ export function auditMismatches(e: AuditEntry, want: AuditExpectation): string[]
   cmp("reason", e.reason);
   cmp("policy", e.policy);
   cmp("rule", e.rule);
+  cmp("evidence", e.evidence);
+  cmp("cluster", e.cluster);
   return out;
 }
 

@@ -161,14 +161,15 @@ export async function runResolve(env: ClientEnv, step: ResolveStep): Promise<Res
 }
 
 /**
- * The address a connect step reaches (the proxy's, when it goes through one), from the world's
- * records — used to find the step's verdict in the audit log.
+ * The address a connect step reaches (the proxy's, when it goes through one): the pod's DNS
+ * proxy's answer for a ServiceEntry host (`meshAddress`), else the world's records — used to find
+ * the step's verdict in the audit log.
  */
-export function expectedDestination(world: World, step: ConnectStep): { ip?: string; port: number } {
+export function expectedDestination(world: World, step: ConnectStep, meshAddress: (name: string) => string | undefined = () => undefined): { ip?: string; port: number } {
   const proxy = step.proxy ? parseHostPort(step.proxy, "scenario step proxy") : undefined;
   const target = proxy ? proxy.host : step.to;
   const port = proxy ? proxy.port : step.port ?? ((step.scheme ?? "https") === "https" ? 443 : 80);
-  return { ip: isIPv4(target) ? target : worldAddress(world, target), port };
+  return { ip: isIPv4(target) ? target : meshAddress(target) ?? worldAddress(world, target), port };
 }
 
 /** Follows the world's CNAME and wildcard records to an A record's address. */

@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ManagedProcess } from "./process.js";
-import { SIDECAR_GID, SIDECAR_PORT, SIDECAR_UID, type MeshNetwork, type PodNetwork } from "./netns.js";
+import { DNS_PROXY_PORT, SIDECAR_GID, SIDECAR_PORT, SIDECAR_UID, type MeshNetwork, type PodNetwork } from "./netns.js";
 import { run, runSync } from "./exec.js";
 
 export const CONTROL_GRPC_PORT = 15010;
@@ -63,6 +63,8 @@ export interface MeshFiles {
   operatorToken?: string;
   auditLog: string;
   logDir: string;
+  /** control's --service-entries file (the scenario's ServiceEntries, status as istiod writes it). */
+  serviceEntries?: string;
 }
 
 function egretIn(ns: string, repo: Repo, args: string[]): [string, string[]] {
@@ -114,6 +116,7 @@ export async function startControl(net: MeshNetwork, repo: Repo, files: MeshFile
     "--grpc-listen", `${net.gateway}:${CONTROL_GRPC_PORT}`,
     "--http-listen", `${net.gateway}:${CONTROL_HTTP_PORT}`,
     "--audit-log", files.auditLog,
+    ...(files.serviceEntries ? ["--service-entries", files.serviceEntries] : []),
     ...clusterCidrs.flatMap((c) => ["--cluster-cidr", c]),
     ...(modules ? ["--wasm", modules.current, ...(modules.previous ? ["--wasm-previous", modules.previous] : [])] : []),
     // Scenarios state TTL grace in their policies (resolutionGraceSeconds); no global extra.
@@ -192,7 +195,7 @@ export function sidecarUid(repo: Repo): number {
  * its module through pushes (EgretSession.pushModule), downloaded like istio-agent of that Istio
  * version does (control/src/sidecar/ecds.ts).
  */
-export async function startSidecar(net: MeshNetwork, pod: PodNetwork, id: SidecarIdentity, repo: Repo, files: MeshFiles, forwardProxies: string[], ecds?: { istioVersion: string }): Promise<ManagedProcess> {
+export async function startSidecar(net: MeshNetwork, pod: PodNetwork, id: SidecarIdentity, repo: Repo, files: MeshFiles, forwardProxies: string[], ecds?: { istioVersion: string }, serviceRoutes: string[] = []): Promise<ManagedProcess> {
   const args = [
     "netns", "exec", pod.netns, "setpriv", `--reuid=${sidecarUid(repo)}`, `--regid=${SIDECAR_GID}`, "--clear-groups",
     process.execPath, repo.egret, "sidecar",
@@ -205,10 +208,32 @@ export async function startSidecar(net: MeshNetwork, pod: PodNetwork, id: Sideca
     "--pod-ip", pod.ip,
     ...Object.entries(id.labels).flatMap(([k, v]) => ["--pod-label", `${k}=${v}`]),
     "--grpc-cluster", `${CONTROL_CLUSTER}=${net.gateway}:${CONTROL_GRPC_PORT}`,
+    ...serviceRoutes.flatMap((r) => ["--service-route", r]),
   ];
   const p = ManagedProcess.start({ name: `egret sidecar ${id.namespace}/${id.name}`, cmd: "ip", args, logFile: join(files.logDir, `sidecar-${id.namespace}-${id.name}.log`) });
   // The admin port is loopback, which the REDIRECT leaves alone; /ready means the listener is up.
   await p.waitReady(() => httpOk(pod.netns, `http://127.0.0.1:${SIDECAR_ADMIN_PORT}/ready`), 30_000, "ready (/ready)");
+  return p;
+}
+
+/**
+ * istio-agent's DNS proxy in the pod (probes/dns-proxy.ts) on 127.0.0.1:15053, UDP and TCP, as the
+ * sidecar's uid/gid (which the pod's DNS capture exempts, MeshNetwork.redirectDns): `localNames`
+ * (name → addresses, the pod's ServiceEntry name table) answered in the pod, everything else
+ * forwarded to `resolver` from the pod's address.
+ */
+export async function startDnsProxy(pod: PodNetwork, repo: Repo, files: MeshFiles, resolver: string, localNames: ReadonlyMap<string, string[]> = new Map()): Promise<ManagedProcess> {
+  const name = pod.key.replace("/", "-");
+  const p = ManagedProcess.start({
+    name: `dns proxy ${pod.key}`,
+    cmd: "ip",
+    args: ["netns", "exec", pod.netns, "setpriv", `--reuid=${sidecarUid(repo)}`, `--regid=${SIDECAR_GID}`, "--clear-groups",
+      process.execPath, join(repo.root, "dist/control/src/mesh/probes/dns-proxy.js"), String(DNS_PROXY_PORT), resolver,
+      ...[...localNames].map(([host, ips]) => `${host}=${ips.join(",")}`)],
+    logFile: join(files.logDir, `dns-proxy-${name}.log`),
+  });
+  // Readiness from its own line: a probe query would leave DNS evidence some scenarios assert is absent.
+  await p.waitReady(() => p.logTail(5).includes("dns-proxy listening"), 30_000, "listening on udp and tcp");
   return p;
 }
 

@@ -20,6 +20,9 @@ export const SIDECAR_GID = 1337;
 export const SIDECAR_PORT = 15001;
 /** Where istio-agent's DNS proxy listens in the pod (constants.IstioAgentDNSListenerPort). */
 export const DNS_PROXY_PORT = 15053;
+/** The DNS capture's chains (Istio's ISTIO_OUTPUT_DNS in nat and raw, ISTIO_INBOUND in raw). */
+const DNS_CHAIN = "EGRET_OUTPUT_DNS";
+const DNS_INBOUND_CHAIN = "EGRET_INBOUND_DNS";
 
 export interface PodNetwork {
   /** Logical key, e.g. "shop/checkout". */
@@ -264,17 +267,41 @@ export class MeshNetwork {
   }
 
   /**
-   * Istio's DNS capture (istio-iptables SetupDNSRedir, reduced to UDP): the pod's DNS queries to
-   * `resolver` go to the DNS proxy on 127.0.0.1:`port` (istio-agent's 15053), except those of the
-   * proxy's own uid/gid, which reach the resolver from the pod's address.
+   * Istio's DNS capture, as istio-iptables installs it with `--redirect-dns` (ISTIO_META_DNS_CAPTURE;
+   * istio/istio tools/istio-iptables/pkg/capture/run.go `SetupDNSRedir` and
+   * `addDNSConntrackZones`, the layout of tags 1.25.0–HEAD; 1.20–1.24 put the same rules straight
+   * into OUTPUT): the pod's DNS to each of its resolv.conf servers, UDP **and TCP** port 53, is
+   * REDIRECTed to the DNS proxy on 127.0.0.1:`port` (istio-agent's 15053) — except the proxy's own,
+   * by uid or gid 1337, which must reach the resolver from the pod's address. The raw table keeps
+   * agent↔resolver UDP (zone 1) and app↔agent UDP (zone 2) in separate conntrack zones. Ports in
+   * `exemptPorts` (excludeOutboundPorts) are left alone for both protocols, as Istio ≥ 1.25 does.
    */
-  async redirectDns(pod: PodNetwork, resolver: string, port = DNS_PROXY_PORT): Promise<void> {
-    const ipt = (...args: string[]) => this.sh(pod.netns, "iptables", "-w", "-t", "nat", ...args);
-    await ipt("-N", "EGRET_OUTPUT_DNS");
-    await ipt("-A", "OUTPUT", "-p", "udp", "--dport", "53", "-d", `${resolver}/32`, "-j", "EGRET_OUTPUT_DNS");
-    await ipt("-A", "EGRET_OUTPUT_DNS", "-m", "owner", "--uid-owner", String(SIDECAR_UID), "-j", "RETURN");
-    await ipt("-A", "EGRET_OUTPUT_DNS", "-m", "owner", "--gid-owner", String(SIDECAR_GID), "-j", "RETURN");
-    await ipt("-A", "EGRET_OUTPUT_DNS", "-p", "udp", "-j", "REDIRECT", "--to-ports", String(port));
+  async redirectDns(pod: PodNetwork, resolvers: string[], opts: { port?: number; exemptPorts?: number[] } = {}): Promise<void> {
+    const port = String(opts.port ?? DNS_PROXY_PORT);
+    const nat = (...args: string[]) => this.sh(pod.netns, "iptables", "-w", "-t", "nat", ...args);
+    const raw = (...args: string[]) => this.sh(pod.netns, "iptables", "-w", "-t", "raw", ...args);
+    const proxyOwners = [["--uid-owner", String(SIDECAR_UID)], ["--gid-owner", String(SIDECAR_GID)]];
+    await nat("-N", DNS_CHAIN);
+    await nat("-A", "OUTPUT", "-j", DNS_CHAIN);
+    for (const p of opts.exemptPorts ?? []) {
+      for (const proto of ["tcp", "udp"]) await nat("-A", DNS_CHAIN, "-p", proto, "--dport", String(p), "-j", "RETURN");
+    }
+    for (const owner of proxyOwners) await nat("-A", DNS_CHAIN, "-m", "owner", ...owner, "-j", "RETURN");
+    for (const r of resolvers) {
+      for (const proto of ["tcp", "udp"]) await nat("-A", DNS_CHAIN, "-p", proto, "--dport", "53", "-d", `${r}/32`, "-j", "REDIRECT", "--to-ports", port);
+    }
+    await raw("-N", DNS_CHAIN);
+    await raw("-N", DNS_INBOUND_CHAIN);
+    await raw("-A", "OUTPUT", "-j", DNS_CHAIN);
+    await raw("-A", "PREROUTING", "-j", DNS_INBOUND_CHAIN);
+    for (const owner of proxyOwners) {
+      await raw("-A", DNS_CHAIN, "-p", "udp", "--dport", "53", "-m", "owner", ...owner, "-j", "CT", "--zone", "1");
+      await raw("-A", DNS_CHAIN, "-p", "udp", "--sport", port, "-m", "owner", ...owner, "-j", "CT", "--zone", "2");
+    }
+    for (const r of resolvers) {
+      await raw("-A", DNS_CHAIN, "-p", "udp", "--dport", "53", "-d", `${r}/32`, "-j", "CT", "--zone", "2");
+      await raw("-A", DNS_INBOUND_CHAIN, "-p", "udp", "--sport", "53", "-s", `${r}/32`, "-j", "CT", "--zone", "1");
+    }
   }
 
   async removePod(key: string): Promise<void> {

@@ -12,7 +12,7 @@ import { runConnect, runResolve, runUdp, expectedDestination, worldAddress, type
 import { auditMismatches, readBypasses, waitForVerdict, type AuditEntry, type BypassEntry, type VerdictQuery } from "./audit.js";
 import { MESH_BYPASS_WINDOW_MS, missingComponents, sidecarUid, type MeshFiles, type Repo } from "./components.js";
 import { SIDECAR_GID } from "./netns.js";
-import type { BypassExpectation, ConnectStep, Scenario, Step, UdpStep } from "./scenario.js";
+import type { BypassExpectation, ConnectStep, DnsMode, Scenario, Step, UdpStep } from "./scenario.js";
 import type { World } from "./world.js";
 
 /** How long a verdict may take to reach the audit log after the client finished. */
@@ -32,6 +32,8 @@ export interface StepResult {
 
 export interface ScenarioResult {
   scenario: Scenario;
+  /** The DNS mode it ran in. */
+  dnsMode: DnsMode;
   /** Set when the scenario could not run at all on this machine / in this tree. */
   skipped?: string;
   ok: boolean;
@@ -48,6 +50,8 @@ export interface RunnerOptions {
   onStep?: (scenario: Scenario, r: StepResult) => void;
   /** Keep the cluster's scratch directory (logs) after close(). */
   keepWorkDir?: boolean;
+  /** How pods resolve names when run() is not told (default cluster-dns). */
+  dnsMode?: DnsMode;
 }
 
 export class ScenarioRunner {
@@ -62,16 +66,23 @@ export class ScenarioRunner {
     await this.cluster.destroy({ keepWorkDir: this.opts.keepWorkDir });
   }
 
-  async run(scenario: Scenario): Promise<ScenarioResult> {
-    const logDir = join(this.cluster.workDir, "scenarios", scenario.name);
+  /**
+   * Runs one scenario in `dnsMode` (else the runner's). A scenario that says it cannot apply in
+   * that mode (skipDnsModes) is skipped with its reason, never run.
+   */
+  async run(scenario: Scenario, options: { dnsMode?: DnsMode } = {}): Promise<ScenarioResult> {
+    const dnsMode = options.dnsMode ?? this.opts.dnsMode ?? "cluster-dns";
+    const logDir = join(this.cluster.workDir, "scenarios", `${scenario.name}-${dnsMode}`);
+    const notApplicable = scenario.skipDnsModes[dnsMode];
+    if (notApplicable) return { scenario, dnsMode, ok: false, steps: [], logDir, skipped: `not applicable in ${dnsMode} mode: ${notApplicable}` };
     const missing = missingComponents(this.opts.repo);
-    if (missing.length > 0) return { scenario, ok: false, steps: [], logDir, skipped: missing.join("; ") };
+    if (missing.length > 0) return { scenario, dnsMode, ok: false, steps: [], logDir, skipped: missing.join("; ") };
     const results: StepResult[] = [];
     const connects = new Map<string, ConnectRecord>();
     this.bypass = { expected: new Set(), quiet: [], lastTrafficAt: 0 };
     let session: EgretSession | undefined;
     try {
-      session = await EgretSession.start(this.cluster, this.opts.repo, scenario, logDir);
+      session = await EgretSession.start(this.cluster, this.opts.repo, { ...scenario, dnsMode }, logDir);
       for (const step of scenario.steps) {
         let r: StepResult;
         try {
@@ -96,7 +107,7 @@ export class ScenarioRunner {
     }
     const ok = results.length >= scenario.steps.length && results.every((r) => r.ok || r.knownIssue);
     if (ok && !this.opts.keepWorkDir) rmSync(logDir, { recursive: true, force: true });
-    return { scenario, ok, steps: results, logDir };
+    return { scenario, dnsMode, ok, steps: results, logDir };
   }
 
   private async runStep(session: EgretSession, step: Step, connects: Map<string, ConnectRecord>): Promise<StepResult> {
@@ -137,7 +148,7 @@ export class ScenarioRunner {
         return problems.length === 0 ? { step, ok: true, summary } : { step, ok: false, summary, detail: `${problems.join("; ")}\n$ ${r.command}\n${r.output}` };
       }
       case "connect":
-        return this.runConnectStep(step, session.files, connects);
+        return this.runConnectStep(step, session, connects);
       case "udp":
         return this.runUdpStep(step, session.files);
     }
@@ -215,13 +226,13 @@ export class ScenarioRunner {
     return { step, ok: false, summary: `${extra.length} unexpected bypass report(s)`, detail: extra.slice(0, 10).map((b) => JSON.stringify(b.raw)).join("\n") };
   }
 
-  private async runConnectStep(step: ConnectStep, files: MeshFiles, connects: Map<string, ConnectRecord>): Promise<StepResult> {
+  private async runConnectStep(step: ConnectStep, session: EgretSession, connects: Map<string, ConnectRecord>): Promise<StepResult> {
     const times = step.repeat ?? 1;
     let last: StepResult | undefined;
     for (let i = 1; i <= times; i++) {
       const sub = (v: string | undefined) => v?.replace(/\{i\}/g, String(i));
       const one: ConnectStep = { ...step, to: sub(step.to)!, host: sub(step.host), sni: sub(step.sni), path: sub(step.path), send: sub(step.send) };
-      last = await this.runOneConnect(one, files, connects);
+      last = await this.runOneConnect(one, session, connects);
       if (!last.ok) {
         return times > 1 ? { ...last, step, summary: `${i - 1} of ${times} as expected; #${i} ${one.to}: ${last.summary}` } : { ...last, step };
       }
@@ -229,10 +240,11 @@ export class ScenarioRunner {
     return times > 1 ? { ...last!, step, summary: `${times} of ${times}: ${last!.summary}` } : { ...last!, step };
   }
 
-  private async runOneConnect(step: ConnectStep, files: MeshFiles, connects: Map<string, ConnectRecord>): Promise<StepResult> {
+  private async runOneConnect(step: ConnectStep, session: EgretSession, connects: Map<string, ConnectRecord>): Promise<StepResult> {
+    const files = session.files;
     const auditOffset = statSync(files.auditLog).size;
     const pod = this.cluster.net.pod(step.pod);
-    const dst = expectedDestination(this.cluster.world, step);
+    const dst = expectedDestination(this.cluster.world, step, (name) => session.meshAddress(step.pod, name));
     const query = { podKey: step.pod, podIp: pod.ip, destinationIp: dst.ip, destinationPort: dst.port };
     if (step.id) connects.set(step.id, { auditOffset, query });
     const started = Date.now();
@@ -242,7 +254,7 @@ export class ScenarioRunner {
     if (r.outcome !== step.expect.outcome) problems.push(`outcome: want ${step.expect.outcome}, got ${r.outcome}`);
     if (dst.ip) problems.push(...(await this.checkBypass(step.pod, dst.ip, dst.port, step.expect.bypass, files, auditOffset, started)));
     let entry: AuditEntry | undefined;
-    const wantsAudit = step.expect.verdict || step.expect.reason || step.expect.policy || step.expect.rule !== undefined;
+    const wantsAudit = step.expect.verdict || step.expect.reason || step.expect.policy || step.expect.rule !== undefined || step.expect.evidence || step.expect.cluster;
     if (wantsAudit) {
       const found = await waitForVerdict(files.auditLog, auditOffset, query, AUDIT_WAIT_MS, (e) => auditMismatches(e, step.expect).length === 0);
       entry = found.entry;
@@ -273,7 +285,7 @@ interface ConnectRecord {
 
 /** A failed scenario as text: each failed step with its detail, and where the logs are. */
 export function formatFailure(r: ScenarioResult): string {
-  const lines = [`scenario ${r.scenario.name} (${r.scenario.file}) failed; component logs in ${r.logDir}`];
+  const lines = [`scenario ${r.scenario.name} (${r.scenario.file}, ${r.dnsMode} mode) failed; component logs in ${r.logDir}`];
   for (const s of r.steps) {
     lines.push(`  ${s.ok ? "ok  " : s.knownIssue ? "TODO" : "FAIL"} ${s.step.title}: ${s.summary}`);
     if (!s.ok && s.detail) lines.push(...s.detail.split("\n").map((l) => `         ${l}`));

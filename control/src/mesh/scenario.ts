@@ -9,6 +9,7 @@ import { LineCounter, parseDocument, isMap, isSeq, type Document } from "yaml";
 import { isDnsName } from "./world.js";
 import { validatePolicyObject } from "../policy/index.js";
 import { checkOutput, importDocuments } from "../import/index.js";
+import { parseServiceEntry } from "../control/mesh-config.js";
 
 export const CLIENTS = ["psql", "mariadb", "redis-cli", "curl", "openssl", "tcp"] as const;
 export type ClientName = (typeof CLIENTS)[number];
@@ -18,6 +19,15 @@ export const OUTCOMES = ["connected", "refused"] as const;
 export type Outcome = (typeof OUTCOMES)[number];
 export const VERDICTS = ["allow", "deny", "alert", "would-deny"] as const;
 export const RESTARTABLE = ["control", "agent"] as const;
+/**
+ * How pods resolve names. cluster-dns: straight to the cluster resolver (Istio without DNS
+ * capture). dns-proxy: ISTIO_META_DNS_CAPTURE — each sidecar pod's port-53 traffic to the
+ * resolver is REDIRECTed to istio-agent's DNS proxy on 127.0.0.1:15053, which answers the pod's
+ * ServiceEntry names itself and forwards the rest from the pod's address. Every scenario runs in
+ * both unless it names a mode it cannot apply to, with the reason (skipDnsModes).
+ */
+export const DNS_MODES = ["cluster-dns", "dns-proxy"] as const;
+export type DnsMode = (typeof DNS_MODES)[number];
 
 export interface ScenarioPod {
   name: string;
@@ -60,7 +70,12 @@ export interface AuditExpectation {
   reason?: string;
   policy?: string;
   rule?: string | number;
+  /** The kind of evidence that decided: pod-dns or mesh-config ("none": no name decided). */
+  evidence?: string;
+  /** The Envoy cluster the filter cross-checked, e.g. outbound|443||api.example.test. */
+  cluster?: string;
 }
+export const EVIDENCE_KINDS = ["pod-dns", "mesh-config", "none"] as const;
 
 export interface ResolveStep {
   kind: "resolve";
@@ -124,6 +139,10 @@ export interface Scenario {
   /** Inline EgressPolicy / ClusterEgressPolicy objects, exactly as written (validated by control). */
   policies: unknown[];
   steps: Step[];
+  /** Istio ServiceEntry objects as applied (networking.istio.io), status included when given. */
+  serviceEntries: unknown[];
+  /** DNS modes this scenario does not apply to, each with the reason (reported as a skip). */
+  skipDnsModes: Partial<Record<DnsMode, string>>;
 }
 
 export interface ScenarioProblem { file: string; line?: number; column?: number; path: string; message: string }
@@ -234,6 +253,11 @@ function bypassExpectation(c: Checker, v: unknown, path: Path): BypassExpectatio
   return { cause: v.cause as string | undefined, protocol: v.protocol as string | undefined, within };
 }
 
+function checkEvidence(c: Checker, ex: Record<string, unknown>, path: Path): void {
+  if (ex.evidence !== undefined && !EVIDENCE_KINDS.includes(ex.evidence as never)) c.fail([...path, "evidence"], `must be one of ${EVIDENCE_KINDS.join(", ")} (the audit line's "evidence")`);
+  if (ex.cluster !== undefined && (typeof ex.cluster !== "string" || ex.cluster === "")) c.fail([...path, "cluster"], "must be an Envoy cluster name, e.g. outbound|443||api.example.test");
+}
+
 const DEFAULT_PORTS: Partial<Record<ClientName, number>> = { psql: 5432, mariadb: 3306, "redis-cli": 6379, openssl: 443 };
 
 function checkStep(c: Checker, raw: unknown, i: number, pods: Set<string>, ids: Set<string>): Step | undefined {
@@ -286,11 +310,12 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
       if (typeof ref !== "string" || !ids.has(ref)) return c.fail([...path, "audit"], `must be the id of an earlier connect step (ids so far: ${[...ids].join(", ") || "none"})`);
       const ex = raw.expect;
       if (!isObj(ex)) return c.fail([...path, "expect"], "is required: {verdict?, reason?, policy?, rule?, within?}");
-      unknownKeys(c, ex, ["verdict", "reason", "policy", "rule", "within"], [...path, "expect"]);
+      unknownKeys(c, ex, ["verdict", "reason", "policy", "rule", "evidence", "cluster", "within"], [...path, "expect"]);
       if (ex.verdict !== undefined && !VERDICTS.includes(ex.verdict as never)) c.fail([...path, "expect", "verdict"], `must be one of ${VERDICTS.join(", ")}`);
+      checkEvidence(c, ex, [...path, "expect"]);
       const within = ex.within === undefined ? 30_000 : parseDuration(ex.within);
       if (within === undefined || within > 300_000) return c.fail([...path, "expect", "within"], 'must be a duration such as "30s" (at most 5m)');
-      return { kind: "audit", title: title || `verdict of ${ref} reported`, ref, expect: { verdict: ex.verdict as string | undefined, reason: ex.reason as string | undefined, policy: ex.policy as string | undefined, rule: ex.rule as string | number | undefined, within } };
+      return { kind: "audit", title: title || `verdict of ${ref} reported`, ref, expect: { verdict: ex.verdict as string | undefined, reason: ex.reason as string | undefined, policy: ex.policy as string | undefined, rule: ex.rule as string | number | undefined, evidence: ex.evidence as string | undefined, cluster: ex.cluster as string | undefined, within } };
     }
     case "udp": {
       unknownKeys(c, raw, ["udp", "pod", "expect", ...COMMON_STEP_FIELDS], path);
@@ -381,7 +406,8 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
       const ep: Path = [...path, "expect"];
       const ex = raw.expect;
       if (!isObj(ex)) return c.fail(ep, `is required: {outcome: connected|refused, verdict?, reason?, policy?, rule?}`);
-      unknownKeys(c, ex, ["outcome", "verdict", "reason", "policy", "rule", "bypass"], ep);
+      unknownKeys(c, ex, ["outcome", "verdict", "reason", "policy", "rule", "evidence", "cluster", "bypass"], ep);
+      checkEvidence(c, ex, ep);
       const bypass = bypassExpectation(c, ex.bypass, [...ep, "bypass"]);
       if (!OUTCOMES.includes(ex.outcome as Outcome)) c.fail([...ep, "outcome"], `must be ${OUTCOMES.join(" or ")}`);
       if (ex.verdict !== undefined && !VERDICTS.includes(ex.verdict as never)) c.fail([...ep, "verdict"], `must be one of ${VERDICTS.join(", ")}`);
@@ -397,7 +423,7 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
         id: raw.id as string | undefined,
         repeat: raw.repeat as number | undefined,
         ...(raw.as === "proxy-uid" ? { as: "proxy-uid" as const } : {}),
-        expect: { outcome: ex.outcome as Outcome, ...(bypass ? { bypass } : {}), verdict: ex.verdict as string | undefined, reason: ex.reason as string | undefined, policy: ex.policy as string | undefined, rule: ex.rule as string | number | undefined },
+        expect: { outcome: ex.outcome as Outcome, ...(bypass ? { bypass } : {}), verdict: ex.verdict as string | undefined, reason: ex.reason as string | undefined, policy: ex.policy as string | undefined, rule: ex.rule as string | number | undefined, evidence: ex.evidence as string | undefined, cluster: ex.cluster as string | undefined },
       };
       step.title = title || `${pod}: ${step.repeat ? `${step.repeat}× ` : ""}${client} ${to}${port ? `:${port}` : ""}${step.proxy ? ` via ${step.proxy}` : ""}${step.host ? ` Host: ${step.host}` : ""}${step.sni ? ` SNI ${step.sni}` : ""} → ${step.expect.outcome}`;
       return step;
@@ -409,7 +435,7 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
 export function checkScenario(raw: unknown, file: string, doc?: Document, lines?: LineCounter): Scenario {
   const c = new Checker(file, doc, lines);
   if (!isObj(raw)) throw new ScenarioError([{ file, path: "(top)", message: "a scenario is a mapping with name, pods, policies and steps" }]);
-  unknownKeys(c, raw, ["name", "seed", "description", "namespaces", "pods", "policies", "import", "steps"], []);
+  unknownKeys(c, raw, ["name", "seed", "description", "namespaces", "pods", "policies", "import", "steps", "skipDnsModes", "serviceEntries"], []);
   const name = raw.name;
   if (typeof name !== "string" || !/^[a-z0-9][a-z0-9-]*$/.test(name)) c.fail(["name"], "is required: lowercase letters, digits and dashes, e.g. postgres-only-by-name");
   for (const f of ["seed", "description"] as const) if (raw[f] !== undefined && typeof raw[f] !== "string") c.fail([f], "must be a string");
@@ -480,12 +506,50 @@ export function checkScenario(raw: unknown, file: string, doc?: Document, lines?
   if (!Array.isArray(raw.steps) || raw.steps.length === 0) c.fail(["steps"], "must list at least one step");
   else raw.steps.forEach((s, i) => { const st = checkStep(c, s, i, podKeys, ids); if (st) steps.push(st); });
 
+  const skipDnsModes = checkSkipDnsModes(c, raw.skipDnsModes);
+  const serviceEntries = checkServiceEntries(c, raw.serviceEntries);
+
   if (c.problems.length > 0) throw new ScenarioError(c.problems);
   return {
     name: name as string, file,
     seed: raw.seed as string | undefined, description: raw.description as string | undefined,
-    namespaces, pods, policies, steps,
+    namespaces, pods, policies, steps, skipDnsModes, serviceEntries,
   };
+}
+
+/** `serviceEntries:` Istio ServiceEntry objects, read by control's own parser (what it rejects is an error here). */
+function checkServiceEntries(c: Checker, v: unknown): unknown[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) { c.fail(["serviceEntries"], "must be a list of ServiceEntry objects (apiVersion networking.istio.io/v1, kind ServiceEntry, metadata, spec)"); return []; }
+  v.forEach((e, i) => {
+    const path: Path = ["serviceEntries", i];
+    if (!isObj(e)) { c.fail(path, "must be a ServiceEntry object"); return; }
+    if (typeof e.apiVersion !== "string" || !/^networking\.istio\.io\/(v1|v1beta1|v1alpha3)$/.test(e.apiVersion)) c.fail([...path, "apiVersion"], "must be networking.istio.io/v1 (or v1beta1, v1alpha3)");
+    if (e.kind !== "ServiceEntry") c.fail([...path, "kind"], "must be ServiceEntry");
+    const parsed = parseServiceEntry(e);
+    if (typeof parsed === "string") { c.fail([...path, "metadata"], parsed); return; }
+    const spec = isObj(e.spec) ? e.spec : {};
+    if (!Array.isArray(spec.hosts) || spec.hosts.length === 0) c.fail([...path, "spec", "hosts"], "must list at least one host");
+    if (!Array.isArray(spec.ports) || !spec.ports.every((p) => isObj(p) && Number.isInteger(p.number))) c.fail([...path, "spec", "ports"], "must list ports as {number, name, protocol}");
+    if (spec.resolution !== undefined && !["NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN"].includes(spec.resolution as string)) c.fail([...path, "spec", "resolution"], "must be NONE, STATIC, DNS or DNS_ROUND_ROBIN");
+  });
+  return v;
+}
+
+/** `skipDnsModes: {dns-proxy: "why it cannot apply"}`: a mode left out must say why; one mode must remain. */
+function checkSkipDnsModes(c: Checker, v: unknown): Partial<Record<DnsMode, string>> {
+  if (v === undefined) return {};
+  if (!isObj(v)) { c.fail(["skipDnsModes"], `must map a DNS mode (${DNS_MODES.join(", ")}) to the reason the scenario cannot apply in it`); return {}; }
+  unknownKeys(c, v, DNS_MODES, ["skipDnsModes"]);
+  const out: Partial<Record<DnsMode, string>> = {};
+  for (const mode of DNS_MODES) {
+    const why = v[mode];
+    if (why === undefined) continue;
+    if (typeof why !== "string" || why.trim().length < 10) c.fail(["skipDnsModes", mode], "must say, in a sentence, why this scenario cannot apply in this mode");
+    else out[mode] = why.trim();
+  }
+  if (DNS_MODES.every((m) => out[m] !== undefined)) c.fail(["skipDnsModes"], "leaves no DNS mode to run in; a scenario must apply in at least one");
+  return out;
 }
 
 export function parseScenario(text: string, file: string): Scenario {

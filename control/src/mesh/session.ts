@@ -8,13 +8,14 @@ import type { MeshCluster } from "./cluster.js";
 import type { ManagedProcess } from "./process.js";
 import { SIDECAR_GID, SIDECAR_PORT, SIDECAR_UID, type PodNetwork } from "./netns.js";
 import {
-  AGENT_HTTP_PORT, SIDECAR_ADMIN_PORT, moduleUrl, nodeName, startAgent, startControl, startSidecar, writeAgentCredentials, writeOperatorCredentials,
+  AGENT_HTTP_PORT, SIDECAR_ADMIN_PORT, moduleUrl, nodeName, startAgent, startControl, startDnsProxy, startSidecar, writeAgentCredentials, writeOperatorCredentials,
   type MeshFiles, type Repo, type ServedModules,
 } from "./components.js";
 import { run } from "./exec.js";
 import { sleep } from "./process.js";
-import type { ScenarioPod } from "./scenario.js";
+import type { DnsMode, ScenarioPod } from "./scenario.js";
 import { outboundExclusions } from "../control/pods.js";
+import { allocateAddresses, dnsNameTable, serviceRoutes } from "./service-entries.js";
 
 /** Pods get 198.18.1.10, .11, … in declaration order. */
 export const POD_ADDRESS_BASE = 10;
@@ -28,10 +29,19 @@ export interface SessionSpec {
    * filter and downloads what pushModule names, like istio-agent of `istio[podKey]` (default 1.25).
    */
   ecds?: { modules: ServedModules; istio?: Record<string, string> };
+  /**
+   * dns-proxy: every pod with a sidecar gets Istio's DNS capture and istio-agent's DNS proxy
+   * (ISTIO_META_DNS_CAPTURE); cluster-dns (default): pods query the cluster resolver directly.
+   * Pods without a sidecar have no istio-agent, so no DNS proxy, in either mode.
+   */
+  dnsMode?: DnsMode;
+  /** Istio ServiceEntries: control reads them, sidecars route their addresses, DNS proxies answer their hosts. */
+  serviceEntries?: unknown[];
 }
 
 export class EgretSession {
   private readonly sidecars: ManagedProcess[] = [];
+  private readonly dnsProxies: ManagedProcess[] = [];
   private control: ManagedProcess | undefined;
   private agent: ManagedProcess | undefined;
   private readonly pods = new Map<string, PodNetwork>();
@@ -39,6 +49,9 @@ export class EgretSession {
   private modules: ServedModules | undefined;
   /** Pods declared `sidecar: false`: no REDIRECT, no sidecar. */
   private readonly bare = new Set<string>();
+  /** ServiceEntries after istiod's allocation (status.addresses). */
+  private serviceEntries: unknown[] = [];
+  private dnsMode: DnsMode = "cluster-dns";
 
   private constructor(readonly cluster: MeshCluster, readonly repo: Repo, readonly files: MeshFiles) {}
 
@@ -51,8 +64,15 @@ export class EgretSession {
       operatorTokens: join(dir, "operator-tokens"), operatorToken: join(dir, "operator-token"),
     };
     writeFileSync(join(files.policyDir, "policies.yaml"), spec.policies.map((p) => stringify(p)).join("---\n"));
+    const serviceEntries = allocateAddresses(spec.serviceEntries ?? []);
+    if (serviceEntries.length > 0) {
+      files.serviceEntries = join(dir, "serviceentries.yaml");
+      writeFileSync(files.serviceEntries, serviceEntries.map((e) => stringify(e)).join("---\n"));
+    }
     writeFileSync(files.auditLog, "");
     const s = new EgretSession(cluster, repo, files);
+    s.serviceEntries = serviceEntries;
+    s.dnsMode = spec.dnsMode ?? "cluster-dns";
     try {
       await s.startAll(spec);
     } catch (e) {
@@ -73,6 +93,10 @@ export class EgretSession {
       }
       const exemptPorts = outboundExclusions(p.annotations).excludedOutboundPorts ?? [];
       await net.redirectOutbound(podNet, { port: SIDECAR_PORT, exemptUid: SIDECAR_UID, exemptGid: SIDECAR_GID, exemptDestinations: [{ ip: world.resolver, port: 53 }], exemptPorts });
+      if (spec.dnsMode === "dns-proxy") {
+        await net.redirectDns(podNet, [world.resolver], { exemptPorts });
+        this.dnsProxies.push(await startDnsProxy(podNet, this.repo, this.files, world.resolver, dnsNameTable(this.serviceEntries, p.namespace)));
+      }
     }
     writeFileSync(this.files.podsFile, stringify({
       namespaces: Object.entries(spec.namespaces).map(([name, v]) => ({ name, labels: v.labels })),
@@ -91,7 +115,7 @@ export class EgretSession {
     for (const p of spec.pods) {
       if (this.bare.has(p.key)) continue;
       const ecds = spec.ecds ? { istioVersion: spec.ecds.istio?.[p.key] ?? "1.25" } : undefined;
-      this.sidecars.push(await startSidecar(net, this.pods.get(p.key)!, p, this.repo, this.files, forwardProxies, ecds));
+      this.sidecars.push(await startSidecar(net, this.pods.get(p.key)!, p, this.repo, this.files, forwardProxies, ecds, serviceRoutes(this.serviceEntries, p.namespace)));
     }
   }
 
@@ -99,6 +123,15 @@ export class EgretSession {
     const p = this.pods.get(key);
     if (!p) throw new Error(`no pod ${key} in this session`);
     return p;
+  }
+
+  /**
+   * The address the pod's DNS proxy answers for `name` (a visible ServiceEntry host), in dns-proxy
+   * mode; undefined otherwise (the cluster resolver answers it).
+   */
+  meshAddress(podKey: string, name: string): string | undefined {
+    if (this.dnsMode !== "dns-proxy" || this.bare.has(podKey)) return undefined;
+    return dnsNameTable(this.serviceEntries, podKey.split("/")[0]!).get(name)?.[0];
   }
 
   /** Kills control (SIGKILL, as a crash) and starts it again with the same files. */
@@ -203,12 +236,12 @@ export class EgretSession {
 
   /** Throws if a component died (with its log tail). */
   assertRunning(): void {
-    for (const p of [this.control, this.agent, ...this.sidecars]) p?.assertRunning();
+    for (const p of [this.control, this.agent, ...this.sidecars, ...this.dnsProxies]) p?.assertRunning();
   }
 
   /** Stops every component and removes the pods. Safe to call twice. */
   async stop(): Promise<void> {
-    const procs = [...this.sidecars, this.agent, this.control].filter((p): p is ManagedProcess => !!p);
+    const procs = [...this.sidecars, ...this.dnsProxies, this.agent, this.control].filter((p): p is ManagedProcess => !!p);
     await Promise.all(procs.map((p) => p.stop()));
     for (const key of [...this.pods.keys()]) await this.cluster.net.removePod(key);
     this.pods.clear();

@@ -4,8 +4,8 @@ import { readFileSync } from "node:fs";
 import { isIPv4, isIPv6 } from "node:net";
 import { parseDocument } from "yaml";
 
-export type ServiceKind = "postgresql" | "mariadb" | "redis" | "web" | "forward-proxy";
-export const SERVICE_KINDS: readonly ServiceKind[] = ["postgresql", "mariadb", "redis", "web", "forward-proxy"];
+export type ServiceKind = "postgresql" | "mariadb" | "redis" | "web" | "forward-proxy" | "ssh" | "smtp" | "ldap" | "mqtt" | "amqp" | "memcached";
+export const SERVICE_KINDS: readonly ServiceKind[] = ["postgresql", "mariadb", "redis", "web", "forward-proxy", "ssh", "smtp", "ldap", "mqtt", "amqp", "memcached"];
 
 export interface WorldService {
   name: string;
@@ -29,7 +29,10 @@ export interface World {
   records: DnsRecord[];
 }
 
-const DEFAULT_PORTS: Record<ServiceKind, number> = { postgresql: 5432, mariadb: 3306, redis: 6379, web: 443, "forward-proxy": 3128 };
+const DEFAULT_PORTS: Record<ServiceKind, number> = {
+  postgresql: 5432, mariadb: 3306, redis: 6379, web: 443, "forward-proxy": 3128,
+  ssh: 22, smtp: 25, ldap: 389, mqtt: 1883, amqp: 5672, memcached: 11211,
+};
 
 /** A mistake in world.yaml or a scenario file: names the file and the field, says what to do. */
 export class MeshConfigError extends Error {

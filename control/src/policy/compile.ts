@@ -1,20 +1,19 @@
 // Compiles the policies selecting one pod into the binary snapshot the engine decodes
-// (format: filter/assembly/policy/snapshot.ts — keep both in step). Deterministic: the same
+// (layout: filter/assembly/policy/layout.ts, shared with the decoder). Deterministic: the same
 // policies, pod and options always give the same bytes.
 import { createHash } from "node:crypto";
 import { ALWAYS_INTERNAL, effectiveClusterCidrs, isProblem, parseCidr } from "./network.js";
 import { PROTOCOL_LABELS } from "./protocols.js";
 import { orderPolicies, policySelectsPod } from "./select.js";
-import type { Network, Policy, PodIdentity } from "./types.js";
+import type { Network, Policy, PodIdentity, Rule } from "./types.js";
+// The one snapshot layout, shared with the AssemblyScript decoder.
+import * as L from "../../../filter/assembly/policy/layout.js";
 
-export const SNAPSHOT_MAGIC = 0x31504745; // "EGP1"
-export const SNAPSHOT_FORMAT_VERSION = 1;
-const HEADER = 44, PROTOCOL = 8, POLICY = 24, RULE = 44, PATTERN = 8, CIDR = 20, PORT = 4;
-const TIER_CODE = { Admin: 0, Namespace: 1, Baseline: 2 } as const;
-const ACTION_CODE = { Allow: 1, Deny: 2, Alert: 3, Pass: 4 } as const;
-const PATTERN_CODE = { exact: 0, "one-label": 1, "multi-label": 2 } as const;
-const UNATTRIBUTED_CODE = { Deny: 1, Alert: 2, Allow: 3 } as const;
-const RULE_DOMAINS = 1, RULE_CIDRS = 2, RULE_EXTERNAL = 4, RULE_PORTS = 8, RULE_PROTOCOLS = 16, RULE_ECH_ALLOWED = 32;
+export { SNAPSHOT_MAGIC, FORMAT_VERSION as SNAPSHOT_FORMAT_VERSION } from "../../../filter/assembly/policy/layout.js";
+const TIER_CODE = { Admin: L.TIER_ADMIN, Namespace: L.TIER_NAMESPACE, Baseline: L.TIER_BASELINE } as const;
+const ACTION_CODE = { Allow: L.ACTION_ALLOW, Deny: L.ACTION_DENY, Alert: L.ACTION_ALERT, Pass: L.ACTION_PASS } as const;
+const PATTERN_CODE = { exact: L.PATTERN_EXACT, "one-label": L.PATTERN_ONE_LABEL, "multi-label": L.PATTERN_MULTI_LABEL } as const;
+const UNATTRIBUTED_CODE = { Deny: L.UNATTRIBUTED_DENY, Alert: L.UNATTRIBUTED_ALERT, Allow: L.UNATTRIBUTED_ALLOW } as const;
 
 export interface CompileOptions {
   /**
@@ -67,12 +66,12 @@ class Strings {
 }
 
 function writeNetwork(view: DataView, at: number, n: Network, isExcept: boolean): void {
-  view.setUint8(at, n.family);
-  view.setUint8(at + 1, n.prefix);
-  view.setUint8(at + 2, isExcept ? 1 : 0);
-  view.setUint8(at + 3, 0);
-  view.setBigUint64(at + 4, (n.address >> 64n) & 0xffffffffffffffffn, true);
-  view.setBigUint64(at + 12, n.address & 0xffffffffffffffffn, true);
+  view.setUint8(at + L.CIDR_FAMILY, n.family);
+  view.setUint8(at + L.CIDR_PREFIX, n.prefix);
+  view.setUint8(at + L.CIDR_EXCEPT, isExcept ? 1 : 0);
+  view.setUint8(at + L.CIDR_RESERVED, 0);
+  view.setBigUint64(at + L.CIDR_HI, (n.address >> 64n) & 0xffffffffffffffffn, true);
+  view.setBigUint64(at + L.CIDR_LO, n.address & 0xffffffffffffffffn, true);
 }
 
 // Parsed cluster CIDR lists, by their text (control compiles every pod with the same list).
@@ -95,115 +94,157 @@ function clusterNetworks(clusterCidrs: readonly string[]): Network[] {
   return nets;
 }
 
+type StringRef = { off: number; len: number };
+
+/** Where each section starts, and the table cursors the rule writer advances. */
+interface Writer {
+  view: DataView;
+  offProtocols: number; offPolicies: number; offRules: number; offPatterns: number;
+  offCidrs: number; offCluster: number; offPorts: number; offStrings: number;
+  usedProtocols: readonly string[];
+  ruleNames: readonly StringRef[];
+  patternRefs: readonly (StringRef & { kind: number })[];
+  rule: number; pattern: number; cidr: number; port: number;
+}
+
 /** Encodes already-selected, ordered policies (exported for tests of the format itself). */
 export function encodeSnapshot(ordered: readonly Policy[], selected: boolean, clusterCidrs: readonly string[]): Uint8Array {
   const cluster = clusterNetworks(clusterCidrs);
   const usedProtocols = PROTOCOL_LABELS.filter((p) => ordered.some((pol) => pol.rules.some((r) => r.protocols?.includes(p))));
-  const strings = new Strings();
   const rules = ordered.flatMap((p) => p.rules);
-  const patternCount = rules.reduce((n, r) => n + (r.domains?.length ?? 0), 0);
-  const cidrCount = rules.reduce((n, r) => n + (r.cidrs ?? []).reduce((m, c) => m + 1 + c.except.length, 0), 0);
-  const portCount = rules.reduce((n, r) => n + (r.ports?.length ?? 0), 0);
+  const counts = {
+    policies: ordered.length,
+    protocols: usedProtocols.length,
+    rules: rules.length,
+    patterns: rules.reduce((n, r) => n + (r.domains?.length ?? 0), 0),
+    cidrs: rules.reduce((n, r) => n + (r.cidrs ?? []).reduce((m, c) => m + 1 + c.except.length, 0), 0),
+    ports: rules.reduce((n, r) => n + (r.ports?.length ?? 0), 0),
+    cluster: cluster.length,
+  };
   if (ordered.length > 4096 || rules.length > 65535) throw new Error(`too many policies (${ordered.length}) or rules (${rules.length}) for one pod`);
 
   // Strings first so their total length is known (offsets are stable in insertion order).
+  const strings = new Strings();
   const protocolRefs = usedProtocols.map((p) => strings.add(p));
   const policyRefs = ordered.map((p) => strings.add(p.ref));
   const ruleNames = rules.map((r) => (r.name ? strings.add(r.name) : { off: 0, len: 0 }));
   const patternRefs = rules.flatMap((r) => (r.domains ?? []).map((d) => ({ kind: PATTERN_CODE[d.kind], ...strings.add(d.suffix) })));
   const stringBytes = strings.bytes();
 
-  const offProtocols = HEADER;
-  const offPolicies = offProtocols + usedProtocols.length * PROTOCOL;
-  const offRules = offPolicies + ordered.length * POLICY;
-  const offPatterns = offRules + rules.length * RULE;
-  const offCidrs = offPatterns + patternCount * PATTERN;
-  const offCluster = offCidrs + cidrCount * CIDR;
-  const offPorts = offCluster + cluster.length * CIDR;
-  const offStrings = offPorts + portCount * PORT;
-  const total = offStrings + stringBytes.length;
+  const w = sectionWriter(counts, usedProtocols, ruleNames, patternRefs);
+  const total = w.offStrings + stringBytes.length;
   const bytes = new Uint8Array(total);
-  const view = new DataView(bytes.buffer);
-
-  view.setUint32(0, SNAPSHOT_MAGIC, true);
-  view.setUint16(4, SNAPSHOT_FORMAT_VERSION, true);
-  view.setUint16(6, selected ? 1 : 0, true);
-  view.setUint32(8, total, true);
-  view.setUint16(16, ordered.length, true);
-  view.setUint16(18, usedProtocols.length, true);
-  view.setUint32(20, rules.length, true);
-  view.setUint32(24, patternCount, true);
-  view.setUint32(28, cidrCount, true);
-  view.setUint32(32, portCount, true);
-  view.setUint32(36, stringBytes.length, true);
-  view.setUint16(40, cluster.length, true);
-
+  w.view = new DataView(bytes.buffer);
+  writeHeader(w.view, total, selected, counts, stringBytes.length);
   protocolRefs.forEach((s, i) => {
-    view.setUint32(offProtocols + i * PROTOCOL, s.off, true);
-    view.setUint16(offProtocols + i * PROTOCOL + 4, s.len, true);
+    const at = w.offProtocols + i * L.PROTOCOL_ENTRY_SIZE;
+    w.view.setUint32(at + L.PROTO_OFF, s.off, true);
+    w.view.setUint16(at + L.PROTO_LEN, s.len, true);
   });
-  let ruleIndex = 0, patternIndex = 0, cidrIndex = 0, portIndex = 0;
   ordered.forEach((p, pi) => {
-    const at = offPolicies + pi * POLICY;
-    view.setUint32(at, policyRefs[pi]!.off, true);
-    view.setUint16(at + 4, policyRefs[pi]!.len, true);
-    view.setUint8(at + 6, TIER_CODE[p.tier]);
-    view.setUint8(at + 7, p.mode === "Monitor" ? 2 : 1);
-    view.setUint32(at + 8, ruleIndex, true);
-    view.setUint32(at + 12, p.rules.length, true);
-    view.setUint32(at + 16, p.resolutionGraceSeconds, true);
-    view.setUint8(at + 20, p.unattributed ? UNATTRIBUTED_CODE[p.unattributed] : 0);
-    view.setUint8(at + 21, p.kind === "EgressPolicy" ? 1 : 0);
-    view.setUint8(at + 22, p.meshConfigEvidence === "Ignore" ? 1 : 0);
-    p.rules.forEach((r, ri) => {
-      const ra = offRules + ruleIndex * RULE;
-      let fields = 0;
-      if (r.domains?.length) fields |= RULE_DOMAINS;
-      if (r.cidrs?.length) fields |= RULE_CIDRS;
-      if (r.external) fields |= RULE_EXTERNAL;
-      if (r.ports?.length) fields |= RULE_PORTS;
-      if (r.protocols?.length) fields |= RULE_PROTOCOLS;
-      if (r.encryptedClientHello === "Allow" && r.domains?.length) fields |= RULE_ECH_ALLOWED;
-      view.setUint8(ra, ACTION_CODE[r.action]);
-      view.setUint8(ra + 1, fields);
-      view.setUint16(ra + 2, pi, true);
-      view.setUint32(ra + 4, ruleNames[ruleIndex]!.off, true);
-      view.setUint16(ra + 8, ruleNames[ruleIndex]!.len, true);
-      view.setUint16(ra + 10, ri, true);
-      view.setUint32(ra + 12, r.domains?.length ? patternIndex : 0, true);
-      view.setUint32(ra + 16, r.domains?.length ?? 0, true);
-      for (const _ of r.domains ?? []) {
-        const pr = patternRefs[patternIndex]!;
-        const pa = offPatterns + patternIndex * PATTERN;
-        view.setUint8(pa, pr.kind);
-        view.setUint16(pa + 2, pr.len, true);
-        view.setUint32(pa + 4, pr.off, true);
-        patternIndex++;
-      }
-      const cidrStart = cidrIndex;
-      for (const c of r.cidrs ?? []) {
-        writeNetwork(view, offCidrs + cidrIndex++ * CIDR, c.network, false);
-        for (const e of c.except) writeNetwork(view, offCidrs + cidrIndex++ * CIDR, e, true);
-      }
-      view.setUint32(ra + 20, r.cidrs?.length ? cidrStart : 0, true);
-      view.setUint32(ra + 24, cidrIndex - cidrStart, true);
-      view.setUint32(ra + 28, r.ports?.length ? portIndex : 0, true);
-      view.setUint32(ra + 32, r.ports?.length ?? 0, true);
-      for (const o of r.ports ?? []) {
-        view.setUint16(offPorts + portIndex * PORT, o.first, true);
-        view.setUint16(offPorts + portIndex * PORT + 2, o.last, true);
-        portIndex++;
-      }
-      let mask = 0n;
-      for (const proto of r.protocols ?? []) mask |= 1n << BigInt(usedProtocols.indexOf(proto));
-      view.setBigUint64(ra + 36, mask, true);
-      ruleIndex++;
-    });
+    writePolicy(w.view, w.offPolicies + pi * L.POLICY_ENTRY_SIZE, p, policyRefs[pi]!, w.rule);
+    p.rules.forEach((r, ri) => writeRule(w, r, pi, ri));
   });
-  cluster.forEach((n, i) => writeNetwork(view, offCluster + i * CIDR, n, false));
-  bytes.set(stringBytes, offStrings);
-  view.setUint32(12, fnv1a32(bytes, 16, total), true);
+  cluster.forEach((n, i) => writeNetwork(w.view, w.offCluster + i * L.CIDR_ENTRY_SIZE, n, false));
+  bytes.set(stringBytes, w.offStrings);
+  w.view.setUint32(L.HDR_CHECKSUM, fnv1a32(bytes, L.HDR_CHECKSUM_FROM, total), true);
   return bytes;
+}
+
+type Counts = { policies: number; protocols: number; rules: number; patterns: number; cidrs: number; ports: number; cluster: number };
+
+function sectionWriter(c: Counts, usedProtocols: readonly string[], ruleNames: readonly StringRef[], patternRefs: Writer["patternRefs"]): Writer {
+  const offProtocols = L.HEADER_SIZE;
+  const offPolicies = offProtocols + c.protocols * L.PROTOCOL_ENTRY_SIZE;
+  const offRules = offPolicies + c.policies * L.POLICY_ENTRY_SIZE;
+  const offPatterns = offRules + c.rules * L.RULE_ENTRY_SIZE;
+  const offCidrs = offPatterns + c.patterns * L.PATTERN_ENTRY_SIZE;
+  const offCluster = offCidrs + c.cidrs * L.CIDR_ENTRY_SIZE;
+  const offPorts = offCluster + c.cluster * L.CIDR_ENTRY_SIZE;
+  const offStrings = offPorts + c.ports * L.PORT_ENTRY_SIZE;
+  return {
+    view: new DataView(new ArrayBuffer(0)),
+    offProtocols, offPolicies, offRules, offPatterns, offCidrs, offCluster, offPorts, offStrings,
+    usedProtocols, ruleNames, patternRefs, rule: 0, pattern: 0, cidr: 0, port: 0,
+  };
+}
+
+function writeHeader(view: DataView, total: number, selected: boolean, c: Counts, stringsLength: number): void {
+  view.setUint32(L.HDR_MAGIC, L.SNAPSHOT_MAGIC, true);
+  view.setUint16(L.HDR_VERSION, L.FORMAT_VERSION, true);
+  view.setUint16(L.HDR_FLAGS, selected ? 1 : 0, true);
+  view.setUint32(L.HDR_TOTAL, total, true);
+  view.setUint16(L.HDR_POLICY_COUNT, c.policies, true);
+  view.setUint16(L.HDR_PROTOCOL_COUNT, c.protocols, true);
+  view.setUint32(L.HDR_RULE_COUNT, c.rules, true);
+  view.setUint32(L.HDR_PATTERN_COUNT, c.patterns, true);
+  view.setUint32(L.HDR_CIDR_COUNT, c.cidrs, true);
+  view.setUint32(L.HDR_PORT_COUNT, c.ports, true);
+  view.setUint32(L.HDR_STRINGS_LENGTH, stringsLength, true);
+  view.setUint16(L.HDR_CLUSTER_COUNT, c.cluster, true);
+}
+
+function writePolicy(view: DataView, at: number, p: Policy, ref: StringRef, firstRule: number): void {
+  view.setUint32(at + L.POL_REF_OFF, ref.off, true);
+  view.setUint16(at + L.POL_REF_LEN, ref.len, true);
+  view.setUint8(at + L.POL_TIER, TIER_CODE[p.tier]);
+  view.setUint8(at + L.POL_MODE, p.mode === "Monitor" ? L.MODE_MONITOR : L.MODE_ENFORCE);
+  view.setUint32(at + L.POL_FIRST_RULE, firstRule, true);
+  view.setUint32(at + L.POL_RULE_COUNT, p.rules.length, true);
+  view.setUint32(at + L.POL_GRACE, p.resolutionGraceSeconds, true);
+  view.setUint8(at + L.POL_UNATTRIBUTED, p.unattributed ? UNATTRIBUTED_CODE[p.unattributed] : 0);
+  view.setUint8(at + L.POL_KIND, p.kind === "EgressPolicy" ? L.KIND_NAMESPACED : L.KIND_CLUSTER);
+  view.setUint8(at + L.POL_MESH_CONFIG, p.meshConfigEvidence === "Ignore" ? L.MESH_CONFIG_IGNORE : L.MESH_CONFIG_USE);
+}
+
+function ruleFields(r: Rule): number {
+  let fields = 0;
+  if (r.domains?.length) fields |= L.RULE_DOMAINS;
+  if (r.cidrs?.length) fields |= L.RULE_CIDRS;
+  if (r.external) fields |= L.RULE_EXTERNAL;
+  if (r.ports?.length) fields |= L.RULE_PORTS;
+  if (r.protocols?.length) fields |= L.RULE_PROTOCOLS;
+  if (r.encryptedClientHello === "Allow" && r.domains?.length) fields |= L.RULE_ECH_ALLOWED;
+  return fields;
+}
+
+/** Rule `ri` of policy `pi`, with its patterns, CIDRs and ports at the writer's cursors. */
+function writeRule(w: Writer, r: Rule, pi: number, ri: number): void {
+  const { view } = w;
+  const ra = w.offRules + w.rule * L.RULE_ENTRY_SIZE;
+  view.setUint8(ra + L.RULE_ACTION, ACTION_CODE[r.action]);
+  view.setUint8(ra + L.RULE_FIELDS, ruleFields(r));
+  view.setUint16(ra + L.RULE_POLICY, pi, true);
+  view.setUint32(ra + L.RULE_NAME_OFF, w.ruleNames[w.rule]!.off, true);
+  view.setUint16(ra + L.RULE_NAME_LEN, w.ruleNames[w.rule]!.len, true);
+  view.setUint16(ra + L.RULE_INDEX, ri, true);
+  view.setUint32(ra + L.RULE_PATTERN_START, r.domains?.length ? w.pattern : 0, true);
+  view.setUint32(ra + L.RULE_PATTERN_COUNT, r.domains?.length ?? 0, true);
+  for (const _ of r.domains ?? []) {
+    const pr = w.patternRefs[w.pattern]!;
+    const pa = w.offPatterns + w.pattern++ * L.PATTERN_ENTRY_SIZE;
+    view.setUint8(pa + L.PAT_KIND, pr.kind);
+    view.setUint16(pa + L.PAT_LEN, pr.len, true);
+    view.setUint32(pa + L.PAT_OFF, pr.off, true);
+  }
+  const cidrStart = w.cidr;
+  for (const c of r.cidrs ?? []) {
+    writeNetwork(view, w.offCidrs + w.cidr++ * L.CIDR_ENTRY_SIZE, c.network, false);
+    for (const e of c.except) writeNetwork(view, w.offCidrs + w.cidr++ * L.CIDR_ENTRY_SIZE, e, true);
+  }
+  view.setUint32(ra + L.RULE_CIDR_START, r.cidrs?.length ? cidrStart : 0, true);
+  view.setUint32(ra + L.RULE_CIDR_COUNT, w.cidr - cidrStart, true);
+  view.setUint32(ra + L.RULE_PORT_START, r.ports?.length ? w.port : 0, true);
+  view.setUint32(ra + L.RULE_PORT_COUNT, r.ports?.length ?? 0, true);
+  for (const o of r.ports ?? []) {
+    const pa = w.offPorts + w.port++ * L.PORT_ENTRY_SIZE;
+    view.setUint16(pa + L.PORT_FIRST, o.first, true);
+    view.setUint16(pa + L.PORT_LAST, o.last, true);
+  }
+  let mask = 0n;
+  for (const proto of r.protocols ?? []) mask |= 1n << BigInt(w.usedProtocols.indexOf(proto));
+  view.setBigUint64(ra + L.RULE_PROTOCOL_BITS, mask, true);
+  w.rule++;
 }
 
 /** Compiles the snapshot for one pod: the policies selecting it, in evaluation order. */

@@ -161,6 +161,9 @@ export interface Observation {
   transport: DnsTransport;
   observed_unix_ms: number;
   interface_name: string;
+  /** ECH public names from HTTPS/SVCB answers (empty from agents that predate the field). */
+  ech_public_names: string[];
+  ech_ttl_seconds: number;
 }
 
 export interface ObserveRequest {

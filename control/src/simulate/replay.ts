@@ -52,6 +52,12 @@ export interface SimulatedConnection {
   time: number;
   /** "monitor" when the deciding policy is in Monitor mode (verdict allow, reason would-deny). */
   mode?: string;
+  /**
+   * When `server` is a forward proxy (declared, or detected in the capture) and the connection's
+   * first request was a CONNECT or absolute-form request: its target, which is what the filter
+   * evaluated as the destination (name or IP literal, and port) instead of the proxy itself.
+   */
+  proxyTarget?: { host: string; port: number };
   detail?: string;
   /**
    * Every decision the filter reported for this connection, in order; the fields above are the
@@ -141,7 +147,7 @@ export async function simulateCapture(o: SimulateOptions): Promise<SimulatedConn
     try {
       const config = filterConfig(o, detections);
       const order = await replay(timeline, { o, clock, config, grpcPort: control.grpcPort, podOfIp: inputs.podOfIp, loopbackOfPod: inputs.loopbackOfPod, pipeline: control.pipeline, audit });
-      return joinResults(order, audit, detections);
+      return joinResults(order, audit, detections, new Set((config.forwardProxies as string[] | undefined) ?? []));
     } finally {
       await control.service.stop();
     }
@@ -503,14 +509,22 @@ function decisionOf(r: AuditRecord): SimulatedDecision {
   };
 }
 
-function joinResults(order: Tracked[], audit: AuditRecord[], detections: Map<string, ConnectionDetection[]>): SimulatedConnection[] {
+/** The target a forward proxy's client asked for (see SimulatedConnection.proxyTarget). */
+function proxyTargetOf(det: ConnectionDetection | undefined, proxies: Set<string>): SimulatedConnection["proxyTarget"] {
+  const c = det?.claims;
+  if (!c || !proxies.has(det.server) || c.proxyForm === null || !c.connectTarget || !c.connectTargetPort) return undefined;
+  return { host: c.connectTarget, port: c.connectTargetPort };
+}
+
+function joinResults(order: Tracked[], audit: AuditRecord[], detections: Map<string, ConnectionDetection[]>, proxies: Set<string>): SimulatedConnection[] {
   const decisions = decisionsOf(order, audit);
   return order.map((t) => {
     const key = `${t.client}>${t.server}`;
     const det = detections.get(key)?.shift();
     const detProtocol = det?.protocol ?? "unknown";
     const detSni = det?.claims.sni ? det.claims.sni : null;
-    const base = { client: t.client, server: t.server, pod: t.pod, protocol: detProtocol, sni: detSni, matchedName: null, policy: null, rule: null, time: t.time };
+    const target = proxyTargetOf(det, proxies);
+    const base = { client: t.client, server: t.server, pod: t.pod, protocol: detProtocol, sni: detSni, matchedName: null, policy: null, rule: null, time: t.time, ...(target ? { proxyTarget: target } : {}) };
     if (t.pod === null) return { ...base, names: [], verdict: "allow", reason: "not-a-pod", decisions: [] };
     const all = decisions.get(t) ?? [];
     const r = all[all.length - 1];

@@ -10,11 +10,17 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
+import { claimPrefix, cleanupStale, releasePrefix } from "../../src/mesh/netns.js";
 
 const ROOT = process.cwd();
 const TOOLS = join(ROOT, "dist/control/test/e2e/agent-tools.js");
 const EGRET = join(ROOT, "bin/egret.js");
-const NS = { node: "egC-node", dns: "egC-dns", pod1: "egC-pod1", pod2: "egC-pod2" };
+/**
+ * Namespace names come from a claimed prefix slot (egC0, egC1, …; control/src/mesh/netns.ts), so
+ * several runs of this file on one machine never share or delete each other's namespaces.
+ */
+let prefix = "";
+const NS = { node: "", dns: "", pod1: "", pod2: "" };
 const POD1 = "198.18.1.10", POD2 = "198.18.1.11";
 const UNBOUND = "198.18.0.53", DNSMASQ = "198.18.0.54", FORGER = "198.18.0.55", UNTRUSTED = "198.18.0.56";
 const CONTROL_PORT = 7443, METRICS_PORT = 9102, ANY_METRICS_PORT = 9103;
@@ -28,8 +34,9 @@ function missing(): string | undefined {
   for (const bin of ["ip", "unbound", "dnsmasq", "dig", "getent"]) {
     if (spawnSync("sh", ["-c", `command -v ${bin}`]).status !== 0) return `${bin} not installed (see scripts/apt-packages.txt)`;
   }
-  if (spawnSync("ip", ["netns", "add", "egC-probe"]).status !== 0) return "cannot create network namespaces";
-  spawnSync("ip", ["netns", "del", "egC-probe"]);
+  const probe = `egC-probe${process.pid}`;
+  if (spawnSync("ip", ["netns", "add", probe]).status !== 0) return "cannot create network namespaces";
+  spawnSync("ip", ["netns", "del", probe]);
   if (!existsSync(join(ROOT, "dist/native/packet_ring.node"))) return "capture addon dist/native/packet_ring.node not built (npm run build:native)";
   return undefined;
 }
@@ -73,8 +80,10 @@ async function eventually<T>(what: string, fn: () => T | undefined, timeoutMs = 
   }
 }
 
+/** Stops what this run started and deletes the namespaces of its own claimed prefix only. */
 function teardown(): void {
   for (const p of procs) if (p.exitCode === null) p.kill("SIGKILL");
+  if (!prefix) return;
   for (const ns of Object.values(NS)) spawnSync("ip", ["netns", "del", ns]);
   for (const ns of [NS.pod1, NS.pod2]) rmSync(`/etc/netns/${ns}`, { recursive: true, force: true });
   if (tmp) rmSync(tmp, { recursive: true, force: true });
@@ -91,7 +100,10 @@ function rejected(reason: string): number {
 
 before(async () => {
   if (skip) return;
-  teardown(); // leftovers of an interrupted run
+  // The slot is ours now: whatever carries its prefix was left by a dead run of this file.
+  prefix = await claimPrefix("egC");
+  await cleanupStale(prefix);
+  Object.assign(NS, { node: `${prefix}-node`, dns: `${prefix}-dns`, pod1: `${prefix}-pod1`, pod2: `${prefix}-pod2` });
   tmp = mkdtempSync(join(tmpdir(), "egC-agent-"));
   for (const ns of Object.values(NS)) {
     sh("ip", "netns", "add", ns);
@@ -193,7 +205,9 @@ auth-zone:
 });
 
 after(() => {
-  if (!skip) teardown();
+  if (skip) return;
+  teardown();
+  releasePrefix(prefix);
 });
 
 /** Observations streamed by the agent capturing on the pod interfaces (egCv*). */

@@ -12,9 +12,9 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { MeshCluster } from "../../src/mesh/cluster.js";
 import { loadWorld } from "../../src/mesh/world.js";
-import { DNS_PROXY_PORT, SIDECAR_GID, meshUnavailableReason, type PodNetwork } from "../../src/mesh/netns.js";
+import { meshUnavailableReason, type PodNetwork } from "../../src/mesh/netns.js";
 import { missingServerPrograms } from "../../src/mesh/services/index.js";
-import { CONTROL_GRPC_PORT, nodeName, repoAt, sidecarUid, startAgent, startControl, writeAgentCredentials, type MeshFiles } from "../../src/mesh/components.js";
+import { CONTROL_GRPC_PORT, nodeName, repoAt, startAgent, startControl, startDnsProxy, writeAgentCredentials, type MeshFiles } from "../../src/mesh/components.js";
 import { ManagedProcess } from "../../src/mesh/process.js";
 import { mustRun, run } from "../../src/mesh/exec.js";
 
@@ -62,15 +62,8 @@ before(async () => {
   control = await startControl(cluster.net, repo, files, world.clusterCidrs);
   agent = await startAgent(cluster.net, repo, files, world.resolver);
   // Pod c: Istio DNS capture. The proxy runs as the sidecar's uid/gid, exempt from the redirect.
-  await cluster.net.redirectDns(pods.c, world.resolver);
-  dnsProxy = ManagedProcess.start({
-    name: "dns proxy shop/c",
-    cmd: "ip",
-    args: ["netns", "exec", pods.c.netns, "setpriv", `--reuid=${sidecarUid(repo)}`, `--regid=${SIDECAR_GID}`, "--clear-groups",
-      process.execPath, join(root, "dist/control/src/mesh/probes/dns-proxy.js"), String(DNS_PROXY_PORT), world.resolver, `vip.example.test=${VIP}`],
-    logFile: join(dir, "dns-proxy.log"),
-  });
-  await dnsProxy.waitReady(async () => (await dig("c", "vip.example.test")).stdout.trim() === VIP, 30_000, "answering");
+  await cluster.net.redirectDns(pods.c, [world.resolver]);
+  dnsProxy = await startDnsProxy(pods.c, repo, files, world.resolver, new Map([["vip.example.test", [VIP]]]));
 }, { timeout: 120_000 });
 
 after(async () => {
@@ -142,4 +135,13 @@ test("a name the pod's DNS proxy answers locally leaves no DNS evidence on the n
   assert.equal((await dig("c", "vip.example.test")).stdout.trim(), VIP);
   const r = await lookupFor("shop/c", VIP, 300);
   assert.equal(r.result, "LOOKUP_RESULT_NOT_FOUND", `nothing crossed the node: ${JSON.stringify(r)}`);
+});
+
+test("with Istio-style DNS capture, DNS over TCP is captured too: forwarded over TCP as the pod's evidence, VIPs answered in the pod", { skip, timeout: 60_000 }, async () => {
+  const tcpDig = (name: string) => mustRun("ip", ["netns", "exec", pods.c!.netns, "dig", "+short", "+tcp", "+time=2", name]);
+  assert.equal((await tcpDig("vip.example.test")).stdout.trim(), VIP, "the proxy answered over TCP (the cluster resolver does not know this name)");
+  assert.equal((await tcpDig("mysql.example.test")).stdout.trim(), "198.19.1.11");
+  const r = await lookupFor("shop/c", "198.19.1.11", 3000);
+  assert.equal(r.result, "LOOKUP_RESULT_FOUND", JSON.stringify(r));
+  assert.deepEqual(r.names.map((n) => n.name), ["mysql.example.test"]);
 });

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { CaptureScript } from "../support/capture-script.js";
-import { clientHello, httpRequest } from "./egress-fixture.js";
+import { clientHello, connectRequest, httpRequest } from "./egress-fixture.js";
 
 const BIN = fileURLToPath(new URL("../../../../bin/egret.js", import.meta.url));
 const egret = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8" });
@@ -159,23 +159,6 @@ test("learn: usage errors are clear", () => withDir({ "pods.yaml": PODS }, (dir)
   assert.ok(readFileSync(join(dir, "pods.yaml")));
 }));
 
-test("learn round trip on the project's own recorded capture (corpus/demo): the learnt Enforce policy denies only lies and never-resolved addresses", () => {
-  const demo = (f: string) => readFileSync(fileURLToPath(new URL(`../../../../corpus/demo/${f}`, import.meta.url)));
-  return withDir({ "train.pcap": demo("capture.pcap"), "pods.yaml": demo("pods.yaml") }, (dir) => {
-    learnTo(dir, "enforce.yaml", "--mode", "Enforce");
-    const results = simulate(dir, "enforce.yaml", "train.pcap").filter((r) => r.pod !== null);
-    assert.ok(results.length >= 5, `the recording holds the demo's connections: ${results.length}`);
-    const leftOut = new Set(["sni-unverified", "host-unverified", "unattributed"]);
-    for (const r of results) {
-      if (r.verdict === "deny") assert.ok(leftOut.has(r.reason), `only what learn leaves out is denied: ${JSON.stringify(r)}`);
-      else assert.ok(!leftOut.has(r.reason), `a lie is never allowed: ${JSON.stringify(r)}`);
-    }
-    const reasons = new Set(results.filter((r) => r.verdict === "deny").map((r) => r.reason));
-    assert.ok(reasons.has("sni-unverified") && reasons.has("unattributed"), `the demo's faked SNI and never-resolved address stay denied: ${[...reasons].join(",")}`);
-    assert.ok(results.some((r) => r.verdict === "allow"), "what the pods really did is allowed");
-  });
-});
-
 // Two names share one address (a CDN or virtual hosts); the request's Host says which was used.
 // The filter verified and narrowed it during the replay; only that name is learnt.
 test("learn: a Host-narrowed name — of two names resolved to one address, only the one the request used is learnt", () => {
@@ -189,5 +172,23 @@ test("learn: a Host-narrowed name — of two names resolved to one address, only
     // Round trip: the learnt policy allows the request it was learnt from.
     const sims = simulate(dir, "learnt.yaml", "train.pcap").filter((x) => x.pod === "shop/web-7d9f-abc");
     assert.deepEqual(sims.map((x) => [x.verdict, x.reason]), [["allow", "allowed"]]);
+  });
+});
+
+// Through a forward proxy the filter judges the CONNECT target (name and port), not the proxy's own
+// address and port: the learnt rule must be for what the filter evaluates, or Enforce would deny
+// the very connection it was learnt from.
+test("learn through a forward proxy: the CONNECT target's name and port are learnt, and the round trip allows it", () => {
+  const s = new CaptureScript();
+  s.dns(A, R, "proxy.example.com", ["203.0.113.70"]).tcp(A, 40060, "203.0.113.70", 3128, connectRequest("assets.example.com:443"));
+  s.tcp(A, 40061, "203.0.113.70", 3128, connectRequest("198.51.100.9:8443"));
+  return withDir({ "train.pcap": s.bytes(), "pods.yaml": PODS }, (dir) => {
+    const { yaml } = learnTo(dir, "learnt.yaml", "--mode", "Enforce", "--allow-unattributed-cidrs");
+    const rules = yaml.split("\n").filter((l) => !l.trim().startsWith("#")).join("\n");
+    assert.match(rules, /- assets\.example\.com\n\s+ports:\n\s+- port: 443\n/);
+    assert.match(rules, /cidr: 198\.51\.100\.9\/32\n\s+ports:\n\s+- port: 8443\n/, "an IP-literal target becomes that address's rule");
+    assert.doesNotMatch(rules, /port: 3128|203\.0\.113\.70/, "never the proxy's own port or address");
+    const sims = simulate(dir, "learnt.yaml", "train.pcap").filter((x) => x.pod !== null);
+    assert.deepEqual(sims.map((x) => [x.server, x.verdict, x.reason]), [["203.0.113.70:3128", "allow", "allowed"], ["203.0.113.70:3128", "allow", "allowed"]]);
   });
 });

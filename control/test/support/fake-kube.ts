@@ -10,7 +10,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
 
-export type Collection = "namespaces" | "pods" | "egresspolicies" | "clusteregresspolicies" | "events" | "serviceentries" | "serviceaccounts" | "leases" | "configmaps";
+export type Collection = "namespaces" | "pods" | "egresspolicies" | "clusteregresspolicies" | "events" | "serviceentries" | "serviceaccounts" | "leases" | "secrets" | "configmaps";
 
 interface KubeObject {
   apiVersion?: string;
@@ -42,6 +42,7 @@ const KINDS: Record<Collection, { apiVersion: string; kind: string; namespaced: 
   serviceentries: { apiVersion: "networking.istio.io/v1", kind: "ServiceEntry", namespaced: true },
   serviceaccounts: { apiVersion: "v1", kind: "ServiceAccount", namespaced: true },
   leases: { apiVersion: "coordination.k8s.io/v1", kind: "Lease", namespaced: true },
+  secrets: { apiVersion: "v1", kind: "Secret", namespaced: true },
   configmaps: { apiVersion: "v1", kind: "ConfigMap", namespaced: true },
 };
 

@@ -152,3 +152,30 @@ test("bypass: a filter's opened connections reach the pod's node as covered conn
   assert.match(metrics, /egret_control_opened_connections_total\{outcome="ignored"\} 1/);
   assert.equal(f.audit.filter((l) => (JSON.parse(l) as { kind: string }).kind === "egret.verdict").length, 0, "opened entries are not verdicts");
 });
+
+test("bypass: a verdict for a ServiceEntry VIP also covers the endpoints Envoy resolved for the routed host, from the pod's own DNS", async (t) => {
+  const f = await new ControlFixture([WEB], { "web.yaml": POLICY }).start();
+  t.after(async () => (await f.stop(), f.cleanup()));
+  const agent = egressStream(f.address);
+  t.after(() => agent.close());
+  const watch = new WatchClient(await f.filterAddress(WEB), WEB);
+  t.after(() => watch.close());
+  await eventually(() => watch.responses.length > 0, "snapshot");
+  // Envoy's own queries for the ServiceEntry host leave from the pod's address: the pod's evidence.
+  await observe(f.address, [observation("198.18.1.40", "api.example.com", ["203.0.113.10", "203.0.113.11"]), observation("198.18.1.40", "other.example.com", ["203.0.113.12"])]);
+  const client = createFilterClient(await f.filterAddress(WEB));
+  t.after(() => client.close());
+  const send = (cluster: string, vip: string) => new Promise<void>((resolve, reject) => {
+    const call = client.Report(new grpc.Metadata(), {}, (err) => (err ? reject(err) : resolve()));
+    call.write({ events: [{ source_ip: ipToBytes("198.18.1.40"), source_port: 51000, destination_ip: ipToBytes(vip), destination_port: 443, verdict: "VERDICT_ALLOW", reason: "REASON_ALLOWED", policy: "shop/web-egress", rule: "api", evidence: "NAME_SOURCE_MESH_CONFIG", cluster }] });
+    call.end();
+  });
+  await send("outbound|443||api.example.com", "198.19.250.10");
+  await eventually(() => ["198.18.1.40>198.19.250.10:443", "198.18.1.40>203.0.113.10:0", "198.18.1.40>203.0.113.11:0"].every((c) => agent.covered.includes(c)), `VIP and endpoints covered (got ${agent.covered.join(", ")})`);
+  assert.ok(!agent.covered.some((c) => c.includes("203.0.113.12")), "another host's addresses stay uncovered");
+  // Passthrough (no ServiceEntry cluster): only the destination itself.
+  const before = agent.covered.length;
+  await send("PassthroughCluster", "198.19.250.11");
+  await eventually(() => agent.covered.includes("198.18.1.40>198.19.250.11:443"), "passthrough destination covered");
+  assert.equal(agent.covered.length, before + 1);
+});

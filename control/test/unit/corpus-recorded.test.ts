@@ -20,8 +20,11 @@ const DIR = fileURLToPath(new URL("../../../../corpus/protocols/", import.meta.u
 const capture = readFileSync(join(DIR, "capture.pcap"));
 const truth = JSON.parse(readFileSync(join(DIR, "truth.json"), "utf8")) as CorpusTruth;
 
+/** Every protocol the detector labels that Debian ships a client and a server for (corpus/README.md). */
+const RECORDED_PROTOCOLS = ["amqp", "http", "ldap", "memcached", "mqtt", "mysql", "postgresql", "redis", "smtp", "ssh", "tls"];
+
 test("recorded corpus: every client's connection gets the protocol its program speaks (and its SNI)", () => {
-  assert.ok(truth.connects.length >= 7, "the corpus has its connections");
+  assert.deepEqual([...new Set(truth.connects.map((c) => c.protocol))].sort(), RECORDED_PROTOCOLS, "the corpus covers its protocols");
   const result = detectCapture(capture, new DetectorEngine());
   assert.equal(result.captureErrors, 0, result.captureLastError);
   for (const c of truth.connects) {
@@ -89,6 +92,53 @@ test("recorded corpus: simulate judges each connection by the names this pod res
     assert.deepEqual(verdict("198.19.2.10:80"), { verdict: "allow", reason: "allowed", rule: "web" });
     assert.deepEqual(verdict("198.19.2.10:443"), { verdict: "allow", reason: "allowed", rule: "web" });
     assert.deepEqual(verdict("198.19.2.20:443"), { verdict: "deny", reason: "default-deny", rule: null }, "storage.googleapis.test is in no rule");
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test("recorded corpus: simulate binds SSH, SMTP, LDAP, MQTT, AMQP and memcached to the names this pod resolved", async () => {
+  const work = mkdtempSync(join(tmpdir(), "egret-corpus-sim-"));
+  try {
+    writeFileSync(join(work, "pods.yaml"), `pods:\n  - {name: client, namespace: rec, ip: ${truth.podIp}, labels: {app: client}}\n`);
+    writeFileSync(join(work, "policy.yaml"), [
+      "apiVersion: egret.dev/v1alpha1", "kind: EgressPolicy", "metadata: {name: deps, namespace: rec}", "spec:",
+      "  podSelector: {matchLabels: {app: client}}", "  rules:",
+      "    - {name: ssh, action: Allow, to: {domains: [ssh.example.test]}, protocols: [ssh]}",
+      // Plain SMTP and SMTP with STARTTLS, plain LDAP and LDAP with StartTLS: the outer protocol.
+      "    - {name: mail, action: Allow, to: {domains: [mail.example.test, submission.example.test]}, protocols: [smtp]}",
+      "    - {name: ldap, action: Allow, to: {domains: [ldap.example.test, directory.example.test]}, protocols: [ldap]}",
+      "    - {name: mqtt, action: Allow, to: {domains: [mqtt.example.test]}, protocols: [mqtt]}",
+      // The right name, the wrong protocol: telemetry.example.test is allowed only as AMQP.
+      "    - {name: telemetry-amqp, action: Allow, to: {domains: [telemetry.example.test]}, protocols: [amqp]}",
+      "    - {name: amqp, action: Allow, to: {domains: [amqp.example.test]}, protocols: [amqp]}",
+      "    - {name: cache, action: Allow, to: {domains: [\"*.example.test\"]}, protocols: [memcached]}",
+      "",
+    ].join("\n"));
+    const results = await simulateCapture({ policyPaths: [join(work, "policy.yaml")], podsFile: join(work, "pods.yaml"), capture, trustedResolvers: [truth.resolver], log: silentLogger() });
+    const verdict = (server: string) => {
+      const r = results.filter((x) => x.server === server && x.pod === "rec/client");
+      assert.equal(r.length, 1, `one connection to ${server}`);
+      return { verdict: r[0]!.verdict, reason: r[0]!.reason, rule: r[0]!.rule, protocol: r[0]!.protocol };
+    };
+    const server = (to: string) => {
+      const c = truth.connects.filter((x) => x.command.includes(to));
+      assert.equal(c.length, 1, `one recorded client of ${to}`);
+      return c[0]!.server;
+    };
+    const allowed = (to: string, rule: string, protocol: string) => assert.deepEqual(verdict(server(to)), { verdict: "allow", reason: "allowed", rule, protocol }, to);
+    allowed("ssh.example.test", "ssh", "ssh");
+    allowed("mail.example.test", "mail", "smtp");
+    allowed("submission.example.test", "mail", "smtp");
+    allowed("ldap.example.test", "ldap", "ldap");
+    allowed("directory.example.test", "ldap", "ldap");
+    allowed("mqtt.example.test", "mqtt", "mqtt");
+    allowed("amqp.example.test", "amqp", "amqp");
+    allowed("memcached.example.test", "cache", "memcached");
+    allowed("sessions.example.test", "cache", "memcached");
+    assert.deepEqual(verdict(server("telemetry.example.test")), { verdict: "deny", reason: "protocol-mismatch", rule: "telemetry-amqp", protocol: "mqtt" });
+    // db.example.test matches *.example.test, but only as memcached: PostgreSQL there is denied.
+    assert.deepEqual(verdict("198.19.1.10:5432"), { verdict: "deny", reason: "protocol-mismatch", rule: "cache", protocol: "postgresql" });
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -27,7 +27,7 @@ export interface MessageSpec {
   compress?: boolean;
 }
 
-export const T = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41, HTTPS: 65 } as const;
+export const T = { A: 1, NS: 2, CNAME: 5, SOA: 6, PTR: 12, MX: 15, TXT: 16, AAAA: 28, SRV: 33, OPT: 41, SVCB: 64, HTTPS: 65 } as const;
 
 function ipv6Bytes(text: string): number[] {
   const [head, tail] = text.includes("::") ? text.split("::") : [text, ""];
@@ -198,4 +198,31 @@ export function udpFrame(src: string, dst: string, sport: number, dport: number,
   frame[u + 5] = udpLen & 0xff;
   frame.set(payload, u + 8);
   return frame;
+}
+
+/** An ECHConfig (version 0xfe0d, or `version`) whose contents name `publicName`; built field by field. */
+export function echConfig(publicName: string, version = 0xfe0d): number[] {
+  const name = [...Buffer.from(publicName, "latin1")];
+  const contents = [
+    7, 0x00, 0x20, // config_id, kem_id DHKEM(X25519)
+    0x00, 32, ...new Array(32).fill(0xab), // public_key
+    0x00, 4, 0x00, 0x01, 0x00, 0x01, // cipher_suites: HKDF-SHA256 / AES-128-GCM
+    0, // maximum_name_length
+    name.length, ...name,
+    0x00, 0x00, // extensions
+  ];
+  return [version >> 8, version & 0xff, contents.length >> 8, contents.length & 0xff, ...contents];
+}
+
+/** SVCB/HTTPS rdata (ServiceMode, target ".") with alpn and an `ech` SvcParam listing `configs`. */
+export function httpsRdata(configs: number[][], opts: { priority?: number; target?: string } = {}): Uint8Array {
+  const target = (opts.target ?? "").split(".").filter(Boolean).flatMap((l) => [l.length, ...Buffer.from(l, "latin1")]);
+  const list = configs.flat();
+  const echValue = [list.length >> 8, list.length & 0xff, ...list];
+  const priority = opts.priority ?? 1;
+  const params = priority === 0 ? [] : [
+    0x00, 0x01, 0x00, 0x03, 0x02, 0x68, 0x32, // alpn = h2
+    0x00, 0x05, echValue.length >> 8, echValue.length & 0xff, ...echValue,
+  ];
+  return Uint8Array.from([priority >> 8, priority & 0xff, ...target, 0, ...params]);
 }

@@ -7,6 +7,7 @@ import {
   findSuffix, slotHead, slotHasLonger,
 } from "./snapshot";
 import { sameName, cidrContains, isV4Mapped, trimmedLength } from "./match";
+import { CIDR_EXCEPT } from "./layout";
 
 // Verdicts and reasons use the numbers of proto egret.v1.Verdict / egret.v1.Reason.
 // @ts-ignore: decorator
@@ -155,7 +156,7 @@ function ruleCidrOutcome(snap: PolicySnapshot, r: i32, hi: u64, lo: u64, isV4: b
   let excepted = false;
   for (let c = start; c < end; c++) {
     const e = snap.cidrAddr(c);
-    if (load<u8>(e, 2) == 0) {
+    if (load<u8>(e, CIDR_EXCEPT) == 0) {
       if (inInclude) return 1;
       inInclude = cidrContains(e, hi, lo, isV4);
     } else if (inInclude && cidrContains(e, hi, lo, isV4)) {

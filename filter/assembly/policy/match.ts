@@ -1,5 +1,6 @@
 // Matchers used by the engine: name comparison and CIDRs. No allocation. (Domain patterns are
 // matched through the snapshot's suffix index, see engine.ts indexCandidates.)
+import { CIDR_FAMILY, CIDR_PREFIX, CIDR_HI, CIDR_LO } from "./layout";
 
 /** ASCII lowercase of one byte. */
 // @ts-ignore: decorator
@@ -33,15 +34,15 @@ export function sameName(a: usize, aLen: i32, b: usize, bLen: i32): bool {
 
 /**
  * Whether address (hi, lo) — 16 bytes as two big-endian halves, IPv4 mapped — lies in the CIDR
- * entry at `entry` (snapshot layout: family, prefix, except, 0, hi, lo). IPv4 entries match only
+ * entry at `entry` (layout.ts CIDR_*). IPv4 entries match only
  * IPv4-mapped addresses and IPv6 entries only the others.
  */
 export function cidrContains(entry: usize, hi: u64, lo: u64, isV4: bool): bool {
-  const family = load<u8>(entry);
+  const family = load<u8>(entry, CIDR_FAMILY);
   if ((family == 4) != isV4) return false;
-  const prefix = <u64>load<u8>(entry, 1);
-  const netHi = load<u64>(entry, 4);
-  const netLo = load<u64>(entry, 12);
+  const prefix = <u64>load<u8>(entry, CIDR_PREFIX);
+  const netHi = load<u64>(entry, CIDR_HI);
+  const netLo = load<u64>(entry, CIDR_LO);
   if (prefix == 0) return true;
   if (prefix <= 64) return ((hi ^ netHi) >> (64 - prefix)) == 0;
   if (hi != netHi) return false;

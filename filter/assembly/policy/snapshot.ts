@@ -1,55 +1,85 @@
-// The compiled policy snapshot of one pod: format, decoder and verified read-only accessors.
-// Produced by control/src/policy/compile.ts (keep both in step; bump FORMAT_VERSION on change).
-//
-// Format v1, all integers little-endian:
-//   header (44 bytes)
-//     0 u32 magic "EGP1"      4 u16 format version (1)   6 u16 flags (bit 0: pod selected)
-//     8 u32 total length     12 u32 FNV-1a 32 of bytes [16, total)
-//    16 u16 policy count     18 u16 protocol label count  20 u32 rule count
-//    24 u32 pattern count    28 u32 cidr count            32 u32 port-range count
-//    36 u32 strings length   40 u16 cluster cidr count    42 u16 reserved (0)
-//   protocol labels  count × 8:  u32 off, u16 len, u16 0          (into strings)
-//   policies         count × 24: u32 refOff, u16 refLen, u8 tier (0 Admin, 1 namespaced, 2 Baseline),
-//                                u8 mode (1 Enforce, 2 Monitor), u32 firstRule, u32 ruleCount,
-//                                u32 graceSeconds, u8 unattributed (0 unset, 1 Deny, 2 Alert, 3 Allow),
-//                                u8 kind (0 cluster, 1 namespaced), u8 meshConfigEvidence (0 Use,
-//                                1 Ignore), u8 0
-//   rules            count × 44: u8 action (1 Allow, 2 Deny, 3 Alert, 4 Pass — cluster policies
-//                                only), u8 fields (RULE_* bits),
-//                                u16 policy, u32 nameOff, u16 nameLen (0: unnamed), u16 index in policy,
-//                                u32 patternStart, u32 patternCount, u32 cidrStart, u32 cidrCount,
-//                                u32 portStart, u32 portCount, u64 protocol bits (over the label table)
-//   patterns         count × 8:  u8 kind (0 exact, 1 "*." one label, 2 "**." one or more), u8 0,
-//                                u16 len, u32 off — the name, or the suffix after the wildcard label
-//   cidrs            count × 20: u8 family (4|6), u8 prefix (0…128 over the 16-byte IPv4-mapped
-//                                address), u8 except (1: excludes from the preceding include), u8 0,
-//                                u64 hi, u64 lo (address halves as big-endian integers)
-//   cluster cidrs    count × 20: same, except = 0 (defines `external`)
-//   port ranges      count × 4:  u16 first, u16 last (inclusive)
-//   strings          bytes (policy refs, rule names, patterns, protocol labels; lowercase ASCII)
-// The sections exactly fill `total length`. Policies are in evaluation order and partition the
-// rules in order; every rule's ranges lie inside their tables.
+// The compiled policy snapshot of one pod: decoder and verified read-only accessors. The format —
+// sizes, offsets and codes — is layout.ts, which control/src/policy/compile.ts encodes with; bump
+// FORMAT_VERSION there on any change.
 import { protocolIdOfLabel } from "./protocols";
 import { equalFold } from "./match";
+import {
+  SNAPSHOT_MAGIC as L_MAGIC, FORMAT_VERSION as L_VERSION, HEADER_SIZE as L_HEADER,
+  PROTOCOL_ENTRY_SIZE as L_PROTOCOL, POLICY_ENTRY_SIZE as L_POLICY, RULE_ENTRY_SIZE as L_RULE,
+  PATTERN_ENTRY_SIZE as L_PATTERN, CIDR_ENTRY_SIZE as L_CIDR, PORT_ENTRY_SIZE as L_PORT,
+  HDR_MAGIC, HDR_VERSION, HDR_FLAGS, HDR_TOTAL, HDR_CHECKSUM, HDR_CHECKSUM_FROM, HDR_POLICY_COUNT,
+  HDR_PROTOCOL_COUNT, HDR_RULE_COUNT, HDR_PATTERN_COUNT, HDR_CIDR_COUNT, HDR_PORT_COUNT,
+  HDR_STRINGS_LENGTH, HDR_CLUSTER_COUNT, HDR_RESERVED,
+  PROTO_OFF, PROTO_LEN, PROTO_RESERVED,
+  POL_REF_OFF, POL_REF_LEN, POL_TIER, POL_MODE, POL_FIRST_RULE, POL_RULE_COUNT, POL_GRACE,
+  POL_UNATTRIBUTED, POL_KIND, POL_MESH_CONFIG, POL_RESERVED,
+  RULE_ACTION, RULE_FIELDS, RULE_POLICY, RULE_NAME_OFF, RULE_NAME_LEN, RULE_INDEX,
+  RULE_PATTERN_START, RULE_PATTERN_COUNT, RULE_CIDR_START, RULE_CIDR_COUNT, RULE_PORT_START,
+  RULE_PORT_COUNT, RULE_PROTOCOL_BITS, RULE_FIELDS_ALL,
+  PAT_KIND, PAT_RESERVED, PAT_LEN, PAT_OFF,
+  CIDR_FAMILY, CIDR_PREFIX, CIDR_EXCEPT, CIDR_RESERVED, CIDR_HI, CIDR_LO,
+  PORT_FIRST, PORT_LAST,
+  TIER_BASELINE, TIER_NAMESPACE, UNATTRIBUTED_ALLOW as L_UNATTRIBUTED_ALLOW, MESH_CONFIG_IGNORE,
+  KIND_NAMESPACED,
+  RULE_DOMAINS as L_RULE_DOMAINS, RULE_CIDRS as L_RULE_CIDRS, RULE_EXTERNAL as L_RULE_EXTERNAL,
+  RULE_PORTS as L_RULE_PORTS, RULE_PROTOCOLS as L_RULE_PROTOCOLS, RULE_ECH_ALLOWED as L_RULE_ECH_ALLOWED,
+  ACTION_ALLOW as L_ACTION_ALLOW, ACTION_DENY as L_ACTION_DENY, ACTION_ALERT as L_ACTION_ALERT,
+  ACTION_PASS as L_ACTION_PASS, MODE_ENFORCE as L_MODE_ENFORCE, MODE_MONITOR as L_MODE_MONITOR,
+  PATTERN_EXACT as L_PATTERN_EXACT, PATTERN_ONE_LABEL as L_PATTERN_ONE_LABEL,
+  PATTERN_MULTI_LABEL as L_PATTERN_MULTI_LABEL,
+} from "./layout";
 
+// The layout's values with the types the engine reads them as.
 // @ts-ignore: decorator
-@inline export const SNAPSHOT_MAGIC: u32 = 0x31504745; // "EGP1"
+@inline export const SNAPSHOT_MAGIC: u32 = <u32>L_MAGIC;
 // @ts-ignore: decorator
-@inline export const FORMAT_VERSION: u32 = 1;
+@inline export const FORMAT_VERSION: u32 = <u32>L_VERSION;
 // @ts-ignore: decorator
-@inline export const HEADER_SIZE: u32 = 44;
+@inline export const HEADER_SIZE: u32 = <u32>L_HEADER;
 // @ts-ignore: decorator
-@inline export const PROTOCOL_ENTRY_SIZE: u32 = 8;
+@inline export const PROTOCOL_ENTRY_SIZE: u32 = <u32>L_PROTOCOL;
 // @ts-ignore: decorator
-@inline export const POLICY_ENTRY_SIZE: u32 = 24;
+@inline export const POLICY_ENTRY_SIZE: u32 = <u32>L_POLICY;
 // @ts-ignore: decorator
-@inline export const RULE_ENTRY_SIZE: u32 = 44;
+@inline export const RULE_ENTRY_SIZE: u32 = <u32>L_RULE;
 // @ts-ignore: decorator
-@inline export const PATTERN_ENTRY_SIZE: u32 = 8;
+@inline export const PATTERN_ENTRY_SIZE: u32 = <u32>L_PATTERN;
 // @ts-ignore: decorator
-@inline export const CIDR_ENTRY_SIZE: u32 = 20;
+@inline export const CIDR_ENTRY_SIZE: u32 = <u32>L_CIDR;
 // @ts-ignore: decorator
-@inline export const PORT_ENTRY_SIZE: u32 = 4;
+@inline export const PORT_ENTRY_SIZE: u32 = <u32>L_PORT;
+// @ts-ignore: decorator
+@inline export const RULE_DOMAINS: u32 = <u32>L_RULE_DOMAINS;
+// @ts-ignore: decorator
+@inline export const RULE_CIDRS: u32 = <u32>L_RULE_CIDRS;
+// @ts-ignore: decorator
+@inline export const RULE_EXTERNAL: u32 = <u32>L_RULE_EXTERNAL;
+// @ts-ignore: decorator
+@inline export const RULE_PORTS: u32 = <u32>L_RULE_PORTS;
+// @ts-ignore: decorator
+@inline export const RULE_PROTOCOLS: u32 = <u32>L_RULE_PROTOCOLS;
+/** `encryptedClientHello: Allow`: an ECH ClientHello may be judged by this rule's names (needs RULE_DOMAINS). */
+// @ts-ignore: decorator
+@inline export const RULE_ECH_ALLOWED: u32 = <u32>L_RULE_ECH_ALLOWED;
+// @ts-ignore: decorator
+@inline export const ACTION_ALLOW: u8 = <u8>L_ACTION_ALLOW;
+// @ts-ignore: decorator
+@inline export const ACTION_DENY: u8 = <u8>L_ACTION_DENY;
+// @ts-ignore: decorator
+@inline export const ACTION_ALERT: u8 = <u8>L_ACTION_ALERT;
+/** Skip the rest of this tier (network-policy-api "Pass"); only in ClusterEgressPolicy rules. */
+// @ts-ignore: decorator
+@inline export const ACTION_PASS: u8 = <u8>L_ACTION_PASS;
+// @ts-ignore: decorator
+@inline export const MODE_ENFORCE: u8 = <u8>L_MODE_ENFORCE;
+// @ts-ignore: decorator
+@inline export const MODE_MONITOR: u8 = <u8>L_MODE_MONITOR;
+// @ts-ignore: decorator
+@inline export const PATTERN_EXACT: u8 = <u8>L_PATTERN_EXACT;
+// @ts-ignore: decorator
+@inline export const PATTERN_ONE_LABEL: u8 = <u8>L_PATTERN_ONE_LABEL;
+// @ts-ignore: decorator
+@inline export const PATTERN_MULTI_LABEL: u8 = <u8>L_PATTERN_MULTI_LABEL;
 
 // Bounds a snapshot may not exceed (a corrupt count must not drive a huge allocation).
 // @ts-ignore: decorator
@@ -77,41 +107,6 @@ import { equalFold } from "./match";
 // Label suffixes the index may hold (a pattern of n bytes has at most n/2+1): bounds its memory.
 // @ts-ignore: decorator
 @inline const MAX_SUFFIXES: u32 = 1 << 22;
-
-// Rule field bits (which `to`/`ports`/`protocols` fields the rule sets).
-// @ts-ignore: decorator
-@inline export const RULE_DOMAINS: u32 = 1;
-// @ts-ignore: decorator
-@inline export const RULE_CIDRS: u32 = 2;
-// @ts-ignore: decorator
-@inline export const RULE_EXTERNAL: u32 = 4;
-// @ts-ignore: decorator
-@inline export const RULE_PORTS: u32 = 8;
-// @ts-ignore: decorator
-@inline export const RULE_PROTOCOLS: u32 = 16;
-/** `encryptedClientHello: Allow`: an ECH ClientHello may be judged by this rule's names (needs RULE_DOMAINS). */
-// @ts-ignore: decorator
-@inline export const RULE_ECH_ALLOWED: u32 = 32;
-
-// @ts-ignore: decorator
-@inline export const ACTION_ALLOW: u8 = 1;
-// @ts-ignore: decorator
-@inline export const ACTION_DENY: u8 = 2;
-// @ts-ignore: decorator
-@inline export const ACTION_ALERT: u8 = 3;
-/** Skip the rest of this tier (network-policy-api "Pass"); only in ClusterEgressPolicy rules. */
-// @ts-ignore: decorator
-@inline export const ACTION_PASS: u8 = 4;
-// @ts-ignore: decorator
-@inline export const MODE_ENFORCE: u8 = 1;
-// @ts-ignore: decorator
-@inline export const MODE_MONITOR: u8 = 2;
-// @ts-ignore: decorator
-@inline export const PATTERN_EXACT: u8 = 0;
-// @ts-ignore: decorator
-@inline export const PATTERN_ONE_LABEL: u8 = 1;
-// @ts-ignore: decorator
-@inline export const PATTERN_MULTI_LABEL: u8 = 2;
 
 // Decode error codes (lastDecodeError()); 0 = none.
 export const enum DecodeError {
@@ -242,43 +237,43 @@ export class PolicySnapshot {
   }
 
   // Policy accessors (i < policyCount).
-  @inline policyTier(i: i32): u8 { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 6); }
-  @inline policyMode(i: i32): u8 { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 7); }
-  @inline policyFirstRule(i: i32): i32 { return <i32>load<u32>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 8); }
-  @inline policyRuleCount(i: i32): i32 { return <i32>load<u32>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 12); }
-  @inline policyGrace(i: i32): i32 { return <i32>load<u32>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 16); }
-  @inline policyUnattributed(i: i32): u8 { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 20); }
-  @inline policyKind(i: i32): u8 { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 21); }
+  @inline policyTier(i: i32): u8 { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, POL_TIER); }
+  @inline policyMode(i: i32): u8 { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, POL_MODE); }
+  @inline policyFirstRule(i: i32): i32 { return <i32>load<u32>(this.policies + <usize>i * POLICY_ENTRY_SIZE, POL_FIRST_RULE); }
+  @inline policyRuleCount(i: i32): i32 { return <i32>load<u32>(this.policies + <usize>i * POLICY_ENTRY_SIZE, POL_RULE_COUNT); }
+  @inline policyGrace(i: i32): i32 { return <i32>load<u32>(this.policies + <usize>i * POLICY_ENTRY_SIZE, POL_GRACE); }
+  @inline policyUnattributed(i: i32): u8 { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, POL_UNATTRIBUTED); }
+  @inline policyKind(i: i32): u8 { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, POL_KIND); }
   /** The policy set `meshConfigEvidence: Ignore`: it matches names on pod DNS evidence only. */
-  @inline policyIgnoresMeshConfig(i: i32): bool { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 22) == 1; }
+  @inline policyIgnoresMeshConfig(i: i32): bool { return load<u8>(this.policies + <usize>i * POLICY_ENTRY_SIZE, POL_MESH_CONFIG) == MESH_CONFIG_IGNORE; }
   /** Address and length of the policy's reference ("name" or "namespace/name"). */
-  @inline policyRefPtr(i: i32): usize { return this.strings + <usize>load<u32>(this.policies + <usize>i * POLICY_ENTRY_SIZE); }
-  @inline policyRefLen(i: i32): i32 { return <i32>load<u16>(this.policies + <usize>i * POLICY_ENTRY_SIZE, 4); }
+  @inline policyRefPtr(i: i32): usize { return this.strings + <usize>load<u32>(this.policies + <usize>i * POLICY_ENTRY_SIZE, POL_REF_OFF); }
+  @inline policyRefLen(i: i32): i32 { return <i32>load<u16>(this.policies + <usize>i * POLICY_ENTRY_SIZE, POL_REF_LEN); }
 
   // Rule accessors (r < ruleCount; r is the global rule index).
   @inline ruleAddr(r: i32): usize { return this.rules + <usize>r * RULE_ENTRY_SIZE; }
-  @inline ruleAction(r: i32): u8 { return load<u8>(this.ruleAddr(r)); }
-  @inline ruleFields(r: i32): u32 { return <u32>load<u8>(this.ruleAddr(r), 1); }
-  @inline rulePolicy(r: i32): i32 { return <i32>load<u16>(this.ruleAddr(r), 2); }
-  @inline ruleNamePtr(r: i32): usize { return this.strings + <usize>load<u32>(this.ruleAddr(r), 4); }
-  @inline ruleNameLen(r: i32): i32 { return <i32>load<u16>(this.ruleAddr(r), 8); }
-  @inline ruleIndexInPolicy(r: i32): i32 { return <i32>load<u16>(this.ruleAddr(r), 10); }
-  @inline rulePatternStart(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), 12); }
-  @inline rulePatternCount(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), 16); }
-  @inline ruleCidrStart(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), 20); }
-  @inline ruleCidrCount(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), 24); }
-  @inline rulePortStart(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), 28); }
-  @inline rulePortCount(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), 32); }
+  @inline ruleAction(r: i32): u8 { return load<u8>(this.ruleAddr(r), RULE_ACTION); }
+  @inline ruleFields(r: i32): u32 { return <u32>load<u8>(this.ruleAddr(r), RULE_FIELDS); }
+  @inline rulePolicy(r: i32): i32 { return <i32>load<u16>(this.ruleAddr(r), RULE_POLICY); }
+  @inline ruleNamePtr(r: i32): usize { return this.strings + <usize>load<u32>(this.ruleAddr(r), RULE_NAME_OFF); }
+  @inline ruleNameLen(r: i32): i32 { return <i32>load<u16>(this.ruleAddr(r), RULE_NAME_LEN); }
+  @inline ruleIndexInPolicy(r: i32): i32 { return <i32>load<u16>(this.ruleAddr(r), RULE_INDEX); }
+  @inline rulePatternStart(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), RULE_PATTERN_START); }
+  @inline rulePatternCount(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), RULE_PATTERN_COUNT); }
+  @inline ruleCidrStart(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), RULE_CIDR_START); }
+  @inline ruleCidrCount(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), RULE_CIDR_COUNT); }
+  @inline rulePortStart(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), RULE_PORT_START); }
+  @inline rulePortCount(r: i32): i32 { return <i32>load<u32>(this.ruleAddr(r), RULE_PORT_COUNT); }
   @inline ruleProtocolMask(r: i32): u64 { return unchecked(this.ruleProtocols[r]); }
 
   // Pattern, CIDR and port entries.
-  @inline patternKind(p: i32): u8 { return load<u8>(this.patterns + <usize>p * PATTERN_ENTRY_SIZE); }
-  @inline patternLen(p: i32): i32 { return <i32>load<u16>(this.patterns + <usize>p * PATTERN_ENTRY_SIZE, 2); }
-  @inline patternPtr(p: i32): usize { return this.strings + <usize>load<u32>(this.patterns + <usize>p * PATTERN_ENTRY_SIZE, 4); }
+  @inline patternKind(p: i32): u8 { return load<u8>(this.patterns + <usize>p * PATTERN_ENTRY_SIZE, PAT_KIND); }
+  @inline patternLen(p: i32): i32 { return <i32>load<u16>(this.patterns + <usize>p * PATTERN_ENTRY_SIZE, PAT_LEN); }
+  @inline patternPtr(p: i32): usize { return this.strings + <usize>load<u32>(this.patterns + <usize>p * PATTERN_ENTRY_SIZE, PAT_OFF); }
   @inline cidrAddr(c: i32): usize { return this.cidrs + <usize>c * CIDR_ENTRY_SIZE; }
   @inline clusterCidrAddr(c: i32): usize { return this.clusterCidrs + <usize>c * CIDR_ENTRY_SIZE; }
-  @inline portFirst(p: i32): u32 { return <u32>load<u16>(this.ports + <usize>p * PORT_ENTRY_SIZE); }
-  @inline portLast(p: i32): u32 { return <u32>load<u16>(this.ports + <usize>p * PORT_ENTRY_SIZE, 2); }
+  @inline portFirst(p: i32): u32 { return <u32>load<u16>(this.ports + <usize>p * PORT_ENTRY_SIZE, PORT_FIRST); }
+  @inline portLast(p: i32): u32 { return <u32>load<u16>(this.ports + <usize>p * PORT_ENTRY_SIZE, PORT_LAST); }
 
   /** The policy's reference as a string (reporting path only: allocates). */
   policyName(i: i32): string {
@@ -330,14 +325,14 @@ function stringOk(strings: usize, stringsLen: u32, off: u32, len: u32): bool {
 }
 
 function cidrEntryOk(addr: usize, allowExcept: bool): bool {
-  const family = load<u8>(addr);
-  const prefix = <u32>load<u8>(addr, 1);
-  const isExcept = load<u8>(addr, 2);
-  if (load<u8>(addr, 3) != 0 || isExcept > 1 || (isExcept == 1 && !allowExcept)) return false;
+  const family = load<u8>(addr, CIDR_FAMILY);
+  const prefix = <u32>load<u8>(addr, CIDR_PREFIX);
+  const isExcept = load<u8>(addr, CIDR_EXCEPT);
+  if (load<u8>(addr, CIDR_RESERVED) != 0 || isExcept > 1 || (isExcept == 1 && !allowExcept)) return false;
   if (prefix > 128) return false;
   if (family == 4) {
     // IPv4 entries live inside ::ffff:0:0/96.
-    if (prefix < 96 || load<u64>(addr, 4) != 0 || (load<u64>(addr, 12) >> 32) != 0xffff) return false;
+    if (prefix < 96 || load<u64>(addr, CIDR_HI) != 0 || (load<u64>(addr, CIDR_LO) >> 32) != 0xffff) return false;
   } else if (family != 6) return false;
   return true;
 }
@@ -402,6 +397,27 @@ function countSuffixes(patterns: usize, strings: usize, count: u32): u64 {
   return total;
 }
 
+/** Header counts and the section offsets they imply, in u64 so corrupt counts cannot overflow. */
+class Sections {
+  flags: u32 = 0;
+  policyCount: u32 = 0;
+  protocolCount: u32 = 0;
+  ruleCount: u32 = 0;
+  patternCount: u32 = 0;
+  cidrCount: u32 = 0;
+  portCount: u32 = 0;
+  stringsLen: u32 = 0;
+  clusterCidrCount: u32 = 0;
+  offProtocols: u64 = 0;
+  offPolicies: u64 = 0;
+  offRules: u64 = 0;
+  offPatterns: u64 = 0;
+  offCidrs: u64 = 0;
+  offClusterCidrs: u64 = 0;
+  offPorts: u64 = 0;
+  offStrings: u64 = 0;
+}
+
 /**
  * Decodes and verifies a snapshot from [ptr, ptr+len). Allocates (root context only). Returns null
  * on any inconsistency (see lastDecodeError()); never traps on any input.
@@ -409,91 +425,110 @@ function countSuffixes(patterns: usize, strings: usize, count: u32): u64 {
 export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
   decodeError = 0;
   decodeErrorOffset = 0;
-  if (len < HEADER_SIZE) return fail(DecodeError.TooShort, 0);
-  if (len > MAX_SNAPSHOT_BYTES) return fail(DecodeError.TooLarge, 0);
-  if (load<u32>(ptr) != SNAPSHOT_MAGIC) return fail(DecodeError.BadMagic, 0);
-  if (<u32>load<u16>(ptr, 4) != FORMAT_VERSION) return fail(DecodeError.BadVersion, 4);
-  if (load<u32>(ptr, 8) != len) return fail(DecodeError.LengthMismatch, 8);
-  if (fnv1a32(ptr + 16, <usize>(len - 16)) != load<u32>(ptr, 12)) return fail(DecodeError.Checksum, 12);
-
-  const flags = <u32>load<u16>(ptr, 6);
-  const policyCount = <u32>load<u16>(ptr, 16);
-  const protocolCount = <u32>load<u16>(ptr, 18);
-  const ruleCount = load<u32>(ptr, 20);
-  const patternCount = load<u32>(ptr, 24);
-  const cidrCount = load<u32>(ptr, 28);
-  const portCount = load<u32>(ptr, 32);
-  const stringsLen = load<u32>(ptr, 36);
-  const clusterCidrCount = <u32>load<u16>(ptr, 40);
-  if (flags > 1 || load<u16>(ptr, 42) != 0) return fail(DecodeError.BadVersion, 6);
-  if (policyCount > MAX_POLICIES || ruleCount > MAX_RULES || protocolCount > MAX_PROTOCOL_LABELS) return fail(DecodeError.Limit, 16);
-
-  // Section layout in u64 so corrupt counts cannot overflow.
-  const offProtocols: u64 = HEADER_SIZE;
-  const offPolicies: u64 = offProtocols + <u64>protocolCount * PROTOCOL_ENTRY_SIZE;
-  const offRules: u64 = offPolicies + <u64>policyCount * POLICY_ENTRY_SIZE;
-  const offPatterns: u64 = offRules + <u64>ruleCount * RULE_ENTRY_SIZE;
-  const offCidrs: u64 = offPatterns + <u64>patternCount * PATTERN_ENTRY_SIZE;
-  const offClusterCidrs: u64 = offCidrs + <u64>cidrCount * CIDR_ENTRY_SIZE;
-  const offPorts: u64 = offClusterCidrs + <u64>clusterCidrCount * CIDR_ENTRY_SIZE;
-  const offStrings: u64 = offPorts + <u64>portCount * PORT_ENTRY_SIZE;
-  if (offStrings + <u64>stringsLen != <u64>len) return fail(DecodeError.Layout, 20);
-
+  const s = readHeader(ptr, len);
+  if (s == null) return null;
   // From here on every section is inside the buffer; copy it so the caller may free its bytes.
   const raw = new StaticArray<u8>(<i32>len);
   memory.copy(changetype<usize>(raw), ptr, <usize>len);
-  if (patternCount > MAX_PATTERNS) return fail(DecodeError.Limit, 24);
-  const snap = new PolicySnapshot(raw, <i32>ruleCount, <i32>patternCount);
-  const base = snap.base;
-  snap.selected = (flags & 1) != 0;
-  snap.policyCount = <i32>policyCount;
-  snap.ruleCount = <i32>ruleCount;
-  snap.clusterCidrCount = <i32>clusterCidrCount;
-  snap.policies = base + <usize>offPolicies;
-  snap.rules = base + <usize>offRules;
-  snap.patterns = base + <usize>offPatterns;
-  snap.cidrs = base + <usize>offCidrs;
-  snap.clusterCidrs = base + <usize>offClusterCidrs;
-  snap.ports = base + <usize>offPorts;
-  snap.strings = base + <usize>offStrings;
-  const strings = snap.strings;
+  if (s.patternCount > MAX_PATTERNS) return fail(DecodeError.Limit, HDR_PATTERN_COUNT);
+  const snap = new PolicySnapshot(raw, <i32>s.ruleCount, <i32>s.patternCount);
+  placeSections(snap, s);
+  const protocolIds = decodeProtocols(snap, s);
+  if (protocolIds == null) return null;
+  if (!checkPolicies(snap, s) || !decodeRules(snap, s, protocolIds) || !checkPatterns(snap, s)) return null;
+  if (!indexPatterns(snap, s) || !checkClusterCidrs(snap, s) || !checkPorts(snap, s)) return null;
+  return snap;
+}
 
-  // Protocol label table → detector ids.
-  const protocolIds = new StaticArray<i32>(<i32>protocolCount);
-  for (let i: u32 = 0; i < protocolCount; i++) {
-    const e = base + <usize>offProtocols + <usize>i * PROTOCOL_ENTRY_SIZE;
-    const off = load<u32>(e);
-    const n = <u32>load<u16>(e, 4);
-    const at = <u32>(offProtocols + <u64>i * PROTOCOL_ENTRY_SIZE);
-    if (n == 0 || load<u16>(e, 6) != 0 || !stringOk(strings, stringsLen, off, n)) return fail(DecodeError.BadString, at);
-    const id = protocolIdOfLabel(strings + <usize>off, <i32>n);
-    if (id < 0 || id >= 64) return fail(DecodeError.UnknownProtocol, at);
+function reject(code: DecodeError, offset: u32): bool {
+  fail(code, offset);
+  return false;
+}
+
+/** Checks the header and that the sections it declares exactly fill the buffer. */
+function readHeader(ptr: usize, len: u32): Sections | null {
+  if (len < HEADER_SIZE) { fail(DecodeError.TooShort, 0); return null; }
+  if (len > MAX_SNAPSHOT_BYTES) { fail(DecodeError.TooLarge, 0); return null; }
+  if (load<u32>(ptr, HDR_MAGIC) != SNAPSHOT_MAGIC) { fail(DecodeError.BadMagic, HDR_MAGIC); return null; }
+  if (<u32>load<u16>(ptr, HDR_VERSION) != FORMAT_VERSION) { fail(DecodeError.BadVersion, HDR_VERSION); return null; }
+  if (load<u32>(ptr, HDR_TOTAL) != len) { fail(DecodeError.LengthMismatch, HDR_TOTAL); return null; }
+  if (fnv1a32(ptr + HDR_CHECKSUM_FROM, <usize>(len - HDR_CHECKSUM_FROM)) != load<u32>(ptr, HDR_CHECKSUM)) { fail(DecodeError.Checksum, HDR_CHECKSUM); return null; }
+  const s = new Sections();
+  s.flags = <u32>load<u16>(ptr, HDR_FLAGS);
+  s.policyCount = <u32>load<u16>(ptr, HDR_POLICY_COUNT);
+  s.protocolCount = <u32>load<u16>(ptr, HDR_PROTOCOL_COUNT);
+  s.ruleCount = load<u32>(ptr, HDR_RULE_COUNT);
+  s.patternCount = load<u32>(ptr, HDR_PATTERN_COUNT);
+  s.cidrCount = load<u32>(ptr, HDR_CIDR_COUNT);
+  s.portCount = load<u32>(ptr, HDR_PORT_COUNT);
+  s.stringsLen = load<u32>(ptr, HDR_STRINGS_LENGTH);
+  s.clusterCidrCount = <u32>load<u16>(ptr, HDR_CLUSTER_COUNT);
+  if (s.flags > 1 || load<u16>(ptr, HDR_RESERVED) != 0) { fail(DecodeError.BadVersion, HDR_FLAGS); return null; }
+  if (s.policyCount > MAX_POLICIES || s.ruleCount > MAX_RULES || s.protocolCount > MAX_PROTOCOL_LABELS) { fail(DecodeError.Limit, HDR_POLICY_COUNT); return null; }
+  s.offProtocols = HEADER_SIZE;
+  s.offPolicies = s.offProtocols + <u64>s.protocolCount * PROTOCOL_ENTRY_SIZE;
+  s.offRules = s.offPolicies + <u64>s.policyCount * POLICY_ENTRY_SIZE;
+  s.offPatterns = s.offRules + <u64>s.ruleCount * RULE_ENTRY_SIZE;
+  s.offCidrs = s.offPatterns + <u64>s.patternCount * PATTERN_ENTRY_SIZE;
+  s.offClusterCidrs = s.offCidrs + <u64>s.cidrCount * CIDR_ENTRY_SIZE;
+  s.offPorts = s.offClusterCidrs + <u64>s.clusterCidrCount * CIDR_ENTRY_SIZE;
+  s.offStrings = s.offPorts + <u64>s.portCount * PORT_ENTRY_SIZE;
+  if (s.offStrings + <u64>s.stringsLen != <u64>len) { fail(DecodeError.Layout, HDR_RULE_COUNT); return null; }
+  return s;
+}
+
+function placeSections(snap: PolicySnapshot, s: Sections): void {
+  const base = snap.base;
+  snap.selected = (s.flags & 1) != 0;
+  snap.policyCount = <i32>s.policyCount;
+  snap.ruleCount = <i32>s.ruleCount;
+  snap.clusterCidrCount = <i32>s.clusterCidrCount;
+  snap.policies = base + <usize>s.offPolicies;
+  snap.rules = base + <usize>s.offRules;
+  snap.patterns = base + <usize>s.offPatterns;
+  snap.cidrs = base + <usize>s.offCidrs;
+  snap.clusterCidrs = base + <usize>s.offClusterCidrs;
+  snap.ports = base + <usize>s.offPorts;
+  snap.strings = base + <usize>s.offStrings;
+}
+
+/** The protocol label table → detector ids. */
+function decodeProtocols(snap: PolicySnapshot, s: Sections): StaticArray<i32> | null {
+  const protocolIds = new StaticArray<i32>(<i32>s.protocolCount);
+  for (let i: u32 = 0; i < s.protocolCount; i++) {
+    const e = snap.base + <usize>s.offProtocols + <usize>i * PROTOCOL_ENTRY_SIZE;
+    const off = load<u32>(e, PROTO_OFF);
+    const n = <u32>load<u16>(e, PROTO_LEN);
+    const at = <u32>(s.offProtocols + <u64>i * PROTOCOL_ENTRY_SIZE);
+    if (n == 0 || load<u16>(e, PROTO_RESERVED) != 0 || !stringOk(snap.strings, s.stringsLen, off, n)) { fail(DecodeError.BadString, at); return null; }
+    const id = protocolIdOfLabel(snap.strings + <usize>off, <i32>n);
+    if (id < 0 || id >= 64) { fail(DecodeError.UnknownProtocol, at); return null; }
     unchecked(protocolIds[i] = id);
   }
+  return protocolIds;
+}
 
-  // Policies partition the rules in order.
+/** Policies: valid codes, and they partition the rules in order. Sets the per-snapshot summaries. */
+function checkPolicies(snap: PolicySnapshot, s: Sections): bool {
   let nextRule: u32 = 0;
   let maxGrace: u32 = 0;
-  let allMonitor = policyCount > 0;
+  let allMonitor = s.policyCount > 0;
   let lastEnforce: i32 = -1;
   let anyUsesMesh = false;
-  for (let i: u32 = 0; i < policyCount; i++) {
+  for (let i: u32 = 0; i < s.policyCount; i++) {
     const e = snap.policies + <usize>i * POLICY_ENTRY_SIZE;
-    const at = <u32>(offPolicies + <u64>i * POLICY_ENTRY_SIZE);
-    const refOff = load<u32>(e);
-    const refLen = <u32>load<u16>(e, 4);
-    const tier = load<u8>(e, 6);
-    const mode = load<u8>(e, 7);
-    const first = load<u32>(e, 8);
-    const count = load<u32>(e, 12);
-    const grace = load<u32>(e, 16);
-    const unattributed = load<u8>(e, 20);
-    const kind = load<u8>(e, 21);
-    const meshConfig = load<u8>(e, 22);
-    if (refLen == 0 || !stringOk(strings, stringsLen, refOff, refLen)) return fail(DecodeError.BadString, at);
-    if (tier > 2 || mode < 1 || mode > 2 || unattributed > 3 || kind > 1 || meshConfig > 1 || load<u8>(e, 23) != 0) return fail(DecodeError.BadPolicy, at);
-    if (meshConfig == 0) anyUsesMesh = true;
-    if (first != nextRule || <u64>first + <u64>count > <u64>ruleCount || grace > MAX_GRACE_SECONDS) return fail(DecodeError.BadPolicy, at);
+    const at = <u32>(s.offPolicies + <u64>i * POLICY_ENTRY_SIZE);
+    const refOff = load<u32>(e, POL_REF_OFF);
+    const refLen = <u32>load<u16>(e, POL_REF_LEN);
+    const mode = load<u8>(e, POL_MODE);
+    const first = load<u32>(e, POL_FIRST_RULE);
+    const count = load<u32>(e, POL_RULE_COUNT);
+    const grace = load<u32>(e, POL_GRACE);
+    const meshConfig = load<u8>(e, POL_MESH_CONFIG);
+    if (refLen == 0 || !stringOk(snap.strings, s.stringsLen, refOff, refLen)) return reject(DecodeError.BadString, at);
+    if (!policyCodesOk(e)) return reject(DecodeError.BadPolicy, at);
+    if (first != nextRule || <u64>first + <u64>count > <u64>s.ruleCount || grace > MAX_GRACE_SECONDS) return reject(DecodeError.BadPolicy, at);
+    if (meshConfig != MESH_CONFIG_IGNORE) anyUsesMesh = true;
     nextRule = first + count;
     if (grace > maxGrace) maxGrace = grace;
     if (mode != MODE_MONITOR) {
@@ -501,80 +536,125 @@ export function decodeSnapshot(ptr: usize, len: u32): PolicySnapshot | null {
       lastEnforce = <i32>i;
     }
   }
-  if (nextRule != ruleCount) return fail(DecodeError.BadPolicy, <u32>offPolicies);
+  if (nextRule != s.ruleCount) return reject(DecodeError.BadPolicy, <u32>s.offPolicies);
   snap.maxGraceSeconds = <i32>maxGrace;
   snap.allMonitor = allMonitor;
   snap.anyPolicyUsesMeshConfig = anyUsesMesh;
-  snap.defaultDenyPolicy = allMonitor ? <i32>policyCount - 1 : lastEnforce;
+  snap.defaultDenyPolicy = allMonitor ? <i32>s.policyCount - 1 : lastEnforce;
+  return true;
+}
 
-  // Rules.
+function policyCodesOk(e: usize): bool {
+  const mode = load<u8>(e, POL_MODE);
+  return load<u8>(e, POL_TIER) <= <u8>TIER_BASELINE && mode >= MODE_ENFORCE && mode <= MODE_MONITOR
+    && load<u8>(e, POL_UNATTRIBUTED) <= <u8>L_UNATTRIBUTED_ALLOW && load<u8>(e, POL_KIND) <= <u8>KIND_NAMESPACED
+    && load<u8>(e, POL_MESH_CONFIG) <= <u8>MESH_CONFIG_IGNORE && load<u8>(e, POL_RESERVED) == 0;
+}
+
+/** Rules: codes, owners, and ranges inside their tables; fills the protocol masks and pattern owners. */
+function decodeRules(snap: PolicySnapshot, s: Sections, protocolIds: StaticArray<i32>): bool {
   let policyIndex: u32 = 0;
   let nextPattern: u32 = 0;
-  for (let r: u32 = 0; r < ruleCount; r++) {
+  for (let r: u32 = 0; r < s.ruleCount; r++) {
     const e = snap.rules + <usize>r * RULE_ENTRY_SIZE;
-    const at = <u32>(offRules + <u64>r * RULE_ENTRY_SIZE);
-    while (policyIndex < policyCount && <u32>snap.policyFirstRule(<i32>policyIndex) + <u32>snap.policyRuleCount(<i32>policyIndex) <= r) policyIndex++;
-    const action = load<u8>(e);
-    const fields = <u32>load<u8>(e, 1);
-    const owner = <u32>load<u16>(e, 2);
-    const nameOff = load<u32>(e, 4);
-    const nameLen = <u32>load<u16>(e, 8);
-    const indexInPolicy = <u32>load<u16>(e, 10);
-    const pStart = load<u32>(e, 12), pCount = load<u32>(e, 16);
-    const cStart = load<u32>(e, 20), cCount = load<u32>(e, 24);
-    const oStart = load<u32>(e, 28), oCount = load<u32>(e, 32);
-    const protoBits = load<u64>(e, 36);
-    if (action < 1 || action > 4 || fields > 63 || owner != policyIndex) return fail(DecodeError.BadRule, at);
-    if ((fields & RULE_ECH_ALLOWED) != 0 && (fields & RULE_DOMAINS) == 0) return fail(DecodeError.BadRule, at + 1);
-    // Pass means "go on to the next tier": namespaced policies have a tier of their own, no Pass.
-    if (action == ACTION_PASS && snap.policyTier(<i32>owner) == 1) return fail(DecodeError.BadRule, at);
-    if (indexInPolicy != r - <u32>snap.policyFirstRule(<i32>owner)) return fail(DecodeError.BadRule, at + 10);
-    if (nameLen > 0 && !stringOk(strings, stringsLen, nameOff, nameLen)) return fail(DecodeError.BadString, at + 4);
-    // Each field bit must agree with its table range; ranges must lie inside their tables.
-    // Pattern ranges partition the pattern table in rule order (each pattern has one owner).
-    if (((fields & RULE_DOMAINS) != 0) != (pCount > 0) || (pCount > 0 && pStart != nextPattern) || <u64>pStart + <u64>pCount > <u64>patternCount) return fail(DecodeError.BadRule, at + 12);
+    const at = <u32>(s.offRules + <u64>r * RULE_ENTRY_SIZE);
+    while (policyIndex < s.policyCount && <u32>snap.policyFirstRule(<i32>policyIndex) + <u32>snap.policyRuleCount(<i32>policyIndex) <= r) policyIndex++;
+    if (!ruleHeadOk(snap, s, e, at, r, policyIndex)) return false;
+    if (!ruleRangesOk(s, e, at, nextPattern)) return false;
+    const pStart = load<u32>(e, RULE_PATTERN_START), pCount = load<u32>(e, RULE_PATTERN_COUNT);
     nextPattern += pCount;
-    if (((fields & RULE_CIDRS) != 0) != (cCount > 0) || <u64>cStart + <u64>cCount > <u64>cidrCount) return fail(DecodeError.BadRule, at + 20);
-    if (((fields & RULE_PORTS) != 0) != (oCount > 0) || <u64>oStart + <u64>oCount > <u64>portCount) return fail(DecodeError.BadRule, at + 28);
-    if (((fields & RULE_PROTOCOLS) != 0) != (protoBits != 0)) return fail(DecodeError.BadRule, at + 36);
-    if (protocolCount < 64 && (protoBits >> protocolCount) != 0) return fail(DecodeError.BadRule, at + 36);
-    let mask: u64 = 0;
-    for (let b: u32 = 0; b < protocolCount; b++) {
-      if ((protoBits >> b) & 1) mask |= (<u64>1) << <u64>unchecked(protocolIds[b]);
-    }
-    unchecked(snap.ruleProtocols[r] = mask);
+    unchecked(snap.ruleProtocols[r] = detectorMask(load<u64>(e, RULE_PROTOCOL_BITS), s.protocolCount, protocolIds));
     for (let p: u32 = 0; p < pCount; p++) unchecked(snap.patternRule[pStart + p] = <i32>r);
     // A rule's CIDR list starts with an include.
+    const cStart = load<u32>(e, RULE_CIDR_START), cCount = load<u32>(e, RULE_CIDR_COUNT);
     for (let c: u32 = 0; c < cCount; c++) {
-      if (!cidrEntryOk(snap.cidrAddr(<i32>(cStart + c)), c > 0)) return fail(DecodeError.BadCidr, <u32>(offCidrs + <u64>(cStart + c) * CIDR_ENTRY_SIZE));
+      if (!cidrEntryOk(snap.cidrAddr(<i32>(cStart + c)), c > 0)) return reject(DecodeError.BadCidr, <u32>(s.offCidrs + <u64>(cStart + c) * CIDR_ENTRY_SIZE));
     }
   }
-  if (nextPattern != patternCount) return fail(DecodeError.BadRule, <u32>offRules);
-  for (let p: u32 = 0; p < patternCount; p++) {
+  if (nextPattern != s.patternCount) return reject(DecodeError.BadRule, <u32>s.offRules);
+  return true;
+}
+
+/** Action, field bits, owner, index and name of rule r (entry at e, byte offset at). */
+function ruleHeadOk(snap: PolicySnapshot, s: Sections, e: usize, at: u32, r: u32, policyIndex: u32): bool {
+  const action = load<u8>(e, RULE_ACTION);
+  const fields = <u32>load<u8>(e, RULE_FIELDS);
+  const owner = <u32>load<u16>(e, RULE_POLICY);
+  const nameLen = <u32>load<u16>(e, RULE_NAME_LEN);
+  if (action < ACTION_ALLOW || action > ACTION_PASS || fields > <u32>RULE_FIELDS_ALL || owner != policyIndex) return reject(DecodeError.BadRule, at);
+  if ((fields & RULE_ECH_ALLOWED) != 0 && (fields & RULE_DOMAINS) == 0) return reject(DecodeError.BadRule, at + RULE_FIELDS);
+  // Pass means "go on to the next tier": namespaced policies have a tier of their own, no Pass.
+  if (action == ACTION_PASS && snap.policyTier(<i32>owner) == <u8>TIER_NAMESPACE) return reject(DecodeError.BadRule, at);
+  if (<u32>load<u16>(e, RULE_INDEX) != r - <u32>snap.policyFirstRule(<i32>owner)) return reject(DecodeError.BadRule, at + RULE_INDEX);
+  if (nameLen > 0 && !stringOk(snap.strings, s.stringsLen, load<u32>(e, RULE_NAME_OFF), nameLen)) return reject(DecodeError.BadString, at + RULE_NAME_OFF);
+  return true;
+}
+
+/**
+ * Each field bit agrees with its table range; ranges lie inside their tables; pattern ranges
+ * partition the pattern table in rule order (each pattern has one owner).
+ */
+function ruleRangesOk(s: Sections, e: usize, at: u32, nextPattern: u32): bool {
+  const fields = <u32>load<u8>(e, RULE_FIELDS);
+  const pStart = load<u32>(e, RULE_PATTERN_START), pCount = load<u32>(e, RULE_PATTERN_COUNT);
+  const cStart = load<u32>(e, RULE_CIDR_START), cCount = load<u32>(e, RULE_CIDR_COUNT);
+  const oStart = load<u32>(e, RULE_PORT_START), oCount = load<u32>(e, RULE_PORT_COUNT);
+  const protoBits = load<u64>(e, RULE_PROTOCOL_BITS);
+  if (((fields & RULE_DOMAINS) != 0) != (pCount > 0) || (pCount > 0 && pStart != nextPattern) || <u64>pStart + <u64>pCount > <u64>s.patternCount) return reject(DecodeError.BadRule, at + RULE_PATTERN_START);
+  if (((fields & RULE_CIDRS) != 0) != (cCount > 0) || <u64>cStart + <u64>cCount > <u64>s.cidrCount) return reject(DecodeError.BadRule, at + RULE_CIDR_START);
+  if (((fields & RULE_PORTS) != 0) != (oCount > 0) || <u64>oStart + <u64>oCount > <u64>s.portCount) return reject(DecodeError.BadRule, at + RULE_PORT_START);
+  if (((fields & RULE_PROTOCOLS) != 0) != (protoBits != 0)) return reject(DecodeError.BadRule, at + RULE_PROTOCOL_BITS);
+  if (s.protocolCount < 64 && (protoBits >> s.protocolCount) != 0) return reject(DecodeError.BadRule, at + RULE_PROTOCOL_BITS);
+  return true;
+}
+
+/** A rule's bits over the snapshot's label table → bits over detector protocol ids. */
+function detectorMask(protoBits: u64, protocolCount: u32, protocolIds: StaticArray<i32>): u64 {
+  let mask: u64 = 0;
+  for (let b: u32 = 0; b < protocolCount; b++) {
+    if ((protoBits >> b) & 1) mask |= (<u64>1) << <u64>unchecked(protocolIds[b]);
+  }
+  return mask;
+}
+
+/** Patterns are stored normalized: a known kind, 1…253 bytes of lowercase letters, digits, '-', '_', '.'. */
+function checkPatterns(snap: PolicySnapshot, s: Sections): bool {
+  for (let p: u32 = 0; p < s.patternCount; p++) {
     const e = snap.patterns + <usize>p * PATTERN_ENTRY_SIZE;
-    const kind = load<u8>(e);
-    const n = <u32>load<u16>(e, 2);
-    const at = <u32>(offPatterns + <u64>p * PATTERN_ENTRY_SIZE);
-    if (kind > 2 || load<u8>(e, 1) != 0 || n == 0 || n > 253 || !stringOk(strings, stringsLen, load<u32>(e, 4), n)) return fail(DecodeError.BadPattern, at);
-    // Patterns are stored normalized: lowercase letters, digits, '-', '_', '.'.
-    const text = strings + <usize>load<u32>(e, 4);
+    const kind = load<u8>(e, PAT_KIND);
+    const n = <u32>load<u16>(e, PAT_LEN);
+    const at = <u32>(s.offPatterns + <u64>p * PATTERN_ENTRY_SIZE);
+    if (kind > PATTERN_MULTI_LABEL || load<u8>(e, PAT_RESERVED) != 0 || n == 0 || n > 253 || !stringOk(snap.strings, s.stringsLen, load<u32>(e, PAT_OFF), n)) return reject(DecodeError.BadPattern, at);
+    const text = snap.strings + <usize>load<u32>(e, PAT_OFF);
     for (let i: u32 = 0; i < n; i++) {
       const c = <u32>load<u8>(text + <usize>i);
-      if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e)) return fail(DecodeError.BadPattern, at);
+      if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e)) return reject(DecodeError.BadPattern, at);
     }
   }
-  const suffixes = countSuffixes(snap.patterns, strings, patternCount);
-  if (suffixes > MAX_SUFFIXES) return fail(DecodeError.Limit, 24);
+  return true;
+}
+
+function indexPatterns(snap: PolicySnapshot, s: Sections): bool {
+  const suffixes = countSuffixes(snap.patterns, snap.strings, s.patternCount);
+  if (suffixes > MAX_SUFFIXES) return reject(DecodeError.Limit, HDR_PATTERN_COUNT);
   snap.sizeSuffixIndex(<i32>suffixes);
-  for (let p: u32 = 0; p < patternCount; p++) {
+  for (let p: u32 = 0; p < s.patternCount; p++) {
     const e = snap.patterns + <usize>p * PATTERN_ENTRY_SIZE;
-    indexPattern(snap, <i32>p, strings + <usize>load<u32>(e, 4), <i32>load<u16>(e, 2));
+    indexPattern(snap, <i32>p, snap.strings + <usize>load<u32>(e, PAT_OFF), <i32>load<u16>(e, PAT_LEN));
   }
-  for (let c: u32 = 0; c < clusterCidrCount; c++) {
-    if (!cidrEntryOk(snap.clusterCidrAddr(<i32>c), false)) return fail(DecodeError.BadCidr, <u32>(offClusterCidrs + <u64>c * CIDR_ENTRY_SIZE));
+  return true;
+}
+
+function checkClusterCidrs(snap: PolicySnapshot, s: Sections): bool {
+  for (let c: u32 = 0; c < s.clusterCidrCount; c++) {
+    if (!cidrEntryOk(snap.clusterCidrAddr(<i32>c), false)) return reject(DecodeError.BadCidr, <u32>(s.offClusterCidrs + <u64>c * CIDR_ENTRY_SIZE));
   }
-  for (let o: u32 = 0; o < portCount; o++) {
-    if (snap.portFirst(<i32>o) > snap.portLast(<i32>o)) return fail(DecodeError.BadPort, <u32>(offPorts + <u64>o * PORT_ENTRY_SIZE));
+  return true;
+}
+
+function checkPorts(snap: PolicySnapshot, s: Sections): bool {
+  for (let o: u32 = 0; o < s.portCount; o++) {
+    if (snap.portFirst(<i32>o) > snap.portLast(<i32>o)) return reject(DecodeError.BadPort, <u32>(s.offPorts + <u64>o * PORT_ENTRY_SIZE));
   }
-  return snap;
+  return true;
 }

@@ -42,5 +42,10 @@ export function scenarioObjects(s: Scenario, toolboxImage: string, caPem: string
     });
   }
   for (const policy of s.policies as KubeObject[]) out.push(policy);
+  // ServiceEntries as written; istiod writes status.addresses itself (its allocator).
+  for (const se of s.serviceEntries as (KubeObject & { status?: unknown })[]) {
+    const { status: _status, ...object } = se;
+    out.push(object);
+  }
   return out;
 }

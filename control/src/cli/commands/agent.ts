@@ -58,6 +58,9 @@ control
                             ServiceAccount token). Without it control refuses the stream
   --ca-file FILE            verify control's TLS certificate with this CA (PEM); without it the
                             connection is plaintext
+  --tls-server-name NAME    the name control's certificate must carry (with --ca-file): the agent
+                            dials replica IPs, which the certificate does not name (Kubernetes:
+                            egret-control.egret-system.svc)
 bypass detection (docs/operations.md "Coverage and bypass reports")
   --no-bypass               do not watch outbound TCP SYNs and UDP on pod interfaces
   --bypass-window-ms MS     how long a SYN waits for a filter verdict covering it before it is a
@@ -106,6 +109,7 @@ const OPTIONS = {
   "ack-timeout-ms": { type: "string" },
   "token-file": { type: "string" },
   "ca-file": { type: "string" },
+  "tls-server-name": { type: "string" },
   "node-name": { type: "string" },
   "metrics-address": { type: "string" },
   "drain-timeout-ms": { type: "string" },
@@ -118,8 +122,12 @@ const OPTIONS = {
 } as const;
 
 /** --token-file / --ca-file, checked now so a wrong path is a usage error rather than a retry loop. */
-function credentialsFrom(tokenFile: unknown, caFile: unknown): AgentCredentials {
-  const o = { ...(typeof tokenFile === "string" ? { tokenFile } : {}), ...(typeof caFile === "string" ? { caFile } : {}) };
+function credentialsFrom(tokenFile: unknown, caFile: unknown, serverName: unknown): AgentCredentials {
+  const o = {
+    ...(typeof tokenFile === "string" ? { tokenFile } : {}),
+    ...(typeof caFile === "string" ? { caFile } : {}),
+    ...(typeof serverName === "string" ? { serverName } : {}),
+  };
   try {
     if (o.tokenFile) readToken(o.tokenFile);
     return agentCredentials(o);
@@ -220,7 +228,7 @@ export const command: CliCommand = {
         maxQueue: int("queue", 100_000, 1),
         ackTimeoutMs: int("ack-timeout-ms", 15_000, 100),
         connectTimeoutMs: 5_000,
-        credentials: credentialsFrom(values["token-file"], values["ca-file"]),
+        credentials: credentialsFrom(values["token-file"], values["ca-file"], values["tls-server-name"]),
       },
     };
     if (!values["no-bypass"]) {

@@ -25,6 +25,8 @@ import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
 import type { Logger } from "../../common/log.js";
 
+const TLS_RELOAD_MS = 60_000;
+
 /** --tls-cert/--tls-key → the TLS listener; warns when credentials would travel in plaintext. */
 function tlsOptions(values: { "tls-cert"?: string; "tls-key"?: string; "grpc-tls-listen"?: string; "grpc-listen"?: string }, log: Logger) {
   const certFile = values["tls-cert"];
@@ -56,7 +58,9 @@ function tlsOptions(values: { "tls-cert"?: string; "tls-key"?: string; "grpc-tls
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  return { cert, key, listen: values["grpc-tls-listen"]! };
+  // Re-read every minute: the kubelet replaces a mounted Secret's files when the bootstrap CronJob
+  // or cert-manager renews the certificate; new connections get the new one.
+  return { cert, key, listen: values["grpc-tls-listen"]!, files: { cert: certFile, key: keyFile, reloadMs: TLS_RELOAD_MS } };
 }
 
 interface AgentAuthFlags {
@@ -210,7 +214,8 @@ trust (docs/security.md):
                             is refused with UNAUTHENTICATED
   --tls-cert FILE, --tls-key FILE
                             serve TLS (PEM) on --grpc-tls-listen; agents (bearer tokens) are then
-                            served only there, verifying with \`egret agent --ca-file\`. Without
+                            served only there, verifying with \`egret agent --ca-file\`. Re-read
+                            every minute (a renewed Secret is served without a restart). Without
                             them gRPC is plaintext, with a warning unless it listens on loopback
   --grpc-tls-listen HOST:PORT   TLS address (default 0.0.0.0:9443; AgentService and FilterService)
   --insecure-agents         accept Observe from anyone, for any pod (labs only; logged loudly)

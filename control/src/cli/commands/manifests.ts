@@ -36,6 +36,12 @@ same definitions manifests/ is generated from.
   --push-generation N       put N in the module URL: raising it is a spec change istiod pushes to
                             every sidecar, whose istio-agent then downloads the module again — the
                             way back from the deny-all fallback (docs/operations.md "Recovering")
+  --tls bootstrap|cert-manager
+                            who makes control's TLS material (agents' tokens and the filters' gRPC
+                            travel over it): bootstrap (default) an \`egret tls\` Job and daily
+                            CronJob make a private CA and renew the serving certificate;
+                            cert-manager: Issuers and Certificates for a cert-manager you installed
+                            (docs/operations.md "TLS material")
   --set KEY=JSON            override a plugin configuration key, e.g. --set lookupTimeoutMs=500 (repeatable)
   -o, --output FILE         write to FILE instead of stdout
 
@@ -86,7 +92,7 @@ export const command: CliCommand = {
           delivery: { type: "string" }, "trusted-resolver": { type: "string", multiple: true },
           "cluster-cidr": { type: "string", multiple: true }, "pod-cidr": { type: "string", multiple: true }, "istio-root-namespace": { type: "string" }, set: { type: "string", multiple: true },
           output: { type: "string", short: "o" }, "companion-network-policy": { type: "boolean" }, namespace: { type: "string", multiple: true },
-          "dns-namespace": { type: "string" }, "dns-pod-label": { type: "string", multiple: true }, phase: { type: "string", multiple: true }, "push-generation": { type: "string" }, help: { type: "boolean", short: "h" },
+          "dns-namespace": { type: "string" }, "dns-pod-label": { type: "string", multiple: true }, phase: { type: "string", multiple: true }, "push-generation": { type: "string" }, tls: { type: "string" }, help: { type: "boolean", short: "h" },
         },
         strict: true, allowPositionals: false,
     }, HELP);
@@ -97,6 +103,8 @@ export const command: CliCommand = {
     }
     const delivery = values.delivery ?? "ecds";
     if (delivery !== "ecds" && delivery !== "inline" && delivery !== "volume") throw new UsageError(`--delivery must be ecds, inline or volume (got "${delivery}")`);
+    const tls = values.tls ?? "bootstrap";
+    if (tls !== "bootstrap" && tls !== "cert-manager") throw new UsageError(`--tls must be bootstrap or cert-manager (got "${tls}")`);
     for (const p of values.phase ?? []) {
       if (!(PHASES as readonly string[]).includes(p)) throw new UsageError(`--phase must be one of ${PHASES.join(", ")} (got "${p}")`);
     }
@@ -147,6 +155,7 @@ export const command: CliCommand = {
       pluginConfig: Object.keys(pluginConfig).length > 0 ? pluginConfig : undefined,
       phases: phases as Phase[],
       pushGeneration,
+      tls,
     });
     // The plugin configuration is checked whatever the phase: a mesh phase rendered later from
     // the same flags must not be refused then.

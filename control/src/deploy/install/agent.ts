@@ -7,8 +7,12 @@ import {
   AGENT_TOKEN_AUDIENCE,
   AGENT_TOKEN_DIR,
   AGENT_TOKEN_EXPIRATION_SECONDS,
-  AGENT_TOKEN_FILE,   CONTROL_NAME,
-  GRPC_PORT,
+  AGENT_TOKEN_FILE,
+  AGENT_CA_DIR,
+  CA_CONFIGMAP,
+  CONTROL_NAME,
+  GRPC_TLS_PORT,
+  TLS_SERVER_NAME,
   labels,
   NAMESPACE,
   selectorLabels,
@@ -34,7 +38,11 @@ function agentArgs(s: InstallSettings): string[] {
   return [
     "agent",
     // The headless Service: the agent resolves every replica's address and streams to each.
-    `--control-service=${CONTROL_NAME}-agents.${NAMESPACE}.svc.cluster.local:${GRPC_PORT}`,
+    `--control-service=${CONTROL_NAME}-agents.${NAMESPACE}.svc.cluster.local:${GRPC_TLS_PORT}`,
+    // TLS: the token travels only to a replica whose certificate the install's CA signed for the
+    // control Service's name (replica IPs are not in it).
+    `--ca-file=${AGENT_CA_DIR}/ca.crt`,
+    `--tls-server-name=${TLS_SERVER_NAME}`,
     // "any" sees every pod interface whatever the CNI.
     "--interface=any",
     ...s.trustedResolvers.map((ip) => `--trusted-resolver=${ip}`),
@@ -78,6 +86,7 @@ function agentContainer(s: InstallSettings): Record<string, unknown> {
     volumeMounts: [
       { name: "tmp", mountPath: "/tmp" },
       { name: "egret-token", mountPath: AGENT_TOKEN_DIR, readOnly: true },
+      { name: "control-ca", mountPath: AGENT_CA_DIR, readOnly: true },
     ],
   };
 }
@@ -132,6 +141,8 @@ export function agentObjects(s: InstallSettings): KubeObject[] {
                   sources: [{ serviceAccountToken: { audience: AGENT_TOKEN_AUDIENCE, expirationSeconds: AGENT_TOKEN_EXPIRATION_SECONDS, path: AGENT_TOKEN_FILE } }],
                 },
               },
+              // The CA control's certificate must chain to (control/tls.yaml writes it).
+              { name: "control-ca", configMap: { name: CA_CONFIGMAP, items: [{ key: "ca.crt", path: "ca.crt" }] } },
             ],
           },
         },

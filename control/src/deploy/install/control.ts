@@ -1,20 +1,27 @@
 // `egret control`: Deployment, PodDisruptionBudget, the Service for filters and the headless
 // Service for agents, and the DestinationRule that keeps Istio mTLS off the filters' connection.
 import type { KubeObject } from "../objects.js";
-import { AGENT_NAME, AGENT_TOKEN_AUDIENCE, CONTROL_NAME, controlHost, GRPC_PORT, HTTP_PORT, labels, NAMESPACE, selectorLabels, type InstallSettings } from "./settings.js";
+import {
+  AGENT_NAME, AGENT_TOKEN_AUDIENCE, CA_CONFIGMAP, CONTROL_NAME, CONTROL_TLS_DIR, controlHost, GRPC_PORT, GRPC_TLS_PORT, HTTP_PORT, labels, NAMESPACE, selectorLabels,
+  TLS_SECRET, TLS_SERVER_NAME, type InstallSettings,
+} from "./settings.js";
 
 export const CONTROL_HEADER = `\`egret control\`: the gRPC control service (FilterService for sidecar filters, AgentService for
 node agents) plus an HTTP port for /metrics, /healthz, /readyz and the wasm module
 (/wasm/egret.wasm, /wasm/egret.wasm.sha256, /wasm/modules) that istio-agent downloads.
+- TLS port ${GRPC_TLS_PORT} (Secret ${TLS_SECRET}, control/tls.yaml): AgentService, OperatorService and
+  FilterService; the plaintext port ${GRPC_PORT} serves FilterService only (no credential is accepted there).
 - The Service egret-control is what sidecar filters use: Istio builds the cluster
-  outbound|${GRPC_PORT}||${controlHost} from it; the port name \`grpc-…\` makes Istio use HTTP/2.
+  outbound|${GRPC_TLS_PORT}||${controlHost} from it; the port name \`grpc-…\` makes Istio use HTTP/2.
 - The headless Service egret-control-agents is for agents: every agent streams its observations to
   EVERY control replica, so it resolves the individual pod addresses. Not-ready replicas are
   published too: a replica starting up needs the agents' replay before it can become ready.`;
 
-export const DESTINATION_RULE_HEADER = `The control service has no sidecar: make sure no mesh-wide DestinationRule forces Istio mTLS
-on the filters' gRPC connection to it (which would then fail), and keep HTTP/2 connections
-long-lived for the Watch streams.`;
+export const DESTINATION_RULE_HEADER = `The control service has no sidecar, so no Istio mTLS to it. The filters' gRPC (port ${GRPC_TLS_PORT}) is TLS
+originated by each sidecar's Envoy: it verifies control's certificate for ${TLS_SERVER_NAME} with the CA in
+ConfigMap ${NAMESPACE}/${CA_CONFIGMAP} (credentialName configmap://…, which istiod serves over SDS to
+sidecars in any namespace: Istio >= 1.26). The sidecar connects from its pod's address, which is how
+control binds a filter to its pod. HTTP/2 connections stay long-lived for the Watch streams.`;
 
 function controlArgs(s: InstallSettings): string[] {
   return [
@@ -27,6 +34,9 @@ function controlArgs(s: InstallSettings): string[] {
     // sidecars whose EnvoyFilter still names the previous sha256 (during an upgrade, before the
     // mesh phase is applied) can still download it.
     `--wasm-previous=http://${controlHost}:${HTTP_PORT}`,
+    `--grpc-tls-listen=0.0.0.0:${GRPC_TLS_PORT}`,
+    `--tls-cert=${CONTROL_TLS_DIR}/tls.crt`,
+    `--tls-key=${CONTROL_TLS_DIR}/tls.key`,
     "--audit-log=stdout",
     `--agent-audience=${AGENT_TOKEN_AUDIENCE}`,
     `--agent-service-account=${NAMESPACE}:${AGENT_NAME}`,
@@ -58,6 +68,7 @@ function controlContainer(s: InstallSettings): Record<string, unknown> {
     ],
     ports: [
       { name: "grpc", containerPort: GRPC_PORT, protocol: "TCP" },
+      { name: "grpc-tls", containerPort: GRPC_TLS_PORT, protocol: "TCP" },
       { name: "http", containerPort: HTTP_PORT, protocol: "TCP" },
     ],
     startupProbe: { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 2, failureThreshold: 30 },
@@ -73,7 +84,7 @@ function controlContainer(s: InstallSettings): Record<string, unknown> {
       capabilities: { drop: ["ALL"] },
       seccompProfile: { type: "RuntimeDefault" },
     },
-    volumeMounts: [{ name: "tmp", mountPath: "/tmp" }],
+    volumeMounts: [{ name: "tmp", mountPath: "/tmp" }, { name: "tls", mountPath: CONTROL_TLS_DIR, readOnly: true }],
   };
 }
 
@@ -113,7 +124,11 @@ function controlDeployment(s: InstallSettings): KubeObject {
           // maxUnavailable 0, block every rollout).
           topologySpreadConstraints: [spread("kubernetes.io/hostname"), spread("topology.kubernetes.io/zone")],
           containers: [controlContainer(s)],
-          volumes: [{ name: "tmp", emptyDir: { sizeLimit: "64Mi" } }],
+          volumes: [
+            { name: "tmp", emptyDir: { sizeLimit: "64Mi" } },
+            // Written by control/tls.yaml's Job (or cert-manager); the pod waits for it.
+            { name: "tls", secret: { secretName: TLS_SECRET, defaultMode: 0o440, items: [{ key: "tls.crt", path: "tls.crt" }, { key: "tls.key", path: "tls.key" }] } },
+          ],
         },
       },
     },
@@ -123,6 +138,7 @@ function controlDeployment(s: InstallSettings): KubeObject {
 export function controlObjects(s: InstallSettings): KubeObject[] {
   const meta = (name: string) => ({ name, namespace: NAMESPACE, labels: labels("control") });
   const grpcPort = { name: "grpc-egret", port: GRPC_PORT, targetPort: "grpc", protocol: "TCP", appProtocol: "grpc" };
+  const grpcTlsPort = { name: "grpc-egret-tls", port: GRPC_TLS_PORT, targetPort: "grpc-tls", protocol: "TCP", appProtocol: "grpc" };
   return [
     controlDeployment(s),
     {
@@ -138,19 +154,20 @@ export function controlObjects(s: InstallSettings): KubeObject[] {
       spec: {
         type: "ClusterIP",
         selector: selectorLabels("control"),
-        ports: [grpcPort, { name: "http-egret", port: HTTP_PORT, targetPort: "http", protocol: "TCP", appProtocol: "http" }],
+        ports: [grpcPort, grpcTlsPort, { name: "http-egret", port: HTTP_PORT, targetPort: "http", protocol: "TCP", appProtocol: "http" }],
       },
     },
     {
       apiVersion: "v1",
       kind: "Service",
       metadata: meta(`${CONTROL_NAME}-agents`),
-      spec: { clusterIP: "None", publishNotReadyAddresses: true, selector: selectorLabels("control"), ports: [grpcPort] },
+      spec: { clusterIP: "None", publishNotReadyAddresses: true, selector: selectorLabels("control"), ports: [grpcPort, grpcTlsPort] },
     },
   ];
 }
 
 export function destinationRuleObjects(): KubeObject[] {
+  const connectionPool = { tcp: { tcpKeepalive: { time: "60s", interval: "20s" } }, http: { idleTimeout: "3600s" } };
   return [{
     apiVersion: "networking.istio.io/v1beta1",
     kind: "DestinationRule",
@@ -159,7 +176,12 @@ export function destinationRuleObjects(): KubeObject[] {
       host: controlHost,
       trafficPolicy: {
         tls: { mode: "DISABLE" },
-        connectionPool: { tcp: { tcpKeepalive: { time: "60s", interval: "20s" } }, http: { idleTimeout: "3600s" } },
+        connectionPool,
+        portLevelSettings: [{
+          port: { number: GRPC_TLS_PORT },
+          connectionPool,
+          tls: { mode: "SIMPLE", credentialName: `configmap://${NAMESPACE}/${CA_CONFIGMAP}`, sni: TLS_SERVER_NAME, subjectAltNames: [TLS_SERVER_NAME] },
+        }],
       },
     },
   }];

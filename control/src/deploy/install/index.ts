@@ -13,6 +13,7 @@ import { namespaceObjects, NAMESPACE_HEADER } from "./namespace.js";
 import { controlRbacObjects, CONTROL_RBAC_HEADER } from "./rbac.js";
 import { networkPolicyObjects, NETWORK_POLICY_HEADER } from "./network-policy.js";
 import { PHASES, type InstallSettings, type Phase } from "./settings.js";
+import { tlsObjects, TLS_HEADER } from "./tls.js";
 
 export * from "./settings.js";
 export { DEFAULT_PLUGIN_CONFIG, EXTENSION_NAME, RBAC_NETWORK_TYPE_URL, WASM_NETWORK_TYPE_URL } from "./mesh.js";
@@ -30,6 +31,7 @@ export const INSTALL_FILES: readonly InstallFile[] = [
   { path: "control/namespace.yaml", phase: "control", header: NAMESPACE_HEADER, objects: namespaceObjects },
   { path: "control/control-rbac.yaml", phase: "control", header: CONTROL_RBAC_HEADER, objects: controlRbacObjects },
   { path: "control/networkpolicy.yaml", phase: "control", header: NETWORK_POLICY_HEADER, objects: networkPolicyObjects },
+  { path: "control/tls.yaml", phase: "control", header: TLS_HEADER, objects: tlsObjects },
   { path: "control/control.yaml", phase: "control", header: CONTROL_HEADER, objects: controlObjects },
   { path: "control/destinationrule.yaml", phase: "control", header: DESTINATION_RULE_HEADER, objects: destinationRuleObjects },
   { path: "control/agent.yaml", phase: "control", header: AGENT_HEADER, objects: agentObjects },

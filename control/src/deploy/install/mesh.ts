@@ -1,6 +1,6 @@
 // The EnvoyFilter that puts egret.wasm in front of every outbound TCP connection of every sidecar.
 import type { KubeObject } from "../objects.js";
-import { controlHost, ENVOY_FILTER_NAME, GRPC_PORT, HTTP_PORT, labels, WASM_VOLUME_PATH, type InstallSettings } from "./settings.js";
+import { controlHost, ENVOY_FILTER_NAME, GRPC_TLS_PORT, HTTP_PORT, labels, WASM_VOLUME_PATH, type InstallSettings } from "./settings.js";
 
 export const ENVOY_FILTER_HEADER = `Puts egret.wasm in front of every outbound TCP connection of every sidecar in the mesh.
 Apply this (the "mesh" phase) only once the control Deployment is Ready: istio-agent downloads
@@ -22,8 +22,10 @@ the module it names from control the moment istiod pushes it (docs/operations.md
 
 /** The plugin configuration every install starts from; InstallSettings.pluginConfig overrides keys. */
 export const DEFAULT_PLUGIN_CONFIG: Readonly<Record<string, unknown>> = {
-  controlCluster: `outbound|${GRPC_PORT}||${controlHost}`,
-  controlAuthority: `${controlHost}:${GRPC_PORT}`,
+  // The TLS port: the DestinationRule (control/destinationrule.yaml) makes this cluster originate
+  // TLS verified with the install's CA.
+  controlCluster: `outbound|${GRPC_TLS_PORT}||${controlHost}`,
+  controlAuthority: `${controlHost}:${GRPC_TLS_PORT}`,
   failureMode: "closed",
   lookupTimeoutMs: 250,
   forwardProxies: [],

@@ -13,6 +13,8 @@ export const CONTROL_NAME = "egret-control";
 export const AGENT_NAME = "egret-agent";
 export const GRPC_PORT = 9090;
 export const HTTP_PORT = 9091;
+/** Control's TLS listener (--grpc-tls-listen): agents, filters and operators use it. */
+export const GRPC_TLS_PORT = 9443;
 export const AGENT_METRICS_PORT = 9102;
 /** The audience of the agents' projected tokens (control --agent-audience). */
 export const AGENT_TOKEN_AUDIENCE = "egret-control";
@@ -20,6 +22,13 @@ export const AGENT_TOKEN_AUDIENCE = "egret-control";
 export const AGENT_TOKEN_EXPIRATION_SECONDS = 3600;
 export const AGENT_TOKEN_DIR = "/var/run/secrets/egret";
 export const AGENT_TOKEN_FILE = "token";
+/** Control's TLS material (install/tls.ts): the serving Secret control mounts, the CA's Secret, the public CA. */
+export const TLS_SECRET = "egret-control-tls";
+export const CA_SECRET = "egret-ca";
+export const CA_CONFIGMAP = "egret-control-ca";
+export const CONTROL_TLS_DIR = "/etc/egret/tls";
+export const AGENT_CA_DIR = "/etc/egret/ca";
+
 /** Where the volume delivery mode expects the module inside each sidecar. */
 export const WASM_VOLUME_PATH = "/var/local/lib/egret/egret.wasm";
 
@@ -31,6 +40,8 @@ export const PHASES = ["crds", "control", "mesh"] as const;
 export type Phase = (typeof PHASES)[number];
 
 export type Delivery = "ecds" | "inline" | "volume";
+/** Who makes control's TLS material: Egret's own bootstrap Job, or cert-manager (installed by you). */
+export type TlsProvider = "bootstrap" | "cert-manager";
 
 export interface InstallSettings {
   /** sha256 (hex) of the egret.wasm that the control image serves, or the placeholder. */
@@ -61,6 +72,8 @@ export interface InstallSettings {
    * (its cache is keyed by URL). 0 = not in the URL.
    */
   pushGeneration: number;
+  /** Who issues control's CA and serving certificate (install/tls.ts). */
+  tls: TlsProvider;
 }
 
 export const DEFAULT_SETTINGS: InstallSettings = {
@@ -75,9 +88,18 @@ export const DEFAULT_SETTINGS: InstallSettings = {
   clusterCidrs: [],
   podCidrs: [],
   pushGeneration: 0,
+  tls: "bootstrap",
 };
 
 export const controlHost = `${CONTROL_NAME}.${NAMESPACE}.svc.cluster.local`;
+/**
+ * The one name control's certificate is verified against, by agents (--tls-server-name: they dial
+ * replica IPs) and by sidecars (the DestinationRule's sni and subjectAltNames). Without the cluster
+ * domain, so it holds whatever the cluster's domain is.
+ */
+export const TLS_SERVER_NAME = `${CONTROL_NAME}.${NAMESPACE}.svc`;
+/** The serving certificate's names: the verified one first, then the Service's full name (operators). */
+export const TLS_SERVER_NAMES = [TLS_SERVER_NAME, controlHost];
 
 /** Labels on every object; `component` names the part (control, agent, filter). */
 export function labels(component?: string): Record<string, string> {

@@ -1,4 +1,4 @@
-// PostgreSQL, MariaDB and Redis, each initialised into the mesh's scratch directory and run as
+// PostgreSQL, MariaDB, Redis and memcached, each initialised into the mesh's scratch directory and run as
 // its own system user inside the outside namespace. Authentication is open (trust / no grant
 // tables): these are targets for connection tests, never reachable from outside the machine.
 import { appendFileSync, mkdirSync, chmodSync } from "node:fs";
@@ -49,6 +49,14 @@ export async function startRedis(ctx: ServiceContext, svc: WorldService): Promis
     "--bind", ...svc.addresses, "--port", String(svc.port), "--save", "", "--appendonly", "no",
     "--protected-mode", "no", "--daemonize", "no", "--dir", dir, "--loglevel", "warning",
   ]);
+  await p.waitReady(() => tcpOpen(ctx.net.outsideNs, svc.addresses[0]!, svc.port), 30_000, "accepting connections");
+  return { name: svc.name, kind: svc.kind, endpoints: svc.addresses.map((a) => `${a}:${svc.port}`), processes: [p], stop: () => stopAll([p]) };
+}
+
+export async function startMemcached(ctx: ServiceContext, svc: WorldService): Promise<RunningService> {
+  const memcached = findProgram("memcached", "memcached");
+  // TCP only (-U 0), on the service's addresses, as the memcache user, 16 MB.
+  const p = startOutside(ctx, svc.name, memcached, ["-l", svc.addresses.join(","), "-p", String(svc.port), "-U", "0", "-u", "memcache", "-m", "16", "-c", "64"]);
   await p.waitReady(() => tcpOpen(ctx.net.outsideNs, svc.addresses[0]!, svc.port), 30_000, "accepting connections");
   return { name: svc.name, kind: svc.kind, endpoints: svc.addresses.map((a) => `${a}:${svc.port}`), processes: [p], stop: () => stopAll([p]) };
 }

@@ -2,12 +2,20 @@
 import type { World, WorldService } from "../world.js";
 import type { RunningService, ServiceContext } from "./context.js";
 import { startDns } from "./dns.js";
-import { startMariadb, startPostgres, startRedis } from "./databases.js";
+import { startMariadb, startMemcached, startPostgres, startRedis } from "./databases.js";
+import { startAmqp, startMqtt } from "./brokers.js";
+import { startLdap } from "./directory.js";
+import { startSmtp } from "./mail.js";
+import { startSsh } from "./shell.js";
 import { startForwardProxy, startWeb } from "./web.js";
 import { missingPrograms } from "./programs.js";
 
 export type { RunningService, ServiceContext } from "./context.js";
 export { webCaPath } from "./web.js";
+export { serviceCertPath } from "./certificate.js";
+export { sshClientKeyPath } from "./shell.js";
+export { amqpUrl } from "./brokers.js";
+export { LDAP_ROOT_DN, LDAP_ROOT_PASSWORD, LDAP_SUFFIX } from "./directory.js";
 export { MissingProgramError, findProgram, missingPrograms } from "./programs.js";
 
 const STARTERS: Record<WorldService["kind"], (ctx: ServiceContext, svc: WorldService) => Promise<RunningService>> = {
@@ -16,6 +24,12 @@ const STARTERS: Record<WorldService["kind"], (ctx: ServiceContext, svc: WorldSer
   redis: startRedis,
   web: startWeb,
   "forward-proxy": startForwardProxy,
+  ssh: startSsh,
+  smtp: startSmtp,
+  ldap: startLdap,
+  mqtt: startMqtt,
+  amqp: startAmqp,
+  memcached: startMemcached,
 };
 
 /** Server programs per service kind, with their Debian packages. */
@@ -26,6 +40,12 @@ export const SERVER_PROGRAMS: Record<WorldService["kind"] | "dns", [string, stri
   redis: [["redis-server", "redis-server"]],
   web: [["openssl", "openssl"]],
   "forward-proxy": [["tinyproxy", "tinyproxy"]],
+  ssh: [["sshd", "openssh-server"], ["ssh-keygen", "openssh-client"]],
+  smtp: [["exim4", "exim4-daemon-light"]],
+  ldap: [["slapd", "slapd"]],
+  mqtt: [["mosquitto", "mosquitto"]],
+  amqp: [["rabbitmq-server", "rabbitmq-server"], ["epmd", "erlang-base"]],
+  memcached: [["memcached", "memcached"]],
 };
 
 /** "program (package)" for each server program of `kinds` that is not installed. */
