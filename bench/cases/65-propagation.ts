@@ -29,6 +29,8 @@ const repo = join(here, "..", "..", "..");
 const NS = "egIpod", HOST_IF = "egIh0", POD_IF = "egIp0";
 const RESOLVER = "198.18.210.1", FIRST_POD = 2;
 const podIp = (i: number) => `198.18.210.${FIRST_POD + i}`;
+/** Where pod i's filter connects from: a loopback address the pods file gives pod i as well. */
+const filterSourceIp = (i: number) => `127.18.210.${FIRST_POD + i}`;
 const answerIp = (n: number) => `10.${200 + (n >> 16)}.${(n >> 8) & 0xff}.${n & 0xff}`;
 
 function run(cmd: string, ...args: string[]): void {
@@ -70,7 +72,7 @@ export const benchCase: BenchCase = {
       run("ip", "netns", "exec", NS, "ip", "link", "set", POD_IF, "up");
       run("ip", "netns", "exec", NS, "ip", "link", "set", "lo", "up");
 
-      writeFileSync(join(dir, "pods.yaml"), `pods:\n${Array.from({ length: streams }, (_, i) => `  - {name: p${i}, namespace: shop, ip: ${podIp(i)}, node: bench, labels: {app: web}}\n`).join("")}`);
+      writeFileSync(join(dir, "pods.yaml"), `pods:\n${Array.from({ length: streams }, (_, i) => `  - {name: p${i}, namespace: shop, ips: [${podIp(i)}, ${filterSourceIp(i)}], node: bench, labels: {app: web}}\n`).join("")}`);
       writeFileSync(join(dir, "agent-tokens"), "bench-agent-token bench\n");
       writeFileSync(join(dir, "agent-token"), "bench-agent-token\n");
       writeFileSync(join(dir, "policy.yaml"), `apiVersion: egret.dev/v1alpha1
@@ -86,11 +88,8 @@ spec:
         source: fileControlSource({ policyPaths: [join(dir, "policy.yaml")], podsFile: join(dir, "pods.yaml"), policyApi: defaultPolicyApi, log: silentLogger() }),
         metrics: createControlMetrics({ defaultMetrics: false }),
         agentAuth: new FileAgentAuthenticator(join(dir, "agent-tokens"), silentLogger()),
-        // 100 streams share 4 loopback connections: the SNAT escape hatch serves them by the pod
-        // they name (binding is one check per SUBSCRIBE; it does not change delta delivery).
-        filterSnatPeers: ["127.0.0.1/32"],
-        // …and from one source address: the per-peer stream limit (64) is raised to fit them.
-        peerLimits: { maxStreamsPerPeer: streams + 16 },
+        // No SNAT escape hatch, default per-peer limits: every filter's stream comes from its own
+        // pod's address (bench/child/watchers.ts) and is bound to that pod.
       });
       const { grpcPort } = await service.start();
 
@@ -109,7 +108,7 @@ spec:
       await new Promise<void>((r) => resolver.bind(53, RESOLVER, () => r()));
 
       // 100 filters of the pod watching control, in their own process.
-      watchers = fork(join(here, "..", "child", "watchers.js"), [`127.0.0.1:${grpcPort}`, "shop", podIp(0), String(streams)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
+      watchers = fork(join(here, "..", "child", "watchers.js"), [`127.0.0.1:${grpcPort}`, "shop", podIp(0), String(streams), filterSourceIp(0)], { stdio: ["ignore", "inherit", "inherit", "ipc"] });
       const w = watchers;
       const ready = new Promise<void>((resolve) => w.on("message", (m: { ready?: boolean }) => { if (m.ready) resolve(); }));
 

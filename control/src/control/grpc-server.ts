@@ -214,11 +214,12 @@ export class GrpcEdge {
     this.server = new grpc.Server(options);
     this.server.addService(filterServiceDefinition(), filter);
     if (!o.tls) this.server.addService(agentServiceDefinition(), agent);
-    if (!o.tls && o.operator) this.server.addService(operatorServiceDefinition(), o.operator);
+    const operator = o.operator && this.limitedOperator(o.operator);
+    if (!o.tls && operator) this.server.addService(operatorServiceDefinition(), operator);
     if (o.tls) {
       this.tlsServer = new grpc.Server(options);
       this.tlsServer.addService(agentServiceDefinition(), agent);
-      if (o.operator) this.tlsServer.addService(operatorServiceDefinition(), o.operator);
+      if (operator) this.tlsServer.addService(operatorServiceDefinition(), operator);
       this.tlsServer.addService(filterServiceDefinition(), filter);
     }
   }
@@ -613,6 +614,36 @@ export class GrpcEdge {
     return () => {
       set.delete(recheck);
       if (set.size === 0) this.boundWatches.delete(key);
+    };
+  }
+
+  /**
+   * OperatorService under the same per-peer limits as everyone else's calls (any pod can reach
+   * it): an ObserveVerdicts stream holds a stream slot until it ends, and a GetStatus call holds
+   * one until it is answered (its token and access reviews are what costs).
+   */
+  private limitedOperator(h: OperatorServiceHandlers): OperatorServiceHandlers {
+    return {
+      ...h,
+      ObserveVerdicts: (call) => {
+        const release = this.streamSlot(call);
+        if (!release) return;
+        for (const event of ["finish", "close", "cancelled", "error"]) call.once(event, release);
+        h.ObserveVerdicts(call);
+      },
+      GetStatus: (call, callback) => {
+        let release: () => void;
+        try {
+          release = this.peers.openStream(peerKey(call));
+        } catch (err) {
+          callback(toStatus(err) as grpc.ServiceError, null);
+          return;
+        }
+        h.GetStatus(call, (err, value) => {
+          release();
+          callback(err, value);
+        });
+      },
     };
   }
 

@@ -6,12 +6,18 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import net from "node:net";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { createFilterClient, ipToBytes, lookup } from "../../src/proto/index.js";
-import { ControlFixture, WatchClient, egressPolicy, eventually, loopbackOf, observation, observe } from "../support/control-harness.js";
+import { createFilterClient, createOperatorClient, ipToBytes, lookup } from "../../src/proto/index.js";
+import { FileOperatorAuthenticator } from "../../src/auth/operator-access.js";
+import { silentLogger } from "../../src/common/log.js";
+import { ControlFixture, WatchClient, bearer, egressPolicy, eventually, loopbackOf, observation, observe } from "../support/control-harness.js";
 
 const WEB = { name: "web-1", namespace: "shop", ips: ["198.18.1.10"], labels: { app: "web" } };
 const ATTACKER = { name: "attacker", namespace: "shop", ips: ["198.18.1.66"], labels: { app: "web" } };
+const OPERATOR_TOKEN = "operator-token-0123456789abcdef";
 const POLICY = egressPolicy("web-egress", "shop", { app: "web" }, ["api.partner.test"]);
 
 async function fixture(t: import("node:test").TestContext, peerLimits: Record<string, number>) {
@@ -142,4 +148,54 @@ test("peer limits: a connection that pings in a loop is closed (GOAWAY ENHANCE_Y
   await observe(f.address, [observation("198.18.1.10", "api.partner.test", ["203.0.113.7"])]);
   await eventually(() => web.responses.length > before, "web-1 still gets deltas");
   assert.equal(web.error, undefined);
+});
+
+test("peer limits: operator calls too — ObserveVerdicts streams beyond the limit and a GetStatus while the peer holds every slot get RESOURCE_EXHAUSTED; another address is served", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "egE-operator-limits-"));
+  const tokens = join(dir, "operator-tokens");
+  writeFileSync(tokens, `${OPERATOR_TOKEN} * admin\n`);
+  const f = new ControlFixture([WEB, ATTACKER], { "web.yaml": POLICY }, {}, { peerLimits: { maxStreamsPerPeer: 3 }, operatorAccess: new FileOperatorAuthenticator(tokens, silentLogger()) });
+  t.after(async () => {
+    await f.stop();
+    f.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  await f.start();
+  // The attacker pod holds a valid operator token (the worst case): its address still gets 3 calls at once.
+  const attackerAddress = await f.filterAddress(ATTACKER);
+  const client = createOperatorClient(attackerAddress);
+  t.after(() => client.close());
+  const followers = Array.from({ length: 8 }, () => {
+    const s = { historyDone: false, error: undefined as grpc.ServiceError | undefined };
+    const call = client.ObserveVerdicts({ follow: true }, bearer(OPERATOR_TOKEN));
+    call.on("data", (r: { history_done?: boolean }) => (s.historyDone ||= r.history_done === true));
+    call.on("error", (err: grpc.ServiceError) => (s.error = err));
+    return { s, call };
+  });
+  t.after(() => followers.forEach((x) => x.call.cancel()));
+  await eventually(() => followers.every((x) => x.s.historyDone || x.s.error), "every follow stream answered or refused");
+  const refused = followers.filter((x) => x.s.error);
+  assert.equal(followers.filter((x) => x.s.historyDone).length, 3);
+  assert.equal(refused.length, 5);
+  for (const x of refused) {
+    assert.equal(x.s.error!.code, grpc.status.RESOURCE_EXHAUSTED);
+    assert.equal(codeOf(x.s.error), "EGRET_PEER_TOO_MANY_STREAMS");
+  }
+  const status = (address: string) => new Promise<grpc.ServiceError | null>((resolve) => {
+    const c = createOperatorClient(address);
+    c.GetStatus({}, bearer(OPERATOR_TOKEN), {}, (err) => {
+      c.close();
+      resolve(err);
+    });
+  });
+  const full = await status(attackerAddress);
+  assert.equal(full?.code, grpc.status.RESOURCE_EXHAUSTED, "GetStatus needs a slot too");
+  assert.equal(await exceeded(f, "streams"), 6);
+  // Another address (another pod, or the operator's port-forward) is served.
+  assert.equal(await status(await f.filterAddress(WEB)), null);
+  // Slots come back when the streams end, and GetStatus returns its slot when answered.
+  followers.forEach((x) => x.call.cancel());
+  await eventually(() => f.service.grpcPeers.held(loopbackOf(ATTACKER)).streams === 0, "the attacker's slots released");
+  for (let i = 0; i < 5; i++) assert.equal(await status(attackerAddress), null, `GetStatus #${i + 1} after the flood`);
+  assert.equal(f.service.grpcPeers.held(loopbackOf(ATTACKER)).streams, 0);
 });
