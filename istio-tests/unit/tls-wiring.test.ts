@@ -124,6 +124,28 @@ test("TLS wiring (bootstrap, the default): control, agents, sidecars and the boo
   assert.ok(!(controlPod.volumes ?? []).some((v) => v.secret?.secretName === one(podOf(jobs[0]!).containers[0]!.args, "ca-secret")));
 });
 
+test("--sidecar-tls off (Istio 1.20-1.25): the filters use control's plaintext FilterService port with no TLS to originate; agents keep TLS", () => {
+  const objects = renderInstall({ manifestsDir: MANIFESTS, wasmSha256: SHA, sidecarTls: false });
+  const control = podOf(find(objects, "Deployment", "egret-control")).containers[0]!;
+  const plainPort = Number(one(control.args, "grpc-listen").split(":").pop());
+  const tlsPort = Number(one(control.args, "grpc-tls-listen").split(":").pop());
+  assert.notEqual(plainPort, tlsPort);
+  const config = pluginConfigOf(findEnvoyFilter(objects));
+  const [, clusterPort, , clusterHost] = String(config.controlCluster).split("|");
+  assert.equal(Number(clusterPort), plainPort, "the filter's gRPC goes to the plaintext port");
+  assert.equal(config.controlAuthority, `${clusterHost}:${plainPort}`);
+  const service = find(objects, "Service", "egret-control").spec as { ports: { port: number; name: string }[] };
+  assert.ok(service.ports.some((p) => p.port === plainPort && p.name.startsWith("grpc-")), "Istio sees the plaintext port as gRPC (HTTP/2)");
+  const dr = find(objects, "DestinationRule").spec as { trafficPolicy: { tls: { mode: string }; portLevelSettings?: unknown[] } };
+  assert.equal(dr.trafficPolicy.tls.mode, "DISABLE", "no Istio mTLS to control, which has no sidecar");
+  assert.equal(dr.trafficPolicy.portLevelSettings, undefined, "no configmap:// credential for an Istio that cannot serve it");
+  const np = objects.filter((o) => o.kind === "NetworkPolicy" && o.metadata.name === "egret-control-ingress")[0]!.spec as { ingress: { ports: { port: number }[] }[] };
+  assert.ok(np.ingress.some((r) => r.ports.some((p) => p.port === plainPort)), "the NetworkPolicy admits the plaintext port");
+  const agent = podOf(find(objects, "DaemonSet", "egret-agent")).containers[0]!;
+  assert.equal(Number(one(agent.args, "control-service").split(":").pop()), tlsPort, "agents' tokens still travel over TLS");
+  assert.ok(one(agent.args, "ca-file"));
+});
+
 test("TLS wiring (--tls cert-manager): the Certificate issues the Secret control mounts for the agents' server name, from a CA Issuer; the Job only publishes the CA", () => {
   const objects = render("cert-manager");
   const w = wiringOf(objects);

@@ -572,6 +572,7 @@ export class GrpcEdge {
     if (obs.pod_ip.length !== 4 && obs.pod_ip.length !== 16) return "invalid";
     const owner = this.o.nodeBinding.classify(obs.pod_ip, node);
     if (owner === "foreign") return "foreign_node";
+    if (obs.rcode === 0 && (obs.ech_public_names?.length ?? 0) > 0) return this.applyEchObservation(obs, owner, node);
     if (obs.rcode !== 0 || obs.answers.length === 0) {
       // Negative answers (NXDOMAIN/NODATA) attribute nothing; counted for visibility.
       return normalizeName(obs.query_name) === undefined ? "invalid" : "negative";
@@ -581,6 +582,19 @@ export class GrpcEdge {
         queryName: obs.query_name,
         cnameChain: obs.cname_chain,
         answers: obs.answers.map((a) => ({ ip: a.ip, ttlSeconds: a.ttl_seconds })),
+        observedUnixMs: obs.observed_unix_ms,
+      });
+    if (owner === "unknown") return this.o.nodeBinding.hold(obs.pod_ip, node, () => void record()) ? "held" : "unknown_pod";
+    return record();
+  }
+
+  /** An HTTPS/SVCB answer naming ECH public names (issue #14 ECH narrowing): kept per queried name. */
+  private applyEchObservation(obs: ObserveRequest["observations"][number], owner: string, node: string): string {
+    const record = () =>
+      this.o.store.recordEch(obs.pod_ip, {
+        queryName: obs.query_name,
+        publicNames: obs.ech_public_names,
+        ttlSeconds: obs.ech_ttl_seconds,
         observedUnixMs: obs.observed_unix_ms,
       });
     if (owner === "unknown") return this.o.nodeBinding.hold(obs.pod_ip, node, () => void record()) ? "held" : "unknown_pod";

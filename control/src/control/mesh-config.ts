@@ -229,7 +229,7 @@ export class MeshConfigTable {
           this.counters.truncatedNames++;
           continue;
         }
-        names.push({ name: host, cname_chain: [], expires_unix_ms: MESH_CONFIG_EXPIRY_MS, source: "NAME_SOURCE_MESH_CONFIG", config_ref: ref });
+        names.push({ name: host, cname_chain: [], expires_unix_ms: MESH_CONFIG_EXPIRY_MS, source: "NAME_SOURCE_MESH_CONFIG", config_ref: ref, ech_public_names: [] });
       }
     }
     if (!bytes || names.length === 0) return undefined;

@@ -17,6 +17,7 @@
 // on a timer. Changes are reported per (pod, ip) to subscribers, which read the current state
 // back (level-based: a subscriber never needs the event's contents).
 import { InternTable } from "./intern.js";
+import { EchNameTable, type EchNameLimits } from "./ech-names.js";
 import { bytesToIp, canonicalIpBytes } from "../proto/ip.js";
 import type { Resolution } from "../proto/messages.js";
 
@@ -59,6 +60,14 @@ export interface StoreObservation {
   observedUnixMs: number;
 }
 
+/** An HTTPS/SVCB answer's ECH public names for the question name (Observation.ech_public_names). */
+export interface StoreEchObservation {
+  queryName: string;
+  publicNames: readonly string[];
+  ttlSeconds: number;
+  observedUnixMs: number;
+}
+
 export type RecordOutcome = "stored" | "invalid-pod-ip" | "invalid-name" | "no-answers" | "stale";
 
 export interface StoreCounters {
@@ -76,6 +85,8 @@ export interface StoreCounters {
 export type StoreListener = (podKey: string, ip: Uint8Array) => void;
 
 const NONE = -1;
+/** Public names kept per queried name (the agent's bound: dns/svcb.ts MAX_ECH_PUBLIC_NAMES). */
+const MAX_ECH_PUBLIC_NAMES = 4;
 const MAX_NAME_LENGTH = 253;
 
 /** Lowercase, drop the trailing dot; undefined when it cannot be a DNS name. */
@@ -137,6 +148,8 @@ export class ResolutionStore {
   private freeRec = NONE;
 
   private entries = 0;
+  /** ECH public names per (pod, queried name), attached to the ResolvedNames of that name. */
+  readonly ech: EchNameTable;
   private readonly listeners = new Set<StoreListener>();
   readonly counters: StoreCounters = {
     upserts: 0,
@@ -153,9 +166,13 @@ export class ResolutionStore {
   private readonly graceFor?: (podKey: string) => number | undefined;
 
   constructor(
-    options: { now?: () => number; limits?: Partial<StoreLimits>; initialCapacity?: number; graceFor?: (podKey: string) => number | undefined } = {},
+    options: {
+      now?: () => number; limits?: Partial<StoreLimits>; initialCapacity?: number; graceFor?: (podKey: string) => number | undefined;
+      echLimits?: EchNameLimits;
+    } = {},
   ) {
     this.now = options.now ?? Date.now;
+    this.ech = new EchNameTable(options.echLimits);
     this.graceFor = options.graceFor;
     this.limits = { ...DEFAULT_STORE_LIMITS, ...options.limits };
     const l = this.limits;
@@ -231,6 +248,48 @@ export class ResolutionStore {
     return "stored";
   }
 
+  /**
+   * Stores the ECH public names an HTTPS/SVCB answer named for the pod's question name, and
+   * reports every IP the pod resolved from that name as changed (their ResolvedNames carry them).
+   */
+  recordEch(podIp: Uint8Array, obs: StoreEchObservation): RecordOutcome {
+    const podKey = bytesToIp(podIp);
+    if (podKey === undefined) return this.reject("invalid-pod-ip");
+    const name = normalizeName(obs.queryName);
+    if (name === undefined) return this.reject("invalid-name");
+    const publicNames: string[] = [];
+    for (const p of obs.publicNames.slice(0, MAX_ECH_PUBLIC_NAMES)) {
+      const n = normalizeName(p);
+      if (n === undefined) return this.reject("invalid-name");
+      if (!publicNames.includes(n)) publicNames.push(n);
+    }
+    if (publicNames.length === 0 || !Number.isFinite(obs.ttlSeconds) || obs.ttlSeconds < 0) return this.reject("no-answers");
+    const now = this.now();
+    const observed = Math.min(Number.isFinite(obs.observedUnixMs) && obs.observedUnixMs > 0 ? obs.observedUnixMs : now, now);
+    const l = this.limits;
+    const graceMs = Math.max(l.graceSeconds, this.graceFor?.(podKey) ?? 0) * 1000;
+    const keepUntil = observed + Math.min(Math.max(obs.ttlSeconds, l.minTtlSeconds), l.maxTtlSeconds) * 1000 + graceMs;
+    if (keepUntil <= now) return this.reject("stale");
+    if (this.ech.set(podKey, name, publicNames, keepUntil)) this.emitName(podKey, name);
+    return "stored";
+  }
+
+  /** Reports every IP under which the pod holds `name` as changed (O(the pod's entries)). */
+  private emitName(podKey: string, name: string): void {
+    const podId = this.podIds.get(podKey);
+    if (podId === undefined) return;
+    const ips: Uint8Array[] = [];
+    for (let s = this.podHead[podId]; s !== NONE; s = this.sNext[s]) {
+      for (let r = this.sFirst[s]; r !== NONE; r = this.rNext[r]) {
+        if (this.names.get(this.rName[r]) === name) {
+          ips.push(this.slotIp(s));
+          break;
+        }
+      }
+    }
+    for (const ip of ips) this.emit(podKey, ip);
+  }
+
   /** The pod's current entry for `ip` (names within expiry + grace; each with its TTL expiry), or undefined. */
   get(podKey: string, ip: Uint8Array): Resolution | undefined {
     const podId = this.podIds.get(podKey);
@@ -266,6 +325,7 @@ export class ResolutionStore {
       this.freeSlotAt(s);
     }
     this.releasePod(podId);
+    this.ech.dropPod(podKey);
     for (const ip of ips) this.emit(podKey, ip);
     return removed;
   }
@@ -310,6 +370,7 @@ export class ResolutionStore {
     }
     this.counters.expired += expired;
     for (const [podKey, ip] of touched) this.emit(podKey, ip);
+    this.ech.sweep(now, (podKey, name) => this.emitName(podKey, name));
     return expired;
   }
 
@@ -446,12 +507,15 @@ export class ResolutionStore {
     for (let r = this.sFirst[s]; r !== NONE; r = this.rNext[r]) {
       if (this.rExpiry[r] + graceMs <= now) continue;
       const chainId = this.rChain[r];
+      const name = this.names.get(this.rName[r]);
+      const ech = this.ech.size === 0 ? undefined : this.ech.get(this.podKeys[this.sPod[s]]!, name, now);
       names.push({
-        name: this.names.get(this.rName[r]),
+        name,
         cname_chain: chainId === 0 ? [] : this.chains.get(chainId).split(" "),
         expires_unix_ms: this.rExpiry[r],
         source: "NAME_SOURCE_POD_DNS",
         config_ref: "",
+        ech_public_names: ech !== undefined ? [...ech] : [],
       });
       latest = Math.max(latest, this.rExpiry[r]);
     }

@@ -39,6 +39,8 @@ export interface InstallOptions {
   pushGeneration?: number;
   /** Who issues control's TLS material: bootstrap (default, no dependency) or cert-manager. */
   tls?: TlsProvider;
+  /** Sidecars reach control over TLS (default; Istio >= 1.26) or its plaintext FilterService port. */
+  sidecarTls?: boolean;
   /** Only these phases (default: all, in order). */
   phases?: readonly Phase[];
 }
@@ -106,6 +108,7 @@ export function installSettings(opts: InstallOptions): InstallSettings {
     podCidrs: nonEmpty(opts.podCidrs, []),
     pushGeneration: opts.pushGeneration ?? 0,
     tls: opts.tls ?? DEFAULT_SETTINGS.tls,
+    sidecarTls: opts.sidecarTls ?? DEFAULT_SETTINGS.sidecarTls,
   };
 }
 

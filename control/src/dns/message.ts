@@ -140,12 +140,46 @@ export function parseDnsMessage(buf: Uint8Array, start = 0, end = buf.length): P
  * never modify.
  */
 export function parseDnsMessageOrNull(buf: Uint8Array, start = 0, end = buf.length, shareEmpty = false): DnsMessage | null {
+  const target = freshMessage(shareEmpty);
+  return parseGuarded(buf, start, end, target) ? target : null;
+}
+
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+type MessageFields = Mutable<Omit<DnsMessage, "questions" | "answers" | "authority" | "additional">>;
+
+/**
+ * One message object reused for every parse (the agent's observer): the same checks as
+ * parseDnsMessageOrNull, without allocating a message, its section arrays or its records per
+ * packet. What `parse` returns is valid until the next call; nothing may keep it or its records.
+ */
+export class ReusableDnsMessage {
+  private readonly message: DnsMessage = freshMessage(false);
+
+  /** The message in `buf[start, end)`, or null (reason in lastParseError()). */
+  parse(buf: Uint8Array, start = 0, end = buf.length): DnsMessage | null {
+    return parseGuarded(buf, start, end, this.message) ? this.message : null;
+  }
+}
+
+function freshMessage(shareEmpty: boolean): DnsMessage {
+  return {
+    buf: EMPTY_BYTES, id: 0, isResponse: false, opcode: 0, authoritative: false, truncated: false,
+    recursionDesired: false, recursionAvailable: false, rcode: 0, questions: [],
+    answers: shareEmpty ? EMPTY_RECORDS : [], authority: shareEmpty ? EMPTY_RECORDS : [],
+    additional: shareEmpty ? EMPTY_RECORDS : [], edns: null,
+  };
+}
+
+const EMPTY_BYTES = new Uint8Array(0);
+
+function parseGuarded(buf: Uint8Array, start: number, end: number, target: DnsMessage): boolean {
   try {
-    return parseUnchecked(buf, start, Math.min(end, buf.length), shareEmpty);
+    return parseUnchecked(buf, start, Math.min(end, buf.length), target);
   } catch {
     // Unreachable by construction (every read is bounds-checked); kept so no input can ever
     // throw past this boundary if a future edit misses a check.
-    return fail("truncated-record", start);
+    fail("truncated-record", start);
+    return false;
   }
 }
 
@@ -154,28 +188,52 @@ export function lastParseError(): DnsParseError {
   return lastError;
 }
 
-function parseUnchecked(whole: Uint8Array, start: number, end: number, shareEmpty: boolean): DnsMessage | null {
+/**
+ * `out[i]` as a record with these fields: the object already there is reused (a reusable message's
+ * pool), otherwise one is added. `out` is never the shared EMPTY_RECORDS (count > 0 replaces it).
+ */
+function putRecord(out: DnsRecord[], i: number, section: Section, nameOffset: number, type: number, rclass: number, ttl: number, rdataOffset: number, rdataLength: number): void {
+  const r = out[i] as Mutable<DnsRecord> | undefined;
+  if (r === undefined) {
+    out.push({ section, nameOffset, type, rclass, ttl, rdataOffset, rdataLength });
+    return;
+  }
+  r.section = section; r.nameOffset = nameOffset; r.type = type; r.rclass = rclass; r.ttl = ttl;
+  r.rdataOffset = rdataOffset; r.rdataLength = rdataLength;
+}
+
+/** A section array able to hold `count` records: the shared empty one stays only while empty. */
+function sectionFor(current: DnsRecord[], count: number): DnsRecord[] {
+  return count > 0 && current === EMPTY_RECORDS ? [] : current;
+}
+
+/** Fills `target` from `whole[start, end)`; false (reason in lastError) when it is not a message. */
+function parseUnchecked(whole: Uint8Array, start: number, end: number, target: DnsMessage): boolean {
   // Compression pointers are relative to the message start, so work on a view of the message.
   const buf = start === 0 && end === whole.length ? whole : whole.subarray(start, end);
   const len = buf.length;
-  if (len < DNS_HEADER_LEN) return fail("short-header", start);
+  if (len < DNS_HEADER_LEN) return fail("short-header", start) ?? false;
   const flags = u16(buf, 2);
   const qd = u16(buf, 4), an = u16(buf, 6), ns = u16(buf, 8), ar = u16(buf, 10);
-  if (qd + an + ns + ar > MAX_RECORDS) return fail("too-many-records", start + 4);
+  if (qd + an + ns + ar > MAX_RECORDS) return fail("too-many-records", start + 4) ?? false;
+  const m = target as Mutable<DnsMessage>;
 
   let pos = DNS_HEADER_LEN;
-  const questions: DnsQuestion[] = [];
+  const questions = m.questions as Mutable<DnsQuestion>[];
   for (let i = 0; i < qd; i++) {
     const next = skipName(buf, pos, len);
-    if (next < 0) return fail(nameError(next), start + pos);
-    if (next + 4 > len) return fail("truncated-record", start + next);
-    questions.push({ nameOffset: pos, qtype: u16(buf, next), qclass: u16(buf, next + 2) });
+    if (next < 0) return fail(nameError(next), start + pos) ?? false;
+    if (next + 4 > len) return fail("truncated-record", start + next) ?? false;
+    const q = questions[i];
+    if (q === undefined) questions.push({ nameOffset: pos, qtype: u16(buf, next), qclass: u16(buf, next + 2) });
+    else { q.nameOffset = pos; q.qtype = u16(buf, next); q.qclass = u16(buf, next + 2); }
     pos = next + 4;
   }
+  if (questions.length !== qd) questions.length = qd;
 
-  const answers: DnsRecord[] = an > 0 || !shareEmpty ? [] : EMPTY_RECORDS;
-  const authority: DnsRecord[] = ns > 0 || !shareEmpty ? [] : EMPTY_RECORDS;
-  const additional: DnsRecord[] = ar > 0 || !shareEmpty ? [] : EMPTY_RECORDS;
+  const answers = m.answers = sectionFor(m.answers, an);
+  const authority = m.authority = sectionFor(m.authority, ns);
+  const additional = m.additional = sectionFor(m.additional, ar);
   let edns: Edns | null = null;
   let extRcode = 0;
   for (let s = 0; s < 3; s++) {
@@ -184,45 +242,40 @@ function parseUnchecked(whole: Uint8Array, start: number, end: number, shareEmpt
     const section = (s + 1) as Section;
     for (let i = 0; i < count; i++) {
       const next = skipName(buf, pos, len);
-      if (next < 0) return fail(nameError(next), start + pos);
-      if (next + 10 > len) return fail("truncated-record", start + next);
+      if (next < 0) return fail(nameError(next), start + pos) ?? false;
+      if (next + 10 > len) return fail("truncated-record", start + next) ?? false;
       const type = u16(buf, next);
       const rclass = u16(buf, next + 2);
       const ttl = u32(buf, next + 4);
       const rdLen = u16(buf, next + 8);
       const rdOff = next + 10;
-      if (rdOff + rdLen > len) return fail("truncated-record", start + next);
+      if (rdOff + rdLen > len) return fail("truncated-record", start + next) ?? false;
       if (type === RRType.OPT && section === Section.Additional) {
         // RFC 6891 §6.1.1: one OPT, owned by the root. (An OPT misplaced in another section is
         // skipped like any record we do not read: it carries no evidence.)
-        if (edns !== null || next !== pos + 1 || buf[pos] !== 0) return fail("bad-edns", start + pos);
+        if (edns !== null || next !== pos + 1 || buf[pos] !== 0) return fail("bad-edns", start + pos) ?? false;
         extRcode = ttl >>> 24;
         edns = { udpPayloadSize: rclass, version: (ttl >>> 16) & 0xff, dnssecOk: (ttl & 0x8000) !== 0 };
       } else if (rclass === CLASS_IN && !rdataShapeOk(buf, type, rdOff, rdLen)) {
-        return fail("bad-rdata", start + rdOff);
+        return fail("bad-rdata", start + rdOff) ?? false;
       }
-      out.push({
-        section, nameOffset: pos, type, rclass, ttl, rdataOffset: rdOff, rdataLength: rdLen,
-      });
+      putRecord(out, i, section, pos, type, rclass, ttl, rdOff, rdLen);
       pos = rdOff + rdLen;
     }
+    if (out.length !== count) out.length = count;
   }
-  return {
-    buf,
-    id: u16(buf, 0),
-    isResponse: (flags & 0x8000) !== 0,
-    opcode: (flags >>> 11) & 0xf,
-    authoritative: (flags & 0x0400) !== 0,
-    truncated: (flags & 0x0200) !== 0,
-    recursionDesired: (flags & 0x0100) !== 0,
-    recursionAvailable: (flags & 0x0080) !== 0,
-    rcode: (extRcode << 4) | (flags & 0xf),
-    questions,
-    answers,
-    authority,
-    additional,
-    edns,
-  };
+  const fields = m as MessageFields;
+  fields.buf = buf;
+  fields.id = u16(buf, 0);
+  fields.isResponse = (flags & 0x8000) !== 0;
+  fields.opcode = (flags >>> 11) & 0xf;
+  fields.authoritative = (flags & 0x0400) !== 0;
+  fields.truncated = (flags & 0x0200) !== 0;
+  fields.recursionDesired = (flags & 0x0100) !== 0;
+  fields.recursionAvailable = (flags & 0x0080) !== 0;
+  fields.rcode = (extRcode << 4) | (flags & 0xf);
+  fields.edns = edns;
+  return true;
 }
 
 /** Checks the rdata of the types whose contents we use as evidence or render. */

@@ -7,8 +7,9 @@
 // Input is one DNS message at a time (a UDP payload, or one length-framed message of a reassembled
 // TCP stream — see pipeline.ts). Output is `DnsObservation`s through `onObservation`.
 import { CidrSet } from "./cidr.js";
-import { lastParseError, parseDnsMessageOrNull, type DnsMessage } from "./message.js";
+import { lastParseError, ReusableDnsMessage, type DnsMessage } from "./message.js";
 import { nameEquals, nameHash, readName, renderRdata } from "./render.js";
+import { NONE, QuerySlots, SlotList } from "./query-table.js";
 import { echPublicNames } from "./svcb.js";
 import { MAX_POINTER_HOPS, RRType, Rcode, typeName } from "./wire.js";
 
@@ -129,7 +130,10 @@ export interface DnsObserverOptions {
    */
   addressRecordsOnly?: boolean;
   onObservation?(obs: DnsObservation): void;
-  /** Called for every rejected message (diagnostics; the counters are kept regardless). */
+  /**
+   * Called for every rejected message (diagnostics; the counters are kept regardless). `meta` is
+   * valid only during the call: the pipeline refills one object per datagram.
+   */
   onReject?(reason: RejectReason, meta: DnsMessageMeta): void;
 }
 
@@ -167,91 +171,20 @@ export const DEFAULT_OBSERVER_LIMITS = {
 const DIAGNOSE_WALK = 32;
 const EXPIRE_EVERY_MS = 100;
 
-/**
- * A query waiting for its answer, then (the same object) a recently answered query kept to
- * recognise copies of its response. Nodes are linked with no per-lookup allocation: into a hash
- * bucket (collision chain) and an age list (oldest first: expiry and the caps) of `pending` or of
- * `answered`, and while pending into its client's age list (the per-pod cap and mismatch diagnosis).
- */
-interface QueryNode {
-  hash: number;
-  client: string;
-  clientPort: number;
-  server: string;
-  serverPort: number;
-  transport: DnsTransport;
-  id: number;
-  qname: string;
-  qtype: number;
-  qclass: number;
-  /** When the query was seen; once answered, when the answer was. */
-  time: number;
-  /** Once answered: FNV-1a and length of the accepted response. */
-  payloadHash: number;
-  payloadLength: number;
-  bucketNext: QueryNode | null;
-  older: QueryNode | null;
-  newer: QueryNode | null;
-  clientOlder: QueryNode | null;
-  clientNewer: QueryNode | null;
-}
-
-interface Linked<T> { hash: number; bucketNext: T | null; older: T | null; newer: T | null }
+/** One client's pending queries (slots of its age list), oldest first. */
+interface ClientQueries { count: number; oldest: number; newest: number }
 
 /**
- * Nodes indexed by a 32-bit hash (collisions chained; callers compare the full identity) and kept in
- * insertion order, oldest first. Replaces a Map keyed by a per-packet string key.
+ * FNV-1a over the message bytes, four at a time (then the tail), and the length: recognises
+ * identical copies cheaply. Only ever compared with itself.
  */
-class HashedAgeList<T extends Linked<T>> {
-  private readonly buckets = new Map<number, T>();
-  oldest: T | null = null;
-  private newest: T | null = null;
-  size = 0;
-
-  /** First node of the bucket for `hash` (follow bucketNext for the rest). */
-  bucket(hash: number): T | null {
-    return this.buckets.get(hash) ?? null;
-  }
-
-  add(node: T): void {
-    node.bucketNext = this.buckets.get(node.hash) ?? null;
-    this.buckets.set(node.hash, node);
-    node.older = this.newest;
-    node.newer = null;
-    if (this.newest) this.newest.newer = node;
-    else this.oldest = node;
-    this.newest = node;
-    this.size++;
-  }
-
-  remove(node: T): void {
-    const head = this.buckets.get(node.hash);
-    if (head === node) {
-      if (node.bucketNext) this.buckets.set(node.hash, node.bucketNext);
-      else this.buckets.delete(node.hash);
-    } else {
-      for (let n = head ?? null; n; n = n.bucketNext) {
-        if (n.bucketNext === node) { n.bucketNext = node.bucketNext; break; }
-      }
-    }
-    node.bucketNext = null;
-    if (node.older) node.older.newer = node.newer;
-    else this.oldest = node.newer;
-    if (node.newer) node.newer.older = node.older;
-    else this.newest = node.older;
-    node.older = node.newer = null;
-    this.size--;
-  }
-}
-
-/** One client's pending queries, oldest first. */
-interface ClientQueries { count: number; oldest: QueryNode | null; newest: QueryNode | null }
-
-/** FNV-1a over the message bytes: recognises identical copies cheaply. */
 function fnv1a(buf: Uint8Array): number {
   let h = 0x811c9dc5;
-  for (let i = 0; i < buf.length; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
-  return h >>> 0;
+  const whole = buf.length & ~3;
+  let i = 0;
+  for (; i < whole; i += 4) h = Math.imul(h ^ (buf[i]! | (buf[i + 1]! << 8) | (buf[i + 2]! << 16) | (buf[i + 3]! << 24)), 0x01000193);
+  for (; i < buf.length; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  return Math.imul(h ^ buf.length, 0x01000193) | 0;
 }
 
 /** Offset of the first label of the name at `off` after following leading compression pointers. */
@@ -281,13 +214,19 @@ export class DnsObserver {
   private readonly onReject: ((reason: RejectReason, meta: DnsMessageMeta) => void) | undefined;
   /** The message being processed, for onReject. */
   private currentMeta: DnsMessageMeta | undefined;
+  /**
+   * Every query the observer holds, pending or answered: a slot each (see query-table.ts). A
+   * query keeps its slot from the moment it is pending until it leaves the answered list.
+   */
+  private readonly q = new QuerySlots();
   /** All pending queries, oldest first, for matching, expiry and the global cap. */
-  private readonly pending = new HashedAgeList<QueryNode>();
+  private readonly pending = new SlotList(this.q);
   /** Pending queries per client address, oldest first, for the per-pod cap and mismatch diagnosis. */
   private readonly pendingByClient = new Map<string, ClientQueries>();
   /** Recently answered queries, oldest first. */
-  private readonly answered = new HashedAgeList<QueryNode>();
+  private readonly answered = new SlotList(this.q);
   private lastExpire = -Infinity;
+  private readonly parser = new ReusableDnsMessage();
   /** buildObservation's scratch: pairs of (labels start offset, name text). */
   private readonly knownNames: (number | string)[] = [];
   private readonly usedCnames: number[] = [];
@@ -335,8 +274,9 @@ export class DnsObserver {
     // Expiry walks the oldest entries; a few times a second is precise enough and keeps the
     // per-message cost flat.
     if (now - this.lastExpire >= EXPIRE_EVERY_MS || now < this.lastExpire) this.expire(now);
-    // The message never leaves the observer, so empty sections may share one array.
-    const msg = parseDnsMessageOrNull(payload, 0, payload.length, true);
+    // The message never leaves this call (observations copy what they keep), so one message
+    // object, its arrays and records serve every packet.
+    const msg = this.parser.parse(payload);
     if (msg === null) {
       const error = lastParseError();
       this.stats.malformedByError[error] = (this.stats.malformedByError[error] ?? 0) + 1;
@@ -376,25 +316,21 @@ export class DnsObserver {
     return nameHash(msg.buf, q.nameOffset, h, true) & 0x3fffffff;
   }
 
-  private static matches(p: QueryNode, transport: DnsTransport, client: string, cport: number, server: string, sport: number, msg: DnsMessage): boolean {
-    const q = msg.questions[0]!;
-    return p.id === msg.id && p.clientPort === cport && p.serverPort === sport && p.qtype === q.qtype &&
-      p.qclass === q.qclass && p.transport === transport && p.client === client && p.server === server &&
-      nameEquals(msg.buf, q.nameOffset, p.qname, true);
+  /** Whether slot `i` holds exactly this query identity (every field, the name included). */
+  private matches(i: number, tcp: number, client: string, cport: number, server: string, sport: number, msg: DnsMessage): boolean {
+    const q = msg.questions[0]!, t = this.q;
+    return t.id[i] === msg.id && t.clientPort[i] === cport && t.serverPort[i] === sport && t.qtype[i] === q.qtype &&
+      t.qclass[i] === q.qclass && t.tcp[i] === tcp && t.client[i] === client && t.server[i] === server &&
+      nameEquals(msg.buf, q.nameOffset, t.qname[i]!, true);
   }
 
-  private findPending(hash: number, transport: DnsTransport, client: string, cport: number, server: string, sport: number, msg: DnsMessage): QueryNode | null {
-    for (let p = this.pending.bucket(hash); p; p = p.bucketNext) {
-      if (DnsObserver.matches(p, transport, client, cport, server, sport, msg)) return p;
+  /** The slot on `list` holding this query identity, or NONE. */
+  private find(list: SlotList, hash: number, transport: DnsTransport, client: string, cport: number, server: string, sport: number, msg: DnsMessage): number {
+    const tcp = transport === "tcp" ? 1 : 0;
+    for (let i = list.bucket(hash); i !== NONE; i = this.q.bucketNext[i]!) {
+      if (this.q.hash[i] === hash && this.matches(i, tcp, client, cport, server, sport, msg)) return i;
     }
-    return null;
-  }
-
-  private findAnswered(hash: number, transport: DnsTransport, client: string, cport: number, server: string, sport: number, msg: DnsMessage): QueryNode | null {
-    for (let a = this.answered.bucket(hash); a; a = a.bucketNext) {
-      if (DnsObserver.matches(a, transport, client, cport, server, sport, msg)) return a;
-    }
-    return null;
+    return NONE;
   }
 
   private onQuery(meta: DnsMessageMeta, msg: DnsMessage): "query" | "ignored" | RejectReason {
@@ -404,8 +340,8 @@ export class DnsObserver {
     const q = msg.questions[0]!;
     const hash = this.identityHash(meta.transport, meta.src, meta.srcPort, meta.dst, meta.dstPort, msg);
     // The same query seen again (second interface, or a retransmission): keep the first.
-    if (this.findPending(hash, meta.transport, meta.src, meta.srcPort, meta.dst, meta.dstPort, msg) ||
-        this.findAnswered(hash, meta.transport, meta.src, meta.srcPort, meta.dst, meta.dstPort, msg)) {
+    if (this.find(this.pending, hash, meta.transport, meta.src, meta.srcPort, meta.dst, meta.dstPort, msg) !== NONE ||
+        this.find(this.answered, hash, meta.transport, meta.src, meta.srcPort, meta.dst, meta.dstPort, msg) !== NONE) {
       this.stats.duplicateQueries++;
       return "ignored";
     }
@@ -417,29 +353,29 @@ export class DnsObserver {
     if (qname.includes("\\")) return this.reject("escaped-name");
     const existing = this.pendingByClient.get(meta.src);
     if (existing && existing.count >= this.opts.maxPendingPerPod) {
-      this.drop(existing.oldest!);
+      this.release(existing.oldest);
       this.stats.evictedQueries++;
     }
     if (this.pending.size >= this.opts.maxPendingTotal) {
       // The pod holding the most pending queries pays, never a quieter pod: one pod's flood cannot
       // push out another pod's queries.
-      this.drop(this.largestClient().oldest!);
+      this.release(this.largestClient().oldest);
       this.stats.evictedQueries++;
     }
-    const p: QueryNode = {
-      hash, client: meta.src, clientPort: meta.srcPort, server: meta.dst, serverPort: meta.dstPort,
-      transport: meta.transport, id: msg.id, qname, qtype: q.qtype, qclass: q.qclass, time: meta.time,
-      payloadHash: 0, payloadLength: 0, bucketNext: null, older: null, newer: null, clientOlder: null, clientNewer: null,
-    };
+    const t = this.q;
+    const p = t.alloc();
+    t.hash[p] = hash; t.client[p] = meta.src; t.clientPort[p] = meta.srcPort; t.server[p] = meta.dst;
+    t.serverPort[p] = meta.dstPort; t.tcp[p] = meta.transport === "tcp" ? 1 : 0; t.id[p] = msg.id; t.qname[p] = qname;
+    t.qtype[p] = q.qtype; t.qclass[p] = q.qclass; t.time[p] = meta.time; t.payloadHash[p] = 0; t.payloadLength[p] = 0;
     this.pending.add(p);
     // Fetched again: the evictions above may have removed this client's (now empty) list.
     let perClient = this.pendingByClient.get(meta.src);
     if (!perClient) {
-      perClient = { count: 0, oldest: null, newest: null };
+      perClient = { count: 0, oldest: NONE, newest: NONE };
       this.pendingByClient.set(meta.src, perClient);
     }
-    p.clientOlder = perClient.newest;
-    if (perClient.newest) perClient.newest.clientNewer = p;
+    t.clientOlder[p] = perClient.newest;
+    if (perClient.newest !== NONE) t.clientNewer[perClient.newest] = p;
     else perClient.oldest = p;
     perClient.newest = p;
     perClient.count++;
@@ -462,10 +398,10 @@ export class DnsObserver {
     if (!isTrusted) return this.reject("untrusted-resolver");
 
     const hash = this.identityHash(meta.transport, meta.dst, meta.dstPort, meta.src, meta.srcPort, msg);
-    const p = this.findPending(hash, meta.transport, meta.dst, meta.dstPort, meta.src, meta.srcPort, msg);
-    if (!p) return this.reject(this.diagnose(meta, msg, hash, payload));
+    const p = this.find(this.pending, hash, meta.transport, meta.dst, meta.dstPort, meta.src, meta.srcPort, msg);
+    if (p === NONE) return this.reject(this.diagnose(meta, msg, hash, payload));
 
-    this.drop(p);
+    this.unlinkPending(p);
     this.remember(p, payload, meta.time);
     const obs = this.buildObservation(meta, msg, p);
     this.stats.accepted++;
@@ -476,23 +412,25 @@ export class DnsObserver {
 
   /** Explains why a response matched no pending query. */
   private diagnose(meta: DnsMessageMeta, msg: DnsMessage, hash: number, payload: Uint8Array): RejectReason {
-    const seen = this.findAnswered(hash, meta.transport, meta.dst, meta.dstPort, meta.src, meta.srcPort, msg);
-    if (seen && meta.time - seen.time <= this.opts.duplicateWindowMs) {
-      return seen.payloadHash === fnv1a(payload) && seen.payloadLength === payload.length ? "duplicate" : "already-answered";
+    const t = this.q;
+    const seen = this.find(this.answered, hash, meta.transport, meta.dst, meta.dstPort, meta.src, meta.srcPort, msg);
+    if (seen !== NONE && meta.time - t.time[seen]! <= this.opts.duplicateWindowMs) {
+      return t.payloadHash[seen] === fnv1a(payload) && t.payloadLength[seen] === payload.length ? "duplicate" : "already-answered";
     }
     const perClient = this.pendingByClient.get(meta.dst);
     if (!perClient) return "unsolicited";
     let sameFlow = false, sameId = false;
+    const tcp = meta.transport === "tcp" ? 1 : 0;
     // The reason is a diagnosis, not a decision: look at the client's newest queries only, so an
     // answer whose query was never seen (lost in capture, or a flood of unsolicited answers)
     // costs a bounded walk, not one over the pod's whole pending list.
     let budget = DIAGNOSE_WALK;
-    for (let p = perClient.newest; p && budget > 0; p = p.clientOlder, budget--) {
-      if (p.server !== meta.src || p.transport !== meta.transport) continue;
-      const flow = p.clientPort === meta.dstPort && p.serverPort === meta.srcPort;
-      if (flow && p.id === msg.id) return "mismatched-question";
+    for (let p = perClient.newest; p !== NONE && budget > 0; p = t.clientOlder[p]!, budget--) {
+      if (t.server[p] !== meta.src || t.tcp[p] !== tcp) continue;
+      const flow = t.clientPort[p] === meta.dstPort && t.serverPort[p] === meta.srcPort;
+      if (flow && t.id[p] === msg.id) return "mismatched-question";
       if (flow) sameFlow = true;
-      else if (p.id === msg.id) sameId = true;
+      else if (t.id[p] === msg.id) sameId = true;
     }
     if (sameFlow) return "mismatched-id";
     if (sameId) return "mismatched-port";
@@ -500,27 +438,44 @@ export class DnsObserver {
   }
 
   /**
-   * Moves the answered query `p` (already dropped from pending) to the answered list. No entry of
+   * Moves the answered query `p` (already unlinked from pending) to the answered list. No entry of
    * the same identity can be there: a query is made pending only when neither list holds it.
    */
-  private remember(p: QueryNode, payload: Uint8Array, time: number): void {
-    if (this.answered.size >= this.opts.maxAnsweredRemembered) this.answered.remove(this.answered.oldest!);
-    p.time = time;
-    p.payloadHash = fnv1a(payload);
-    p.payloadLength = payload.length;
+  private remember(p: number, payload: Uint8Array, time: number): void {
+    if (this.answered.size >= this.opts.maxAnsweredRemembered) this.forgetAnswered(this.answered.oldest);
+    const t = this.q;
+    t.time[p] = time;
+    t.payloadHash[p] = fnv1a(payload);
+    t.payloadLength[p] = payload.length;
     this.answered.add(p);
   }
 
-  private drop(p: QueryNode): void {
+  private forgetAnswered(a: number): void {
+    this.answered.remove(a);
+    this.q.free(a);
+  }
+
+  /** Forgets a pending query (expired or evicted): its slot is freed. */
+  private release(p: number): void {
+    this.unlinkPending(p);
+    this.q.free(p);
+  }
+
+  /** Takes `p` off the pending list and its client's list; the slot stays allocated. */
+  private unlinkPending(p: number): void {
+    const t = this.q;
     this.pending.remove(p);
-    const perClient = this.pendingByClient.get(p.client);
+    const client = t.client[p]!;
+    const perClient = this.pendingByClient.get(client);
     if (perClient) {
-      if (p.clientOlder) p.clientOlder.clientNewer = p.clientNewer;
-      else perClient.oldest = p.clientNewer;
-      if (p.clientNewer) p.clientNewer.clientOlder = p.clientOlder;
-      else perClient.newest = p.clientOlder;
-      p.clientOlder = p.clientNewer = null;
-      if (--perClient.count === 0) this.pendingByClient.delete(p.client);
+      const older = t.clientOlder[p]!, newer = t.clientNewer[p]!;
+      if (older !== NONE) t.clientNewer[older] = newer;
+      else perClient.oldest = newer;
+      if (newer !== NONE) t.clientOlder[newer] = older;
+      else perClient.newest = older;
+      t.clientOlder[p] = t.clientNewer[p] = NONE;
+      // An emptied list stays (a pod usually asks again at once); expire() prunes the empty ones.
+      perClient.count--;
     }
     this.stats.pendingQueries = this.pending.size;
   }
@@ -528,12 +483,16 @@ export class DnsObserver {
   /** Forgets queries past their timeout and answered entries past the duplicate window. */
   expire(now = this.opts.now()): void {
     this.lastExpire = now;
-    for (let p = this.pending.oldest; p && now - p.time > this.opts.queryTimeoutMs; p = this.pending.oldest) {
-      this.drop(p);
+    if (this.pendingByClient.size > 2 * this.pending.size + 1024) {
+      for (const [client, queries] of this.pendingByClient) if (queries.count === 0) this.pendingByClient.delete(client);
+    }
+    const t = this.q;
+    for (let p = this.pending.oldest; p !== NONE && now - t.time[p]! > this.opts.queryTimeoutMs; p = this.pending.oldest) {
+      this.release(p);
       this.stats.expiredQueries++;
     }
-    for (let a = this.answered.oldest; a && now - a.time > this.opts.duplicateWindowMs; a = this.answered.oldest) {
-      this.answered.remove(a);
+    for (let a = this.answered.oldest; a !== NONE && now - t.time[a]! > this.opts.duplicateWindowMs; a = this.answered.oldest) {
+      this.forgetAnswered(a);
     }
   }
 
@@ -542,7 +501,9 @@ export class DnsObserver {
     return Math.min(this.opts.maxTtlSec, Math.max(this.opts.minTtlSec, ttl));
   }
 
-  private buildObservation(meta: DnsMessageMeta, msg: DnsMessage, p: QueryNode): DnsObservation {
+  private buildObservation(meta: DnsMessageMeta, msg: DnsMessage, p: number): DnsObservation {
+    const t = this.q;
+    const qname = t.qname[p]!, qtype = t.qtype[p]!;
     // Owner names are compared on the wire against the (few) names of the chain, never decoded:
     // an owner on the chain renders to exactly that chain name.
     const { buf, answers: records } = msg;
@@ -552,13 +513,13 @@ export class DnsObserver {
     known.length = 0;
     // Labels start of the name being followed: an owner starting there is that name, no compare needed.
     let currentStart = labelsStart(buf, msg.questions[0]!.nameOffset);
-    known.push(currentStart, p.qname);
+    known.push(currentStart, qname);
     const chain: string[] = [];
     const usedCnames = this.usedCnames; // indices of the CNAME records followed
     const usedTargets = this.usedTargets; // their decoded targets
     usedCnames.length = 0;
     usedTargets.length = 0;
-    let current = p.qname;
+    let current = qname;
     while (chain.length < this.opts.maxCnameChain) {
       let i = -1;
       for (let j = 0; j < records.length; j++) {
@@ -567,10 +528,13 @@ export class DnsObserver {
             (labelsStart(buf, rr.nameOffset) === currentStart || nameEquals(buf, rr.nameOffset, current, true))) { i = j; break; }
       }
       if (i < 0) break;
+      // The owner renders to `current` (compared above): later owners sharing its labels are known by offset.
+      const ownerStart = labelsStart(buf, records[i]!.nameOffset);
+      if (ownerStart !== currentStart) known.push(ownerStart, current);
       const target = readName(buf, records[i]!.rdataOffset, true);
       usedCnames.push(i);
       usedTargets.push(target);
-      if (target === null || target === p.qname || chain.includes(target)) break; // CNAME loop: stop at the first repeat
+      if (target === null || target === qname || chain.includes(target)) break; // CNAME loop: stop at the first repeat
       if (target.includes("\\")) break; // an escaped label is never evidence (see onQuery): the chain ends unresolved
       chain.push(target);
       currentStart = labelsStart(buf, records[i]!.rdataOffset);
@@ -584,10 +548,10 @@ export class DnsObserver {
     const addressesOnly = this.addressRecordsOnly;
     for (let j = 0; j < records.length; j++) {
       const rr = records[j]!;
-      if (addressesOnly && rr.type !== RRType.A && rr.type !== RRType.AAAA && !(rr.type === p.qtype || p.qtype === 255)) continue;
-      const owner = this.chainNameOf(buf, rr.nameOffset, p.qname, chain, known);
+      if (addressesOnly && rr.type !== RRType.A && rr.type !== RRType.AAAA && !(rr.type === qtype || qtype === 255)) continue;
+      const owner = this.chainNameOf(buf, rr.nameOffset, qname, chain, known);
       if (owner === null) continue;
-      if (owner === current && rr.type === p.qtype && (rr.type === RRType.HTTPS || rr.type === RRType.SVCB)) {
+      if (owner === current && rr.type === qtype && (rr.type === RRType.HTTPS || rr.type === RRType.SVCB)) {
         echNames ??= [];
         const had = echNames.length;
         if (!echPublicNames(buf, rr.rdataOffset, rr.rdataLength, echNames)) this.stats.badSvcbRecords++;
@@ -596,7 +560,7 @@ export class DnsObserver {
       if (addressesOnly) {
         // The chain itself is cnameChain; only the final name's addresses are kept.
         if (rr.type === RRType.CNAME) continue;
-        if (owner === current && (rr.type === p.qtype || p.qtype === 255)) finalOfType++;
+        if (owner === current && (rr.type === qtype || qtype === 255)) finalOfType++;
         if (owner !== current || (rr.type !== RRType.A && rr.type !== RRType.AAAA)) continue;
         answers.push({ name: owner, type: typeName(rr.type), typeCode: rr.type, ttl: this.effectiveTtl(rr.ttl), data: renderRdata(msg, rr, true) });
         continue;
@@ -609,24 +573,24 @@ export class DnsObserver {
       } else {
         data = renderRdata(msg, rr, true);
       }
-      if (owner === current && (rr.type === p.qtype || p.qtype === 255)) finalOfType++;
+      if (owner === current && (rr.type === qtype || qtype === 255)) finalOfType++;
       answers.push({ name: owner, type: typeName(rr.type), typeCode: rr.type, ttl: this.effectiveTtl(rr.ttl), data });
     }
-    if (p.qtype === RRType.CNAME && chain.length > 0) finalOfType++;
+    if (qtype === RRType.CNAME && chain.length > 0) finalOfType++;
     const negative = msg.rcode === Rcode.NXDomain || (msg.rcode === Rcode.NoError && finalOfType === 0);
     if (meta.iface === undefined && meta.frame === undefined) {
       return {
-        podIp: p.client, podPort: p.clientPort, qname: p.qname, qtype: p.qtype, rcode: msg.rcode,
+        podIp: t.client[p]!, podPort: t.clientPort[p]!, qname: qname, qtype: qtype, rcode: msg.rcode,
         cnameChain: chain, answers, negative, truncated: msg.truncated,
         ...(echNames !== undefined && echNames.length > 0 ? { echPublicNames: echNames, echTtlSec: echTtl } : {}),
-        resolver: p.server, resolverPort: p.serverPort, transport: p.transport, time: meta.time, id: msg.id,
+        resolver: t.server[p]!, resolverPort: t.serverPort[p]!, transport: meta.transport, time: meta.time, id: msg.id,
       };
     }
     return {
-      podIp: p.client, podPort: p.clientPort, qname: p.qname, qtype: p.qtype, rcode: msg.rcode,
+      podIp: t.client[p]!, podPort: t.clientPort[p]!, qname: qname, qtype: qtype, rcode: msg.rcode,
       cnameChain: chain, answers, negative, truncated: msg.truncated,
       ...(echNames !== undefined && echNames.length > 0 ? { echPublicNames: echNames, echTtlSec: echTtl } : {}),
-      resolver: p.server, resolverPort: p.serverPort, transport: p.transport, time: meta.time,
+      resolver: t.server[p]!, resolverPort: t.serverPort[p]!, transport: meta.transport, time: meta.time,
       ...(meta.iface !== undefined ? { iface: meta.iface } : {}),
       ...(meta.frame !== undefined ? { frame: meta.frame } : {}),
       id: msg.id,
@@ -634,11 +598,14 @@ export class DnsObserver {
   }
 
   /** The question name or chain name the (validated) name at `off` renders to, or null. */
-  private chainNameOf(buf: Uint8Array, off: number, qname: string, chain: readonly string[], known: readonly (number | string)[]): string | null {
+  private chainNameOf(buf: Uint8Array, off: number, qname: string, chain: readonly string[], known: (number | string)[]): string | null {
     const start = labelsStart(buf, off);
     for (let k = 0; k < known.length; k += 2) if (known[k] === start) return known[k + 1] as string;
-    if (nameEquals(buf, off, qname, true)) return qname;
-    for (let k = 0; k < chain.length; k++) if (nameEquals(buf, off, chain[k]!, true)) return chain[k]!;
-    return null;
+    let name: string | null = null;
+    if (nameEquals(buf, off, qname, true)) name = qname;
+    for (let k = 0; name === null && k < chain.length; k++) if (nameEquals(buf, off, chain[k]!, true)) name = chain[k]!;
+    // Remembered by offset: another record whose owner points at these labels needs no compare.
+    if (name !== null) known.push(start, name);
+    return name;
   }
 }

@@ -172,7 +172,7 @@ export class DnsPipeline {
         this.stats.incompleteDatagrams++;
         return;
       }
-      this.observer.observe(this.meta(pkt.src, pkt.dst, pkt.srcPort, pkt.dstPort, "udp", ctx), pkt.payload);
+      this.observer.observe(this.udpMeta(pkt, ctx), pkt.payload);
       return;
     }
     // A copy: a caller may reuse its context object for the next packet.
@@ -212,6 +212,21 @@ export class DnsPipeline {
     this.resetFramer(framer);
     framer.dead = true;
   }
+
+  /**
+   * The meta of a UDP message: one object refilled per datagram (the observer reads it only
+   * during observe(); see DnsObserverOptions.onReject).
+   */
+  private udpMeta(pkt: DecodedPacket, ctx: PacketContext): DnsMessageMeta {
+    const m = this.reusedMeta;
+    m.time = ctx.time; m.src = pkt.src; m.dst = pkt.dst; m.srcPort = pkt.srcPort; m.dstPort = pkt.dstPort;
+    m.iface = ctx.iface; m.fromPod = ctx.fromPod; m.frame = ctx.frame;
+    return m;
+  }
+
+  private readonly reusedMeta: DnsMessageMeta = {
+    time: 0, src: "", dst: "", srcPort: 0, dstPort: 0, transport: "udp", iface: undefined, fromPod: undefined, frame: undefined,
+  };
 
   private meta(src: string, dst: string, srcPort: number, dstPort: number, transport: "udp" | "tcp", ctx: PacketContext): DnsMessageMeta {
     const m: DnsMessageMeta = { time: ctx.time, src, dst, srcPort, dstPort, transport };

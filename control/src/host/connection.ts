@@ -29,12 +29,6 @@ export interface ConnectionOptions {
    * calls upstreamConnected() / upstreamConnectFailed() itself (egret sidecar does).
    */
   autoConnectUpstream?: boolean;
-  /**
-   * With autoConnectUpstream: the network connects at once, inside the call that asked (no
-   * client bytes can arrive before the upstream exists). A driver's choice of network timing for
-   * tests that are not about it; Envoy's own order is the default.
-   */
-  connectImmediately?: boolean;
   /** Address the upstream connection comes from once connected (upstream.local_address). */
   upstreamLocalAddress?: string;
   /**
@@ -254,8 +248,7 @@ export class Connection extends EventEmitter<ConnectionEvents> implements Stream
     this.resolveRequested();
     this.emit("upstream-connect");
     if (this.options.autoConnectUpstream === false) return;
-    if (this.options.connectImmediately) this.upstreamConnected();
-    else setImmediate(() => this.upstreamConnected());
+    setImmediate(() => this.upstreamConnected());
   }
 
   private readDownstream(): void {

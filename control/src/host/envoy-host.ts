@@ -34,8 +34,6 @@ export interface EnvoyHostOptions {
    * load balanced least-request, as Istio's default; §5, docs/reference/envoy-grpc.md).
    */
   grpcClusters?: Record<string, ClusterEndpoints>;
-  /** Default of ConnectionOptions.connectImmediately for every connection (test drivers). */
-  connectImmediately?: boolean;
   /** Random source of the least-request choice (tests make it deterministic). Default Math.random. */
   lbRandom?: () => number;
   /**
@@ -151,7 +149,7 @@ export class EnvoyHost {
     let vm = this.workers[index];
     if (!vm) throw new Error(`no worker ${index}: concurrency is ${this.workers.length}`);
     if (vm.failed && this.options.failurePolicy === "FAIL_RELOAD") vm = this.reload(index);
-    const c = new Connection(vm, { connectImmediately: this.options.connectImmediately, ...options }, this.options.failurePolicy ?? "FAIL_CLOSED", (done) => this.connections.delete(done));
+    const c = new Connection(vm, options, this.options.failurePolicy ?? "FAIL_CLOSED", (done) => this.connections.delete(done));
     this.connections.add(c);
     c.open();
     return c;

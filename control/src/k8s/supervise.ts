@@ -5,7 +5,7 @@
 // `staleAfterMs` of continuous failure it reports itself stale (control keeps serving the last
 // known state, and says so) and keeps retrying at the longest backoff; the next successful list
 // reconciles the cache (client-node's informer diffs it) and clears the mark.
-import { makeInformer, type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache } from "@kubernetes/client-node";
+import { ListWatch, Watch, type Informer, type KubeConfig, type KubernetesListObject, type KubernetesObject, type ObjectCache } from "@kubernetes/client-node";
 import type { Logger } from "../common/log.js";
 
 export interface BackoffOptions {
@@ -38,8 +38,44 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   labelSelector?: string;
 }
 
+/**
+ * client-node's Watch, except that once stopped it opens nothing and aborts a watch whose response
+ * arrives afterwards. ListWatch.stop() aborts only the request it already holds: a watch still
+ * connecting (or not yet started because its list was running) when stop() came was stored later
+ * and stayed open, holding the process after its servers had closed (control hung on SIGTERM).
+ */
+export class StoppableWatch extends Watch {
+  private stopped = false;
+  private readonly open = new Set<AbortController>();
+
+  override async watch(...args: Parameters<Watch["watch"]>): Promise<AbortController> {
+    if (this.stopped) return aborted();
+    const controller = await super.watch(...args);
+    if (this.stopped) {
+      controller.abort();
+      return controller;
+    }
+    this.open.add(controller);
+    controller.signal.addEventListener("abort", () => this.open.delete(controller), { once: true });
+    return controller;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const c of [...this.open]) c.abort();
+    this.open.clear();
+  }
+}
+
+function aborted(): AbortController {
+  const c = new AbortController();
+  c.abort();
+  return c;
+}
+
 export class SupervisedInformer<T extends KubernetesObject> {
   private readonly informer: Informer<T> & ObjectCache<T>;
+  private readonly watch: StoppableWatch;
   private readonly listOnce: () => Promise<KubernetesListObject<T>>;
   private readonly backoff: BackoffOptions;
   private readonly now: () => number;
@@ -78,7 +114,9 @@ export class SupervisedInformer<T extends KubernetesObject> {
       }
     };
     this.listOnce = list;
-    this.informer = makeInformer(o.kubeConfig, o.path, list, o.labelSelector);
+    // makeInformer(kubeConfig, path, list), with a watch that stays stopped.
+    this.watch = new StoppableWatch(o.kubeConfig);
+    this.informer = new ListWatch(o.path, this.watch, list, false, o.labelSelector);
     this.informer.on("add", (obj) => this.event(() => o.onUpsert(obj)));
     this.informer.on("update", (obj) => this.event(() => o.onUpsert(obj)));
     this.informer.on("delete", (obj) => this.event(() => o.onDelete(obj)));
@@ -104,6 +142,7 @@ export class SupervisedInformer<T extends KubernetesObject> {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.watch.stop();
     await this.informer.stop();
   }
 

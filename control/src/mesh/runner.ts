@@ -25,6 +25,8 @@ export interface StepResult {
   knownIssue?: boolean;
   /** What happened, one line: "connected", "refused (reason default-deny)", … */
   summary: string;
+  /** A connect step: what the client saw (the last one, for a repeated step), and its command. */
+  client?: { outcome: "connected" | "refused"; command: string };
   /** Why it failed, with the client's command and output and the audit entries seen. */
   detail?: string;
   audit?: AuditEntry;
@@ -262,8 +264,9 @@ export class ScenarioRunner {
       else problems.push(...auditMismatches(entry, step.expect));
     }
     const summary = `${r.outcome}${entry ? ` (${entry.verdict ?? "?"}, ${entry.reason ?? "?"}${entry.rule ? `, rule ${entry.rule}` : ""})` : ""}`;
-    if (problems.length === 0) return { step, ok: true, summary, audit: entry };
-    return { step, ok: false, summary, audit: entry, detail: `${problems.join("; ")}\n$ ${r.command}\n${r.output}${entry ? `\naudit: ${JSON.stringify(entry.raw)}` : ""}` };
+    const client = { outcome: r.outcome, command: r.command };
+    if (problems.length === 0) return { step, ok: true, summary, audit: entry, client };
+    return { step, ok: false, summary, audit: entry, client, detail: `${problems.join("; ")}\n$ ${r.command}\n${r.output}${entry ? `\naudit: ${JSON.stringify(entry.raw)}` : ""}` };
   }
 
   private clientEnv(podKey: string): ClientEnv {

@@ -50,6 +50,8 @@ export interface ResolvedName {
   /** Unset when sending = pod DNS (the store's entries leave it out). */
   source: NameSource;
   config_ref: string;
+  /** ECH public names the pod's HTTPS/SVCB answers for `name` named (empty when none, or from older servers). */
+  ech_public_names: string[];
 }
 
 export interface Resolution {

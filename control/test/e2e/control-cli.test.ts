@@ -150,7 +150,8 @@ test("egret control serves, reloads on file change, survives SIGKILL + restart, 
   assert.equal(readFileSync(join(dir, "audit.log"), "utf8"), "", "no verdicts were reported in this test");
 });
 
-test("egret control --kubernetes --kubeconfig runs against an API server and writes policy status", async (t) => {
+// A timeout of its own: a control that never exits after SIGTERM must fail this test, not hang the tier.
+test("egret control --kubernetes --kubeconfig runs against an API server and writes policy status", { timeout: 120_000 }, async (t) => {
   const { FakeKube, kube } = await import("../support/fake-kube.js");
   const api = await new FakeKube().start();
   const dir = mkdtempSync(join(tmpdir(), "egE-cli-"));

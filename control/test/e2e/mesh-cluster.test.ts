@@ -155,7 +155,9 @@ function running(pid: number): boolean {
 test("a prefix held by a dead run is reclaimed with its leftovers; teardown leaves nothing", { skip, timeout: 60_000 }, async () => {
   // A run that was SIGKILLed: its claim names a dead pid, its namespace still has a process in it.
   const dead = spawnSync(process.execPath, ["-e", "process.pid"]).pid!;
-  const base = "egGt";
+  // A base of this process's own (claimPrefix takes any base): two runs of this file at once must
+  // not overwrite each other's claim file or reclaim each other's namespace.
+  const base = `egT${process.pid}`;
   mkdirSync(CLAIM_DIR, { recursive: true });
   writeFileSync(join(CLAIM_DIR, `${base}0.pid`), `${dead}\n`);
   await mustRun("ip", ["netns", "add", `${base}0-pod9`]);

@@ -19,7 +19,7 @@ test("the real filter and the real control: resolved names pass, the race is hel
     control.cleanup();
   });
   await observe(control.address, [observation("10.1.0.7", "api.example.com", ["203.0.113.10"], 300)]);
-  const host = await EnvoyHost.create({ connectImmediately: true,
+  const host = await EnvoyHost.create({
     wasm: EGRET_WASM,
     pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, reportIntervalMs: 10, lookupTimeoutMs: 3000 }),
     concurrency: 1,
@@ -38,6 +38,7 @@ test("the real filter and the real control: resolved names pass, the race is hel
   const known = connect("203.0.113.10:443");
   await decided(known);
   assert.equal(known.upstreamConnectRequested, true);
+  await known.whenUpstreamConnected; // tcp_proxy connects on a later turn; the filter reads the hello from then on
   known.downstreamData(clientHello("api.example.com"));
   assert.equal(known.closed, false);
 
@@ -94,6 +95,7 @@ test("a policy change reaches open connections: the real control pushes it, the 
   const open = async (destination: string, sni: string): Promise<Connection> => {
     const c = host.openConnection({ source: `10.1.0.7:${port++}`, destination });
     await eventually(() => c.upstreamConnectRequested || c.closed, `a verdict for ${destination}`);
+    await Promise.race([c.whenUpstreamConnected, c.whenClosed]);
     c.downstreamData(clientHello(sni));
     assert.equal(c.closed, false, `${sni} allowed`);
     return c;

@@ -28,7 +28,7 @@ async function withWorld(o: Partial<WorldOptions>, fn: (w: World) => Promise<voi
 
 /** Sends `bytes` (whole or one byte at a time) and waits for the verdict: true when allowed. */
 async function judge(w: World, bytes: Buffer, byteByByte = false, dst = `${API}:443`): Promise<{ c: Connection; allowed: boolean }> {
-  const c = w.connect(dst);
+  const c = await w.open(dst);
   if (byteByByte) sendByteByByte(c, bytes); else c.downstreamData(bytes);
   // A denied claim asks control once for the claimed name (real time, short), then closes.
   await eventually(async () => { await w.tick(1); return c.closed || c.sentUpstream.length === bytes.length; }, "a verdict");
@@ -77,7 +77,7 @@ test("claims: a ClientHello offering encrypted_client_hello is an unverifiable c
 test("claims: a ClientHello still incomplete at the detection deadline is never allowed", () =>
   withWorld({}, async (w) => {
     const hello = tlsHello({ names: ["api.example.com"] });
-    const c = w.connect(`${API}:443`);
+    const c = await w.open(`${API}:443`);
     c.downstreamData(hello.subarray(0, hello.length - 20));
     await w.tick(2100); // the filter's detectTimeoutMs (2 s)
     await eventually(async () => { await w.tick(1); return c.closed; }, "the deny at the deadline");
@@ -89,12 +89,12 @@ test("claims: a ClientHello still incomplete at the detection deadline is never 
 
 test("claims: an HTTP head still incomplete at the detection deadline is never allowed", () =>
   withWorld({}, async (w) => {
-    const c = w.connect(`${API}:80`);
+    const c = await w.open(`${API}:80`);
     c.downstreamData(http("GET / HTTP/1.1\nHost: api.example.com\nX-Pad: 1\n"));
     await w.tick(2100);
     await eventually(async () => { await w.tick(1); return c.closed; }, "the deny at the deadline");
     assert.equal(c.sentUpstream.length, 0);
-    const stalledTarget = w.connect(`${API}:80`);
+    const stalledTarget = await w.open(`${API}:80`);
     stalledTarget.downstreamData(Buffer.from("GET http://evil.example.net/ HTT"));
     await w.tick(2100);
     await eventually(async () => { await w.tick(1); return stalledTarget.closed; }, "the deny of a cut request line");
@@ -145,7 +145,7 @@ test("claims: an h2c first request that cannot be read exactly is an unverifiabl
 test("claims: h2c whose first request is still incomplete at the deadline is denied; on a CIDR-judged IP h2c passes without a look", () =>
   withWorld({}, async (w) => {
     const preface = h2cRequest(requestBlock("api.example.com")).subarray(0, 33); // preface + SETTINGS, no HEADERS
-    const c = w.connect(`${API}:80`);
+    const c = await w.open(`${API}:80`);
     c.downstreamData(preface);
     w.tick(2100);
     await eventually(() => { w.tick(1); return c.closed; }, "the deny at the deadline");
@@ -190,6 +190,7 @@ test("decide before connecting: no protocol can make a never-resolved IP pass, s
     // Twin: the resolved name, where postgresql can pass, waits for the bytes and is allowed.
     const twin = w.connect(`${API}:5432`);
     assert.equal(twin.upstreamConnectRequested, true);
+    await twin.whenUpstreamConnected; // tcp_proxy connects on a later turn; the filter reads client bytes from then on
     const startup = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]); // SSLRequest
     twin.downstreamData(startup);
     assert.equal(twin.closed, false);
@@ -201,11 +202,11 @@ test("decide before connecting: server bytes that arrive before a verdict are ne
   withWorld({ policy: POLICY.replace("    - {name: plain-block", "    - {name: db, action: Allow, to: {domains: [db.example.com]}, protocols: [mysql]}\n    - {name: plain-block") ,
     resolutions: [...RESOLVED!, ["198.18.5.20", "db.example.com", 300]] }, async (w) => {
     const greeting = mysqlGreeting();
-    const cut = w.connect("198.18.5.20:3306");
+    const cut = await w.open("198.18.5.20:3306");
     cut.upstreamData(greeting.subarray(0, 6));
     assert.equal(cut.closed, true);
     assert.equal(cut.sentDownstream.length, 0, "a partial greeting is not passed");
-    const whole = w.connect("198.18.5.20:3306");
+    const whole = await w.open("198.18.5.20:3306");
     whole.upstreamData(greeting);
     assert.equal(whole.closed, false);
     assert.deepEqual(whole.sentDownstream, greeting);
@@ -246,12 +247,12 @@ test("keep-alive: a pipelined request for another Host on a shared-IP connection
   withWorld({}, async (w) => {
     for (const bbb of [false, true]) {
       const attack = Buffer.concat([get("api.example.com"), get("evil.example.net", "/steal")]);
-      const a = w.connect(`${API}:80`);
+      const a = await w.open(`${API}:80`);
       if (bbb) sendByteByByte(a, attack); else a.downstreamData(attack);
       assert.equal(a.closed, true, "pipelined attack closes the connection");
       assert.ok(!a.sentUpstream.includes(Buffer.from("/steal")), "the second request never reaches the server");
       const twin = Buffer.concat([get("api.example.com"), get("API.example.com", "/two")]);
-      const t = w.connect(`${API}:80`);
+      const t = await w.open(`${API}:80`);
       if (bbb) sendByteByByte(t, twin); else t.downstreamData(twin);
       assert.equal(t.closed, false);
       assert.deepEqual(t.sentUpstream, twin);
@@ -269,7 +270,7 @@ test("keep-alive: a later request in its own segments is judged too; bodies (Con
     const smuggledText = "GET / HTTP/1.1\r\nHost: evil.example.net\r\n\r\n";
     const post = Buffer.from(`POST /up HTTP/1.1\r\nHost: api.example.com\r\nContent-Length: ${smuggledText.length}\r\n\r\n${smuggledText}`);
     const chunk = Buffer.from(`POST /c HTTP/1.1\r\nHost: api.example.com\r\nTransfer-Encoding: chunked\r\n\r\n${smuggledText.length.toString(16)};x=1\r\n${smuggledText}\r\n0\r\nX-Trailer: 1\r\n\r\n`);
-    const c = w.connect(`${API}:80`);
+    const c = await w.open(`${API}:80`);
     c.downstreamData(get("api.example.com"));
     c.downstreamData(post.subarray(0, 30));
     c.downstreamData(post.subarray(30));
@@ -290,16 +291,16 @@ const PROXY = "198.18.6.1:3128";
 test("forward proxy: a pipelined CONNECT or absolute-form request to a denied target closes the connection; allowed ones pass", () =>
   withWorld({ config: { forwardProxies: [PROXY] } }, async (w) => {
     const first = http("GET http://api.example.com/a HTTP/1.1\nHost: api.example.com\n\n");
-    const a = w.connect(PROXY);
+    const a = await w.open(PROXY);
     a.downstreamData(Buffer.concat([first, http("CONNECT evil.example.net:443 HTTP/1.1\nHost: evil.example.net:443\n\n")]));
     assert.equal(a.closed, true);
-    const b = w.connect(PROXY);
+    const b = await w.open(PROXY);
     b.downstreamData(first);
     sendByteByByte(b, http("GET http://evil.example.net/b HTTP/1.1\nHost: evil.example.net\n\n"));
     assert.equal(b.closed, true);
     assert.deepEqual(b.sentUpstream, first);
     const twin = Buffer.concat([first, http("GET http://api.example.com/b HTTP/1.1\nHost: api.example.com\n\n")]);
-    const t = w.connect(PROXY);
+    const t = await w.open(PROXY);
     t.downstreamData(twin);
     assert.equal(t.closed, false);
     assert.deepEqual(t.sentUpstream, twin);
@@ -313,13 +314,13 @@ test("forward proxy: after an allowed CONNECT answered 200 the bytes are the tun
   withWorld({ config: { forwardProxies: [PROXY] } }, async (w) => {
     const connect = http("CONNECT api.example.com:443 HTTP/1.1\nHost: api.example.com:443\n\n");
     const hello = tlsHello({ names: ["api.example.com"] });
-    const t = w.connect(PROXY);
+    const t = await w.open(PROXY);
     t.downstreamData(connect);
     t.upstreamData(Buffer.from("HTTP/1.1 200 Connection established\r\n\r\n"));
     t.downstreamData(hello);
     assert.equal(t.closed, false);
     assert.deepEqual(t.sentUpstream, Buffer.concat([connect, hello]));
-    const r = w.connect(PROXY);
+    const r = await w.open(PROXY);
     r.downstreamData(connect);
     r.upstreamData(Buffer.from("HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n"));
     r.downstreamData(http("CONNECT evil.example.net:443 HTTP/1.1\nHost: evil.example.net:443\n\n"));
@@ -345,23 +346,23 @@ test("in-band TLS: after a PostgreSQL SSLRequest answered 'S', the inner ClientH
   withWorld({ policy: UPGRADES }, async (w) => {
     const sslRequest = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
     for (const bbb of [false, true]) {
-      const run = (sni: string) => {
-        const c = w.connect(`${API}:5432`);
+      const run = async (sni: string) => {
+        const c = await w.open(`${API}:5432`);
         c.downstreamData(sslRequest);
         c.upstreamData(Buffer.from("S"));
         const hello = tlsHello({ names: [sni] });
         if (bbb) sendByteByByte(c, hello); else c.downstreamData(hello);
         return { c, hello };
       };
-      const attack = run("evil.example.net");
+      const attack = await run("evil.example.net");
       assert.equal(attack.c.closed, true, "the inner SNI is not the name resolved to this IP");
       assert.deepEqual(attack.c.sentUpstream, sslRequest, "the ClientHello never reaches the server");
-      const twin = run("api.example.com");
+      const twin = await run("api.example.com");
       assert.equal(twin.c.closed, false);
       assert.deepEqual(twin.c.sentUpstream, Buffer.concat([sslRequest, twin.hello]));
     }
     // SSLRequest and ClientHello in one segment.
-    const both = w.connect(`${API}:5432`);
+    const both = await w.open(`${API}:5432`);
     both.downstreamData(Buffer.concat([sslRequest, tlsHello({ names: ["evil.example.net"] })]));
     assert.equal(both.closed, true);
     const ev = await w.events(6);
@@ -372,8 +373,8 @@ test("in-band TLS: after a PostgreSQL SSLRequest answered 'S', the inner ClientH
 
 test("in-band TLS: after SMTP STARTTLS, the inner ClientHello's SNI is judged", () =>
   withWorld({ policy: UPGRADES }, async (w) => {
-    const run = (sni: string) => {
-      const c = w.connect(`${API}:25`);
+    const run = async (sni: string) => {
+      const c = await w.open(`${API}:25`);
       c.upstreamData(Buffer.from("220 mx.example ESMTP ready\r\n"));
       c.downstreamData(Buffer.from("EHLO client\r\n"));
       c.upstreamData(Buffer.from("250-mx.example\r\n250 STARTTLS\r\n"));
@@ -383,10 +384,10 @@ test("in-band TLS: after SMTP STARTTLS, the inner ClientHello's SNI is judged", 
       c.downstreamData(hello);
       return c;
     };
-    const attack = run("evil.example.net");
+    const attack = await run("evil.example.net");
     assert.equal(attack.closed, true);
     assert.equal(attack.sentUpstream.toString("latin1"), "EHLO client\r\nSTARTTLS\r\n");
-    const twin = run("api.example.com");
+    const twin = await run("api.example.com");
     assert.equal(twin.closed, false);
     const ev = await w.events(3);
     assert.deepEqual(ev.map((e) => [e.verdict, e.protocol]), [["allow", "smtp"], ["deny", "tls"], ["allow", "smtp"]]);
@@ -435,7 +436,7 @@ test("names stay label-exact: a proxy target with an escaped dot ('allowed\\.one
       ["allowed.one.example", true], ["a.b.many.example", true],
     ];
     for (const [target, allowed] of cases) {
-      const c = w.connect(PROXY);
+      const c = await w.open(PROXY);
       c.downstreamData(http(`CONNECT ${target}:443 HTTP/1.1\nHost: ${target}:443\n\n`));
       assert.equal(!c.closed, allowed, target);
     }
@@ -476,7 +477,7 @@ test("h2c: every later request on a claim-judged connection is judged by its :au
       assert.deepEqual(ev.slice(before).map((e) => [e.verdict, e.reason]), [["allow", "allowed"], ["allow", "allowed"], ["deny", "host-unverified"]]);
     }
     // Pipelined with the first request, in the held bytes: judged before anything passes.
-    const pipelined = w.connect(`${API}:80`);
+    const pipelined = await w.open(`${API}:80`);
     pipelined.downstreamData(Buffer.concat([first, h2Frame(1, 0x05, 3, evil)]));
     await eventually(() => { w.tick(1); return pipelined.closed; }, "the pipelined deny");
     assert.equal(pipelined.sentUpstream.length, 0);
@@ -489,7 +490,7 @@ test("h2c: two requests from a real client (nghttp2 via node:http2) — a second
     const attack = await nghttp2Requests([req("api.example.com"), req("evil.example.net")]);
     for (const bbb of [false, true]) {
       assert.equal((await judge(w, twin, bbb, `${API}:80`)).allowed, true, "the twin");
-      const c = w.connect(`${API}:80`);
+      const c = await w.open(`${API}:80`);
       if (bbb) sendByteByByte(c, attack); else c.downstreamData(attack);
       await eventually(() => { w.tick(1); return c.closed; }, "the deny of the second stream");
     }
@@ -502,7 +503,7 @@ test("h2c Upgrade: after a 101, the HTTP/2 streams of a claim-judged connection 
     const settings = h2Frame(4, 0, 0, Buffer.alloc(0));
     const stream3 = (authority: string) => h2Frame(1, 5, 3, hpackBlock([{ indexed: 2 }, { indexed: 6 }, { indexed: 4 }, { nameIndex: 1, huffman: authority, indexing: "incremental" }]));
     const run = async (authority: string, bbb: boolean) => {
-      const c = w.connect(`${API}:80`);
+      const c = await w.open(`${API}:80`);
       c.downstreamData(upgrade);
       await eventually(() => { w.tick(1); return c.sentUpstream.length === upgrade.length; }, "the upgrade request");
       c.upstreamData(switching);

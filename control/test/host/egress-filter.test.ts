@@ -67,6 +67,7 @@ test("CIDR and port rules decide in on_new_connection: allowed ones connect, oth
   withWorld({ policy: CIDR_ONLY }, async (w) => {
     const ok = w.connect("198.19.1.12:6379");
     assert.equal(ok.upstreamConnectRequested, true);
+    await ok.whenUpstreamConnected; // tcp_proxy connects on a later turn; the filter reads client bytes from then on
     ok.downstreamData(Buffer.from("PING\r\n"));
     assert.equal(ok.sentUpstream.toString(), "PING\r\n");
     assert.equal(w.connect("198.19.1.12:7005").upstreamConnectRequested, true, "port range");
@@ -113,6 +114,7 @@ test("allows a TLS connection whose SNI is the name the pod resolved to that IP"
   withWorld({ policy: POLICY, resolutions: [["203.0.113.10", "api.example.com", 300]] }, async (w) => {
     const c = w.connect("203.0.113.10:443");
     assert.equal(c.upstreamConnectRequested, true, "known IP: no Lookup; connect while the ClientHello is awaited");
+    await c.whenUpstreamConnected; // tcp_proxy connects on a later turn; the filter reads client bytes from then on
     const hello = clientHello("api.example.com", ["h2"]);
     c.downstreamData(hello);
     assert.equal(c.closed, false);
@@ -125,16 +127,16 @@ test("allows a TLS connection whose SNI is the name the pod resolved to that IP"
 test("denies a faked SNI or Host pointing at an allowed name the pod did not resolve to that IP", () =>
   withWorld({ policy: POLICY, resolutions: [["198.51.100.9", "other.example.net", 300], ["203.0.113.10", "api.example.com", 300]] }, async (w) => {
     // Each unsupported claim asks control once (it may have just learned the name), then denies.
-    const tls = w.connect("198.51.100.9:443");
+    const tls = await w.open("198.51.100.9:443");
     tls.downstreamData(clientHello("api.example.com"));
     await eventually(() => tls.closed, "the TLS deny");
     assert.equal(tls.sentUpstream.length, 0, "no client byte reaches the upstream");
-    const http = w.connect("198.51.100.9:443");
+    const http = await w.open("198.51.100.9:443");
     http.downstreamData(httpRequest("api.example.com"));
     await eventually(() => http.closed, "the HTTP deny");
     assert.equal(http.sentUpstream.length, 0);
     // Two different Host headers (one allowed, one not): no single host to verify.
-    const twoHosts = w.connect("203.0.113.10:443");
+    const twoHosts = await w.open("203.0.113.10:443");
     twoHosts.downstreamData(Buffer.from("GET / HTTP/1.1\r\nHost: api.example.com\r\nHost: evil.example.com\r\n\r\n"));
     assert.equal(twoHosts.closed, true);
     assert.equal(twoHosts.sentUpstream.length, 0);
@@ -146,14 +148,14 @@ test("denies a faked SNI or Host pointing at an allowed name the pod did not res
 
 test("alert rules forward and report; protocol rules allow only the detected protocol", () =>
   withWorld({ policy: POLICY, resolutions: [["203.0.113.20", "x.watched.example.org", 300], ["203.0.113.30", "pg.db.example.com", 300]] }, async (w) => {
-    const a = w.connect("203.0.113.20:80");
+    const a = await w.open("203.0.113.20:80");
     a.downstreamData(httpRequest("x.watched.example.org"));
     assert.equal(a.closed, false);
     assert.ok(a.sentUpstream.length > 0);
-    const pg = w.connect("203.0.113.30:5432");
+    const pg = await w.open("203.0.113.30:5432");
     pg.downstreamData(pgStartup());
     assert.equal(pg.closed, false);
-    const notPg = w.connect("203.0.113.30:5432");
+    const notPg = await w.open("203.0.113.30:5432");
     notPg.downstreamData(httpRequest("pg.db.example.com"));
     assert.equal(notPg.closed, true);
     const ev = await w.events(3);
@@ -168,11 +170,11 @@ test("alert rules forward and report; protocol rules allow only the detected pro
 test("byte-at-a-time delivery: the verdict waits for the whole ClientHello and every byte is forwarded once", () =>
   withWorld({ policy: POLICY, resolutions: [["203.0.113.10", "api.example.com", 300], ["198.51.100.9", "other.example.net", 300]] }, async (w) => {
     const hello = clientHello("api.example.com", ["h2", "http/1.1"]);
-    const c = w.connect("203.0.113.10:443");
+    const c = await w.open("203.0.113.10:443");
     sendByteByByte(c, hello);
     assert.equal(c.closed, false);
     assert.deepEqual(c.sentUpstream, hello);
-    const bad = w.connect("198.51.100.9:443");
+    const bad = await w.open("198.51.100.9:443");
     sendByteByByte(bad, clientHello("api.example.com"));
     await eventually(() => bad.closed, "the deny after the claim Lookup");
     assert.equal(bad.sentUpstream.length, 0);
@@ -182,11 +184,11 @@ test("byte-at-a-time delivery: the verdict waits for the whole ClientHello and e
 
 test("shared IP: a verified SNI picks one of the names; without a claim every candidate counts", () =>
   withWorld({ policy: POLICY, resolutions: [["203.0.113.50", "api.example.com", 300], ["203.0.113.50", "evil.example.com", 300]] }, async (w) => {
-    const good = w.connect("203.0.113.50:443");
+    const good = await w.open("203.0.113.50:443");
     good.downstreamData(clientHello("api.example.com"));
-    const evil = w.connect("203.0.113.50:443");
+    const evil = await w.open("203.0.113.50:443");
     evil.downstreamData(clientHello("evil.example.com"));
-    const none = w.connect("203.0.113.50:443");
+    const none = await w.open("203.0.113.50:443");
     none.downstreamData(clientHello(""));
     assert.deepEqual([good.closed, evil.closed, none.closed], [false, true, true]);
     const ev = await w.events(3);
@@ -203,10 +205,11 @@ test("server-first protocols are judged on the first server bytes: a violation c
   }, async (w) => {
     const wrong = w.connect("203.0.113.30:3306"); // only postgresql is allowed to pg.db.example.com
     assert.equal(wrong.upstreamConnectRequested, true, "a protocol rule needs the bytes: connect and wait");
+    await wrong.whenUpstreamConnected; // tcp_proxy connects on a later turn; the filter reads client bytes from then on
     wrong.upstreamData(mysqlGreeting());
     assert.equal(wrong.closed, true);
     assert.equal(wrong.sentDownstream.length, 0, "the greeting never reached the client");
-    const right = w.connect("203.0.113.31:3306");
+    const right = await w.open("203.0.113.31:3306");
     right.upstreamData(mysqlGreeting());
     assert.equal(right.closed, false);
     assert.ok(right.sentDownstream.length > 0);
@@ -217,7 +220,7 @@ test("server-first protocols are judged on the first server bytes: a violation c
 
 test("IPv6: resolutions, verdicts and reports work for v6 destinations", () =>
   withWorld({ policy: POLICY, resolutions: [["2001:db8::10", "api.example.com", 300]] }, async (w) => {
-    const ok = w.connect("[2001:db8::10]:443");
+    const ok = await w.open("[2001:db8::10]:443");
     ok.downstreamData(clientHello("api.example.com"));
     assert.equal(ok.closed, false);
     const no = w.connect("[2001:db8::11]:443");
@@ -241,7 +244,7 @@ spec:
 test("expiry: once the TTL ran out (and no grace), the IP is no longer attributed to the name", () =>
   withWorld({ policy: GRACE(0), resolutions: [["203.0.113.10", "api.example.com", 10]] }, async (w) => {
     w.control.resolutions.clear(); // control forgets it too (expired there as well)
-    const before = w.connect("203.0.113.10:443");
+    const before = await w.open("203.0.113.10:443");
     before.downstreamData(clientHello("api.example.com"));
     assert.equal(before.closed, false);
     await eventually(async () => { await w.tick(20); return w.metric("egret_report_events_sent") >= 1; }, "the first batch answered"); // before the clock jumps: an unanswered batch is sent again
@@ -260,7 +263,7 @@ test("grace: a policy's resolutionGraceSeconds keeps an expired resolution usabl
     // then control forgets the name: only the filter's own copy, within its grace, can allow.
     await w.tick(30_000);
     w.control.resolutions.clear();
-    const c = w.connect("203.0.113.10:443");
+    const c = await w.open("203.0.113.10:443");
     c.downstreamData(clientHello("api.example.com"));
     assert.equal(c.closed, false);
     await eventually(async () => { await w.tick(20); return w.metric("egret_report_events_sent") >= 1; }, "the first batch answered"); // before the clock jumps: an unanswered batch is sent again
@@ -274,7 +277,7 @@ test("grace: a policy's resolutionGraceSeconds keeps an expired resolution usabl
 
 test("Monitor mode: what Enforce would deny is forwarded and reported as would-deny", () =>
   withWorld({ policy: POLICY.replace("spec:\n", "spec:\n  mode: Monitor\n"), resolutions: [["203.0.113.66", "evil.example.com", 300]] }, async (w) => {
-    const c = w.connect("203.0.113.66:443");
+    const c = await w.open("203.0.113.66:443");
     c.downstreamData(clientHello("evil.example.com"));
     assert.equal(c.closed, false);
     assert.ok(c.sentUpstream.length > 0);
@@ -328,7 +331,7 @@ spec:
     [monitorOnly + "---\n" + enforcing, "deny", "web-baseline", "POLICY_MODE_ENFORCE"],
   ] as const) {
     await withWorld({ policy, resolutions: [["203.0.113.90", "other.example.net", 300]] }, async (w) => {
-      const c = w.connect("203.0.113.90:443");
+      const c = await w.open("203.0.113.90:443");
       c.downstreamData(clientHello("other.example.net"));
       const [e] = await w.events(1);
       assert.deepEqual([e!.verdict, e!.reason, e!.rule, e!.mode], [verdict, "default-deny", "", mode]);
@@ -382,7 +385,7 @@ test("control outage: the last tables keep deciding known IPs; unknown ones foll
     w.control.refuseWatch = true;
     w.control.dropWatches();
     await eventually(() => w.metric("egret_watch_reconnects") >= 1, "the filter to notice the outage");
-    const known = w.connect("203.0.113.10:443");
+    const known = await w.open("203.0.113.10:443");
     known.downstreamData(clientHello("api.example.com"));
     assert.equal(known.closed, false, "decided from the last table");
     const unknown = w.connect("203.0.113.99:443");
@@ -409,19 +412,19 @@ test("control outage: the last tables keep deciding known IPs; unknown ones foll
 test("control outage: verdicts decided while Report fails stay buffered and reach control once it is back; overflow is counted", () =>
   withWorld({ policy: POLICY, resolutions: [["203.0.113.10", "api.example.com", 3600]], config: { reportBufferBytes: 4096, reportBatchSize: 1000 } }, async (w) => {
     w.control.refuseReport = true;
-    const decide = (n: number) => {
+    const decide = async (n: number) => {
       for (let i = 0; i < n; i++) {
-        const c = w.connect("203.0.113.10:443");
+        const c = await w.open("203.0.113.10:443");
         c.downstreamData(clientHello("api.example.com"));
         c.downstreamClose();
       }
     };
-    decide(10);
+    await decide(10);
     // Batches go out and fail while control is away: nothing may count as sent.
     for (let i = 0; i < 40; i++) { await w.tick(100); await new Promise((r) => setTimeout(r, 5)); }
     assert.equal(w.control.events.length, 0);
     assert.equal(w.metric("egret_report_events_sent"), 0, "a batch counts as sent only once control answered it");
-    decide(5);
+    await decide(5);
     w.control.refuseReport = false;
     const ev = await eventually(async () => { await w.tick(100); return w.control.events.length >= 15 && w.metric("egret_report_events_sent") >= 15 && w.control.events; }, "the buffered verdicts after control came back");
     assert.equal(ev.length, 15, "every verdict once (no batch was answered twice)");
@@ -429,7 +432,7 @@ test("control outage: verdicts decided while Report fails stay buffered and reac
     assert.equal(w.metric("egret_report_events_dropped"), 0);
     // Overflow while control is away: the buffer keeps what fits; the rest is counted and reported.
     w.control.refuseReport = true;
-    decide(60);
+    await decide(60);
     const dropped = w.metric("egret_report_events_dropped");
     assert.ok(dropped > 0, "a 4 KiB buffer cannot hold 60 verdicts");
     for (let i = 0; i < 10; i++) { await w.tick(100); await new Promise((r) => setTimeout(r, 5)); }
@@ -497,9 +500,10 @@ test("forward proxy: the CONNECT target is the destination evaluated, not the pr
   withWorld({ policy: POLICY.replace("    - name: cache-block", "    - {name: proxy-api, action: Allow, to: {domains: [api.example.com]}, ports: [{port: 8443}]}\n    - name: cache-block"), config: { forwardProxies: ["198.18.5.5:3128"] } }, async (w) => {
     const ok = w.connect("198.18.5.5:3128");
     assert.equal(ok.upstreamConnectRequested, true, "the proxy is connected; the request is held");
+    await ok.whenUpstreamConnected; // tcp_proxy connects on a later turn; the filter reads client bytes from then on
     ok.downstreamData(connectRequest("api.example.com:8443"));
     assert.equal(ok.closed, false);
-    const no = w.connect("198.18.5.5:3128");
+    const no = await w.open("198.18.5.5:3128");
     no.downstreamData(connectRequest("evil.example.com:443"));
     assert.equal(no.closed, true);
     const ev = await w.events(2);
@@ -519,7 +523,7 @@ test("rejects bad plugin configuration with a message naming the field", async (
   ] as const) {
     // Envoy refuses the plugin when the canary's on_configure returns false; the log says why.
     await assert.rejects(
-      EnvoyHost.create({ connectImmediately: true, wasm: EGRET_WASM, pluginConfig: config, node: { name: "p", namespace: "n", instanceIps: ["10.0.0.1"] } }),
+      EnvoyHost.create({ wasm: EGRET_WASM, pluginConfig: config, node: { name: "p", namespace: "n", instanceIps: ["10.0.0.1"] } }),
       (e: Error) => /on_configure returned false/.test(e.message) && message.test(e.message), config);
   }
 });
@@ -530,10 +534,10 @@ test("memory stays flat over 30,000 decided connections once the GC reached stea
     const bad = clientHello("evil.example.com");
     const round = async (n: number) => {
       for (let i = 0; i < n; i++) {
-        const ok = w.connect("203.0.113.10:443");
+        const ok = await w.open("203.0.113.10:443");
         ok.downstreamData(hello);
         ok.downstreamClose();
-        const no = w.connect("198.51.100.9:443");
+        const no = await w.open("198.51.100.9:443");
         no.downstreamData(bad);
         const held = w.connect("198.19.1.12:6379"); // held for Lookup (deny-by-name rule ahead), then abandoned
         held.downstreamClose();

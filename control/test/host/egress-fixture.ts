@@ -44,6 +44,8 @@ export class FakeControl {
   readonly watchRequests: any[] = [];
   readonly lookups: any[] = [];
   readonly resolutions = new Map<string, Map<string, number>>();
+  /** ECH public names the pod's HTTPS/SVCB answers named, per queried name (ResolvedName.ech_public_names). */
+  readonly echPublicNames = new Map<string, string[]>();
   /** IP → names that come from mesh configuration (ServiceEntry addresses), sent with NAME_SOURCE_MESH_CONFIG. */
   readonly meshNames = new Map<string, Set<string>>();
   policy: { bytes: Uint8Array; hash: string; selected: boolean } = { bytes: new Uint8Array(), hash: "", selected: false };
@@ -125,6 +127,12 @@ export class FakeControl {
     if (push) this.pushDelta({ upserts: [ip] });
   }
 
+  /** The pod's HTTPS/SVCB answer for `name` named these ECH public names; optionally pushes the IPs resolved from it. */
+  setEchPublicNames(name: string, publicNames: string[], push = false): void {
+    this.echPublicNames.set(name, publicNames);
+    if (push) this.pushDelta({ upserts: [...this.resolutions].filter(([, m]) => m.has(name)).map(([ip]) => ip) });
+  }
+
   /** A ServiceEntry address: `name` for `ip`, as mesh configuration (never expires). */
   addMeshName(ip: string, name: string): void {
     let s = this.meshNames.get(ip);
@@ -163,6 +171,7 @@ export class FakeControl {
       names: names.map(([name, exp]) => ({
         name, cname_chain: [], expires_unix_ms: exp,
         source: this.meshNames.get(ip)?.has(name) ? "NAME_SOURCE_MESH_CONFIG" : "NAME_SOURCE_POD_DNS",
+        ech_public_names: this.echPublicNames.get(name) ?? [],
       })),
       expires_unix_ms: Math.max(0, ...names.map(([, e]) => e)),
     };
@@ -232,6 +241,14 @@ export interface World {
   pod: PodSpec;
   /** Opens a connection from the pod to `destination` ("ip:port"); `cluster` = what tcp_proxy routes it to. */
   connect(destination: string, cluster?: string): Connection;
+  /**
+   * connect(), then wait until tcp_proxy's upstream connect completed — on a later event-loop
+   * turn, as Envoy's connection-pool callback — or the filter closed the connection. Client bytes
+   * sent after it reach the filter as sent (one byte at a time stays one byte at a time); server
+   * bytes can only arrive from then on. Only for destinations decided in on_new_connection
+   * without a Lookup that the test must drive with ticks.
+   */
+  open(destination: string, cluster?: string): Promise<Connection>;
   /** Advances the clock so ticks run (deadlines, report flushes). */
   tick(ms?: number): Promise<void>;
   /** Waits until `n` report events arrived (flushing batches with ticks). */
@@ -269,7 +286,7 @@ export async function egressWorld(o: WorldOptions): Promise<World> {
   const concurrency = o.concurrency ?? 1;
   let host: EnvoyHost;
   try {
-    host = await EnvoyHost.create({ connectImmediately: true,
+    host = await EnvoyHost.create({
       wasm: EGRET_WASM,
       pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, reportIntervalMs: 10, lookupTimeoutMs: 5000, ...o.config }),
       concurrency,
@@ -286,9 +303,15 @@ export async function egressWorld(o: WorldOptions): Promise<World> {
   // Watch holder published for the others (filter/assembly/egress/shared.ts).
   const published = () => host.sharedData(`egret.watch/${pod.namespace}/${pod.name}/head`) !== undefined;
   if (!o.noWait) await eventually(() => metric("egret_watch_snapshots") >= concurrency + 1 || published(), "the first snapshot in every VM");
+  const connect = (destination: string, cluster?: string) => host.openConnection({ source: `${pod.ip}:${nextPort++ % 20000 + 40000}`, destination, ...(cluster ? { cluster } : {}) });
   return {
     host, control, clock, pod, metric,
-    connect: (destination, cluster) => host.openConnection({ source: `${pod.ip}:${nextPort++ % 20000 + 40000}`, destination, ...(cluster ? { cluster } : {}) }),
+    connect,
+    async open(destination, cluster) {
+      const c = connect(destination, cluster);
+      await Promise.race([c.whenUpstreamConnected, c.whenClosed]);
+      return c;
+    },
     tick: async (ms = 50) => { if (clock instanceof ManualClock) await clock.advance(ms); },
     async events(n) {
       return eventually(async () => { if (clock instanceof ManualClock) await clock.advance(20); return control.events.length >= n && control.events; }, `${n} report events`);

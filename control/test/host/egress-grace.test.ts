@@ -23,7 +23,7 @@ test("a name is usable for TTL + the policy's grace, not TTL + control's grace +
     await control.stop();
     control.cleanup();
   });
-  const host = await EnvoyHost.create({ connectImmediately: true,
+  const host = await EnvoyHost.create({
     wasm: EGRET_WASM,
     pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, reportIntervalMs: 10, lookupTimeoutMs: 5000 }),
     concurrency: 1,
@@ -43,7 +43,10 @@ test("a name is usable for TTL + the policy's grace, not TTL + control's grace +
     await clock.advance(start + offsetS * 1000 - nowMs());
     const c: Connection = host.openConnection({ source: `10.1.0.7:${port++}`, destination: "203.0.113.10:443" });
     await eventually(async () => { await clock.advance(1); return c.upstreamConnectRequested || c.closed; }, `a verdict at ${offsetS} s`);
-    if (!c.closed) c.downstreamData(clientHello("api.example.com"));
+    if (!c.closed) {
+      await c.whenUpstreamConnected; // tcp_proxy connects on a later turn; the filter reads the hello from then on
+      c.downstreamData(clientHello("api.example.com"));
+    }
     const allowed = !c.closed;
     c.downstreamClose();
     return allowed;

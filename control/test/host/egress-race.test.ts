@@ -5,7 +5,7 @@
 // asserted (timing belongs to the benchmarks).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { RealClock, EnvoyHost } from "../../src/host/index.js";
+import { RealClock, EnvoyHost, type Connection } from "../../src/host/index.js";
 import { startFileControl, type FileControl } from "../support/file-control.js";
 import { ipToBytes } from "../../src/proto/index.js";
 import { egressWorld, clientHello, CONTROL_CLUSTER, EGRET_WASM } from "./egress-fixture.js";
@@ -53,7 +53,14 @@ test(`the race: ${TOTAL} connections opened the instant their DNS answer is obse
       if (when === 2) setImmediate(() => w.control.addResolution(ip, name, expires));
       await Promise.race([c.whenUpstreamRequested, c.whenClosed]);
       delays.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      if (!c.closed) c.downstreamData(clientHello(name));
+      if (!c.closed) {
+        await c.whenUpstreamConnected; // tcp_proxy connects on a later turn; the filter reads the hello from then on
+        const hello = clientHello(name);
+        c.downstreamData(hello);
+        // The claim may need control (a name the filter's table has not got yet): wait for the
+        // verdict on the bytes, not only the one on the address, before the client goes.
+        await verdictOnBytes(c, hello.length);
+      }
       if (c.closed) denied++;
       c.downstreamClose();
     };
@@ -84,7 +91,7 @@ test(`the race against the real egret control: connections opened as the agent's
   try {
     control = await startFileControl({ policy: POLICY, pods: "pods:\n  - {name: web-0, namespace: shop, ips: [10.1.0.7, 127.1.0.7], node: node-1, labels: {app: web}}\n" });
     const { grpcPort } = control;
-    host = await EnvoyHost.create({ connectImmediately: true,
+    host = await EnvoyHost.create({
       wasm: EGRET_WASM, concurrency: 2, clock: new RealClock(),
       pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, lookupTimeoutMs: Number(process.env.EGRET_RACE_LOOKUP_MS ?? 2000) }),
       node: { name: "web-0", namespace: "shop", labels: { app: "web" }, instanceIps: ["10.1.0.7"] },
@@ -112,7 +119,14 @@ test(`the race against the real egret control: connections opened as the agent's
       if (when === 2) setImmediate(observe);
       await Promise.race([c.whenUpstreamRequested, c.whenClosed]);
       delays.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      if (!c.closed) c.downstreamData(clientHello(name));
+      if (!c.closed) {
+        await c.whenUpstreamConnected; // tcp_proxy connects on a later turn; the filter reads the hello from then on
+        const hello = clientHello(name);
+        c.downstreamData(hello);
+        // The claim may need control (a name the filter's table has not got yet): wait for the
+        // verdict on the bytes, not only the one on the address, before the client goes.
+        await verdictOnBytes(c, hello.length);
+      }
       if (c.closed) denied++;
       c.downstreamClose();
     };
@@ -130,3 +144,8 @@ test(`the race against the real egret control: connections opened as the agent's
     await control?.stop();
   }
 });
+
+/** Resolves once the filter forwarded `n` held client bytes or closed (real time, 10 s at most). */
+async function verdictOnBytes(c: Connection, n: number): Promise<void> {
+  for (const deadline = Date.now() + 10_000; !c.closed && c.sentUpstream.length < n && Date.now() < deadline; ) await new Promise((r) => setTimeout(r, 1));
+}

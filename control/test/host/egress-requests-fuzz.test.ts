@@ -77,7 +77,7 @@ test("fuzz: pipelined request heads and bodies on claim-judged connections — n
       for (let i = 0; i < n; i++) {
         const first = Buffer.from(`GET http://api.example.com/ HTTP/1.1\r\nHost: api.example.com\r\n\r\n`);
         const pipeline = Buffer.concat([first, ...Array.from({ length: 1 + (next() % 4) }, () => mutate(Buffer.from(request(next)), next))]);
-        const c = w.connect(next() % 2 === 0 ? `${API}:80` : PROXY);
+        const c = await w.open(next() % 2 === 0 ? `${API}:80` : PROXY);
         let at = 0;
         while (at < pipeline.length && !c.closed) {
           const len = 1 + (next() % (next() % 4 === 0 ? 3 : 200));
@@ -122,11 +122,11 @@ test("fuzz: later h2c streams on claim-judged connections (HEADERS, CONTINUATION
       }
       return h2Frame(1, 5, stream, block);
     };
-    const round = (n: number) => {
+    const round = async (n: number) => {
       for (let i = 0; i < n; i++) {
         const frames = Array.from({ length: 1 + (next() % 4) }, (_, k) => laterFrame(3 + 2 * k));
         const pipeline = Buffer.concat([first, ...frames.map((f) => (next() % 5 === 0 ? mutate(f, next) : f))]);
-        const c = w.connect(`${API}:80`);
+        const c = await w.open(`${API}:80`);
         let at = 0;
         while (at < pipeline.length && !c.closed) {
           const len = 1 + (next() % (next() % 4 === 0 ? 3 : 200));
@@ -137,9 +137,9 @@ test("fuzz: later h2c streams on claim-judged connections (HEADERS, CONTINUATION
         if (i % 100 === 0) w.tick(20);
       }
     };
-    round(8000); // as above: the GC first settles on its working heap
+    await round(8000); // as above: the GC first settles on its working heap
     const before = vm.memory.buffer.byteLength;
-    round(3000);
+    await round(3000);
     assert.equal(w.host.vmStatus().filter((s) => s.failed).length, 0, "no VM trapped");
     assert.ok(vm.memory.buffer.byteLength <= before, `wasm memory grew from ${before} to ${vm.memory.buffer.byteLength} bytes`);
     assert.equal(w.host.openConnections, 0);

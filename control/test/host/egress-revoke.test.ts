@@ -53,8 +53,8 @@ function pushPolicy(w: World, yaml: string): void {
 }
 
 /** An allowed TLS connection to api.example.com, with its bytes forwarded. */
-function openApi(w: World): Connection {
-  const c = w.connect(`${API}:443`);
+async function openApi(w: World): Promise<Connection> {
+  const c = await w.open(`${API}:443`);
   c.downstreamData(clientHello("api.example.com"));
   assert.equal(c.closed, false);
   assert.ok(c.sentUpstream.length > 0);
@@ -63,9 +63,10 @@ function openApi(w: World): Connection {
 
 test("a new Deny closes the open connection it now denies, reported revoked with what it was judged on; others stay open", () =>
   withWorld({ policy: BEFORE, resolutions: [[API, "api.example.com", 300]] }, async (w) => {
-    const api = openApi(w);
+    const api = await openApi(w);
     const cache = w.connect("198.19.1.12:6379");
     assert.equal(cache.upstreamConnectRequested, true);
+    await cache.whenUpstreamConnected; // tcp_proxy connects on a later turn; the filter reads client bytes from then on
     cache.downstreamData(Buffer.from("PING\r\n"));
     await w.events(2);
     // The same policy again (a resnapshot, a delta with unchanged bytes): nothing is judged again.
@@ -88,7 +89,7 @@ test("a new Deny closes the open connection it now denies, reported revoked with
     assert.equal(w.metric("egret_connections_deny"), 1);
     assert.equal(w.metric("egret_rejudged_connections"), 2);
     // A new connection is simply denied by the new policy (decided, not revoked).
-    const again = w.connect(`${API}:443`);
+    const again = await w.open(`${API}:443`);
     again.downstreamData(clientHello("api.example.com"));
     assert.equal(again.closed, true);
     assert.equal((await w.events(4))[3]!.reason, "denied-by-rule");
@@ -96,7 +97,7 @@ test("a new Deny closes the open connection it now denies, reported revoked with
 
 test("re-judging uses the names recorded when the connection was decided, not the table of the moment", () =>
   withWorld({ policy: BEFORE, resolutions: [[API, "api.example.com", 30]] }, async (w) => {
-    const api = openApi(w);
+    const api = await openApi(w);
     await w.events(1);
     // Control acknowledged the batch (a long tick must not find it unanswered and send it again).
     await eventually(() => { w.tick(20); return w.metric("egret_report_events_sent") >= 1; }, "the report acknowledged");
@@ -119,7 +120,7 @@ test("re-judging uses the names recorded when the connection was decided, not th
 
 test("Monitor only reports (would-deny, revoked) and keeps the connection; switching to Enforce then closes it", () =>
   withWorld({ policy: BEFORE, resolutions: [[API, "api.example.com", 300]] }, async (w) => {
-    const api = openApi(w);
+    const api = await openApi(w);
     await w.events(1);
     pushPolicy(w, policy([DENY_API, ALLOW_API, ALLOW_CACHE], "Monitor"));
     const ev = await w.events(2);
@@ -155,9 +156,9 @@ test("a connection decided before its protocol was seen is kept while some proto
 
 test("every worker VM re-judges its own connections (followers apply the policy from the shared Watch)", () =>
   withWorld({ policy: BEFORE, resolutions: [[API, "api.example.com", 300]], concurrency: 2 }, async (w) => {
-    const conns = [openApi(w), openApi(w), openApi(w), openApi(w)];
+    const conns = [await openApi(w), await openApi(w), await openApi(w), await openApi(w)];
     assert.deepEqual(new Set(conns.map((c) => c.vm)).size, 2, "connections on both workers");
-    const http = w.connect(`${API}:443`);
+    const http = await w.open(`${API}:443`);
     http.downstreamData(httpRequest("api.example.com"));
     assert.equal(http.closed, false);
     await w.events(5);
@@ -170,7 +171,7 @@ test("every worker VM re-judges its own connections (followers apply the policy 
 
 test("many open connections: one callback closes at most 256 (deferred closes nest in the host), the next ticks go on until every one is revoked", () =>
   withWorld({ policy: BEFORE, resolutions: [[API, "api.example.com", 300]] }, async (w) => {
-    const conns = Array.from({ length: 600 }, () => openApi(w));
+    const conns = await Promise.all(Array.from({ length: 600 }, () => openApi(w)));
     pushPolicy(w, AFTER);
     const seen: number[] = [];
     await eventually(() => {

@@ -30,7 +30,10 @@ async function decideOn(w: World, worker: number, destination: string): Promise<
   const atOnce = c.upstreamConnectRequested || c.closed;
   await eventually(async () => { if (!(c.upstreamConnectRequested || c.closed)) await w.tick(20); return c.upstreamConnectRequested || c.closed; }, `a verdict for ${destination} on worker ${worker}`);
   const allowed = !c.closed;
-  if (allowed) c.downstreamData(clientHello(""));
+  if (allowed) {
+    await c.whenUpstreamConnected; // tcp_proxy connects on a later turn; the filter reads client bytes from then on
+    c.downstreamData(clientHello(""));
+  }
   c.downstreamClose();
   return { allowed, held: !atOnce || w.metric("egret_holds_lookup") > held };
 }
@@ -65,6 +68,7 @@ test("one Watch per sidecar: one VM holds the stream, every worker decides from 
       await eventually(async () => { await w.tick(5); return c.upstreamConnectRequested || c.closed; }, `the Lookup verdict on worker ${worker}`);
       assert.equal(c.closed, false, `worker ${worker}: allowed after its Lookup`);
       assert.ok(w.control.lookups.length > before, `worker ${worker} asked control itself`);
+      await c.whenUpstreamConnected;
       c.downstreamData(clientHello(""));
       c.downstreamClose();
     }

@@ -2,7 +2,7 @@
 // tiny wasm assembler for link-failure cases.
 import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import { EnvoyHost, type EnvoyHostOptions } from "../../src/host/index.js";
+import { EnvoyHost, type Connection, type ConnectionOptions, type EnvoyHostOptions } from "../../src/host/index.js";
 
 const root = fileURLToPath(new URL("../../../../", import.meta.url));
 export const REPO_ROOT = root;
@@ -25,7 +25,18 @@ export async function eventually<T>(check: () => T | undefined | false | Promise
 
 /** Creates a host on the probe module with `config` words; always closed by the caller's finally. */
 export async function probeHost(config: string, extra: Partial<EnvoyHostOptions> = {}): Promise<EnvoyHost> {
-  return EnvoyHost.create({ connectImmediately: true, wasm: probePath("host_probe"), pluginConfig: config, concurrency: 2, ...extra });
+  return EnvoyHost.create({ wasm: probePath("host_probe"), pluginConfig: config, concurrency: 2, ...extra });
+}
+
+/**
+ * Opens a connection and waits for tcp_proxy's upstream connect, which completes on a later
+ * event-loop turn as under Envoy (its connection-pool callback): the filter sees client bytes only
+ * from then on. Resolves early if the connection closes instead (e.g. denied in new_connection).
+ */
+export async function openConnected(host: EnvoyHost, options: ConnectionOptions): Promise<Connection> {
+  const c = host.openConnection(options);
+  await Promise.race([c.whenUpstreamConnected, c.whenClosed]);
+  return c;
 }
 
 /** Log messages of one VM that start with `prefix`. */

@@ -1,7 +1,7 @@
 // A connection through the filter and the emulated tcp_proxy (reference/proxy-wasm.md §3.2–§3.7, §6.6).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { lines, probeHost } from "./helpers.js";
+import { lines, openConnected, probeHost } from "./helpers.js";
 
 const conn = { source: "10.0.0.1:40000", destination: "198.18.0.9:5432" };
 
@@ -28,6 +28,8 @@ test("continue_stream(DOWNSTREAM) in new_connection starts tcp_proxy after the c
     const c = host.openConnection(conn);
     assert.deepEqual(lines(host, "continue="), ["continue=0"]);
     assert.equal(c.upstreamConnectRequested, true);
+    assert.equal(c.state, "connecting", "the upstream connect completes on a later turn, as Envoy's pool callback");
+    await c.whenUpstreamConnected;
     assert.equal(c.state, "open");
     c.downstreamData(Buffer.from("x"));
     assert.equal(c.sentUpstream.toString(), "x");
@@ -67,7 +69,7 @@ test("downstream bytes wait for the upstream connect (read-disable)", async () =
 test("StopIteration in downstream_data holds bytes and re-offers them accumulated (one byte at a time)", async () => {
   const host = await probeHost("hold=5", { concurrency: 1 });
   try {
-    const c = host.openConnection(conn);
+    const c = await openConnected(host, conn);
     for (const ch of "hello world") c.downstreamData(Buffer.from(ch));
     const sizes = lines(host, "down ").map((l) => /size=(\d+)/.exec(l)![1]);
     assert.deepEqual(sizes, ["1", "2", "3", "4", "5", "1", "2", "3", "4", "5", "1"]);
@@ -81,7 +83,7 @@ test("StopIteration in downstream_data holds bytes and re-offers them accumulate
 test("continue_stream inside downstream_data makes tcp_proxy drain the buffer before StopIteration", async () => {
   const host = await probeHost("continue-in-data", { concurrency: 1 });
   try {
-    const c = host.openConnection(conn);
+    const c = await openConnected(host, conn);
     c.downstreamData(Buffer.from("abc"));
     c.downstreamData(Buffer.from("de"));
     assert.equal(c.sentUpstream.toString(), "abcde");
@@ -93,7 +95,7 @@ test("continue_stream inside downstream_data makes tcp_proxy drain the buffer be
 test("close_stream in downstream_data closes and forwards nothing", async () => {
   const host = await probeHost("close-on-data", { concurrency: 1 });
   try {
-    const c = host.openConnection(conn);
+    const c = await openConnected(host, conn);
     c.downstreamData(Buffer.from("secret"));
     assert.deepEqual(await c.whenClosed, { by: "filter", detail: "wasm_downstream_close" });
     assert.equal(c.sentUpstream.length, 0);
@@ -113,7 +115,7 @@ test("continue_stream(UPSTREAM) is Unimplemented (12)", async () => {
 test("StopIteration in upstream_data keeps the bytes and offers them again accumulated", async () => {
   const host = await probeHost("hold-up", { concurrency: 1 });
   try {
-    const c = host.openConnection(conn);
+    const c = await openConnected(host, conn);
     c.upstreamData(Buffer.from("AB"));
     c.upstreamData(Buffer.from("C"));
     assert.deepEqual(lines(host, "up "), ["up size=2 eos=0 data=AB", "up size=3 eos=0 data=ABC"]);
@@ -125,7 +127,7 @@ test("StopIteration in upstream_data keeps the bytes and offers them again accum
 test("close_stream(UPSTREAM) closes the downstream (wasm_upstream_close)", async () => {
   const host = await probeHost("close-upstream-on-data", { concurrency: 1 });
   try {
-    const c = host.openConnection(conn);
+    const c = await openConnected(host, conn);
     c.upstreamData(Buffer.from("220 smtp"));
     assert.deepEqual(await c.whenClosed, { by: "filter", detail: "wasm_upstream_close" });
     assert.equal(c.sentDownstream.length, 0);
@@ -136,7 +138,7 @@ test("close_stream(UPSTREAM) closes the downstream (wasm_upstream_close)", async
 test("set_buffer_bytes follows Envoy's rules", async () => {
   const host = await probeHost("rewrite", { concurrency: 1 });
   try {
-    const c = host.openConnection(conn);
+    const c = await openConnected(host, conn);
     c.downstreamData(Buffer.from("hello"));
     assert.deepEqual(lines(host, "rewrite "), ["rewrite replace=0 append=0 middle=2 other=2 now=2"]);
     assert.equal(c.sentUpstream.toString(), "<>");
@@ -147,7 +149,7 @@ test("set_buffer_bytes follows Envoy's rules", async () => {
 test("buffers outside their callback have length 0", async () => {
   const host = await probeHost("", { concurrency: 1 });
   try {
-    const c = host.openConnection(conn);
+    const c = await openConnected(host, conn);
     c.downstreamData(Buffer.from("abc"));
     assert.deepEqual(lines(host, "new "), ["new id=2 root=1 down_len=0"]);
     assert.match(lines(host, "down ")[0], /len=3 up_len=0$/);
@@ -158,7 +160,7 @@ test("buffers outside their callback have length 0", async () => {
 test("upstream reset closes the downstream locally and never calls upstream_connection_close", async () => {
   const host = await probeHost("", { concurrency: 1 });
   try {
-    const c = host.openConnection(conn);
+    const c = await openConnected(host, conn);
     c.upstreamClose();
     assert.equal((await c.whenClosed).by, "upstream");
     assert.equal(lines(host, "up-close").length, 0);
@@ -170,16 +172,16 @@ test("upstream reset closes the downstream locally and never calls upstream_conn
 test("a trap fails the VM; FAIL_CLOSED closes this and new connections on it", async () => {
   const host = await probeHost("", { concurrency: 2 });
   try {
-    const c = host.openConnection({ ...conn, worker: 0 });
+    const c = await openConnected(host, { ...conn, worker: 0 });
     c.downstreamData(Buffer.from("TRAP now"));
     const info = await c.whenClosed;
     assert.equal(info.by, "vm-failed");
     assert.equal(c.sentUpstream.length, 0, "nothing forwarded from the trapping callback");
     assert.deepEqual(host.vmStatus().map((v) => v.failed), [false, true, false]);
     assert.match(host.vmStatus()[1].failure!, /unreachable/);
-    const again = host.openConnection({ ...conn, worker: 0 });
+    const again = await openConnected(host, { ...conn, worker: 0 });
     assert.equal((await again.whenClosed).by, "vm-failed");
-    const other = host.openConnection({ ...conn, worker: 1 });
+    const other = await openConnected(host, { ...conn, worker: 1 });
     other.downstreamData(Buffer.from("fine"));
     assert.equal(other.sentUpstream.toString(), "fine", "other workers keep working");
     assert.ok(host.logs(5).some((e) => e.host && /wasm VM failed/.test(e.message)));
@@ -190,14 +192,14 @@ test("a trap fails the VM; FAIL_CLOSED closes this and new connections on it", a
 test("FAIL_OPEN forwards bytes without the filter after a trap", async () => {
   const host = await probeHost("", { concurrency: 1, failurePolicy: "FAIL_OPEN" });
   try {
-    const c = host.openConnection(conn);
+    const c = await openConnected(host, conn);
     c.downstreamData(Buffer.from("TRAP"));
     assert.equal(c.sentUpstream.toString(), "TRAP");
     c.downstreamData(Buffer.from("more"));
     c.upstreamData(Buffer.from("reply"));
     assert.equal(c.sentUpstream.toString(), "TRAPmore");
     assert.equal(c.sentDownstream.toString(), "reply");
-    const next = host.openConnection(conn);
+    const next = await openConnected(host, conn);
     assert.equal(next.state, "open");
   } finally { await host.close(); }
 });
@@ -216,10 +218,10 @@ test("set_effective_context to an unknown id is BadArgument", async () => {
 test("FAIL_RELOAD closes the failed VM's connection and reloads the worker VM", async () => {
   const host = await probeHost("", { concurrency: 1, failurePolicy: "FAIL_RELOAD" });
   try {
-    const c = host.openConnection(conn);
+    const c = await openConnected(host, conn);
     c.downstreamData(Buffer.from("TRAP"));
     assert.equal((await c.whenClosed).by, "vm-failed");
-    const next = host.openConnection(conn);
+    const next = await openConnected(host, conn);
     next.downstreamData(Buffer.from("fine"));
     assert.equal(next.sentUpstream.toString(), "fine");
     assert.equal(host.reloads, 1);

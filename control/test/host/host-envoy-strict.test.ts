@@ -120,7 +120,7 @@ test("replicas: Watch and Lookup land on different control replicas; every VM ha
   // draws replica 0 and replica 1.
   let spread: number[] = [];
   const host = await EnvoyHost.create({
-    wasm: EGRET_WASM, concurrency: 2, clock, connectImmediately: true,
+    wasm: EGRET_WASM, concurrency: 2, clock,
     grpcClusters: { [CONTROL_CLUSTER]: addresses }, lbRandom: () => spread.shift() ?? 0,
     pluginConfig: JSON.stringify({ controlCluster: CONTROL_CLUSTER, reportIntervalMs: 10, lookupTimeoutMs: 5000 }),
     node: { name: DEFAULT_POD.name, namespace: DEFAULT_POD.namespace, labels: DEFAULT_POD.labels, instanceIps: [DEFAULT_POD.ip] },
@@ -147,7 +147,7 @@ test("replicas: Watch and Lookup land on different control replicas; every VM ha
 test("second root context: egret.wasm decides under the new root while an old connection finishes under the old", () =>
   withWorld({ concurrency: 1, resolutions: [[API, "api.example.com", 300]] }, async (w) => {
     const hello = clientHello("api.example.com");
-    const old = w.connect(`${API}:443`);
+    const old = await w.open(`${API}:443`);
     old.downstreamData(hello);
     assert.equal(old.sentUpstream.length, hello.length, "allowed under root 1");
     assert.deepEqual(w.host.reconfigure(JSON.stringify({ controlCluster: CONTROL_CLUSTER, reportIntervalMs: 10, lookupTimeoutMs: 4000 })), { ok: true });

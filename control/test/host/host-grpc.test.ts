@@ -18,6 +18,7 @@ test("unary call: answer delivered to the root; set_effective_context + continue
     // Call tokens are ≡ 1 mod 4 and count per VM (§2.2).
     assert.deepEqual(lines(host, "grpc call token="), ["grpc call token=5 status=0", "grpc call token=9 status=0"]);
     await ok.whenUpstreamRequested;
+    await ok.whenUpstreamConnected; // tcp_proxy connects on a later turn
     assert.equal(ok.state, "open");
     assert.deepEqual(await denied.whenClosed, { by: "filter", detail: "wasm_downstream_close" });
     assert.equal(denied.upstreamConnectRequested, false);
@@ -59,6 +60,7 @@ test("plain cluster name: unknown → ParseFailure; known → works with the clu
   try {
     const c = host2.openConnection({ source: "10.0.0.1:1000", destination: "198.18.0.1:443" });
     await c.whenUpstreamRequested;
+    await c.whenUpstreamConnected; // tcp_proxy connects on a later turn
     assert.equal(c.state, "open");
     // A plain name is also the :authority (what breaks in Istio, istio#27918).
     assert.equal(srv.seen.find((s) => s.method === "Check")!.authority, "control");
@@ -143,6 +145,7 @@ test("http call: answer in on_http_call_response with :status and body; failure 
     const no = host.openConnection({ source: "10.0.0.1:1001", destination: "198.18.0.2:443" });
     assert.deepEqual(lines(host, "http call token="), ["http call token=4 status=0 missing-headers=0:2", "http call token=8 status=0 missing-headers=0:2"]);
     await ok.whenUpstreamRequested;
+    await ok.whenUpstreamConnected; // tcp_proxy connects on a later turn
     assert.equal(ok.state, "open");
     assert.equal((await no.whenClosed).by, "filter");
     assert.match(lines(host, "http response token=4")[0], /^http response token=4 headers=\d+ status=200 body=allow trailers=0 get_status=0$/);

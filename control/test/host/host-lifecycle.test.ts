@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { EnvoyHost, ManualClock } from "../../src/host/index.js";
-import { lines, probeHost, probePath } from "./helpers.js";
+import { lines, openConnected, probeHost, probePath } from "./helpers.js";
 
 // Test that the canary, the main-thread VM and every worker VM each create a root and configure (§6.1).
 test("canary + main + one VM per worker each configure their own root context", async () => {
@@ -43,7 +43,7 @@ test("callback order: create, new, data, upstream eos → upstream close, downst
   const host = await probeHost("", { concurrency: 1 });
   try {
     host.clearLogs();
-    const c = host.openConnection({ source: "10.0.0.1:1000", destination: "198.18.0.1:80" });
+    const c = await openConnected(host, { source: "10.0.0.1:1000", destination: "198.18.0.1:80" });
     c.downstreamData(Buffer.from("ping"), true);
     c.upstreamData(Buffer.from("pong"), true);
     const info = await c.whenClosed;
@@ -79,7 +79,7 @@ test("a root returning false from on_done is kept until proxy_done", async () =>
 
 // Test that the minimal filter module loads with the default options (no plugin config at all; §1.4 lifecycle).
 test("the minimal filter loads without configuration", async () => {
-  const host = await EnvoyHost.create({ connectImmediately: true, wasm: probePath("host_minimal") });
+  const host = await EnvoyHost.create({ wasm: probePath("host_minimal") });
   try { assert.equal(lines(host, "minimal: configured").length, 4); } finally { await host.close(); }
 });
 

@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import * as grpc from "@grpc/grpc-js";
 import { EnvoyHost } from "../../src/host/index.js";
-import { eventually, lines, probePath, startGrpcServer } from "./helpers.js";
+import { eventually, lines, openConnected, probePath, startGrpcServer } from "./helpers.js";
 
 const CLUSTER = "outbound|9000||egret-control.egret-system.svc.cluster.local";
 
@@ -24,14 +24,14 @@ test("minimal filter: destination logged, metrics counted, destinations streamed
       call.on("error", () => undefined);
     },
   });
-  const host = await EnvoyHost.create({ connectImmediately: true,
+  const host = await EnvoyHost.create({
     wasm: probePath("host_minimal"), concurrency: 2,
     pluginConfig: JSON.stringify({ grpc_cluster: CLUSTER, grpc_authority: "egret-control.egret-system.svc.cluster.local:9000" }),
     grpcClusters: { [CLUSTER]: srv.address },
   });
   try {
-    const a = host.openConnection({ source: "10.1.0.7:40000", destination: "198.18.0.10:5432" });
-    const b = host.openConnection({ source: "10.1.0.7:40001", destination: "[2001:db8::5]:443" });
+    const a = await openConnected(host, { source: "10.1.0.7:40000", destination: "198.18.0.10:5432" });
+    const b = await openConnected(host, { source: "10.1.0.7:40001", destination: "[2001:db8::5]:443" });
     a.downstreamData(Buffer.from("12345"));
     a.upstreamData(Buffer.from("abc"));
     b.downstreamData(Buffer.from("xy"));
@@ -51,10 +51,10 @@ test("minimal filter: destination logged, metrics counted, destinations streamed
 
 // Test that a stream failure is logged and the filter keeps passing traffic (§5: failure = close only).
 test("minimal filter: control unreachable is logged, traffic still flows", async () => {
-  const host = await EnvoyHost.create({ connectImmediately: true, wasm: probePath("host_minimal"), concurrency: 1, pluginConfig: JSON.stringify({ grpc_cluster: "nowhere" }) });
+  const host = await EnvoyHost.create({ wasm: probePath("host_minimal"), concurrency: 1, pluginConfig: JSON.stringify({ grpc_cluster: "nowhere" }) });
   try {
     await eventually(() => lines(host, "minimal: gRPC stream closed with status 14").length >= 2, 10_000, "stream failure");
-    const c = host.openConnection({ source: "10.1.0.7:1", destination: "198.18.0.1:80" });
+    const c = await openConnected(host, { source: "10.1.0.7:1", destination: "198.18.0.1:80" });
     c.downstreamData(Buffer.from("hi"));
     assert.equal(c.sentUpstream.toString(), "hi");
   } finally { await host.close(); }

@@ -2,7 +2,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { ManualClock, promName } from "../../src/host/index.js";
-import { eventually, lines, probeHost } from "./helpers.js";
+import { eventually, lines, openConnected, probeHost } from "./helpers.js";
 
 // Test shared-data CAS rules: new key regardless of cas, stale cas → CasMismatch (8), current cas → Ok (§6.3).
 test("shared data: create ignores cas, stale cas mismatches, current cas writes; visible across VMs", async () => {
@@ -30,7 +30,7 @@ test("shared queue: last registrant gets on_queue_ready asynchronously", async (
   try {
     const reg = lines(host, "queue registered");
     assert.ok(reg.every((l) => l === "queue registered token=1 resolve=1 missing=0"), reg.join("\n"));
-    const c = host.openConnection({ source: "10.0.0.1:1000", destination: "198.18.0.1:80", worker: 0 });
+    const c = await openConnected(host, { source: "10.0.0.1:1000", destination: "198.18.0.1:80", worker: 0 });
     c.downstreamData(Buffer.from("job1"));
     assert.deepEqual(lines(host, "enqueue="), ["enqueue=0 bad=1"]);
     assert.equal(lines(host, "queue_ready").length, 0, "delivery is never inline");
@@ -65,7 +65,7 @@ test("metrics: Envoy semantics, process-wide values, wasmcustom naming in Promet
   try {
     assert.ok(lines(host, "metrics ").every((l) => l === "metrics counter+0=2 histogram.inc=2 histogram.get=0"));
     for (let i = 0; i < 3; i++) {
-      const c = host.openConnection({ source: `10.0.0.1:${1000 + i}`, destination: "198.18.0.1:80" });
+      const c = await openConnected(host, { source: `10.0.0.1:${1000 + i}`, destination: "198.18.0.1:80" });
       c.downstreamData(Buffer.from("x".repeat(10 * (i + 1))));
       if (i < 2) c.downstreamClose();
     }

@@ -67,6 +67,8 @@ export class FakeKube {
   private readonly log: WatchEvent[] = [];
   private readonly watches = new Set<OpenWatch>();
   private readonly paused = new Set<Collection>();
+  /** Watch requests on these collections wait (no response headers) until releaseWatches(). */
+  private readonly held = new Map<Collection, (() => void)[]>();
   private readonly faults: { collection: Collection; watch: boolean | "any"; status: number; remaining: number }[] = [];
   readonly requests: RequestRecord[] = [];
   /** How 410 Gone is delivered on a watch: an ERROR event in a 200 stream (real server) or HTTP 410. */
@@ -164,6 +166,23 @@ export class FakeKube {
   dropWatches(): void {
     this.paused.clear();
     for (const w of [...this.watches]) this.endWatch(w);
+  }
+
+  /** New watch requests on `collection` get no answer until releaseWatches(): a watch still connecting. */
+  holdWatches(collection: Collection): void {
+    if (!this.held.has(collection)) this.held.set(collection, []);
+  }
+
+  /** Answers the held watch requests of `collection` and stops holding new ones. */
+  releaseWatches(collection: Collection): void {
+    const waiting = this.held.get(collection) ?? [];
+    this.held.delete(collection);
+    for (const answer of waiting) answer();
+  }
+
+  /** Watch streams of `collection` open now (answered and not closed by either side). */
+  openWatches(collection: Collection): number {
+    return [...this.watches].filter((w) => w.collection === collection).length;
   }
 
   /** Open watches on `collection` stop receiving events and bookmarks (a stalled connection). */
@@ -313,6 +332,11 @@ export class FakeKube {
   }
 
   private watch(collection: Collection, rvParam: string | undefined, url: URL, res: ServerResponse, record: RequestRecord): void {
+    const held = this.held.get(collection);
+    if (held) {
+      held.push(() => this.watch(collection, rvParam, url, res, record));
+      return;
+    }
     const from = rvParam ? Number(rvParam) : this.rv;
     if (from < this.compactedRv) {
       const gone = status(410, "Expired", `too old resource version: ${from} (${this.compactedRv})`);

@@ -119,12 +119,12 @@ test("changes report the addresses before and after; delete and replaceAll drop 
 
 test("withMeshNames keeps the pod's own DNS names and adds only the mesh names it lacks", () => {
   const ip = ipToBytes("198.18.200.1");
-  const pod: Resolution = { ip, names: [{ name: "api.example.com", cname_chain: [], expires_unix_ms: 1000, source: "NAME_SOURCE_POD_DNS", config_ref: "" }], expires_unix_ms: 1000 };
+  const pod: Resolution = { ip, names: [{ name: "api.example.com", cname_chain: [], expires_unix_ms: 1000, source: "NAME_SOURCE_POD_DNS", config_ref: "", ech_public_names: [] }], expires_unix_ms: 1000 };
   const mesh: Resolution = {
     ip,
     names: [
-      { name: "api.example.com", cname_chain: [], expires_unix_ms: MESH_CONFIG_EXPIRY_MS, source: "NAME_SOURCE_MESH_CONFIG", config_ref: "shop/x" },
-      { name: "b.example.com", cname_chain: [], expires_unix_ms: MESH_CONFIG_EXPIRY_MS, source: "NAME_SOURCE_MESH_CONFIG", config_ref: "shop/x" },
+      { name: "api.example.com", cname_chain: [], expires_unix_ms: MESH_CONFIG_EXPIRY_MS, source: "NAME_SOURCE_MESH_CONFIG", config_ref: "shop/x", ech_public_names: [] },
+      { name: "b.example.com", cname_chain: [], expires_unix_ms: MESH_CONFIG_EXPIRY_MS, source: "NAME_SOURCE_MESH_CONFIG", config_ref: "shop/x", ech_public_names: [] },
     ],
     expires_unix_ms: MESH_CONFIG_EXPIRY_MS,
   };

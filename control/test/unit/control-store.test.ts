@@ -30,7 +30,7 @@ test("an observation becomes an entry with the CNAME chain and expiry = observed
   assert.equal(store.record(ipToBytes(POD), obs("WWW.Example.com.", ["203.0.113.7"], 1, { cnameChain: ["Edge.CDN.example.net."] })), "stored");
   const r = store.get(POD, ipToBytes("203.0.113.7"));
   assert.ok(r);
-  assert.deepEqual(r.names, [{ name: "www.example.com", cname_chain: ["edge.cdn.example.net"], expires_unix_ms: T0 + 10 * 1000, source: "NAME_SOURCE_POD_DNS", config_ref: "" }]);
+  assert.deepEqual(r.names, [{ name: "www.example.com", cname_chain: ["edge.cdn.example.net"], expires_unix_ms: T0 + 10 * 1000, source: "NAME_SOURCE_POD_DNS", config_ref: "", ech_public_names: [] }]);
   assert.equal(r.expires_unix_ms, T0 + 10_000);
   store.record(ipToBytes(POD), obs("big.example.com", ["203.0.113.8"], 100_000));
   assert.equal(store.get(POD, ipToBytes("203.0.113.8"))!.expires_unix_ms, T0 + 100_000, "TTL clamped to the maximum");

@@ -354,3 +354,27 @@ test("names stay label-exact: a wire label holding '.' is never evidence, as a q
   assert.equal(seen.length, 2);
   assert.equal(observer.stats.rejected["escaped-name"], 1);
 });
+
+test("thousands of queries in flight: each answer finds its own query, slots are reused after expiry, copies stay duplicates", () => {
+  const { observer, seen, q, r, advance } = setup({ maxPendingPerPod: 10_000 });
+  const n = 5000; // several growths of the query slots and hash buckets (1,024 at first)
+  const pairs = Array.from({ length: n }, (_, i) => queryAndAnswer(`svc${i}.example.com`, [`198.18.${7 + (i >> 8)}.${i & 255}`], { id: i & 0xffff }));
+  for (let i = 0; i < n; i++) assert.equal(q(pairs[i]!.query, { srcPort: 20000 + i }), "query");
+  assert.equal(observer.pendingCount, n);
+  // Answered in reverse order: every slot leaves the pending list from the middle of its chains.
+  for (let i = n - 1; i >= 0; i--) {
+    const obs = r(pairs[i]!.answer, { dstPort: 20000 + i }) as DnsObservation;
+    assert.equal(obs.qname, `svc${i}.example.com`);
+    assert.equal(obs.podPort, 20000 + i);
+  }
+  assert.equal(observer.pendingCount, 0);
+  assert.equal(r(pairs[42]!.answer, { dstPort: 20042 }), "duplicate");
+  assert.equal(r(pairs[43]!.answer, { dstPort: 20042 }), "unsolicited", "another query's answer on that port");
+  // Past the duplicate window every answered slot is freed and reused by new queries.
+  advance(60_000);
+  observer.expire();
+  for (let i = 0; i < n; i++) assert.equal(q(pairs[i]!.query, { srcPort: 30000 + i }), "query");
+  for (let i = 0; i < n; i += 7) assert.equal(typeof r(pairs[i]!.answer, { dstPort: 30000 + i }), "object");
+  assert.equal(r(pairs[7]!.answer, { dstPort: 20007 }), "unsolicited", "the first round's query was forgotten");
+  assert.equal(seen.length, n + Math.ceil(n / 7));
+});

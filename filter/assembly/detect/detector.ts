@@ -227,6 +227,8 @@ export class Detector {
   h2Flags(): i32 { return this.protocol == PROTO_HTTP2 ? this.http2.flags : 0; }
   /** h2c: the parser of the first request (its HPACK state, stream and end offset carry on in the filter). */
   h2Parser(): Http2Parser { return this.http2; }
+  /** Still undecided and the client's bytes so far may be h2c (none yet, or a consistent prefix). */
+  clientMayBeH2c(): bool { return !this.done && (this.alive & (1 << R_HTTP2)) != 0; }
   connectTargetPtr(): usize { return changetype<usize>(this.clientBuf) + <usize>this.claims.targetOff; }
   connectTargetLen(): i32 { return this.claims.proxyForm == PROXY_NONE ? 0 : this.claims.targetLen; }
   connectTargetPort(): i32 { return this.claims.proxyForm == PROXY_NONE ? -1 : this.claims.targetPort; }

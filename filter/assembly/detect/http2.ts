@@ -320,3 +320,43 @@ function sameNoCase(a: usize, an: i32, b: usize, bn: i32): bool {
   for (let i = 0; i < an; i++) if (toLower(u8at(a, i)) != toLower(u8at(b, i))) return false;
   return true;
 }
+
+/** Most server-preface bytes the filter holds before a verdict (SETTINGS + WINDOW_UPDATE fit many times over). */
+// @ts-ignore: decorator
+@inline export const H2_SERVER_PREFACE_HOLD: i32 = 512;
+
+/**
+ * Whether `len` bytes at `p` are, so far, only an HTTP/2 server's connection preface (RFC 9113
+ * §3.4: a SETTINGS frame first, then connection-level frames): non-ACK SETTINGS (length a multiple
+ * of 6) and WINDOW_UPDATE (length 4), all on stream 0; the last frame may be incomplete. Such bytes
+ * carry no response: a filter may hold them while the client's first request is still coming.
+ */
+export function h2ServerPrefaceOnly(p: usize, len: i32): bool {
+  if (len <= 0 || len > H2_SERVER_PREFACE_HOLD) return false;
+  let at = 0;
+  let first = true;
+  while (at < len) {
+    if (len - at < 9) return prefixOfFrameHeader(p + <usize>at, len - at, first);
+    const frameLen = (<i32>load<u8>(p + <usize>at) << 16) | (<i32>load<u8>(p + <usize>at, 1) << 8) | <i32>load<u8>(p + <usize>at, 2);
+    const type = load<u8>(p + <usize>at, 3);
+    const flags = load<u8>(p + <usize>at, 4);
+    const stream = load<u32>(p + <usize>at, 5); // any byte order: must be 0
+    if (stream != 0 || flags != 0) return false;
+    if (type == 4) { if (frameLen % 6 != 0) return false; }
+    else if (type == 8 && !first) { if (frameLen != 4) return false; }
+    else return false;
+    first = false;
+    at += 9 + frameLen;
+  }
+  return true;
+}
+
+/** A frame header cut after `n` (< 9) bytes: the bytes present are consistent with the rules above. */
+function prefixOfFrameHeader(p: usize, n: i32, first: bool): bool {
+  if (n >= 4) {
+    const type = load<u8>(p, 3);
+    if (type != 4 && (type != 8 || first)) return false;
+  }
+  for (let i = 4; i < n; i++) if (load<u8>(p + <usize>i) != 0) return false; // flags and stream id are all 0
+  return true;
+}

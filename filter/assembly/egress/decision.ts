@@ -79,7 +79,12 @@ export function reportDecision(root: EgressRoot, s: EgressStream, now: i64): voi
     if (!insp.targetIsIp) w.bytes(EV_NAMES, insp.targetPtr, insp.targetLen);
   } else {
     // The candidate view is recomputed: another connection may have used the table since.
-    const n = t.lookup(s.dstHi, s.dstLo, now, root.graceMs());
+    let n = t.lookup(s.dstHi, s.dstLo, now, root.graceMs());
+    // An ECH hello judged on the names its outer SNI narrowed to reports those names.
+    if (s.echNarrowed && insp !== null && insp.sniLen > 0) {
+      const narrowed = t.narrowToEchPublicName(insp.sniPtr, insp.sniLen);
+      if (narrowed > 0) n = narrowed;
+    }
     const cands = changetype<usize>(t.candBuf);
     for (let i = 0; i < n && i < MAX_CANDIDATES; i++) {
       const p = <usize>load<u32>(cands + <usize>i * CANDIDATE_SIZE);

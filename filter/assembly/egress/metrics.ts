@@ -31,6 +31,8 @@ export class EgressMetrics {
   readonly lookupRetries: Metric = counter("egret_lookup_retries");
   /** Connections to ServiceEntry addresses whose verdict was cross-checked against xds.cluster_name. */
   readonly clusterChecks: Metric = counter("egret_cluster_checks");
+  /** ECH ClientHellos allowed (opt-in) on the names whose HTTPS/SVCB answers, as this pod got them, named the outer SNI. */
+  readonly echNarrowed: Metric = counter("egret_ech_narrowed");
   /** Time a connection was held for Lookup, in ms. */
   readonly lookupLatencyMs: Metric = histogram("egret_lookup_latency_ms");
   /** Time client bytes were held for detection, in ms. */
@@ -38,6 +40,8 @@ export class EgressMetrics {
   readonly detectTimeouts: Metric = counter("egret_detect_timeouts");
   /** Connections closed on the first server bytes (server-first protocols). */
   readonly upstreamCloses: Metric = counter("egret_upstream_closes");
+  /** Connections whose h2c server sent its preface (SETTINGS) before a verdict: held, not judged. */
+  readonly h2ServerPrefaceHeld: Metric = counter("egret_h2_server_preface_held");
   readonly tableEntries: Metric = gauge("egret_table_entries");
   readonly tableNames: Metric = gauge("egret_table_names");
   readonly tableEvictions: Metric = counter("egret_table_evictions");

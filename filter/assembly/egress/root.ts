@@ -792,7 +792,14 @@ export class EgressRoot extends RootContext {
       let exp = unchecked(this.expiresOut[0]);
       if (exp == 0) exp = res.expiresMs;
       const origin = unchecked(this.expiresOut[1]) == NAME_SOURCE_MESH_CONFIG ? ORIGIN_MESH_CONFIG : ORIGIN_POD_DNS;
-      if (t.upsert(hi, lo, name.ptr, name.len, name.ptr, name.len, exp + this.skewMs, now, origin) == false) this.metrics!.tableRejected.increment(1);
+      if (t.upsert(hi, lo, name.ptr, name.len, name.ptr, name.len, exp + this.skewMs, now, origin) == false) {
+        this.metrics!.tableRejected.increment(1);
+        continue;
+      }
+      for (let k = 0; k < res.echCount; k++) {
+        const p = unchecked(res.echNames[k]);
+        if (!t.attachEch(k, p.ptr, p.len, now)) this.metrics!.tableRejected.increment(1);
+      }
     }
   }
 

@@ -27,7 +27,7 @@ import { EgressRoot, PENDING_LOOKUP, PENDING_STARTUP, PENDING_DETECT } from "./r
 import { Inspector, INSPECT_NEED_MORE, inspectScratchPtr, inspectScratchSize } from "./inspect";
 import { RequestFramer, FRAME_AWAIT, FRAME_BAD, FRAME_HEAD } from "./requests";
 import { H2RequestWalker, H2_BAD, H2_REQUEST } from "./h2requests";
-import { H2_CLAIM_BROKEN } from "../detect/http2";
+import { H2_CLAIM_BROKEN, H2_SERVER_PREFACE_HOLD, h2ServerPrefaceOnly } from "../detect/http2";
 import { PROXY_CONNECT, PROXY_NONE, HTTP_CHUNKED, HTTP_UPGRADE, HTTP_UPGRADE_H2C } from "../detect/claims";
 import {
   PROTO_TLS, PROTO_HTTP, PROTO_HTTP2, PROTO_UNKNOWN, PROTOCOL_COUNT, PROTO_POSTGRESQL, PROTO_MYSQL, PROTO_SMTP, PROTO_IMAP, PROTO_POP3,
@@ -154,6 +154,10 @@ export class EgressStream extends StreamContext {
   coveredAtMs: i64 = 0;
   /** The root's policyGeneration this connection was last judged under. */
   judgedGeneration: u32 = 0;
+  /** An h2c server's preface is held in Envoy's upstream buffer (counted once). */
+  private h2PrefaceHeld: bool = false;
+  /** The ECH opt-in judged the names the pod's HTTPS/SVCB answers narrowed the outer SNI to. */
+  echNarrowed: bool = false;
   /** The verdict being adopted came from the ECH opt-in (every name taken as the SNI). */
   private echAdopted: bool = false;
 
@@ -278,9 +282,10 @@ export class EgressStream extends StreamContext {
     }
     if (this.phase == PHASE_WAIT_CLAIM) return this.closeUndecided();
     if (this.phase != PHASE_INSPECT) return Action.Continue;
+    const insp = this.inspector!;
+    if (this.serverFed == 0 && this.holdsH2ServerPreface(size, insp)) return Action.StopIteration;
     // Server-first protocols: judged on the first server bytes. They cannot be held (§3.5): the
     // only way to stop them is to close the connection now.
-    const insp = this.inspector!;
     const limit = this.egress.config!.maxInspectBytes;
     if (size > this.serverFed && this.serverFed < limit) {
       const want = (size < limit ? size : limit) - this.serverFed;
@@ -308,6 +313,21 @@ export class EgressStream extends StreamContext {
       continueStream(StreamType.Downstream);
     }
     return Action.Continue;
+  }
+
+  /**
+   * An h2c server may send its connection preface (SETTINGS) before the client's first request.
+   * Those bytes carry no response, so they are held, not judged: StopIteration leaves them in
+   * Envoy's upstream buffer, offered again (accumulated) with the server's next bytes, which come
+   * only after the client's request was let through (§3.5). Bounded: H2_SERVER_PREFACE_HOLD bytes.
+   */
+  private holdsH2ServerPreface(size: u32, insp: Inspector): bool {
+    if (size > <u32>H2_SERVER_PREFACE_HOLD || size > inspectScratchSize() || !insp.detector.clientMayBeH2c()) return false;
+    const n = readBuffer(BufferType.UpstreamData, 0, insp.scratchPtr(), size);
+    if (n <= 0 || !h2ServerPrefaceOnly(insp.scratchPtr(), n)) return false;
+    if (!this.h2PrefaceHeld) this.egress.metrics!.h2ServerPrefaceHeld.increment(1);
+    this.h2PrefaceHeld = true;
+    return true;
   }
 
   /** Server bytes arrived while the verdict is open: they can be neither held nor passed. */
@@ -614,12 +634,29 @@ export class EgressStream extends StreamContext {
   }
 
   /**
-   * ECH opt-in (`encryptedClientHello: Allow` on a rule): see facts.ts echPassesForEveryName.
+   * ECH opt-in (`encryptedClientHello: Allow` on a rule): see facts.ts echPassesForEveryName, over
+   * the IP's names narrowed by the pod's HTTPS/SVCB answers when they name the outer SNI.
    * Leaves RESULT at the first name's result.
    */
   private echAllowedForEveryName(now: i64, protocol: i32): bool {
-    const n = this.evaluateNow(now, protocol, CLAIM_NONE, 0, 0);
-    return echPassesForEveryName(this.egress.snapshot!, QUERY.destination(this.dstHi, this.dstLo, this.dstPort).names(changetype<usize>(this.egress.table!.candBuf), n).detected(protocol), RESULT);
+    let n = this.evaluateNow(now, protocol, CLAIM_NONE, 0, 0);
+    const t = this.egress.table!;
+    const insp = this.inspector!;
+    // Narrowing: when the outer SNI is a public name this pod's own HTTPS/SVCB answers named for
+    // some of the IP's names, the hidden name is taken to be one of those names only.
+    const narrowed = insp.sniLen > 0 ? t.narrowToEchPublicName(insp.sniPtr, insp.sniLen) : 0;
+    if (narrowed > 0) {
+      n = narrowed;
+      evaluateNoted(this.egress.snapshot!, QUERY.destination(this.dstHi, this.dstLo, this.dstPort).names(changetype<usize>(t.candBuf), n).detected(protocol).noClaim(), RESULT);
+    }
+    if (!echPassesForEveryName(this.egress.snapshot!, QUERY.destination(this.dstHi, this.dstLo, this.dstPort).names(changetype<usize>(t.candBuf), n).detected(protocol), RESULT)) return false;
+    if (narrowed > 0) {
+      // The connection stands on the narrowed names: its facts (LAST), report and count say so.
+      this.echNarrowed = true;
+      this.candCount = n;
+      this.egress.metrics!.echNarrowed.increment(1);
+    }
+    return true;
   }
 
   /**

@@ -152,6 +152,9 @@ export class WatchResponseView {
 /** egret.v1.Resolution: ip, names (iterated), expires. */
 export class ResolutionView {
   ip: Span = new Span();
+  /** The last nextName's ResolvedName.ech_public_names (the first two: resolve/table.ts ECH_NAMES_PER_ENTRY). */
+  readonly echNames: StaticArray<Span> = [new Span(), new Span()];
+  echCount: i32 = 0;
   expiresMs: i64 = 0;
   nameCount: i32 = 0;
   valid: bool = false;
@@ -191,8 +194,13 @@ export class ResolutionView {
         name.clear();
         unchecked((expires[0] = 0));
         unchecked((expires[1] = 0));
+        this.echCount = 0;
         while (n.next()) {
           if (n.field == 1 && n.expect(WIRE_LEN)) { n.bytes(); name.set(n); }
+          else if (n.field == 6 && n.expect(WIRE_LEN)) {
+            n.bytes();
+            if (this.echCount < this.echNames.length) unchecked(this.echNames[this.echCount++]).set(n);
+          }
           else if (n.field == 3 && n.expect(WIRE_VARINT)) unchecked((expires[0] = <i64>n.varint64()));
           else if (n.field == 4 && n.expect(WIRE_VARINT)) unchecked((expires[1] = <i64>n.varint32()));
           else n.skip();

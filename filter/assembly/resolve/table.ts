@@ -25,6 +25,9 @@ import { NamePool, NO_NAME } from "./names";
 @inline export const ORIGIN_POD_DNS: u8 = 1;
 // @ts-ignore: decorator
 @inline export const ORIGIN_MESH_CONFIG: u8 = 2;
+/** ECH public names kept per entry (ResolvedName.ech_public_names; control sends at most 4, the rest are dropped). */
+// @ts-ignore: decorator
+@inline export const ECH_NAMES_PER_ENTRY: i32 = 2;
 /** Candidate flag (policy/engine.ts CAND_MESH_CONFIG): the name's only evidence is mesh configuration. */
 // @ts-ignore: decorator
 @inline const CAND_MESH_CONFIG: u32 = 1;
@@ -49,6 +52,10 @@ export class ResolutionTable {
   private origin: StaticArray<u8>;
   /** Absolute expiry, ms since the epoch (wall clock, like proxy_get_current_time_nanoseconds). */
   private expires: StaticArray<i64>;
+  /** ECH_NAMES_PER_ENTRY name ids per entry: the ECH public names the pod's HTTPS/SVCB answers for the name named (NO_NAME = none). */
+  private ech: StaticArray<u32>;
+  /** The entry the last successful upsert() created or refreshed (for attachEch). */
+  private lastEntry: i32 = NIL;
   /** Next entry in the same bucket, or in the free list for unused entries. */
   private next: StaticArray<i32>;
   private free: i32 = NIL;
@@ -89,6 +96,7 @@ export class ResolutionTable {
     this.via = new StaticArray<u32>(capacity);
     this.origin = new StaticArray<u8>(capacity);
     this.expires = new StaticArray<i64>(capacity);
+    this.ech = new StaticArray<u32>(capacity * ECH_NAMES_PER_ENTRY);
     this.next = new StaticArray<i32>(capacity);
     this.names = new NamePool(capacity, nameBytes);
     this.clear();
@@ -101,6 +109,8 @@ export class ResolutionTable {
       unchecked((this.next[i] = i + 1 < this.capacity ? i + 1 : NIL));
       unchecked((this.name[i] = NO_NAME));
     }
+    for (let i = 0; i < this.capacity * ECH_NAMES_PER_ENTRY; i++) unchecked((this.ech[i] = NO_NAME));
+    this.lastEntry = NIL;
     this.free = 0;
     this.size = 0;
     this.names.clear();
@@ -129,6 +139,7 @@ export class ResolutionTable {
       if (e != NIL) {
         if (expiresMs > unchecked(this.expires[e])) unchecked((this.expires[e] = expiresMs));
         unchecked((this.origin[e] |= origin));
+        this.lastEntry = e;
         return true;
       }
     }
@@ -158,6 +169,29 @@ export class ResolutionTable {
     unchecked((this.next[e] = this.buckets[b]));
     unchecked((this.buckets[b] = e));
     this.size++;
+    this.lastEntry = e;
+    return true;
+  }
+
+  /**
+   * Sets ECH public name number `k` (< ECH_NAMES_PER_ENTRY) of the entry the last upsert() touched
+   * (a Watch upsert replaces the IP's entries, so its names come fresh). False when refused.
+   */
+  attachEch(k: i32, ptr: usize, len: u32, nowMs: i64): bool {
+    const e = this.lastEntry;
+    if (e == NIL || k < 0 || k >= ECH_NAMES_PER_ENTRY || len == 0) return false;
+    const id = this.intern(ptr, len, nowMs);
+    // Interning may have evicted the entry itself to make room.
+    if (id == NO_NAME || unchecked(this.name[e]) == NO_NAME) {
+      if (id != NO_NAME) this.names.dropIfUnused(id);
+      return false;
+    }
+    const at = e * ECH_NAMES_PER_ENTRY + k;
+    const old = unchecked(this.ech[at]);
+    if (old == id) return true;
+    this.names.retain(id);
+    if (old != NO_NAME) this.names.release(old);
+    unchecked((this.ech[at] = id));
     return true;
   }
 
@@ -218,6 +252,12 @@ export class ResolutionTable {
     }
     this.names.release(unchecked(this.name[e]));
     this.names.release(unchecked(this.via[e]));
+    for (let k = 0; k < ECH_NAMES_PER_ENTRY; k++) {
+      const at = e * ECH_NAMES_PER_ENTRY + k;
+      if (unchecked(this.ech[at]) != NO_NAME) this.names.release(unchecked(this.ech[at]));
+      unchecked((this.ech[at] = NO_NAME));
+    }
+    if (this.lastEntry == e) this.lastEntry = NIL;
     unchecked((this.name[e] = NO_NAME));
     unchecked((this.next[e] = this.free));
     this.free = e;
@@ -321,6 +361,40 @@ export class ResolutionTable {
   /** Whether candidate i's only evidence is mesh configuration (no DNS answer to the pod). */
   candMeshOnly(i: i32): bool {
     return unchecked(this.origin[this.candEntry[i]]) == ORIGIN_MESH_CONFIG;
+  }
+
+  /**
+   * ECH narrowing: keeps, in place and in order, only the candidates of the last lookup() whose
+   * name's HTTPS/SVCB answers (as this pod received them) named the public name `ptr/len` (the
+   * outer SNI, compared label-exact, case-insensitively). Returns how many remain; when none does,
+   * the candidates are left as they were (0). Allocation-free.
+   */
+  narrowToEchPublicName(ptr: usize, len: u32): i32 {
+    const id = this.names.find(ptr, len);
+    if (id == NO_NAME) return 0;
+    let kept = 0;
+    for (let i = 0; i < this.candCount; i++) {
+      const e = unchecked(this.candEntry[i]);
+      let named = false;
+      for (let k = 0; k < ECH_NAMES_PER_ENTRY; k++) if (unchecked(this.ech[e * ECH_NAMES_PER_ENTRY + k]) == id) named = true;
+      if (named) kept++;
+    }
+    if (kept == 0) return 0;
+    let w = 0;
+    const base = changetype<usize>(this.candBuf);
+    for (let i = 0; i < this.candCount; i++) {
+      const e = unchecked(this.candEntry[i]);
+      let named = false;
+      for (let k = 0; k < ECH_NAMES_PER_ENTRY; k++) if (unchecked(this.ech[e * ECH_NAMES_PER_ENTRY + k]) == id) named = true;
+      if (!named) continue;
+      if (w != i) {
+        unchecked((this.candEntry[w] = e));
+        memory.copy(base + <usize>(w * CANDIDATE_BYTES), base + <usize>(i * CANDIDATE_BYTES), <usize>CANDIDATE_BYTES);
+      }
+      w++;
+    }
+    this.candCount = w;
+    return w;
   }
 
   /** Index of the candidate whose name equals the bytes (case-insensitive, trailing dot ignored), or -1. */

@@ -42,6 +42,10 @@ same definitions manifests/ is generated from.
                             CronJob make a private CA and renew the serving certificate;
                             cert-manager: Issuers and Certificates for a cert-manager you installed
                             (docs/operations.md "TLS material")
+  --sidecar-tls on|off      on (default): sidecars reach control over TLS, verified with the CA
+                            through a configmap:// credential, which needs Istio >= 1.26. off: for
+                            Istio 1.20-1.25, the filters use control's plaintext port (FilterService
+                            only; still bound to the pod's address); agents keep TLS
   --set KEY=JSON            override a plugin configuration key, e.g. --set lookupTimeoutMs=500 (repeatable)
   -o, --output FILE         write to FILE instead of stdout
 
@@ -92,7 +96,7 @@ export const command: CliCommand = {
           delivery: { type: "string" }, "trusted-resolver": { type: "string", multiple: true },
           "cluster-cidr": { type: "string", multiple: true }, "pod-cidr": { type: "string", multiple: true }, "istio-root-namespace": { type: "string" }, set: { type: "string", multiple: true },
           output: { type: "string", short: "o" }, "companion-network-policy": { type: "boolean" }, namespace: { type: "string", multiple: true },
-          "dns-namespace": { type: "string" }, "dns-pod-label": { type: "string", multiple: true }, phase: { type: "string", multiple: true }, "push-generation": { type: "string" }, tls: { type: "string" }, help: { type: "boolean", short: "h" },
+          "dns-namespace": { type: "string" }, "dns-pod-label": { type: "string", multiple: true }, phase: { type: "string", multiple: true }, "push-generation": { type: "string" }, tls: { type: "string" }, "sidecar-tls": { type: "string" }, help: { type: "boolean", short: "h" },
         },
         strict: true, allowPositionals: false,
     }, HELP);
@@ -105,6 +109,9 @@ export const command: CliCommand = {
     if (delivery !== "ecds" && delivery !== "inline" && delivery !== "volume") throw new UsageError(`--delivery must be ecds, inline or volume (got "${delivery}")`);
     const tls = values.tls ?? "bootstrap";
     if (tls !== "bootstrap" && tls !== "cert-manager") throw new UsageError(`--tls must be bootstrap or cert-manager (got "${tls}")`);
+    const sidecarTlsFlag = values["sidecar-tls"] ?? "on";
+    if (sidecarTlsFlag !== "on" && sidecarTlsFlag !== "off") throw new UsageError(`--sidecar-tls must be on or off (got "${sidecarTlsFlag}"); off is for Istio 1.20-1.25`);
+    const sidecarTls = sidecarTlsFlag === "on";
     for (const p of values.phase ?? []) {
       if (!(PHASES as readonly string[]).includes(p)) throw new UsageError(`--phase must be one of ${PHASES.join(", ")} (got "${p}")`);
     }
@@ -156,11 +163,12 @@ export const command: CliCommand = {
       phases: phases as Phase[],
       pushGeneration,
       tls,
+      sidecarTls,
     });
     // The plugin configuration is checked whatever the phase: a mesh phase rendered later from
     // the same flags must not be refused then.
     const config = pluginConfigOf(findEnvoyFilter(renderInstall({
-      manifestsDir: fileURLToPath(new URL("manifests", ROOT)), wasmSha256: sha, phases: ["mesh"],
+      manifestsDir: fileURLToPath(new URL("manifests", ROOT)), wasmSha256: sha, phases: ["mesh"], sidecarTls,
       pluginConfig: Object.keys(pluginConfig).length > 0 ? pluginConfig : undefined,
     })));
     const problem = await pluginConfigProblem(wasmBytes, JSON.stringify(config), String(config.controlCluster ?? ""));

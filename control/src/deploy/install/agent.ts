@@ -19,11 +19,12 @@ import {
   type InstallSettings,
 } from "./settings.js";
 
-export const AGENT_HEADER = `\`egret agent\`: one per node, watches the DNS answers pods receive (libpcap on the node's pod
-interfaces) and streams them to every control replica.
+export const AGENT_HEADER = `\`egret agent\`: one per node, watches the DNS answers pods receive (its own AF_PACKET
+TPACKET_V3 ring on the node's pod interfaces, filtered in the kernel) and streams them to every
+control replica.
 Privileges: hostNetwork (to see the node side of every pod interface) and CAP_NET_RAW (packet
-sockets; the promiscuous-mode membership libpcap asks for is a packet-socket option, and the
-"any" device ignores it), so CAP_NET_ADMIN is not granted. It runs as UID 0 because
+sockets; it asks for no promiscuous mode, which the "any" device ignores anyway), so
+CAP_NET_ADMIN is not granted. It runs as UID 0 because
 Kubernetes cannot grant ambient capabilities to a non-root process and no_new_privs (which we
 keep) ignores file capabilities; every other capability is dropped and the root filesystem is
 read-only. It has no Kubernetes API access at all: the only token it holds is a projected
@@ -73,7 +74,10 @@ function agentContainer(s: InstallSettings): Record<string, unknown> {
     // once and takes the metrics port over when the old one has drained.
     livenessProbe: { ...probe, initialDelaySeconds: 10, periodSeconds: 10, timeoutSeconds: 2, failureThreshold: 3 },
     readinessProbe: { ...probe, periodSeconds: 5, timeoutSeconds: 2 },
-    resources: { requests: { cpu: "50m", memory: "128Mi" }, limits: { memory: "512Mi" } },
+    // Memory budget: V8 heap ≤ 384 MiB (NODE_OPTIONS) + the capture queue (--capture-queue-mb,
+    // 64 MiB) + the 64 MiB kernel ring + Node's own code and buffers (~80 MiB): 768 Mi leaves
+    // headroom, so a burst fills the queue and is counted as drops instead of OOM-killing the agent.
+    resources: { requests: { cpu: "50m", memory: "128Mi" }, limits: { memory: "768Mi" } },
     securityContext: {
       runAsUser: 0,
       runAsNonRoot: false,

@@ -166,8 +166,16 @@ export function controlObjects(s: InstallSettings): KubeObject[] {
   ];
 }
 
-export function destinationRuleObjects(): KubeObject[] {
+export function destinationRuleObjects(s: InstallSettings): KubeObject[] {
   const connectionPool = { tcp: { tcpKeepalive: { time: "60s", interval: "20s" } }, http: { idleTimeout: "3600s" } };
+  // Without sidecar TLS (Istio < 1.26) the filters use the plaintext port: no credential to load.
+  const tlsPort = s.sidecarTls ? {
+    portLevelSettings: [{
+      port: { number: GRPC_TLS_PORT },
+      connectionPool,
+      tls: { mode: "SIMPLE", credentialName: `configmap://${NAMESPACE}/${CA_CONFIGMAP}`, sni: TLS_SERVER_NAME, subjectAltNames: [TLS_SERVER_NAME] },
+    }],
+  } : {};
   return [{
     apiVersion: "networking.istio.io/v1beta1",
     kind: "DestinationRule",
@@ -177,11 +185,7 @@ export function destinationRuleObjects(): KubeObject[] {
       trafficPolicy: {
         tls: { mode: "DISABLE" },
         connectionPool,
-        portLevelSettings: [{
-          port: { number: GRPC_TLS_PORT },
-          connectionPool,
-          tls: { mode: "SIMPLE", credentialName: `configmap://${NAMESPACE}/${CA_CONFIGMAP}`, sni: TLS_SERVER_NAME, subjectAltNames: [TLS_SERVER_NAME] },
-        }],
+        ...tlsPort,
       },
     },
   }];

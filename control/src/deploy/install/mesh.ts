@@ -1,6 +1,6 @@
 // The EnvoyFilter that puts egret.wasm in front of every outbound TCP connection of every sidecar.
 import type { KubeObject } from "../objects.js";
-import { controlHost, ENVOY_FILTER_NAME, GRPC_TLS_PORT, HTTP_PORT, labels, WASM_VOLUME_PATH, type InstallSettings } from "./settings.js";
+import { controlHost, ENVOY_FILTER_NAME, GRPC_PORT, GRPC_TLS_PORT, HTTP_PORT, labels, WASM_VOLUME_PATH, type InstallSettings } from "./settings.js";
 
 export const ENVOY_FILTER_HEADER = `Puts egret.wasm in front of every outbound TCP connection of every sidecar in the mesh.
 Apply this (the "mesh" phase) only once the control Deployment is Ready: istio-agent downloads
@@ -30,6 +30,17 @@ export const DEFAULT_PLUGIN_CONFIG: Readonly<Record<string, unknown>> = {
   lookupTimeoutMs: 250,
   forwardProxies: [],
 };
+
+/** With `sidecarTls: false`: the plaintext port, whose cluster the DestinationRule leaves plain. */
+const PLAINTEXT_CONTROL: Readonly<Record<string, unknown>> = {
+  controlCluster: `outbound|${GRPC_PORT}||${controlHost}`,
+  controlAuthority: `${controlHost}:${GRPC_PORT}`,
+};
+
+/** The plugin configuration JSON the EnvoyFilter carries. */
+export function pluginConfiguration(s: InstallSettings): Record<string, unknown> {
+  return { ...DEFAULT_PLUGIN_CONFIG, ...(s.sidecarTls ? {} : PLAINTEXT_CONTROL), ...s.pluginConfig };
+}
 
 export const WASM_NETWORK_TYPE_URL = "type.googleapis.com/envoy.extensions.filters.network.wasm.v3.Wasm";
 export const RBAC_NETWORK_TYPE_URL = "type.googleapis.com/envoy.extensions.filters.network.rbac.v3.RBAC";
@@ -71,7 +82,7 @@ function extensionConfig(s: InstallSettings): Record<string, unknown> {
             vm_config: { vm_id: "egret", runtime: "envoy.wasm.runtime.v8", code: moduleCode(s) },
             configuration: {
               "@type": "type.googleapis.com/google.protobuf.StringValue",
-              value: JSON.stringify({ ...DEFAULT_PLUGIN_CONFIG, ...s.pluginConfig }, null, 2),
+              value: JSON.stringify(pluginConfiguration(s), null, 2),
             },
             // A trapped or unloadable VM closes connections instead of letting them through.
             failure_policy: "FAIL_CLOSED",

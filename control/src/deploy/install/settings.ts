@@ -74,6 +74,11 @@ export interface InstallSettings {
   pushGeneration: number;
   /** Who issues control's CA and serving certificate (install/tls.ts). */
   tls: TlsProvider;
+  /**
+   * Sidecars reach control over TLS (port GRPC_TLS_PORT, CA from a configmap:// credential: Istio
+   * >= 1.26). False: the plaintext port GRPC_PORT (FilterService only), for Istio 1.20-1.25.
+   */
+  sidecarTls: boolean;
 }
 
 export const DEFAULT_SETTINGS: InstallSettings = {
@@ -89,6 +94,7 @@ export const DEFAULT_SETTINGS: InstallSettings = {
   podCidrs: [],
   pushGeneration: 0,
   tls: "bootstrap",
+  sidecarTls: true,
 };
 
 export const controlHost = `${CONTROL_NAME}.${NAMESPACE}.svc.cluster.local`;

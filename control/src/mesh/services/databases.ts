@@ -29,10 +29,14 @@ export async function startMariadb(ctx: ServiceContext, svc: WorldService): Prom
   const mariadbd = findProgram("mariadbd", "mariadb-server");
   const base = userDir(ctx, "mariadb", "mysql");
   const data = join(base, "data");
-  await mustRun(install, ["--no-defaults", `--datadir=${data}`, "--user=mysql", "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"], { timeoutMs: 120_000 });
+  // A temporary directory of this mesh's own: at start-up mariadbd deletes every "#sql*" file in its
+  // tmpdir (mysql_rm_tmp_tables), so servers sharing /tmp — another mesh on the machine starting
+  // at the same moment — delete each other's temporary tables and the bootstrap aborts.
+  const tmp = userDir(ctx, "mariadb-tmp", "mysql");
+  await mustRun(install, ["--no-defaults", `--datadir=${data}`, `--tmpdir=${tmp}`, "--user=mysql", "--auth-root-authentication-method=normal", "--skip-test-db", "--skip-name-resolve"], { timeoutMs: 120_000 });
   // One address per server: bind-address takes a single value before MariaDB 10.11's list form.
   const p = startOutside(ctx, svc.name, mariadbd, [
-    "--no-defaults", `--datadir=${data}`, `--socket=${join(base, "mariadb.sock")}`, `--pid-file=${join(base, "mariadb.pid")}`,
+    "--no-defaults", `--datadir=${data}`, `--tmpdir=${tmp}`, `--socket=${join(base, "mariadb.sock")}`, `--pid-file=${join(base, "mariadb.pid")}`,
     `--bind-address=${svc.addresses[0]}`, `--port=${svc.port}`, "--user=mysql", "--skip-grant-tables", "--skip-name-resolve",
     "--innodb-buffer-pool-size=16M", "--skip-log-bin", "--max-connections=50",
   ]);
