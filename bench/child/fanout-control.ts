@@ -1,5 +1,8 @@
 // Child process for bench/cases/70-watch-fanout: a real `egret control` service (file mode) whose
 // CPU time the parent reads over IPC, so the figure is the control's own, not the clients'.
+// argv: PODS [AGENTS]: with AGENTS > 0 (bench/cases/72-agent-streams), pod i runs on node
+// `n${i % AGENTS}` and agent k authenticates with token `bench-agent-${k}` for node `n${k}` (the
+// file-mode token check, the same path as `egret control --agent-token-file`).
 // Protocol (process messages): → {port}; ← {cmd:"observe", rate, seconds, pods} → {sent: [seq, t][]};
 // ← {cmd:"cpu"} → {cpuMs}; ← {cmd:"mem"} → {mem: {rss, heap}} (after a full GC); ← {cmd:"stop"}.
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
@@ -12,8 +15,10 @@ import { defaultPolicyApi } from "../../control/src/control/policy-api.js";
 import { createControlMetrics } from "../../control/src/control/metrics.js";
 import { silentLogger } from "../../control/src/common/log.js";
 import { ipToBytes } from "../../control/src/proto/index.js";
+import { FileAgentAuthenticator } from "../../control/src/auth/agent-tokens.js";
 
 const pods = Number(process.argv[2] ?? 1000);
+const agents = Number(process.argv[3] ?? 0);
 const dir = mkdtempSync(join(tmpdir(), "egret-bench-fanout-"));
 const podIp = (i: number) => `10.${100 + (i >> 16)}.${(i >> 8) & 0xff}.${i & 0xff}`;
 /** Destination of observation `seq`: the parent recovers seq from the upserted address. */
@@ -21,8 +26,10 @@ const seqIp = (seq: number) => `10.${200 + (seq >> 16)}.${(seq >> 8) & 0xff}.${s
 
 async function main(): Promise<void> {
   const lines = ["pods:"];
-  for (let i = 0; i < pods; i++) lines.push(`  - {name: p${i}, namespace: bench, ip: ${podIp(i)}, labels: {app: web}}`);
+  const nodeOf = (i: number) => (agents > 0 ? `, node: n${i % agents}` : "");
+  for (let i = 0; i < pods; i++) lines.push(`  - {name: p${i}, namespace: bench, ip: ${podIp(i)}${nodeOf(i)}, labels: {app: web}}`);
   writeFileSync(join(dir, "pods.yaml"), lines.join("\n") + "\n");
+  writeFileSync(join(dir, "agent-tokens"), Array.from({ length: agents }, (_, k) => `bench-agent-${k} n${k}\n`).join(""));
   writeFileSync(join(dir, "policy.yaml"), `apiVersion: egret.dev/v1alpha1
 kind: EgressPolicy
 metadata: {name: web, namespace: bench}
@@ -41,7 +48,9 @@ spec:
     // what this case measures — deltas fanned out to open streams — is the same either way.
     filterSnatPeers: ["127.0.0.1/32"],
     // …and from one source address, so the per-peer limits (64 streams) are raised to fit them.
-    peerLimits: { maxStreamsPerPeer: pods + 16, maxLookupsPerPeer: 100_000 },
+    // The agents too: each is its own node (address) in a cluster, all 127.0.0.1 here.
+    peerLimits: { maxStreamsPerPeer: pods + agents + 16, maxLookupsPerPeer: 100_000, ...(agents > 0 ? { maxConnectionsPerPeer: agents + 64 } : {}) },
+    ...(agents > 0 ? { agentAuth: new FileAgentAuthenticator(join(dir, "agent-tokens"), silentLogger()) } : {}),
   });
   const { grpcPort } = await service.start();
   const stop = async () => { await service.stop(); rmSync(dir, { recursive: true, force: true }); process.exit(0); };
