@@ -1,7 +1,7 @@
 // `egret control`: the control service. Kubernetes mode (--kubernetes) or file mode
 // (--policies PATH… --pods FILE). See control/src/control/README.md.
-import { KubeConfig } from "@kubernetes/client-node";
-import { parseFlags, UsageError, type CliCommand } from "../command.js";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { loadKubeConfig, parseFlags, UsageError, type CliCommand } from "../command.js";
 import { createLogger } from "../../common/log.js";
 import { openAuditWriter } from "../../control/audit.js";
 import { fileControlSource } from "../../control/file-source.js";
@@ -230,17 +230,6 @@ trust (docs/security.md):
                             unverified. Otherwise Watch/Lookup/Report are served only when the
                             peer address is one of the named pod's IPs (PERMISSION_DENIED if not)
 `;
-
-function loadKubeConfig(file: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  try {
-    if (file) kc.loadFromFile(file);
-    else kc.loadFromDefault();
-  } catch (err) {
-    throw new UsageError(`cannot load the Kubernetes configuration: ${(err as Error).message}`);
-  }
-  return kc;
-}
 
 function int(name: string, value: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (value === undefined) return undefined;
