@@ -245,17 +245,23 @@ test("control RBAC is least privilege: read pods/namespaces/policies/ServiceEntr
     "authentication.k8s.io/tokenreviews:create", "authorization.k8s.io/subjectaccessreviews:create",
   ];
   assert.deepEqual([...grants].sort(), expected.sort());
-  // The only namespaced grant: the leader-election Lease in egret-system.
+  // Namespaced grants: the leader-election Lease in egret-system…
   const role = one("Role", "egret-control-leader-election") as KubeObject & { rules: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[] };
   assert.equal(role.metadata.namespace, "egret-system");
   assert.deepEqual(role.rules.map((r) => `${r.apiGroups.join()}/${r.resources.join()}:${r.verbs.join()}@${(r.resourceNames ?? ["*"]).join()}`).sort(), [
     "coordination.k8s.io/leases:create@*",
     "coordination.k8s.io/leases:get,update@egret-control",
   ]);
+  // And the replicas' shared coverage: ConfigMaps in egret-system only (k8s/coverage-share.ts).
+  const coverage = one("Role", "egret-control-coverage") as KubeObject & { rules: { apiGroups: string[]; resources: string[]; verbs: string[]; resourceNames?: string[] }[] };
+  assert.equal(coverage.metadata.namespace, "egret-system");
+  assert.deepEqual(coverage.rules.map((r) => `${r.apiGroups.join() || "core"}/${r.resources.join()}:${[...r.verbs].sort().join()}`), ["core/configmaps:create,delete,get,list,update,watch"]);
   // The other Role is the TLS Job's (its own ServiceAccount; tls-wiring.test.ts checks its rules).
-  assert.deepEqual(byKind("Role").map((r) => r.metadata.name).sort(), ["egret-control-leader-election", "egret-tls"]);
-  assert.deepEqual(byKind("RoleBinding").map((r) => (r as KubeObject & { subjects: { name: string }[] }).subjects.map((s) => s.name).join()).sort(), ["egret-control", "egret-tls"]);
-  assert.deepEqual((one("RoleBinding", "egret-control-leader-election") as KubeObject & { subjects: unknown[] }).subjects, [{ kind: "ServiceAccount", name: "egret-control", namespace: "egret-system" }]);
+  assert.deepEqual(byKind("Role").map((r) => r.metadata.name).sort(), ["egret-control-coverage", "egret-control-leader-election", "egret-tls"]);
+  assert.deepEqual(byKind("RoleBinding").map((r) => (r as KubeObject & { subjects: { name: string }[] }).subjects.map((s) => s.name).join()).sort(), ["egret-control", "egret-control", "egret-tls"]);
+  for (const name of ["egret-control-leader-election", "egret-control-coverage"]) {
+    assert.deepEqual((one("RoleBinding", name) as KubeObject & { subjects: unknown[] }).subjects, [{ kind: "ServiceAccount", name: "egret-control", namespace: "egret-system" }]);
+  }
   const binding = one("ClusterRoleBinding", "egret-control") as KubeObject & { subjects: { kind: string; name: string; namespace: string }[] };
   assert.deepEqual(binding.subjects, [{ kind: "ServiceAccount", name: "egret-control", namespace: "egret-system" }]);
 });

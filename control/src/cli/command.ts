@@ -1,4 +1,5 @@
 import type { ParseArgsConfig } from "node:util";
+import { KubeConfig } from "@kubernetes/client-node";
 import { readFlags } from "../common/flags.js";
 // The contract every `egret` subcommand module implements (see ./commands/).
 export interface CliCommand {
@@ -22,4 +23,16 @@ export function parseFlags<T extends ParseArgsConfig>(config: T, usage: string):
   } catch (err) {
     throw new UsageError(`${(err as Error).message}\n\n${usage}`);
   }
+}
+
+/** The Kubernetes client configuration from --kubeconfig FILE, or the default chain (in-cluster, $KUBECONFIG, ~/.kube/config). */
+export function loadKubeConfig(file: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  try {
+    if (file) kc.loadFromFile(file);
+    else kc.loadFromDefault();
+  } catch (err) {
+    throw new UsageError(`cannot load the Kubernetes configuration: ${(err as Error).message}`);
+  }
+  return kc;
 }

@@ -11,7 +11,7 @@
 import type { Logger } from "../common/log.js";
 import { PolicyEngine } from "../policy/index.js";
 import { bytesToIp, ipToBytes } from "../proto/ip.js";
-import type { BypassAttempt, CoveredConnection, EgressKind, Outgoing, VerdictEvent } from "../proto/messages.js";
+import type { BypassAttempt, CoveredConnection, EgressKind, OpenedConnection, Outgoing, VerdictEvent } from "../proto/messages.js";
 import { INSECURE_ANY_NODE } from "../auth/agent-auth.js";
 import type { CoverageTracker } from "./coverage.js";
 import type { ControlMetrics } from "./metrics.js";
@@ -140,6 +140,27 @@ export class BypassHub {
         if (r.names.some((n) => n.name === host)) this.cover(pod, e.source_ip, r.ip, 0);
       }
     }
+  }
+
+  /**
+   * Connections a filter let go upstream before their verdict, or carried new bytes on long after
+   * it (ReportRequest.opened_connections; the stream is bound to its pod): Envoy's SYN for them may leave now.
+   * Entries whose source is not one of the bound pod's addresses are ignored (returned count).
+   */
+  opened(list: OpenedConnection[], bound: ReportIdentity | undefined): number {
+    const pod = bound ? this.o.registry.get(bound.namespace, bound.name) : undefined;
+    let ignored = 0;
+    for (const o of list) {
+      const src = o.source_ip.length ? bytesToIp(o.source_ip) : undefined;
+      if (!pod || bytesToIp(o.destination_ip) === undefined || o.destination_port === 0 || o.destination_port > 65535 || (src !== undefined && !pod.ips.includes(src))) {
+        ignored++;
+        continue;
+      }
+      this.cover(pod, o.source_ip, o.destination_ip, o.destination_port);
+    }
+    this.o.metrics.openedConnections.inc({ outcome: "covered" }, list.length - ignored);
+    if (ignored > 0) this.o.metrics.openedConnections.inc({ outcome: "ignored" }, ignored);
+    return ignored;
   }
 
   /**

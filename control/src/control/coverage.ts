@@ -8,7 +8,12 @@
 // listeners which policies' figures moved (policy status) — so a burst of changes costs one pass.
 // Events go out only for pods that stayed unenforced for `graceMs` (a starting pod's filter needs
 // a moment to connect), once per transition.
+//
+// With several replicas a filter's Watch lives on one of them: `setPeers` adds the other
+// replicas' published bindings (coverage-peers.ts), so every replica — the leader that writes
+// status included — counts the union, and a new leader starts from the same picture.
 import type { Logger } from "../common/log.js";
+import type { ReplicaCoverageView } from "./coverage-peers.js";
 import { applyBreakGlass, breakGlassFor } from "./break-glass.js";
 import type { ControlMetrics } from "./metrics.js";
 import type { PolicyApi } from "./policy-api.js";
@@ -41,6 +46,14 @@ export interface CoverageReport {
   notEnforced: number;
   byReason: Record<UnenforcedReason, number>;
   pods: PodCoverage[];
+  /** Replicas whose bindings are shared (this one first); absent when replicas do not share. */
+  replicas?: ReplicaCoverageView[];
+}
+
+/** Other replicas' bindings (coverage-peers.ts `PeerCoverage`). */
+export interface PeerBindings {
+  filtersOf(key: string): number;
+  views(): ReplicaCoverageView[];
 }
 
 /** Kubernetes Events for coverage transitions (k8s mode); absent in file mode. */
@@ -71,6 +84,8 @@ export class CoverageTracker {
   /** Pods whose unenforced state was announced by an Event. */
   private readonly announced = new Set<string>();
   private readonly listeners = new Set<(policyKeys: Set<string>) => void>();
+  private readonly localListeners = new Set<() => void>();
+  private peers?: { bindings: PeerBindings; self: string };
   private events?: CoverageEventSink;
   private timer?: NodeJS.Timeout;
   private readonly unsubscribe: (() => void)[] = [];
@@ -95,11 +110,33 @@ export class CoverageTracker {
     return () => this.listeners.delete(listener);
   }
 
+  /** Counts other replicas' bindings too (`self`: this replica's identity, for the report). */
+  setPeers(bindings: PeerBindings | undefined, self = ""): void {
+    this.peers = bindings ? { bindings, self } : undefined;
+    this.markDirty();
+  }
+
+  /** The peers' bindings changed (published, expired, deleted). */
+  peersChanged(): void {
+    this.markDirty();
+  }
+
+  /** Hears every change of this replica's own bindings (what it publishes). */
+  onLocalFilters(listener: () => void): () => void {
+    this.localListeners.add(listener);
+    return () => this.localListeners.delete(listener);
+  }
+
+  /** This replica's own live bindings: pod key → Watch streams. */
+  localFilters(): ReadonlyMap<string, number> {
+    return this.filters;
+  }
+
   /** A filter's Watch was bound to the pod; call the returned function when the stream ends. */
   filterConnected(namespace: string, name: string): () => void {
     const key = podKeyOf(namespace, name);
     this.filters.set(key, (this.filters.get(key) ?? 0) + 1);
-    this.markDirty();
+    this.localChanged();
     let released = false;
     return () => {
       if (released) return;
@@ -107,13 +144,13 @@ export class CoverageTracker {
       const n = (this.filters.get(key) ?? 1) - 1;
       if (n > 0) this.filters.set(key, n);
       else this.filters.delete(key);
-      this.markDirty();
+      this.localChanged();
     };
   }
 
-  /** Live filter streams bound to the pod. */
+  /** Live filter streams bound to the pod, on this replica and on live peers. */
   filtersOf(namespace: string, name: string): number {
-    return this.filters.get(podKeyOf(namespace, name)) ?? 0;
+    return this.countFilters(podKeyOf(namespace, name));
   }
 
   /** The coverage of one pod, or undefined when no policy selects it. */
@@ -131,7 +168,9 @@ export class CoverageTracker {
       if (p.state === "enforced") enforced++;
       else byReason[p.reason!]++;
     }
-    return { selected: pods.length, enforced, notEnforced: pods.length - enforced, byReason, pods: pods.map((p) => ({ ...p, policies: [...p.policies] })) };
+    const out: CoverageReport = { selected: pods.length, enforced, notEnforced: pods.length - enforced, byReason, pods: pods.map((p) => ({ ...p, policies: [...p.policies] })) };
+    if (this.peers) out.replicas = [{ replica: this.peers.self, self: true, pods: this.filters.size, live: true, renewedAt: this.now() }, ...this.peers.bindings.views()];
+    return out;
   }
 
   /** The figures of one policy (for its status). */
@@ -167,7 +206,7 @@ export class CoverageTracker {
         if (before) for (const k of before.policies) moved.add(k);
         continue;
       }
-      const filters = this.filters.get(key) ?? 0;
+      const filters = this.countFilters(key);
       const reason = filters > 0 ? undefined : this.reasonFor(pod);
       const state = reason ? "not-enforced" : "enforced";
       const same = before !== undefined && before.state === state && before.reason === reason;
@@ -193,8 +232,20 @@ export class CoverageTracker {
   }
 
   close(): void {
+    // Streams that end while the service stops are not published as gone: their filters are
+    // reconnecting to another replica, and this replica's published set expires on its own.
+    this.localListeners.clear();
     for (const u of this.unsubscribe) u();
     if (this.timer) clearTimeout(this.timer);
+  }
+
+  private countFilters(key: string): number {
+    return (this.filters.get(key) ?? 0) + (this.peers?.bindings.filtersOf(key) ?? 0);
+  }
+
+  private localChanged(): void {
+    this.markDirty();
+    for (const l of this.localListeners) l();
   }
 
   private markDirty(): void {

@@ -79,7 +79,7 @@ export interface GrpcEdgeOptions {
   /** Counts the Watch streams bound to each pod (enforcement coverage). */
   coverage?: Pick<CoverageTracker, "filterConnected">;
   /** Bypass detection: agents' Egress streams (absent: the RPC answers UNIMPLEMENTED). */
-  bypass?: Pick<BypassHub, "attachAgent" | "attempts" | "lookedUp">;
+  bypass?: Pick<BypassHub, "attachAgent" | "attempts" | "lookedUp" | "opened">;
   lookups: LookupService;
   store: ResolutionStore;
   reports: ReportSink;
@@ -369,11 +369,13 @@ export class GrpcEdge {
     const identity = bound ? { namespace: bound.namespace, name: bound.name, ips: this.o.registry.get(bound.namespace, bound.name)?.ips ?? [bound.peer] } : undefined;
     call.on("data", (req) => {
       if (failed) return;
-      if (req.events.length > this.limits.maxEventsPerBatch) {
+      const entries = req.events.length + (req.opened_connections?.length ?? 0);
+      if (entries > this.limits.maxEventsPerBatch) {
         failed = true;
-        callback(toStatus(new ControlError("EGRET_REPORT_BATCH_TOO_LARGE", `${req.events.length} > ${this.limits.maxEventsPerBatch}`)) as grpc.ServiceError, null);
+        callback(toStatus(new ControlError("EGRET_REPORT_BATCH_TOO_LARGE", `${entries} > ${this.limits.maxEventsPerBatch}`)) as grpc.ServiceError, null);
         return;
       }
+      if (req.opened_connections?.length) this.o.bypass?.opened(req.opened_connections, identity);
       const r = this.o.reports.recordBatch(req.events, req.dropped_events, identity);
       accepted += r.accepted;
       rejected += r.rejected;

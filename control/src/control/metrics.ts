@@ -193,6 +193,24 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
       labelNames: ["to", "reason"] as const,
       registers: r,
     }),
+    // Coverage shared across replicas (coverage-peers.ts, k8s/coverage-share.ts).
+    coveragePublishes: new Counter({
+      name: "egret_control_coverage_publishes_total",
+      help: "Writes of this replica's Watch bindings (its coverage ConfigMap), by outcome (created, updated, conflict, error)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
+    coveragePeers: new Gauge({
+      name: "egret_control_coverage_peers",
+      help: "Other replicas' published bindings this replica sees, by state (live: counted; expired: stopped renewing, not counted)",
+      labelNames: ["state"] as const,
+      registers: r,
+    }),
+    coveragePeerObjectsRejected: new Counter({
+      name: "egret_control_coverage_peer_objects_rejected_total",
+      help: "Peers' coverage objects that could not be read (their bindings are not counted)",
+      registers: r,
+    }),
     // Bypass reports (bypass.ts): egress agents saw leave a pod without the filter's verdict.
     bypassEvents: new Counter({
       name: "egret_control_bypass_events_total",
@@ -213,6 +231,12 @@ export function createControlMetrics(options: { defaultMetrics?: boolean } = {})
       registers: r,
     }),
     egressStreams: new Gauge({ name: "egret_control_egress_streams", help: "Open agent Egress streams (bypass detection)", registers: r }),
+    openedConnections: new Counter({
+      name: "egret_control_opened_connections_total",
+      help: "OpenedConnection entries filters reported (a connection going upstream before its verdict, or new bytes long after it), by outcome (covered: passed to the agents; ignored: not the bound pod's source or malformed)",
+      labelNames: ["outcome"] as const,
+      registers: r,
+    }),
     coveredSent: new Counter({
       name: "egret_control_covered_connections_sent_total",
       help: "Connections a filter reported, sent to the agents of the pod's node (so they can tell the sidecar's SYNs from bypasses)",

@@ -57,7 +57,7 @@ export async function buildStatus(parts: StatusParts, access: OperatorAccess): P
     ready: notReady === undefined,
     not_ready_reason: notReady ?? "",
     cluster_visible: cluster,
-    replicas: cluster ? replicaRows(parts, notReady) : [],
+    replicas: cluster ? replicaRows(parts, notReady, coverage) : [],
     agents: cluster ? parts.agents() : [],
     filters: filterRows(parts, readable, coverage),
     policies: policyRows(parts.policies(), readable, cluster),
@@ -81,7 +81,7 @@ async function readableNamespaces(parts: StatusParts, access: OperatorAccess): P
   return new Set(checked.filter(([, ok]) => ok).map(([ns]) => ns));
 }
 
-function replicaRows(parts: StatusParts, notReady: string | undefined): ControlReplica[] {
+function replicaRows(parts: StatusParts, notReady: string | undefined, coverage: CoverageReport): ControlReplica[] {
   const lead = parts.leader();
   const selfState: LeaderState = lead === undefined ? "LEADER_STATE_UNSPECIFIED" : lead.self ? "LEADER_STATE_LEADER" : "LEADER_STATE_FOLLOWER";
   const self: ControlReplica = {
@@ -91,13 +91,25 @@ function replicaRows(parts: StatusParts, notReady: string | undefined): ControlR
     answering: true,
     detail: notReady ?? (lead === undefined ? "leader unknown: no leader election on this replica" : ""),
   };
-  const peers = parts.peerReplicas().filter((n) => n !== parts.serverId).map((name): ControlReplica => ({
-    name,
-    ready: false,
-    leader: lead?.holder === undefined ? "LEADER_STATE_UNSPECIFIED" : lead.holder === name ? "LEADER_STATE_LEADER" : "LEADER_STATE_FOLLOWER",
-    answering: false,
-    detail: "known from the pod list; readiness not asked (egret status --control ADDRESS of that replica)",
-  }));
+  // Replicas sharing coverage publish their bindings (coverage-peers.ts): say whether each still renews.
+  const shared = new Map((coverage.replicas ?? []).filter((r) => !r.self).map((r) => [r.replica, r]));
+  const names = new Set([...parts.peerReplicas(), ...shared.keys()]);
+  names.delete(parts.serverId);
+  const peers = [...names].map((name): ControlReplica => {
+    const c = shared.get(name);
+    const ago = c ? Math.max(0, Math.round((parts.now() - c.renewedAt) / 1000)) : 0;
+    return {
+      name,
+      ready: false,
+      leader: lead?.holder === undefined ? "LEADER_STATE_UNSPECIFIED" : lead.holder === name ? "LEADER_STATE_LEADER" : "LEADER_STATE_FOLLOWER",
+      answering: false,
+      detail: c
+        ? c.live
+          ? `shares coverage: ${c.pods} pods' filters bound there, renewed ${ago}s ago`
+          : `coverage expired: not renewed for ${ago}s (its pods count as not connected)`
+        : "known from the pod list; readiness not asked (egret status --control ADDRESS of that replica)",
+    };
+  });
   return [self, ...peers.sort((a, b) => a.name.localeCompare(b.name))];
 }
 

@@ -9,6 +9,7 @@ import {
   type KubeConfig,
   type KubernetesListObject,
   type KubernetesObject,
+  type V1ConfigMap,
   type V1Namespace,
   type V1Pod,
 } from "@kubernetes/client-node";
@@ -25,6 +26,7 @@ import type { CoverageEventSink } from "../control/coverage.js";
 import { PolicyStatusWriter, type StatusClient } from "./status.js";
 import { SupervisedInformer, type BackoffOptions } from "./supervise.js";
 import type { LeaderElector } from "./leader.js";
+import { COVERAGE_SELECTOR, CoverageShare, kubeConfigMapClient, type ConfigMapClient, type CoverageTiming } from "./coverage-share.js";
 
 export const POLICY_GROUP = "egret.dev";
 export const POLICY_VERSION = "v1alpha1";
@@ -53,6 +55,12 @@ export interface KubeSourceOptions {
   leader?: LeaderElector;
   /** Watch Istio ServiceEntries for mesh-configuration evidence (default true). */
   serviceEntries?: boolean;
+  /**
+   * Share coverage with the other replicas (k8s/coverage-share.ts): publish this replica's Watch
+   * bindings in a ConfigMap in `namespace` and count every live replica's. Absent: this replica
+   * counts only its own filters (one replica, or tests).
+   */
+  coverageSharing?: { namespace: string; identity: string; timing?: Partial<CoverageTiming>; client?: ConfigMapClient };
 }
 
 /** client-node adapters for status and events. */
@@ -112,6 +120,7 @@ export class KubeSource implements ControlSource {
   private bypassRecorder?: BypassEventRecorder;
   private readonly informers: SupervisedInformer<KubernetesObject>[] = [];
   private statusWriter?: PolicyStatusWriter;
+  private coverageShare?: CoverageShare;
   private readonly clients: { status: StatusClient; events: EventClient };
 
   constructor(private readonly o: KubeSourceOptions) {
@@ -203,6 +212,32 @@ export class KubeSource implements ControlSource {
         }),
       );
     }
+    const sharing = this.o.coverageSharing;
+    if (sharing && ctx.coverage) {
+      const share = new CoverageShare({
+        client: sharing.client ?? kubeConfigMapClient(kc, sharing.namespace),
+        namespace: sharing.namespace,
+        identity: sharing.identity,
+        tracker: ctx.coverage,
+        isLeader: () => this.writes(),
+        metrics,
+        log: this.o.log,
+        timing: sharing.timing,
+      });
+      this.coverageShare = share;
+      add(
+        new SupervisedInformer<V1ConfigMap>({
+          ...common,
+          name: "coverage",
+          path: `/api/v1/namespaces/${sharing.namespace}/configmaps`,
+          labelSelector: COVERAGE_SELECTOR,
+          list: () => core.listNamespacedConfigMap({ namespace: sharing.namespace, labelSelector: COVERAGE_SELECTOR }),
+          onUpsert: (cm) => share.upsertObject(cm),
+          onDelete: (cm) => share.deleteObject(cm),
+          onRestart: () => metrics.informerRestarts.inc({ resource: "configmaps" }),
+        }),
+      );
+    }
     if (this.o.writeStatus !== false) {
       this.statusWriter = new PolicyStatusWriter({
         client: this.clients.status,
@@ -228,6 +263,8 @@ export class KubeSource implements ControlSource {
     await this.informers[0].start();
     await Promise.all(this.informers.slice(1).map((i) => i.start()));
     this.o.log.info({ resources: this.informers.map((i) => i.name) }, "kubernetes: initial sync done");
+    // Every peer's bindings are in the cache now: count them, publish ours.
+    this.coverageShare?.start();
     // Campaign once the state is complete, so a new leader's first statuses are right.
     leader?.start();
   }
@@ -262,6 +299,7 @@ export class KubeSource implements ControlSource {
 
   async close(): Promise<void> {
     await this.o.leader?.stop();
+    this.coverageShare?.stop();
     this.statusWriter?.close();
     await Promise.all(this.informers.map((i) => i.stop()));
   }

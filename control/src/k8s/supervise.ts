@@ -34,6 +34,8 @@ export interface SupervisedInformerOptions<T extends KubernetesObject> {
   now?: () => number;
   /** A list that has not answered in this long counts as failed (client-node sets no timeout). */
   listTimeoutMs?: number;
+  /** Watch only objects with these labels (the `list` function must ask for the same). */
+  labelSelector?: string;
 }
 
 /**
@@ -114,7 +116,7 @@ export class SupervisedInformer<T extends KubernetesObject> {
     this.listOnce = list;
     // makeInformer(kubeConfig, path, list), with a watch that stays stopped.
     this.watch = new StoppableWatch(o.kubeConfig);
-    this.informer = new ListWatch(o.path, this.watch, list, false);
+    this.informer = new ListWatch(o.path, this.watch, list, false, o.labelSelector);
     this.informer.on("add", (obj) => this.event(() => o.onUpsert(obj)));
     this.informer.on("update", (obj) => this.event(() => o.onUpsert(obj)));
     this.informer.on("delete", (obj) => this.event(() => o.onDelete(obj)));

@@ -96,7 +96,7 @@ export async function runConnect(env: ClientEnv, step: ConnectStep): Promise<Con
     case "tcp": {
       const probe = fileURLToPath(new URL("./probes/tcp-probe.js", import.meta.url));
       const payload = Buffer.from(step.send ?? "", "utf8").toString("base64");
-      r = await inPod(env, process.execPath, [probe, step.to, String(step.port), payload]);
+      r = await inPod(env, process.execPath, [probe, step.to, String(step.port), payload, String(step.silenceMs ?? 0)]);
       ok = (x) => x.code === 0 && x.stdout.includes('"connected":true');
       break;
     }

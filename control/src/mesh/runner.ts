@@ -84,7 +84,7 @@ export class ScenarioRunner {
     if (missing.length > 0) return { scenario, dnsMode, ok: false, steps: [], logDir, skipped: missing.join("; ") };
     const results: StepResult[] = [];
     const connects = new Map<string, ConnectRecord>();
-    this.bypass = { expected: new Set(), lastTrafficAt: 0 };
+    this.bypass = { expected: new Set(), quiet: [], lastTrafficAt: 0 };
     let session: EgretSession | undefined;
     try {
       session = await EgretSession.start(this.cluster, this.opts.repo, { ...scenario, dnsMode }, logDir);
@@ -159,7 +159,12 @@ export class ScenarioRunner {
     }
   }
 
-  private bypass: { expected: Set<string>; lastTrafficAt: number } = { expected: new Set(), lastTrafficAt: 0 };
+  /**
+   * `expected`: keys a step expects a report for; `quiet`: steps that say `bypass: none` — no report
+   * for their key whose first packet falls within the step (from its start until its client
+   * finished), even for a key another step expects.
+   */
+  private bypass: { expected: Set<string>; quiet: { key: string; offset: number; from: number; until: number }[]; lastTrafficAt: number } = { expected: new Set(), quiet: [], lastTrafficAt: 0 };
 
   /** One datagram from the pod; then its bypass report (or none) as expected. */
   private async runUdpStep(step: UdpStep, files: MeshFiles): Promise<StepResult> {
@@ -181,6 +186,7 @@ export class ScenarioRunner {
    */
   private async checkBypass(podKey: string, ip: string, port: number, want: BypassExpectation | "none" | undefined, files: MeshFiles, offset: number, started: number): Promise<string[]> {
     this.bypass.lastTrafficAt = Date.now();
+    if (want === "none") this.bypass.quiet.push({ key: bypassKey(podKey, ip, port), offset, from: started, until: Date.now() });
     if (!want || want === "none") return [];
     this.bypass.expected.add(bypassKey(podKey, ip, port));
     const match = (b: BypassEntry) => b.pod === podKey && b.destinationIp === ip && b.destinationPort === port;
@@ -213,7 +219,18 @@ export class ScenarioRunner {
   private async unexpectedBypasses(auditLog: string): Promise<StepResult | undefined> {
     const settle = this.bypass.lastTrafficAt + MESH_BYPASS_WINDOW_MS + 800 - Date.now();
     if (this.bypass.lastTrafficAt > 0 && settle > 0) await sleep(settle);
-    const extra = readBypasses(auditLog).filter((b) => !this.bypass.expected.has(bypassKey(b.pod, b.destinationIp ?? "", b.destinationPort ?? 0)));
+    const keyOf = (b: BypassEntry) => bypassKey(b.pod, b.destinationIp ?? "", b.destinationPort ?? 0);
+    const extra = readBypasses(auditLog).filter((b) => !this.bypass.expected.has(keyOf(b)));
+    // A step that expects none also fails on a report for its key another step expects.
+    const seen = new Set(extra.map((b) => JSON.stringify(b.raw)));
+    for (const q of this.bypass.quiet) {
+      for (const b of readBypasses(auditLog, q.offset)) {
+        const at = Date.parse(String(b.raw.time));
+        if (keyOf(b) !== q.key || !(at >= q.from && at <= q.until) || seen.has(JSON.stringify(b.raw))) continue;
+        seen.add(JSON.stringify(b.raw));
+        extra.push(b);
+      }
+    }
     if (extra.length === 0) return undefined;
     const step: Step = { kind: "sleep", title: "no bypass report beyond the expected ones", ms: 0 };
     return { step, ok: false, summary: `${extra.length} unexpected bypass report(s)`, detail: extra.slice(0, 10).map((b) => JSON.stringify(b.raw)).join("\n") };

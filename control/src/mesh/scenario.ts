@@ -107,6 +107,8 @@ export interface ConnectStep {
   proxy?: string;
   /** tcp: bytes to send once connected (UTF-8 text). */
   send?: string;
+  /** tcp: stay silent this long after connecting before sending (ms): a client whose verdict waits for its bytes. */
+  silenceMs?: number;
   /** Names this connection for a later `audit` step. */
   id?: string;
   /** Run the connection this many times; "{i}" in to/host/sni/path/send becomes 1…N. */
@@ -380,7 +382,7 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
       const cp: Path = [...path, "connect"];
       const spec = raw.connect;
       if (!isObj(spec)) return c.fail(cp, `must be a mapping: {client: ${CLIENTS.join("|")}, to: NAME|IP, …}`);
-      unknownKeys(c, spec, ["client", "to", "port", "scheme", "path", "host", "sni", "proxy", "send"], cp);
+      unknownKeys(c, spec, ["client", "to", "port", "scheme", "path", "host", "sni", "proxy", "send", "silence"], cp);
       const client = spec.client as ClientName;
       if (!CLIENTS.includes(client)) c.fail([...cp, "client"], `must be one of ${CLIENTS.join(", ")}`);
       const to = typeof spec.to === "string" ? spec.to.toLowerCase().replace(/\.$/, "") : "";
@@ -396,6 +398,9 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
       };
       only("scheme", ["curl"]); only("path", ["curl"]); only("host", ["curl"]); only("proxy", ["curl"]);
       only("sni", ["openssl"]); only("send", ["tcp"]);
+      const silenceMs = spec.silence === undefined ? undefined : parseDuration(spec.silence);
+      if (spec.silence !== undefined && client !== "tcp") c.fail([...cp, "silence"], "applies only to the tcp client");
+      else if (spec.silence !== undefined && (silenceMs === undefined || silenceMs > 10_000)) c.fail([...cp, "silence"], 'must be a duration up to 10s, e.g. "3s" (how long the client waits after connecting before it sends)');
       if (typeof spec.proxy === "string" && !/^[a-z0-9.-]+:\d{1,5}$/i.test(spec.proxy)) c.fail([...cp, "proxy"], 'must be "host:port", e.g. proxy.example.test:3128');
       if (typeof spec.path === "string" && !spec.path.startsWith("/")) c.fail([...cp, "path"], 'must start with "/"');
       const ep: Path = [...path, "expect"];
@@ -414,6 +419,7 @@ function checkStepAction(c: Checker, raw: unknown, i: number, pods: Set<string>,
         kind: "connect", title: "", pod, client, to, port,
         scheme: spec.scheme as ConnectStep["scheme"], path: spec.path as string | undefined, host: spec.host as string | undefined,
         sni: spec.sni as string | undefined, proxy: spec.proxy as string | undefined, send: spec.send as string | undefined,
+        ...(silenceMs !== undefined ? { silenceMs } : {}),
         id: raw.id as string | undefined,
         repeat: raw.repeat as number | undefined,
         ...(raw.as === "proxy-uid" ? { as: "proxy-uid" as const } : {}),

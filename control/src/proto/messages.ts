@@ -130,6 +130,15 @@ export interface VerdictEvent {
 export interface ReportRequest {
   events: VerdictEvent[];
   dropped_events: number;
+  opened_connections: OpenedConnection[];
+}
+
+/** The sidecar may be opening an upstream connection to this destination now (filter.proto). */
+export interface OpenedConnection {
+  source_ip: Uint8Array;
+  destination_ip: Uint8Array;
+  destination_port: number;
+  time_unix_ms: number;
 }
 
 export interface ReportResponse {

@@ -39,6 +39,8 @@ type WatchCall = grpc.ServerDuplexStream<any, any>;
 /** A FilterService whose state tests script: policy, resolutions, availability, Lookup behaviour. */
 export class FakeControl {
   readonly events: Event[] = [];
+  /** ReportRequest.opened_connections entries: "src → dst:port" and the filter's time. */
+  readonly opened: { source: string; destination: string; time: number }[] = [];
   readonly watchRequests: any[] = [];
   readonly lookups: any[] = [];
   readonly resolutions = new Map<string, Map<string, number>>();
@@ -84,6 +86,9 @@ export class FakeControl {
         }
         call.on("data", (req: any) => {
           this.droppedEvents += Number(req.dropped_events ?? 0);
+          for (const o of req.opened_connections ?? []) {
+            this.opened.push({ source: bytesToIp(o.source_ip) ?? "", destination: `${bytesToIp(o.destination_ip)}:${o.destination_port}`, time: Number(o.time_unix_ms) });
+          }
           for (const e of req.events) {
             this.events.push({
               ...e, names: e.names, destination: `${bytesToIp(e.destination_ip)}:${e.destination_port}`,

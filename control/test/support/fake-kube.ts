@@ -190,6 +190,11 @@ export class FakeKube {
     this.paused.add(collection);
   }
 
+  /** Every version of `collection`'s objects written since start (or the last compact()), oldest first. */
+  history(collection: Collection): { type: "ADDED" | "MODIFIED" | "DELETED"; object: KubeObject }[] {
+    return this.log.filter((e) => e.collection === collection).map((e) => ({ type: e.type, object: e.object }));
+  }
+
   /** Forgets history up to now: watches from an older resourceVersion get 410 Gone. */
   compact(): void {
     this.compactedRv = this.rv;

@@ -130,6 +130,29 @@ test("bypass attack: an agent cannot report (or hear about) another node's pods,
   assert.equal(anonymous.error()!.code, grpc.status.UNAUTHENTICATED);
 });
 
+test("bypass: a filter's opened connections reach the pod's node as covered connections; entries for another pod's source are ignored", async (t) => {
+  const f = await new ControlFixture([WEB, BARE], { "web.yaml": POLICY }).start();
+  t.after(async () => (await f.stop(), f.cleanup()));
+  const agent = egressStream(f.address);
+  t.after(() => agent.close());
+  await eventually(async () => (await f.service.metrics.egressStreams.get()).values[0]?.value === 1, "the agent's Egress stream");
+  const client = createFilterClient(await f.filterAddress(WEB));
+  t.after(() => client.close());
+  const opened = (src: string, dst: string, port: number) => ({ source_ip: ipToBytes(src), destination_ip: ipToBytes(dst), destination_port: port, time_unix_ms: Date.now() });
+  await new Promise<void>((resolve, reject) => {
+    const call = client.Report(new grpc.Metadata(), {}, (err) => (err ? reject(err) : resolve()));
+    // No verdict in this batch: a silent client's connection went upstream, and a kept-alive one carried a new request.
+    call.write({ events: [], opened_connections: [opened("198.18.1.40", "203.0.113.10", 80), opened("198.18.1.40", "203.0.113.11", 443), opened("198.18.1.41", "203.0.113.12", 443)] });
+    call.end();
+  });
+  await eventually(() => agent.covered.includes("198.18.1.40>203.0.113.10:80") && agent.covered.includes("198.18.1.40>203.0.113.11:443"), "the opened connections at the agent");
+  assert.ok(!agent.covered.some((c) => c.startsWith("198.18.1.41>")), "web's stream cannot cover bare's SYNs");
+  const metrics = await f.service.metrics.registry.metrics();
+  assert.match(metrics, /egret_control_opened_connections_total\{outcome="covered"\} 2/);
+  assert.match(metrics, /egret_control_opened_connections_total\{outcome="ignored"\} 1/);
+  assert.equal(f.audit.filter((l) => (JSON.parse(l) as { kind: string }).kind === "egret.verdict").length, 0, "opened entries are not verdicts");
+});
+
 test("bypass: a verdict for a ServiceEntry VIP also covers the endpoints Envoy resolved for the routed host, from the pod's own DNS", async (t) => {
   const f = await new ControlFixture([WEB], { "web.yaml": POLICY }).start();
   t.after(async () => (await f.stop(), f.cleanup()));

@@ -54,4 +54,12 @@ test("bypass scenarios: mistakes are named with their path", () => {
   assert.match(problems(BASE.replace("cause: sidecar-skipped", "cause: sneaky")), /steps\[0\]\.expect\.bypass\.cause: must be one of no-sidecar/);
   assert.match(problems(BASE.replace("payload: quic", "payload: http3")), /steps\[1\]\.udp\.payload: must be one of quic, dns, raw/);
   assert.match(problems(BASE.replace("port: 443, payload: quic", "port: 443, payload: quic, name: x.test")), /steps\[1\]\.udp\.name: is the DNS question name, for payload dns only/);
+  assert.match(problems(BASE.replace("port: 80}", "port: 80, silence: 30s}")), /steps\[0\]\.connect\.silence: must be a duration up to 10s/);
+  assert.match(problems(BASE.replace("port: 80}", "port: 80, silence: soon}")), /steps\[0\]\.connect\.silence: must be a duration/);
+});
+
+test("bypass scenarios: a tcp client can stay silent after connecting (the silent-client twin)", () => {
+  const s = parseScenario(BASE.replace("port: 80}", 'port: 80, silence: 3s, send: "GET / HTTP/1.0\\r\\n\\r\\n"}'), "b.yaml");
+  const c = s.steps[0]!;
+  assert.ok(c.kind === "connect" && c.silenceMs === 3000 && c.send === "GET / HTTP/1.0\r\n\r\n");
 });

@@ -10,6 +10,7 @@ import {
   EV_TIME, EV_POD_NAME, EV_POD_NAMESPACE, EV_SOURCE_IP, EV_SOURCE_PORT, EV_DESTINATION_IP,
   EV_DESTINATION_PORT, EV_NAMES, EV_PROTOCOL, EV_SNI, EV_HOST, EV_VERDICT, EV_REASON, EV_POLICY,
   EV_RULE, EV_MODE, EV_MATCHED_NAME, EV_INSTANCE_ID, EV_DETAIL, EV_EVIDENCE, EV_CLUSTER,
+  OPENED_SOURCE_IP, OPENED_DESTINATION_IP, OPENED_DESTINATION_PORT, OPENED_TIME,
 } from "../pb/egret";
 import { Status } from "../abi/enums";
 import { HostBytes } from "../abi/memory";
@@ -33,7 +34,26 @@ const NAME_SOURCE_POD_DNS: u32 = 1;
 const NAME_SOURCE_MESH_CONFIG: u32 = 2;
 const CLUSTER_VALUE = new HostBytes();
 
+/**
+ * The sidecar may open an upstream connection for `s` now (it goes upstream before its verdict,
+ * or carries new client bytes long after it): one OpenedConnection in the Report batch, so the
+ * node agent does not take that SYN for a bypass. Bytes only, into the preallocated batch.
+ */
+export function reportOpened(root: EgressRoot, s: EgressStream, now: i64): void {
+  s.coveredAtMs = now;
+  const rep = root.report;
+  if (rep === null) return;
+  const w = rep.beginOpened();
+  if (s.srcHi != 0 || s.srcLo != 0) w.bytes(OPENED_SOURCE_IP, IP_SCRATCH, ipToBytes(s.srcHi, s.srcLo, IP_SCRATCH));
+  w.bytes(OPENED_DESTINATION_IP, IP_SCRATCH, ipToBytes(s.dstHi, s.dstLo, IP_SCRATCH));
+  w.uint32(OPENED_DESTINATION_PORT, s.dstPort);
+  w.int64(OPENED_TIME, now);
+  if (rep.endOpened(now)) root.metrics!.openedReported.increment(1);
+  else root.metrics!.openedDropped.increment(1);
+}
+
 export function reportDecision(root: EgressRoot, s: EgressStream, now: i64): void {
+  s.coveredAtMs = now;
   const rep = root.report;
   const snap = root.snapshot;
   const t = root.table;

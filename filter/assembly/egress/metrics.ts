@@ -56,6 +56,10 @@ export class EgressMetrics {
   readonly reportEventsSent: Metric = counter("egret_report_events_sent");
   readonly reportEventsDropped: Metric = counter("egret_report_events_dropped");
   readonly reportBatches: Metric = counter("egret_report_batches");
+  /** OpenedConnection entries queued: connections that went upstream before their verdict, or carried bytes long after it. */
+  readonly openedReported: Metric = counter("egret_report_opened_connections");
+  /** OpenedConnection entries the full Report buffer could not take (their SYN may be reported as a bypass). */
+  readonly openedDropped: Metric = counter("egret_report_opened_connections_dropped");
   readonly pendingConnections: Metric = gauge("egret_pending_connections");
   readonly internalErrors: Metric = counter("egret_internal_errors");
   /** Open connections judged again after a policy change (those now denied count as decisions_revoked). */

@@ -6,7 +6,7 @@
 // control answers it; ack() then drops it, a failed send leaves it to go out again with the
 // events decided meanwhile (at least once: a batch whose answer was lost may arrive twice).
 import { PbWriter } from "../pb/writer";
-import { REPORT_EVENTS, REPORT_DROPPED } from "../pb/egret";
+import { REPORT_EVENTS, REPORT_DROPPED, REPORT_OPENED } from "../pb/egret";
 
 /** Room kept at the end for the dropped_events field. */
 const TRAILER_BYTES: u32 = 16;
@@ -15,6 +15,11 @@ export class ReportBatch {
   private buf: StaticArray<u8>;
   readonly w: PbWriter = new PbWriter(0, 0);
   count: i32 = 0;
+  /** OpenedConnection entries buffered (not verdict events: never counted as sent or dropped events). */
+  opened: i32 = 0;
+  /** OpenedConnection entries that did not fit (for the metric). */
+  openedDroppedTotal: u64 = 0;
+  sentOpened: i32 = 0;
   /** Events dropped since the last sent batch. */
   dropped: u64 = 0;
   /** Events dropped in total (for the metric). */
@@ -44,6 +49,31 @@ export class ReportBatch {
     return this.w;
   }
 
+  /** Starts an OpenedConnection entry (field 3); finish it with endOpened(). */
+  beginOpened(): PbWriter {
+    this.eventStart = this.w.pos;
+    this.w.begin(REPORT_OPENED);
+    return this.w;
+  }
+
+  /** Commits the entry, or drops it when it did not fit (counted apart from events). */
+  endOpened(now: i64): bool {
+    this.w.end();
+    if (!this.w.ok()) {
+      this.w.rollback(this.eventStart);
+      this.openedDroppedTotal++;
+      return false;
+    }
+    if (this.entries() == 0) this.firstAtMs = now;
+    this.opened++;
+    return true;
+  }
+
+  /** Events and opened entries buffered. */
+  entries(): i32 {
+    return this.count + this.opened;
+  }
+
   /** Commits the event, or drops it (counted) when it did not fit. Returns whether it was kept. */
   endEvent(now: i64): bool {
     this.w.end();
@@ -53,7 +83,7 @@ export class ReportBatch {
       this.droppedTotal++;
       return false;
     }
-    if (this.count == 0) this.firstAtMs = now;
+    if (this.entries() == 0) this.firstAtMs = now;
     this.count++;
     return true;
   }
@@ -77,6 +107,7 @@ export class ReportBatch {
   /** Marks every buffered event (and the dropped count) as the batch in flight. */
   markSent(): void {
     this.sentCount = this.count;
+    this.sentOpened = this.opened;
     this.sentBytes = this.w.pos;
     this.sentDropped = this.dropped;
   }
@@ -84,6 +115,7 @@ export class ReportBatch {
   /** The batch in flight was not acknowledged: it stays, to be sent again. */
   unsent(): void {
     this.sentCount = 0;
+    this.sentOpened = 0;
     this.sentBytes = 0;
     this.sentDropped = 0;
   }
@@ -94,14 +126,16 @@ export class ReportBatch {
     if (rest > 0) memory.copy(this.w.buf, this.w.buf + <usize>this.sentBytes, <usize>rest);
     this.w.rollback(rest);
     this.count -= this.sentCount;
+    this.opened -= this.sentOpened;
     this.dropped -= this.sentDropped;
-    if (this.count > 0) this.firstAtMs = now;
+    if (this.entries() > 0) this.firstAtMs = now;
     this.unsent();
   }
 
   clear(): void {
     this.w.reset();
     this.count = 0;
+    this.opened = 0;
     this.dropped = 0;
     this.unsent();
   }

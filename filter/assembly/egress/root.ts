@@ -97,6 +97,8 @@ export class EgressRoot extends RootContext {
   reportRetryAtMs: i64 = 0;
   reportBackoffMs: u32 = 0;
   report: ReportBatch | null = null;
+  /** The clock at the last tick: what the per-data path compares against (no host call per chunk). */
+  tickNowMs: i64 = 0;
 
   // Held connections: parallel arrays indexed by slot (a free list links unused slots).
   slotStream: StaticArray<EgressStream | null> = new StaticArray<EgressStream | null>(MAX_PENDING);
@@ -235,6 +237,7 @@ export class EgressRoot extends RootContext {
     const cfg = this.config;
     if (cfg === null) return;
     const now = nowMs();
+    this.tickNowMs = now;
     this.runLease(now, cfg.tickMs);
     if (this.rejudgeDue) this.rejudgeOpen(now);
     if (this.watchState == WATCH_IDLE && now >= this.watchRetryAtMs && this.watchesItself()) this.openWatch();
@@ -245,7 +248,7 @@ export class EgressRoot extends RootContext {
       this.reportFailed(now);
     }
     const rep = this.report;
-    if (rep !== null && rep.count > 0 && (rep.count >= <i32>cfg.reportBatchSize || now - rep.firstAtMs >= <i64>cfg.reportIntervalMs)) this.flushReport();
+    if (rep !== null && rep.entries() > 0 && (rep.entries() >= <i32>cfg.reportBatchSize || now - rep.firstAtMs >= <i64>cfg.reportIntervalMs)) this.flushReport();
     if (now - this.lastSweepMs >= SWEEP_INTERVAL_MS) {
       this.lastSweepMs = now;
       this.sweepTable(now);
@@ -284,6 +287,10 @@ export class EgressRoot extends RootContext {
       if (now < unchecked(this.slotDeadline[i])) {
         // A Lookup whose call failed on the transport is retried on the next tick (token 0).
         if (kind == PENDING_LOOKUP && unchecked(this.slotToken[i]) == 0) this.retryLookup(i);
+        else if (kind == PENDING_DETECT) {
+          const waiting = unchecked(this.slotStream[i]);
+          if (waiting !== null) waiting.coverSilentUpstream(now);
+        }
         continue;
       }
       const s = unchecked(this.slotStream[i]);
@@ -831,7 +838,7 @@ export class EgressRoot extends RootContext {
     const rep = this.report;
     const method = this.reportMethod;
     const cfg = this.config;
-    if (rep === null || method === null || cfg === null || rep.count == 0 || this.reportToken != 0) return;
+    if (rep === null || method === null || cfg === null || rep.entries() == 0 || this.reportToken != 0) return;
     const now = nowMs();
     if (now < this.reportRetryAtMs) return;
     const token = method.openStream();

@@ -33,7 +33,7 @@ import {
   PROTO_TLS, PROTO_HTTP, PROTO_HTTP2, PROTO_UNKNOWN, PROTOCOL_COUNT, PROTO_POSTGRESQL, PROTO_MYSQL, PROTO_SMTP, PROTO_IMAP, PROTO_POP3,
   PROTO_FTP, PROTO_LDAP,
 } from "../detect/protocols";
-import { reportDecision } from "./decision";
+import { reportDecision, reportOpened } from "./decision";
 import { nowMs } from "./clock";
 import { outboundHost, clusterHostOffset, clusterHostLength } from "./cluster";
 import { sameName } from "../policy/match";
@@ -73,6 +73,15 @@ const SSL_REQUEST_CODE: u32 = 0x2f16d204;
 
 /** Candidate buffer for traffic through a forward proxy: the one target name. */
 const PROXY_CANDIDATE = memory.data(16);
+
+/**
+ * How stale the agent's cover of a decided connection may get before new client bytes renew it
+ * (ms). Below the agent's correlation window (`--bypass-window-ms`, 4 s) minus the report interval,
+ * so a SYN those bytes cause is always covered.
+ */
+const OPENED_REFRESH_MS: i64 = 1_000;
+/** How long a connection may await its first bytes before it is reported opened (ms; see coverSilentUpstream). */
+const OPENED_DELAY_MS: i64 = 250;
 
 export class EgressStream extends StreamContext {
   phase: u8 = PHASE_NEW;
@@ -141,6 +150,8 @@ export class EgressStream extends StreamContext {
   openNext: EgressStream | null = null;
   /** For a revoked connection: the reason the new policy gives (reported in the detail). */
   revokedBy: u8 = 0;
+  /** When the agent was last told about this connection (verdict or OpenedConnection; 0: never). */
+  coveredAtMs: i64 = 0;
   /** The root's policyGeneration this connection was last judged under. */
   judgedGeneration: u32 = 0;
   /** An h2c server's preface is held in Envoy's upstream buffer (counted once). */
@@ -161,6 +172,29 @@ export class EgressStream extends StreamContext {
     // Denied in on_new_connection: close before tcp_proxy ever connects (no SYN leaves).
     if (this.phase == PHASE_DECIDED && this.verdict == VERDICT_DENY) closeStream(StreamType.Downstream);
     return action;
+  }
+
+  /**
+   * Called on each tick while the connection awaits its first bytes (root.expireHeld). tcp_proxy
+   * connected when inspection began (holdStartMs); a client that stays silent delays the verdict
+   * report that would tell the node agent that SYN was the sidecar's. After OPENED_DELAY_MS
+   * without one (and without a Lookup, which tells it too), report the connection opened, stamped
+   * with when it went upstream. Most clients speak at once: their verdict covers the SYN alone.
+   */
+  coverSilentUpstream(now: i64): void {
+    if (this.phase == PHASE_INSPECT && !this.lookedUp && this.coveredAtMs == 0 && now - this.holdStartMs >= OPENED_DELAY_MS) {
+      reportOpened(this.egress, this, this.holdStartMs);
+    }
+  }
+
+  /**
+   * New client bytes on a decided connection may make Envoy open an upstream connection (an HTTP
+   * chain's pool reconnecting for a later request): keep the agent's cover fresh, at most once a
+   * second per connection. One compare against the tick clock per chunk; no host call, no allocation.
+   */
+  @inline private refreshCover(): void {
+    const root = this.egress;
+    if (root.tickNowMs - this.coveredAtMs >= OPENED_REFRESH_MS) reportOpened(root, this, nowMsCached());
   }
 
   private newConnection(): Action {
@@ -200,6 +234,7 @@ export class EgressStream extends StreamContext {
   private downstreamData(size: u32, endOfStream: bool): Action {
     if (this.phase == PHASE_DECIDED) {
       if (this.verdict == VERDICT_DENY) return Action.StopIteration;
+      this.refreshCover();
       if (this.framer !== null) return this.walkRequests(size);
       if (this.h2 !== null) return this.walkH2(size);
       return this.innerTls ? this.watchInnerTls(size) : Action.Continue;

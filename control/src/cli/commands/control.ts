@@ -1,7 +1,7 @@
 // `egret control`: the control service. Kubernetes mode (--kubernetes) or file mode
 // (--policies PATH… --pods FILE). See control/src/control/README.md.
-import { KubeConfig } from "@kubernetes/client-node";
-import { parseFlags, UsageError, type CliCommand } from "../command.js";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { loadKubeConfig, parseFlags, UsageError, type CliCommand } from "../command.js";
 import { createLogger } from "../../common/log.js";
 import { openAuditWriter } from "../../control/audit.js";
 import { fileControlSource } from "../../control/file-source.js";
@@ -150,6 +150,10 @@ mesh configuration as evidence (Istio ServiceEntry addresses, docs/operations.md
                             replicas elect a leader on the Lease egret-control in
                             --leader-election-namespace, default $POD_NAMESPACE; only it writes)
   --leader-election-namespace NS
+  --no-coverage-sharing     Kubernetes mode: count only this replica's filters in coverage (default:
+                            each replica publishes its Watch bindings in the ConfigMap
+                            egret-coverage-$POD_NAME in that namespace and counts every live
+                            replica's; docs/operations.md "Coverage across replicas")
   --default-export-to NS    exportTo of ServiceEntries that set none, like Istio's
                             meshConfig.defaultServiceExportTo (repeatable; default "*")
 
@@ -227,17 +231,6 @@ trust (docs/security.md):
                             peer address is one of the named pod's IPs (PERMISSION_DENIED if not)
 `;
 
-function loadKubeConfig(file: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  try {
-    if (file) kc.loadFromFile(file);
-    else kc.loadFromDefault();
-  } catch (err) {
-    throw new UsageError(`cannot load the Kubernetes configuration: ${(err as Error).message}`);
-  }
-  return kc;
-}
-
 function int(name: string, value: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
@@ -291,6 +284,7 @@ export const command: CliCommand = {
           "service-entries": { type: "string", multiple: true },
           "no-service-entries": { type: "boolean" },
           "no-leader-election": { type: "boolean" },
+          "no-coverage-sharing": { type: "boolean" },
           "leader-election-namespace": { type: "string" },
           "default-export-to": { type: "string", multiple: true },
           "grpc-listen": { type: "string", default: "0.0.0.0:9090" },
@@ -385,11 +379,12 @@ export const command: CliCommand = {
     let leader: LeaderElector | undefined;
     if (kc) {
       const leaseNamespace = values["leader-election-namespace"] ?? process.env.POD_NAMESPACE ?? "egret-system";
+      const identity = process.env.POD_NAME ?? `${hostname()}-${process.pid}`;
       leader = values["no-leader-election"]
         ? undefined
         : new LeaderElector({
             client: kubeLeaseClient(kc, leaseNamespace, "egret-control"),
-            identity: process.env.POD_NAME ?? `${hostname()}-${process.pid}`,
+            identity,
             name: "egret-control",
             namespace: leaseNamespace,
             log,
@@ -401,6 +396,7 @@ export const command: CliCommand = {
         log,
         instance: process.env.POD_NAME,
         serviceEntries: !values["no-service-entries"],
+        ...(values["no-coverage-sharing"] ? {} : { coverageSharing: { namespace: leaseNamespace, identity } }),
       });
     } else {
       source = fileControlSource({

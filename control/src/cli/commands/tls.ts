@@ -1,7 +1,6 @@
 // `egret tls bootstrap|publish-ca`: control's TLS material in Kubernetes (control/src/tls/). The
 // rendered install runs it as a Job at install time and as a daily CronJob (renewal).
-import { KubeConfig } from "@kubernetes/client-node";
-import { parseFlags, UsageError, type CliCommand } from "../command.js";
+import { loadKubeConfig, parseFlags, UsageError, type CliCommand } from "../command.js";
 import { DEFAULT_LIFETIMES, ensureControlTls, publishCa, TlsBootstrapError } from "../../tls/bootstrap.js";
 import { kubeTlsStore } from "../../tls/kube-store.js";
 
@@ -37,17 +36,6 @@ function days(flag: string, value: string | undefined, fallback: number): number
   return n;
 }
 
-function kubeConfig(file: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  try {
-    if (file) kc.loadFromFile(file);
-    else kc.loadFromDefault();
-  } catch (err) {
-    throw new UsageError(`cannot load the Kubernetes configuration: ${(err as Error).message}`);
-  }
-  return kc;
-}
-
 export const command: CliCommand = {
   name: "tls",
   summary: "create and renew control's TLS material in Kubernetes (the install's bootstrap Job)",
@@ -76,7 +64,7 @@ export const command: CliCommand = {
     const action = positionals[0];
     if ((action !== "bootstrap" && action !== "publish-ca") || positionals.length !== 1) throw new UsageError(`say what to do: bootstrap or publish-ca\n\n${HELP}`);
     const namespace = values.namespace ?? process.env.POD_NAMESPACE ?? "egret-system";
-    const store = kubeTlsStore(kubeConfig(values.kubeconfig), namespace);
+    const store = kubeTlsStore(loadKubeConfig(values.kubeconfig), namespace);
     try {
       if (action === "publish-ca") {
         const result = await publishCa({ store, tlsSecret: values["tls-secret"]!, caConfigMap: values["ca-configmap"]! });

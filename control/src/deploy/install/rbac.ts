@@ -5,7 +5,7 @@ import { CONTROL_NAME, labels, NAMESPACE } from "./settings.js";
 
 export const CONTROL_RBAC_HEADER = `Least privilege for \`egret control\`: read what it compiles policy from, write only policy
 status and Events, and create TokenReviews (agents' projected tokens); in its own namespace, the
-leader-election Lease.`;
+leader-election Lease and the ConfigMaps egret-coverage-* in which replicas share coverage.`;
 
 export function controlRbacObjects(): KubeObject[] {
   const meta = { name: CONTROL_NAME, labels: labels("control") };
@@ -54,6 +54,23 @@ export function controlRbacObjects(): KubeObject[] {
       kind: "RoleBinding",
       metadata: { name: `${CONTROL_NAME}-leader-election`, namespace: NAMESPACE, labels: labels("control") },
       roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: `${CONTROL_NAME}-leader-election` },
+      subjects: [{ kind: "ServiceAccount", name: CONTROL_NAME, namespace: NAMESPACE }],
+    },
+    // Coverage shared across replicas (control/src/k8s/coverage-share.ts): each replica writes its
+    // filters' Watch bindings to a ConfigMap egret-coverage-<pod> and watches the others'; the leader
+    // deletes those of replicas gone for good. Pod names are not known in advance, so the verbs
+    // cannot be limited by resourceNames: only control's own namespace is writable.
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "Role",
+      metadata: { name: `${CONTROL_NAME}-coverage`, namespace: NAMESPACE, labels: labels("control") },
+      rules: [{ apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch", "create", "update", "delete"] }],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "RoleBinding",
+      metadata: { name: `${CONTROL_NAME}-coverage`, namespace: NAMESPACE, labels: labels("control") },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "Role", name: `${CONTROL_NAME}-coverage` },
       subjects: [{ kind: "ServiceAccount", name: CONTROL_NAME, namespace: NAMESPACE }],
     },
     {

@@ -1,12 +1,14 @@
 // A raw-socket client for scenarios, run inside a pod namespace:
-//   node tcp-probe.js HOST PORT [BASE64-PAYLOAD]
-// Resolves HOST with the system resolver (like any app), connects, sends the payload and waits for
+//   node tcp-probe.js HOST PORT [BASE64-PAYLOAD] [SILENCE-MS]
+// Resolves HOST with the system resolver (like any app), connects, stays silent SILENCE-MS (a
+// client whose verdict waits for its first bytes), sends the payload and waits for
 // the first reply bytes. Prints one JSON line {connected, replyBytes, reply, error} and exits 0
 // when a reply arrived, 1 otherwise. "Connected" means the far end answered: a sidecar that
 // accepts and then closes a denied connection is "refused".
 import { connect } from "node:net";
 
-const [host = "", portText = "", payload = ""] = process.argv.slice(2);
+const [host = "", portText = "", payload = "", silenceText = "0"] = process.argv.slice(2);
+const silenceMs = Number(silenceText) || 0;
 const TIMEOUT_MS = 15_000;
 const started = Date.now();
 let reply = Buffer.alloc(0);
@@ -22,7 +24,9 @@ function finish(error?: string): void {
 
 const sock = connect({ host, port: Number(portText) });
 sock.setTimeout(TIMEOUT_MS, () => { finish("timeout"); sock.destroy(); });
-sock.on("connect", () => { if (payload) sock.write(Buffer.from(payload, "base64")); });
+sock.on("connect", () => {
+  if (payload) setTimeout(() => sock.write(Buffer.from(payload, "base64")), silenceMs);
+});
 sock.on("data", (b: Buffer) => {
   reply = Buffer.concat([reply, b]);
   // Enough to know the server answered; give it a moment to finish a short reply.
