@@ -56,6 +56,12 @@ export interface ControlSource {
   /** Why the state served may be out of date (shown by /readyz, /status), or undefined. */
   staleReason?(): string | undefined;
   close(): Promise<void> | void;
+  /**
+   * Called first on stop, before the filters' streams close: a source that publishes this
+   * replica's state for its peers (coverage sharing) stops here, so the closing streams are not
+   * published as pods losing their filter (they reconnect to another replica).
+   */
+  quiesce?(): Promise<void> | void;
   /** Kubernetes Events for denies, when the source has a cluster to post them to. */
   denyEvents?: DenyEventSink;
   /** Kubernetes Events for selected pods no filter enforces. */
@@ -376,6 +382,7 @@ export class ControlService {
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    await this.o.source.quiesce?.();
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.feed.close();
     this.lookups.close();

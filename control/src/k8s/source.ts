@@ -129,8 +129,9 @@ export class KubeSource implements ControlSource {
 
   /** Whether this replica writes state-derived objects now (the leader, or no election). */
   private writes(): boolean {
-    return this.o.leader?.isLeader ?? true;
+    return !this.quiescing && (this.o.leader?.isLeader ?? true);
   }
+  private quiescing = false;
 
   async start(ctx: SourceContext): Promise<void> {
     const { registry, catalog, metrics, meshConfig } = ctx;
@@ -295,6 +296,18 @@ export class KubeSource implements ControlSource {
   /** Writes pending statuses now (tests). */
   flushStatus(): Promise<void> {
     return this.statusWriter?.flush() ?? Promise.resolve();
+  }
+
+  /**
+   * Before the filters' streams close: a stopping replica neither publishes its shrinking bindings
+   * nor, as leader, writes status or Events saying its pods lost their filter — they reconnect to
+   * another replica. It hands the Lease over so the next leader starts at once.
+   */
+  async quiesce(): Promise<void> {
+    this.quiescing = true;
+    this.coverageShare?.stop();
+    this.statusWriter?.close();
+    await this.o.leader?.stop();
   }
 
   async close(): Promise<void> {
