@@ -66,20 +66,25 @@ test("recorded corpus: the DNS observer sees each dig answer — UDP, TCP, CNAME
   assert.ok(truth.resolves.some((r) => r.transport === "udp-truncated+tcp"), "the corpus holds a truncated answer");
 });
 
+/** The pods file (one client pod) and one EgressPolicy selecting it with these rule lines. */
+function writePolicyFiles(work: string, rules: string[]): void {
+  writeFileSync(join(work, "pods.yaml"), `pods:\n  - {name: client, namespace: rec, ip: ${truth.podIp}, labels: {app: client}}\n`);
+  writeFileSync(join(work, "policy.yaml"), [
+    "apiVersion: egret.dev/v1alpha1", "kind: EgressPolicy", "metadata: {name: deps, namespace: rec}", "spec:",
+    "  podSelector: {matchLabels: {app: client}}", "  rules:", ...rules, "",
+  ].join("\n"));
+}
+
 test("recorded corpus: simulate judges each connection by the names this pod resolved and the detected protocol", async () => {
   const work = mkdtempSync(join(tmpdir(), "egret-corpus-sim-"));
   try {
-    writeFileSync(join(work, "pods.yaml"), `pods:\n  - {name: client, namespace: rec, ip: ${truth.podIp}, labels: {app: client}}\n`);
-    writeFileSync(join(work, "policy.yaml"), [
-      "apiVersion: egret.dev/v1alpha1", "kind: EgressPolicy", "metadata: {name: deps, namespace: rec}", "spec:",
-      "  podSelector: {matchLabels: {app: client}}", "  rules:",
+    writePolicyFiles(work, [
       "    - {name: pg, action: Allow, to: {domains: [db.example.test]}, protocols: [postgresql]}",
       // The name is right but the protocol is not: mysql.example.test is allowed only as PostgreSQL.
       "    - {name: wrong-protocol, action: Allow, to: {domains: [mysql.example.test]}, protocols: [postgresql]}",
       "    - {name: cache, action: Allow, to: {domains: [cache.example.test]}, protocols: [redis]}",
       "    - {name: web, action: Allow, to: {domains: [www.example.test, api.example.test]}, protocols: [http, tls]}",
-      "",
-    ].join("\n"));
+    ]);
     const results = await simulateCapture({ policyPaths: [join(work, "policy.yaml")], podsFile: join(work, "pods.yaml"), capture, trustedResolvers: [truth.resolver], log: silentLogger() });
     const verdict = (server: string) => {
       const r = results.filter((x) => x.server === server && x.pod === "rec/client");
@@ -100,10 +105,7 @@ test("recorded corpus: simulate judges each connection by the names this pod res
 test("recorded corpus: simulate binds SSH, SMTP, LDAP, MQTT, AMQP and memcached to the names this pod resolved", async () => {
   const work = mkdtempSync(join(tmpdir(), "egret-corpus-sim-"));
   try {
-    writeFileSync(join(work, "pods.yaml"), `pods:\n  - {name: client, namespace: rec, ip: ${truth.podIp}, labels: {app: client}}\n`);
-    writeFileSync(join(work, "policy.yaml"), [
-      "apiVersion: egret.dev/v1alpha1", "kind: EgressPolicy", "metadata: {name: deps, namespace: rec}", "spec:",
-      "  podSelector: {matchLabels: {app: client}}", "  rules:",
+    writePolicyFiles(work, [
       "    - {name: ssh, action: Allow, to: {domains: [ssh.example.test]}, protocols: [ssh]}",
       // Plain SMTP and SMTP with STARTTLS, plain LDAP and LDAP with StartTLS: the outer protocol.
       "    - {name: mail, action: Allow, to: {domains: [mail.example.test, submission.example.test]}, protocols: [smtp]}",
@@ -113,8 +115,7 @@ test("recorded corpus: simulate binds SSH, SMTP, LDAP, MQTT, AMQP and memcached 
       "    - {name: telemetry-amqp, action: Allow, to: {domains: [telemetry.example.test]}, protocols: [amqp]}",
       "    - {name: amqp, action: Allow, to: {domains: [amqp.example.test]}, protocols: [amqp]}",
       "    - {name: cache, action: Allow, to: {domains: [\"*.example.test\"]}, protocols: [memcached]}",
-      "",
-    ].join("\n"));
+    ]);
     const results = await simulateCapture({ policyPaths: [join(work, "policy.yaml")], podsFile: join(work, "pods.yaml"), capture, trustedResolvers: [truth.resolver], log: silentLogger() });
     const verdict = (server: string) => {
       const r = results.filter((x) => x.server === server && x.pod === "rec/client");
